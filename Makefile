@@ -1,0 +1,36 @@
+# The README's two commands: `make demo` (paper daemon, offline) and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+CONFIG ?= examples/paper.toml
+
+.PHONY: demo test lint bench setup clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "hedgebot needs Python 3.11 or newer"'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev,postgres]'
+	touch $@
+
+setup: $(BIN)/.installed
+
+## demo: run the paper daemon on SQLite with simulated prices (Ctrl-C stops it)
+demo: setup
+	$(BIN)/hedgebot run --config $(CONFIG)
+
+## test: the whole test suite
+test: setup
+	$(BIN)/python -m pytest -q
+
+## lint: ruff and mypy --strict
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+bench: setup
+	$(BIN)/python bench/bench_cycle.py
+
+clean:
+	rm -rf $(VENV) *.egg-info .mypy_cache .ruff_cache .pytest_cache .hypothesis

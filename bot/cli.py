@@ -1,0 +1,402 @@
+"""The ``hedgebot`` command line."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import json
+import os
+import signal
+import sys
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import structlog
+import typer
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from bot.clock import SystemClock
+from bot.config import ConfigError, Settings, load_settings, masked_dump
+from bot.logging import configure_logging
+from bot.store.migrate import SchemaState, head_revision, schema_state, upgrade
+from bot.store.repository import AuditEvent, PairStatus, Repository, create_engine, jsonable
+
+app = typer.Typer(
+    name="hedgebot",
+    help="Keeps spot holdings hedged with perpetual futures.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+db_app = typer.Typer(help="Database schema commands.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+EXIT_USAGE = 2
+T = TypeVar("T")
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", help="TOML config file.", envvar="HEDGEBOT_CONFIG"),
+]
+DatabaseOption = Annotated[
+    str | None,
+    typer.Option("--database-url", help="Overrides database_url of the config."),
+]
+
+
+class TableFormat(StrEnum):
+    TABLE = "table"
+    JSON = "json"
+
+
+class AuditFormat(StrEnum):
+    TABLE = "table"
+    JSON = "json"
+    CSV = "csv"
+
+
+class LogFormat(StrEnum):
+    AUTO = "auto"
+    CONSOLE = "console"
+    JSON = "json"
+
+
+class UsageError(Exception):
+    """A problem the user fixes; printed as one line, exit code 2."""
+
+
+def _fail(message: str, code: int = EXIT_USAGE) -> typer.Exit:
+    typer.echo(message, err=True)
+    return typer.Exit(code)
+
+
+def _settings(config: Path | None, **overrides: Any) -> Settings:
+    try:
+        return load_settings(config, **overrides)
+    except ConfigError as exc:
+        raise _fail(str(exc)) from None
+
+
+def _database_url(config: Path | None, database_url: str | None) -> str:
+    if database_url:
+        return database_url
+    if config is not None:
+        return _settings(config).database_url
+    # Reading commands need no pairs: take the URL the daemon would use.
+    default = str(Settings.model_fields["database_url"].default)
+    return os.environ.get("HEDGEBOT_DATABASE_URL", default)
+
+
+def _sqlite_path(url: str) -> Path | None:
+    parsed = make_url(url)
+    if (
+        parsed.get_backend_name() != "sqlite"
+        or not parsed.database
+        or parsed.database == ":memory:"
+    ):
+        return None
+    return Path(parsed.database)
+
+
+def _run_async(factory: Callable[[], Awaitable[T]]) -> T:
+    try:
+        return asyncio.run(_call(factory))
+    except UsageError as exc:
+        raise _fail(str(exc)) from None
+
+
+async def _call(factory: Callable[[], Awaitable[T]]) -> T:
+    return await factory()
+
+
+async def _open_existing(url: str) -> AsyncEngine:
+    """An engine on a database that must already hold hedgebot's schema."""
+    path = _sqlite_path(url)
+    if path is not None and not path.exists():
+        raise UsageError(
+            f"no database at {path}; start the daemon with `hedgebot run` or apply the "
+            "schema with `hedgebot db upgrade`"
+        )
+    engine = create_engine(url)
+    try:
+        state = await schema_state(engine)
+    except Exception as exc:
+        await engine.dispose()
+        raise UsageError(
+            f"cannot open database {make_url(url).render_as_string(hide_password=True)}: {exc}"
+        ) from None
+    if state is SchemaState.MISSING:
+        await engine.dispose()
+        raise UsageError("the database has no hedgebot schema; run `hedgebot db upgrade`")
+    return engine
+
+
+async def _prepare_database(url: str, migrate: bool) -> AsyncEngine:
+    """For `run`: create a missing schema, refuse an outdated one unless asked to migrate."""
+    path = _sqlite_path(url)
+    if path is not None and not path.parent.exists():
+        raise UsageError(f"database directory {path.parent} does not exist; create it first")
+    engine = create_engine(url)
+    try:
+        state = await schema_state(engine)
+        if state is SchemaState.UNKNOWN:
+            raise UsageError(
+                "the database schema is newer than this hedgebot "
+                f"(it knows up to revision {head_revision()}); upgrade hedgebot"
+            )
+        if state is SchemaState.OUTDATED and not migrate:
+            raise UsageError(
+                "the database schema is out of date; back it up, then run "
+                "`hedgebot db upgrade` or start with `hedgebot run --migrate`"
+            )
+        if state is not SchemaState.CURRENT:
+            await upgrade(engine, url)
+    except BaseException:
+        await engine.dispose()
+        raise
+    return engine
+
+
+@app.command("check-config")
+def check_config(config: ConfigOption = None) -> None:
+    """Validate the configuration and print it, secrets masked."""
+    settings = _settings(config)
+    typer.echo(json.dumps(masked_dump(settings), indent=2))
+    typer.echo(f"config ok: {len(settings.pairs)} pair(s), mode {settings.mode}", err=True)
+
+
+@app.command()
+def run(
+    config: ConfigOption = None,
+    max_cycles: Annotated[
+        int | None, typer.Option("--max-cycles", min=1, help="Stop after N cycles.")
+    ] = None,
+    log_format: Annotated[
+        LogFormat | None, typer.Option("--log-format", help="console, json or auto (TTY).")
+    ] = None,
+    migrate: Annotated[
+        bool, typer.Option("--migrate", help="Apply pending migrations before starting.")
+    ] = False,
+) -> None:
+    """Run the hedging daemon until SIGINT/SIGTERM (or --max-cycles)."""
+    settings = _settings(config)
+    configure_logging(log_format.value if log_format else settings.log_format)
+    if settings.mode != "paper":
+        raise _fail(
+            f"mode {settings.mode!r} needs the exchange adapter, which this version does not "
+            'ship yet; set mode = "paper"'
+        )
+    _run_async(lambda: _run_daemon(settings, max_cycles, migrate))
+
+
+async def _run_daemon(settings: Settings, max_cycles: int | None, migrate: bool) -> None:
+    from bot.service.daemon import HedgeDaemon
+    from bot.service.venues import open_paper_venue
+
+    log = structlog.get_logger("hedgebot")
+    clock = SystemClock()
+    engine = await _prepare_database(settings.database_url, migrate)
+    repository = Repository(engine, clock)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    venue = None
+    reason = "stopped"
+    try:
+        venue = await open_paper_venue(settings, repository, clock)
+        daemon = HedgeDaemon(settings, repository, venue, clock)
+        await daemon.start()
+        first_cycle = await repository.last_cycle() + 1
+        cycles = await daemon.run(stop, max_cycles, first_cycle=first_cycle)
+        reason = "signal" if stop.is_set() else f"ran {cycles} cycle(s)"
+        await daemon.stop(reason)
+    finally:
+        if venue is not None:
+            await venue.close()
+        await engine.dispose()
+        log.info("daemon.exit", reason=reason)
+
+
+def _num(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def _status_json(row: PairStatus) -> dict[str, Any]:
+    return {
+        "pair": row.pair,
+        "price": _num(row.price),
+        "spot_qty": _num(row.spot_qty),
+        "hedge_qty": _num(row.hedge_qty),
+        "ratio": _num(None if row.ratio is None else round(row.ratio, 6)),
+        "target_ratio": _num(row.target_ratio),
+        "band": _num(row.band),
+        "drift_qty": _num(row.drift_qty),
+        "last_action": row.last_action,
+        "last_action_at": None if row.last_action_at is None else row.last_action_at.isoformat(),
+        "mode": row.mode,
+    }
+
+
+@app.command()
+def status(
+    config: ConfigOption = None,
+    database_url: DatabaseOption = None,
+    output: Annotated[TableFormat, typer.Option("--format", "-f")] = TableFormat.TABLE,
+) -> None:
+    """Per pair: spot, hedge, ratio against target, drift, last action."""
+    url = _database_url(config, database_url)
+
+    async def _read() -> list[PairStatus]:
+        engine = await _open_existing(url)
+        try:
+            return await Repository(engine, SystemClock()).pair_status()
+        finally:
+            await engine.dispose()
+
+    rows = _run_async(_read)
+    if output is TableFormat.JSON:
+        typer.echo(json.dumps([_status_json(r) for r in rows], indent=2))
+        return
+    if not rows:
+        typer.echo("no decisions recorded yet; is the daemon running?")
+        return
+    table = Table(title="hedgebot status")
+    for column in (
+        "pair",
+        "mode",
+        "price",
+        "spot",
+        "hedge",
+        "ratio",
+        "target",
+        "band",
+        "drift",
+        "last action",
+        "at",
+    ):
+        table.add_column(column, overflow="fold")
+    for r in rows:
+        table.add_row(
+            r.pair,
+            r.mode,
+            str(r.price),
+            str(r.spot_qty),
+            str(r.hedge_qty),
+            "-" if r.ratio is None else f"{r.ratio:.4f}",
+            str(r.target_ratio),
+            str(r.band),
+            str(r.drift_qty),
+            r.last_action,
+            "-" if r.last_action_at is None else r.last_action_at.strftime("%Y-%m-%d %H:%M:%S"),
+        )
+    Console(width=200).print(table)
+
+
+def _parse_since(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise _fail(
+            f"--since {value!r} is not an ISO 8601 time; use e.g. 2026-11-22T08:00:00Z"
+        ) from None
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed
+
+
+def _event_json(event: AuditEvent) -> dict[str, Any]:
+    return {
+        "id": event.id,
+        "ts": event.ts.isoformat(),
+        "pair": event.pair,
+        "kind": event.kind,
+        "summary": event.summary,
+        "decision_id": event.decision_id,
+        "data": jsonable(event.data),
+    }
+
+
+@app.command()
+def audit(
+    config: ConfigOption = None,
+    database_url: DatabaseOption = None,
+    pair: Annotated[str | None, typer.Option("--pair", "-p", help="Only this pair.")] = None,
+    kind: Annotated[
+        str | None, typer.Option("--kind", "-k", help="Kind or kind prefix, e.g. order.")
+    ] = None,
+    since: Annotated[str | None, typer.Option("--since", help="ISO 8601 time.")] = None,
+    limit: Annotated[int | None, typer.Option("--limit", "-n", min=1, help="Newest N.")] = None,
+    output: Annotated[AuditFormat, typer.Option("--format", "-f")] = AuditFormat.TABLE,
+) -> None:
+    """The audit log, oldest first."""
+    url = _database_url(config, database_url)
+    since_at = _parse_since(since)
+
+    async def _read() -> list[AuditEvent]:
+        engine = await _open_existing(url)
+        try:
+            return await Repository(engine, SystemClock()).audit_events(pair, kind, since_at, limit)
+        finally:
+            await engine.dispose()
+
+    events = _run_async(_read)
+    if output is AuditFormat.JSON:
+        for event in events:
+            typer.echo(json.dumps(_event_json(event), sort_keys=True))
+    elif output is AuditFormat.CSV:
+        writer = csv.writer(sys.stdout, lineterminator="\n")
+        writer.writerow(["id", "ts", "pair", "kind", "summary", "decision_id", "data"])
+        for event in events:
+            row = _event_json(event)
+            writer.writerow(
+                [
+                    row["id"],
+                    row["ts"],
+                    row["pair"] or "",
+                    row["kind"],
+                    row["summary"],
+                    row["decision_id"] or "",
+                    json.dumps(row["data"], sort_keys=True),
+                ]
+            )
+    else:
+        table = Table(title=f"hedgebot audit ({len(events)} events)")
+        for column in ("id", "ts", "pair", "kind", "summary"):
+            table.add_column(column, overflow="fold")
+        for event in events:
+            table.add_row(
+                str(event.id),
+                event.ts.strftime("%Y-%m-%d %H:%M:%S"),
+                event.pair or "-",
+                event.kind,
+                event.summary,
+            )
+        Console(width=200).print(table)
+
+
+@db_app.command("upgrade")
+def db_upgrade(config: ConfigOption = None, database_url: DatabaseOption = None) -> None:
+    """Apply every pending migration."""
+    url = _database_url(config, database_url)
+
+    async def _upgrade() -> SchemaState:
+        engine = await _prepare_database(url, migrate=True)
+        try:
+            return await schema_state(engine)
+        finally:
+            await engine.dispose()
+
+    state = _run_async(_upgrade)
+    typer.echo(f"database schema {state.value} at revision {head_revision()}")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

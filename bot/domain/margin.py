@@ -1,0 +1,31 @@
+"""Isolated-margin arithmetic for a perp position (pure, Decimal only)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from bot.domain.models import ONE, ZERO
+
+
+def initial_margin(qty: Decimal, price: Decimal, leverage: Decimal) -> Decimal:
+    """Margin locked by a position of ``qty`` base (either sign) at ``price`` and ``leverage``."""
+    if leverage <= ZERO:
+        raise ValueError(f"leverage must be positive, got {leverage}")
+    return abs(qty) * price / leverage
+
+
+def isolated_liquidation_price(
+    qty: Decimal, entry_price: Decimal, leverage: Decimal, maintenance_margin_rate: Decimal
+) -> Decimal | None:
+    """Price at which an isolated position (signed ``qty``, negative = short) is liquidated.
+
+    None for a flat position. A long at 1x leverage can come out at or below zero: it is
+    floored at zero, since such a position cannot be liquidated by price.
+    """
+    if leverage <= ZERO:
+        raise ValueError(f"leverage must be positive, got {leverage}")
+    if qty == ZERO:
+        return None
+    if qty < ZERO:
+        return entry_price * (ONE + ONE / leverage - maintenance_margin_rate)
+    return max(ZERO, entry_price * (ONE - ONE / leverage + maintenance_margin_rate))

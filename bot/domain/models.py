@@ -1,0 +1,201 @@
+"""Value objects shared by the pure core and the shell.
+
+Every price, quantity and notional is a ``Decimal``. Quantities of a perp are in
+the *base* coin (contracts x contract size), signed: negative is short.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+
+ZERO = Decimal(0)
+ONE = Decimal(1)
+
+
+class Side(StrEnum):
+    BUY = "buy"
+    SELL = "sell"
+
+
+class OrderStatus(StrEnum):
+    """Lifecycle of an order as the store records it."""
+
+    PENDING = "pending"  # intent stored, not yet (known to be) sent
+    ACCEPTED = "accepted"  # the venue acknowledged it, fills unknown
+    FILLED = "filled"
+    PARTIALLY_FILLED = "partially_filled"
+    REJECTED = "rejected"  # the venue said no
+    UNKNOWN = "unknown"  # the answer was lost and the look-up found nothing yet
+
+
+@dataclass(frozen=True, slots=True)
+class Market:
+    """Trading rules of one symbol, taken from the venue."""
+
+    symbol: str
+    base: str
+    quote: str
+    amount_step: Decimal
+    price_step: Decimal
+    min_amount: Decimal = ZERO
+    max_amount: Decimal | None = None
+    min_notional: Decimal = ZERO
+    contract_size: Decimal = ONE
+    is_perp: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Balance:
+    asset: str
+    free: Decimal
+    total: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class Ticker:
+    symbol: str
+    bid: Decimal
+    ask: Decimal
+    last: Decimal
+    timestamp: datetime
+
+    @property
+    def mid(self) -> Decimal:
+        return (self.bid + self.ask) / 2
+
+
+@dataclass(frozen=True, slots=True)
+class FundingRate:
+    symbol: str
+    rate: Decimal  # per funding interval, e.g. 0.0001 = 0.01 %
+    next_funding_at: datetime | None
+    timestamp: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    """A perp position; ``qty`` is signed base quantity (negative = short)."""
+
+    symbol: str
+    qty: Decimal
+    entry_price: Decimal
+    mark_price: Decimal
+    unrealized_pnl: Decimal
+    leverage: Decimal
+    liquidation_price: Decimal | None
+    margin: Decimal = ZERO
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    """Everything one decision for one pair is based on."""
+
+    pair: str
+    spot_symbol: str
+    perp_symbol: str
+    spot_qty: Decimal  # base coin held on spot (total)
+    perp_qty: Decimal  # signed base quantity of the perp position
+    price: Decimal  # mark / mid price of the perp, in quote
+    bid: Decimal
+    ask: Decimal
+    funding_rate: Decimal
+    observed_at: datetime
+    position: Position | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class HedgeParams:
+    """The pair's policy knobs, as the pure core sees them."""
+
+    target_ratio: Decimal
+    band: Decimal
+    min_notional: Decimal
+    max_order_notional: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class OrderIntent:
+    """An order the policy wants; amount is in contracts, already quantized."""
+
+    symbol: str
+    side: Side
+    amount: Decimal
+    reduce_only: bool
+    reference_price: Decimal
+
+    @property
+    def notional(self) -> Decimal:
+        return self.amount * self.reference_price
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """The policy's answer for one observation, with the reason in words."""
+
+    pair: str
+    target_ratio: Decimal
+    ratio: Decimal | None  # None when there is no spot to hedge
+    drift_qty: Decimal  # target x spot - hedge, in base
+    band: Decimal
+    action: str  # "none" | "order"
+    reason: str
+    intent: OrderIntent | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OrderRequest:
+    """What the executor asks a venue to do."""
+
+    symbol: str
+    side: Side
+    amount: Decimal
+    client_order_id: str
+    reduce_only: bool = False
+    order_type: str = "market"
+    price: Decimal | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Fill:
+    trade_id: str
+    symbol: str
+    side: Side
+    amount: Decimal
+    price: Decimal
+    fee: Decimal
+    fee_asset: str
+    timestamp: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class OrderResult:
+    """A venue's view of one order."""
+
+    client_order_id: str
+    exchange_order_id: str | None
+    symbol: str
+    side: Side
+    status: OrderStatus
+    amount: Decimal
+    filled: Decimal
+    average_price: Decimal | None
+    fee: Decimal
+    fee_asset: str | None
+    fills: tuple[Fill, ...] = field(default_factory=tuple)
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FundingPayment:
+    """Funding paid (negative) or received (positive) on a position."""
+
+    symbol: str
+    amount: Decimal  # in the quote asset
+    asset: str
+    rate: Decimal
+    position_qty: Decimal
+    mark_price: Decimal
+    timestamp: datetime

@@ -1,0 +1,121 @@
+"""The hedge policy: from one observation to at most one perp order (pure, Decimal only).
+
+hedge = -perp_qty (a short is a positive hedge), ratio = hedge / spot,
+drift = target * spot - hedge in base coin: positive sells perp, negative buys it.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from bot.domain.models import ZERO, Decision, HedgeParams, Market, Observation, OrderIntent, Side
+from bot.domain.quantize import amount_problem, base_to_contracts, contracts_to_base, round_down
+
+
+def hedge_ratio(spot_qty: Decimal, perp_qty: Decimal) -> Decimal | None:
+    """Short perp per unit of spot (``-perp_qty / spot_qty``); None when there is no spot."""
+    if spot_qty <= ZERO:
+        return None
+    return -perp_qty / spot_qty
+
+
+def drift(spot_qty: Decimal, perp_qty: Decimal, target_ratio: Decimal) -> Decimal:
+    """Base quantity to sell (positive) or buy (negative) on the perp to reach the target."""
+    return target_ratio * spot_qty + perp_qty
+
+
+def reference_price(observation: Observation, side: Side) -> Decimal:
+    """The price an order on ``side`` is expected to fill at: bid for sells, ask for buys."""
+    quote = observation.bid if side is Side.SELL else observation.ask
+    return quote if quote > ZERO else observation.price
+
+
+def _num(value: Decimal, places: int = 8) -> str:
+    # Fixed-point, no exponent, no trailing zeros: "0.0123", never "1.23E-2".
+    text = f"{value.quantize(Decimal(1).scaleb(-places)):f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def decide(observation: Observation, params: HedgeParams, market: Market) -> Decision:
+    """The order (if any) that brings the pair's hedge ratio back inside its band."""
+    if observation.spot_qty < ZERO:
+        raise ValueError(f"spot_qty must not be negative, got {observation.spot_qty}")
+    if market.symbol != observation.perp_symbol:
+        raise ValueError(f"market {market.symbol} is not the perp {observation.perp_symbol}")
+
+    spot, perp, target, band = (
+        observation.spot_qty,
+        observation.perp_qty,
+        params.target_ratio,
+        params.band,
+    )
+    ratio = hedge_ratio(spot, perp)
+    drift_qty = drift(spot, perp, target)
+
+    def decision(reason: str, intent: OrderIntent | None = None) -> Decision:
+        return Decision(
+            pair=observation.pair,
+            target_ratio=target,
+            ratio=ratio,
+            drift_qty=drift_qty,
+            band=band,
+            action="none" if intent is None else "order",
+            reason=reason,
+            intent=intent,
+        )
+
+    if ratio is None:
+        if perp == ZERO:
+            return decision("no spot and no position: no order")
+        where = f"no spot, position {_num(perp)}"
+    else:
+        # |ratio - target| <= band, multiplied through by spot so no division rounds.
+        if abs(drift_qty) <= band * spot:
+            return decision(
+                f"ratio {ratio:.4f} within target {target:.4f} +/- band {band:.4f}: "
+                f"no order (drift {_num(drift_qty)})"
+            )
+        sign = "<" if drift_qty > ZERO else ">"
+        op = "-" if drift_qty > ZERO else "+"
+        where = f"ratio {ratio:.4f} {sign} target {target:.4f} {op} band {band:.4f}"
+
+    side = Side.SELL if drift_qty > ZERO else Side.BUY
+    reduce_only = (side is Side.SELL and perp > ZERO) or (side is Side.BUY and perp < ZERO)
+    price = reference_price(observation, side)
+    amount = base_to_contracts(abs(drift_qty), market)
+    caps: list[str] = []
+
+    # Never cross zero in one order: the closing leg stays reduce-only (safe to repeat after
+    # a lost answer) and the other side is opened next cycle from a fresh observation.
+    if reduce_only and contracts_to_base(amount, market) > abs(perp):
+        amount = base_to_contracts(abs(perp), market)
+        caps.append(f"capped at position {_num(abs(perp))} to avoid flipping")
+    unit_notional = price * market.contract_size
+    by_notional = round_down(params.max_order_notional / unit_notional, market.amount_step)
+    if by_notional * unit_notional > params.max_order_notional:  # division rounded up
+        by_notional -= market.amount_step
+    if amount > by_notional:
+        amount = by_notional
+        caps.append(f"capped by max_order_notional {_num(params.max_order_notional)}")
+    if market.max_amount is not None and amount > market.max_amount:
+        amount = round_down(market.max_amount, market.amount_step)
+        caps.append(f"capped by max amount {_num(market.max_amount)}")
+
+    what = f"{side.value} {amount:f} {market.symbol}"
+    detail = f"drift {_num(drift_qty)}"
+    if caps:
+        detail += "; " + ", ".join(caps)
+    problem = amount_problem(amount, price, market, params.min_notional)
+    if problem is not None:
+        return decision(f"{where}: no order, {what}: {problem} ({detail})")
+    if caps:
+        detail += "; rest next cycle"
+
+    intent = OrderIntent(
+        symbol=market.symbol,
+        side=side,
+        amount=amount,
+        reduce_only=reduce_only,
+        reference_price=price,
+    )
+    return decision(f"{where}: {what} ({detail})", intent)

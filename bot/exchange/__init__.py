@@ -1,0 +1,1 @@
+"""Venues: the ExchangeGateway Protocol, the paper venue and price feeds."""

@@ -1,0 +1,401 @@
+"""Price sources for the paper venue: a seeded random walk, CSV replay, and manual prices.
+
+Every feed prices a *base coin*: ``BTC/USDT`` and ``BTC/USDT:USDT`` get the same price, so
+a spot holding and its perp hedge always move together (the basis is not simulated).
+Feeds are synchronous and cheap; the paper venue asks them for a quote whenever it
+observes the account and keeps their ``state()`` in the saved paper account.
+"""
+
+from __future__ import annotations
+
+import bisect
+import csv
+import random
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import (
+    ROUND_HALF_EVEN,
+    Context,
+    Decimal,
+    InvalidOperation,
+    localcontext,
+)
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+from bot.config import PaperConfig, SimFeedConfig
+from bot.exchange.gateway import FatalError
+
+ZERO = Decimal(0)
+
+# Working precision of the walk; fixed here so a caller's decimal context cannot change a path.
+_WALK_CONTEXT = Context(prec=28, rounding=ROUND_HALF_EVEN)
+# Prices come out with 8 significant digits: enough for any tick size, short in the JSON state.
+_PRICE_CONTEXT = Context(prec=8, rounding=ROUND_HALF_EVEN)
+_RATE_QUANTUM = Decimal("1e-8")
+# Funding rate per interval is kept within ±0.3 % (exchanges cap it in a similar range).
+FUNDING_RATE_LIMIT = Decimal("0.003")
+# Pull of the funding rate back to its configured mean, per step.
+FUNDING_MEAN_REVERSION = Decimal("0.001")
+DEFAULT_MAX_STEPS_PER_CALL = 10_000
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# Epoch values above this are milliseconds (1e11 s is the year 5138).
+_EPOCH_MS_THRESHOLD = Decimal("1e11")
+
+
+class FeedError(FatalError):
+    """A feed cannot price a symbol or its data is bad; the pair stops (a config problem)."""
+
+
+@dataclass(frozen=True, slots=True)
+class FeedQuote:
+    """A feed's price and funding rate (per funding interval) for one symbol."""
+
+    price: Decimal
+    funding_rate: Decimal
+    timestamp: datetime
+
+
+@runtime_checkable
+class PriceFeed(Protocol):
+    """A source of prices for the paper venue."""
+
+    def quote(self, symbol: str, now: datetime) -> FeedQuote:
+        """Price and funding rate of ``symbol`` (or its base coin) at ``now``."""
+        ...
+
+    def state(self) -> dict[str, Any]:
+        """JSON-able state, saved with the paper account."""
+        ...
+
+    def restore(self, state: Mapping[str, Any]) -> None:
+        """Continue from a ``state()`` saved earlier; a state of another kind is ignored."""
+        ...
+
+
+def base_coin(symbol: str) -> str:
+    """The base coin of ``BTC/USDT:USDT``, ``BTC/USDT`` or plain ``BTC`` (all give ``BTC``)."""
+    return symbol.split("/", 1)[0].split(":", 1)[0]
+
+
+def _elapsed_seconds(start: datetime, end: datetime) -> Decimal:
+    delta = end - start
+    return Decimal(delta.days * 86400 + delta.seconds) + Decimal(delta.microseconds) / 1_000_000
+
+
+def _seconds(value: Decimal) -> timedelta:
+    # Whole microseconds, via int, so no float touches the walk's clock.
+    return timedelta(microseconds=int(value * 1_000_000))
+
+
+@dataclass(slots=True)
+class _Walk:
+    step: int
+    price: Decimal
+    funding_rate: Decimal
+    at: datetime  # time of the last step taken (or of the start)
+
+
+class SimFeed:
+    """A seeded random walk with jumps per base coin, and a mean-reverting funding rate.
+
+    One step per ``config.step_seconds`` of elapsed time. Step ``n`` of coin ``c`` draws
+    from ``random.Random(f"{seed}:{c}:{n}")`` alone, so a path depends only on the seed,
+    the coin and the step index, and a restored state continues the same path.
+    """
+
+    def __init__(
+        self,
+        config: SimFeedConfig,
+        seed: int,
+        *,
+        max_steps_per_call: int = DEFAULT_MAX_STEPS_PER_CALL,
+    ) -> None:
+        """Start every coin at its configured price when it is first quoted."""
+        if max_steps_per_call < 1:
+            raise ValueError(f"max_steps_per_call must be at least 1, got {max_steps_per_call}")
+        self._config = config
+        self._seed = seed
+        self._max_steps = max_steps_per_call
+        self._walks: dict[str, _Walk] = {}
+        # A configured mean outside the usual range widens the clamp rather than fighting it.
+        self._rate_limit = max(FUNDING_RATE_LIMIT, abs(config.initial_funding_rate))
+
+    @property
+    def seed(self) -> int:
+        """The seed of every path."""
+        return self._seed
+
+    def quote(self, symbol: str, now: datetime) -> FeedQuote:
+        """Advance the coin's walk to ``now`` and return its price and funding rate."""
+        coin = base_coin(symbol)
+        walk = self._walks.get(coin)
+        if walk is None:
+            walk = _Walk(
+                step=0,
+                price=self._config.initial_prices.get(coin, self._config.default_initial_price),
+                funding_rate=self._config.initial_funding_rate,
+                at=now,
+            )
+            self._walks[coin] = walk
+        self._advance(coin, walk, now)
+        return FeedQuote(price=walk.price, funding_rate=walk.funding_rate, timestamp=walk.at)
+
+    def _advance(self, coin: str, walk: _Walk, now: datetime) -> None:
+        if now <= walk.at:
+            return  # a quote for an earlier time gets the current price; the walk never rewinds
+        step_seconds = self._config.step_seconds
+        due = int(_elapsed_seconds(walk.at, now) // step_seconds)
+        if due == 0:
+            return
+        # After a long outage the walk takes at most max_steps and then resumes from now,
+        # rather than spending minutes catching up on every missed step.
+        for _ in range(min(due, self._max_steps)):
+            self._step(coin, walk)
+        walk.at += _seconds(due * step_seconds)
+
+    def _step(self, coin: str, walk: _Walk) -> None:
+        config = self._config
+        step = walk.step + 1
+        # Not for security: a reproducible simulation, one generator per step.
+        rng = random.Random(f"{self._seed}:{coin}:{step}")  # noqa: S311
+        with localcontext(_WALK_CONTEXT):
+            log_return = config.volatility * _standard_normal(rng)
+            if _uniform(rng) < config.jump_probability:
+                log_return += config.jump_size if rng.getrandbits(1) else -config.jump_size
+            # exp() keeps the price positive whatever the draw.
+            price = _PRICE_CONTEXT.plus(walk.price * log_return.exp())
+            rate = walk.funding_rate
+            rate += FUNDING_MEAN_REVERSION * (config.initial_funding_rate - rate)
+            rate += config.funding_drift * _standard_normal(rng)
+            rate = min(self._rate_limit, max(-self._rate_limit, rate)).quantize(_RATE_QUANTUM)
+        walk.step = step
+        walk.price = price
+        walk.funding_rate = rate
+
+    def state(self) -> dict[str, Any]:
+        """Each coin's step index, price, funding rate and step time (decimals as strings)."""
+        return {
+            "kind": "sim",
+            "seed": self._seed,
+            "coins": {
+                coin: {
+                    "step": walk.step,
+                    "price": str(walk.price),
+                    "funding_rate": str(walk.funding_rate),
+                    "at": walk.at.isoformat(),
+                }
+                for coin, walk in self._walks.items()
+            },
+        }
+
+    def restore(self, state: Mapping[str, Any]) -> None:
+        """Continue the saved walks.
+
+        A state saved under another seed is still restored: the prices carry on from
+        where they were (open positions stay consistent) with this feed's randomness.
+        """
+        if state.get("kind") != "sim":
+            return
+        try:
+            walks = {
+                str(coin): _Walk(
+                    step=int(raw["step"]),
+                    price=Decimal(raw["price"]),
+                    funding_rate=Decimal(raw["funding_rate"]),
+                    at=datetime.fromisoformat(raw["at"]),
+                )
+                for coin, raw in state["coins"].items()
+            }
+        except (KeyError, TypeError, ValueError, InvalidOperation) as exc:
+            raise FeedError(f"saved sim feed state is unreadable: {exc!r}") from exc
+        self._walks = walks
+
+
+def _uniform(rng: random.Random) -> Decimal:
+    """A uniform draw in [0, 1) with 9 decimals, from integers only."""
+    return Decimal(rng.randrange(1_000_000_000)) / 1_000_000_000
+
+
+def _standard_normal(rng: random.Random) -> Decimal:
+    """An approximately standard normal draw (Irwin-Hall: 12 uniforms - 6), integers only.
+
+    Bounded at ±6 standard deviations; the jumps supply the fat tails.
+    """
+    total = sum(rng.getrandbits(32) for _ in range(12))
+    return Decimal(total) / Decimal(2**32) - 6
+
+
+@dataclass(frozen=True, slots=True)
+class _Series:
+    path: Path
+    times: list[datetime]
+    prices: list[Decimal]
+    rates: list[Decimal]
+
+
+class ReplayFeed:
+    """Prices replayed from CSV files, one per symbol or base coin.
+
+    Each file has the header ``timestamp,price[,funding_rate]``; timestamps are ISO 8601
+    (naive ones are read as UTC) or epoch seconds / milliseconds, strictly increasing. A
+    quote is the last row at or before ``now`` (the first row before the data starts).
+    """
+
+    def __init__(self, files: Mapping[str, Path]) -> None:
+        """Read every file now, so a bad row stops start-up rather than a cycle."""
+        if not files:
+            raise FeedError("replay feed needs at least one file")
+        self._by_key: dict[str, _Series] = {}
+        self._by_coin: dict[str, _Series] = {}
+        for key, path in files.items():
+            series = _read_series(Path(path))
+            self._by_key[key] = series
+            # The first file given for a coin serves its other symbols (spot ↔ perp).
+            self._by_coin.setdefault(base_coin(key), series)
+
+    def quote(self, symbol: str, now: datetime) -> FeedQuote:
+        """The last row at or before ``now`` of the symbol's file (or its base coin's)."""
+        series = self._by_key.get(symbol) or self._by_coin.get(base_coin(symbol))
+        if series is None:
+            known = ", ".join(sorted(self._by_key))
+            raise FeedError(f"replay feed has no file for {symbol!r}; files are for: {known}")
+        index = max(0, bisect.bisect_right(series.times, now) - 1)
+        return FeedQuote(
+            price=series.prices[index],
+            funding_rate=series.rates[index],
+            timestamp=series.times[index],
+        )
+
+    def state(self) -> dict[str, Any]:
+        """Nothing to keep: a replay is a function of time."""
+        return {"kind": "replay"}
+
+    def restore(self, state: Mapping[str, Any]) -> None:
+        """Nothing to restore."""
+
+
+def _read_series(path: Path) -> _Series:
+    try:
+        with path.open(newline="", encoding="utf-8") as handle:
+            rows = list(csv.reader(handle))
+    except OSError as exc:
+        raise FeedError(f"{path}: cannot read replay file: {exc.strerror or exc}") from exc
+    if not rows:
+        raise FeedError(f"{path}: empty replay file; expected header 'timestamp,price'")
+    header = [cell.strip().lower() for cell in rows[0]]
+    if header not in (["timestamp", "price"], ["timestamp", "price", "funding_rate"]):
+        raise FeedError(
+            f"{path}:1: header must be 'timestamp,price[,funding_rate]', got {','.join(rows[0])!r}"
+        )
+    times: list[datetime] = []
+    prices: list[Decimal] = []
+    rates: list[Decimal] = []
+    for line, row in enumerate(rows[1:], start=2):
+        if not row or all(not cell.strip() for cell in row):
+            continue
+        if len(row) != len(header):
+            raise FeedError(
+                f"{path}:{line}: expected {len(header)} columns ({','.join(header)}), "
+                f"got {len(row)}: {','.join(row)!r}"
+            )
+        at = _parse_timestamp(path, line, row[0].strip())
+        if times and at <= times[-1]:
+            raise FeedError(
+                f"{path}:{line}: timestamp {row[0].strip()!r} is not after the previous "
+                f"row's {times[-1].isoformat()}"
+            )
+        price = _parse_decimal(path, line, "price", row[1].strip())
+        if price <= ZERO:
+            raise FeedError(f"{path}:{line}: price {row[1].strip()!r} must be positive")
+        rate = _parse_decimal(path, line, "funding_rate", row[2].strip()) if len(row) > 2 else ZERO
+        times.append(at)
+        prices.append(price)
+        rates.append(rate)
+    if not times:
+        raise FeedError(f"{path}: replay file has a header but no rows")
+    return _Series(path=path, times=times, prices=prices, rates=rates)
+
+
+def _parse_decimal(path: Path, line: int, column: str, text: str) -> Decimal:
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        value = Decimal("NaN")
+    if not value.is_finite():
+        raise FeedError(f"{path}:{line}: {column} {text!r} is not a decimal number")
+    return value
+
+
+def _parse_timestamp(path: Path, line: int, text: str) -> datetime:
+    try:
+        epoch = Decimal(text)
+    except InvalidOperation:
+        epoch = None
+    if epoch is not None and epoch.is_finite():
+        seconds = epoch / 1000 if abs(epoch) >= _EPOCH_MS_THRESHOLD else epoch
+        try:
+            return _EPOCH + _seconds(seconds)
+        except OverflowError:
+            raise FeedError(f"{path}:{line}: timestamp {text!r} is out of range") from None
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        raise FeedError(
+            f"{path}:{line}: timestamp {text!r} is neither ISO 8601 nor epoch seconds/ms"
+        ) from None
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+
+
+class ManualFeed:
+    """Prices and funding rates set by the caller (tests, worked examples).
+
+    Prices are kept per base coin, so setting ``BTC`` or ``BTC/USDT:USDT`` prices both
+    ``BTC/USDT`` and ``BTC/USDT:USDT``.
+    """
+
+    def __init__(
+        self,
+        prices: Mapping[str, Decimal] | None = None,
+        funding_rates: Mapping[str, Decimal] | None = None,
+    ) -> None:
+        """Start with the given prices and funding rates (by base coin or symbol)."""
+        self._prices: dict[str, Decimal] = {}
+        self._rates: dict[str, Decimal] = {}
+        for key, price in (prices or {}).items():
+            self.set_price(key, price)
+        for key, rate in (funding_rates or {}).items():
+            self.set_funding_rate(key, rate)
+
+    def set_price(self, base_or_symbol: str, price: Decimal) -> None:
+        """Set the price of a base coin (and so of all its symbols)."""
+        if price <= ZERO:
+            raise ValueError(f"price must be positive, got {price}")
+        self._prices[base_coin(base_or_symbol)] = price
+
+    def set_funding_rate(self, base_or_symbol: str, rate: Decimal) -> None:
+        """Set the funding rate per interval of a base coin's perp (0 until set)."""
+        self._rates[base_coin(base_or_symbol)] = rate
+
+    def quote(self, symbol: str, now: datetime) -> FeedQuote:
+        """The price last set for the symbol's base coin, stamped ``now``."""
+        coin = base_coin(symbol)
+        price = self._prices.get(coin)
+        if price is None:
+            raise FeedError(f"manual feed has no price for {symbol!r}; call set_price({coin!r}, …)")
+        return FeedQuote(price=price, funding_rate=self._rates.get(coin, ZERO), timestamp=now)
+
+    def state(self) -> dict[str, Any]:
+        """Nothing to keep: the caller owns the prices."""
+        return {"kind": "manual"}
+
+    def restore(self, state: Mapping[str, Any]) -> None:
+        """Nothing to restore: the caller sets prices again after a restart."""
+
+
+def feed_from_config(config: PaperConfig) -> PriceFeed:
+    """The feed ``config.feed`` names: the seeded sim walk or the replay files."""
+    if config.feed == "replay":
+        return ReplayFeed(config.replay_files)
+    return SimFeed(config.sim, config.seed)

@@ -1,0 +1,732 @@
+"""The paper venue: a simulated exchange account behind the ExchangeGateway Protocol.
+
+The model, kept deliberately small:
+
+* **Prices** come from a ``PriceFeed``; bid/ask are the feed price ∓ half the configured
+  spread, on the market's price grid (bid rounded down, ask up).
+* **Fills**: market orders only, filled at once and completely at the ask (buy) or bid
+  (sell); taker fee = ``taker_fee_rate`` * notional, in the quote (settle) asset.
+* **Spot** orders move the base and quote balances.
+* **Perps** are isolated-margin positions: opening or increasing averages the entry price
+  and locks ``notional / leverage`` of the settle asset; reducing realizes PnL into the
+  balance and releases margin pro rata. A reduce-only order that would increase or flip
+  the position is *rejected*, not trimmed: the caller asked for something the venue will
+  not do, and trimming silently would hide a bug in the caller.
+* **Funding** is settled at every funding boundary (every ``funding_interval_hours`` on
+  the UTC clock from midnight) crossed since the last settlement: ``-qty * mark * rate``,
+  so a short receives when the rate is positive. A new account is not back-paid.
+* **Liquidation**: when the mark reaches a position's isolated liquidation price, the
+  position is closed at that price and its whole margin is lost; the event is recorded
+  as an order ``liquidation-<n>`` (see ``liquidations()`` and ``fetch_order``).
+
+The account (balances, positions, orders, funding, the feed's state) is saved through a
+``PaperAccountStore`` after every change, so a restart continues where it stopped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_EVEN, Decimal
+from typing import TYPE_CHECKING
+
+from bot.clock import Clock
+from bot.config import PaperConfig, PaperMarketConfig
+from bot.domain.margin import initial_margin, isolated_liquidation_price
+from bot.domain.models import (
+    Balance,
+    Fill,
+    FundingPayment,
+    FundingRate,
+    Market,
+    OrderRequest,
+    OrderResult,
+    OrderStatus,
+    Position,
+    Side,
+    Ticker,
+)
+from bot.exchange.feeds import PriceFeed
+from bot.exchange.gateway import ExchangeGateway, FatalError, OrderRejectedError
+from bot.exchange.paper_state import PaperAccountState, PaperAccountStore, PaperPosition
+
+ZERO = Decimal(0)
+ONE = Decimal(1)
+# Orders remembered for fetch_order and duplicate detection; older ones are forgotten.
+MAX_REMEMBERED_ORDERS = 1000
+# Funding payments nobody collected are kept up to this many, so the saved state stays bounded.
+MAX_PENDING_FUNDING = 10_000
+MIN_LEVERAGE = Decimal(1)
+MAX_LEVERAGE = Decimal(125)
+LIQUIDATION_PREFIX = "liquidation-"
+
+
+@dataclass(frozen=True, slots=True)
+class AccountSummary:
+    """The paper account valued at the feed's prices, in the quote asset."""
+
+    at: datetime
+    quote_asset: str
+    quote_balance: Decimal  # wallet total of the quote asset, locked margin included
+    spot_value: Decimal  # every other spot balance at the feed price
+    unrealized_pnl: Decimal  # of all open perp positions
+    margin_locked: Decimal
+    fees_paid: Decimal
+    funding_total: Decimal
+    realized_pnl: Decimal
+
+    @property
+    def equity(self) -> Decimal:
+        """Quote balance + spot value + unrealized PnL: what the account is worth now."""
+        return self.quote_balance + self.spot_value + self.unrealized_pnl
+
+
+@dataclass(frozen=True, slots=True)
+class _SymbolParts:
+    base: str
+    quote: str
+    settle: str | None  # None for spot
+
+    @property
+    def is_perp(self) -> bool:
+        return self.settle is not None
+
+
+def _parse_symbol(symbol: str) -> _SymbolParts:
+    base, slash, rest = symbol.partition("/")
+    quote, colon, settle = rest.partition(":")
+    if not slash or not base or not quote or (colon and not settle):
+        raise FatalError(
+            f"unknown symbol {symbol!r}: expected 'BASE/QUOTE' (spot) or 'BASE/QUOTE:SETTLE' (perp)"
+        )
+    return _SymbolParts(base=base, quote=quote, settle=settle or None)
+
+
+def _to_step(value: Decimal, step: Decimal, rounding: str) -> Decimal:
+    return (value / step).to_integral_value(rounding=rounding) * step
+
+
+def next_funding_time(after: datetime, interval_hours: int) -> datetime:
+    """The first funding boundary strictly after ``after``.
+
+    Boundaries are every ``interval_hours`` from UTC midnight (00:00, 08:00, 16:00 for 8);
+    an interval that does not divide 24 restarts at each midnight.
+    """
+    after = after.astimezone(UTC)
+    midnight = after.replace(hour=0, minute=0, second=0, microsecond=0)
+    interval = timedelta(hours=interval_hours)
+    candidate = midnight + ((after - midnight) // interval + 1) * interval
+    return min(candidate, midnight + timedelta(days=1))
+
+
+def funding_times(after: datetime, until: datetime, interval_hours: int) -> Iterator[datetime]:
+    """Funding boundaries in ``(after, until]``, oldest first."""
+    boundary = next_funding_time(after, interval_hours)
+    while boundary <= until:
+        yield boundary
+        boundary = next_funding_time(boundary, interval_hours)
+
+
+class PaperVenue:
+    """A simulated exchange account implementing ``ExchangeGateway``.
+
+    Build it with ``await PaperVenue.open(...)``, which loads the saved account or starts a
+    new one from ``config.balances``.
+    """
+
+    def __init__(
+        self,
+        config: PaperConfig,
+        feed: PriceFeed,
+        clock: Clock,
+        store: PaperAccountStore,
+        state: PaperAccountState,
+        *,
+        account: str = "paper",
+        leverage: Mapping[str, Decimal] | None = None,
+    ) -> None:
+        """Wrap an already loaded ``state``; prefer ``open()``, which loads or creates it."""
+        self.name = "paper"
+        self.account = account
+        self._config = config
+        self._feed = feed
+        self._clock = clock
+        self._store = store
+        self._state = state
+        self._leverage: dict[str, Decimal] = {}
+        for symbol, value in (leverage or {}).items():
+            self._leverage[symbol] = self._checked_leverage(symbol, value)
+        # One mutation (settle + fill + save) at a time, when pairs share the account.
+        self._lock = asyncio.Lock()
+
+    @classmethod
+    async def open(
+        cls,
+        config: PaperConfig,
+        feed: PriceFeed,
+        clock: Clock,
+        store: PaperAccountStore,
+        *,
+        account: str = "paper",
+        leverage: Mapping[str, Decimal] | None = None,
+    ) -> PaperVenue:
+        """Load the saved account ``account`` (restoring the feed) or start it from config."""
+        state = await store.load_paper_account(account)
+        fresh = state is None
+        if state is None:
+            # last_funding_at = now: a new account owes and earns nothing for the past.
+            state = PaperAccountState(balances=dict(config.balances), last_funding_at=clock.now())
+        elif state.feed_state:
+            feed.restore(state.feed_state)
+        venue = cls(config, feed, clock, store, state, account=account, leverage=leverage)
+        if fresh:
+            await venue._save()
+        return venue
+
+    @property
+    def state(self) -> PaperAccountState:
+        """The live account state (read it; change it only through the venue)."""
+        return self._state
+
+    # -- ExchangeGateway -------------------------------------------------------------------
+
+    async def load_markets(self, symbols: Iterable[str]) -> Mapping[str, Market]:
+        """Trading rules from ``config.markets[symbol]``, else ``config.default_market``."""
+        return {symbol: self._market(symbol) for symbol in symbols}
+
+    async def fetch_balances(self) -> Mapping[str, Balance]:
+        """Wallet balances; the settle asset's ``free`` excludes locked isolated margin."""
+        async with self._lock:
+            await self._settle_and_save(self._clock.now())
+            return {
+                asset: Balance(asset=asset, free=self._free(asset), total=total)
+                for asset, total in self._state.balances.items()
+            }
+
+    async def fetch_positions(self, symbols: Iterable[str]) -> Mapping[str, Position]:
+        """Open positions among ``symbols``, marked at the feed price; flat ones are absent."""
+        async with self._lock:
+            now = self._clock.now()
+            await self._settle_and_save(now)
+            wanted = set(symbols)
+            return {
+                symbol: self._position_view(position, now)
+                for symbol, position in self._state.positions.items()
+                if symbol in wanted
+            }
+
+    async def fetch_tickers(self, symbols: Iterable[str]) -> Mapping[str, Ticker]:
+        """Bid/ask = feed price ∓ half the spread, on the price grid; last = the feed price."""
+        now = self._clock.now()
+        tickers: dict[str, Ticker] = {}
+        for symbol in symbols:
+            market = self._market(symbol)
+            quote = self._feed.quote(symbol, now)
+            bid, ask = self._bid_ask(quote.price, market)
+            last = _to_step(quote.price, market.price_step, ROUND_HALF_EVEN)
+            tickers[symbol] = Ticker(
+                symbol=symbol, bid=bid, ask=ask, last=last, timestamp=quote.timestamp
+            )
+        return tickers
+
+    async def fetch_funding_rates(self, symbols: Iterable[str]) -> Mapping[str, FundingRate]:
+        """The feed's funding rate per perp symbol (spot symbols are skipped)."""
+        now = self._clock.now()
+        rates: dict[str, FundingRate] = {}
+        for symbol in symbols:
+            if not _parse_symbol(symbol).is_perp:
+                continue
+            quote = self._feed.quote(symbol, now)
+            rates[symbol] = FundingRate(
+                symbol=symbol,
+                rate=quote.funding_rate,
+                next_funding_at=next_funding_time(now, self._config.funding_interval_hours),
+                timestamp=quote.timestamp,
+            )
+        return rates
+
+    async def create_order(self, request: OrderRequest) -> OrderResult:
+        """Fill a market order now and completely; OrderRejectedError says why not."""
+        async with self._lock:
+            now = self._clock.now()
+            changed = self._settle(now)
+            try:
+                result = self._fill(request, now)
+            except OrderRejectedError:
+                if changed:
+                    await self._save()
+                raise
+            await self._save()
+            return result
+
+    async def fetch_order(self, symbol: str, client_order_id: str) -> OrderResult | None:
+        """A remembered order (or liquidation) of ``symbol``; None when there is none."""
+        order = self._state.orders.get(client_order_id)
+        return order if order is not None and order.symbol == symbol else None
+
+    async def fetch_funding_payments(self, symbols: Iterable[str]) -> list[FundingPayment]:
+        """Funding settled on ``symbols`` since the last call, oldest first; hands them out once."""
+        async with self._lock:
+            now = self._clock.now()
+            changed = self._settle(now)
+            wanted = set(symbols)
+            taken = [p for p in self._state.pending_funding if p.symbol in wanted]
+            if taken:
+                self._state.pending_funding = [
+                    p for p in self._state.pending_funding if p.symbol not in wanted
+                ]
+            if taken or changed:
+                await self._save()
+            return taken
+
+    async def close(self) -> None:
+        """Save the account, the feed's position in its walk included."""
+        async with self._lock:
+            await self._save()
+
+    # -- paper-only ------------------------------------------------------------------------
+
+    async def set_leverage(self, symbol: str, leverage: Decimal) -> None:
+        """Use ``leverage`` for ``symbol``; an open position's margin is re-locked at it.
+
+        Rejected when the extra margin is not free, or when the new liquidation price is
+        already crossed by the mark.
+        """
+        leverage = self._checked_leverage(symbol, leverage)
+        async with self._lock:
+            now = self._clock.now()
+            changed = self._settle(now)
+            position = self._state.positions.get(symbol)
+            if position is not None and position.leverage != leverage:
+                try:
+                    self._relock(position, leverage, now)
+                except OrderRejectedError:
+                    if changed:
+                        await self._save()
+                    raise
+                changed = True
+            self._leverage[symbol] = leverage
+            if changed:
+                await self._save()
+
+    def leverage(self, symbol: str) -> Decimal:
+        """Leverage of the open position, else the one set for ``symbol`` (default 1)."""
+        position = self._state.positions.get(symbol)
+        return position.leverage if position else self._leverage.get(symbol, ONE)
+
+    async def account_summary(self) -> AccountSummary:
+        """The account valued now (after settling funding and liquidations)."""
+        async with self._lock:
+            now = self._clock.now()
+            await self._settle_and_save(now)
+            quote_asset = self._config.quote_asset
+            spot_value = ZERO
+            for asset, total in self._state.balances.items():
+                if asset != quote_asset and total != ZERO:
+                    spot_value += total * self._feed.quote(f"{asset}/{quote_asset}", now).price
+            unrealized = ZERO
+            for symbol, position in self._state.positions.items():
+                mark = self._feed.quote(symbol, now).price
+                unrealized += position.qty * (mark - position.entry_price)
+            return AccountSummary(
+                at=now,
+                quote_asset=quote_asset,
+                quote_balance=self._state.balances.get(quote_asset, ZERO),
+                spot_value=spot_value,
+                unrealized_pnl=unrealized,
+                margin_locked=sum((p.margin for p in self._state.positions.values()), ZERO),
+                fees_paid=self._state.fees_paid,
+                funding_total=self._state.funding_total,
+                realized_pnl=self._state.realized_pnl,
+            )
+
+    def liquidations(self) -> list[OrderResult]:
+        """Liquidations still remembered among the orders, oldest first."""
+        return [
+            order for cid, order in self._state.orders.items() if cid.startswith(LIQUIDATION_PREFIX)
+        ]
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _market(self, symbol: str) -> Market:
+        parts = _parse_symbol(symbol)
+        rules: PaperMarketConfig = self._config.markets.get(symbol, self._config.default_market)
+        return Market(
+            symbol=symbol,
+            base=parts.base,
+            quote=parts.quote,
+            amount_step=rules.amount_step,
+            price_step=rules.price_step,
+            min_amount=rules.min_amount,
+            min_notional=rules.min_notional,
+            is_perp=parts.is_perp,
+        )
+
+    def _bid_ask(self, price: Decimal, market: Market) -> tuple[Decimal, Decimal]:
+        half_spread = price * self._config.spread_bps / 2 / 10_000
+        # Bid down, ask up: the grid never narrows the configured spread.
+        bid = _to_step(price - half_spread, market.price_step, ROUND_FLOOR)
+        ask = _to_step(price + half_spread, market.price_step, ROUND_CEILING)
+        return max(bid, market.price_step), ask
+
+    def _locked(self, asset: str) -> Decimal:
+        return sum(
+            (p.margin for p in self._state.positions.values() if _settle_asset(p.symbol) == asset),
+            ZERO,
+        )
+
+    def _free(self, asset: str) -> Decimal:
+        return self._state.balances.get(asset, ZERO) - self._locked(asset)
+
+    def _credit(self, asset: str, amount: Decimal) -> None:
+        self._state.balances[asset] = self._state.balances.get(asset, ZERO) + amount
+
+    def _next_seq(self) -> int:
+        self._state.trade_seq += 1
+        return self._state.trade_seq
+
+    def _remember(self, order: OrderResult) -> None:
+        orders = self._state.orders
+        orders[order.client_order_id] = order
+        while len(orders) > MAX_REMEMBERED_ORDERS:
+            del orders[next(iter(orders))]
+
+    def _liquidation_price(self, position: PaperPosition) -> Decimal | None:
+        return isolated_liquidation_price(
+            position.qty,
+            position.entry_price,
+            position.leverage,
+            self._config.maintenance_margin_rate,
+        )
+
+    def _position_view(self, position: PaperPosition, now: datetime) -> Position:
+        mark = self._feed.quote(position.symbol, now).price
+        return Position(
+            symbol=position.symbol,
+            qty=position.qty,
+            entry_price=position.entry_price,
+            mark_price=mark,
+            unrealized_pnl=position.qty * (mark - position.entry_price),
+            leverage=position.leverage,
+            liquidation_price=self._liquidation_price(position),
+            margin=position.margin,
+        )
+
+    def _checked_leverage(self, symbol: str, leverage: Decimal) -> Decimal:
+        if not MIN_LEVERAGE <= leverage <= MAX_LEVERAGE:
+            raise FatalError(
+                f"leverage {leverage} for {symbol} must be between {MIN_LEVERAGE} and "
+                f"{MAX_LEVERAGE}"
+            )
+        return leverage
+
+    def _relock(self, position: PaperPosition, leverage: Decimal, now: datetime) -> None:
+        asset = _settle_asset(position.symbol)
+        margin = initial_margin(position.qty, position.entry_price, leverage)
+        extra = margin - position.margin
+        if extra > self._free(asset):
+            raise OrderRejectedError(
+                f"cannot set {position.symbol} leverage to {leverage}: needs {extra:f} more "
+                f"{asset} margin, {self._free(asset):f} free"
+            )
+        liquidation = isolated_liquidation_price(
+            position.qty, position.entry_price, leverage, self._config.maintenance_margin_rate
+        )
+        mark = self._feed.quote(position.symbol, now).price
+        if liquidation is not None and _crossed(position.qty, mark, liquidation):
+            raise OrderRejectedError(
+                f"cannot set {position.symbol} leverage to {leverage}: liquidation price "
+                f"{liquidation:f} is already crossed by the mark {mark:f}"
+            )
+        position.leverage = leverage
+        position.margin = margin
+
+    async def _save(self) -> None:
+        self._state.feed_state = self._feed.state()
+        await self._store.save_paper_account(self.account, self._state)
+
+    async def _settle_and_save(self, now: datetime) -> None:
+        if self._settle(now):
+            await self._save()
+
+    def _settle(self, now: datetime) -> bool:
+        """Apply liquidations and funding due up to ``now``; True when the account changed."""
+        state = self._state
+        changed = False
+        if state.last_funding_at is None:
+            state.last_funding_at = now  # never back-pay a state that has no funding clock
+            changed = True
+        for boundary in funding_times(
+            state.last_funding_at, now, self._config.funding_interval_hours
+        ):
+            # At each boundary, in time order: a position liquidated before it pays nothing.
+            self._liquidate_crossed(boundary)
+            self._pay_funding(boundary)
+            state.last_funding_at = boundary
+            changed = True
+        return self._liquidate_crossed(now) or changed
+
+    def _liquidate_crossed(self, at: datetime) -> bool:
+        liquidated = False
+        for position in list(self._state.positions.values()):
+            liquidation = self._liquidation_price(position)
+            if liquidation is None:
+                continue
+            mark = self._feed.quote(position.symbol, at).price
+            if _crossed(position.qty, mark, liquidation):
+                self._liquidate(position, liquidation, mark, at)
+                liquidated = True
+        return liquidated
+
+    def _liquidate(
+        self, position: PaperPosition, price: Decimal, mark: Decimal, at: datetime
+    ) -> None:
+        asset = _settle_asset(position.symbol)
+        # Closed at the liquidation price; what the margin still held after the trading
+        # loss goes too (the venue's liquidation fee), so the whole margin is lost.
+        self._credit(asset, -position.margin)
+        self._state.realized_pnl -= position.margin
+        del self._state.positions[position.symbol]
+        seq = self._next_seq()
+        side = Side.BUY if position.qty < ZERO else Side.SELL
+        amount = abs(position.qty)
+        client_order_id = f"{LIQUIDATION_PREFIX}{seq}"
+        self._remember(
+            OrderResult(
+                client_order_id=client_order_id,
+                exchange_order_id=client_order_id,
+                symbol=position.symbol,
+                side=side,
+                status=OrderStatus.FILLED,
+                amount=amount,
+                filled=amount,
+                average_price=price,
+                fee=ZERO,
+                fee_asset=asset,
+                fills=(
+                    Fill(
+                        trade_id=str(seq),
+                        symbol=position.symbol,
+                        side=side,
+                        amount=amount,
+                        price=price,
+                        fee=ZERO,
+                        fee_asset=asset,
+                        timestamp=at,
+                    ),
+                ),
+                reason=(
+                    f"liquidated: mark {mark:f} crossed liquidation price {price:f} of "
+                    f"{position.qty:f} at entry {position.entry_price:f} and leverage "
+                    f"{position.leverage:f}; margin {position.margin:f} {asset} lost"
+                ),
+            )
+        )
+
+    def _pay_funding(self, at: datetime) -> None:
+        state = self._state
+        for position in state.positions.values():
+            quote = self._feed.quote(position.symbol, at)
+            amount = -position.qty * quote.price * quote.funding_rate
+            if amount == ZERO:
+                continue
+            asset = _settle_asset(position.symbol)
+            self._credit(asset, amount)
+            state.funding_total += amount
+            state.pending_funding.append(
+                FundingPayment(
+                    symbol=position.symbol,
+                    amount=amount,
+                    asset=asset,
+                    rate=quote.funding_rate,
+                    position_qty=position.qty,
+                    mark_price=quote.price,
+                    timestamp=at,
+                )
+            )
+        if len(state.pending_funding) > MAX_PENDING_FUNDING:
+            del state.pending_funding[: len(state.pending_funding) - MAX_PENDING_FUNDING]
+
+    def _fill(self, request: OrderRequest, now: datetime) -> OrderResult:
+        """Validate and fill ``request`` against the state; raise before changing anything."""
+        symbol = request.symbol
+        if request.client_order_id in self._state.orders:
+            raise OrderRejectedError(
+                f"duplicate client order id {request.client_order_id!r}: already used for "
+                f"an order on {self._state.orders[request.client_order_id].symbol}"
+            )
+        if request.order_type != "market":
+            raise OrderRejectedError(
+                f"order type {request.order_type!r} not supported: the paper venue fills "
+                "market orders only"
+            )
+        market = self._market(symbol)
+        amount = request.amount
+        if amount <= ZERO:
+            raise OrderRejectedError(f"amount {amount:f} must be positive")
+        if amount % market.amount_step != ZERO:
+            raise OrderRejectedError(
+                f"amount {amount:f} is not a multiple of the amount step "
+                f"{market.amount_step:f} of {symbol}"
+            )
+        if amount < market.min_amount:
+            raise OrderRejectedError(
+                f"amount {amount:f} below the min amount {market.min_amount:f} of {symbol}"
+            )
+        bid, ask = self._bid_ask(self._feed.quote(symbol, now).price, market)
+        price = ask if request.side is Side.BUY else bid
+        notional = amount * price
+        if notional < market.min_notional:
+            raise OrderRejectedError(
+                f"notional {notional:f} below the min notional {market.min_notional:f} of {symbol}"
+            )
+        fee = notional * self._config.taker_fee_rate
+        if market.is_perp:
+            fee_asset = self._fill_perp(request, price, fee)
+        else:
+            fee_asset = self._fill_spot(request, market, price, fee)
+        self._state.fees_paid += fee
+        seq = self._next_seq()
+        fill = Fill(
+            trade_id=str(seq),
+            symbol=symbol,
+            side=request.side,
+            amount=amount,
+            price=price,
+            fee=fee,
+            fee_asset=fee_asset,
+            timestamp=now,
+        )
+        result = OrderResult(
+            client_order_id=request.client_order_id,
+            exchange_order_id=f"paper-{seq}",
+            symbol=symbol,
+            side=request.side,
+            status=OrderStatus.FILLED,
+            amount=amount,
+            filled=amount,
+            average_price=price,
+            fee=fee,
+            fee_asset=fee_asset,
+            fills=(fill,),
+        )
+        self._remember(result)
+        return result
+
+    def _fill_spot(
+        self, request: OrderRequest, market: Market, price: Decimal, fee: Decimal
+    ) -> str:
+        if request.reduce_only:
+            raise OrderRejectedError(
+                f"reduce_only applies to perp orders only; {request.symbol} is spot"
+            )
+        notional = request.amount * price
+        if request.side is Side.BUY:
+            cost = notional + fee
+            free = self._free(market.quote)
+            if cost > free:
+                raise OrderRejectedError(
+                    f"insufficient {market.quote}: buying {request.amount:f} {market.base} "
+                    f"costs {cost:f} with fee, {free:f} free"
+                )
+            self._credit(market.quote, -cost)
+            self._credit(market.base, request.amount)
+        else:
+            held = self._state.balances.get(market.base, ZERO)
+            if request.amount > held:
+                raise OrderRejectedError(
+                    f"insufficient {market.base}: selling {request.amount:f}, {held:f} held"
+                )
+            self._credit(market.base, -request.amount)
+            self._credit(market.quote, notional - fee)
+        return market.quote
+
+    def _fill_perp(self, request: OrderRequest, price: Decimal, fee: Decimal) -> str:
+        symbol = request.symbol
+        asset = _settle_asset(symbol)
+        amount = request.amount
+        signed = amount if request.side is Side.BUY else -amount
+        position = self._state.positions.get(symbol)
+        qty = position.qty if position else ZERO
+        if request.reduce_only:
+            _check_reduce_only(request, qty)
+        leverage = position.leverage if position else self._leverage.get(symbol, ONE)
+
+        # Split the order into the part that closes the current position and the rest.
+        closing = min(amount, abs(qty)) if qty * signed < ZERO else ZERO
+        opening = amount - closing
+        realized = ZERO
+        released = ZERO
+        if position is not None and closing > ZERO:
+            direction = ONE if qty > ZERO else -ONE
+            realized = closing * (price - position.entry_price) * direction
+            released = (
+                position.margin if closing == abs(qty) else position.margin * closing / abs(qty)
+            )
+        added = initial_margin(opening, price, leverage) if opening > ZERO else ZERO
+        if opening > ZERO:
+            # Only an order that adds exposure can be refused for funds; a reduction
+            # always goes through, as on a real venue.
+            free_after = self._free(asset) + released + realized - fee - added
+            if free_after < ZERO:
+                raise OrderRejectedError(
+                    f"insufficient {asset}: {symbol} {request.side.value} {amount:f} needs "
+                    f"fee {fee:f} + margin {added:f}, {self._free(asset):f} free"
+                )
+
+        new_qty = qty + signed
+        self._credit(asset, realized - fee)
+        self._state.realized_pnl += realized
+        if new_qty == ZERO:
+            self._state.positions.pop(symbol, None)
+        elif position is None or qty * new_qty < ZERO:
+            # New position, or flipped: the remainder opens at the fill price.
+            self._state.positions[symbol] = PaperPosition(
+                symbol=symbol, qty=new_qty, entry_price=price, leverage=leverage, margin=added
+            )
+        elif opening > ZERO:
+            # Increased: the entry is the size-weighted average of old and new.
+            position.entry_price = (abs(qty) * position.entry_price + opening * price) / abs(
+                new_qty
+            )
+            position.qty = new_qty
+            position.margin += added
+        else:
+            position.qty = new_qty
+            position.margin -= released
+        return asset
+
+
+def _settle_asset(symbol: str) -> str:
+    parts = _parse_symbol(symbol)
+    return parts.settle or parts.quote
+
+
+def _crossed(qty: Decimal, mark: Decimal, liquidation: Decimal) -> bool:
+    """Whether ``mark`` has reached the liquidation price of a position of signed ``qty``."""
+    return mark >= liquidation if qty < ZERO else mark <= liquidation
+
+
+def _check_reduce_only(request: OrderRequest, qty: Decimal) -> None:
+    side = request.side.value
+    if qty == ZERO:
+        raise OrderRejectedError(
+            f"reduce-only {side} {request.amount:f} {request.symbol}: no open position to reduce"
+        )
+    if (qty > ZERO) == (request.side is Side.BUY):
+        raise OrderRejectedError(
+            f"reduce-only {side} {request.amount:f} {request.symbol} would increase the "
+            f"position {qty:f}"
+        )
+    if request.amount > abs(qty):
+        raise OrderRejectedError(
+            f"reduce-only {side} {request.amount:f} {request.symbol} would flip the position "
+            f"{qty:f}; at most {abs(qty):f} can be reduced"
+        )
+
+
+if TYPE_CHECKING:
+    # mypy proves here that PaperVenue satisfies the gateway Protocol.
+    _gateway: type[ExchangeGateway] = PaperVenue

@@ -1,0 +1,1 @@
+"""Turning order intents into orders, exactly once."""

@@ -1,0 +1,138 @@
+"""Intents become orders exactly once.
+
+The order's client id is derived from the decision that made it, and the intent
+is committed before the order is sent: a crash before the commit sends nothing;
+a crash or lost answer after it is resolved by looking the id up at the venue,
+never by sending again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import structlog
+
+from bot.domain.models import OrderIntent, OrderRequest, OrderResult, OrderStatus
+from bot.exchange.gateway import ExchangeGateway, GatewayError, OrderRejectedError, RetryableError
+from bot.store.repository import Repository, StoredOrder
+
+log = structlog.get_logger(__name__)
+
+CLIENT_ORDER_ID_PREFIX = "hb"
+MAX_CLIENT_ORDER_ID_LENGTH = 36  # Binance's limit, the tightest of the major venues
+
+
+def client_order_id(decision_id: str) -> str:
+    """The order id for a decision: the same decision always gives the same id."""
+    coid = f"{CLIENT_ORDER_ID_PREFIX}{decision_id}"
+    if len(coid) > MAX_CLIENT_ORDER_ID_LENGTH:
+        raise ValueError(f"client order id {coid!r} exceeds {MAX_CLIENT_ORDER_ID_LENGTH} chars")
+    return coid
+
+
+@dataclass(frozen=True, slots=True)
+class Execution:
+    """What happened to one intent."""
+
+    client_order_id: str
+    status: OrderStatus
+    result: OrderResult | None
+    reason: str | None = None
+
+
+class Executor:
+    """Sends intents through a gateway and records each step."""
+
+    def __init__(
+        self, repository: Repository, settle_after: timedelta = timedelta(seconds=60)
+    ) -> None:
+        self._repo = repository
+        # How long an order the venue has never heard of may still turn up there
+        # (a request in flight when we crashed) before we call it lost.
+        self._settle_after = settle_after
+
+    async def execute(
+        self, pair: str, decision_id: str, intent: OrderIntent, gateway: ExchangeGateway
+    ) -> Execution:
+        """Store the intent, send it, store the outcome."""
+        request = OrderRequest(
+            symbol=intent.symbol,
+            side=intent.side,
+            amount=intent.amount,
+            client_order_id=client_order_id(decision_id),
+            reduce_only=intent.reduce_only,
+        )
+        # If this raises (database down), nothing has been sent: the caller audits it.
+        await self._repo.insert_order_intent(decision_id, pair, gateway.name, request)
+        try:
+            result = await gateway.create_order(request)
+        except OrderRejectedError as exc:
+            reason = str(exc)
+            await self._repo.mark_order(
+                request.client_order_id, OrderStatus.REJECTED, reason, pair, decision_id
+            )
+            return Execution(request.client_order_id, OrderStatus.REJECTED, None, reason)
+        except (RetryableError, TimeoutError) as exc:
+            # The order may or may not have reached the venue: ask, don't resend.
+            log.warning(
+                "order.answer_lost", client_order_id=request.client_order_id, error=str(exc)
+            )
+            return await self._resolve_lost(pair, decision_id, request, gateway, str(exc))
+        await self._repo.record_order_result(pair, decision_id, result)
+        return Execution(request.client_order_id, result.status, result)
+
+    async def _resolve_lost(
+        self,
+        pair: str,
+        decision_id: str,
+        request: OrderRequest,
+        gateway: ExchangeGateway,
+        error: str,
+    ) -> Execution:
+        try:
+            found = await gateway.fetch_order(request.symbol, request.client_order_id)
+        except GatewayError as exc:
+            found = None
+            error = f"{error}; look-up failed: {exc}"
+        if found is None:
+            reason = f"answer lost ({error}); will look {request.client_order_id} up again"
+            await self._repo.mark_order(
+                request.client_order_id, OrderStatus.UNKNOWN, reason, pair, decision_id
+            )
+            return Execution(request.client_order_id, OrderStatus.UNKNOWN, None, reason)
+        await self._repo.record_order_result(pair, decision_id, found)
+        return Execution(request.client_order_id, found.status, found)
+
+    async def resolve_unresolved(
+        self, pair: str, gateway: ExchangeGateway, now: datetime
+    ) -> list[StoredOrder]:
+        """Look up the pair's orders of unknown outcome; return those still unresolved."""
+        still_open: list[StoredOrder] = []
+        for order in await self._repo.unresolved_orders(pair):
+            try:
+                found = await gateway.fetch_order(order.symbol, order.client_order_id)
+            except GatewayError as exc:
+                log.warning(
+                    "order.lookup_failed", client_order_id=order.client_order_id, error=str(exc)
+                )
+                still_open.append(order)
+                continue
+            if found is not None:
+                if found.status.value != order.status or found.filled != order.filled:
+                    await self._repo.record_order_result(pair, order.decision_id, found)
+                if found.status in (OrderStatus.ACCEPTED, OrderStatus.PARTIALLY_FILLED):
+                    still_open.append(order)
+                continue
+            if now - order.created_at >= self._settle_after:
+                await self._repo.mark_order(
+                    order.client_order_id,
+                    OrderStatus.REJECTED,
+                    f"not at the venue {int(self._settle_after.total_seconds())}s after its "
+                    "intent was stored: it was never sent",
+                    pair,
+                    order.decision_id,
+                )
+            else:
+                still_open.append(order)
+        return still_open

@@ -1,0 +1,596 @@
+"""Reads and writes of the daemon's records.
+
+Each write that changes state appends its audit event in the same transaction,
+so the audit log never tells a story the tables do not, and vice versa.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import event, func, select, update
+from sqlalchemy.engine.interfaces import DBAPIConnection
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    async_sessionmaker,
+    create_async_engine,
+)
+from sqlalchemy.pool import ConnectionPoolEntry
+
+from bot.clock import Clock
+from bot.domain.models import (
+    Decision,
+    FundingPayment,
+    Observation,
+    OrderRequest,
+    OrderResult,
+    OrderStatus,
+)
+from bot.exchange.paper_state import PaperAccountState, state_from_json, state_to_json
+from bot.store.tables import (
+    AuditEventRow,
+    DecisionRow,
+    FillRow,
+    FundingPaymentRow,
+    ObservationRow,
+    OrderRow,
+    PaperAccountRow,
+)
+
+UNRESOLVED = (OrderStatus.PENDING.value, OrderStatus.ACCEPTED.value, OrderStatus.UNKNOWN.value)
+
+
+def _sqlite_pragmas(dbapi_connection: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
+    # WAL lets `status` and `audit` read while the daemon writes; the busy timeout
+    # makes a concurrent writer wait instead of failing at once.
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def create_engine(database_url: str) -> AsyncEngine:
+    """An async engine with the per-backend settings hedgebot relies on."""
+    engine = create_async_engine(database_url, pool_pre_ping=True)
+    if engine.dialect.name == "sqlite":
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+def jsonable(value: Any) -> Any:
+    """Decimals and datetimes as strings, recursively, for JSON columns."""
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, Mapping):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEvent:
+    id: int
+    ts: datetime
+    pair: str | None
+    kind: str
+    summary: str
+    decision_id: str | None
+    data: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class StoredOrder:
+    client_order_id: str
+    decision_id: str
+    pair: str
+    venue: str
+    symbol: str
+    side: str
+    amount: Decimal
+    reduce_only: bool
+    status: str
+    filled: Decimal
+    average_price: Decimal | None
+    fee: Decimal
+    reason: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class PairStatus:
+    pair: str
+    mode: str
+    price: Decimal
+    spot_qty: Decimal
+    hedge_qty: Decimal
+    ratio: Decimal | None
+    target_ratio: Decimal
+    band: Decimal
+    drift_qty: Decimal
+    decided_at: datetime
+    last_action: str
+    last_action_at: datetime | None
+
+
+def _order_from_row(row: OrderRow) -> StoredOrder:
+    return StoredOrder(
+        client_order_id=row.client_order_id,
+        decision_id=row.decision_id,
+        pair=row.pair,
+        venue=row.venue,
+        symbol=row.symbol,
+        side=row.side,
+        amount=row.amount,
+        reduce_only=row.reduce_only,
+        status=row.status,
+        filled=row.filled,
+        average_price=row.average_price,
+        fee=row.fee,
+        reason=row.reason,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+def describe_order(order: StoredOrder) -> str:
+    """One line: side, amount, symbol, status and price."""
+    text = f"{order.side} {order.amount} {order.symbol} {order.status}"
+    if order.average_price is not None and order.filled:
+        text += f" {order.filled} @ {order.average_price}"
+    if order.reason:
+        text += f" ({order.reason})"
+    return text
+
+
+class Repository:
+    """All database access of the daemon and the CLI."""
+
+    def __init__(self, engine: AsyncEngine, clock: Clock) -> None:
+        self._engine = engine
+        self._clock = clock
+        self._sessions = async_sessionmaker(engine, expire_on_commit=False)
+
+    @property
+    def engine(self) -> AsyncEngine:
+        return self._engine
+
+    def _audit_row(
+        self,
+        kind: str,
+        summary: str,
+        data: Mapping[str, Any] | None = None,
+        pair: str | None = None,
+        decision_id: str | None = None,
+        ts: datetime | None = None,
+    ) -> AuditEventRow:
+        return AuditEventRow(
+            ts=ts or self._clock.now(),
+            pair=pair,
+            kind=kind,
+            summary=summary,
+            decision_id=decision_id,
+            data=jsonable(dict(data or {})),
+        )
+
+    async def append_audit(
+        self,
+        kind: str,
+        summary: str,
+        data: Mapping[str, Any] | None = None,
+        pair: str | None = None,
+        decision_id: str | None = None,
+    ) -> int:
+        """Append one audit event on its own; returns its id."""
+        async with self._sessions.begin() as session:
+            row = self._audit_row(kind, summary, data, pair, decision_id)
+            session.add(row)
+            await session.flush()
+            return row.id
+
+    async def record_observation(self, observation: Observation, cycle: int) -> int:
+        """Store what the venue showed for one pair; returns the observation id."""
+        position = observation.position
+        async with self._sessions.begin() as session:
+            row = ObservationRow(
+                pair=observation.pair,
+                cycle=cycle,
+                observed_at=observation.observed_at,
+                spot_symbol=observation.spot_symbol,
+                perp_symbol=observation.perp_symbol,
+                spot_qty=observation.spot_qty,
+                perp_qty=observation.perp_qty,
+                price=observation.price,
+                bid=observation.bid,
+                ask=observation.ask,
+                funding_rate=observation.funding_rate,
+                entry_price=position.entry_price if position else None,
+                liquidation_price=position.liquidation_price if position else None,
+                unrealized_pnl=position.unrealized_pnl if position else None,
+                leverage=position.leverage if position else None,
+            )
+            session.add(row)
+            await session.flush()
+            return row.id
+
+    async def last_cycle(self) -> int:
+        """The highest cycle number recorded so far (0 for a new database)."""
+        async with self._sessions() as session:
+            value = (await session.execute(select(func.max(ObservationRow.cycle)))).scalar()
+            return int(value or 0)
+
+    async def record_decision(
+        self,
+        decision_id: str,
+        observation_id: int,
+        cycle: int,
+        mode: str,
+        decision: Decision,
+        action: str,
+        verdict: str | None,
+        inputs: Mapping[str, Any],
+        summary: str,
+    ) -> None:
+        """Store a decision (with the risk verdict) and its audit event together."""
+        async with self._sessions.begin() as session:
+            session.add(
+                DecisionRow(
+                    id=decision_id,
+                    pair=decision.pair,
+                    cycle=cycle,
+                    mode=mode,
+                    created_at=self._clock.now(),
+                    observation_id=observation_id,
+                    target_ratio=decision.target_ratio,
+                    ratio=decision.ratio,
+                    drift_qty=decision.drift_qty,
+                    band=decision.band,
+                    action=action,
+                    reason=decision.reason,
+                    verdict=verdict,
+                    inputs=jsonable(dict(inputs)),
+                )
+            )
+            await session.flush()
+            kind = {"order": "decision", "none": "decision", "denied": "risk.denied"}.get(
+                action, "decision"
+            )
+            session.add(
+                self._audit_row(
+                    kind,
+                    summary,
+                    {
+                        "action": action,
+                        "reason": decision.reason,
+                        "verdict": verdict,
+                        "target_ratio": decision.target_ratio,
+                        "ratio": decision.ratio,
+                        "drift_qty": decision.drift_qty,
+                        "band": decision.band,
+                        "observation_id": observation_id,
+                        "inputs": inputs,
+                    },
+                    pair=decision.pair,
+                    decision_id=decision_id,
+                )
+            )
+
+    async def insert_order_intent(
+        self, decision_id: str, pair: str, venue: str, request: OrderRequest
+    ) -> None:
+        """Store an order before it is sent; raises IntegrityError if the id exists."""
+        now = self._clock.now()
+        async with self._sessions.begin() as session:
+            session.add(
+                OrderRow(
+                    client_order_id=request.client_order_id,
+                    decision_id=decision_id,
+                    pair=pair,
+                    venue=venue,
+                    symbol=request.symbol,
+                    side=request.side.value,
+                    order_type=request.order_type,
+                    amount=request.amount,
+                    reduce_only=request.reduce_only,
+                    status=OrderStatus.PENDING.value,
+                    filled=Decimal(0),
+                    average_price=None,
+                    fee=Decimal(0),
+                    fee_asset=None,
+                    reason=None,
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+            await session.flush()
+            session.add(
+                self._audit_row(
+                    "order.intent",
+                    f"intent {request.side.value} {request.amount} {request.symbol}"
+                    f"{' reduce-only' if request.reduce_only else ''} "
+                    f"as {request.client_order_id}",
+                    {
+                        "client_order_id": request.client_order_id,
+                        "symbol": request.symbol,
+                        "side": request.side.value,
+                        "amount": request.amount,
+                        "reduce_only": request.reduce_only,
+                        "order_type": request.order_type,
+                        "venue": venue,
+                    },
+                    pair=pair,
+                    decision_id=decision_id,
+                    ts=now,
+                )
+            )
+
+    async def record_order_result(self, pair: str, decision_id: str, result: OrderResult) -> None:
+        """Store the venue's answer and its fills (idempotent per trade id)."""
+        now = self._clock.now()
+        async with self._sessions.begin() as session:
+            row = (
+                await session.execute(
+                    select(OrderRow).where(OrderRow.client_order_id == result.client_order_id)
+                )
+            ).scalar_one()
+            row.status = result.status.value
+            row.exchange_order_id = result.exchange_order_id
+            row.filled = result.filled
+            row.average_price = result.average_price
+            row.fee = result.fee
+            row.fee_asset = result.fee_asset
+            row.reason = result.reason
+            row.updated_at = now
+            known = set(
+                (
+                    await session.execute(
+                        select(FillRow.trade_id).where(FillRow.order_id == row.id)
+                    )
+                ).scalars()
+            )
+            for fill in result.fills:
+                if fill.trade_id in known:
+                    continue
+                session.add(
+                    FillRow(
+                        order_id=row.id,
+                        trade_id=fill.trade_id,
+                        symbol=fill.symbol,
+                        side=fill.side.value,
+                        amount=fill.amount,
+                        price=fill.price,
+                        fee=fill.fee,
+                        fee_asset=fill.fee_asset,
+                        filled_at=fill.timestamp,
+                    )
+                )
+            summary = f"order {result.client_order_id} {result.status.value}"
+            if result.filled:
+                summary += (
+                    f": {result.side.value} {result.filled} {result.symbol} "
+                    f"@ {result.average_price}, fee {result.fee} {result.fee_asset or ''}".rstrip()
+                )
+            if result.reason:
+                summary += f": {result.reason}"
+            session.add(
+                self._audit_row(
+                    f"order.{result.status.value}",
+                    summary,
+                    {
+                        "client_order_id": result.client_order_id,
+                        "exchange_order_id": result.exchange_order_id,
+                        "status": result.status.value,
+                        "filled": result.filled,
+                        "average_price": result.average_price,
+                        "fee": result.fee,
+                        "fee_asset": result.fee_asset,
+                        "fills": [
+                            {"trade_id": f.trade_id, "amount": f.amount, "price": f.price}
+                            for f in result.fills
+                        ],
+                        "reason": result.reason,
+                    },
+                    pair=pair,
+                    decision_id=decision_id,
+                    ts=now,
+                )
+            )
+
+    async def mark_order(
+        self, client_order_id: str, status: OrderStatus, reason: str, pair: str, decision_id: str
+    ) -> None:
+        """Set an order's status without a venue answer (rejected before sending, unknown)."""
+        now = self._clock.now()
+        async with self._sessions.begin() as session:
+            await session.execute(
+                update(OrderRow)
+                .where(OrderRow.client_order_id == client_order_id)
+                .values(status=status.value, reason=reason, updated_at=now)
+            )
+            session.add(
+                self._audit_row(
+                    f"order.{status.value}",
+                    f"order {client_order_id} {status.value}: {reason}",
+                    {"client_order_id": client_order_id, "status": status.value, "reason": reason},
+                    pair=pair,
+                    decision_id=decision_id,
+                    ts=now,
+                )
+            )
+
+    async def unresolved_orders(self, pair: str | None = None) -> list[StoredOrder]:
+        """Orders whose final outcome is not known yet, oldest first."""
+        query = select(OrderRow).where(OrderRow.status.in_(UNRESOLVED)).order_by(OrderRow.id)
+        if pair is not None:
+            query = query.where(OrderRow.pair == pair)
+        async with self._sessions() as session:
+            return [_order_from_row(r) for r in (await session.execute(query)).scalars()]
+
+    async def orders(self, pair: str | None = None) -> list[StoredOrder]:
+        """Every stored order, oldest first."""
+        query = select(OrderRow).order_by(OrderRow.id)
+        if pair is not None:
+            query = query.where(OrderRow.pair == pair)
+        async with self._sessions() as session:
+            return [_order_from_row(r) for r in (await session.execute(query)).scalars()]
+
+    async def record_funding(self, pair: str, venue: str, payment: FundingPayment) -> bool:
+        """Store a funding payment once; False when it was already stored."""
+        try:
+            async with self._sessions.begin() as session:
+                session.add(
+                    FundingPaymentRow(
+                        pair=pair,
+                        venue=venue,
+                        symbol=payment.symbol,
+                        amount=payment.amount,
+                        asset=payment.asset,
+                        rate=payment.rate,
+                        position_qty=payment.position_qty,
+                        mark_price=payment.mark_price,
+                        paid_at=payment.timestamp,
+                    )
+                )
+                await session.flush()
+                verb = "received" if payment.amount >= 0 else "paid"
+                session.add(
+                    self._audit_row(
+                        "funding",
+                        f"funding {verb} {abs(payment.amount)} {payment.asset} on "
+                        f"{payment.position_qty} {payment.symbol} at rate {payment.rate}",
+                        {
+                            "symbol": payment.symbol,
+                            "amount": payment.amount,
+                            "asset": payment.asset,
+                            "rate": payment.rate,
+                            "position_qty": payment.position_qty,
+                            "mark_price": payment.mark_price,
+                            "paid_at": payment.timestamp,
+                        },
+                        pair=pair,
+                    )
+                )
+        except IntegrityError:
+            return False
+        return True
+
+    async def funding_total(self, pair: str) -> Decimal:
+        """Sum of the pair's funding payments (positive = received)."""
+        async with self._sessions() as session:
+            rows = (
+                await session.execute(
+                    select(FundingPaymentRow.amount).where(FundingPaymentRow.pair == pair)
+                )
+            ).scalars()
+            return sum(rows, Decimal(0))
+
+    async def audit_events(
+        self,
+        pair: str | None = None,
+        kind: str | None = None,
+        since: datetime | None = None,
+        limit: int | None = None,
+        after_id: int = 0,
+    ) -> list[AuditEvent]:
+        """Audit events oldest first; ``kind`` matches exactly or as a prefix ('order')."""
+        query = select(AuditEventRow).where(AuditEventRow.id > after_id)
+        if pair is not None:
+            query = query.where(AuditEventRow.pair == pair)
+        if kind is not None:
+            query = query.where(
+                (AuditEventRow.kind == kind) | AuditEventRow.kind.startswith(f"{kind}.")
+            )
+        if since is not None:
+            query = query.where(AuditEventRow.ts >= since)
+        if limit is not None:
+            # The newest N, shown oldest first.
+            inner = query.order_by(AuditEventRow.id.desc()).limit(limit).subquery()
+            query = select(AuditEventRow).join(inner, AuditEventRow.id == inner.c.id)
+        query = query.order_by(AuditEventRow.id)
+        async with self._sessions() as session:
+            return [
+                AuditEvent(
+                    id=row.id,
+                    ts=row.ts,
+                    pair=row.pair,
+                    kind=row.kind,
+                    summary=row.summary,
+                    decision_id=row.decision_id,
+                    data=row.data,
+                )
+                for row in (await session.execute(query)).scalars()
+            ]
+
+    async def pair_status(self, pairs: Sequence[str] | None = None) -> list[PairStatus]:
+        """Per pair: the latest decision with its observation, and the latest order."""
+        async with self._sessions() as session:
+            latest = (
+                select(DecisionRow.pair, func.max(DecisionRow.id).label("id"))
+                .group_by(DecisionRow.pair)
+                .subquery()
+            )
+            rows = (
+                await session.execute(
+                    select(DecisionRow, ObservationRow)
+                    .join(latest, DecisionRow.id == latest.c.id)
+                    .join(ObservationRow, ObservationRow.id == DecisionRow.observation_id)
+                    .order_by(DecisionRow.pair)
+                )
+            ).all()
+            result: list[PairStatus] = []
+            for decision, observation in rows:
+                if pairs is not None and decision.pair not in pairs:
+                    continue
+                last_order = (
+                    await session.execute(
+                        select(OrderRow)
+                        .where(OrderRow.pair == decision.pair)
+                        .order_by(OrderRow.id.desc())
+                        .limit(1)
+                    )
+                ).scalar_one_or_none()
+                result.append(
+                    PairStatus(
+                        pair=decision.pair,
+                        mode=decision.mode,
+                        price=observation.price,
+                        spot_qty=observation.spot_qty,
+                        hedge_qty=-observation.perp_qty,
+                        ratio=decision.ratio,
+                        target_ratio=decision.target_ratio,
+                        band=decision.band,
+                        drift_qty=decision.drift_qty,
+                        decided_at=decision.created_at,
+                        last_action=describe_order(_order_from_row(last_order))
+                        if last_order
+                        else "none yet",
+                        last_action_at=last_order.updated_at if last_order else None,
+                    )
+                )
+            return result
+
+    async def load_paper_account(self, name: str) -> PaperAccountState | None:
+        """The paper venue's saved account, or None for a new one."""
+        async with self._sessions() as session:
+            row = await session.get(PaperAccountRow, name)
+            return None if row is None else state_from_json(row.state)
+
+    async def save_paper_account(self, name: str, state: PaperAccountState) -> None:
+        """Replace the paper venue's saved account."""
+        async with self._sessions.begin() as session:
+            row = await session.get(PaperAccountRow, name)
+            payload = state_to_json(state)
+            if row is None:
+                session.add(PaperAccountRow(name=name, state=payload, updated_at=self._clock.now()))
+            else:
+                row.state = payload
+                row.updated_at = self._clock.now()

@@ -1,0 +1,208 @@
+"""SQLAlchemy 2.0 tables. The schema itself is created by the Alembic migrations."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    Numeric,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeEngine
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Money(TypeDecorator[Decimal]):
+    """An exact decimal: NUMERIC on Postgres, text on SQLite (whose NUMERIC is a float)."""
+
+    impl = Numeric(38, 18)
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(String(64))
+        return dialect.type_descriptor(Numeric(38, 18))
+
+    def process_bind_param(self, value: Decimal | None, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        if not isinstance(value, Decimal):
+            raise TypeError(f"Money columns take Decimal, got {type(value).__name__}")
+        return str(value) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:
+        if value is None:
+            return None
+        return Decimal(str(value)).normalize() if dialect.name != "sqlite" else Decimal(value)
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on every backend (SQLite drops the zone)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+# SQLite only autoincrements INTEGER PRIMARY KEY; Postgres gets a bigint.
+AutoId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class ObservationRow(Base):
+    __tablename__ = "observations"
+
+    id: Mapped[int] = mapped_column(AutoId, primary_key=True, autoincrement=True)
+    pair: Mapped[str] = mapped_column(String(64), index=True)
+    cycle: Mapped[int] = mapped_column(Integer)
+    observed_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    spot_symbol: Mapped[str] = mapped_column(String(64))
+    perp_symbol: Mapped[str] = mapped_column(String(64))
+    spot_qty: Mapped[Decimal] = mapped_column(Money)
+    perp_qty: Mapped[Decimal] = mapped_column(Money)
+    price: Mapped[Decimal] = mapped_column(Money)
+    bid: Mapped[Decimal] = mapped_column(Money)
+    ask: Mapped[Decimal] = mapped_column(Money)
+    funding_rate: Mapped[Decimal] = mapped_column(Money)
+    entry_price: Mapped[Decimal | None] = mapped_column(Money, nullable=True)
+    liquidation_price: Mapped[Decimal | None] = mapped_column(Money, nullable=True)
+    unrealized_pnl: Mapped[Decimal | None] = mapped_column(Money, nullable=True)
+    leverage: Mapped[Decimal | None] = mapped_column(Money, nullable=True)
+
+
+class DecisionRow(Base):
+    __tablename__ = "decisions"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)  # ULID, time-ordered
+    pair: Mapped[str] = mapped_column(String(64))
+    cycle: Mapped[int] = mapped_column(Integer)
+    mode: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    observation_id: Mapped[int] = mapped_column(ForeignKey("observations.id"))
+    target_ratio: Mapped[Decimal] = mapped_column(Money)
+    ratio: Mapped[Decimal | None] = mapped_column(Money, nullable=True)
+    drift_qty: Mapped[Decimal] = mapped_column(Money)
+    band: Mapped[Decimal] = mapped_column(Money)
+    action: Mapped[str] = mapped_column(String(32))
+    reason: Mapped[str] = mapped_column(Text)
+    verdict: Mapped[str | None] = mapped_column(Text, nullable=True)
+    inputs: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+    __table_args__ = (Index("ix_decisions_pair_created_at", "pair", "created_at"),)
+
+
+class OrderRow(Base):
+    __tablename__ = "orders"
+
+    id: Mapped[int] = mapped_column(AutoId, primary_key=True, autoincrement=True)
+    client_order_id: Mapped[str] = mapped_column(String(64), unique=True)
+    decision_id: Mapped[str] = mapped_column(ForeignKey("decisions.id"), unique=True)
+    pair: Mapped[str] = mapped_column(String(64), index=True)
+    venue: Mapped[str] = mapped_column(String(64))
+    symbol: Mapped[str] = mapped_column(String(64))
+    side: Mapped[str] = mapped_column(String(8))
+    order_type: Mapped[str] = mapped_column(String(16))
+    amount: Mapped[Decimal] = mapped_column(Money)
+    reduce_only: Mapped[bool]
+    status: Mapped[str] = mapped_column(String(32), index=True)
+    exchange_order_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    filled: Mapped[Decimal] = mapped_column(Money)
+    average_price: Mapped[Decimal | None] = mapped_column(Money, nullable=True)
+    fee: Mapped[Decimal] = mapped_column(Money)
+    fee_asset: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class FillRow(Base):
+    __tablename__ = "fills"
+
+    id: Mapped[int] = mapped_column(AutoId, primary_key=True, autoincrement=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"), index=True)
+    trade_id: Mapped[str] = mapped_column(String(64))
+    symbol: Mapped[str] = mapped_column(String(64))
+    side: Mapped[str] = mapped_column(String(8))
+    amount: Mapped[Decimal] = mapped_column(Money)
+    price: Mapped[Decimal] = mapped_column(Money)
+    fee: Mapped[Decimal] = mapped_column(Money)
+    fee_asset: Mapped[str] = mapped_column(String(16))
+    filled_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+    __table_args__ = (UniqueConstraint("order_id", "trade_id", name="uq_fills_order_trade"),)
+
+
+class FundingPaymentRow(Base):
+    __tablename__ = "funding_payments"
+
+    id: Mapped[int] = mapped_column(AutoId, primary_key=True, autoincrement=True)
+    pair: Mapped[str] = mapped_column(String(64), index=True)
+    venue: Mapped[str] = mapped_column(String(64))
+    symbol: Mapped[str] = mapped_column(String(64))
+    amount: Mapped[Decimal] = mapped_column(Money)
+    asset: Mapped[str] = mapped_column(String(16))
+    rate: Mapped[Decimal] = mapped_column(Money)
+    position_qty: Mapped[Decimal] = mapped_column(Money)
+    mark_price: Mapped[Decimal] = mapped_column(Money)
+    paid_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+    __table_args__ = (
+        UniqueConstraint("venue", "symbol", "paid_at", name="uq_funding_venue_symbol_time"),
+    )
+
+
+class AuditEventRow(Base):
+    """Append-only: the application never updates or deletes these rows."""
+
+    __tablename__ = "audit_events"
+
+    id: Mapped[int] = mapped_column(AutoId, primary_key=True, autoincrement=True)
+    ts: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+    pair: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    kind: Mapped[str] = mapped_column(String(64), index=True)
+    summary: Mapped[str] = mapped_column(Text)
+    decision_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    data: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class PaperAccountRow(Base):
+    __tablename__ = "paper_accounts"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    state: Mapped[str] = mapped_column(Text)  # exact JSON, decimals as strings
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)

@@ -1,0 +1,107 @@
+"""Configuration: TOML file, environment overrides, one-line errors."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from bot.config import ConfigError, load_settings, masked_dump
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLE = ROOT / "examples" / "paper.toml"
+
+MINIMAL = """
+[[pairs]]
+name = "BTC"
+spot_symbol = "BTC/USDT"
+perp_symbol = "BTC/USDT:USDT"
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "hedgebot.toml"
+    path.write_text(text)
+    return path
+
+
+def test_example_config_has_btc_and_eth_pairs_in_paper_mode() -> None:
+    settings = load_settings(EXAMPLE)
+    assert settings.mode == "paper"
+    assert [p.name for p in settings.pairs] == ["BTC", "ETH"]
+    assert settings.paper.balances["ETH"] == Decimal(10)
+
+
+def test_defaults_are_paper_mode_sqlite_and_full_hedge(tmp_path: Path) -> None:
+    settings = load_settings(write(tmp_path, MINIMAL))
+    assert settings.mode == "paper"
+    assert settings.database_url == "sqlite+aiosqlite:///hedgebot.db"
+    assert settings.pairs[0].target_ratio == Decimal(1)
+
+
+def test_environment_overrides_the_file_with_double_underscore_nesting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HEDGEBOT_POLL_INTERVAL_S", "3.5")
+    monkeypatch.setenv("HEDGEBOT_PAPER__SEED", "7")
+    settings = load_settings(write(tmp_path, "poll_interval_s = 99\n" + MINIMAL))
+    assert settings.poll_interval_s == 3.5
+    assert settings.paper.seed == 7
+
+
+def test_decimal_values_are_exact_when_written_as_floats(tmp_path: Path) -> None:
+    text = MINIMAL + "target_ratio = 0.3\nband = 0.01\n"
+    settings = load_settings(write(tmp_path, text))
+    assert settings.pairs[0].target_ratio == Decimal("0.3")
+    assert settings.pairs[0].band == Decimal("0.01")
+
+
+def test_target_ratio_above_two_names_field_value_and_range(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as err:
+        load_settings(write(tmp_path, MINIMAL + 'target_ratio = "2.5"\n'))
+    message = str(err.value)
+    assert "pairs[0].target_ratio" in message
+    assert "2.5" in message
+    assert "less than or equal to 2" in message
+    assert "\n" not in message
+
+
+def test_unknown_key_is_rejected_not_ignored(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="targt_ratio"):
+        load_settings(write(tmp_path, MINIMAL + 'targt_ratio = "0.5"\n'))
+
+
+def test_missing_pairs_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="no \\[\\[pairs\\]\\]"):
+        load_settings(write(tmp_path, 'mode = "paper"\n'))
+
+
+def test_perp_for_another_coin_is_rejected(tmp_path: Path) -> None:
+    text = MINIMAL.replace('perp_symbol = "BTC/USDT:USDT"', 'perp_symbol = "ETH/USDT:USDT"')
+    with pytest.raises(ConfigError, match="does not hedge"):
+        load_settings(write(tmp_path, text))
+
+
+def test_two_pairs_cannot_share_one_perp(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="shared: BTC/USDT:USDT"):
+        load_settings(write(tmp_path, MINIMAL + MINIMAL.replace('name = "BTC"', 'name = "B2"')))
+
+
+def test_missing_config_file_is_one_clear_line(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="not found"):
+        load_settings(tmp_path / "nope.toml")
+
+
+def test_secrets_are_masked_in_the_effective_config(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HEDGEBOT_ACCOUNTS__main__EXCHANGE", "binance")
+    monkeypatch.setenv("HEDGEBOT_ACCOUNTS__main__API_KEY", "key-123-secret")
+    monkeypatch.setenv("HEDGEBOT_ACCOUNTS__main__SECRET", "shh-456")
+    settings = load_settings(write(tmp_path, MINIMAL))
+    dumped = str(masked_dump(settings))
+    assert "key-123-secret" not in dumped
+    assert "shh-456" not in dumped
+    assert settings.accounts["main"].api_key is not None
+    assert settings.accounts["main"].api_key.get_secret_value() == "key-123-secret"
