@@ -20,7 +20,9 @@ The model, kept deliberately small:
   as an order ``liquidation-<n>`` (see ``liquidations()`` and ``fetch_order``).
 
 The account (balances, positions, orders, funding, the feed's state) is saved through a
-``PaperAccountStore`` after every change, so a restart continues where it stopped.
+``PaperAccountStore`` after every change, so a restart continues where it stopped. A quote
+alone (fetch_tickers) is not saved: the sim walk is a function of its step index, so a
+restart from an older feed state walks the same steps again and arrives at the same price.
 """
 
 from __future__ import annotations

@@ -1,0 +1,246 @@
+"""The `hedgebot` command as a user runs it: a subprocess on a fresh directory."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+HEDGEBOT = Path(sys.executable).parent / "hedgebot"
+
+CONFIG = """
+mode = "paper"
+database_url = "sqlite+aiosqlite:///{db}"
+poll_interval_s = {poll}
+
+[[pairs]]
+name = "BTC"
+spot_symbol = "BTC/USDT"
+perp_symbol = "BTC/USDT:USDT"
+target_ratio = "1.0"
+band = "0.02"
+min_notional = "10"
+max_order_notional = "{max_notional}"
+leverage = "2"
+
+[[pairs]]
+name = "ETH"
+spot_symbol = "ETH/USDT"
+perp_symbol = "ETH/USDT:USDT"
+target_ratio = "0.5"
+band = "0.02"
+max_order_notional = "{max_notional}"
+leverage = "2"
+
+[paper]
+balances = {{ BTC = "1", ETH = "10", USDT = "100000" }}
+"""
+
+
+def command() -> list[str]:
+    return [str(HEDGEBOT)] if HEDGEBOT.exists() else [sys.executable, "-m", "bot"]
+
+
+def write_config(tmp_path: Path, poll: float = 0.1, max_notional: str = "1000000") -> Path:
+    path = tmp_path / "hedgebot.toml"
+    path.write_text(CONFIG.format(db=tmp_path / "hb.db", poll=poll, max_notional=max_notional))
+    return path
+
+
+def hedgebot(*args: str, cwd: Path, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HEDGEBOT_")}
+    return subprocess.run(
+        [*command(), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def query(db: Path, sql: str) -> list[tuple[object, ...]]:
+    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+        return conn.execute(sql).fetchall()
+
+
+def test_run_creates_the_database_and_status_and_audit_read_it(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    result = hedgebot(
+        "run", "-c", str(config), "--max-cycles", "3", "--log-format", "json", cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stderr
+    lines = [json.loads(line) for line in result.stderr.splitlines() if line.startswith("{")]
+    decided = [line for line in lines if line["event"] == "pair.decided"]
+    assert {line["pair"] for line in decided} == {"BTC", "ETH"}
+    assert all("cycle" in line for line in decided)
+
+    status = hedgebot("status", "-c", str(config), "--format", "json", cwd=tmp_path)
+    assert status.returncode == 0, status.stderr
+    rows = json.loads(status.stdout)
+    assert [r["pair"] for r in rows] == ["BTC", "ETH"]
+    assert set(rows[0]) == {
+        "pair",
+        "price",
+        "spot_qty",
+        "hedge_qty",
+        "ratio",
+        "target_ratio",
+        "band",
+        "drift_qty",
+        "last_action",
+        "last_action_at",
+        "mode",
+    }
+    for row in rows:
+        assert abs(float(row["ratio"]) - float(row["target_ratio"])) <= float(row["band"])
+        assert isinstance(row["spot_qty"], str)
+
+    audit = hedgebot(
+        "audit", "-c", str(config), "--format", "json", "--kind", "order", cwd=tmp_path
+    )
+    events = [json.loads(line) for line in audit.stdout.splitlines()]
+    assert events
+    assert {"id", "ts", "pair", "kind", "summary", "data"} <= set(events[0])
+    assert [e["id"] for e in events] == sorted(e["id"] for e in events)
+
+    table = hedgebot("status", "-c", str(config), cwd=tmp_path)
+    assert "BTC" in table.stdout
+    assert "paper" in table.stdout
+    csv_out = hedgebot("audit", "-c", str(config), "--format", "csv", "--limit", "2", cwd=tmp_path)
+    assert csv_out.stdout.splitlines()[0] == "id,ts,pair,kind,summary,decision_id,data"
+    assert len(csv_out.stdout.splitlines()) == 3
+
+
+def test_sigterm_mid_run_exits_zero_within_5_seconds_with_every_order_recorded(
+    tmp_path: Path,
+) -> None:
+    # A small max order notional keeps orders flowing for many cycles.
+    config = write_config(tmp_path, poll=0.05, max_notional="500")
+    db = tmp_path / "hb.db"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HEDGEBOT_")}
+    process = subprocess.Popen(
+        [*command(), "run", "-c", str(config), "--log-format", "json"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if (
+                db.exists()
+                and query(db, "SELECT count(*) FROM sqlite_master WHERE name = 'orders'")[0][0]
+            ):
+                if query(db, "SELECT count(*) FROM orders")[0][0] >= 5:
+                    break
+            time.sleep(0.05)
+        else:
+            pytest.fail("the daemon sent no orders within 30 s")
+        process.send_signal(signal.SIGTERM)
+        started = time.monotonic()
+        process.wait(timeout=10)
+        waited = time.monotonic() - started
+    finally:
+        if process.poll() is None:
+            process.kill()
+        _, stderr = process.communicate()
+    assert process.returncode == 0, stderr
+    assert waited < 5
+    statuses = {row[0] for row in query(db, "SELECT status FROM orders")}
+    assert statuses <= {"filled", "rejected"}
+    stored = {row[0] for row in query(db, "SELECT client_order_id FROM orders")}
+    [(state_json,)] = query(db, "SELECT state FROM paper_accounts")
+    at_venue = set(json.loads(state_json)["orders"])
+    assert at_venue <= stored
+    kinds = [row[0] for row in query(db, "SELECT kind FROM audit_events ORDER BY id")]
+    assert kinds[-1] == "daemon.stop"
+
+
+def test_bad_config_exits_2_names_the_field_and_writes_nothing(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    config.write_text(config.read_text().replace('band = "0.02"', 'band = "1.5"', 1))
+    result = hedgebot("run", "-c", str(config), cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0
+    assert "pairs[0].band" in result.stderr
+    assert "1.5" in result.stderr
+    assert "less than or equal to 1" in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["hedgebot.toml"]
+
+
+def test_check_config_prints_effective_config_with_secrets_masked(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    env = {
+        **os.environ,
+        "HEDGEBOT_ACCOUNTS__main__EXCHANGE": "binance",
+        "HEDGEBOT_ACCOUNTS__main__API_KEY": "very-secret-key-value",
+    }
+    result = subprocess.run(
+        [*command(), "check-config", "-c", str(config)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "very-secret-key-value" not in result.stdout + result.stderr
+    effective = json.loads(result.stdout)
+    assert effective["accounts"]["main"]["api_key"] == "**********"
+    assert effective["pairs"][1]["target_ratio"] == "0.5"
+
+
+def test_status_on_a_missing_database_says_how_to_start_and_creates_nothing(
+    tmp_path: Path,
+) -> None:
+    config = write_config(tmp_path)
+    result = hedgebot("status", "-c", str(config), cwd=tmp_path)
+    assert result.returncode == 2
+    assert "no database" in result.stderr
+    assert not (tmp_path / "hb.db").exists()
+
+
+def test_outdated_schema_is_refused_unless_migrate_is_given(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    assert hedgebot("db", "upgrade", "-c", str(config), cwd=tmp_path).returncode == 0
+    # A newer hedgebot would ship one more migration: simulate it with a copy.
+    migrations = tmp_path / "migrations"
+    shutil.copytree(ROOT / "migrations", migrations, ignore=shutil.ignore_patterns("__pycache__"))
+    (migrations / "versions" / "0002_extra.py").write_text(
+        'import sqlalchemy as sa\nfrom alembic import op\n\nrevision = "0002"\n'
+        'down_revision = "0001"\nbranch_labels = None\ndepends_on = None\n\n\n'
+        "def upgrade() -> None:\n"
+        '    op.create_table("extra", sa.Column("id", sa.Integer, primary_key=True))\n\n\n'
+        "def downgrade() -> None:\n"
+        '    op.drop_table("extra")\n'
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HEDGEBOT_")}
+    env["HEDGEBOT_MIGRATIONS_DIR"] = str(migrations)
+    refused = subprocess.run(
+        [*command(), "run", "-c", str(config), "--max-cycles", "1"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert refused.returncode == 2
+    assert "out of date" in refused.stderr
+    assert "--migrate" in refused.stderr
+    migrated = subprocess.run(
+        [*command(), "run", "-c", str(config), "--max-cycles", "1", "--migrate"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert migrated.returncode == 0, migrated.stderr
+    assert query(tmp_path / "hb.db", "SELECT version_num FROM alembic_version") == [("0002",)]
