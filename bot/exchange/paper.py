@@ -162,6 +162,7 @@ class PaperVenue:
             self._leverage[symbol] = self._checked_leverage(symbol, value)
         # One mutation (settle + fill + save) at a time, when pairs share the account.
         self._lock = asyncio.Lock()
+        self._unsaved_orders: list[OrderResult] = []
 
     @classmethod
     async def open(
@@ -255,6 +256,12 @@ class PaperVenue:
             now = self._clock.now()
             changed = self._settle(now)
             try:
+                if request.client_order_id not in self._state.orders:
+                    earlier = await self._store.load_paper_order(
+                        self.account, request.client_order_id
+                    )
+                    if earlier is not None:
+                        self._state.orders[earlier.client_order_id] = earlier
                 result = self._fill(request, now)
             except OrderRejectedError:
                 if changed:
@@ -266,6 +273,8 @@ class PaperVenue:
     async def fetch_order(self, symbol: str, client_order_id: str) -> OrderResult | None:
         """A remembered order (or liquidation) of ``symbol``; None when there is none."""
         order = self._state.orders.get(client_order_id)
+        if order is None:
+            order = await self._store.load_paper_order(self.account, client_order_id)
         return order if order is not None and order.symbol == symbol else None
 
     async def fetch_funding_payments(self, symbols: Iterable[str]) -> list[FundingPayment]:
@@ -390,6 +399,7 @@ class PaperVenue:
         return self._state.trade_seq
 
     def _remember(self, order: OrderResult) -> None:
+        self._unsaved_orders.append(order)
         orders = self._state.orders
         orders[order.client_order_id] = order
         while len(orders) > MAX_REMEMBERED_ORDERS:
@@ -447,7 +457,8 @@ class PaperVenue:
 
     async def _save(self) -> None:
         self._state.feed_state = self._feed.state()
-        await self._store.save_paper_account(self.account, self._state)
+        await self._store.save_paper_account(self.account, self._state, self._unsaved_orders)
+        self._unsaved_orders = []
 
     async def _settle_and_save(self, now: datetime) -> None:
         if self._settle(now):

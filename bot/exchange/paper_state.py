@@ -1,12 +1,14 @@
 """The paper venue's account, and how it is saved between runs.
 
 The state is plain data with a JSON form (decimals as strings, so nothing is
-rounded); the store keeps it in one row per paper account.
+rounded); the store keeps it in one row per paper account, and each filled order
+in a row of its own, so a save costs the same after a million orders as after one.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -36,7 +38,8 @@ class PaperAccountState:
     funding_total: Decimal = ZERO
     realized_pnl: Decimal = ZERO
     last_funding_at: datetime | None = None
-    orders: dict[str, OrderResult] = field(default_factory=dict)  # by client order id
+    # Recent orders by client order id: a cache; the store keeps every order apart.
+    orders: dict[str, OrderResult] = field(default_factory=dict)
     pending_funding: list[FundingPayment] = field(default_factory=list)
     feed_state: dict[str, Any] = field(default_factory=dict)
     trade_seq: int = 0
@@ -49,8 +52,14 @@ class PaperAccountStore(Protocol):
         """Return the saved state, or None for a new account."""
         ...
 
-    async def save_paper_account(self, name: str, state: PaperAccountState) -> None:
-        """Persist the whole state atomically."""
+    async def save_paper_account(
+        self, name: str, state: PaperAccountState, new_orders: Sequence[OrderResult] = ()
+    ) -> None:
+        """Persist the state and the orders filled since the last save, atomically."""
+        ...
+
+    async def load_paper_order(self, name: str, client_order_id: str) -> OrderResult | None:
+        """An order the account ever filled, by client order id."""
         ...
 
 
@@ -59,13 +68,22 @@ class InMemoryPaperAccountStore:
 
     def __init__(self) -> None:
         self._saved: dict[str, str] = {}
+        self._orders: dict[tuple[str, str], str] = {}
 
     async def load_paper_account(self, name: str) -> PaperAccountState | None:
         raw = self._saved.get(name)
         return None if raw is None else state_from_json(raw)
 
-    async def save_paper_account(self, name: str, state: PaperAccountState) -> None:
+    async def save_paper_account(
+        self, name: str, state: PaperAccountState, new_orders: Sequence[OrderResult] = ()
+    ) -> None:
         self._saved[name] = state_to_json(state)
+        for order in new_orders:
+            self._orders[(name, order.client_order_id)] = order_to_json(order)
+
+    async def load_paper_order(self, name: str, client_order_id: str) -> OrderResult | None:
+        raw = self._orders.get((name, client_order_id))
+        return None if raw is None else order_from_json(raw)
 
 
 def _dt(value: datetime | None) -> str | None:
@@ -187,7 +205,6 @@ def state_to_json(state: PaperAccountState) -> str:
             "funding_total": str(state.funding_total),
             "realized_pnl": str(state.realized_pnl),
             "last_funding_at": _dt(state.last_funding_at),
-            "orders": {k: _order_to_dict(v) for k, v in state.orders.items()},
             "pending_funding": [_funding_to_dict(p) for p in state.pending_funding],
             "feed_state": state.feed_state,
             "trade_seq": state.trade_seq,
@@ -215,8 +232,17 @@ def state_from_json(raw: str) -> PaperAccountState:
         funding_total=Decimal(data["funding_total"]),
         realized_pnl=Decimal(data["realized_pnl"]),
         last_funding_at=_parse_dt(data["last_funding_at"]),
-        orders={k: _order_from_dict(v) for k, v in data["orders"].items()},
         pending_funding=[_funding_from_dict(p) for p in data["pending_funding"]],
         feed_state=data["feed_state"],
         trade_seq=int(data["trade_seq"]),
     )
+
+
+def order_to_json(order: OrderResult) -> str:
+    """One order, exactly (decimals as strings)."""
+    return json.dumps(_order_to_dict(order), sort_keys=True)
+
+
+def order_from_json(raw: str) -> OrderResult:
+    """Inverse of order_to_json."""
+    return _order_from_dict(json.loads(raw))

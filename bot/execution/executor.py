@@ -105,24 +105,25 @@ class Executor:
         return Execution(request.client_order_id, found.status, found)
 
     async def resolve_unresolved(
-        self, pair: str, gateway: ExchangeGateway, now: datetime
-    ) -> list[StoredOrder]:
-        """Look up the pair's orders of unknown outcome; return those still unresolved."""
-        still_open: list[StoredOrder] = []
-        for order in await self._repo.unresolved_orders(pair):
+        self, gateway: ExchangeGateway, now: datetime
+    ) -> dict[str, list[StoredOrder]]:
+        """Look up every order of unknown outcome; return those still unresolved, by pair."""
+        still_open: dict[str, list[StoredOrder]] = {}
+        for order in await self._repo.unresolved_orders():
+            pair = order.pair
             try:
                 found = await gateway.fetch_order(order.symbol, order.client_order_id)
             except GatewayError as exc:
                 log.warning(
                     "order.lookup_failed", client_order_id=order.client_order_id, error=str(exc)
                 )
-                still_open.append(order)
+                still_open.setdefault(pair, []).append(order)
                 continue
             if found is not None:
                 if found.status.value != order.status or found.filled != order.filled:
                     await self._repo.record_order_result(pair, order.decision_id, found)
                 if found.status in (OrderStatus.ACCEPTED, OrderStatus.PARTIALLY_FILLED):
-                    still_open.append(order)
+                    still_open.setdefault(pair, []).append(order)
                 continue
             if now - order.created_at >= self._settle_after:
                 await self._repo.mark_order(
@@ -134,5 +135,5 @@ class Executor:
                     order.decision_id,
                 )
             else:
-                still_open.append(order)
+                still_open.setdefault(pair, []).append(order)
         return still_open

@@ -32,6 +32,8 @@ from bot.store.repository import Repository, StoredOrder
 
 log = structlog.get_logger(__name__)
 
+MAX_CONCURRENT_PAIRS = 8
+
 
 @dataclass(frozen=True, slots=True)
 class Snapshot:
@@ -85,6 +87,9 @@ class HedgeDaemon:
         self._executor = executor or Executor(repository)
         self._markets: dict[str, Market] = {}
         self._pairs: Sequence[PairConfig] = settings.pairs
+        # Pairs overlap their venue waits, but hundreds at once only queue on the
+        # database and starve its driver thread of the GIL; a few at a time is faster.
+        self._pair_slots = asyncio.Semaphore(MAX_CONCURRENT_PAIRS)
 
     @property
     def _perp_symbols(self) -> list[str]:
@@ -140,10 +145,7 @@ class HedgeDaemon:
         try:
             # Resolve orders of unknown outcome first, so the snapshot includes their fills.
             now = self._clock.now()
-            pending = {
-                pair.name: await self._executor.resolve_unresolved(pair.name, self._gateway, now)
-                for pair in self._pairs
-            }
+            pending = await self._executor.resolve_unresolved(self._gateway, now)
             snapshot = await self._observe()
             await self._collect_funding()
         except GatewayError as exc:
@@ -155,7 +157,10 @@ class HedgeDaemon:
         finally:
             structlog.contextvars.unbind_contextvars("cycle")
         outcomes = await asyncio.gather(
-            *(self._run_pair(pair, snapshot, cycle, pending[pair.name]) for pair in self._pairs),
+            *(
+                self._run_pair(pair, snapshot, cycle, pending.get(pair.name, []))
+                for pair in self._pairs
+            ),
             return_exceptions=True,
         )
         for pair, outcome in zip(self._pairs, outcomes, strict=True):
@@ -172,7 +177,8 @@ class HedgeDaemon:
     ) -> str:
         structlog.contextvars.bind_contextvars(pair=pair.name, cycle=cycle)
         try:
-            return await self._pair_cycle(pair, snapshot, cycle, pending)
+            async with self._pair_slots:
+                return await self._pair_cycle(pair, snapshot, cycle, pending)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -227,7 +233,6 @@ class HedgeDaemon:
     ) -> str:
         now = self._clock.now()
         observation = self.observe_pair(pair, snapshot)
-        observation_id = await self._repo.record_observation(observation, cycle)
         params = HedgeParams(
             target_ratio=pair.target_ratio,
             band=pair.band,
@@ -259,7 +264,7 @@ class HedgeDaemon:
             summary = decision.reason
         await self._repo.record_decision(
             decision_id,
-            observation_id,
+            observation,
             cycle,
             self._settings.mode,
             decision,

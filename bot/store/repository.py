@@ -6,7 +6,9 @@ so the audit log never tells a story the tables do not, and vice versa.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import asyncio
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -17,6 +19,7 @@ from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
+    AsyncSession,
     async_sessionmaker,
     create_async_engine,
 )
@@ -31,7 +34,13 @@ from bot.domain.models import (
     OrderResult,
     OrderStatus,
 )
-from bot.exchange.paper_state import PaperAccountState, state_from_json, state_to_json
+from bot.exchange.paper_state import (
+    PaperAccountState,
+    order_from_json,
+    order_to_json,
+    state_from_json,
+    state_to_json,
+)
 from bot.store.tables import (
     AuditEventRow,
     DecisionRow,
@@ -40,6 +49,7 @@ from bot.store.tables import (
     ObservationRow,
     OrderRow,
     PaperAccountRow,
+    PaperOrderRow,
 )
 
 UNRESOLVED = (OrderStatus.PENDING.value, OrderStatus.ACCEPTED.value, OrderStatus.UNKNOWN.value)
@@ -51,16 +61,19 @@ def _sqlite_pragmas(dbapi_connection: DBAPIConnection, _record: ConnectionPoolEn
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
 
 
 def create_engine(database_url: str) -> AsyncEngine:
     """An async engine with the per-backend settings hedgebot relies on."""
-    engine = create_async_engine(database_url, pool_pre_ping=True)
-    if engine.dialect.name == "sqlite":
+    if database_url.startswith("sqlite"):
+        engine = create_async_engine(database_url)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
-    return engine
+        return engine
+    # A server may drop idle connections; ping before use rather than fail a cycle.
+    return create_async_engine(database_url, pool_pre_ping=True)
 
 
 def jsonable(value: Any) -> Any:
@@ -159,6 +172,21 @@ class Repository:
         self._engine = engine
         self._clock = clock
         self._sessions = async_sessionmaker(engine, expire_on_commit=False)
+        # SQLite has one writer at a time; queueing writers here instead of in SQLite's
+        # busy handler (which sleeps and retries) keeps concurrent pairs from stalling.
+        self._write_lock: asyncio.Lock | None = (
+            asyncio.Lock() if engine.dialect.name == "sqlite" else None
+        )
+
+    @asynccontextmanager
+    async def _write(self) -> AsyncIterator[AsyncSession]:
+        """A session in a transaction that commits on exit."""
+        if self._write_lock is None:
+            async with self._sessions.begin() as session:
+                yield session
+            return
+        async with self._write_lock, self._sessions.begin() as session:
+            yield session
 
     @property
     def engine(self) -> AsyncEngine:
@@ -191,36 +219,32 @@ class Repository:
         decision_id: str | None = None,
     ) -> int:
         """Append one audit event on its own; returns its id."""
-        async with self._sessions.begin() as session:
+        async with self._write() as session:
             row = self._audit_row(kind, summary, data, pair, decision_id)
             session.add(row)
             await session.flush()
             return row.id
 
-    async def record_observation(self, observation: Observation, cycle: int) -> int:
-        """Store what the venue showed for one pair; returns the observation id."""
+    @staticmethod
+    def _observation_row(observation: Observation, cycle: int) -> ObservationRow:
         position = observation.position
-        async with self._sessions.begin() as session:
-            row = ObservationRow(
-                pair=observation.pair,
-                cycle=cycle,
-                observed_at=observation.observed_at,
-                spot_symbol=observation.spot_symbol,
-                perp_symbol=observation.perp_symbol,
-                spot_qty=observation.spot_qty,
-                perp_qty=observation.perp_qty,
-                price=observation.price,
-                bid=observation.bid,
-                ask=observation.ask,
-                funding_rate=observation.funding_rate,
-                entry_price=position.entry_price if position else None,
-                liquidation_price=position.liquidation_price if position else None,
-                unrealized_pnl=position.unrealized_pnl if position else None,
-                leverage=position.leverage if position else None,
-            )
-            session.add(row)
-            await session.flush()
-            return row.id
+        return ObservationRow(
+            pair=observation.pair,
+            cycle=cycle,
+            observed_at=observation.observed_at,
+            spot_symbol=observation.spot_symbol,
+            perp_symbol=observation.perp_symbol,
+            spot_qty=observation.spot_qty,
+            perp_qty=observation.perp_qty,
+            price=observation.price,
+            bid=observation.bid,
+            ask=observation.ask,
+            funding_rate=observation.funding_rate,
+            entry_price=position.entry_price if position else None,
+            liquidation_price=position.liquidation_price if position else None,
+            unrealized_pnl=position.unrealized_pnl if position else None,
+            leverage=position.leverage if position else None,
+        )
 
     async def last_cycle(self) -> int:
         """The highest cycle number recorded so far (0 for a new database)."""
@@ -231,7 +255,7 @@ class Repository:
     async def record_decision(
         self,
         decision_id: str,
-        observation_id: int,
+        observation: Observation,
         cycle: int,
         mode: str,
         decision: Decision,
@@ -240,8 +264,12 @@ class Repository:
         inputs: Mapping[str, Any],
         summary: str,
     ) -> None:
-        """Store a decision (with the risk verdict) and its audit event together."""
-        async with self._sessions.begin() as session:
+        """Store the observation, the decision (with its verdict) and its audit event at once."""
+        async with self._write() as session:
+            observation_row = self._observation_row(observation, cycle)
+            session.add(observation_row)
+            await session.flush()
+            observation_id = observation_row.id
             session.add(
                 DecisionRow(
                     id=decision_id,
@@ -289,7 +317,7 @@ class Repository:
     ) -> None:
         """Store an order before it is sent; raises IntegrityError if the id exists."""
         now = self._clock.now()
-        async with self._sessions.begin() as session:
+        async with self._write() as session:
             session.add(
                 OrderRow(
                     client_order_id=request.client_order_id,
@@ -336,7 +364,7 @@ class Repository:
     async def record_order_result(self, pair: str, decision_id: str, result: OrderResult) -> None:
         """Store the venue's answer and its fills (idempotent per trade id)."""
         now = self._clock.now()
-        async with self._sessions.begin() as session:
+        async with self._write() as session:
             row = (
                 await session.execute(
                     select(OrderRow).where(OrderRow.client_order_id == result.client_order_id)
@@ -410,7 +438,7 @@ class Repository:
     ) -> None:
         """Set an order's status without a venue answer (rejected before sending, unknown)."""
         now = self._clock.now()
-        async with self._sessions.begin() as session:
+        async with self._write() as session:
             await session.execute(
                 update(OrderRow)
                 .where(OrderRow.client_order_id == client_order_id)
@@ -446,7 +474,7 @@ class Repository:
     async def record_funding(self, pair: str, venue: str, payment: FundingPayment) -> bool:
         """Store a funding payment once; False when it was already stored."""
         try:
-            async with self._sessions.begin() as session:
+            async with self._write() as session:
                 session.add(
                     FundingPaymentRow(
                         pair=pair,
@@ -584,9 +612,27 @@ class Repository:
             row = await session.get(PaperAccountRow, name)
             return None if row is None else state_from_json(row.state)
 
-    async def save_paper_account(self, name: str, state: PaperAccountState) -> None:
-        """Replace the paper venue's saved account."""
-        async with self._sessions.begin() as session:
+    async def load_paper_order(self, name: str, client_order_id: str) -> OrderResult | None:
+        """An order the paper account filled, by client order id."""
+        async with self._sessions() as session:
+            row = await session.get(PaperOrderRow, (name, client_order_id))
+            return None if row is None else order_from_json(row.order)
+
+    async def save_paper_account(
+        self, name: str, state: PaperAccountState, new_orders: Sequence[OrderResult] = ()
+    ) -> None:
+        """Replace the paper venue's saved account and add its new orders, atomically."""
+        async with self._write() as session:
+            for order in new_orders:
+                session.add(
+                    PaperOrderRow(
+                        account=name,
+                        client_order_id=order.client_order_id,
+                        symbol=order.symbol,
+                        order=order_to_json(order),
+                        created_at=self._clock.now(),
+                    )
+                )
             row = await session.get(PaperAccountRow, name)
             payload = state_to_json(state)
             if row is None:

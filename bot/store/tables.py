@@ -206,3 +206,15 @@ class PaperAccountRow(Base):
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     state: Mapped[str] = mapped_column(Text)  # exact JSON, decimals as strings
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class PaperOrderRow(Base):
+    """Every order the paper venue filled, for look-ups by client order id."""
+
+    __tablename__ = "paper_orders"
+
+    account: Mapped[str] = mapped_column(String(64), primary_key=True)
+    client_order_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    symbol: Mapped[str] = mapped_column(String(64))
+    order: Mapped[str] = mapped_column(Text)  # exact JSON, decimals as strings
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)

@@ -165,8 +165,19 @@ def upgrade() -> None:
     with op.batch_alter_table("fills", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_fills_order_id"), ["order_id"], unique=False)
 
+    op.create_table(
+        "paper_orders",
+        sa.Column("account", sa.String(length=64), nullable=False),
+        sa.Column("client_order_id", sa.String(length=64), nullable=False),
+        sa.Column("symbol", sa.String(length=64), nullable=False),
+        sa.Column("order", sa.Text(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("account", "client_order_id", name=op.f("pk_paper_orders")),
+    )
+
 
 def downgrade() -> None:
+    op.drop_table("paper_orders")
 
     with op.batch_alter_table("fills", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_fills_order_id"))

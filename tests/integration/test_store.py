@@ -44,7 +44,6 @@ def observation(spot: str = "1", perp: str = "0", price: str = "60000.123456789"
 
 
 async def store_decision(repository: Repository, decision_id: str) -> None:
-    obs_id = await repository.record_observation(observation(), cycle=1)
     decision = Decision(
         pair="BTC",
         target_ratio=Decimal(1),
@@ -55,7 +54,15 @@ async def store_decision(repository: Repository, decision_id: str) -> None:
         reason="ratio 0 < target 1 - band 0.05: sell 1",
     )
     await repository.record_decision(
-        decision_id, obs_id, 1, "paper", decision, "order", "approved", {"k": Decimal("1.5")}, "s"
+        decision_id,
+        observation(),
+        1,
+        "paper",
+        decision,
+        "order",
+        "approved",
+        {"k": Decimal("1.5")},
+        "s",
     )
 
 

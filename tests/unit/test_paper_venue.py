@@ -505,13 +505,19 @@ async def test_an_order_is_saved_before_create_order_returns() -> None:
 
 
 @pytest.mark.asyncio
-async def test_only_the_most_recent_orders_are_remembered(monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_orders_older_than_the_cache_are_still_found_and_never_reused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setattr(paper, "MAX_REMEMBERED_ORDERS", 3)
     rig = await _rig()
     for n in range(5):
         await rig.venue.create_order(_order(BTC_PERP, Side.SELL, "0.1", f"o{n}"))
     assert list(rig.venue.state.orders) == ["o2", "o3", "o4"]
-    assert await rig.venue.fetch_order(BTC_PERP, "o0") is None
+    oldest = await rig.venue.fetch_order(BTC_PERP, "o0")
+    assert oldest is not None
+    assert oldest.filled == D("0.1")
+    with pytest.raises(OrderRejectedError, match="duplicate"):
+        await rig.venue.create_order(_order(BTC_PERP, Side.SELL, "0.1", "o0"))
 
 
 @pytest.mark.asyncio
