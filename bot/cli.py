@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import json
+import logging
 import os
 import signal
 import sys
@@ -22,7 +23,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.clock import SystemClock
-from bot.config import ConfigError, Settings, load_settings, masked_dump
+from bot.config import PAPER_ACCOUNT, ConfigError, Settings, load_settings, masked_dump
+from bot.exchange.gateway import ExchangeGateway, FatalError, GatewayError
 from bot.logging import configure_logging
 from bot.store.migrate import SchemaState, head_revision, schema_state, upgrade
 from bot.store.repository import AuditEvent, PairStatus, Repository, create_engine, jsonable
@@ -171,6 +173,30 @@ def check_config(config: ConfigOption = None) -> None:
     typer.echo(f"config ok: {len(settings.pairs)} pair(s), mode {settings.mode}", err=True)
 
 
+LIVE_CONFIRM_ENV = "HEDGEBOT_LIVE_CONFIRM"
+
+
+def _check_mode(settings: Settings, live: bool) -> None:
+    """Refuse, in one line, a mode the user has not fully asked for or equipped."""
+    if settings.mode == "live":
+        if not live or os.environ.get(LIVE_CONFIRM_ENV) != "yes":
+            raise _fail(
+                'mode "live" trades real money: start with --live and '
+                f"{LIVE_CONFIRM_ENV}=yes to confirm"
+            )
+    elif live:
+        raise _fail(f'--live given but the config\'s mode is {settings.mode!r}; set mode = "live"')
+    if settings.mode in ("testnet", "live"):
+        used = {name for pair in settings.pairs for name in settings.accounts_of(pair)}
+        for name in sorted(used):
+            account = settings.accounts[name]
+            if account.api_key is None or account.secret is None:
+                raise _fail(
+                    f"accounts.{name}: mode {settings.mode!r} needs api_key and secret "
+                    f"(HEDGEBOT_ACCOUNTS__{name.upper()}__API_KEY / __SECRET, or api_key_file)"
+                )
+
+
 @app.command()
 def run(
     config: ConfigOption = None,
@@ -183,21 +209,20 @@ def run(
     migrate: Annotated[
         bool, typer.Option("--migrate", help="Apply pending migrations before starting.")
     ] = False,
+    live: Annotated[
+        bool, typer.Option("--live", help=f"Confirm mode live (with {LIVE_CONFIRM_ENV}=yes).")
+    ] = False,
 ) -> None:
     """Run the hedging daemon until SIGINT/SIGTERM (or --max-cycles)."""
     settings = _settings(config)
+    _check_mode(settings, live)
     configure_logging(log_format.value if log_format else settings.log_format)
-    if settings.mode != "paper":
-        raise _fail(
-            f"mode {settings.mode!r} needs the exchange adapter, which this version does not "
-            'ship yet; set mode = "paper"'
-        )
     _run_async(lambda: _run_daemon(settings, max_cycles, migrate))
 
 
 async def _run_daemon(settings: Settings, max_cycles: int | None, migrate: bool) -> None:
     from bot.service.daemon import HedgeDaemon
-    from bot.service.venues import open_paper_venue
+    from bot.service.venues import open_gateways
 
     log = structlog.get_logger("hedgebot")
     clock = SystemClock()
@@ -207,21 +232,134 @@ async def _run_daemon(settings: Settings, max_cycles: int | None, migrate: bool)
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    venue = None
+    gateways: dict[str, ExchangeGateway] = {}
     reason = "stopped"
     try:
-        venue = await open_paper_venue(settings, repository, clock)
-        daemon = HedgeDaemon(settings, repository, venue, clock)
+        gateways = await open_gateways(settings, repository, clock)
+        daemon = HedgeDaemon(settings, repository, gateways, clock)
         await daemon.start()
         first_cycle = await repository.last_cycle() + 1
         cycles = await daemon.run(stop, max_cycles, first_cycle=first_cycle)
         reason = "signal" if stop.is_set() else f"ran {cycles} cycle(s)"
         await daemon.stop(reason)
+    except FatalError as exc:
+        reason = f"fatal: {exc}"
+        await repository.append_audit("daemon.fatal", f"hedgebot cannot run: {exc}")
+        raise UsageError(str(exc)) from None
     finally:
-        if venue is not None:
-            await venue.close()
+        for gateway in gateways.values():
+            await gateway.close()
         await engine.dispose()
         log.info("daemon.exit", reason=reason)
+
+
+@app.command()
+def plan(
+    config: ConfigOption = None,
+    output: Annotated[TableFormat, typer.Option("--format", "-f")] = TableFormat.TABLE,
+    live: Annotated[bool, typer.Option("--live", help="Allow reading a live config.")] = False,
+) -> None:
+    """What the daemon would do now for each pair; sends nothing, writes nothing."""
+    settings = _settings(config)
+    if settings.mode == "live" and not live:
+        raise _fail('mode "live": pass --live to read the live accounts (plan sends nothing)')
+    configure_logging("json", level=logging.WARNING)
+    rows = _run_async(lambda: _plan(settings))
+    if output is TableFormat.JSON:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    table = Table(title=f"hedgebot plan ({settings.mode}, nothing sent)")
+    for column in (
+        "pair",
+        "price",
+        "spot",
+        "hedge",
+        "ratio",
+        "target",
+        "drift",
+        "action",
+        "order",
+        "reason",
+    ):
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(
+            row["pair"],
+            row["price"],
+            row["spot_qty"],
+            row["hedge_qty"],
+            row["ratio"] or "-",
+            row["target_ratio"],
+            row["drift_qty"],
+            row["action"],
+            row["order"] or "-",
+            row["reason"],
+        )
+    Console(width=200).print(table)
+
+
+async def _plan(settings: Settings) -> list[dict[str, Any]]:
+    from bot.exchange.paper_state import InMemoryPaperAccountStore
+    from bot.service.daemon import HedgeDaemon
+    from bot.service.venues import open_gateways
+
+    clock = SystemClock()
+    path = _sqlite_path(settings.database_url)
+    engine = None
+    if path is None or path.exists():
+        engine = await _open_existing(settings.database_url)
+    else:
+        # No database yet: plan from a throw-away copy, so nothing is created.
+        engine = create_engine("sqlite+aiosqlite://")
+        await upgrade(engine, "sqlite+aiosqlite://")
+    repository = Repository(engine, clock)
+    gateways: dict[str, ExchangeGateway] = {}
+    try:
+        if settings.mode == "paper":
+            # A copy of the saved paper account: planning must not move its feed or state.
+            memory = InMemoryPaperAccountStore()
+            saved = await repository.load_paper_account(PAPER_ACCOUNT)
+            if saved is not None:
+                await memory.save_paper_account(PAPER_ACCOUNT, saved)
+            gateways = await open_gateways(settings, memory, clock)
+        else:
+            gateways = await open_gateways(settings, repository, clock)
+        daemon = HedgeDaemon(settings, repository, gateways, clock)
+        await daemon.load_markets()
+        assessments = await daemon.plan()
+    except GatewayError as exc:
+        raise UsageError(f"plan: {exc}") from None
+    finally:
+        for gateway in gateways.values():
+            await gateway.close()
+        await engine.dispose()
+    rows = []
+    for a in assessments:
+        obs, decision = a.observation, a.decision
+        order = None
+        if decision.intent is not None:
+            intent = decision.intent
+            order = f"{intent.side.value} {intent.amount} {intent.symbol}"
+            if intent.reduce_only:
+                order += " reduce-only"
+            if a.order is not None and a.order.price is not None:
+                order += f" IOC @ {a.order.price}"
+        rows.append(
+            {
+                "pair": a.pair,
+                "price": str(obs.price),
+                "spot_qty": str(obs.spot_qty),
+                "hedge_qty": str(-obs.perp_qty),
+                "ratio": None if decision.ratio is None else str(round(decision.ratio, 6)),
+                "target_ratio": str(decision.target_ratio),
+                "drift_qty": str(decision.drift_qty),
+                "action": a.action,
+                "order": order,
+                "verdict": None if a.verdict is None else a.verdict.reason,
+                "reason": a.summary,
+            }
+        )
+    return rows
 
 
 def _num(value: Any) -> str | None:

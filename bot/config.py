@@ -29,6 +29,7 @@ Leverage = Annotated[Decimal, Field(ge=1, le=125)]
 FeeRate = Annotated[Decimal, Field(ge=0, lt=Decimal("0.1"))]
 Mode = Literal["paper", "testnet", "live"]
 
+PAPER_ACCOUNT = "paper"
 _PAIR_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$")
 
 
@@ -51,6 +52,12 @@ class PairConfig(_Frozen):
     min_notional: NonNegativeDecimal = Decimal(10)
     max_order_notional: PositiveDecimal = Decimal(10000)
     leverage: Leverage = Decimal(1)
+    margin_mode: Literal["isolated", "cross"] = "isolated"
+    # Limit IOC orders priced max_slippage_bps beyond the touch; "market" only if asked for.
+    order_type: Literal["limit_ioc", "market"] = "limit_ioc"
+    max_slippage_bps: Annotated[Decimal, Field(gt=0, le=1000)] = Decimal(20)
+    spot_account: str | None = None
+    perp_account: str | None = None
 
     @model_validator(mode="after")
     def _check_symbols(self) -> PairConfig:
@@ -111,7 +118,10 @@ class PaperConfig(_Frozen):
     balances: dict[str, NonNegativeDecimal] = Field(
         default_factory=lambda: {"BTC": Decimal(1), "ETH": Decimal(10), "USDT": Decimal(20000)}
     )
-    feed: Literal["sim", "replay"] = "sim"
+    feed: Literal["sim", "replay", "live"] = "sim"
+    # feed "live": public market data (no keys) from this ccxt exchange; fills stay simulated.
+    live_exchange: str = "binance"
+    live_ccxt_config: dict[str, Any] = Field(default_factory=dict)
     seed: int = 42
     spread_bps: Annotated[Decimal, Field(ge=0, le=1000)] = Decimal(2)
     taker_fee_rate: FeeRate = Decimal("0.0005")
@@ -121,6 +131,8 @@ class PaperConfig(_Frozen):
     sim: SimFeedConfig = Field(default_factory=SimFeedConfig)
     replay_files: dict[str, Path] = Field(default_factory=dict)
     markets: dict[str, PaperMarketConfig] = Field(default_factory=dict)
+    book_levels: Annotated[int, Field(ge=1, le=1000)] = 20
+    book_level_notional: PositiveDecimal = Decimal(250000)
     default_market: PaperMarketConfig = Field(default_factory=PaperMarketConfig)
 
     @model_validator(mode="after")
@@ -136,16 +148,54 @@ class RiskConfig(_Frozen):
     max_data_age_s: PositiveDecimal = Decimal(60)
     max_leverage: Leverage = Decimal(5)
     kill_switch: bool = False
+    # A fill not yet in the venue's position view counts toward the hedge this long.
+    fill_settle_s: Annotated[Decimal, Field(ge=0, le=3600)] = Decimal(30)
+    # An order sent but unknown to the venue is called lost (never sent) after this long.
+    order_settle_s: Annotated[Decimal, Field(gt=0, le=3600)] = Decimal(60)
 
 
 class AccountConfig(_Frozen):
-    """An exchange account reached through ccxt (testnet and live modes)."""
+    """An exchange account reached through ccxt (testnet and live modes).
+
+    Secrets come from the file, the environment or ``*_file`` paths (Docker and
+    systemd secrets); a ``*_file`` is read at start and wins over the inline value.
+    """
 
     exchange: str
     api_key: SecretStr | None = None
     secret: SecretStr | None = None
     password: SecretStr | None = None
+    api_key_file: Path | None = None
+    secret_file: Path | None = None
+    password_file: Path | None = None
     ccxt_config: dict[str, Any] = Field(default_factory=dict)
+    # Requests per second through this account's limiter; default: ccxt's documented rate.
+    rate_limit_per_s: Annotated[Decimal, Field(gt=0, le=1000)] | None = None
+    # testnet mode: "auto" uses demo trading where ccxt offers it, else the sandbox.
+    testnet: Literal["auto", "sandbox", "demo"] = "auto"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _read_secret_files(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        for name in ("api_key", "secret", "password"):
+            path = data.get(f"{name}_file")
+            if path:
+                try:
+                    data[name] = Path(path).read_text(encoding="utf-8").strip()
+                except OSError as exc:
+                    raise ValueError(
+                        f"{name}_file {str(path)!r} cannot be read: {exc.strerror}"
+                    ) from None
+        return data
+
+    @model_validator(mode="after")
+    def _check_exchange(self) -> AccountConfig:
+        if not re.fullmatch(r"[a-z0-9]+", self.exchange):
+            raise ValueError(f"exchange {self.exchange!r} must be a ccxt id such as 'binance'")
+        return self
 
 
 class Settings(BaseSettings):
@@ -162,7 +212,9 @@ class Settings(BaseSettings):
     database_url: str = "sqlite+aiosqlite:///hedgebot.db"
     poll_interval_s: Annotated[float, Field(gt=0, le=86400)] = 10.0
     log_format: Literal["auto", "console", "json"] = "auto"
+    markets_refresh_s: Annotated[float, Field(ge=60)] = 3600.0
     pairs: list[PairConfig] = Field(default_factory=list)
+    # Accounts are looked up by name; one client (and one rate limiter) per account.
     paper: PaperConfig = Field(default_factory=PaperConfig)
     risk: RiskConfig = Field(default_factory=RiskConfig)
     accounts: dict[str, AccountConfig] = Field(default_factory=dict)
@@ -182,6 +234,29 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"each perp_symbol may hedge one pair only; shared: {', '.join(shared)}"
             )
+        for pair in self.pairs:
+            for leg in ("spot_account", "perp_account"):
+                name = getattr(pair, leg)
+                if name is not None and name not in self.accounts:
+                    known = ", ".join(sorted(self.accounts)) or "none configured"
+                    raise ValueError(
+                        f"pair {pair.name}: {leg} {name!r} is not an [accounts.NAME] table "
+                        f"(accounts: {known})"
+                    )
+        if self.mode != "paper":
+            if not self.accounts:
+                raise ValueError(
+                    f"mode {self.mode!r} needs at least one [accounts.NAME] table with an exchange"
+                )
+            if len(self.accounts) > 1:
+                unnamed = [
+                    p.name for p in self.pairs if p.spot_account is None or p.perp_account is None
+                ]
+                if unnamed:
+                    raise ValueError(
+                        f"with several accounts each pair names spot_account and perp_account; "
+                        f"missing on: {', '.join(unnamed)}"
+                    )
         if not self.database_url.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
             raise ValueError(
                 f"database_url {self.database_url!r} must start with "
@@ -204,6 +279,13 @@ class Settings(BaseSettings):
             TomlConfigSettingsSource(settings_cls),
             file_secret_settings,
         )
+
+    def accounts_of(self, pair: PairConfig) -> tuple[str, str]:
+        """The (spot, perp) account names of a pair; the only account when unnamed."""
+        if self.mode == "paper":
+            return PAPER_ACCOUNT, PAPER_ACCOUNT
+        only = next(iter(self.accounts))
+        return pair.spot_account or only, pair.perp_account or only
 
     def pair(self, name: str) -> PairConfig:
         """The pair called ``name``; ConfigError when there is none."""

@@ -27,6 +27,7 @@ class OrderStatus(StrEnum):
     ACCEPTED = "accepted"  # the venue acknowledged it, fills unknown
     FILLED = "filled"
     PARTIALLY_FILLED = "partially_filled"
+    CANCELED = "canceled"  # final without a full fill (IOC remainder, cancel); see filled
     REJECTED = "rejected"  # the venue said no
     UNKNOWN = "unknown"  # the answer was lost and the look-up found nothing yet
 
@@ -68,6 +69,20 @@ class Ticker:
 
 
 @dataclass(frozen=True, slots=True)
+class BookLevel:
+    price: Decimal
+    amount: Decimal  # in contracts
+
+
+@dataclass(frozen=True, slots=True)
+class OrderBook:
+    symbol: str
+    bids: tuple[BookLevel, ...]  # best first
+    asks: tuple[BookLevel, ...]  # best first
+    timestamp: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class FundingRate:
     symbol: str
     rate: Decimal  # per funding interval, e.g. 0.0001 = 0.01 %
@@ -87,6 +102,7 @@ class Position:
     leverage: Decimal
     liquidation_price: Decimal | None
     margin: Decimal = ZERO
+    updated_at: datetime | None = None  # when the venue last changed it, if it says
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +120,8 @@ class Observation:
     funding_rate: Decimal
     observed_at: datetime
     position: Position | None = None
+    # Our recent fills the venue's position view does not show yet, already in perp_qty.
+    unreflected_qty: Decimal = ZERO
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,7 +213,7 @@ class FundingPayment:
     symbol: str
     amount: Decimal  # in the quote asset
     asset: str
-    rate: Decimal
-    position_qty: Decimal
-    mark_price: Decimal
+    rate: Decimal | None  # None where the venue reports only the amount
+    position_qty: Decimal | None
+    mark_price: Decimal | None
     timestamp: datetime

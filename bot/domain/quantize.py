@@ -69,3 +69,14 @@ def amount_problem(
     if notional < floor:
         return f"notional {notional:.2f} below min notional {floor:f}"
     return None
+
+
+def ioc_limit_price(
+    side: Side, touch: Decimal, max_slippage_bps: Decimal, step: Decimal
+) -> Decimal:
+    """The limit of an immediate-or-cancel order that may fill at most ``max_slippage_bps``
+    beyond the touch (ask for a buy, bid for a sell), on the price grid, never looser."""
+    bound = max_slippage_bps / Decimal(10000)
+    if side is Side.BUY:
+        return round_price(touch * (1 + bound), step, Side.BUY)
+    return round_price(touch * (1 - bound), step, Side.SELL)

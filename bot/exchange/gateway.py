@@ -19,6 +19,7 @@ from bot.domain.models import (
     FundingPayment,
     FundingRate,
     Market,
+    OrderBook,
     OrderRequest,
     OrderResult,
     Position,
@@ -33,9 +34,21 @@ class GatewayError(Exception):
 class RetryableError(GatewayError):
     """Transient failure; the bot retries on a later attempt or cycle."""
 
+    def __init__(self, message: str, retry_after_s: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class RateLimitedError(RetryableError):
+    """The venue throttled us; the request was not executed. Wait ``retry_after_s``."""
+
 
 class OrderRejectedError(GatewayError):
     """The venue refused the order; the bot audits it and waits a cycle."""
+
+
+class DuplicateOrderError(OrderRejectedError):
+    """The client order id was used before: the earlier order exists; look it up."""
 
 
 class FatalError(GatewayError):
@@ -56,6 +69,14 @@ class ExchangeGateway(Protocol):
         """Return spot balances by asset."""
         ...
 
+    async def fetch_margin_balances(self) -> Mapping[str, Balance]:
+        """Return the perp (margin) wallet's balances by asset."""
+        ...
+
+    async def fetch_order_book(self, symbol: str, depth: int = 20) -> OrderBook:
+        """Return the best ``depth`` levels of each side."""
+        ...
+
     async def fetch_positions(self, symbols: Iterable[str]) -> Mapping[str, Position]:
         """Return open perp positions by symbol (absent symbol = flat)."""
         ...
@@ -69,7 +90,15 @@ class ExchangeGateway(Protocol):
         ...
 
     async def set_leverage(self, symbol: str, leverage: Decimal) -> None:
-        """Set the perp's leverage (isolated margin) before trading it."""
+        """Set the perp's leverage before trading it; FatalError if it does not take."""
+        ...
+
+    async def set_margin_mode(self, symbol: str, margin_mode: str) -> None:
+        """Set 'isolated' or 'cross' margin; FatalError if the venue cannot."""
+        ...
+
+    async def cancel_order(self, symbol: str, client_order_id: str) -> OrderResult | None:
+        """Cancel an open order; returns its final state, None if the venue has none."""
         ...
 
     async def create_order(self, request: OrderRequest) -> OrderResult:

@@ -31,7 +31,7 @@ import asyncio
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_EVEN, Decimal
+from decimal import ROUND_CEILING, ROUND_DOWN, ROUND_FLOOR, ROUND_HALF_EVEN, Decimal
 from typing import TYPE_CHECKING
 
 from bot.clock import Clock
@@ -39,10 +39,12 @@ from bot.config import PaperConfig, PaperMarketConfig
 from bot.domain.margin import initial_margin, isolated_liquidation_price
 from bot.domain.models import (
     Balance,
+    BookLevel,
     Fill,
     FundingPayment,
     FundingRate,
     Market,
+    OrderBook,
     OrderRequest,
     OrderResult,
     OrderStatus,
@@ -207,6 +209,42 @@ class PaperVenue:
                 asset: Balance(asset=asset, free=self._free(asset), total=total)
                 for asset, total in self._state.balances.items()
             }
+
+    async def fetch_margin_balances(self) -> Mapping[str, Balance]:
+        """The paper account has one wallet: spot and margin balances are the same."""
+        return await self.fetch_balances()
+
+    async def fetch_order_book(self, symbol: str, depth: int = 20) -> OrderBook:
+        """A synthetic book: ``book_levels`` levels 1 bp apart from the touch, each worth
+        ``book_level_notional`` of the quote asset."""
+        now = self._clock.now()
+        market = self._market(symbol)
+        bid, ask = self._bid_ask(self._feed.quote(symbol, now).price, market)
+        bp = Decimal("0.0001")
+
+        def side(touch: Decimal, sign: int) -> tuple[BookLevel, ...]:
+            levels = []
+            for i in range(min(depth, self._config.book_levels)):
+                price = _to_step(touch * (1 + sign * i * bp), market.price_step, ROUND_HALF_EVEN)
+                amount = _to_step(
+                    self._config.book_level_notional / price, market.amount_step, ROUND_DOWN
+                )
+                levels.append(BookLevel(price=price, amount=amount))
+            return tuple(levels)
+
+        return OrderBook(symbol=symbol, bids=side(bid, -1), asks=side(ask, 1), timestamp=now)
+
+    async def set_margin_mode(self, symbol: str, margin_mode: str) -> None:
+        """Only isolated margin is modelled; asking for cross is a configuration error."""
+        if margin_mode != "isolated":
+            raise FatalError(
+                f'the paper venue models isolated margin only; set margin_mode = "isolated" '
+                f"for {symbol}"
+            )
+
+    async def cancel_order(self, symbol: str, client_order_id: str) -> OrderResult | None:
+        """Paper orders fill at once, so there is nothing open to cancel: the final state."""
+        return await self.fetch_order(symbol, client_order_id)
 
     async def fetch_positions(self, symbols: Iterable[str]) -> Mapping[str, Position]:
         """Open positions among ``symbols``, marked at the feed price; flat ones are absent."""
@@ -570,11 +608,13 @@ class PaperVenue:
                 f"duplicate client order id {request.client_order_id!r}: already used for "
                 f"an order on {self._state.orders[request.client_order_id].symbol}"
             )
-        if request.order_type != "market":
+        if request.order_type not in ("market", "limit"):
             raise OrderRejectedError(
                 f"order type {request.order_type!r} not supported: the paper venue fills "
-                "market orders only"
+                "market and limit IOC orders"
             )
+        if request.order_type == "limit" and (request.price is None or request.price <= ZERO):
+            raise OrderRejectedError("a limit order needs a positive price")
         market = self._market(symbol)
         amount = request.amount
         if amount <= ZERO:
@@ -590,6 +630,25 @@ class PaperVenue:
             )
         bid, ask = self._bid_ask(self._feed.quote(symbol, now).price, market)
         price = ask if request.side is Side.BUY else bid
+        if request.price is not None and request.order_type == "limit":
+            crosses = price <= request.price if request.side is Side.BUY else price >= request.price
+            if not crosses:
+                # Immediate-or-cancel: the touch is beyond the limit, nothing fills.
+                expired = OrderResult(
+                    client_order_id=request.client_order_id,
+                    exchange_order_id=f"paper-{self._next_seq()}",
+                    symbol=symbol,
+                    side=request.side,
+                    status=OrderStatus.CANCELED,
+                    amount=amount,
+                    filled=ZERO,
+                    average_price=None,
+                    fee=ZERO,
+                    fee_asset=None,
+                    reason=f"IOC limit {request.price:f} not reached (touch {price:f})",
+                )
+                self._remember(expired)
+                return expired
         notional = amount * price
         if notional < market.min_notional:
             raise OrderRejectedError(

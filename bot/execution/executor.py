@@ -8,13 +8,22 @@ never by sending again.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from decimal import Decimal
 
 import structlog
 
 from bot.domain.models import OrderIntent, OrderRequest, OrderResult, OrderStatus
-from bot.exchange.gateway import ExchangeGateway, GatewayError, OrderRejectedError, RetryableError
+from bot.exchange.gateway import (
+    DuplicateOrderError,
+    ExchangeGateway,
+    GatewayError,
+    OrderRejectedError,
+    RateLimitedError,
+    RetryableError,
+)
 from bot.store.repository import Repository, StoredOrder
 
 log = structlog.get_logger(__name__)
@@ -29,6 +38,15 @@ def client_order_id(decision_id: str) -> str:
     if len(coid) > MAX_CLIENT_ORDER_ID_LENGTH:
         raise ValueError(f"client order id {coid!r} exceeds {MAX_CLIENT_ORDER_ID_LENGTH} chars")
     return coid
+
+
+@dataclass(frozen=True, slots=True)
+class OrderPlan:
+    """An approved intent and how to send it: market, or limit IOC at ``price``."""
+
+    intent: OrderIntent
+    order_type: str = "market"
+    price: Decimal | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,20 +71,36 @@ class Executor:
         self._settle_after = settle_after
 
     async def execute(
-        self, pair: str, decision_id: str, intent: OrderIntent, gateway: ExchangeGateway
+        self, pair: str, decision_id: str, plan: OrderPlan | OrderIntent, gateway: ExchangeGateway
     ) -> Execution:
         """Store the intent, send it, store the outcome."""
+        if isinstance(plan, OrderIntent):
+            plan = OrderPlan(plan)
+        intent = plan.intent
         request = OrderRequest(
             symbol=intent.symbol,
             side=intent.side,
             amount=intent.amount,
             client_order_id=client_order_id(decision_id),
             reduce_only=intent.reduce_only,
+            order_type=plan.order_type,
+            price=plan.price,
         )
         # If this raises (database down), nothing has been sent: the caller audits it.
         await self._repo.insert_order_intent(decision_id, pair, gateway.name, request)
         try:
             result = await gateway.create_order(request)
+        except DuplicateOrderError as exc:
+            # The id was taken: an earlier send of this very order got through.
+            return await self._resolve_lost(pair, decision_id, request, gateway, str(exc))
+        except RateLimitedError as exc:
+            # A throttled request is not executed: safe to call it rejected and retry
+            # with a fresh decision next cycle.
+            reason = f"rate limited, not executed: {exc}"
+            await self._repo.mark_order(
+                request.client_order_id, OrderStatus.REJECTED, reason, pair, decision_id
+            )
+            return Execution(request.client_order_id, OrderStatus.REJECTED, None, reason)
         except OrderRejectedError as exc:
             reason = str(exc)
             await self._repo.mark_order(
@@ -105,12 +139,17 @@ class Executor:
         return Execution(request.client_order_id, found.status, found)
 
     async def resolve_unresolved(
-        self, gateway: ExchangeGateway, now: datetime
+        self, gateways: Mapping[str, ExchangeGateway], now: datetime
     ) -> dict[str, list[StoredOrder]]:
         """Look up every order of unknown outcome; return those still unresolved, by pair."""
         still_open: dict[str, list[StoredOrder]] = {}
         for order in await self._repo.unresolved_orders():
             pair = order.pair
+            gateway = gateways.get(order.venue)
+            if gateway is None:
+                # Its account is no longer configured: keep the pair waiting, visibly.
+                still_open.setdefault(pair, []).append(order)
+                continue
             try:
                 found = await gateway.fetch_order(order.symbol, order.client_order_id)
             except GatewayError as exc:
@@ -120,6 +159,20 @@ class Executor:
                 still_open.setdefault(pair, []).append(order)
                 continue
             if found is not None:
+                if found.status in (OrderStatus.ACCEPTED, OrderStatus.PARTIALLY_FILLED) and (
+                    now - order.created_at >= self._settle_after
+                ):
+                    # Our orders are market or IOC: one still open this late is stuck.
+                    try:
+                        found = (
+                            await gateway.cancel_order(order.symbol, order.client_order_id) or found
+                        )
+                    except GatewayError as exc:
+                        log.warning(
+                            "order.cancel_failed",
+                            client_order_id=order.client_order_id,
+                            error=str(exc),
+                        )
                 if found.status.value != order.status or found.filled != order.filled:
                     await self._repo.record_order_result(pair, order.decision_id, found)
                 if found.status in (OrderStatus.ACCEPTED, OrderStatus.PARTIALLY_FILLED):

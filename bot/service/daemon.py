@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -14,20 +15,25 @@ from ulid import ULID
 
 from bot.clock import Clock
 from bot.config import PairConfig, Settings
+from bot.domain.inflight import RecentFill, unreflected_qty
 from bot.domain.models import (
     ZERO,
     Balance,
+    Decision,
     FundingRate,
     HedgeParams,
     Market,
     Observation,
+    OrderIntent,
     Position,
+    Side,
     Ticker,
 )
+from bot.domain.quantize import ioc_limit_price
 from bot.domain.rebalance import decide
 from bot.domain.risk import RiskLimits, Verdict, check
 from bot.exchange.gateway import ExchangeGateway, GatewayError
-from bot.execution.executor import Executor
+from bot.execution.executor import Executor, OrderPlan
 from bot.store.repository import Repository, StoredOrder
 
 log = structlog.get_logger(__name__)
@@ -36,13 +42,27 @@ MAX_CONCURRENT_PAIRS = 8
 
 
 @dataclass(frozen=True, slots=True)
-class Snapshot:
+class AccountSnapshot:
     """One account's state, fetched once per cycle for every pair on it."""
 
-    balances: Mapping[str, Balance]
-    positions: Mapping[str, Position]
-    tickers: Mapping[str, Ticker]
-    funding: Mapping[str, FundingRate]
+    balances: Mapping[str, Balance] = field(default_factory=dict)  # spot wallet
+    margin: Mapping[str, Balance] = field(default_factory=dict)  # perp wallet
+    positions: Mapping[str, Position] = field(default_factory=dict)
+    tickers: Mapping[str, Ticker] = field(default_factory=dict)
+    funding: Mapping[str, FundingRate] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Assessment:
+    """What the daemon would do for a pair now, and why."""
+
+    pair: str
+    observation: Observation
+    decision: Decision
+    verdict: Verdict | None
+    action: str  # none | order | denied | waiting
+    summary: str
+    order: OrderPlan | None = None
 
 
 @dataclass(slots=True)
@@ -58,6 +78,8 @@ def observation_inputs(observation: Observation) -> dict[str, Any]:
     return {
         "spot_qty": observation.spot_qty,
         "perp_qty": observation.perp_qty,
+        "reported_perp_qty": observation.perp_qty - observation.unreflected_qty,
+        "unreflected_qty": observation.unreflected_qty,
         "price": observation.price,
         "bid": observation.bid,
         "ask": observation.ask,
@@ -70,46 +92,72 @@ def observation_inputs(observation: Observation) -> dict[str, Any]:
 
 
 class HedgeDaemon:
-    """Runs the cycle for every configured pair on one venue."""
+    """Runs the cycle for every configured pair over its accounts' gateways."""
 
     def __init__(
         self,
         settings: Settings,
         repository: Repository,
-        gateway: ExchangeGateway,
+        gateways: Mapping[str, ExchangeGateway] | ExchangeGateway,
         clock: Clock,
         executor: Executor | None = None,
     ) -> None:
         self._settings = settings
         self._repo = repository
-        self._gateway = gateway
+        if not isinstance(gateways, Mapping):
+            gateways = {pair_account: gateways for pair_account in _account_names(settings)}
+        self._gateways: Mapping[str, ExchangeGateway] = gateways
         self._clock = clock
-        self._executor = executor or Executor(repository)
+        self._executor = executor or Executor(
+            repository, settle_after=timedelta(seconds=float(settings.risk.order_settle_s))
+        )
         self._markets: dict[str, Market] = {}
         self._pairs: Sequence[PairConfig] = settings.pairs
+        self._legs = {p.name: settings.accounts_of(p) for p in self._pairs}
         # Pairs overlap their venue waits, but hundreds at once only queue on the
         # database and starve its driver thread of the GIL; a few at a time is faster.
         self._pair_slots = asyncio.Semaphore(MAX_CONCURRENT_PAIRS)
+        self._markets_loaded_at = 0.0
 
-    @property
-    def _perp_symbols(self) -> list[str]:
-        return [p.perp_symbol for p in self._pairs]
+    def _spot_gateway(self, pair: PairConfig) -> ExchangeGateway:
+        return self._gateways[self._legs[pair.name][0]]
+
+    def _perp_gateway(self, pair: PairConfig) -> ExchangeGateway:
+        return self._gateways[self._legs[pair.name][1]]
+
+    def _perps_of(self, account: str) -> list[PairConfig]:
+        return [p for p in self._pairs if self._legs[p.name][1] == account]
+
+    def _spots_of(self, account: str) -> list[PairConfig]:
+        return [p for p in self._pairs if self._legs[p.name][0] == account]
+
+    async def load_markets(self, reload: bool = False) -> None:
+        """Trading rules of every perp, from the account that trades it."""
+        for account, gateway in self._gateways.items():
+            symbols = [p.perp_symbol for p in self._perps_of(account)]
+            if not symbols:
+                continue
+            markets = await gateway.load_markets(symbols)
+            missing = [s for s in symbols if s not in markets]
+            if missing:
+                raise GatewayError(f"account {account} has no market {', '.join(missing)}")
+            self._markets.update(markets)
+        self._markets_loaded_at = time.monotonic()
 
     async def start(self) -> None:
-        """Load the markets and record the start."""
-        self._markets = dict(await self._gateway.load_markets(self._perp_symbols))
-        missing = [s for s in self._perp_symbols if s not in self._markets]
-        if missing:
-            raise GatewayError(f"the venue has no market {', '.join(missing)}")
+        """Load markets, set leverage and margin mode per pair, record the start."""
+        await self.load_markets()
         for pair in self._pairs:
-            await self._gateway.set_leverage(pair.perp_symbol, pair.leverage)
+            gateway = self._perp_gateway(pair)
+            await gateway.set_margin_mode(pair.perp_symbol, pair.margin_mode)
+            await gateway.set_leverage(pair.perp_symbol, pair.leverage)
         await self._repo.append_audit(
             "daemon.start",
             f"hedgebot started in {self._settings.mode} mode with "
             f"{len(self._pairs)} pair(s): {', '.join(p.name for p in self._pairs)}",
             {
                 "mode": self._settings.mode,
-                "venue": self._gateway.name,
+                "accounts": sorted(self._gateways),
                 "pairs": [p.name for p in self._pairs],
                 "poll_interval_s": self._settings.poll_interval_s,
             },
@@ -117,36 +165,53 @@ class HedgeDaemon:
         log.info("daemon.started", mode=self._settings.mode, pairs=len(self._pairs))
 
     async def stop(self, reason: str) -> None:
-        """Record the stop; the caller closes the venue and the database."""
+        """Record the stop; the caller closes the venues and the database."""
         await self._repo.append_audit(
             "daemon.stop", f"hedgebot stopped: {reason}", {"reason": reason}
         )
         log.info("daemon.stopped", reason=reason)
 
-    async def _observe(self) -> Snapshot:
-        symbols = self._perp_symbols
-        balances = await self._gateway.fetch_balances()
-        positions = await self._gateway.fetch_positions(symbols)
-        tickers = await self._gateway.fetch_tickers(symbols)
-        funding = await self._gateway.fetch_funding_rates(symbols)
-        return Snapshot(balances, positions, tickers, funding)
+    async def _observe_account(self, account: str) -> AccountSnapshot:
+        gateway = self._gateways[account]
+        perps = [p.perp_symbol for p in self._perps_of(account)]
+        balances: Mapping[str, Balance] = {}
+        if self._spots_of(account):
+            balances = await gateway.fetch_balances()
+        if not perps:
+            return AccountSnapshot(balances=balances)
+        margin = await gateway.fetch_margin_balances()
+        positions = await gateway.fetch_positions(perps)
+        tickers = await gateway.fetch_tickers(perps)
+        funding = await gateway.fetch_funding_rates(perps)
+        return AccountSnapshot(balances, margin, positions, tickers, funding)
+
+    async def observe(self) -> dict[str, AccountSnapshot]:
+        """One snapshot per account (its requests grow with accounts, not pairs)."""
+        names = list(self._gateways)
+        snapshots = await asyncio.gather(*(self._observe_account(n) for n in names))
+        return dict(zip(names, snapshots, strict=True))
 
     async def _collect_funding(self) -> None:
-        by_symbol = {p.perp_symbol: p.name for p in self._pairs}
-        for payment in await self._gateway.fetch_funding_payments(self._perp_symbols):
-            pair = by_symbol.get(payment.symbol)
-            if pair is not None:
-                await self._repo.record_funding(pair, self._gateway.name, payment)
+        for account, gateway in self._gateways.items():
+            by_symbol = {p.perp_symbol: p.name for p in self._perps_of(account)}
+            if not by_symbol:
+                continue
+            for payment in await gateway.fetch_funding_payments(list(by_symbol)):
+                pair = by_symbol.get(payment.symbol)
+                if pair is not None:
+                    await self._repo.record_funding(pair, account, payment)
 
     async def run_cycle(self, cycle: int) -> CycleReport:
         """One cycle over every pair; one pair's failure does not stop the others."""
         report = CycleReport(cycle)
         structlog.contextvars.bind_contextvars(cycle=cycle)
         try:
+            if time.monotonic() - self._markets_loaded_at >= self._settings.markets_refresh_s:
+                await self.load_markets(reload=True)
             # Resolve orders of unknown outcome first, so the snapshot includes their fills.
             now = self._clock.now()
-            pending = await self._executor.resolve_unresolved(self._gateway, now)
-            snapshot = await self._observe()
+            pending = await self._executor.resolve_unresolved(self._gateways, now)
+            snapshots = await self.observe()
             await self._collect_funding()
         except GatewayError as exc:
             reason = f"observing the venue failed: {exc}"
@@ -158,7 +223,7 @@ class HedgeDaemon:
             structlog.contextvars.unbind_contextvars("cycle")
         outcomes = await asyncio.gather(
             *(
-                self._run_pair(pair, snapshot, cycle, pending.get(pair.name, []))
+                self._run_pair(pair, snapshots, cycle, pending.get(pair.name, []))
                 for pair in self._pairs
             ),
             return_exceptions=True,
@@ -173,12 +238,16 @@ class HedgeDaemon:
         return report
 
     async def _run_pair(
-        self, pair: PairConfig, snapshot: Snapshot, cycle: int, pending: list[StoredOrder]
+        self,
+        pair: PairConfig,
+        snapshots: Mapping[str, AccountSnapshot],
+        cycle: int,
+        pending: list[StoredOrder],
     ) -> str:
         structlog.contextvars.bind_contextvars(pair=pair.name, cycle=cycle)
         try:
             async with self._pair_slots:
-                return await self._pair_cycle(pair, snapshot, cycle, pending)
+                return await self._pair_cycle(pair, snapshots, cycle, pending)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -194,19 +263,23 @@ class HedgeDaemon:
                 log.error("audit.write_failed", error=str(audit_exc))
             raise
 
-    def observe_pair(self, pair: PairConfig, snapshot: Snapshot) -> Observation:
-        """The pair's slice of an account snapshot."""
-        ticker = snapshot.tickers[pair.perp_symbol]
-        spot = snapshot.balances.get(pair.spot_base)
-        position = snapshot.positions.get(pair.perp_symbol)
-        funding = snapshot.funding.get(pair.perp_symbol)
+    def observe_pair(
+        self, pair: PairConfig, snapshots: Mapping[str, AccountSnapshot]
+    ) -> Observation:
+        """The pair's slice of its accounts' snapshots (before in-flight fills)."""
+        spot_account, perp_account = self._legs[pair.name]
+        perp = snapshots[perp_account]
+        ticker = perp.tickers[pair.perp_symbol]
+        spot = snapshots[spot_account].balances.get(pair.spot_base)
+        position = perp.positions.get(pair.perp_symbol)
+        funding = perp.funding.get(pair.perp_symbol)
         return Observation(
             pair=pair.name,
             spot_symbol=pair.spot_symbol,
             perp_symbol=pair.perp_symbol,
             spot_qty=spot.total if spot else ZERO,
             perp_qty=position.qty if position else ZERO,
-            price=position.mark_price if position else ticker.mid,
+            price=position.mark_price if position and position.mark_price else ticker.mid,
             bid=ticker.bid,
             ask=ticker.ask,
             funding_rate=funding.rate if funding else ZERO,
@@ -214,10 +287,42 @@ class HedgeDaemon:
             position=position,
         )
 
-    def _risk_limits(self, pair: PairConfig, snapshot: Snapshot) -> RiskLimits:
-        quote = pair.perp_symbol.split(":")[1]
-        balance = snapshot.balances.get(quote)
-        unrealized = sum((p.unrealized_pnl for p in snapshot.positions.values()), ZERO)
+    async def _with_unreflected_fills(
+        self, pair: PairConfig, observation: Observation, now: datetime
+    ) -> Observation:
+        settle = timedelta(seconds=float(self._settings.risk.fill_settle_s))
+        if settle <= timedelta(0):
+            return observation
+        market = self._markets[pair.perp_symbol]
+        stored = await self._repo.recent_fills(pair.name, now - settle)
+        fills = [
+            RecentFill(
+                delta_qty=(f.amount if f.side == Side.BUY.value else -f.amount)
+                * market.contract_size,
+                filled_at=f.filled_at,
+                position_before=f.position_before,
+            )
+            for f in stored
+        ]
+        position = observation.position
+        extra = unreflected_qty(
+            observation.perp_qty,
+            position.updated_at if position else None,
+            fills,
+            now,
+            settle,
+        )
+        if extra == ZERO:
+            return observation
+        return replace(observation, perp_qty=observation.perp_qty + extra, unreflected_qty=extra)
+
+    def _risk_limits(
+        self, pair: PairConfig, snapshots: Mapping[str, AccountSnapshot]
+    ) -> RiskLimits:
+        perp = snapshots[self._legs[pair.name][1]]
+        settle = pair.perp_symbol.split(":")[1]
+        balance = perp.margin.get(settle)
+        unrealized = sum((p.unrealized_pnl for p in perp.positions.values()), ZERO)
         risk = self._settings.risk
         return RiskLimits(
             max_data_age_s=risk.max_data_age_s,
@@ -228,11 +333,26 @@ class HedgeDaemon:
             account_equity=(balance.total + unrealized) if balance else None,
         )
 
-    async def _pair_cycle(
-        self, pair: PairConfig, snapshot: Snapshot, cycle: int, pending: list[StoredOrder]
-    ) -> str:
-        now = self._clock.now()
-        observation = self.observe_pair(pair, snapshot)
+    def _order_plan(self, pair: PairConfig, intent: OrderIntent) -> OrderPlan:
+        if pair.order_type == "market":
+            return OrderPlan(intent=intent, order_type="market", price=None)
+        market = self._markets[pair.perp_symbol]
+        price = ioc_limit_price(
+            intent.side, intent.reference_price, pair.max_slippage_bps, market.price_step
+        )
+        return OrderPlan(intent=intent, order_type="limit", price=price)
+
+    async def assess(
+        self,
+        pair: PairConfig,
+        snapshots: Mapping[str, AccountSnapshot],
+        pending: Sequence[StoredOrder],
+        now: datetime,
+    ) -> Assessment:
+        """Observe, decide and check one pair; sends nothing."""
+        observation = await self._with_unreflected_fills(
+            pair, self.observe_pair(pair, snapshots), now
+        )
         params = HedgeParams(
             target_ratio=pair.target_ratio,
             band=pair.band,
@@ -240,10 +360,10 @@ class HedgeDaemon:
             max_order_notional=pair.max_order_notional,
         )
         decision = decide(observation, params, self._markets[pair.perp_symbol])
-        decision_id = str(ULID.from_datetime(now))
-        structlog.contextvars.bind_contextvars(decision_id=decision_id)
         verdict: Verdict | None = None
+        plan: OrderPlan | None = None
         action = decision.action
+        summary = decision.reason
         if decision.intent is not None and pending:
             action = "waiting"
             summary = (
@@ -254,39 +374,65 @@ class HedgeDaemon:
             verdict = check(
                 decision.intent,
                 observation,
-                self._risk_limits(pair, snapshot),
+                self._risk_limits(pair, snapshots),
                 now,
                 self._markets[pair.perp_symbol].contract_size,
             )
             action = "order" if verdict.approved else "denied"
-            summary = decision.reason if verdict.approved else f"denied: {verdict.reason}"
-        else:
-            summary = decision.reason
+            if verdict.approved:
+                plan = self._order_plan(pair, decision.intent)
+                if plan.price is not None:
+                    summary += f"; IOC limit {plan.price}"
+            else:
+                summary = f"denied: {verdict.reason}"
+        if observation.unreflected_qty != ZERO:
+            summary += f" (counting {observation.unreflected_qty} filled, not yet in the position)"
+        return Assessment(pair.name, observation, decision, verdict, action, summary, plan)
+
+    async def _pair_cycle(
+        self,
+        pair: PairConfig,
+        snapshots: Mapping[str, AccountSnapshot],
+        cycle: int,
+        pending: list[StoredOrder],
+    ) -> str:
+        now = self._clock.now()
+        assessment = await self.assess(pair, snapshots, pending, now)
+        decision = assessment.decision
+        decision_id = str(ULID.from_datetime(now))
+        structlog.contextvars.bind_contextvars(decision_id=decision_id)
         await self._repo.record_decision(
             decision_id,
-            observation,
+            assessment.observation,
             cycle,
             self._settings.mode,
             decision,
-            action,
-            None if verdict is None else verdict.reason,
+            assessment.action,
+            None if assessment.verdict is None else assessment.verdict.reason,
             {
-                "observation": observation_inputs(observation),
+                "observation": observation_inputs(assessment.observation),
                 "params": {
-                    "target_ratio": params.target_ratio,
-                    "band": params.band,
-                    "min_notional": params.min_notional,
-                    "max_order_notional": params.max_order_notional,
+                    "target_ratio": pair.target_ratio,
+                    "band": pair.band,
+                    "min_notional": pair.min_notional,
+                    "max_order_notional": pair.max_order_notional,
                     "leverage": pair.leverage,
+                    "order_type": pair.order_type,
+                    "max_slippage_bps": pair.max_slippage_bps,
                 },
             },
-            summary,
+            assessment.summary,
         )
-        log.info("pair.decided", action=action, ratio=_fmt(decision.ratio), reason=summary)
-        if action != "order" or decision.intent is None:
-            return action
+        log.info(
+            "pair.decided",
+            action=assessment.action,
+            ratio=_fmt(decision.ratio),
+            reason=assessment.summary,
+        )
+        if assessment.order is None:
+            return assessment.action
         execution = await self._executor.execute(
-            pair.name, decision_id, decision.intent, self._gateway
+            pair.name, decision_id, assessment.order, self._perp_gateway(pair)
         )
         log.info(
             "order.done",
@@ -295,6 +441,18 @@ class HedgeDaemon:
             reason=execution.reason,
         )
         return f"order {execution.status.value}"
+
+    async def plan(self) -> list[Assessment]:
+        """What every pair would do now; sends no order and writes nothing."""
+        now = self._clock.now()
+        snapshots = await self.observe()
+        unresolved: dict[str, list[StoredOrder]] = {}
+        for order in await self._repo.unresolved_orders():
+            unresolved.setdefault(order.pair, []).append(order)
+        return [
+            await self.assess(pair, snapshots, unresolved.get(pair.name, []), now)
+            for pair in self._pairs
+        ]
 
     async def run(
         self, stop: asyncio.Event, max_cycles: int | None = None, first_cycle: int = 1
@@ -315,6 +473,13 @@ class HedgeDaemon:
             elapsed = time.monotonic() - started
             await self._clock.wait_or_stop(max(interval - elapsed, 0.0), stop)
         return done
+
+
+def _account_names(settings: Settings) -> set[str]:
+    names: set[str] = set()
+    for pair in settings.pairs:
+        names.update(settings.accounts_of(pair))
+    return names
 
 
 def _fmt(value: Decimal | None) -> str | None:

@@ -52,7 +52,12 @@ from bot.store.tables import (
     PaperOrderRow,
 )
 
-UNRESOLVED = (OrderStatus.PENDING.value, OrderStatus.ACCEPTED.value, OrderStatus.UNKNOWN.value)
+UNRESOLVED = (
+    OrderStatus.PENDING.value,
+    OrderStatus.ACCEPTED.value,
+    OrderStatus.PARTIALLY_FILLED.value,
+    OrderStatus.UNKNOWN.value,
+)
 
 
 def _sqlite_pragmas(dbapi_connection: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
@@ -117,6 +122,14 @@ class StoredOrder:
     reason: str | None
     created_at: datetime
     updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class StoredFill:
+    side: str
+    amount: Decimal  # contracts
+    filled_at: datetime
+    position_before: Decimal  # reported base position when the order was decided
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,6 +249,7 @@ class Repository:
             perp_symbol=observation.perp_symbol,
             spot_qty=observation.spot_qty,
             perp_qty=observation.perp_qty,
+            unreflected_qty=observation.unreflected_qty,
             price=observation.price,
             bid=observation.bid,
             ask=observation.ask,
@@ -494,7 +508,12 @@ class Repository:
                     self._audit_row(
                         "funding",
                         f"funding {verb} {abs(payment.amount)} {payment.asset} on "
-                        f"{payment.position_qty} {payment.symbol} at rate {payment.rate}",
+                        f"{payment.symbol}"
+                        + (
+                            f" ({payment.position_qty} at rate {payment.rate})"
+                            if payment.rate is not None
+                            else ""
+                        ),
                         {
                             "symbol": payment.symbol,
                             "amount": payment.amount,
@@ -510,6 +529,35 @@ class Repository:
         except IntegrityError:
             return False
         return True
+
+    async def recent_fills(self, pair: str, since: datetime) -> list[StoredFill]:
+        """The pair's fills since ``since``, with the position reported when each was decided."""
+        query = (
+            select(
+                FillRow.side,
+                FillRow.amount,
+                FillRow.filled_at,
+                ObservationRow.perp_qty,
+                ObservationRow.unreflected_qty,
+            )
+            .join(OrderRow, OrderRow.id == FillRow.order_id)
+            .join(DecisionRow, DecisionRow.id == OrderRow.decision_id)
+            .join(ObservationRow, ObservationRow.id == DecisionRow.observation_id)
+            .where(OrderRow.pair == pair, FillRow.filled_at >= since)
+            .order_by(FillRow.filled_at)
+        )
+        async with self._sessions() as session:
+            return [
+                StoredFill(
+                    side=side,
+                    amount=amount,
+                    filled_at=filled_at,
+                    position_before=perp_qty - unreflected,
+                )
+                for side, amount, filled_at, perp_qty, unreflected in (
+                    await session.execute(query)
+                ).all()
+            ]
 
     async def funding_total(self, pair: str) -> Decimal:
         """Sum of the pair's funding payments (positive = received)."""

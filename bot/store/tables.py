@@ -94,7 +94,8 @@ class ObservationRow(Base):
     spot_symbol: Mapped[str] = mapped_column(String(64))
     perp_symbol: Mapped[str] = mapped_column(String(64))
     spot_qty: Mapped[Decimal] = mapped_column(Money)
-    perp_qty: Mapped[Decimal] = mapped_column(Money)
+    perp_qty: Mapped[Decimal] = mapped_column(Money)  # effective: reported + unreflected
+    unreflected_qty: Mapped[Decimal] = mapped_column(Money)
     price: Mapped[Decimal] = mapped_column(Money)
     bid: Mapped[Decimal] = mapped_column(Money)
     ask: Mapped[Decimal] = mapped_column(Money)
@@ -176,9 +177,9 @@ class FundingPaymentRow(Base):
     symbol: Mapped[str] = mapped_column(String(64))
     amount: Mapped[Decimal] = mapped_column(Money)
     asset: Mapped[str] = mapped_column(String(16))
-    rate: Mapped[Decimal] = mapped_column(Money)
-    position_qty: Mapped[Decimal] = mapped_column(Money)
-    mark_price: Mapped[Decimal] = mapped_column(Money)
+    rate: Mapped[Decimal | None] = mapped_column(Money, nullable=True)
+    position_qty: Mapped[Decimal | None] = mapped_column(Money, nullable=True)
+    mark_price: Mapped[Decimal | None] = mapped_column(Money, nullable=True)
     paid_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
     __table_args__ = (

@@ -244,3 +244,85 @@ def test_outdated_schema_is_refused_unless_migrate_is_given(tmp_path: Path) -> N
     )
     assert migrated.returncode == 0, migrated.stderr
     assert query(tmp_path / "hb.db", "SELECT version_num FROM alembic_version") == [("0002",)]
+
+
+ACCOUNT = """
+[accounts.main]
+exchange = "binance"
+"""
+
+
+def test_live_mode_needs_the_flag_and_the_confirmation_variable(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    config.write_text(config.read_text().replace('mode = "paper"', 'mode = "live"') + ACCOUNT)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HEDGEBOT_")}
+    for args, extra_env in (
+        (["run", "-c", str(config)], {}),
+        (["run", "-c", str(config), "--live"], {}),
+        (["run", "-c", str(config)], {"HEDGEBOT_LIVE_CONFIRM": "yes"}),
+    ):
+        result = subprocess.run(
+            [*command(), *args],
+            cwd=tmp_path,
+            env={**env, **extra_env},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert result.returncode == 2
+        assert "--live" in result.stderr
+        assert "HEDGEBOT_LIVE_CONFIRM=yes" in result.stderr
+    confirmed = subprocess.run(
+        [*command(), "run", "-c", str(config), "--live"],
+        cwd=tmp_path,
+        env={**env, "HEDGEBOT_LIVE_CONFIRM": "yes"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert confirmed.returncode == 2
+    assert "accounts.main" in confirmed.stderr
+    assert "api_key" in confirmed.stderr
+    assert not (tmp_path / "hb.db").exists()
+
+
+def test_testnet_for_an_exchange_without_sandbox_or_demo_is_refused_in_one_line(
+    tmp_path: Path,
+) -> None:
+    config = write_config(tmp_path)
+    text = config.read_text().replace('mode = "paper"', 'mode = "testnet"')
+    config.write_text(text + ACCOUNT.replace("binance", "bitstamp"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HEDGEBOT_")}
+    env |= {"HEDGEBOT_ACCOUNTS__main__API_KEY": "k", "HEDGEBOT_ACCOUNTS__main__SECRET": "s"}
+    result = subprocess.run(
+        [*command(), "run", "-c", str(config)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2, result.stderr
+    lines = [line for line in result.stderr.splitlines() if not line.startswith("{")]
+    assert len(lines) == 1
+    assert "bitstamp" in lines[0]
+    assert "testnet" in lines[0]
+
+
+def test_plan_prints_what_would_happen_and_sends_and_writes_nothing(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    fresh = hedgebot("plan", "-c", str(config), "--format", "json", cwd=tmp_path)
+    assert fresh.returncode == 0, fresh.stderr
+    rows = json.loads(fresh.stdout)
+    assert [r["action"] for r in rows] == ["order", "order"]
+    assert rows[0]["order"].startswith("sell 1.000 BTC/USDT:USDT IOC @ ")
+    assert not (tmp_path / "hb.db").exists()
+
+    assert hedgebot("run", "-c", str(config), "--max-cycles", "2", cwd=tmp_path).returncode == 0
+    before = query(tmp_path / "hb.db", "SELECT count(*) FROM audit_events")
+    state = query(tmp_path / "hb.db", "SELECT state FROM paper_accounts")
+    hedged = hedgebot("plan", "-c", str(config), cwd=tmp_path)
+    assert hedged.returncode == 0, hedged.stderr
+    assert "none" in hedged.stdout
+    assert query(tmp_path / "hb.db", "SELECT count(*) FROM audit_events") == before
+    assert query(tmp_path / "hb.db", "SELECT state FROM paper_accounts") == state

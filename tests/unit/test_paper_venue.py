@@ -312,18 +312,29 @@ async def test_spot_orders_beyond_the_balances_are_rejected() -> None:
 
 
 @pytest.mark.asyncio
-async def test_limit_orders_are_rejected() -> None:
+async def test_ioc_limit_beyond_the_touch_expires_unfilled_and_within_it_fills_at_the_touch() -> (
+    None
+):
     rig = await _rig()
-    request = OrderRequest(
-        symbol=BTC_PERP,
-        side=Side.SELL,
-        amount=D(1),
-        client_order_id="limit",
-        order_type="limit",
-        price=D(61000),
-    )
-    with pytest.raises(OrderRejectedError, match="market orders only"):
-        await rig.venue.create_order(request)
+
+    def limit(cid: str, price: str) -> OrderRequest:
+        return OrderRequest(
+            symbol=BTC_PERP,
+            side=Side.SELL,
+            amount=D(1),
+            client_order_id=cid,
+            order_type="limit",
+            price=D(price),
+        )
+
+    expired = await rig.venue.create_order(limit("far", "61000"))
+    assert expired.status is OrderStatus.CANCELED
+    assert expired.filled == 0
+    assert BTC_PERP not in await rig.venue.fetch_positions([BTC_PERP])
+    filled = await rig.venue.create_order(limit("near", "59000"))
+    assert filled.status is OrderStatus.FILLED
+    bid = (await rig.venue.fetch_tickers([BTC_PERP]))[BTC_PERP].bid
+    assert filled.average_price == bid
 
 
 # -- funding ------------------------------------------------------------------------------

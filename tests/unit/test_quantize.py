@@ -110,3 +110,12 @@ def test_notional_counts_contract_size() -> None:
     assert amount_problem(D(1), D(60000), small, D(1000)) == (
         "notional 600.00 below min notional 1000"
     )
+
+
+def test_ioc_limit_is_the_slippage_bound_rounded_inward() -> None:
+    from bot.domain.quantize import ioc_limit_price
+
+    # 20 bps above an ask of 60000.05 is 60120.0501: a buy limit rounds down.
+    assert ioc_limit_price(Side.BUY, D("60000.05"), D(20), D("0.1")) == D("60120.0")
+    # 20 bps below a bid of 60000.05 is 59880.0499: a sell limit rounds up.
+    assert ioc_limit_price(Side.SELL, D("60000.05"), D(20), D("0.1")) == D("59880.1")
