@@ -299,7 +299,8 @@ class CcxtGateway:
                 )
             result[symbol] = self._market(raw)
         self._markets.update(result)
-        if any(":" in s for s in wanted) and self._hedge_mode is None:
+        # Position mode is account data: a keyless client (the live price feed) skips it.
+        if any(":" in s for s in wanted) and self._hedge_mode is None and self._client.apiKey:
             await self._detect_position_mode(next(s for s in wanted if ":" in s))
         return result
 
@@ -531,6 +532,12 @@ class CcxtGateway:
     # -- orders ----------------------------------------------------------------------------
 
     def _check_precision(self, request: OrderRequest) -> tuple[str, str | None]:
+        try:
+            return self._on_grid(request)
+        except ccxt_errors.BaseError as exc:
+            raise translate(exc, "create_order", True, self._secrets.scrub) from exc
+
+    def _on_grid(self, request: OrderRequest) -> tuple[str, str | None]:
         # ccxt truncates silently to the step; refuse instead of sending something else.
         amount = self._client.amount_to_precision(request.symbol, str(request.amount))
         if Decimal(amount) != request.amount:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import bisect
 import csv
 import random
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import (
@@ -71,6 +71,19 @@ class PriceFeed(Protocol):
 
     def restore(self, state: Mapping[str, Any]) -> None:
         """Continue from a ``state()`` saved earlier; a state of another kind is ignored."""
+        ...
+
+
+@runtime_checkable
+class RefreshableFeed(PriceFeed, Protocol):
+    """A feed whose quotes come from I/O: refreshed before they are read."""
+
+    async def refresh(self, symbols: Iterable[str]) -> None:
+        """Bring the quotes of ``symbols`` up to date."""
+        ...
+
+    async def close(self) -> None:
+        """Release connections."""
         ...
 
 
@@ -398,4 +411,6 @@ def feed_from_config(config: PaperConfig) -> PriceFeed:
     """The feed ``config.feed`` names: the seeded sim walk or the replay files."""
     if config.feed == "replay":
         return ReplayFeed(config.replay_files)
+    if config.feed == "live":
+        raise FeedError("feed 'live' needs an exchange client: build it with LiveFeed.from_config")
     return SimFeed(config.sim, config.seed)

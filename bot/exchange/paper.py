@@ -52,8 +52,13 @@ from bot.domain.models import (
     Side,
     Ticker,
 )
-from bot.exchange.feeds import PriceFeed
-from bot.exchange.gateway import ExchangeGateway, FatalError, OrderRejectedError
+from bot.exchange.feeds import PriceFeed, RefreshableFeed
+from bot.exchange.gateway import (
+    DuplicateOrderError,
+    ExchangeGateway,
+    FatalError,
+    OrderRejectedError,
+)
 from bot.exchange.paper_state import PaperAccountState, PaperAccountStore, PaperPosition
 
 ZERO = Decimal(0)
@@ -246,8 +251,15 @@ class PaperVenue:
         """Paper orders fill at once, so there is nothing open to cancel: the final state."""
         return await self.fetch_order(symbol, client_order_id)
 
+    async def _refresh(self, symbols: Iterable[str]) -> None:
+        # A live feed fetches its quotes; the sim and replay feeds need nothing.
+        if isinstance(self._feed, RefreshableFeed):
+            await self._feed.refresh(symbols)
+
     async def fetch_positions(self, symbols: Iterable[str]) -> Mapping[str, Position]:
         """Open positions among ``symbols``, marked at the feed price; flat ones are absent."""
+        symbols = list(symbols)
+        await self._refresh(symbols)
         async with self._lock:
             now = self._clock.now()
             await self._settle_and_save(now)
@@ -260,6 +272,8 @@ class PaperVenue:
 
     async def fetch_tickers(self, symbols: Iterable[str]) -> Mapping[str, Ticker]:
         """Bid/ask = feed price ∓ half the spread, on the price grid; last = the feed price."""
+        symbols = list(symbols)
+        await self._refresh(symbols)
         now = self._clock.now()
         tickers: dict[str, Ticker] = {}
         for symbol in symbols:
@@ -290,6 +304,7 @@ class PaperVenue:
 
     async def create_order(self, request: OrderRequest) -> OrderResult:
         """Fill a market order now and completely; OrderRejectedError says why not."""
+        await self._refresh([request.symbol])
         async with self._lock:
             now = self._clock.now()
             changed = self._settle(now)
@@ -334,6 +349,8 @@ class PaperVenue:
         """Save the account, the feed's position in its walk included."""
         async with self._lock:
             await self._save()
+        if isinstance(self._feed, RefreshableFeed):
+            await self._feed.close()
 
     # -- paper-only ------------------------------------------------------------------------
 
@@ -604,7 +621,7 @@ class PaperVenue:
         """Validate and fill ``request`` against the state; raise before changing anything."""
         symbol = request.symbol
         if request.client_order_id in self._state.orders:
-            raise OrderRejectedError(
+            raise DuplicateOrderError(
                 f"duplicate client order id {request.client_order_id!r}: already used for "
                 f"an order on {self._state.orders[request.client_order_id].symbol}"
             )

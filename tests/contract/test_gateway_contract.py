@@ -1,0 +1,185 @@
+"""One suite, every venue: the paper venue and the ccxt adapter on the Binance emulator
+must behave the same wherever the daemon relies on them."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from decimal import Decimal
+
+import pytest
+import pytest_asyncio
+
+from bot.clock import FakeClock, SystemClock
+from bot.config import AccountConfig, PaperConfig
+from bot.domain.models import OrderRequest, OrderStatus, Side
+from bot.exchange.ccxt_gateway import CcxtGateway
+from bot.exchange.feeds import ManualFeed
+from bot.exchange.gateway import (
+    DuplicateOrderError,
+    ExchangeGateway,
+    OrderRejectedError,
+)
+from bot.exchange.paper import PaperVenue
+from bot.exchange.paper_state import InMemoryPaperAccountStore
+from bot.testing import BinanceEmulator
+
+D = Decimal
+PERP = "BTC/USDT:USDT"
+
+
+@dataclass
+class Venue:
+    gateway: ExchangeGateway
+    set_price: Callable[[Decimal], None]
+
+
+@pytest_asyncio.fixture(params=["paper", "ccxt-binance-emulator"])
+async def venue(request: pytest.FixtureRequest) -> AsyncIterator[Venue]:
+    if request.param == "paper":
+        feed = ManualFeed({"BTC": D(60000)})
+        config = PaperConfig(balances={"BTC": D(1), "USDT": D(100000)})
+        paper = await PaperVenue.open(config, feed, FakeClock(), InMemoryPaperAccountStore())
+        yield Venue(paper, lambda price: feed.set_price("BTC", price))
+        await paper.close()
+        return
+    emulator = BinanceEmulator()
+    await emulator.start()
+    emulator.set_spot_balance("BTC", D(1))
+    emulator.set_futures_balance("USDT", D(100000))
+    account = AccountConfig(
+        exchange="binance",
+        api_key="k",
+        secret="s",
+        ccxt_config=emulator.ccxt_config(),
+        rate_limit_per_s=D(500),
+    )
+    gateway = CcxtGateway.from_config("main", account, "testnet", SystemClock())
+    try:
+        yield Venue(gateway, lambda price: emulator.set_price("BTC", price))
+    finally:
+        await gateway.close()
+        await emulator.stop()
+
+
+def sell(amount: str, coid: str, **extra: object) -> OrderRequest:
+    return OrderRequest(
+        symbol=PERP, side=Side.SELL, amount=D(amount), client_order_id=coid, **extra
+    )  # type: ignore[arg-type]
+
+
+async def prepared(venue: Venue) -> ExchangeGateway:
+    gateway = venue.gateway
+    await gateway.load_markets([PERP])
+    await gateway.set_margin_mode(PERP, "isolated")
+    await gateway.set_leverage(PERP, D(2))
+    return gateway
+
+
+async def test_venue_implements_the_gateway_protocol(venue: Venue) -> None:
+    assert isinstance(venue.gateway, ExchangeGateway)
+
+
+async def test_markets_carry_steps_and_limits_for_the_perp(venue: Venue) -> None:
+    markets = await venue.gateway.load_markets([PERP])
+    market = markets[PERP]
+    assert market.is_perp
+    assert market.amount_step > 0
+    assert market.price_step > 0
+    assert market.contract_size == 1
+
+
+async def test_ticker_bid_below_ask_with_an_aware_timestamp(venue: Venue) -> None:
+    gateway = await prepared(venue)
+    ticker = (await gateway.fetch_tickers([PERP]))[PERP]
+    assert ticker.bid < ticker.ask
+    assert ticker.timestamp.tzinfo is not None
+
+
+async def test_order_book_sides_are_sorted_best_first(venue: Venue) -> None:
+    gateway = await prepared(venue)
+    book = await gateway.fetch_order_book(PERP, 5)
+    assert book.bids[0].price < book.asks[0].price
+    assert [b.price for b in book.bids] == sorted((b.price for b in book.bids), reverse=True)
+    assert [a.price for a in book.asks] == sorted(a.price for a in book.asks)
+
+
+async def test_balances_show_the_spot_coin_and_the_margin_asset(venue: Venue) -> None:
+    gateway = await prepared(venue)
+    assert (await gateway.fetch_balances())["BTC"].total == D(1)
+    assert (await gateway.fetch_margin_balances())["USDT"].total > 0
+
+
+async def test_funding_rate_is_reported_for_the_perp(venue: Venue) -> None:
+    gateway = await prepared(venue)
+    rates = await gateway.fetch_funding_rates([PERP])
+    assert PERP in rates
+
+
+async def test_market_sell_fills_completely_with_fee_and_opens_a_short(venue: Venue) -> None:
+    gateway = await prepared(venue)
+    ticker = (await gateway.fetch_tickers([PERP]))[PERP]
+    result = await gateway.create_order(sell("0.5", "c-fill"))
+    assert result.status is OrderStatus.FILLED
+    assert result.filled == D("0.5")
+    assert result.average_price == ticker.bid
+    assert result.fee > 0
+    assert sum(f.amount for f in result.fills) == D("0.5")
+    position = (await gateway.fetch_positions([PERP]))[PERP]
+    assert position.qty == D("-0.5")
+    assert position.liquidation_price is not None
+    assert position.liquidation_price > position.entry_price
+
+
+async def test_order_is_found_by_client_id_and_unknown_ids_are_none(venue: Venue) -> None:
+    gateway = await prepared(venue)
+    sent = await gateway.create_order(sell("0.2", "c-find"))
+    found = await gateway.fetch_order(PERP, "c-find")
+    assert found is not None
+    assert (found.status, found.filled, found.average_price) == (
+        sent.status,
+        sent.filled,
+        sent.average_price,
+    )
+    assert await gateway.fetch_order(PERP, "c-never-sent") is None
+
+
+async def test_a_client_id_cannot_be_used_twice(venue: Venue) -> None:
+    gateway = await prepared(venue)
+    await gateway.create_order(sell("0.1", "c-dup"))
+    with pytest.raises(DuplicateOrderError):
+        await gateway.create_order(sell("0.1", "c-dup"))
+    assert (await gateway.fetch_positions([PERP]))[PERP].qty == D("-0.1")
+
+
+async def test_reduce_only_cannot_open_or_grow_a_position(venue: Venue) -> None:
+    gateway = await prepared(venue)
+    with pytest.raises(OrderRejectedError):
+        await gateway.create_order(sell("0.1", "c-ro", reduce_only=True))
+    assert PERP not in await gateway.fetch_positions([PERP])
+
+
+async def test_amount_off_the_step_is_refused_and_not_sent(venue: Venue) -> None:
+    gateway = await prepared(venue)
+    with pytest.raises(OrderRejectedError):
+        await gateway.create_order(sell("0.0005", "c-step"))
+    assert await gateway.fetch_order(PERP, "c-step") is None
+
+
+async def test_ioc_limit_beyond_the_touch_fills_nothing(venue: Venue) -> None:
+    gateway = await prepared(venue)
+    ticker = (await gateway.fetch_tickers([PERP]))[PERP]
+    far = ticker.ask + 1000
+    result = await gateway.create_order(sell("0.1", "c-ioc", order_type="limit", price=far))
+    assert result.status is OrderStatus.CANCELED
+    assert result.filled == 0
+    assert PERP not in await gateway.fetch_positions([PERP])
+
+
+async def test_position_is_marked_to_the_new_price(venue: Venue) -> None:
+    gateway = await prepared(venue)
+    await gateway.create_order(sell("0.5", "c-mark"))
+    venue.set_price(D(54000))
+    position = (await gateway.fetch_positions([PERP]))[PERP]
+    assert position.mark_price == D(54000)
+    assert position.unrealized_pnl > D(2900)  # 0.5 short gains about 3000 on a 6000 fall
