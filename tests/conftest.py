@@ -1,8 +1,17 @@
-"""Shared fixtures: a migrated SQLite database per test, a fake clock, a repository."""
+"""Shared fixtures: a migrated database per test on SQLite and on Postgres, a fake clock.
+
+The Postgres tests use the server at 127.0.0.1:5432 (database ``test``), each test in a
+schema of its own that is dropped afterwards. In CI (``CI=true``) an unreachable server
+fails the tests; elsewhere they are skipped with the reason.
+"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -14,6 +23,27 @@ from bot.store.migrate import upgrade
 from bot.store.repository import Repository, create_engine
 
 ROOT = Path(__file__).resolve().parents[1]
+POSTGRES_URL = os.environ.get(
+    "HEDGEBOT_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+)
+
+
+@dataclass(frozen=True)
+class Backend:
+    name: str
+    url: str
+    schema: str | None = None
+
+
+async def _postgres(statement: str) -> None:
+    import asyncpg
+
+    dsn = POSTGRES_URL.replace("postgresql+asyncpg://", "postgresql://")
+    conn = await asyncpg.connect(dsn, timeout=5)
+    try:
+        await conn.execute(statement)
+    finally:
+        await conn.close()
 
 
 @pytest.fixture
@@ -21,15 +51,34 @@ def clock() -> FakeClock:
     return FakeClock()
 
 
+@pytest.fixture(params=["sqlite", "postgres"])
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
+    if request.param == "sqlite":
+        yield Backend("sqlite", f"sqlite+aiosqlite:///{tmp_path / 'hedgebot.db'}")
+        return
+    schema = f"t_{uuid.uuid4().hex[:16]}"
+    try:
+        asyncio.run(_postgres(f'CREATE SCHEMA "{schema}"'))
+    except (TimeoutError, OSError, ImportError) as exc:
+        reason = f"Postgres at {POSTGRES_URL} is unreachable ({exc})"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{reason}; CI must run the Postgres tests")
+        pytest.skip(reason)
+    try:
+        yield Backend("postgres", POSTGRES_URL, schema)
+    finally:
+        asyncio.run(_postgres(f'DROP SCHEMA "{schema}" CASCADE'))
+
+
 @pytest.fixture
-def database_url(tmp_path: Path) -> str:
-    return f"sqlite+aiosqlite:///{tmp_path / 'hedgebot.db'}"
+def database_url(backend: Backend) -> str:
+    return backend.url
 
 
 @pytest_asyncio.fixture
-async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
-    engine = create_engine(database_url)
-    await upgrade(engine, database_url)
+async def engine(backend: Backend) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(backend.url, schema=backend.schema)
+    await upgrade(engine, backend.url)
     yield engine
     await engine.dispose()
 

@@ -52,6 +52,7 @@ from bot.exchange.retry import RetryPolicy, with_retries
 log = structlog.get_logger(__name__)
 
 FUNDING_LOOKBACK = timedelta(days=7)
+FUNDING_POLL = timedelta(seconds=60)
 _QUERY = re.compile(r"\?\S*")
 _DUPLICATE = re.compile(r"duplicat|-4116|-2010.*duplicate", re.IGNORECASE)
 
@@ -212,7 +213,9 @@ class CcxtGateway:
         client.throttle = self._throttle
         self._markets: dict[str, Market] = {}
         self._hedge_mode: bool | None = None
-        self._funding_since: dict[str, datetime] = {}
+        self.funding_poll = FUNDING_POLL
+        self._funding_cursor: datetime | None = None
+        self._funding_polled_at: datetime | None = None
 
     @classmethod
     def from_config(
@@ -463,37 +466,49 @@ class CcxtGateway:
         }
 
     async def fetch_funding_payments(self, symbols: Iterable[str]) -> list[FundingPayment]:
-        """Funding income since the last call (the first call looks back a week)."""
-        payments: list[FundingPayment] = []
-        if not self._client.has.get("fetchFundingHistory"):
-            return payments
+        """Funding income since the last call, all symbols in one request (the first call
+        looks back a week); polled at most once a minute, as funding comes every few hours."""
+        wanted = {s for s in symbols if ":" in s}
         now = self._clock.now()
-        for symbol in [s for s in symbols if ":" in s]:
-            since = self._funding_since.get(symbol, now - FUNDING_LOOKBACK)
-            raw = await self._call(
-                "fetch_funding_history",
-                self._client.fetch_funding_history,
-                symbol,
-                int(since.timestamp() * 1000),
-            )
-            for item in raw:
-                paid_at = _ms(item.get("timestamp"))
-                if paid_at is None:
-                    continue
-                market = self._markets.get(symbol)
-                payments.append(
-                    FundingPayment(
-                        symbol=symbol,
-                        amount=dec(item.get("amount")),
-                        asset=item.get("code") or (market.quote if market else "USDT"),
-                        rate=None,  # the income history reports amounts only
-                        position_qty=None,
-                        mark_price=None,
-                        timestamp=paid_at,
-                    )
+        if not wanted or not self._client.has.get("fetchFundingHistory"):
+            return []
+        if (
+            self._funding_polled_at is not None
+            and now - self._funding_polled_at < self.funding_poll
+        ):
+            return []
+        since = self._funding_cursor or now - FUNDING_LOOKBACK
+        raw = await self._call(
+            "fetch_funding_history",
+            self._client.fetch_funding_history,
+            None,
+            int(since.timestamp() * 1000),
+            None,
+            {"type": "swap", "subType": "linear"},
+        )
+        self._funding_polled_at = now
+        payments: list[FundingPayment] = []
+        for item in raw:
+            paid_at = _ms(item.get("timestamp"))
+            symbol = item.get("symbol")
+            if paid_at is None:
+                continue
+            since = max(since, paid_at + timedelta(milliseconds=1))
+            if symbol not in wanted:
+                continue
+            market = self._markets.get(symbol)
+            payments.append(
+                FundingPayment(
+                    symbol=symbol,
+                    amount=dec(item.get("amount")),
+                    asset=item.get("code") or (market.quote if market else "USDT"),
+                    rate=None,  # the income history reports amounts only
+                    position_qty=None,
+                    mark_price=None,
+                    timestamp=paid_at,
                 )
-                since = max(since, paid_at + timedelta(milliseconds=1))
-            self._funding_since[symbol] = since
+            )
+        self._funding_cursor = since
         return payments
 
     # -- set-up ----------------------------------------------------------------------------

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
 from ulid import ULID
@@ -34,9 +34,10 @@ from bot.domain.rebalance import decide
 from bot.domain.risk import RiskLimits, Verdict, check
 from bot.exchange.gateway import ExchangeGateway, GatewayError
 from bot.execution.executor import Executor, OrderPlan
-from bot.store.repository import Repository, StoredOrder
+from bot.store.repository import DecisionRecord, Repository, StoredOrder
 
 log = structlog.get_logger(__name__)
+T = TypeVar("T")
 
 MAX_CONCURRENT_PAIRS = 8
 
@@ -118,6 +119,9 @@ class HedgeDaemon:
         # database and starve its driver thread of the GIL; a few at a time is faster.
         self._pair_slots = asyncio.Semaphore(MAX_CONCURRENT_PAIRS)
         self._markets_loaded_at = 0.0
+        # Until when a pair may have fills the venue does not show yet (None: unknown,
+        # as after a restart, so the store is asked).
+        self._fills_watch_until: dict[str, datetime] = {}
 
     def _spot_gateway(self, pair: PairConfig) -> ExchangeGateway:
         return self._gateways[self._legs[pair.name][0]]
@@ -221,33 +225,68 @@ class HedgeDaemon:
             return report
         finally:
             structlog.contextvars.unbind_contextvars("cycle")
-        outcomes = await asyncio.gather(
+        now = self._clock.now()
+        assessed = await asyncio.gather(
             *(
-                self._run_pair(pair, snapshots, cycle, pending.get(pair.name, []))
+                self._guarded(pair, cycle, self._record_of(pair, snapshots, cycle, pending, now))
                 for pair in self._pairs
             ),
             return_exceptions=True,
         )
-        for pair, outcome in zip(self._pairs, outcomes, strict=True):
+        holds: list[tuple[PairConfig, DecisionRecord]] = []
+        orders: list[tuple[PairConfig, DecisionRecord, OrderPlan]] = []
+        for pair, outcome in zip(self._pairs, assessed, strict=True):
             if isinstance(outcome, asyncio.CancelledError):
                 raise outcome
             if isinstance(outcome, BaseException):
                 report.errors[pair.name] = f"{type(outcome).__name__}: {outcome}"
+                continue
+            record, plan = outcome
+            if plan is None:
+                holds.append((pair, record))
             else:
-                report.actions[pair.name] = outcome
+                orders.append((pair, record, plan))
+        # Pairs that send nothing are recorded together: one commit per cycle, not per pair.
+        try:
+            await self._repo.record_decisions([record for _, record in holds])
+        except Exception as exc:
+            log.exception("decisions.write_failed", error=str(exc))
+            for pair, _ in holds:
+                report.errors[pair.name] = f"{type(exc).__name__}: {exc}"
+            holds = []
+        for pair, record in holds:
+            report.actions[pair.name] = record.action
+            log.info(
+                "pair.decided",
+                pair=pair.name,
+                cycle=cycle,
+                decision_id=record.decision_id,
+                action=record.action,
+                ratio=_fmt(record.decision.ratio),
+                reason=record.summary,
+            )
+        executed = await asyncio.gather(
+            *(
+                self._guarded(pair, cycle, self._send(pair, record, plan))
+                for pair, record, plan in orders
+            ),
+            return_exceptions=True,
+        )
+        for (pair, _, _), sent in zip(orders, executed, strict=True):
+            if isinstance(sent, asyncio.CancelledError):
+                raise sent
+            if isinstance(sent, BaseException):
+                report.errors[pair.name] = f"{type(sent).__name__}: {sent}"
+            else:
+                report.actions[pair.name] = sent
         return report
 
-    async def _run_pair(
-        self,
-        pair: PairConfig,
-        snapshots: Mapping[str, AccountSnapshot],
-        cycle: int,
-        pending: list[StoredOrder],
-    ) -> str:
+    async def _guarded(self, pair: PairConfig, cycle: int, work: Awaitable[T]) -> T:
+        """Run one pair's step with its log context; audit and re-raise its failure."""
         structlog.contextvars.bind_contextvars(pair=pair.name, cycle=cycle)
         try:
             async with self._pair_slots:
-                return await self._pair_cycle(pair, snapshots, cycle, pending)
+                return await work
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -291,10 +330,15 @@ class HedgeDaemon:
         self, pair: PairConfig, observation: Observation, now: datetime
     ) -> Observation:
         settle = timedelta(seconds=float(self._settings.risk.fill_settle_s))
-        if settle <= timedelta(0):
+        watch_until = self._fills_watch_until.get(pair.name)
+        if settle <= timedelta(0) or (watch_until is not None and now > watch_until):
+            # No order of ours within the settle window: nothing can be unreflected.
             return observation
         market = self._markets[pair.perp_symbol]
         stored = await self._repo.recent_fills(pair.name, now - settle)
+        if watch_until is None:
+            latest = max((f.filled_at for f in stored), default=now - settle)
+            self._fills_watch_until[pair.name] = latest + settle
         fills = [
             RecentFill(
                 delta_qty=(f.amount if f.side == Side.BUY.value else -f.amount)
@@ -389,27 +433,24 @@ class HedgeDaemon:
             summary += f" (counting {observation.unreflected_qty} filled, not yet in the position)"
         return Assessment(pair.name, observation, decision, verdict, action, summary, plan)
 
-    async def _pair_cycle(
+    async def _record_of(
         self,
         pair: PairConfig,
         snapshots: Mapping[str, AccountSnapshot],
         cycle: int,
-        pending: list[StoredOrder],
-    ) -> str:
-        now = self._clock.now()
-        assessment = await self.assess(pair, snapshots, pending, now)
-        decision = assessment.decision
-        decision_id = str(ULID.from_datetime(now))
-        structlog.contextvars.bind_contextvars(decision_id=decision_id)
-        await self._repo.record_decision(
-            decision_id,
-            assessment.observation,
-            cycle,
-            self._settings.mode,
-            decision,
-            assessment.action,
-            None if assessment.verdict is None else assessment.verdict.reason,
-            {
+        pending: Mapping[str, list[StoredOrder]],
+        now: datetime,
+    ) -> tuple[DecisionRecord, OrderPlan | None]:
+        assessment = await self.assess(pair, snapshots, pending.get(pair.name, []), now)
+        record = DecisionRecord(
+            decision_id=str(ULID.from_datetime(now)),
+            observation=assessment.observation,
+            cycle=cycle,
+            mode=self._settings.mode,
+            decision=assessment.decision,
+            action=assessment.action,
+            verdict=None if assessment.verdict is None else assessment.verdict.reason,
+            inputs={
                 "observation": observation_inputs(assessment.observation),
                 "params": {
                     "target_ratio": pair.target_ratio,
@@ -421,18 +462,31 @@ class HedgeDaemon:
                     "max_slippage_bps": pair.max_slippage_bps,
                 },
             },
-            assessment.summary,
+            summary=assessment.summary,
         )
+        return record, assessment.order
+
+    async def _send(self, pair: PairConfig, record: DecisionRecord, plan: OrderPlan) -> str:
+        """Record the decision, then the intent, then send and record the answer."""
+        structlog.contextvars.bind_contextvars(decision_id=record.decision_id)
+        await self._repo.record_decision(record)
         log.info(
             "pair.decided",
-            action=assessment.action,
-            ratio=_fmt(decision.ratio),
-            reason=assessment.summary,
+            action=record.action,
+            ratio=_fmt(record.decision.ratio),
+            reason=record.summary,
         )
-        if assessment.order is None:
-            return assessment.action
+        now = self._clock.now()
+        settle = timedelta(seconds=float(self._settings.risk.fill_settle_s))
+        # Set before sending: a fill may land even if the answer is lost.
+        self._fills_watch_until[pair.name] = (
+            now + settle + timedelta(seconds=float(self._settings.risk.order_settle_s))
+        )
         execution = await self._executor.execute(
-            pair.name, decision_id, assessment.order, self._perp_gateway(pair)
+            pair.name, record.decision_id, plan, self._perp_gateway(pair)
+        )
+        self._fills_watch_until[pair.name] = max(
+            self._fills_watch_until[pair.name], self._clock.now() + settle
         )
         log.info(
             "order.done",

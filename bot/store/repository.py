@@ -14,7 +14,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import event, func, select, update
+from sqlalchemy import event, func, insert, select, update
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import (
@@ -71,14 +71,20 @@ def _sqlite_pragmas(dbapi_connection: DBAPIConnection, _record: ConnectionPoolEn
     cursor.close()
 
 
-def create_engine(database_url: str) -> AsyncEngine:
-    """An async engine with the per-backend settings hedgebot relies on."""
+def create_engine(database_url: str, *, schema: str | None = None) -> AsyncEngine:
+    """An async engine with the per-backend settings hedgebot relies on.
+
+    ``schema`` (Postgres only) puts every table in that schema, via the search path.
+    """
     if database_url.startswith("sqlite"):
         engine = create_async_engine(database_url)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
+    connect_args: dict[str, Any] = {}
+    if schema is not None:
+        connect_args["server_settings"] = {"search_path": schema}
     # A server may drop idle connections; ping before use rather than fail a cycle.
-    return create_async_engine(database_url, pool_pre_ping=True)
+    return create_async_engine(database_url, pool_pre_ping=True, connect_args=connect_args)
 
 
 def jsonable(value: Any) -> Any:
@@ -122,6 +128,21 @@ class StoredOrder:
     reason: str | None
     created_at: datetime
     updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionRecord:
+    """One decision as it is stored: what was seen, decided, checked and said."""
+
+    decision_id: str
+    observation: Observation
+    cycle: int
+    mode: str
+    decision: Decision
+    action: str
+    verdict: str | None
+    inputs: Mapping[str, Any]
+    summary: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,26 +260,29 @@ class Repository:
             return row.id
 
     @staticmethod
-    def _observation_row(observation: Observation, cycle: int) -> ObservationRow:
+    def _observation_values(
+        observation_id: str, observation: Observation, cycle: int
+    ) -> dict[str, Any]:
         position = observation.position
-        return ObservationRow(
-            pair=observation.pair,
-            cycle=cycle,
-            observed_at=observation.observed_at,
-            spot_symbol=observation.spot_symbol,
-            perp_symbol=observation.perp_symbol,
-            spot_qty=observation.spot_qty,
-            perp_qty=observation.perp_qty,
-            unreflected_qty=observation.unreflected_qty,
-            price=observation.price,
-            bid=observation.bid,
-            ask=observation.ask,
-            funding_rate=observation.funding_rate,
-            entry_price=position.entry_price if position else None,
-            liquidation_price=position.liquidation_price if position else None,
-            unrealized_pnl=position.unrealized_pnl if position else None,
-            leverage=position.leverage if position else None,
-        )
+        return {
+            "id": observation_id,
+            "pair": observation.pair,
+            "cycle": cycle,
+            "observed_at": observation.observed_at,
+            "spot_symbol": observation.spot_symbol,
+            "perp_symbol": observation.perp_symbol,
+            "spot_qty": observation.spot_qty,
+            "perp_qty": observation.perp_qty,
+            "unreflected_qty": observation.unreflected_qty,
+            "price": observation.price,
+            "bid": observation.bid,
+            "ask": observation.ask,
+            "funding_rate": observation.funding_rate,
+            "entry_price": position.entry_price if position else None,
+            "liquidation_price": position.liquidation_price if position else None,
+            "unrealized_pnl": position.unrealized_pnl if position else None,
+            "leverage": position.leverage if position else None,
+        }
 
     async def last_cycle(self) -> int:
         """The highest cycle number recorded so far (0 for a new database)."""
@@ -266,65 +290,64 @@ class Repository:
             value = (await session.execute(select(func.max(ObservationRow.cycle)))).scalar()
             return int(value or 0)
 
-    async def record_decision(
-        self,
-        decision_id: str,
-        observation: Observation,
-        cycle: int,
-        mode: str,
-        decision: Decision,
-        action: str,
-        verdict: str | None,
-        inputs: Mapping[str, Any],
-        summary: str,
-    ) -> None:
-        """Store the observation, the decision (with its verdict) and its audit event at once."""
+    async def record_decision(self, record: DecisionRecord) -> None:
+        """Store one observation, its decision (with the verdict) and the audit event."""
+        await self.record_decisions([record])
+
+    async def record_decisions(self, records: Sequence[DecisionRecord]) -> None:
+        """Store many decisions in one transaction: a cycle's holds cost one commit."""
+        if not records:
+            return
+        now = self._clock.now()
+        observations = []
+        decisions = []
+        audits = []
+        for r in records:
+            d = r.decision
+            observations.append(self._observation_values(r.decision_id, r.observation, r.cycle))
+            decisions.append(
+                {
+                    "id": r.decision_id,
+                    "pair": d.pair,
+                    "cycle": r.cycle,
+                    "mode": r.mode,
+                    "created_at": now,
+                    "observation_id": r.decision_id,
+                    "target_ratio": d.target_ratio,
+                    "ratio": d.ratio,
+                    "drift_qty": d.drift_qty,
+                    "band": d.band,
+                    "action": r.action,
+                    "reason": d.reason,
+                    "verdict": r.verdict,
+                    "inputs": jsonable(dict(r.inputs)),
+                }
+            )
+            audits.append(
+                {
+                    "ts": now,
+                    "pair": d.pair,
+                    "kind": "risk.denied" if r.action == "denied" else "decision",
+                    "summary": r.summary,
+                    "decision_id": r.decision_id,
+                    "data": jsonable(
+                        {
+                            "action": r.action,
+                            "reason": d.reason,
+                            "verdict": r.verdict,
+                            "target_ratio": d.target_ratio,
+                            "ratio": d.ratio,
+                            "drift_qty": d.drift_qty,
+                            "band": d.band,
+                            "inputs": r.inputs,
+                        }
+                    ),
+                }
+            )
         async with self._write() as session:
-            observation_row = self._observation_row(observation, cycle)
-            session.add(observation_row)
-            await session.flush()
-            observation_id = observation_row.id
-            session.add(
-                DecisionRow(
-                    id=decision_id,
-                    pair=decision.pair,
-                    cycle=cycle,
-                    mode=mode,
-                    created_at=self._clock.now(),
-                    observation_id=observation_id,
-                    target_ratio=decision.target_ratio,
-                    ratio=decision.ratio,
-                    drift_qty=decision.drift_qty,
-                    band=decision.band,
-                    action=action,
-                    reason=decision.reason,
-                    verdict=verdict,
-                    inputs=jsonable(dict(inputs)),
-                )
-            )
-            await session.flush()
-            kind = {"order": "decision", "none": "decision", "denied": "risk.denied"}.get(
-                action, "decision"
-            )
-            session.add(
-                self._audit_row(
-                    kind,
-                    summary,
-                    {
-                        "action": action,
-                        "reason": decision.reason,
-                        "verdict": verdict,
-                        "target_ratio": decision.target_ratio,
-                        "ratio": decision.ratio,
-                        "drift_qty": decision.drift_qty,
-                        "band": decision.band,
-                        "observation_id": observation_id,
-                        "inputs": inputs,
-                    },
-                    pair=decision.pair,
-                    decision_id=decision_id,
-                )
-            )
+            await session.execute(insert(ObservationRow), observations)
+            await session.execute(insert(DecisionRow), decisions)
+            await session.execute(insert(AuditEventRow), audits)
 
     async def insert_order_intent(
         self, decision_id: str, pair: str, venue: str, request: OrderRequest

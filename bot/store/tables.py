@@ -54,7 +54,12 @@ class Money(TypeDecorator[Decimal]):
     def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:
         if value is None:
             return None
-        return Decimal(str(value)).normalize() if dialect.name != "sqlite" else Decimal(value)
+        if dialect.name == "sqlite":
+            return Decimal(value)
+        # NUMERIC(38,18) pads to 18 places; drop the padding but never use an exponent.
+        number = Decimal(str(value)).normalize()
+        exponent = number.as_tuple().exponent
+        return number.quantize(Decimal(1)) if isinstance(exponent, int) and exponent > 0 else number
 
 
 class UtcDateTime(TypeDecorator[datetime]):
@@ -87,7 +92,7 @@ AutoId = BigInteger().with_variant(Integer(), "sqlite")
 class ObservationRow(Base):
     __tablename__ = "observations"
 
-    id: Mapped[int] = mapped_column(AutoId, primary_key=True, autoincrement=True)
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)  # its decision's id
     pair: Mapped[str] = mapped_column(String(64), index=True)
     cycle: Mapped[int] = mapped_column(Integer)
     observed_at: Mapped[datetime] = mapped_column(UtcDateTime)
@@ -114,7 +119,7 @@ class DecisionRow(Base):
     cycle: Mapped[int] = mapped_column(Integer)
     mode: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
-    observation_id: Mapped[int] = mapped_column(ForeignKey("observations.id"))
+    observation_id: Mapped[str] = mapped_column(ForeignKey("observations.id"))
     target_ratio: Mapped[Decimal] = mapped_column(Money)
     ratio: Mapped[Decimal | None] = mapped_column(Money, nullable=True)
     drift_qty: Mapped[Decimal] = mapped_column(Money)

@@ -10,6 +10,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -326,3 +327,31 @@ def test_plan_prints_what_would_happen_and_sends_and_writes_nothing(tmp_path: Pa
     assert "none" in hedged.stdout
     assert query(tmp_path / "hb.db", "SELECT count(*) FROM audit_events") == before
     assert query(tmp_path / "hb.db", "SELECT state FROM paper_accounts") == state
+
+
+def test_the_daemon_runs_on_postgres_as_on_sqlite(tmp_path: Path) -> None:
+    import asyncio
+
+    from tests.conftest import POSTGRES_URL, _postgres
+
+    name = f"hb_{uuid.uuid4().hex[:12]}"
+    try:
+        asyncio.run(_postgres(f'CREATE DATABASE "{name}"'))
+    except OSError as exc:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"Postgres unreachable in CI: {exc}")
+        pytest.skip(f"Postgres at {POSTGRES_URL} is unreachable ({exc})")
+    try:
+        url = POSTGRES_URL.rsplit("/", 1)[0] + f"/{name}"
+        config = write_config(tmp_path)
+        text = config.read_text().replace(f"sqlite+aiosqlite:///{tmp_path / 'hb.db'}", url)
+        config.write_text(text)
+        result = hedgebot("run", "-c", str(config), "--max-cycles", "2", cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+        status = hedgebot("status", "-c", str(config), "--format", "json", cwd=tmp_path)
+        rows = json.loads(status.stdout)
+        assert [r["pair"] for r in rows] == ["BTC", "ETH"]
+        assert rows[0]["hedge_qty"] == "1"  # exact decimals back from NUMERIC, no exponent
+        assert rows[0]["spot_qty"] == "1"
+    finally:
+        asyncio.run(_postgres(f'DROP DATABASE "{name}" WITH (FORCE)'))

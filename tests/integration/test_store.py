@@ -23,7 +23,8 @@ from bot.domain.models import (
 )
 from bot.exchange.paper_state import PaperAccountState, PaperPosition
 from bot.store.migrate import SchemaState, schema_state
-from bot.store.repository import Repository, create_engine
+from bot.store.repository import DecisionRecord, Repository, create_engine
+from tests.conftest import Backend
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -54,15 +55,17 @@ async def store_decision(repository: Repository, decision_id: str) -> None:
         reason="ratio 0 < target 1 - band 0.05: sell 1",
     )
     await repository.record_decision(
-        decision_id,
-        observation(),
-        1,
-        "paper",
-        decision,
-        "order",
-        "approved",
-        {"k": Decimal("1.5")},
-        "s",
+        DecisionRecord(
+            decision_id,
+            observation(),
+            1,
+            "paper",
+            decision,
+            "order",
+            "approved",
+            {"k": Decimal("1.5")},
+            "s",
+        )
     )
 
 
@@ -76,8 +79,8 @@ async def test_migrations_bring_a_new_database_to_current(engine: AsyncEngine) -
     assert await schema_state(engine) is SchemaState.CURRENT
 
 
-async def test_new_database_reports_missing_schema(database_url: str) -> None:
-    engine = create_engine(database_url)
+async def test_new_database_reports_missing_schema(backend: Backend) -> None:
+    engine = create_engine(backend.url, schema=backend.schema)
     try:
         assert await schema_state(engine) is SchemaState.MISSING
     finally:
@@ -194,3 +197,15 @@ async def test_paper_account_survives_save_and_load(repository: Repository) -> N
     assert loaded.balances == {"USDT": Decimal(1)}
     assert loaded.positions["BTC/USDT:USDT"].qty == Decimal("-0.5")
     assert await repository.load_paper_account("other") is None
+
+
+async def test_a_batch_of_decisions_is_stored_in_order_in_one_call(repository: Repository) -> None:
+    decision = Decision("BTC", Decimal(1), Decimal(1), Decimal(0), Decimal("0.05"), "none", "ok")
+    records = [
+        DecisionRecord(f"D{i}", observation(), 1, "paper", decision, "none", None, {}, f"s{i}")
+        for i in range(5)
+    ]
+    await repository.record_decisions(records)
+    events = await repository.audit_events(kind="decision")
+    assert [e.summary for e in events] == [f"s{i}" for i in range(5)]
+    assert [e.decision_id for e in events] == [f"D{i}" for i in range(5)]
