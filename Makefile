@@ -31,6 +31,7 @@ lint: setup
 
 bench: setup
 	$(BIN)/python bench/bench_cycle.py
+	$(BIN)/python bench/bench_ccxt.py
 
 clean:
 	rm -rf $(VENV) *.egg-info .mypy_cache .ruff_cache .pytest_cache .hypothesis

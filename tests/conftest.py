@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from bot.clock import FakeClock
 from bot.store.migrate import upgrade
 from bot.store.repository import Repository, create_engine
+from bot.testing import BinanceEmulator
 
 ROOT = Path(__file__).resolve().parents[1]
 POSTGRES_URL = os.environ.get(
@@ -86,3 +87,14 @@ async def engine(backend: Backend) -> AsyncIterator[AsyncEngine]:
 @pytest_asyncio.fixture
 async def repository(engine: AsyncEngine, clock: FakeClock) -> Repository:
     return Repository(engine, clock)
+
+
+@pytest_asyncio.fixture
+async def emulator() -> AsyncIterator[BinanceEmulator]:
+    """A started Binance emulator (default BTC and ETH markets), stopped after the test."""
+    emu = BinanceEmulator()
+    await emu.start()
+    try:
+        yield emu
+    finally:
+        await emu.stop()

@@ -109,7 +109,9 @@ def translate(
         return OrderRejectedError(message)
     if isinstance(exc, ccxt_errors.RateLimitExceeded | ccxt_errors.DDoSProtection):
         return RateLimitedError(message, retry_after_s)
-    if isinstance(exc, ccxt_errors.NetworkError):  # timeouts, 5xx, maintenance, connection
+    if isinstance(exc, ccxt_errors.OperationFailed):
+        # Timeouts, 5xx (Binance's -1001 "unknown execution status" too), dropped
+        # connections: the request may or may not have been executed.
         return RetryableError(message)
     if isinstance(
         exc,

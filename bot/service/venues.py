@@ -5,8 +5,9 @@ from __future__ import annotations
 from bot.clock import Clock
 from bot.config import PAPER_ACCOUNT, Settings
 from bot.exchange.ccxt_gateway import CcxtGateway
-from bot.exchange.feeds import feed_from_config
+from bot.exchange.feeds import PriceFeed, feed_from_config
 from bot.exchange.gateway import ExchangeGateway
+from bot.exchange.live_feed import LiveFeed
 from bot.exchange.paper import PaperVenue
 from bot.exchange.paper_state import PaperAccountStore
 
@@ -15,7 +16,11 @@ async def open_paper_venue(
     settings: Settings, store: PaperAccountStore, clock: Clock
 ) -> PaperVenue:
     """The paper venue, its account loaded from the store (or started from config)."""
-    feed = feed_from_config(settings.paper)
+    feed: PriceFeed
+    if settings.paper.feed == "live":
+        feed = LiveFeed.from_config(settings.paper, clock)
+    else:
+        feed = feed_from_config(settings.paper)
     return await PaperVenue.open(
         settings.paper,
         feed,

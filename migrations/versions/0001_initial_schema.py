@@ -60,7 +60,7 @@ def upgrade() -> None:
 
     op.create_table(
         "observations",
-        sa.Column("id", AUTO_ID, autoincrement=True, nullable=False),
+        sa.Column("id", sa.String(length=32), nullable=False),
         sa.Column("pair", sa.String(length=64), nullable=False),
         sa.Column("cycle", sa.Integer(), nullable=False),
         sa.Column("observed_at", sa.DateTime(timezone=True), nullable=False),
@@ -96,7 +96,7 @@ def upgrade() -> None:
         sa.Column("cycle", sa.Integer(), nullable=False),
         sa.Column("mode", sa.String(length=16), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("observation_id", AUTO_ID, nullable=False),
+        sa.Column("observation_id", sa.String(length=32), nullable=False),
         sa.Column("target_ratio", MONEY, nullable=False),
         sa.Column("ratio", MONEY, nullable=True),
         sa.Column("drift_qty", MONEY, nullable=False),

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from decimal import Decimal
-
-import pytest_asyncio
 
 from bot.clock import SystemClock
 from bot.config import PaperConfig
@@ -17,16 +14,6 @@ from bot.testing import BinanceEmulator
 
 D = Decimal
 PERP = "BTC/USDT:USDT"
-
-
-@pytest_asyncio.fixture
-async def emulator() -> AsyncIterator[BinanceEmulator]:
-    emu = BinanceEmulator()
-    await emu.start()
-    try:
-        yield emu
-    finally:
-        await emu.stop()
 
 
 async def test_paper_venue_quotes_the_exchange_prices_and_fills_without_keys(

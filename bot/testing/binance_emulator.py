@@ -1,0 +1,455 @@
+"""An emulator of the Binance spot and USDⓈ-M futures REST API on 127.0.0.1.
+
+The real, unmodified ``ccxt.async_support.binance`` client talks to it through
+constructor URL overrides (``BinanceEmulator.ccxt_config()``), so tests exercise
+ccxt's request signing, parsing and error mapping without any network access.
+Tests steer it with ``set_price``, ``set_*_balance``, ``inject`` (faults) and
+``position_view_lag_s``, and assert on ``order_log``, ``request_log``,
+``orders()`` and ``position()``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import json
+import logging
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from aiohttp import web
+
+from bot.testing._binance_api import BinanceApi, Params, RequestContext, Route
+from bot.testing._binance_engine import Engine
+from bot.testing._binance_models import (
+    DEFAULT_MARKETS,
+    BinanceError,
+    EmulatedMarket,
+    EmulatedOrder,
+    Fault,
+    OrderLogEntry,
+    Venue,
+)
+
+log = logging.getLogger(__name__)
+
+# Every base-URL key of ccxt's binance ``urls['api']`` and the path prefix behind it.
+CCXT_API_PREFIXES: dict[str, str] = {
+    "public": "/api/v3",
+    "private": "/api/v3",
+    "v1": "/api/v1",
+    "sapi": "/sapi/v1",
+    "sapiV2": "/sapi/v2",
+    "sapiV3": "/sapi/v3",
+    "sapiV4": "/sapi/v4",
+    "fapiPublic": "/fapi/v1",
+    "fapiPublicV2": "/fapi/v2",
+    "fapiPublicV3": "/fapi/v3",
+    "fapiPrivate": "/fapi/v1",
+    "fapiPrivateV2": "/fapi/v2",
+    "fapiPrivateV3": "/fapi/v3",
+    "fapiData": "/futures/data",
+    "dapiPublic": "/dapi/v1",
+    "dapiPrivate": "/dapi/v1",
+    "dapiPrivateV2": "/dapi/v2",
+    "dapiData": "/dapi/futures/data",
+    "eapiPublic": "/eapi/v1",
+    "eapiPrivate": "/eapi/v1",
+    "papi": "/papi/v1",
+    "papiV2": "/papi/v2",
+}
+ORDER_PATHS = ("/api/v3/order", "/fapi/v1/order")
+RATE_LIMIT_MSG = (
+    "Too much request weight used; current limit is 2400 request weight per 1 MINUTE. "
+    "Please use WebSocket Streams for live updates to avoid polling the API."
+)
+
+
+@dataclass
+class _FaultRule:
+    fault: Fault
+    path: str | None
+    method: str | None
+    remaining: int
+    params: dict[str, Any]
+
+    def matches(self, method: str, path: str, creates_order: bool) -> bool:
+        if self.remaining <= 0:
+            return False
+        if self.method is not None and self.method.upper() != method:
+            return False
+        if self.path is not None:
+            return path == self.path or path.startswith(self.path.rstrip("/") + "/")
+        if self.fault in (Fault.PARTIAL_FILL, Fault.DROP_AFTER_ACCEPT):
+            return creates_order
+        return True
+
+
+@functools.cache
+def _linear_error_classes() -> dict[str, Any]:
+    """ccxt's USDⓈ-M error table (``exceptions['linear']['exact']``), code → class."""
+    import ccxt.async_support as ccxt_async  # heavy import, only when asked
+
+    client = ccxt_async.binance()
+    table: dict[str, Any] = dict(client.exceptions["linear"]["exact"])
+    return table
+
+
+class BinanceEmulator:
+    """Binance spot + USDⓈ-M futures REST emulator served by aiohttp on loopback."""
+
+    def __init__(
+        self,
+        *,
+        markets: Sequence[EmulatedMarket] | None = None,
+        quote_asset: str = "USDT",
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        """Create the emulator; ``clock`` returns epoch seconds (default wall clock)."""
+        self._clock = clock or time.time
+        self._engine = Engine(markets or DEFAULT_MARKETS, quote_asset, self._clock)
+        self._api = BinanceApi(self._engine)
+        self.url = ""
+        self.order_log: list[OrderLogEntry] = []
+        self.request_log: list[tuple[str, str]] = []
+        self.unknown_requests: list[tuple[str, str]] = []
+        self._faults: list[_FaultRule] = []
+        self._runner: web.AppRunner | None = None
+        self._closing = asyncio.Event()
+        self._recent: deque[float] = deque()
+
+    # ------------------------------------------------------------------ lifecycle
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        """Serve on ``host:port`` (port 0 picks a free one) and set ``url``."""
+        if host != "127.0.0.1":
+            raise ValueError("the emulator only listens on 127.0.0.1")
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", self._dispatch)
+        runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
+        await runner.setup()
+        site = web.TCPSite(runner, host, port)
+        await site.start()
+        bound_port = int(runner.addresses[0][1])
+        self._runner = runner
+        self._closing = asyncio.Event()
+        self.url = f"http://{host}:{bound_port}"
+
+    async def stop(self) -> None:
+        """Stop serving; held (TIMEOUT) answers are released at once."""
+        self._closing.set()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> BinanceEmulator:
+        """Start on a free port."""
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        """Stop."""
+        await self.stop()
+
+    def ccxt_config(self, *, production_error_classes: bool = True) -> dict[str, Any]:
+        """ccxt binance constructor config that points every API at this emulator.
+
+        ccxt chooses its per-market error table by the URL's host name, which a
+        loopback URL never matches; ``production_error_classes`` merges the USDⓈ-M
+        table into the generic one so futures errors map as they do against Binance.
+        """
+        if not self.url:
+            raise RuntimeError("start() the emulator first")
+        urls = {name: f"{self.url}{prefix}" for name, prefix in CCXT_API_PREFIXES.items()}
+        config: dict[str, Any] = {
+            "urls": {"api": dict(urls), "test": dict(urls), "demo": dict(urls)},
+            "options": {
+                "fetchCurrencies": False,
+                "fetchMargins": False,
+                "fetchMarkets": {"types": ["spot", "linear"]},
+            },
+        }
+        if production_error_classes:
+            config["exceptions"] = {"exact": _linear_error_classes()}
+        return config
+
+    # ------------------------------------------------------------------ state control
+    @property
+    def position_view_lag_s(self) -> float:
+        """Seconds before positionRisk/account/balance views show a fill."""
+        return self._engine.lag_s
+
+    @position_view_lag_s.setter
+    def position_view_lag_s(self, value: float) -> None:
+        self._engine.lag_s = value
+
+    @property
+    def client_order_id_scope(self) -> str:
+        """``all``: a client id may never be reused; ``open``: only among open orders."""
+        return self._engine.client_order_id_scope
+
+    @client_order_id_scope.setter
+    def client_order_id_scope(self, value: str) -> None:
+        if value not in ("all", "open"):
+            raise ValueError("client_order_id_scope is 'all' or 'open'")
+        self._engine.client_order_id_scope = value
+
+    def set_price(
+        self, symbol_or_base: str, price: Decimal, spread_bps: Decimal = Decimal(2)
+    ) -> None:
+        """Set last/mark/index and bid/ask of a coin's spot and perp; fills crossing limits."""
+        self._engine.set_price(symbol_or_base, Decimal(price), Decimal(spread_bps))
+
+    def set_funding_rate(self, base: str, rate: Decimal) -> None:
+        """Set the funding rate premiumIndex reports and ``settle_funding`` applies."""
+        self._engine.set_funding_rate(base, Decimal(rate))
+
+    def set_spot_balance(self, asset: str, amount: Decimal) -> None:
+        """Set the free spot balance of ``asset``."""
+        self._engine.set_spot_balance(asset, Decimal(amount))
+
+    def set_futures_balance(self, asset: str, amount: Decimal) -> None:
+        """Set the futures wallet balance of ``asset``."""
+        self._engine.set_futures_balance(asset, Decimal(amount))
+
+    def set_dual_side_position(self, dual: bool) -> None:
+        """Switch hedge mode (dualSidePosition) without Binance's checks."""
+        self._engine.set_dual_side(dual, strict=False)
+
+    def set_leverage(self, symbol_or_base: str, leverage: int) -> None:
+        """Set a perp's leverage directly."""
+        market = self._engine.markets[self._engine.resolve_base(symbol_or_base)]
+        self._engine.leverage[market.symbol_id] = leverage
+
+    def settle_funding(self) -> None:
+        """Pay/charge funding on open positions at the current rates (income FUNDING_FEE)."""
+        self._engine.settle_funding()
+
+    def inject(
+        self,
+        fault: Fault,
+        *,
+        path: str | None = None,
+        method: str | None = None,
+        count: int = 1,
+        **params: Any,
+    ) -> None:
+        """Make the next ``count`` matching requests fail with ``fault``.
+
+        ``path`` matches exactly or as a prefix of path segments; without it,
+        PARTIAL_FILL and DROP_AFTER_ACCEPT match order creation and the rest match
+        any request. Rules are consumed in the order they were injected.
+        """
+        self._faults.append(_FaultRule(fault, path, method, count, dict(params)))
+
+    def clear_faults(self) -> None:
+        """Drop every pending fault."""
+        self._faults.clear()
+
+    # ------------------------------------------------------------------ assertions
+    def orders(self) -> list[EmulatedOrder]:
+        """Orders the exchange accepted, oldest first (status, executed qty, avg price)."""
+        return sorted(self._engine.orders.values(), key=lambda o: o.order_id)
+
+    def order(self, client_order_id: str, venue: Venue = "futures") -> EmulatedOrder | None:
+        """The accepted order with this client id, if any."""
+        order_id = self._engine.client_ids.get((venue, client_order_id))
+        return self._engine.orders.get(order_id) if order_id is not None else None
+
+    def position(self, symbol: str, position_side: str | None = None) -> Decimal:
+        """True signed perp position (no lag), netted over hedge sides unless one is named."""
+        return self._engine.true_position(symbol, position_side)
+
+    def spot_balance(self, asset: str) -> Decimal:
+        """True free spot balance (no lag)."""
+        return self._engine.spot_free.get(asset, Decimal(0))
+
+    def futures_balance(self, asset: str) -> Decimal:
+        """True futures wallet balance (no lag)."""
+        return self._engine.acct.wallet.get(asset, Decimal(0))
+
+    def requests_to(self, path: str, method: str | None = None) -> int:
+        """How many requests hit ``path`` (and ``method``)."""
+        return sum(1 for m, p in self.request_log if p == path and method in (None, m))
+
+    # ------------------------------------------------------------------ HTTP
+    async def _dispatch(self, request: web.Request) -> web.StreamResponse:
+        method, path = request.method, request.path
+        self.request_log.append((method, path))
+        now = self._clock()
+        self._recent.append(now)
+        while self._recent and self._recent[0] < now - 60:
+            self._recent.popleft()
+        params: dict[str, str] = dict(request.query)
+        if request.can_read_body:
+            form = await request.post()
+            params.update({k: v for k, v in form.items() if isinstance(v, str)})
+        route = self._api.routes.get((method, path))
+        if route is None:
+            self.unknown_requests.append((method, path))
+            log.warning("binance emulator: no route for %s %s", method, path)
+            return self._error(BinanceError(404, -5000, f"{method} {path} is not emulated."))
+        venue = route.creates_order
+        rule = self._take_fault(method, path, venue is not None)
+        ctx = RequestContext()
+        if rule is not None:
+            early = await self._early_fault(rule, route, params, ctx)
+            if early is not None:
+                return early
+        response = self._process(route, params, ctx, request)
+        if rule is not None and rule.fault is Fault.DROP_AFTER_ACCEPT:
+            if request.transport is not None:
+                request.transport.abort()
+            return response
+        if rule is not None and rule.fault is Fault.TIMEOUT:
+            await self._hold(float(rule.params.get("delay_s", 2.0)))
+        return response
+
+    def _take_fault(self, method: str, path: str, creates_order: bool) -> _FaultRule | None:
+        for rule in self._faults:
+            if rule.matches(method, path, creates_order):
+                rule.remaining -= 1
+                self._faults = [r for r in self._faults if r.remaining > 0]
+                return rule
+        return None
+
+    async def _early_fault(
+        self, rule: _FaultRule, route: Route, params: Params, ctx: RequestContext
+    ) -> web.StreamResponse | None:
+        """Answer a fault that pre-empts processing, or set flags and return None."""
+        venue = route.creates_order
+        p = rule.params
+        if rule.fault is Fault.RATE_LIMIT:
+            retry_after = str(p.get("retry_after", 1))
+            self._log_order(venue, params, "rejected:-1003", None)
+            return self._error(
+                BinanceError(429, -1003, RATE_LIMIT_MSG), headers={"Retry-After": retry_after}
+            )
+        if rule.fault is Fault.SERVER_ERROR:
+            status = int(p.get("status", 503))
+            self._log_order(venue, params, f"rejected:http-{status}", None)
+            if "code" in p:
+                return self._error(BinanceError(status, int(p["code"]), str(p.get("msg", ""))))
+            return web.Response(status=status, text=str(p.get("body", "Service Unavailable")))
+        if rule.fault is Fault.REJECT:
+            code = int(p.get("code", -2019))
+            self._log_order(venue, params, f"rejected:{code}", None)
+            msg = str(p.get("msg", "Margin is insufficient."))
+            return self._error(BinanceError(int(p.get("status", 400)), code, msg))
+        if rule.fault is Fault.TIMEOUT and not p.get("accept", False):
+            self._log_order(venue, params, "rejected:timeout", None)
+            await self._hold(float(p.get("delay_s", 2.0)))
+            return self._error(
+                BinanceError(
+                    503,
+                    -1007,
+                    "Timeout waiting for response from backend server. "
+                    "Send status unknown; execution status unknown.",
+                )
+            )
+        if rule.fault is Fault.PARTIAL_FILL:
+            try:
+                ctx.partial = Decimal(str(p.get("fraction", "0.5")))
+            except InvalidOperation:
+                raise ValueError("PARTIAL_FILL fraction must be a decimal") from None
+        return None
+
+    async def _hold(self, delay_s: float) -> None:
+        try:
+            await asyncio.wait_for(self._closing.wait(), timeout=delay_s)
+        except TimeoutError:
+            pass
+
+    def _process(
+        self, route: Route, params: Params, ctx: RequestContext, request: web.Request
+    ) -> web.StreamResponse:
+        venue = route.creates_order
+        try:
+            if route.signed:
+                self._authenticate(request, params)
+            body = route.handler(params, ctx)
+        except BinanceError as exc:
+            self._log_order(venue, params, f"rejected:{exc.code}", None)
+            return self._error(exc)
+        self._log_order(venue, params, "accepted", ctx.order)
+        return web.Response(
+            status=200,
+            text=json.dumps(body, separators=(",", ":")),
+            content_type="application/json",
+            headers=self._weight_headers(),
+        )
+
+    @staticmethod
+    def _authenticate(request: web.Request, params: Params) -> None:
+        if not request.headers.get("X-MBX-APIKEY"):
+            raise BinanceError(401, -2014, "API-key format invalid.")
+        if not params.get("signature"):
+            raise BinanceError(400, -1022, "Signature for this request is not valid.")
+        if not params.get("timestamp"):
+            raise BinanceError(
+                400,
+                -1102,
+                "Mandatory parameter 'timestamp' was not sent, was empty/null, or malformed.",
+            )
+
+    def _weight_headers(self) -> dict[str, str]:
+        return {"X-MBX-USED-WEIGHT-1M": str(len(self._recent))}
+
+    def _error(self, exc: BinanceError, headers: dict[str, str] | None = None) -> web.Response:
+        return web.Response(
+            status=exc.status,
+            text=json.dumps({"code": exc.code, "msg": exc.msg}),
+            content_type="application/json",
+            headers={**self._weight_headers(), **(headers or {})},
+        )
+
+    def _log_order(
+        self, venue: Venue | None, params: Params, outcome: str, order: EmulatedOrder | None
+    ) -> None:
+        if venue is None:
+            return
+
+        def dec(name: str) -> Decimal | None:
+            try:
+                return Decimal(params[name]) if params.get(name) else None
+            except InvalidOperation:
+                return None
+
+        self.order_log.append(
+            OrderLogEntry(
+                time_ms=int(self._clock() * 1000),
+                venue=venue,
+                client_order_id=params.get("newClientOrderId"),
+                symbol=params.get("symbol"),
+                side=params.get("side"),
+                type=params.get("type"),
+                qty=dec("quantity"),
+                price=dec("price"),
+                reduce_only=params.get("reduceOnly", "false").lower() == "true",
+                outcome=outcome,
+                fills=tuple((f.price, f.qty) for f in order.fills) if order else (),
+            )
+        )
+
+
+@contextlib.asynccontextmanager
+async def ccxt_client(emulator: BinanceEmulator, **extra: Any) -> AsyncIterator[Any]:
+    """A real ``ccxt.async_support.binance`` wired to ``emulator``; closed on exit.
+
+    ``extra`` overrides constructor settings (``options`` are merged, not replaced).
+    ``timeout_on_exit`` defaults to 0: ccxt's 250 ms pause on close is for TLS sockets.
+    """
+    import ccxt.async_support as ccxt_async  # heavy import, only when asked
+
+    config = emulator.ccxt_config()
+    options = {**config["options"], **extra.pop("options", {})}
+    settings = {"apiKey": "k", "secret": "s", "timeout_on_exit": 0, **extra}
+    client = ccxt_async.binance({**config, **settings, "options": options})
+    try:
+        yield client
+    finally:
+        await client.close()

@@ -1,0 +1,290 @@
+"""The daemon through the real ccxt client against the Binance emulator on 127.0.0.1."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+import pytest
+import pytest_asyncio
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from bot.clock import SystemClock
+from bot.config import Settings
+from bot.exchange.ccxt_gateway import CcxtGateway
+from bot.service.daemon import HedgeDaemon
+from bot.store.repository import Repository
+from bot.testing import BinanceEmulator
+from bot.testing._binance_models import Fault
+from bot.testing.binance_emulator import ccxt_client
+
+D = Decimal
+PERP = "BTC/USDT:USDT"
+STEP = D("0.001")
+
+
+@pytest.fixture
+def emulator(emulator: BinanceEmulator) -> BinanceEmulator:
+    """The shared emulator, with 1 BTC on spot and 100,000 USDT of margin."""
+    emulator.set_spot_balance("BTC", D(1))
+    emulator.set_futures_balance("USDT", D(100000))
+    return emulator
+
+
+def make_settings(emulator: BinanceEmulator, **pair: Any) -> Settings:
+    ccxt_config = {**emulator.ccxt_config(), "timeout": 1000}
+    return Settings(
+        mode="testnet",
+        poll_interval_s=1,
+        pairs=[
+            {
+                "name": "BTC",
+                "spot_symbol": "BTC/USDT",
+                "perp_symbol": PERP,
+                "target_ratio": "1",
+                "band": "0.02",
+                "max_order_notional": "200000",
+                "leverage": "2",
+                **pair,
+            }
+        ],
+        accounts={
+            "main": {
+                "exchange": "binance",
+                "api_key": "test-key",
+                "secret": "test-secret",
+                "ccxt_config": ccxt_config,
+                "rate_limit_per_s": "500",
+            }
+        },
+        # The emulator answers or drops at once: an unknown order is lost after 1 s.
+        risk={"max_data_age_s": "30", "order_settle_s": "1"},
+    )
+
+
+class Stack:
+    def __init__(self, daemon: HedgeDaemon, gateway: CcxtGateway, repository: Repository) -> None:
+        self.daemon = daemon
+        self.gateway = gateway
+        self.repository = repository
+        self.cycle = 0
+
+    async def cycles(self, count: int, pause_s: float = 0.0) -> list[dict[str, str]]:
+        errors = []
+        for _ in range(count):
+            self.cycle += 1
+            report = await self.daemon.run_cycle(self.cycle)
+            errors.append(report.errors)
+            if pause_s:
+                await asyncio.sleep(pause_s)
+        return errors
+
+
+@pytest_asyncio.fixture
+async def open_stack(emulator: BinanceEmulator, engine: AsyncEngine) -> AsyncIterator[Any]:
+    opened: list[CcxtGateway] = []
+    repository = Repository(engine, SystemClock())
+
+    async def build(**pair: Any) -> Stack:
+        settings = make_settings(emulator, **pair)
+        gateway = CcxtGateway.from_config(
+            "main", settings.accounts["main"], settings.mode, SystemClock()
+        )
+        opened.append(gateway)
+        daemon = HedgeDaemon(settings, repository, {"main": gateway}, SystemClock())
+        await daemon.start()
+        return Stack(daemon, gateway, repository)
+
+    yield build
+    for gateway in opened:
+        await gateway.close()
+
+
+def accepted(emulator: BinanceEmulator) -> list[Any]:
+    return [e for e in emulator.order_log if e.outcome == "accepted"]
+
+
+def assert_no_duplicate_orders(emulator: BinanceEmulator) -> None:
+    ids = Counter(e.client_order_id for e in accepted(emulator))
+    assert all(count == 1 for count in ids.values()), ids
+
+
+async def assert_every_exchange_order_is_stored(stack: Stack, emulator: BinanceEmulator) -> None:
+    stored = {o.client_order_id for o in await stack.repository.orders()}
+    at_exchange = {e.client_order_id for e in accepted(emulator)}
+    assert at_exchange <= stored
+
+
+async def test_unhedged_account_is_hedged_within_the_band(
+    open_stack: Any, emulator: BinanceEmulator
+) -> None:
+    stack = await open_stack()
+    assert await stack.cycles(3) == [{}, {}, {}]
+    assert emulator.position(PERP) == D(-1)
+    assert len(accepted(emulator)) == 1
+    entry = accepted(emulator)[0]
+    assert entry.type == "LIMIT"  # limit IOC bounded by max_slippage_bps, not market
+    assert_no_duplicate_orders(emulator)
+    await assert_every_exchange_order_is_stored(stack, emulator)
+
+
+async def test_market_orders_only_when_the_pair_asks_for_them(
+    open_stack: Any, emulator: BinanceEmulator
+) -> None:
+    stack = await open_stack(order_type="market")
+    await stack.cycles(1)
+    assert [e.type for e in accepted(emulator)] == ["MARKET"]
+
+
+async def test_target_change_dehedges_with_reduce_only_orders(
+    open_stack: Any, emulator: BinanceEmulator
+) -> None:
+    await (await open_stack()).cycles(2)
+    stack = await open_stack(target_ratio="0.5")
+    await stack.cycles(2)
+    assert emulator.position(PERP) == D("-0.5")
+    last = accepted(emulator)[-1]
+    assert last.side == "BUY"
+    assert last.reduce_only is True
+
+
+async def test_user_selling_half_the_spot_shrinks_the_hedge(
+    open_stack: Any, emulator: BinanceEmulator
+) -> None:
+    stack = await open_stack()
+    await stack.cycles(2)
+    emulator.set_spot_balance("BTC", D("0.5"))
+    await stack.cycles(2)
+    assert emulator.position(PERP) == D("-0.5")
+    assert accepted(emulator)[-1].reduce_only is True
+
+
+async def test_user_closing_part_of_the_hedge_is_corrected_next_cycle(
+    open_stack: Any, emulator: BinanceEmulator
+) -> None:
+    stack = await open_stack()
+    await stack.cycles(2)
+    async with ccxt_client(emulator) as user:
+        await user.load_markets()
+        await user.create_order(PERP, "market", "buy", 0.4, None, {"reduceOnly": True})
+    assert emulator.position(PERP) == D("-0.6")
+    await stack.cycles(1)
+    assert emulator.position(PERP) == D(-1)
+    events = await stack.repository.audit_events(kind="decision")
+    assert "ratio 0.6000 < target 1.0000" in events[-1].summary
+
+
+FAULTS = [
+    pytest.param(
+        Fault.RATE_LIMIT,
+        {"path": "/fapi/v1/order", "method": "POST", "retry_after": 1},
+        id="429-on-order",
+    ),
+    pytest.param(
+        Fault.RATE_LIMIT, {"path": "/fapi/v3/positionRisk", "retry_after": 1}, id="429-on-positions"
+    ),
+    pytest.param(
+        Fault.SERVER_ERROR, {"path": "/fapi/v1/order", "method": "POST"}, id="5xx-on-order"
+    ),
+    pytest.param(
+        Fault.SERVER_ERROR,
+        {
+            "path": "/fapi/v1/order",
+            "method": "POST",
+            "code": -1001,
+            "msg": "Internal error; unable to process your request.",
+        },
+        id="5xx-unknown-status-on-order",
+    ),
+    pytest.param(Fault.SERVER_ERROR, {"path": "/fapi/v1/premiumIndex"}, id="5xx-on-funding"),
+    pytest.param(
+        Fault.TIMEOUT,
+        {"path": "/fapi/v1/order", "method": "POST", "accept": True, "delay_s": 1.5},
+        id="timeout-after-accept",
+    ),
+    pytest.param(
+        Fault.TIMEOUT,
+        {"path": "/fapi/v1/order", "method": "POST", "delay_s": 1.5},
+        id="timeout-before-accept",
+    ),
+    pytest.param(Fault.DROP_AFTER_ACCEPT, {}, id="response-dropped-after-accept"),
+    pytest.param(Fault.PARTIAL_FILL, {"fraction": "0.4"}, id="partial-fill"),
+    pytest.param(
+        Fault.REJECT,
+        {
+            "path": "/fapi/v1/order",
+            "method": "POST",
+            "code": -2019,
+            "msg": "Margin is insufficient.",
+        },
+        id="rejected",
+    ),
+]
+
+
+@pytest.mark.parametrize(("fault", "params"), FAULTS)
+async def test_each_fault_leaves_no_crash_no_duplicate_and_an_audit_trail(
+    open_stack: Any, emulator: BinanceEmulator, fault: Fault, params: dict[str, Any]
+) -> None:
+    stack = await open_stack()
+    emulator.inject(fault, **params)
+    for _ in range(12):
+        await stack.cycles(1, pause_s=0.25)
+        if emulator.position(PERP) == D(-1) and not await stack.repository.unresolved_orders():
+            break
+    assert emulator.position(PERP) == D(-1)
+    assert_no_duplicate_orders(emulator)
+    await assert_every_exchange_order_is_stored(stack, emulator)
+    kinds = [e.kind for e in await stack.repository.audit_events()]
+    assert "order.filled" in kinds or "order.canceled" in kinds
+    refused_order = fault is Fault.REJECT or (
+        fault is Fault.RATE_LIMIT and params.get("path") == "/fapi/v1/order"
+    )
+    if refused_order:
+        assert "order.rejected" in kinds
+    if fault is Fault.DROP_AFTER_ACCEPT or params.get("accept"):
+        assert len(accepted(emulator)) == 1  # found by its client id, never sent again
+    if fault is Fault.PARTIAL_FILL:
+        assert len(accepted(emulator)) == 2  # the IOC remainder expired; the rest followed
+
+
+@pytest.mark.parametrize("guard", [True, False], ids=["counting-fills", "trusting-positions"])
+async def test_a_lagging_position_view_never_leads_to_over_hedging(
+    open_stack: Any, emulator: BinanceEmulator, guard: bool
+) -> None:
+    # Orders of at most 0.3 BTC, so reaching the target takes several cycles; the
+    # position view shows each fill 1.5 s late while cycles run every 0.25 s.
+    stack = await open_stack(max_order_notional="20000")
+    if not guard:
+        stack.daemon._settings = stack.daemon._settings.model_copy(
+            update={"risk": stack.daemon._settings.risk.model_copy(update={"fill_settle_s": 0})}
+        )
+    emulator.position_view_lag_s = 1.5
+    worst = D(0)
+    for _ in range(16):
+        await stack.cycles(1, pause_s=0.25)
+        worst = min(worst, emulator.position(PERP))
+    over_hedge = -worst - D(1)
+    if guard:
+        assert over_hedge <= STEP
+        assert abs(emulator.position(PERP) + 1) <= D("0.02")  # and it did reach the band
+    else:
+        assert over_hedge > STEP  # the test can see the failure it guards against
+
+
+async def test_funding_payments_are_recorded_once_each(
+    open_stack: Any, emulator: BinanceEmulator
+) -> None:
+    stack = await open_stack()
+    stack.gateway.funding_poll = timedelta(0)
+    await stack.cycles(2)
+    emulator.set_funding_rate("BTC", D("0.0001"))
+    emulator.settle_funding()
+    await stack.cycles(2)
+    [event] = await stack.repository.audit_events(kind="funding")
+    assert event.summary.startswith("funding received")
+    assert await stack.repository.funding_total("BTC") > 0
