@@ -288,3 +288,55 @@ async def test_funding_payments_are_recorded_once_each(
     [event] = await stack.repository.audit_events(kind="funding")
     assert event.summary.startswith("funding received")
     assert await stack.repository.funding_total("BTC") > 0
+
+
+async def test_hedge_mode_account_is_hedged_on_its_short_side(
+    open_stack: Any, emulator: BinanceEmulator
+) -> None:
+    emulator.set_dual_side_position(True)
+    stack = await open_stack()
+    assert stack.gateway.hedge_mode
+    await stack.cycles(2)
+    assert emulator.position(PERP, "SHORT") == D(-1)
+    stack2 = await open_stack(target_ratio="0.5")
+    await stack2.cycles(2)
+    assert emulator.position(PERP, "SHORT") == D("-0.5")
+    assert emulator.position(PERP, "LONG") == 0
+
+
+async def test_spot_and_hedge_on_two_exchange_accounts(
+    emulator: BinanceEmulator, engine: AsyncEngine
+) -> None:
+    spot_venue = BinanceEmulator()
+    await spot_venue.start()
+    spot_venue.set_spot_balance("BTC", D(2))
+    emulator.set_spot_balance("BTC", D(0))  # the perp account holds no coins
+    base = make_settings(emulator)
+    settings = base.model_copy(
+        update={
+            "pairs": [
+                base.pairs[0].model_copy(update={"spot_account": "spot", "perp_account": "main"})
+            ],
+            "accounts": {
+                "main": base.accounts["main"],
+                "spot": base.accounts["main"].model_copy(
+                    update={"ccxt_config": {**spot_venue.ccxt_config(), "timeout": 1000}}
+                ),
+            },
+        }
+    )
+    clock = SystemClock()
+    gateways = {
+        name: CcxtGateway.from_config(name, account, "testnet", clock)
+        for name, account in settings.accounts.items()
+    }
+    try:
+        daemon = HedgeDaemon(settings, Repository(engine, clock), gateways, clock)
+        await daemon.start()
+        await daemon.run_cycle(1)
+        assert emulator.position(PERP) == D(-2)  # hedges the 2 BTC held on the other venue
+        assert spot_venue.order_log == []
+    finally:
+        for gateway in gateways.values():
+            await gateway.close()
+        await spot_venue.stop()

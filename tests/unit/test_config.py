@@ -105,3 +105,39 @@ def test_secrets_are_masked_in_the_effective_config(
     assert "shh-456" not in dumped
     assert settings.accounts["main"].api_key is not None
     assert settings.accounts["main"].api_key.get_secret_value() == "key-123-secret"
+
+
+def test_account_secrets_can_come_from_files(tmp_path: Path) -> None:
+    (tmp_path / "key").write_text("file-key\n")
+    (tmp_path / "secret").write_text("file-secret")
+    text = MINIMAL + (
+        f'\n[accounts.main]\nexchange = "binance"\napi_key_file = "{tmp_path / "key"}"\n'
+        f'secret_file = "{tmp_path / "secret"}"\n'
+    )
+    account = load_settings(write(tmp_path, text)).accounts["main"]
+    assert account.api_key is not None
+    assert account.api_key.get_secret_value() == "file-key"
+    assert account.secret is not None
+    assert account.secret.get_secret_value() == "file-secret"
+
+
+def test_an_unreadable_secret_file_is_one_clear_line(tmp_path: Path) -> None:
+    text = MINIMAL + '\n[accounts.main]\nexchange = "binance"\nsecret_file = "/nonexistent/s"\n'
+    with pytest.raises(ConfigError, match="secret_file '/nonexistent/s' cannot be read"):
+        load_settings(write(tmp_path, text))
+
+
+def test_with_two_accounts_each_pair_names_both_legs(tmp_path: Path) -> None:
+    text = (
+        'mode = "testnet"\n'
+        + MINIMAL
+        + ('\n[accounts.a]\nexchange = "binance"\n[accounts.b]\nexchange = "bybit"\n')
+    )
+    with pytest.raises(ConfigError, match="spot_account and perp_account"):
+        load_settings(write(tmp_path, text))
+    named = text.replace(
+        'perp_symbol = "BTC/USDT:USDT"',
+        'perp_symbol = "BTC/USDT:USDT"\nspot_account = "a"\nperp_account = "b"',
+    )
+    settings = load_settings(write(tmp_path, named))
+    assert settings.accounts_of(settings.pairs[0]) == ("a", "b")
