@@ -34,7 +34,7 @@ from bot.domain.rebalance import decide
 from bot.domain.risk import RiskLimits, Verdict, check
 from bot.exchange.gateway import ExchangeGateway, GatewayError
 from bot.execution.executor import Executor, OrderPlan
-from bot.store.repository import DecisionRecord, Repository, StoredOrder
+from bot.store.repository import DecisionRecord, Repository, StoredFill, StoredOrder
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
@@ -122,6 +122,8 @@ class HedgeDaemon:
         # Until when a pair may have fills the venue does not show yet (None: unknown,
         # as after a restart, so the store is asked).
         self._fills_watch_until: dict[str, datetime] = {}
+        self._fills_cache: dict[str, list[StoredFill]] | None = None
+        self._fills_lock = asyncio.Lock()
 
     def _spot_gateway(self, pair: PairConfig) -> ExchangeGateway:
         return self._gateways[self._legs[pair.name][0]]
@@ -208,6 +210,7 @@ class HedgeDaemon:
     async def run_cycle(self, cycle: int) -> CycleReport:
         """One cycle over every pair; one pair's failure does not stop the others."""
         report = CycleReport(cycle)
+        self._fills_cache = None
         structlog.contextvars.bind_contextvars(cycle=cycle)
         try:
             if time.monotonic() - self._markets_loaded_at >= self._settings.markets_refresh_s:
@@ -335,7 +338,7 @@ class HedgeDaemon:
             # No order of ours within the settle window: nothing can be unreflected.
             return observation
         market = self._markets[pair.perp_symbol]
-        stored = await self._repo.recent_fills(pair.name, now - settle)
+        stored = (await self._recent_fills(now, settle)).get(pair.name, [])
         if watch_until is None:
             latest = max((f.filled_at for f in stored), default=now - settle)
             self._fills_watch_until[pair.name] = latest + settle
@@ -359,6 +362,17 @@ class HedgeDaemon:
         if extra == ZERO:
             return observation
         return replace(observation, perp_qty=observation.perp_qty + extra, unreflected_qty=extra)
+
+    async def _recent_fills(self, now: datetime, settle: timedelta) -> dict[str, list[StoredFill]]:
+        # One query per cycle for every pair that may need it, not one per pair.
+        # Cleared at the start of each cycle (and plan), filled by the first pair that asks.
+        async with self._fills_lock:
+            if self._fills_cache is None:
+                by_pair: dict[str, list[StoredFill]] = {}
+                for fill in await self._repo.recent_fills(None, now - settle):
+                    by_pair.setdefault(fill.pair, []).append(fill)
+                self._fills_cache = by_pair
+            return self._fills_cache
 
     def _risk_limits(
         self, pair: PairConfig, snapshots: Mapping[str, AccountSnapshot]
@@ -499,6 +513,7 @@ class HedgeDaemon:
     async def plan(self) -> list[Assessment]:
         """What every pair would do now; sends no order and writes nothing."""
         now = self._clock.now()
+        self._fills_cache = None
         snapshots = await self.observe()
         unresolved: dict[str, list[StoredOrder]] = {}
         for order in await self._repo.unresolved_orders():

@@ -147,6 +147,7 @@ class DecisionRecord:
 
 @dataclass(frozen=True, slots=True)
 class StoredFill:
+    pair: str
     side: str
     amount: Decimal  # contracts
     filled_at: datetime
@@ -553,10 +554,12 @@ class Repository:
             return False
         return True
 
-    async def recent_fills(self, pair: str, since: datetime) -> list[StoredFill]:
-        """The pair's fills since ``since``, with the position reported when each was decided."""
+    async def recent_fills(self, pair: str | None, since: datetime) -> list[StoredFill]:
+        """Fills since ``since`` (of one pair, or all), with the position reported when
+        each order was decided."""
         query = (
             select(
+                OrderRow.pair,
                 FillRow.side,
                 FillRow.amount,
                 FillRow.filled_at,
@@ -566,18 +569,21 @@ class Repository:
             .join(OrderRow, OrderRow.id == FillRow.order_id)
             .join(DecisionRow, DecisionRow.id == OrderRow.decision_id)
             .join(ObservationRow, ObservationRow.id == DecisionRow.observation_id)
-            .where(OrderRow.pair == pair, FillRow.filled_at >= since)
+            .where(FillRow.filled_at >= since)
             .order_by(FillRow.filled_at)
         )
+        if pair is not None:
+            query = query.where(OrderRow.pair == pair)
         async with self._sessions() as session:
             return [
                 StoredFill(
+                    pair=fill_pair,
                     side=side,
                     amount=amount,
                     filled_at=filled_at,
                     position_before=perp_qty - unreflected,
                 )
-                for side, amount, filled_at, perp_qty, unreflected in (
+                for fill_pair, side, amount, filled_at, perp_qty, unreflected in (
                     await session.execute(query)
                 ).all()
             ]
