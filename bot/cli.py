@@ -174,6 +174,7 @@ def check_config(config: ConfigOption = None) -> None:
 
 
 LIVE_CONFIRM_ENV = "HEDGEBOT_LIVE_CONFIRM"
+SHUTDOWN_GRACE_S = 3.5  # leaves time to record, close and exit inside 5 s
 
 
 def _check_mode(settings: Settings, live: bool) -> None:
@@ -239,8 +240,19 @@ async def _run_daemon(settings: Settings, max_cycles: int | None, migrate: bool)
         daemon = HedgeDaemon(settings, repository, gateways, clock)
         await daemon.start()
         first_cycle = await repository.last_cycle() + 1
-        cycles = await daemon.run(stop, max_cycles, first_cycle=first_cycle)
-        reason = "signal" if stop.is_set() else f"ran {cycles} cycle(s)"
+        running = asyncio.create_task(daemon.run(stop, max_cycles, first_cycle=first_cycle))
+        stopping = asyncio.create_task(stop.wait())
+        await asyncio.wait({running, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        stopping.cancel()
+        try:
+            # A signal lets the cycle in flight finish (an order's answer is awaited and
+            # recorded), but not for longer than the grace: systemd and Docker kill later.
+            cycles = await asyncio.wait_for(asyncio.shield(running), timeout=SHUTDOWN_GRACE_S)
+            reason = "signal" if stop.is_set() else f"ran {cycles} cycle(s)"
+        except TimeoutError:
+            running.cancel()
+            await asyncio.gather(running, return_exceptions=True)
+            reason = f"signal; the cycle in flight was cut after {SHUTDOWN_GRACE_S:g} s"
         await daemon.stop(reason)
     except FatalError as exc:
         reason = f"fatal: {exc}"
@@ -379,6 +391,7 @@ def _status_json(row: PairStatus) -> dict[str, Any]:
         "last_action": row.last_action,
         "last_action_at": None if row.last_action_at is None else row.last_action_at.isoformat(),
         "mode": row.mode,
+        "foreign_orders": row.foreign_open_orders,
     }
 
 
@@ -418,6 +431,7 @@ def status(
         "drift",
         "last action",
         "at",
+        "foreign",
     ):
         table.add_column(column, overflow="fold")
     for r in rows:
@@ -433,6 +447,7 @@ def status(
             str(r.drift_qty),
             r.last_action,
             "-" if r.last_action_at is None else r.last_action_at.strftime("%Y-%m-%d %H:%M:%S"),
+            str(r.foreign_open_orders),
         )
     Console(width=200).print(table)
 

@@ -639,6 +639,26 @@ class CcxtGateway:
             )
         return self._order(raw, symbol, trades)
 
+    async def fetch_open_orders(self, symbols: Iterable[str]) -> list[OrderResult]:
+        """Open perp orders on these symbols, in one request for the whole account."""
+        wanted = {s for s in symbols if ":" in s}
+        if not wanted:
+            return []
+        # One call without a symbol costs more weight than one with, but far less than
+        # one per pair; ccxt warns about it unless told this is deliberate.
+        self._client.options["warnOnFetchOpenOrdersWithoutSymbol"] = False
+        raw = await self._call(
+            "fetch_open_orders",
+            self._client.fetch_open_orders,
+            None,
+            None,
+            None,
+            {"type": "swap", "subType": "linear"},
+        )
+        return [
+            self._order(item, item["symbol"], []) for item in raw if item.get("symbol") in wanted
+        ]
+
     async def cancel_order(self, symbol: str, client_order_id: str) -> OrderResult | None:
         """Cancel by client order id and return the order's final state."""
         try:

@@ -97,6 +97,10 @@ class ExchangeGateway(Protocol):
         """Set 'isolated' or 'cross' margin; FatalError if the venue cannot."""
         ...
 
+    async def fetch_open_orders(self, symbols: Iterable[str]) -> list[OrderResult]:
+        """Orders still open on these symbols, ours or anyone's."""
+        ...
+
     async def cancel_order(self, symbol: str, client_order_id: str) -> OrderResult | None:
         """Cancel an open order; returns its final state, None if the venue has none."""
         ...

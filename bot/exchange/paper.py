@@ -247,6 +247,10 @@ class PaperVenue:
                 f"for {symbol}"
             )
 
+    async def fetch_open_orders(self, symbols: Iterable[str]) -> list[OrderResult]:
+        """Paper orders fill or expire at once: nothing is ever open."""
+        return []
+
     async def cancel_order(self, symbol: str, client_order_id: str) -> OrderResult | None:
         """Paper orders fill at once, so there is nothing open to cancel: the final state."""
         return await self.fetch_order(symbol, client_order_id)

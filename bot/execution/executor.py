@@ -8,6 +8,7 @@ never by sending again.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -90,6 +91,19 @@ class Executor:
         await self._repo.insert_order_intent(decision_id, pair, gateway.name, request)
         try:
             result = await gateway.create_order(request)
+        except asyncio.CancelledError:
+            # Shutdown cut the wait short: the order may be at the venue. Say so (shielded
+            # from the cancellation) so the next start looks it up instead of guessing.
+            await asyncio.shield(
+                self._repo.mark_order(
+                    request.client_order_id,
+                    OrderStatus.UNKNOWN,
+                    "shutdown before the venue answered; looked up at the next start",
+                    pair,
+                    decision_id,
+                )
+            )
+            raise
         except DuplicateOrderError as exc:
             # The id was taken: an earlier send of this very order got through.
             return await self._resolve_lost(pair, decision_id, request, gateway, str(exc))

@@ -123,6 +123,10 @@ class HedgeDaemon:
         # as after a restart, so the store is asked).
         self._fills_watch_until: dict[str, datetime] = {}
         self._fills_cache: dict[str, list[StoredFill]] | None = None
+        # Reconciliation: what the last cycle saw, and foreign orders already reported.
+        self._last_seen: dict[str, tuple[Decimal, Decimal]] = {}
+        self._foreign_open: dict[str, int] = {}
+        self._foreign_reported: set[tuple[str, str]] = set()
         self._fills_lock = asyncio.Lock()
 
     def _spot_gateway(self, pair: PairConfig) -> ExchangeGateway:
@@ -153,6 +157,7 @@ class HedgeDaemon:
     async def start(self) -> None:
         """Load markets, set leverage and margin mode per pair, record the start."""
         await self.load_markets()
+        self._last_seen = await self._repo.last_seen()
         for pair in self._pairs:
             gateway = self._perp_gateway(pair)
             await gateway.set_margin_mode(pair.perp_symbol, pair.margin_mode)
@@ -219,6 +224,7 @@ class HedgeDaemon:
             now = self._clock.now()
             pending = await self._executor.resolve_unresolved(self._gateways, now)
             snapshots = await self.observe()
+            await self._reconcile_orders()
             await self._collect_funding()
         except GatewayError as exc:
             reason = f"observing the venue failed: {exc}"
@@ -249,6 +255,9 @@ class HedgeDaemon:
                 holds.append((pair, record))
             else:
                 orders.append((pair, record, plan))
+        await self._audit_outside_changes(
+            [(pair, record) for pair, record in holds] + [(p, r) for p, r, _ in orders], now
+        )
         # Pairs that send nothing are recorded together: one commit per cycle, not per pair.
         try:
             await self._repo.record_decisions([record for _, record in holds])
@@ -304,6 +313,74 @@ class HedgeDaemon:
             except Exception as audit_exc:
                 log.error("audit.write_failed", error=str(audit_exc))
             raise
+
+    async def _reconcile_orders(self) -> None:
+        """Open orders at each exchange that the store never made: leave them, report them."""
+        for account, gateway in self._gateways.items():
+            pairs = {p.perp_symbol: p.name for p in self._perps_of(account)}
+            if not pairs:
+                continue
+            open_orders = await gateway.fetch_open_orders(list(pairs))
+            known = await self._repo.known_client_order_ids(
+                [o.client_order_id for o in open_orders if o.client_order_id]
+            )
+            counts = dict.fromkeys(pairs.values(), 0)
+            for order in open_orders:
+                if order.client_order_id and order.client_order_id in known:
+                    continue  # ours: resolve_unresolved follows it
+                pair = pairs[order.symbol]
+                counts[pair] += 1
+                key = (account, order.exchange_order_id or order.client_order_id)
+                if key in self._foreign_reported:
+                    continue
+                self._foreign_reported.add(key)
+                await self._repo.append_audit(
+                    "reconcile.foreign_order",
+                    f"open order {order.exchange_order_id} ({order.side.value} {order.amount} "
+                    f"{order.symbol}, client id {order.client_order_id or '-'}) was not placed "
+                    "by hedgebot: left alone",
+                    {
+                        "account": account,
+                        "exchange_order_id": order.exchange_order_id,
+                        "client_order_id": order.client_order_id,
+                        "side": order.side.value,
+                        "amount": order.amount,
+                        "filled": order.filled,
+                    },
+                    pair=pair,
+                )
+            self._foreign_open.update(counts)
+
+    async def _audit_outside_changes(
+        self, records: Sequence[tuple[PairConfig, DecisionRecord]], now: datetime
+    ) -> None:
+        """Say when the spot balance or the position moved without an order of ours."""
+        for pair, record in records:
+            observation = record.observation
+            reported = observation.perp_qty - observation.unreflected_qty
+            last = self._last_seen.get(pair.name)
+            self._last_seen[pair.name] = (reported, observation.spot_qty)
+            if last is None:
+                continue
+            last_perp, last_spot = last
+            if observation.spot_qty != last_spot:
+                await self._repo.append_audit(
+                    "reconcile.spot_changed",
+                    f"spot {pair.spot_base} went from {last_spot} to {observation.spot_qty} "
+                    "(hedgebot does not trade spot): the hedge follows",
+                    {"before": last_spot, "after": observation.spot_qty},
+                    pair=pair.name,
+                )
+            watch_until = self._fills_watch_until.get(pair.name)
+            ours_settled = watch_until is not None and now > watch_until
+            if reported != last_perp and ours_settled:
+                await self._repo.append_audit(
+                    "reconcile.position_changed",
+                    f"{pair.perp_symbol} position went from {last_perp} to {reported} without "
+                    "an order of hedgebot's (a manual trade, a liquidation or ADL)",
+                    {"before": last_perp, "after": reported},
+                    pair=pair.name,
+                )
 
     def observe_pair(
         self, pair: PairConfig, snapshots: Mapping[str, AccountSnapshot]
@@ -466,6 +543,7 @@ class HedgeDaemon:
             verdict=None if assessment.verdict is None else assessment.verdict.reason,
             inputs={
                 "observation": observation_inputs(assessment.observation),
+                "foreign_open_orders": self._foreign_open.get(pair.name, 0),
                 "params": {
                     "target_ratio": pair.target_ratio,
                     "band": pair.band,

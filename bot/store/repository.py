@@ -168,6 +168,7 @@ class PairStatus:
     decided_at: datetime
     last_action: str
     last_action_at: datetime | None
+    foreign_open_orders: int = 0  # open orders on the perp that hedgebot did not place
 
 
 def _order_from_row(row: OrderRow) -> StoredOrder:
@@ -501,6 +502,33 @@ class Repository:
         async with self._sessions() as session:
             return [_order_from_row(r) for r in (await session.execute(query)).scalars()]
 
+    async def known_client_order_ids(self, ids: Sequence[str]) -> set[str]:
+        """Which of these client order ids the store has an order for."""
+        if not ids:
+            return set()
+        query = select(OrderRow.client_order_id).where(OrderRow.client_order_id.in_(ids))
+        async with self._sessions() as session:
+            return set((await session.execute(query)).scalars())
+
+    async def last_seen(self) -> dict[str, tuple[Decimal, Decimal]]:
+        """Per pair, the latest (reported perp qty, spot qty) the daemon observed."""
+        latest = (
+            select(ObservationRow.pair, func.max(ObservationRow.id).label("id"))
+            .group_by(ObservationRow.pair)
+            .subquery()
+        )
+        query = select(
+            ObservationRow.pair,
+            ObservationRow.perp_qty,
+            ObservationRow.unreflected_qty,
+            ObservationRow.spot_qty,
+        ).join(latest, ObservationRow.id == latest.c.id)
+        async with self._sessions() as session:
+            return {
+                pair: (perp - unreflected, spot)
+                for pair, perp, unreflected, spot in (await session.execute(query)).all()
+            }
+
     async def orders(self, pair: str | None = None) -> list[StoredOrder]:
         """Every stored order, oldest first."""
         query = select(OrderRow).order_by(OrderRow.id)
@@ -679,6 +707,7 @@ class Repository:
                         if last_order
                         else "none yet",
                         last_action_at=last_order.updated_at if last_order else None,
+                        foreign_open_orders=int(decision.inputs.get("foreign_open_orders", 0)),
                     )
                 )
             return result

@@ -340,3 +340,26 @@ async def test_spot_and_hedge_on_two_exchange_accounts(
         for gateway in gateways.values():
             await gateway.close()
         await spot_venue.stop()
+
+
+async def test_orders_and_trades_hedgebot_did_not_make_are_reported_and_left_alone(
+    open_stack: Any, emulator: BinanceEmulator
+) -> None:
+    stack = await open_stack()
+    await stack.cycles(2)
+    async with ccxt_client(emulator) as user:
+        await user.load_markets()
+        # A resting order far from the touch, and a manual trade on the hedge.
+        await user.create_order(PERP, "limit", "sell", 0.01, 90000, {"clientOrderId": "mine-1"})
+        await user.create_order(PERP, "market", "buy", 0.3, None, {"reduceOnly": True})
+    stack.daemon._fills_watch_until["BTC"] = stack.daemon._clock.now()  # our fills settled
+    emulator.set_spot_balance("BTC", D("1.5"))
+    await stack.cycles(2)
+    kinds = [e.kind for e in await stack.repository.audit_events(pair="BTC")]
+    assert kinds.count("reconcile.foreign_order") == 1  # reported once, not every cycle
+    assert "reconcile.position_changed" in kinds
+    assert "reconcile.spot_changed" in kinds
+    assert emulator.order("mine-1") is not None  # left alone
+    [status] = await stack.repository.pair_status()
+    assert status.foreign_open_orders == 1
+    assert emulator.position(PERP) == D("-1.5")  # and the hedge followed the new spot
