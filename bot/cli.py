@@ -26,6 +26,7 @@ from bot.clock import SystemClock
 from bot.config import PAPER_ACCOUNT, ConfigError, Settings, load_settings, masked_dump
 from bot.exchange.gateway import ExchangeGateway, FatalError, GatewayError
 from bot.logging import configure_logging
+from bot.store.instance import InstanceLockedError, single_instance
 from bot.store.migrate import SchemaState, head_revision, schema_state, upgrade
 from bot.store.repository import AuditEvent, PairStatus, Repository, create_engine, jsonable
 
@@ -222,12 +223,24 @@ def run(
 
 
 async def _run_daemon(settings: Settings, max_cycles: int | None, migrate: bool) -> None:
+    clock = SystemClock()
+    engine = await _prepare_database(settings.database_url, migrate)
+    try:
+        async with single_instance(engine, settings.database_url):
+            await _run_locked(settings, max_cycles, engine, clock)
+    except InstanceLockedError as exc:
+        raise UsageError(str(exc)) from None
+    finally:
+        await engine.dispose()
+
+
+async def _run_locked(
+    settings: Settings, max_cycles: int | None, engine: AsyncEngine, clock: SystemClock
+) -> None:
     from bot.service.daemon import HedgeDaemon
     from bot.service.venues import open_gateways
 
     log = structlog.get_logger("hedgebot")
-    clock = SystemClock()
-    engine = await _prepare_database(settings.database_url, migrate)
     repository = Repository(engine, clock)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -261,7 +274,6 @@ async def _run_daemon(settings: Settings, max_cycles: int | None, migrate: bool)
     finally:
         for gateway in gateways.values():
             await gateway.close()
-        await engine.dispose()
         log.info("daemon.exit", reason=reason)
 
 

@@ -355,3 +355,29 @@ def test_the_daemon_runs_on_postgres_as_on_sqlite(tmp_path: Path) -> None:
         assert rows[0]["spot_qty"] == "1"
     finally:
         asyncio.run(_postgres(f'DROP DATABASE "{name}" WITH (FORCE)'))
+
+
+def test_a_second_daemon_on_the_same_sqlite_database_is_refused(tmp_path: Path) -> None:
+    config = write_config(tmp_path, poll=0.2)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HEDGEBOT_")}
+    first = subprocess.Popen(
+        [*command(), "run", "-c", str(config)],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not (tmp_path / "hb.db.lock").exists():
+            time.sleep(0.05)
+        time.sleep(0.5)
+        second = hedgebot("run", "-c", str(config), "--max-cycles", "1", cwd=tmp_path)
+        assert second.returncode == 2
+        assert f"another hedgebot (pid {first.pid}) is running" in second.stderr
+    finally:
+        first.send_signal(signal.SIGTERM)
+        first.wait(timeout=15)
+    assert first.returncode == 0
+    # Once the first one stopped, the database is free again.
+    assert hedgebot("run", "-c", str(config), "--max-cycles", "1", cwd=tmp_path).returncode == 0

@@ -1,0 +1,66 @@
+"""One daemon per database, until pairs are leased: a second one is refused, not raced."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import TextIO
+
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+# Postgres advisory lock key: "hedgebot" as a 64-bit number, the same in every process.
+ADVISORY_KEY = int.from_bytes(b"hedgebot", "big") & 0x7FFFFFFFFFFFFFFF
+
+
+class InstanceLockedError(Exception):
+    """Another hedgebot daemon holds this database."""
+
+
+def _lock_file(lock_path: Path, database: str) -> TextIO:
+    handle = lock_path.open("a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "unknown"
+        handle.close()
+        raise InstanceLockedError(
+            f"another hedgebot (pid {holder}) is running on {database}; SQLite takes one "
+            "daemon: stop it first, or use Postgres"
+        ) from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(str(os.getpid()))
+    handle.flush()
+    return handle
+
+
+@contextlib.asynccontextmanager
+async def single_instance(engine: AsyncEngine, database_url: str) -> AsyncIterator[None]:
+    """Hold the database's daemon lock while the block runs; refuse if it is taken."""
+    url = make_url(database_url)
+    if url.get_backend_name() == "sqlite":
+        if not url.database or url.database == ":memory:":
+            yield
+            return
+        handle = _lock_file(Path(f"{url.database}.lock"), url.database)
+        try:
+            yield
+        finally:
+            handle.close()  # closing releases the lock; so does the process dying
+        return
+    async with engine.connect() as conn:
+        got = (
+            await conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": ADVISORY_KEY})
+        ).scalar()
+        if not got:
+            raise InstanceLockedError("another hedgebot is running on this database; stop it first")
+        try:
+            yield
+        finally:
+            await conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": ADVISORY_KEY})
