@@ -404,6 +404,7 @@ def _status_json(row: PairStatus) -> dict[str, Any]:
         "last_action_at": None if row.last_action_at is None else row.last_action_at.isoformat(),
         "mode": row.mode,
         "foreign_orders": row.foreign_open_orders,
+        "health": row.health,
     }
 
 
@@ -444,6 +445,7 @@ def status(
         "last action",
         "at",
         "foreign",
+        "health",
     ):
         table.add_column(column, overflow="fold")
     for r in rows:
@@ -460,6 +462,7 @@ def status(
             r.last_action,
             "-" if r.last_action_at is None else r.last_action_at.strftime("%Y-%m-%d %H:%M:%S"),
             str(r.foreign_open_orders),
+            r.health,
         )
     Console(width=200).print(table)
 

@@ -169,6 +169,7 @@ class PairStatus:
     last_action: str
     last_action_at: datetime | None
     foreign_open_orders: int = 0  # open orders on the perp that hedgebot did not place
+    health: str = "ok"  # or why the pair sends no order now (stale data, exchange down…)
 
 
 def _order_from_row(row: OrderRow) -> StoredOrder:
@@ -691,6 +692,7 @@ class Repository:
                         .limit(1)
                     )
                 ).scalar_one_or_none()
+                health = await self._health(session, decision)
                 result.append(
                     PairStatus(
                         pair=decision.pair,
@@ -708,9 +710,33 @@ class Repository:
                         else "none yet",
                         last_action_at=last_order.updated_at if last_order else None,
                         foreign_open_orders=int(decision.inputs.get("foreign_open_orders", 0)),
+                        health=health,
                     )
                 )
             return result
+
+    async def _health(self, session: AsyncSession, decision: DecisionRow) -> str:
+        """Why the pair is not trading normally, from what happened since its last decision."""
+        failure = (
+            await session.execute(
+                select(AuditEventRow)
+                .where(
+                    AuditEventRow.ts >= decision.created_at,
+                    AuditEventRow.kind.in_(("cycle.observe_failed", "pair.error")),
+                    (AuditEventRow.pair == decision.pair) | AuditEventRow.pair.is_(None),
+                )
+                .order_by(AuditEventRow.id.desc())
+                .limit(1)
+            )
+        ).scalar_one_or_none()
+        if failure is not None:
+            prefix = "exchange unreachable" if failure.kind == "cycle.observe_failed" else "error"
+            return f"{prefix}: {failure.summary}"
+        if decision.action == "denied":
+            return f"not trading: {decision.verdict}"
+        if decision.action == "waiting":
+            return "waiting: an order's outcome is not known yet"
+        return "ok"
 
     async def load_paper_account(self, name: str) -> PaperAccountState | None:
         """The paper venue's saved account, or None for a new one."""

@@ -17,7 +17,7 @@ import json
 import logging
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -122,13 +122,21 @@ class BinanceEmulator:
         self._runner: web.AppRunner | None = None
         self._closing = asyncio.Event()
         self._recent: deque[float] = deque()
+        self._extra_routes: list[web.AbstractRouteDef] = []
 
     # ------------------------------------------------------------------ lifecycle
+    def add_routes(self, routes: Iterable[web.AbstractRouteDef]) -> None:
+        """Serve ``routes`` beside the emulated API (matched first); call before start()."""
+        if self._runner is not None:
+            raise RuntimeError("add_routes() must be called before start()")
+        self._extra_routes.extend(routes)
+
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
         """Serve on ``host:port`` (port 0 picks a free one) and set ``url``."""
         if host != "127.0.0.1":
             raise ValueError("the emulator only listens on 127.0.0.1")
         app = web.Application()
+        app.router.add_routes(self._extra_routes)
         app.router.add_route("*", "/{tail:.*}", self._dispatch)
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
         await runner.setup()

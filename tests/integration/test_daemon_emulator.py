@@ -363,3 +363,32 @@ async def test_orders_and_trades_hedgebot_did_not_make_are_reported_and_left_alo
     [status] = await stack.repository.pair_status()
     assert status.foreign_open_orders == 1
     assert emulator.position(PERP) == D("-1.5")  # and the hedge followed the new spot
+
+
+async def test_an_unreachable_exchange_stops_orders_shows_in_health_and_recovers(
+    open_stack: Any, emulator: BinanceEmulator
+) -> None:
+    stack = await open_stack()
+    emulator.inject(Fault.SERVER_ERROR, path="/fapi/v3/positionRisk", count=100)
+    errors = await stack.cycles(2)
+    assert all(e == {"BTC": errors[0]["BTC"]} for e in errors)
+    assert emulator.order_log == []
+    emulator.clear_faults()
+    await stack.cycles(1)
+    [status] = await stack.repository.pair_status()
+    assert status.health == "ok"
+    assert emulator.position(PERP) == D(-1)
+    failures = await stack.repository.audit_events(kind="cycle.observe_failed")
+    assert len(failures) == 2
+    assert "positions" in failures[0].summary or "positionRisk" in failures[0].summary
+
+
+async def test_health_names_the_reason_while_the_pair_cannot_trade(
+    open_stack: Any, emulator: BinanceEmulator
+) -> None:
+    stack = await open_stack()
+    await stack.cycles(1)
+    emulator.inject(Fault.SERVER_ERROR, path="/fapi/v1/premiumIndex", count=100)
+    await stack.cycles(1)
+    [status] = await stack.repository.pair_status()
+    assert status.health.startswith("exchange unreachable: observing the venue failed")

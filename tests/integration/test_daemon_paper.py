@@ -251,8 +251,10 @@ async def test_stale_observation_is_denied_and_audited(
     report = await daemon.run_cycle(1)
     assert report.actions["BTC"] == "denied"
     [denied] = await repository.audit_events(kind="risk.denied")
-    assert "old" in denied.summary or "stale" in denied.summary
+    assert "old" in denied.summary
     assert await repository.orders() == []
+    [status] = await repository.pair_status()
+    assert status.health.startswith("not trading: observation is 3600.0s old")
 
 
 @pytest.mark.parametrize("target", ["0", "1"])

@@ -1,0 +1,303 @@
+"""``python -m bot.testing``: the Binance emulator in its own process, steered over HTTP.
+
+Serves the emulated Binance REST API on ``127.0.0.1:PORT`` (``--port 0`` picks a free
+port), prints its URL as the first line on stdout, and runs until SIGTERM or SIGINT.
+A JSON control API lives on the same server under ``/_control/``:
+
+=====================================  ==============================================
+``GET  /_control/health``              ``{"ok": true}``
+``GET  /_control/ccxt_config``         ``ccxt_config(production_error_classes=False)``
+``POST /_control/price``               ``{"base": "BTC", "price": "61000"}``
+                                       (optional ``spread_bps``)
+``POST /_control/spot_balance``        ``{"asset": "BTC", "amount": "1.2"}``
+``POST /_control/futures_balance``     ``{"asset": "USDT", "amount": "100000"}``
+``POST /_control/lag``                 ``{"seconds": 1}``: the position/balance view lag
+``POST /_control/fault``               ``{"fault": "timeout", "path": "/fapi/v1/order",
+                                       "method": "POST", "count": 1,
+                                       "params": {"accept": true, "delay_s": 1}}``
+``POST /_control/clear_faults``        drops every pending fault
+``GET  /_control/order_log``           every order request: client_order_id, side, qty,
+                                       reduce_only, outcome, …
+``GET  /_control/orders``              the orders the exchange holds, with their state
+``GET  /_control/requests?since=N``    every API request from index N: time, method,
+                                       path and the client order id its query names
+``GET  /_control/position?symbol=S``   the true (unlagged) signed perp position
+``GET  /_control/spot_balance?asset=A``  the true free spot balance
+=====================================  ==============================================
+
+Numbers are decimal strings both ways. A bad control request answers 400 with
+``{"error": "..."}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from aiohttp import web
+
+from bot.testing._binance_models import EmulatedOrder, Fault, OrderLogEntry
+from bot.testing.binance_emulator import BinanceEmulator
+
+HOST = "127.0.0.1"
+CONTROL_PREFIX = "/_control"
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@dataclass(frozen=True, slots=True)
+class RequestRecord:
+    """One request the emulated API received."""
+
+    time: float  # epoch seconds
+    method: str
+    path: str
+    client_order_id: str | None  # the order a query names (origClientOrderId), if any
+
+
+class RecordingEmulator(BinanceEmulator):
+    """The emulator, also recording when each request came and which order it names."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.requests: list[RequestRecord] = []
+
+    async def _dispatch(self, request: web.Request) -> web.StreamResponse:
+        # Only the query: reading a form body here would hide it from the emulator.
+        # Order creation is in ``order_log`` with its client id.
+        query = request.query
+        client_id = query.get("origClientOrderId") or query.get("newClientOrderId")
+        self.requests.append(RequestRecord(time.time(), request.method, request.path, client_id))
+        return await super()._dispatch(request)
+
+
+def _num(value: Decimal | None) -> str | None:
+    return None if value is None else str(value)
+
+
+def _order_log_json(entry: OrderLogEntry) -> dict[str, Any]:
+    return {
+        "time_ms": entry.time_ms,
+        "venue": entry.venue,
+        "client_order_id": entry.client_order_id,
+        "symbol": entry.symbol,
+        "side": entry.side,
+        "type": entry.type,
+        "qty": _num(entry.qty),
+        "price": _num(entry.price),
+        "reduce_only": entry.reduce_only,
+        "outcome": entry.outcome,
+        "fills": [[str(price), str(qty)] for price, qty in entry.fills],
+    }
+
+
+def _order_json(order: EmulatedOrder) -> dict[str, Any]:
+    return {
+        "venue": order.venue,
+        "order_id": order.order_id,
+        "client_order_id": order.client_order_id,
+        "symbol": order.symbol,
+        "side": order.side,
+        "type": order.type,
+        "status": order.status,
+        "orig_qty": str(order.orig_qty),
+        "executed_qty": str(order.executed_qty),
+        "avg_price": str(order.avg_price),
+        "reduce_only": order.reduce_only,
+        "time_ms": order.time_ms,
+    }
+
+
+class ControlError(Exception):
+    """A malformed control request (answered 400)."""
+
+
+def _decimal(body: dict[str, Any], name: str) -> Decimal:
+    raw = body.get(name)
+    if raw is None or isinstance(raw, bool):
+        raise ControlError(f"{name} is required")
+    try:
+        return Decimal(str(raw))
+    except InvalidOperation:
+        raise ControlError(f"{name} must be a decimal, got {raw!r}") from None
+
+
+def _text(body: dict[str, Any], name: str) -> str:
+    raw = body.get(name)
+    if not isinstance(raw, str) or not raw:
+        raise ControlError(f"{name} must be a non-empty string")
+    return raw
+
+
+async def _body(request: web.Request) -> dict[str, Any]:
+    try:
+        body = await request.json()
+    except ValueError:
+        raise ControlError("the body must be a JSON object") from None
+    if not isinstance(body, dict):
+        raise ControlError("the body must be a JSON object")
+    return body
+
+
+def _guarded(handler: Handler) -> Handler:
+    async def run(request: web.Request) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except (ControlError, KeyError, ValueError) as exc:
+            return web.json_response({"error": str(exc)}, status=400)
+
+    return run
+
+
+def control_routes(emulator: RecordingEmulator) -> list[web.RouteDef]:
+    """The ``/_control/`` routes that steer and inspect ``emulator``."""
+
+    async def health(_: web.Request) -> web.StreamResponse:
+        return web.json_response({"ok": True})
+
+    async def ccxt_config(_: web.Request) -> web.StreamResponse:
+        # Without ccxt's error classes, which are not JSON: only what a config file holds.
+        return web.json_response(emulator.ccxt_config(production_error_classes=False))
+
+    async def price(request: web.Request) -> web.StreamResponse:
+        body = await _body(request)
+        spread = _decimal(body, "spread_bps") if "spread_bps" in body else Decimal(2)
+        emulator.set_price(_text(body, "base"), _decimal(body, "price"), spread)
+        return web.json_response({"ok": True})
+
+    async def spot_balance(request: web.Request) -> web.StreamResponse:
+        if request.method == "GET":
+            asset = request.query.get("asset", "")
+            if not asset:
+                raise ControlError("asset is required")
+            return web.json_response({"asset": asset, "amount": str(emulator.spot_balance(asset))})
+        body = await _body(request)
+        emulator.set_spot_balance(_text(body, "asset"), _decimal(body, "amount"))
+        return web.json_response({"ok": True})
+
+    async def futures_balance(request: web.Request) -> web.StreamResponse:
+        body = await _body(request)
+        emulator.set_futures_balance(_text(body, "asset"), _decimal(body, "amount"))
+        return web.json_response({"ok": True})
+
+    async def lag(request: web.Request) -> web.StreamResponse:
+        seconds = _decimal(await _body(request), "seconds")
+        if seconds < 0:
+            raise ControlError("seconds must be >= 0")
+        emulator.position_view_lag_s = float(seconds)
+        return web.json_response({"ok": True})
+
+    async def fault(request: web.Request) -> web.StreamResponse:
+        body = await _body(request)
+        try:
+            kind = Fault(_text(body, "fault"))
+        except ValueError:
+            allowed = ", ".join(f.value for f in Fault)
+            raise ControlError(f"fault must be one of {allowed}") from None
+        params = body.get("params", {})
+        count = body.get("count", 1)
+        if not isinstance(params, dict) or not isinstance(count, int) or count < 1:
+            raise ControlError("params must be an object and count an integer >= 1")
+        path, method = body.get("path"), body.get("method")
+        if (path is not None and not isinstance(path, str)) or (
+            method is not None and not isinstance(method, str)
+        ):
+            raise ControlError("path and method must be strings")
+        emulator.inject(kind, path=path, method=method, count=count, **params)
+        return web.json_response({"ok": True})
+
+    async def clear_faults(_: web.Request) -> web.StreamResponse:
+        emulator.clear_faults()
+        return web.json_response({"ok": True})
+
+    async def order_log(_: web.Request) -> web.StreamResponse:
+        return web.json_response({"entries": [_order_log_json(e) for e in emulator.order_log]})
+
+    async def orders(_: web.Request) -> web.StreamResponse:
+        return web.json_response({"orders": [_order_json(o) for o in emulator.orders()]})
+
+    async def requests(request: web.Request) -> web.StreamResponse:
+        since = int(request.query.get("since", "0"))
+        records = emulator.requests[since:]
+        return web.json_response(
+            {
+                "next": since + len(records),
+                "requests": [
+                    {
+                        "time": r.time,
+                        "method": r.method,
+                        "path": r.path,
+                        "client_order_id": r.client_order_id,
+                    }
+                    for r in records
+                ],
+            }
+        )
+
+    async def position(request: web.Request) -> web.StreamResponse:
+        symbol = request.query.get("symbol", "")
+        if not symbol:
+            raise ControlError("symbol is required")
+        return web.json_response({"symbol": symbol, "position": str(emulator.position(symbol))})
+
+    p = CONTROL_PREFIX
+    return [
+        web.get(f"{p}/health", _guarded(health)),
+        web.get(f"{p}/ccxt_config", _guarded(ccxt_config)),
+        web.post(f"{p}/price", _guarded(price)),
+        web.get(f"{p}/spot_balance", _guarded(spot_balance)),
+        web.post(f"{p}/spot_balance", _guarded(spot_balance)),
+        web.post(f"{p}/futures_balance", _guarded(futures_balance)),
+        web.post(f"{p}/lag", _guarded(lag)),
+        web.post(f"{p}/fault", _guarded(fault)),
+        web.post(f"{p}/clear_faults", _guarded(clear_faults)),
+        web.get(f"{p}/order_log", _guarded(order_log)),
+        web.get(f"{p}/orders", _guarded(orders)),
+        web.get(f"{p}/requests", _guarded(requests)),
+        web.get(f"{p}/position", _guarded(position)),
+    ]
+
+
+async def serve(port: int, lag_s: float) -> None:
+    """Serve until SIGTERM/SIGINT; the URL is the first stdout line."""
+    emulator = RecordingEmulator()
+    emulator.position_view_lag_s = lag_s
+    emulator.add_routes(control_routes(emulator))
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    await emulator.start(HOST, port)
+    try:
+        print(emulator.url, flush=True)
+        await stop.wait()
+    finally:
+        await emulator.stop()
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m bot.testing",
+        description="The Binance REST emulator on 127.0.0.1, with a JSON control API.",
+    )
+    parser.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (0: any free)")
+    parser.add_argument(
+        "--lag", type=float, default=0.0, help="seconds before positions/balances show a fill"
+    )
+    args = parser.parse_args(argv)
+    if not 0 <= args.port <= 65535:
+        parser.error("--port must be 0-65535")
+    if args.lag < 0:
+        parser.error("--lag must be >= 0")
+    asyncio.run(serve(args.port, args.lag))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
