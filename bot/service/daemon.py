@@ -11,6 +11,7 @@ from decimal import Decimal
 from typing import Any, TypeVar
 
 import structlog
+from sqlalchemy.exc import SQLAlchemyError
 from ulid import ULID
 
 from bot.clock import Clock
@@ -610,7 +611,13 @@ class HedgeDaemon:
         cycle = first_cycle
         while not stop.is_set():
             started = time.monotonic()
-            report = await self.run_cycle(cycle)
+            try:
+                report = await self.run_cycle(cycle)
+            except SQLAlchemyError as exc:
+                # The store is down: no intent can be stored, so nothing was sent. Skip the
+                # cycle and try again at the next one; the outage ends by itself.
+                log.error("cycle.database_unavailable", cycle=cycle, error=str(exc))
+                report = CycleReport(cycle, errors={"*": f"database unavailable: {exc}"})
             done += 1
             if report.errors:
                 log.warning("cycle.errors", cycle=cycle, errors=report.errors)

@@ -266,3 +266,40 @@ async def test_no_order_when_there_is_nothing_to_hedge_or_target_is_zero(
     daemon, _ = await open_daemon(config, repository, clock, ManualFeed({"BTC": D(60000)}))
     report = await daemon.run_cycle(1)
     assert report.actions["BTC"] == "none"
+
+
+class FlakyStore(Repository):
+    """A repository whose database is down while ``down`` is set."""
+
+    down = False
+
+    async def unresolved_orders(self, pair: str | None = None) -> Any:
+        if self.down:
+            from sqlalchemy.exc import OperationalError
+
+            raise OperationalError("SELECT", {}, Exception("connection refused"))
+        return await super().unresolved_orders(pair)
+
+    async def insert_order_intent(self, *args: Any, **kwargs: Any) -> None:
+        if self.down:
+            from sqlalchemy.exc import OperationalError
+
+            raise OperationalError("INSERT", {}, Exception("connection refused"))
+        await super().insert_order_intent(*args, **kwargs)
+
+
+async def test_a_database_outage_sends_nothing_and_the_daemon_recovers_by_itself(
+    engine: Any, clock: FakeClock
+) -> None:
+    import asyncio
+
+    store = FlakyStore(engine, clock)
+    config = settings([pair("BTC")])
+    daemon, venue = await open_daemon(config, store, clock, ManualFeed({"BTC": D(60000)}))
+    store.down = True
+    stop = asyncio.Event()
+    assert await daemon.run(stop, max_cycles=3) == 3  # survived three blind cycles
+    assert venue.state.orders == {}
+    store.down = False
+    await daemon.run(stop, max_cycles=2)
+    assert await hedge_ratio(venue, "BTC", "BTC/USDT:USDT") == D(1)
