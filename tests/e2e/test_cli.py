@@ -375,6 +375,13 @@ def test_a_second_daemon_on_the_same_sqlite_database_is_refused(tmp_path: Path) 
         second = hedgebot("run", "-c", str(config), "--max-cycles", "1", cwd=tmp_path)
         assert second.returncode == 2
         assert f"another hedgebot (pid {first.pid}) is running" in second.stderr
+        # Reading commands work while the daemon runs.
+        status = hedgebot("status", "-c", str(config), "--format", "json", cwd=tmp_path)
+        assert status.returncode == 0, status.stderr
+        assert [row["pair"] for row in json.loads(status.stdout)] == ["BTC", "ETH"]
+        audit = hedgebot("audit", "-c", str(config), "--kind", "daemon", cwd=tmp_path)
+        assert audit.returncode == 0, audit.stderr
+        assert "daemon.start" in audit.stdout
     finally:
         first.send_signal(signal.SIGTERM)
         first.wait(timeout=15)
