@@ -292,8 +292,8 @@ def plan(
     if output is TableFormat.JSON:
         typer.echo(json.dumps(rows, indent=2))
         return
-    table = Table(title=f"hedgebot plan ({settings.mode}, nothing sent)")
-    for column in (
+    table = _table(
+        f"hedgebot plan ({settings.mode}, nothing sent)",
         "pair",
         "price",
         "spot",
@@ -304,8 +304,7 @@ def plan(
         "action",
         "order",
         "reason",
-    ):
-        table.add_column(column, overflow="fold")
+    )
     for row in rows:
         table.add_row(
             row["pair"],
@@ -386,6 +385,14 @@ async def _plan(settings: Settings) -> list[dict[str, Any]]:
     return rows
 
 
+def _table(title: str, *columns: str) -> Table:
+    """A rich table whose long cells wrap instead of being cut."""
+    table = Table(title=title)
+    for column in columns:
+        table.add_column(column, overflow="fold")
+    return table
+
+
 def _num(value: Any) -> str | None:
     return None if value is None else str(value)
 
@@ -431,8 +438,8 @@ def status(
     if not rows:
         typer.echo("no decisions recorded yet; is the daemon running?")
         return
-    table = Table(title="hedgebot status")
-    for column in (
+    table = _table(
+        "hedgebot status",
         "pair",
         "mode",
         "price",
@@ -446,8 +453,7 @@ def status(
         "at",
         "foreign",
         "health",
-    ):
-        table.add_column(column, overflow="fold")
+    )
     for r in rows:
         table.add_row(
             r.pair,
@@ -535,9 +541,9 @@ def audit(
                 ]
             )
     else:
-        table = Table(title=f"hedgebot audit ({len(events)} events)")
-        for column in ("id", "ts", "pair", "kind", "summary"):
-            table.add_column(column, overflow="fold")
+        table = _table(
+            f"hedgebot audit ({len(events)} events)", "id", "ts", "pair", "kind", "summary"
+        )
         for event in events:
             table.add_row(
                 str(event.id),

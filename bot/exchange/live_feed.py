@@ -10,6 +10,7 @@ from typing import Any
 
 from bot.clock import Clock
 from bot.config import AccountConfig, PaperConfig
+from bot.domain.models import ZERO
 from bot.exchange.ccxt_gateway import CcxtGateway, build_client
 from bot.exchange.feeds import FeedError, FeedQuote, base_coin
 
@@ -33,26 +34,25 @@ class LiveFeed:
     async def refresh(self, symbols: Iterable[str]) -> None:
         """Fetch the perps' bid/ask and funding (spot symbols share their coin's price)."""
         now = time.monotonic()
-        perps = sorted({s if ":" in s else "" for s in symbols} - {""})
+        perps = sorted({s for s in symbols if ":" in s})
         stale = [s for s in perps if now - self._refreshed_at.get(s, -1e9) >= self._min_refresh_s]
         if not stale:
             return
-        await self._gateway.load_markets(stale)
+        unknown = [s for s in stale if s not in self._refreshed_at]
+        if unknown:
+            await self._gateway.load_markets(unknown)
         tickers = await self._gateway.fetch_tickers(stale)
         rates = await self._gateway.fetch_funding_rates(stale)
         for symbol in stale:
             ticker = tickers[symbol]
             rate = rates.get(symbol)
+            previous = self._quotes.get(base_coin(symbol))
+            # No rate in this answer: keep the last one known, else none.
+            funding = rate.rate if rate else previous.funding_rate if previous else ZERO
             self._quotes[base_coin(symbol)] = FeedQuote(
-                price=ticker.mid,
-                funding_rate=rate.rate if rate else self._funding(symbol),
-                timestamp=ticker.timestamp,
+                price=ticker.mid, funding_rate=funding, timestamp=ticker.timestamp
             )
             self._refreshed_at[symbol] = now
-
-    def _funding(self, symbol: str) -> Any:
-        quote = self._quotes.get(base_coin(symbol))
-        return quote.funding_rate if quote else 0
 
     def quote(self, symbol: str, now: datetime) -> FeedQuote:
         """The last fetched quote of the symbol's coin (stamped with the exchange's time)."""

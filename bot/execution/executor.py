@@ -72,11 +72,9 @@ class Executor:
         self._settle_after = settle_after
 
     async def execute(
-        self, pair: str, decision_id: str, plan: OrderPlan | OrderIntent, gateway: ExchangeGateway
+        self, pair: str, decision_id: str, plan: OrderPlan, gateway: ExchangeGateway
     ) -> Execution:
         """Store the intent, send it, store the outcome."""
-        if isinstance(plan, OrderIntent):
-            plan = OrderPlan(plan)
         intent = plan.intent
         request = OrderRequest(
             symbol=intent.symbol,

@@ -130,9 +130,6 @@ class HedgeDaemon:
         self._foreign_reported: set[tuple[str, str]] = set()
         self._fills_lock = asyncio.Lock()
 
-    def _spot_gateway(self, pair: PairConfig) -> ExchangeGateway:
-        return self._gateways[self._legs[pair.name][0]]
-
     def _perp_gateway(self, pair: PairConfig) -> ExchangeGateway:
         return self._gateways[self._legs[pair.name][1]]
 

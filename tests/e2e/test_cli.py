@@ -8,15 +8,15 @@ import shutil
 import signal
 import sqlite3
 import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
 
 import pytest
 
+from tests.e2e.commands import command
+
 ROOT = Path(__file__).resolve().parents[2]
-HEDGEBOT = Path(sys.executable).parent / "hedgebot"
 
 CONFIG = """
 mode = "paper"
@@ -45,10 +45,6 @@ leverage = "2"
 [paper]
 balances = {{ BTC = "1", ETH = "10", USDT = "100000" }}
 """
-
-
-def command() -> list[str]:
-    return [str(HEDGEBOT)] if HEDGEBOT.exists() else [sys.executable, "-m", "bot"]
 
 
 def write_config(tmp_path: Path, poll: float = 0.1, max_notional: str = "1000000") -> Path:

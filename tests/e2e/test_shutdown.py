@@ -7,15 +7,13 @@ import json
 import os
 import signal
 import sqlite3
-import sys
 import time
 from decimal import Decimal
 from pathlib import Path
 
 from bot.testing import BinanceEmulator
 from bot.testing._binance_models import Fault
-
-HEDGEBOT = Path(sys.executable).parent / "hedgebot"
+from tests.e2e.commands import command
 
 CONFIG = """
 mode = "testnet"
@@ -40,10 +38,6 @@ api_key = "test-key"
 secret = "test-secret"
 rate_limit_per_s = "500"
 """
-
-
-def command() -> list[str]:
-    return [str(HEDGEBOT)] if HEDGEBOT.exists() else [sys.executable, "-m", "bot"]
 
 
 async def run(*args: str, cwd: Path, ccxt_config: str) -> asyncio.subprocess.Process:
