@@ -128,6 +128,11 @@ class HedgeDaemon:
         self._last_seen: dict[str, tuple[Decimal, Decimal]] = {}
         self._foreign_open: dict[str, int] = {}
         self._foreign_reported: set[tuple[str, str]] = set()
+        # Listing every open order is a heavy request (Binance: weight 40, two seconds of a
+        # 20/s budget): at start, then once a minute. Our own orders are looked up by id
+        # every cycle regardless.
+        self.foreign_orders_every_s = 60.0
+        self._orders_reconciled_at = float("-inf")
         self._fills_lock = asyncio.Lock()
 
     def _perp_gateway(self, pair: PairConfig) -> ExchangeGateway:
@@ -222,7 +227,9 @@ class HedgeDaemon:
             now = self._clock.now()
             pending = await self._executor.resolve_unresolved(self._gateways, now)
             snapshots = await self.observe()
-            await self._reconcile_orders()
+            if time.monotonic() - self._orders_reconciled_at >= self.foreign_orders_every_s:
+                await self._reconcile_orders()
+                self._orders_reconciled_at = time.monotonic()
             await self._collect_funding()
         except GatewayError as exc:
             reason = f"observing the venue failed: {exc}"

@@ -346,6 +346,7 @@ async def test_orders_and_trades_hedgebot_did_not_make_are_reported_and_left_alo
     open_stack: Any, emulator: BinanceEmulator
 ) -> None:
     stack = await open_stack()
+    stack.daemon.foreign_orders_every_s = 0
     await stack.cycles(2)
     async with ccxt_client(emulator) as user:
         await user.load_markets()
@@ -392,3 +393,11 @@ async def test_health_names_the_reason_while_the_pair_cannot_trade(
     await stack.cycles(1)
     [status] = await stack.repository.pair_status()
     assert status.health.startswith("exchange unreachable: observing the venue failed")
+
+
+async def test_the_heavy_open_orders_listing_runs_at_start_then_once_a_minute(
+    open_stack: Any, emulator: BinanceEmulator
+) -> None:
+    stack = await open_stack()
+    await stack.cycles(3)
+    assert emulator.requests_to("/fapi/v1/openOrders", "GET") == 1
