@@ -226,7 +226,7 @@ async def _run_daemon(settings: Settings, max_cycles: int | None, migrate: bool)
     clock = SystemClock()
     engine = await _prepare_database(settings.database_url, migrate)
     try:
-        async with single_instance(engine, settings.database_url):
+        async with single_instance(engine, settings.database_url, shared=settings.mode != "paper"):
             await _run_locked(settings, max_cycles, engine, clock)
     except InstanceLockedError as exc:
         raise UsageError(str(exc)) from None

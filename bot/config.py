@@ -213,6 +213,9 @@ class Settings(BaseSettings):
     poll_interval_s: Annotated[float, Field(gt=0, le=86400)] = 10.0
     log_format: Literal["auto", "console", "json"] = "auto"
     markets_refresh_s: Annotated[float, Field(ge=60)] = 3600.0
+    # Several daemons on one Postgres database lease the pairs among themselves. A lease
+    # not renewed for this long is taken over; unset: three poll intervals, at least 10 s.
+    lease_s: Annotated[float | None, Field(ge=1, le=86400)] = None
     pairs: list[PairConfig] = Field(default_factory=list)
     # Accounts are looked up by name; one client (and one rate limiter) per account.
     paper: PaperConfig = Field(default_factory=PaperConfig)
@@ -257,6 +260,12 @@ class Settings(BaseSettings):
                         f"with several accounts each pair names spot_account and perp_account; "
                         f"missing on: {', '.join(unnamed)}"
                     )
+        if self.lease_s is not None and self.lease_s < 2 * self.poll_interval_s:
+            # Renewed once a cycle: a shorter lease would lapse between two cycles.
+            raise ValueError(
+                f"lease_s = {self.lease_s:g} must be at least twice poll_interval_s "
+                f"({self.poll_interval_s:g}); raise lease_s or lower poll_interval_s"
+            )
         if not self.database_url.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
             raise ValueError(
                 f"database_url {self.database_url!r} must start with "
@@ -279,6 +288,11 @@ class Settings(BaseSettings):
             TomlConfigSettingsSource(settings_cls),
             file_secret_settings,
         )
+
+    @property
+    def lease_period_s(self) -> float:
+        """How long a pair lease lasts without renewal."""
+        return self.lease_s if self.lease_s is not None else max(3 * self.poll_interval_s, 10.0)
 
     def accounts_of(self, pair: PairConfig) -> tuple[str, str]:
         """The (spot, perp) account names of a pair; the only account when unnamed."""

@@ -9,7 +9,8 @@ never by sending again.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+import time
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -25,6 +26,7 @@ from bot.exchange.gateway import (
     RateLimitedError,
     RetryableError,
 )
+from bot.store.leases import Lease
 from bot.store.repository import Repository, StoredOrder
 
 log = structlog.get_logger(__name__)
@@ -72,9 +74,21 @@ class Executor:
         self._settle_after = settle_after
 
     async def execute(
-        self, pair: str, decision_id: str, plan: OrderPlan, gateway: ExchangeGateway
+        self,
+        pair: str,
+        decision_id: str,
+        plan: OrderPlan,
+        gateway: ExchangeGateway,
+        *,
+        lease: Lease | None = None,
+        lease_margin: timedelta = timedelta(0),
+        send_by: float | None = None,
     ) -> Execution:
-        """Store the intent, send it, store the outcome."""
+        """Store the intent, send it, store the outcome.
+
+        With a ``lease``, the intent is stored only while this daemon holds the pair
+        (LeaseLostError otherwise), and sent only before ``send_by`` (monotonic time).
+        """
         intent = plan.intent
         request = OrderRequest(
             symbol=intent.symbol,
@@ -86,7 +100,17 @@ class Executor:
             price=plan.price,
         )
         # If this raises (database down), nothing has been sent: the caller audits it.
-        await self._repo.insert_order_intent(decision_id, pair, gateway.name, request)
+        await self._repo.insert_order_intent(
+            decision_id, pair, gateway.name, request, lease=lease, lease_margin=lease_margin
+        )
+        if send_by is not None and time.monotonic() > send_by:
+            # Stalled between storing and sending: the lease may have passed to another
+            # daemon, which will find this intent and call it never sent.
+            reason = "not sent: the pair's lease could have lapsed before sending"
+            await self._repo.mark_order(
+                request.client_order_id, OrderStatus.REJECTED, reason, pair, decision_id
+            )
+            return Execution(request.client_order_id, OrderStatus.REJECTED, None, reason)
         try:
             result = await gateway.create_order(request)
         except asyncio.CancelledError:
@@ -151,12 +175,18 @@ class Executor:
         return Execution(request.client_order_id, found.status, found)
 
     async def resolve_unresolved(
-        self, gateways: Mapping[str, ExchangeGateway], now: datetime
+        self,
+        gateways: Mapping[str, ExchangeGateway],
+        now: datetime,
+        skip_pairs: Collection[str] = (),
     ) -> dict[str, list[StoredOrder]]:
-        """Look up every order of unknown outcome; return those still unresolved, by pair."""
+        """Look up every order of unknown outcome, except those of ``skip_pairs``;
+        return those still unresolved, by pair."""
         still_open: dict[str, list[StoredOrder]] = {}
         for order in await self._repo.unresolved_orders():
             pair = order.pair
+            if pair in skip_pairs:
+                continue  # another daemon holds it and follows its orders
             gateway = gateways.get(order.venue)
             if gateway is None:
                 # Its account is no longer configured: keep the pair waiting, visibly.

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import socket
 import time
 from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -35,6 +37,8 @@ from bot.domain.rebalance import decide
 from bot.domain.risk import RiskLimits, Verdict, check
 from bot.exchange.gateway import ExchangeGateway, GatewayError
 from bot.execution.executor import Executor, OrderPlan
+from bot.store.instance import runs_alone
+from bot.store.leases import Lease, LeaseLostError
 from bot.store.repository import DecisionRecord, Repository, StoredFill, StoredOrder
 
 log = structlog.get_logger(__name__)
@@ -103,6 +107,7 @@ class HedgeDaemon:
         gateways: Mapping[str, ExchangeGateway] | ExchangeGateway,
         clock: Clock,
         executor: Executor | None = None,
+        instance_id: str | None = None,
     ) -> None:
         self._settings = settings
         self._repo = repository
@@ -115,6 +120,18 @@ class HedgeDaemon:
         )
         self._markets: dict[str, Market] = {}
         self._pairs: Sequence[PairConfig] = settings.pairs
+        # The pairs this daemon holds the lease of this cycle (all of them for `plan`).
+        self._active: Sequence[PairConfig] = settings.pairs
+        self.instance_id = instance_id or default_instance_id()
+        self._leases: dict[str, Lease] = {}
+        self._lease_period = timedelta(seconds=settings.lease_period_s)
+        # An intent is stored only with a third of the lease still ahead, and sent only
+        # before the lease, as renewed, could have lapsed by this daemon's own clock.
+        self._lease_margin = self._lease_period / 3
+        self._leases_renewed_at = float("-inf")
+        # On SQLite, and for a paper daemon, the caller holds the only-daemon lock: a
+        # lease someone else holds was left by a dead process and is taken at once.
+        self._alone = runs_alone(settings.database_url, settings.mode)
         self._legs = {p.name: settings.accounts_of(p) for p in self._pairs}
         # Pairs overlap their venue waits, but hundreds at once only queue on the
         # database and starve its driver thread of the GIL; a few at a time is faster.
@@ -138,16 +155,19 @@ class HedgeDaemon:
     def _perp_gateway(self, pair: PairConfig) -> ExchangeGateway:
         return self._gateways[self._legs[pair.name][1]]
 
-    def _perps_of(self, account: str) -> list[PairConfig]:
-        return [p for p in self._pairs if self._legs[p.name][1] == account]
+    def _perps_of(
+        self, account: str, pairs: Sequence[PairConfig] | None = None
+    ) -> list[PairConfig]:
+        chosen = self._active if pairs is None else pairs
+        return [p for p in chosen if self._legs[p.name][1] == account]
 
     def _spots_of(self, account: str) -> list[PairConfig]:
-        return [p for p in self._pairs if self._legs[p.name][0] == account]
+        return [p for p in self._active if self._legs[p.name][0] == account]
 
     async def load_markets(self, reload: bool = False) -> None:
         """Trading rules of every perp, from the account that trades it."""
         for account, gateway in self._gateways.items():
-            symbols = [p.perp_symbol for p in self._perps_of(account)]
+            symbols = [p.perp_symbol for p in self._perps_of(account, self._pairs)]
             if not symbols:
                 continue
             markets = await gateway.load_markets(symbols)
@@ -171,6 +191,7 @@ class HedgeDaemon:
             f"{len(self._pairs)} pair(s): {', '.join(p.name for p in self._pairs)}",
             {
                 "mode": self._settings.mode,
+                "instance": self.instance_id,
                 "accounts": sorted(self._gateways),
                 "pairs": [p.name for p in self._pairs],
                 "poll_interval_s": self._settings.poll_interval_s,
@@ -178,8 +199,39 @@ class HedgeDaemon:
         )
         log.info("daemon.started", mode=self._settings.mode, pairs=len(self._pairs))
 
+    async def claim_pairs(self) -> list[str]:
+        """Renew, take over and give back pair leases; returns the pairs newly held."""
+        names = sorted(p.name for p in self._pairs)
+        held, plan, live = await self._repo.claim_leases(
+            self.instance_id, names, self._lease_period, alone=self._alone
+        )
+        self._leases_renewed_at = time.monotonic()
+        self._leases = held
+        self._active = [p for p in self._pairs if p.name in held]
+        taken = [t.pair for t in plan.take]
+        if taken:
+            # Another daemon may have traded these since this one last did: start afresh
+            # from what the store says.
+            seen = await self._repo.last_seen()
+            for name in taken:
+                self._fills_watch_until.pop(name, None)
+                if name in seen:
+                    self._last_seen[name] = seen[name]
+                else:
+                    self._last_seen.pop(name, None)
+            log.info("lease.acquired", pairs=taken, live_daemons=live)
+        if plan.give_back:
+            log.info("lease.released", pairs=plan.give_back, live_daemons=live)
+        return taken
+
     async def stop(self, reason: str) -> None:
-        """Record the stop; the caller closes the venues and the database."""
+        """Give back the leases and record the stop; the caller closes venues and database."""
+        try:
+            await self._repo.release_leases(self.instance_id)
+        except Exception as exc:
+            # They lapse by themselves after the lease period.
+            log.warning("lease.release_failed", error=str(exc))
+        self._leases = {}
         await self._repo.append_audit(
             "daemon.stop", f"hedgebot stopped: {reason}", {"reason": reason}
         )
@@ -219,13 +271,19 @@ class HedgeDaemon:
         """One cycle over every pair; one pair's failure does not stop the others."""
         report = CycleReport(cycle)
         self._fills_cache = None
+        await self.claim_pairs()
+        if not self._active:
+            log.info("cycle.no_pairs_held", live_pairs=len(self._pairs))
+            return report
         structlog.contextvars.bind_contextvars(cycle=cycle)
         try:
             if time.monotonic() - self._markets_loaded_at >= self._settings.markets_refresh_s:
                 await self.load_markets(reload=True)
             # Resolve orders of unknown outcome first, so the snapshot includes their fills.
             now = self._clock.now()
-            pending = await self._executor.resolve_unresolved(self._gateways, now)
+            pending = await self._executor.resolve_unresolved(
+                self._gateways, now, skip_pairs={p.name for p in self._pairs} - set(self._leases)
+            )
             snapshots = await self.observe()
             if time.monotonic() - self._orders_reconciled_at >= self.foreign_orders_every_s:
                 await self._reconcile_orders()
@@ -235,21 +293,22 @@ class HedgeDaemon:
             reason = f"observing the venue failed: {exc}"
             log.warning("cycle.observe_failed", error=str(exc))
             await self._repo.append_audit("cycle.observe_failed", reason, {"error": str(exc)})
-            report.errors = {p.name: reason for p in self._pairs}
+            report.errors = {p.name: reason for p in self._active}
             return report
         finally:
             structlog.contextvars.unbind_contextvars("cycle")
         now = self._clock.now()
+        active = self._active
         assessed = await asyncio.gather(
             *(
                 self._guarded(pair, cycle, self._record_of(pair, snapshots, cycle, pending, now))
-                for pair in self._pairs
+                for pair in active
             ),
             return_exceptions=True,
         )
         holds: list[tuple[PairConfig, DecisionRecord]] = []
         orders: list[tuple[PairConfig, DecisionRecord, OrderPlan]] = []
-        for pair, outcome in zip(self._pairs, assessed, strict=True):
+        for pair, outcome in zip(active, assessed, strict=True):
             if isinstance(outcome, asyncio.CancelledError):
                 raise outcome
             if isinstance(outcome, BaseException):
@@ -549,6 +608,7 @@ class HedgeDaemon:
             inputs={
                 "observation": observation_inputs(assessment.observation),
                 "foreign_open_orders": self._foreign_open.get(pair.name, 0),
+                "lease": _lease_inputs(self._leases.get(pair.name)),
                 "params": {
                     "target_ratio": pair.target_ratio,
                     "band": pair.band,
@@ -579,9 +639,31 @@ class HedgeDaemon:
         self._fills_watch_until[pair.name] = (
             now + settle + timedelta(seconds=float(self._settings.risk.order_settle_s))
         )
-        execution = await self._executor.execute(
-            pair.name, record.decision_id, plan, self._perp_gateway(pair)
-        )
+        lease = self._leases.get(pair.name)
+        try:
+            execution = await self._executor.execute(
+                pair.name,
+                record.decision_id,
+                plan,
+                self._perp_gateway(pair),
+                lease=lease,
+                lease_margin=self._lease_margin,
+                send_by=self._leases_renewed_at
+                + (self._lease_period - self._lease_margin).total_seconds(),
+            )
+        except LeaseLostError as exc:
+            # Another daemon holds the pair now (this one stalled past its lease): it
+            # trades the pair, this one stores and sends nothing.
+            self._leases.pop(pair.name, None)
+            log.warning("lease.lost", error=str(exc))
+            await self._repo.append_audit(
+                "lease.lost",
+                f"order not stored or sent: {exc}",
+                {"holder": self.instance_id, "token": lease.token if lease else None},
+                pair=pair.name,
+                decision_id=record.decision_id,
+            )
+            return "lease lost"
         self._fills_watch_until[pair.name] = max(
             self._fills_watch_until[pair.name], self._clock.now() + settle
         )
@@ -631,6 +713,15 @@ class HedgeDaemon:
             elapsed = time.monotonic() - started
             await self._clock.wait_or_stop(max(interval - elapsed, 0.0), stop)
         return done
+
+
+def default_instance_id() -> str:
+    """Host, process and a random suffix: unique per start, readable in the audit log."""
+    return f"{socket.gethostname()[:64]}:{os.getpid()}:{str(ULID())[-6:].lower()}"
+
+
+def _lease_inputs(lease: Lease | None) -> dict[str, Any] | None:
+    return None if lease is None else {"holder": lease.holder, "token": lease.token}
 
 
 def _account_names(settings: Settings) -> set[str]:

@@ -1,4 +1,10 @@
-"""One daemon per database, until pairs are leased: a second one is refused, not raced."""
+"""Which daemons may share a database.
+
+SQLite takes one daemon (a file lock). Postgres takes several in testnet and live mode:
+they lease the pairs among themselves (bot/store/leases.py). In paper mode the simulated
+venue's account lives in the daemon's memory, so Postgres takes one paper daemon too.
+A daemon that may not start is refused with one line, never raced.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +21,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 # Postgres advisory lock key: "hedgebot" as a 64-bit number, the same in every process.
 ADVISORY_KEY = int.from_bytes(b"hedgebot", "big") & 0x7FFFFFFFFFFFFFFF
+
+
+def runs_alone(database_url: str, mode: str) -> bool:
+    """Whether a daemon on this database is the only one (it holds the daemon lock)."""
+    return make_url(database_url).get_backend_name() == "sqlite" or mode == "paper"
 
 
 class InstanceLockedError(Exception):
@@ -41,8 +52,13 @@ def _lock_file(lock_path: Path, database: str) -> TextIO:
 
 
 @contextlib.asynccontextmanager
-async def single_instance(engine: AsyncEngine, database_url: str) -> AsyncIterator[None]:
-    """Hold the database's daemon lock while the block runs; refuse if it is taken."""
+async def single_instance(
+    engine: AsyncEngine, database_url: str, shared: bool = False
+) -> AsyncIterator[None]:
+    """Hold the database's daemon lock while the block runs; refuse if it is taken.
+
+    ``shared``: daemons lease pairs, so on Postgres none is refused (SQLite still is).
+    """
     url = make_url(database_url)
     if url.get_backend_name() == "sqlite":
         if not url.database or url.database == ":memory:":
@@ -54,12 +70,18 @@ async def single_instance(engine: AsyncEngine, database_url: str) -> AsyncIterat
         finally:
             handle.close()  # closing releases the lock; so does the process dying
         return
+    if shared:
+        yield
+        return
     async with engine.connect() as conn:
         got = (
             await conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": ADVISORY_KEY})
         ).scalar()
         if not got:
-            raise InstanceLockedError("another hedgebot is running on this database; stop it first")
+            raise InstanceLockedError(
+                "another paper-mode hedgebot is running on this database (the paper venue "
+                "lives in one process); stop it first, or give this one its own database"
+            )
         try:
             yield
         finally:

@@ -10,11 +10,12 @@ import asyncio
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import event, func, insert, select, update
+from sqlalchemy import delete, event, func, insert, select, text, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import (
@@ -41,13 +42,24 @@ from bot.exchange.paper_state import (
     state_from_json,
     state_to_json,
 )
+from bot.store.leases import (
+    ClaimPlan,
+    Lease,
+    LeaseLostError,
+    LeaseState,
+    fair_share,
+    lease_problem,
+    plan_claims,
+)
 from bot.store.tables import (
     AuditEventRow,
+    DaemonInstanceRow,
     DecisionRow,
     FillRow,
     FundingPaymentRow,
     ObservationRow,
     OrderRow,
+    PairLeaseRow,
     PaperAccountRow,
     PaperOrderRow,
 )
@@ -190,6 +202,10 @@ def _order_from_row(row: OrderRow) -> StoredOrder:
         created_at=row.created_at,
         updated_at=row.updated_at,
     )
+
+
+def _lease_state(row: PairLeaseRow) -> LeaseState:
+    return LeaseState(row.pair, row.holder, row.token, row.expires_at)
 
 
 def describe_order(order: StoredOrder) -> str:
@@ -353,11 +369,23 @@ class Repository:
             await session.execute(insert(AuditEventRow), audits)
 
     async def insert_order_intent(
-        self, decision_id: str, pair: str, venue: str, request: OrderRequest
+        self,
+        decision_id: str,
+        pair: str,
+        venue: str,
+        request: OrderRequest,
+        lease: Lease | None = None,
+        lease_margin: timedelta = timedelta(0),
     ) -> None:
-        """Store an order before it is sent; raises IntegrityError if the id exists."""
+        """Store an order before it is sent; raises IntegrityError if the id exists.
+
+        With ``lease``, raises LeaseLostError (and stores nothing) unless this daemon
+        still holds the pair's lease for at least ``lease_margin``.
+        """
         now = self._clock.now()
         async with self._write() as session:
+            if lease is not None:
+                await self._check_lease(session, lease, lease_margin)
             session.add(
                 OrderRow(
                     client_order_id=request.client_order_id,
@@ -494,6 +522,172 @@ class Repository:
                     ts=now,
                 )
             )
+
+    async def _db_now(self, session: AsyncSession) -> datetime:
+        # Leases compare times written by different hosts: on a server database use its
+        # clock, not each daemon's.
+        if self._engine.dialect.name == "postgresql":
+            value: datetime = (await session.execute(text("SELECT clock_timestamp()"))).scalar_one()
+            return value
+        return self._clock.now()
+
+    async def _check_lease(self, session: AsyncSession, lease: Lease, margin: timedelta) -> None:
+        # FOR UPDATE: a takeover of this row waits for (or skips) this transaction.
+        row = (
+            await session.execute(
+                select(PairLeaseRow).where(PairLeaseRow.pair == lease.pair).with_for_update()
+            )
+        ).scalar_one_or_none()
+        current = None if row is None else _lease_state(row)
+        problem = lease_problem(current, lease, await self._db_now(session), margin)
+        if problem is not None:
+            raise LeaseLostError(problem)
+
+    async def claim_leases(
+        self,
+        instance_id: str,
+        pairs: Sequence[str],
+        lease_period: timedelta,
+        alone: bool = False,
+    ) -> tuple[dict[str, Lease], ClaimPlan, int]:
+        """Renew, take and give back pair leases; returns (held, what changed, live daemons).
+
+        ``alone``: this daemon holds the only-daemon lock, so other holders are dead.
+        """
+        async with self._write() as session:
+            now = await self._db_now(session)
+            await session.execute(self._upsert_instance(instance_id, now))
+            # Heartbeats long gone are clutter, not history: the audit log has the starts.
+            await session.execute(
+                delete(DaemonInstanceRow).where(
+                    DaemonInstanceRow.heartbeat_at < now - 10 * lease_period
+                )
+            )
+            live = (
+                await session.execute(
+                    select(func.count()).where(DaemonInstanceRow.heartbeat_at > now - lease_period)
+                )
+            ).scalar_one()
+            epoch = datetime(1970, 1, 1, tzinfo=UTC)
+            new_rows = [
+                {"pair": p, "holder": None, "token": 0, "expires_at": epoch, "acquired_at": epoch}
+                for p in pairs
+            ]
+            if new_rows:
+                await session.execute(self._insert_ignore(PairLeaseRow).values(new_rows))
+            rows = (
+                await session.execute(
+                    select(PairLeaseRow)
+                    .where(PairLeaseRow.pair.in_(pairs))
+                    .order_by(PairLeaseRow.pair)
+                    .with_for_update(skip_locked=True)
+                )
+            ).scalars()
+            by_pair = {row.pair: row for row in rows}
+            plan = plan_claims(
+                [_lease_state(r) for r in by_pair.values()],
+                instance_id,
+                now,
+                fair_share(len(pairs), 1 if alone else live),
+                alone,
+            )
+            held: dict[str, Lease] = {}
+            expires = now + lease_period
+            for pair in plan.keep:
+                row = by_pair[pair]
+                row.expires_at = expires
+                held[pair] = Lease(pair, instance_id, row.token, expires)
+            for takeover in plan.take:
+                row = by_pair[takeover.pair]
+                row.holder = instance_id
+                row.token = takeover.token
+                row.expires_at = expires
+                row.acquired_at = now
+                held[takeover.pair] = Lease(takeover.pair, instance_id, takeover.token, expires)
+            for pair in plan.give_back:
+                by_pair[pair].holder = None
+                by_pair[pair].expires_at = now
+            for takeover in plan.take:
+                before = takeover.previous_holder
+                session.add(
+                    self._audit_row(
+                        "lease.acquired",
+                        f"{instance_id} holds {takeover.pair} (token {takeover.token}"
+                        + (f", taken over from {before})" if before else ")"),
+                        {
+                            "holder": instance_id,
+                            "token": takeover.token,
+                            "previous_holder": takeover.previous_holder,
+                            "expires_at": expires,
+                            "live_daemons": live,
+                        },
+                        pair=takeover.pair,
+                        ts=now,
+                    )
+                )
+            for pair in plan.give_back:
+                session.add(
+                    self._audit_row(
+                        "lease.released",
+                        f"{instance_id} gave {pair} back to share the pairs among {live} daemons",
+                        {"holder": instance_id, "token": by_pair[pair].token, "live_daemons": live},
+                        pair=pair,
+                        ts=now,
+                    )
+                )
+            return held, plan, live
+
+    async def release_leases(self, instance_id: str) -> list[str]:
+        """Give back every lease of this daemon (at a clean stop) and drop its heartbeat."""
+        async with self._write() as session:
+            now = await self._db_now(session)
+            rows = (
+                await session.execute(
+                    select(PairLeaseRow)
+                    .where(PairLeaseRow.holder == instance_id)
+                    .order_by(PairLeaseRow.pair)
+                    .with_for_update()
+                )
+            ).scalars()
+            released = []
+            for row in rows:
+                row.holder = None
+                row.expires_at = now
+                released.append(row.pair)
+            await session.execute(
+                delete(DaemonInstanceRow).where(DaemonInstanceRow.instance_id == instance_id)
+            )
+            if released:
+                session.add(
+                    self._audit_row(
+                        "lease.released",
+                        f"{instance_id} stopped and gave back {', '.join(released)}",
+                        {"holder": instance_id, "pairs": released},
+                        ts=now,
+                    )
+                )
+            return released
+
+    async def lease_holders(self) -> dict[str, Lease]:
+        """Every pair's current lease that has a holder (expired ones included)."""
+        async with self._sessions() as session:
+            rows = (
+                await session.execute(select(PairLeaseRow).where(PairLeaseRow.holder.is_not(None)))
+            ).scalars()
+            return {r.pair: Lease(r.pair, r.holder or "", r.token, r.expires_at) for r in rows}
+
+    def _insert_ignore(self, table: type[PairLeaseRow]) -> Any:
+        dialect = postgresql if self._engine.dialect.name == "postgresql" else sqlite
+        return dialect.insert(table).on_conflict_do_nothing()
+
+    def _upsert_instance(self, instance_id: str, now: datetime) -> Any:
+        dialect = postgresql if self._engine.dialect.name == "postgresql" else sqlite
+        statement = dialect.insert(DaemonInstanceRow).values(
+            instance_id=instance_id, started_at=now, heartbeat_at=now
+        )
+        return statement.on_conflict_do_update(
+            index_elements=[DaemonInstanceRow.instance_id], set_={"heartbeat_at": now}
+        )
 
     async def unresolved_orders(self, pair: str | None = None) -> list[StoredOrder]:
         """Orders whose final outcome is not known yet, oldest first."""

@@ -224,3 +224,25 @@ class PaperOrderRow(Base):
     symbol: Mapped[str] = mapped_column(String(64))
     order: Mapped[str] = mapped_column(Text)  # exact JSON, decimals as strings
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class PairLeaseRow(Base):
+    """Which daemon hedges a pair, until when; ``token`` grows with every new holder."""
+
+    __tablename__ = "pair_leases"
+
+    pair: Mapped[str] = mapped_column(String(64), primary_key=True)
+    holder: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    token: Mapped[int] = mapped_column(AutoId)
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    acquired_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class DaemonInstanceRow(Base):
+    """A running daemon's heartbeat: how many share the pairs."""
+
+    __tablename__ = "daemon_instances"
+
+    instance_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    started_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    heartbeat_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)

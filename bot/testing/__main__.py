@@ -43,7 +43,13 @@ from typing import Any
 
 from aiohttp import web
 
-from bot.testing._binance_models import EmulatedOrder, Fault, OrderLogEntry
+from bot.testing._binance_models import (
+    DEFAULT_MARKETS,
+    EmulatedMarket,
+    EmulatedOrder,
+    Fault,
+    OrderLogEntry,
+)
 from bot.testing.binance_emulator import BinanceEmulator
 
 HOST = "127.0.0.1"
@@ -65,8 +71,8 @@ class RequestRecord:
 class RecordingEmulator(BinanceEmulator):
     """The emulator, also recording when each request came and which order it names."""
 
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(self, markets: Sequence[EmulatedMarket] | None = None) -> None:
+        super().__init__(markets=markets)
         self.requests: list[RequestRecord] = []
 
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
@@ -265,9 +271,20 @@ def control_routes(emulator: RecordingEmulator) -> list[web.RouteDef]:
     ]
 
 
-async def serve(port: int, lag_s: float) -> None:
+def markets_with(extra_bases: Sequence[str]) -> list[EmulatedMarket]:
+    """BTC and ETH, plus a market priced at 100 for each extra base coin."""
+    known = {m.base for m in DEFAULT_MARKETS}
+    extra = [
+        EmulatedMarket(base=b, price=Decimal(100), min_notional=Decimal(20))
+        for b in extra_bases
+        if b not in known
+    ]
+    return [*DEFAULT_MARKETS, *extra]
+
+
+async def serve(port: int, lag_s: float, extra_bases: Sequence[str] = ()) -> None:
     """Serve until SIGTERM/SIGINT; the URL is the first stdout line."""
-    emulator = RecordingEmulator()
+    emulator = RecordingEmulator(markets_with(extra_bases))
     emulator.position_view_lag_s = lag_s
     emulator.add_routes(control_routes(emulator))
     stop = asyncio.Event()
@@ -291,12 +308,20 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument(
         "--lag", type=float, default=0.0, help="seconds before positions/balances show a fill"
     )
+    parser.add_argument(
+        "--bases",
+        default="",
+        help="comma-separated extra base coins (beside BTC and ETH), each priced at 100",
+    )
     args = parser.parse_args(argv)
+    bases = [b for b in args.bases.upper().split(",") if b]
+    if any(not b.isalnum() for b in bases):
+        parser.error(f"--bases takes coin names separated by commas, got {args.bases!r}")
     if not 0 <= args.port <= 65535:
         parser.error("--port must be 0-65535")
     if args.lag < 0:
         parser.error("--lag must be >= 0")
-    asyncio.run(serve(args.port, args.lag))
+    asyncio.run(serve(args.port, args.lag, bases))
 
 
 if __name__ == "__main__":
