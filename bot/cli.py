@@ -26,7 +26,7 @@ from bot.clock import SystemClock
 from bot.config import PAPER_ACCOUNT, ConfigError, Settings, load_settings, masked_dump
 from bot.exchange.gateway import ExchangeGateway, FatalError, GatewayError
 from bot.logging import configure_logging
-from bot.store.instance import InstanceLockedError, single_instance
+from bot.store.instance import InstanceLockedError, runs_alone, single_instance
 from bot.store.migrate import SchemaState, head_revision, schema_state, upgrade
 from bot.store.repository import AuditEvent, PairStatus, Repository, create_engine, jsonable
 
@@ -223,11 +223,19 @@ def run(
 
 
 async def _run_daemon(settings: Settings, max_cycles: int | None, migrate: bool) -> None:
+    from bot.service.daemon import default_instance_id
+
     clock = SystemClock()
+    instance_id = default_instance_id()
     engine = await _prepare_database(settings.database_url, migrate)
     try:
-        async with single_instance(engine, settings.database_url, shared=settings.mode != "paper"):
-            await _run_locked(settings, max_cycles, engine, clock)
+        async with single_instance(
+            engine,
+            settings.database_url,
+            shared=not runs_alone(settings.database_url, settings.mode),
+            instance_id=instance_id,
+        ):
+            await _run_locked(settings, max_cycles, engine, clock, instance_id)
     except InstanceLockedError as exc:
         raise UsageError(str(exc)) from None
     finally:
@@ -235,7 +243,11 @@ async def _run_daemon(settings: Settings, max_cycles: int | None, migrate: bool)
 
 
 async def _run_locked(
-    settings: Settings, max_cycles: int | None, engine: AsyncEngine, clock: SystemClock
+    settings: Settings,
+    max_cycles: int | None,
+    engine: AsyncEngine,
+    clock: SystemClock,
+    instance_id: str,
 ) -> None:
     from bot.service.daemon import HedgeDaemon
     from bot.service.venues import open_gateways
@@ -250,7 +262,7 @@ async def _run_locked(
     reason = "stopped"
     try:
         gateways = await open_gateways(settings, repository, clock)
-        daemon = HedgeDaemon(settings, repository, gateways, clock)
+        daemon = HedgeDaemon(settings, repository, gateways, clock, instance_id=instance_id)
         await daemon.start()
         first_cycle = await repository.last_cycle() + 1
         running = asyncio.create_task(daemon.run(stop, max_cycles, first_cycle=first_cycle))

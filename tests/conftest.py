@@ -47,6 +47,17 @@ async def _postgres(statement: str) -> None:
         await conn.close()
 
 
+def _create_on_postgres(statement: str) -> None:
+    """Run ``statement``; unreachable Postgres fails in CI and skips elsewhere."""
+    try:
+        asyncio.run(_postgres(statement))
+    except (TimeoutError, OSError, ImportError) as exc:
+        reason = f"Postgres at {POSTGRES_URL} is unreachable ({exc})"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{reason}; CI must run the Postgres tests")
+        pytest.skip(reason)
+
+
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock()
@@ -58,13 +69,7 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]
         yield Backend("sqlite", f"sqlite+aiosqlite:///{tmp_path / 'hedgebot.db'}")
         return
     schema = f"t_{uuid.uuid4().hex[:16]}"
-    try:
-        asyncio.run(_postgres(f'CREATE SCHEMA "{schema}"'))
-    except (TimeoutError, OSError, ImportError) as exc:
-        reason = f"Postgres at {POSTGRES_URL} is unreachable ({exc})"
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{reason}; CI must run the Postgres tests")
-        pytest.skip(reason)
+    _create_on_postgres(f'CREATE SCHEMA "{schema}"')
     try:
         yield Backend("postgres", POSTGRES_URL, schema)
     finally:
@@ -74,6 +79,17 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]
 @pytest.fixture
 def database_url(backend: Backend) -> str:
     return backend.url
+
+
+@pytest.fixture
+def postgres_database() -> Iterator[str]:
+    """The URL of a fresh Postgres database, dropped after the test (for subprocesses)."""
+    name = f"hb_{uuid.uuid4().hex[:12]}"
+    _create_on_postgres(f'CREATE DATABASE "{name}"')
+    try:
+        yield POSTGRES_URL.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        asyncio.run(_postgres(f'DROP DATABASE "{name}" WITH (FORCE)'))
 
 
 @pytest_asyncio.fixture

@@ -19,6 +19,8 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bot.store.leases import instance_lock_key
+
 # Postgres advisory lock key: "hedgebot" as a 64-bit number, the same in every process.
 ADVISORY_KEY = int.from_bytes(b"hedgebot", "big") & 0x7FFFFFFFFFFFFFFF
 
@@ -53,11 +55,12 @@ def _lock_file(lock_path: Path, database: str) -> TextIO:
 
 @contextlib.asynccontextmanager
 async def single_instance(
-    engine: AsyncEngine, database_url: str, shared: bool = False
+    engine: AsyncEngine, database_url: str, shared: bool = False, instance_id: str = ""
 ) -> AsyncIterator[None]:
     """Hold the database's daemon lock while the block runs; refuse if it is taken.
 
-    ``shared``: daemons lease pairs, so on Postgres none is refused (SQLite still is).
+    ``shared``: daemons lease pairs, so on Postgres none is refused (SQLite still is);
+    the daemon holds a lock of its own instead, which tells the others it is alive.
     """
     url = make_url(database_url)
     if url.get_backend_name() == "sqlite":
@@ -71,12 +74,20 @@ async def single_instance(
             handle.close()  # closing releases the lock; so does the process dying
         return
     if shared:
-        yield
+        async with engine.connect() as conn:
+            key = instance_lock_key(instance_id)
+            await conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": key})
+            await conn.commit()
+            try:
+                yield
+            finally:
+                await conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
         return
     async with engine.connect() as conn:
         got = (
             await conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": ADVISORY_KEY})
         ).scalar()
+        await conn.commit()  # the lock is the session's: no transaction left open
         if not got:
             raise InstanceLockedError(
                 "another paper-mode hedgebot is running on this database (the paper venue "

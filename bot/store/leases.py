@@ -14,8 +14,9 @@ take and give back.
 
 from __future__ import annotations
 
+import hashlib
 import math
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -65,15 +66,26 @@ def fair_share(pairs: int, live_instances: int) -> int:
     return math.ceil(pairs / max(live_instances, 1))
 
 
+def instance_lock_key(instance_id: str) -> int:
+    """The Postgres advisory lock key a daemon holds for its life (a signed 64-bit int)."""
+    return int.from_bytes(hashlib.sha256(instance_id.encode()).digest()[:8], "big", signed=True)
+
+
 def plan_claims(
-    rows: Sequence[LeaseState], me: str, now: datetime, share: int, alone: bool = False
+    rows: Sequence[LeaseState],
+    me: str,
+    now: datetime,
+    share: int,
+    alone: bool = False,
+    dead: Collection[str] = (),
 ) -> ClaimPlan:
     """Keep up to ``share`` of my leases, give back the rest, take free or expired ones.
 
     Pure. ``rows`` are the rows this claim could lock (a row another daemon is
     changing right now is not among them), in a stable order. A pair held by someone
-    else whose lease has not expired is never taken — unless ``alone``: this daemon
-    holds the database's only-daemon lock, so every other holder is a dead process.
+    else whose lease has not expired is never taken, unless that holder is known to be
+    ``dead`` (its database session, and with it its life lock, is gone), or ``alone``:
+    this daemon holds the database's only-daemon lock, so every other holder is dead.
     """
     plan = ClaimPlan()
     mine = [r for r in rows if r.holder == me]
@@ -87,7 +99,7 @@ def plan_claims(
             break
         if row.holder == me:
             continue
-        if row.holder is None or row.expires_at <= now or alone:
+        if row.holder is None or row.expires_at <= now or alone or row.holder in dead:
             plan.take.append(Takeover(row.pair, row.token + 1, row.holder))
             room -= 1
     return plan

@@ -48,6 +48,7 @@ from bot.store.leases import (
     LeaseLostError,
     LeaseState,
     fair_share,
+    instance_lock_key,
     lease_problem,
     plan_claims,
 )
@@ -563,11 +564,15 @@ class Repository:
                     DaemonInstanceRow.heartbeat_at < now - 10 * lease_period
                 )
             )
-            live = (
-                await session.execute(
-                    select(func.count()).where(DaemonInstanceRow.heartbeat_at > now - lease_period)
-                )
-            ).scalar_one()
+            beating = set(
+                (
+                    await session.execute(
+                        select(DaemonInstanceRow.instance_id).where(
+                            DaemonInstanceRow.heartbeat_at > now - lease_period
+                        )
+                    )
+                ).scalars()
+            )
             epoch = datetime(1970, 1, 1, tzinfo=UTC)
             new_rows = [
                 {"pair": p, "holder": None, "token": 0, "expires_at": epoch, "acquired_at": epoch}
@@ -584,12 +589,21 @@ class Repository:
                 )
             ).scalars()
             by_pair = {row.pair: row for row in rows}
+            states = [_lease_state(r) for r in by_pair.values()]
+            holding = {s.holder for s in states if s.holder and s.expires_at > now}
+            dead = await self._dead_daemons(session, (beating | holding) - {instance_id})
+            if dead:
+                await session.execute(
+                    delete(DaemonInstanceRow).where(DaemonInstanceRow.instance_id.in_(dead))
+                )
+            live = len(beating - dead)
             plan = plan_claims(
-                [_lease_state(r) for r in by_pair.values()],
+                states,
                 instance_id,
                 now,
                 fair_share(len(pairs), 1 if alone else live),
                 alone,
+                dead,
             )
             held: dict[str, Lease] = {}
             expires = now + lease_period
@@ -636,6 +650,25 @@ class Repository:
                     )
                 )
             return held, plan, live
+
+    async def _dead_daemons(self, session: AsyncSession, daemons: set[str]) -> set[str]:
+        # A live daemon on Postgres holds its life lock (bot/store/instance.py): if this
+        # transaction can take it, that daemon's session is gone, so neither its leases
+        # nor its heartbeat need to run out first. (A daemon that hangs keeps its
+        # session: its leases expire.)
+        if self._engine.dialect.name != "postgresql":
+            return set()
+        dead = set()
+        for holder in sorted(daemons):
+            got = (
+                await session.execute(
+                    text("SELECT pg_try_advisory_xact_lock(:k)"),
+                    {"k": instance_lock_key(holder)},
+                )
+            ).scalar_one()
+            if got:
+                dead.add(holder)
+        return dead
 
     async def release_leases(self, instance_id: str) -> list[str]:
         """Give back every lease of this daemon (at a clean stop) and drop its heartbeat."""

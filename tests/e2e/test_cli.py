@@ -9,7 +9,6 @@ import signal
 import sqlite3
 import subprocess
 import time
-import uuid
 from pathlib import Path
 
 import pytest
@@ -327,32 +326,19 @@ def test_plan_prints_what_would_happen_and_sends_and_writes_nothing(tmp_path: Pa
     assert query(tmp_path / "hb.db", "SELECT state FROM paper_accounts") == state
 
 
-def test_the_daemon_runs_on_postgres_as_on_sqlite(tmp_path: Path) -> None:
-    import asyncio
-
-    from tests.conftest import POSTGRES_URL, _postgres
-
-    name = f"hb_{uuid.uuid4().hex[:12]}"
-    try:
-        asyncio.run(_postgres(f'CREATE DATABASE "{name}"'))
-    except OSError as exc:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"Postgres unreachable in CI: {exc}")
-        pytest.skip(f"Postgres at {POSTGRES_URL} is unreachable ({exc})")
-    try:
-        url = POSTGRES_URL.rsplit("/", 1)[0] + f"/{name}"
-        config = write_config(tmp_path)
-        text = config.read_text().replace(f"sqlite+aiosqlite:///{tmp_path / 'hb.db'}", url)
-        config.write_text(text)
-        result = hedgebot("run", "-c", str(config), "--max-cycles", "2", cwd=tmp_path)
-        assert result.returncode == 0, result.stderr
-        status = hedgebot("status", "-c", str(config), "--format", "json", cwd=tmp_path)
-        rows = json.loads(status.stdout)
-        assert [r["pair"] for r in rows] == ["BTC", "ETH"]
-        assert rows[0]["hedge_qty"] == "1"  # exact decimals back from NUMERIC, no exponent
-        assert rows[0]["spot_qty"] == "1"
-    finally:
-        asyncio.run(_postgres(f'DROP DATABASE "{name}" WITH (FORCE)'))
+def test_the_daemon_runs_on_postgres_as_on_sqlite(tmp_path: Path, postgres_database: str) -> None:
+    config = write_config(tmp_path)
+    text = config.read_text().replace(
+        f"sqlite+aiosqlite:///{tmp_path / 'hb.db'}", postgres_database
+    )
+    config.write_text(text)
+    result = hedgebot("run", "-c", str(config), "--max-cycles", "2", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    status = hedgebot("status", "-c", str(config), "--format", "json", cwd=tmp_path)
+    rows = json.loads(status.stdout)
+    assert [r["pair"] for r in rows] == ["BTC", "ETH"]
+    assert rows[0]["hedge_qty"] == "1"  # exact decimals back from NUMERIC, no exponent
+    assert rows[0]["spot_qty"] == "1"
 
 
 def test_a_second_daemon_on_the_same_sqlite_database_is_refused(tmp_path: Path) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -9,8 +11,10 @@ import pytest
 from sqlalchemy import text
 
 from bot.domain.models import OrderRequest, Side
+from bot.store.instance import single_instance
 from bot.store.leases import LeaseLostError
 from bot.store.repository import Repository
+from tests.conftest import Backend
 from tests.integration.test_store import store_decision
 
 PAIRS = ["ADA", "BTC", "ETH", "SOL"]
@@ -25,9 +29,26 @@ async def holders(repository: Repository) -> dict[str, str]:
     return {pair: lease.holder for pair, lease in (await repository.lease_holders()).items()}
 
 
+@contextlib.asynccontextmanager
+async def alive(backend: Backend, repository: Repository, *names: str) -> AsyncIterator[None]:
+    """Hold the daemons' life locks, as running daemons do (Postgres only)."""
+    async with contextlib.AsyncExitStack() as stack:
+        if backend.name == "postgres":
+            for name in names:
+                await stack.enter_async_context(
+                    single_instance(repository.engine, backend.url, shared=True, instance_id=name)
+                )
+        yield
+
+
 async def test_two_daemons_split_the_pairs_and_never_hold_the_same_one(
-    repository: Repository,
+    repository: Repository, backend: Backend
 ) -> None:
+    async with alive(backend, repository, "A", "B"):
+        await split_between_two(repository)
+
+
+async def split_between_two(repository: Repository) -> None:
     held_a, _, live = await repository.claim_leases("A", PAIRS, PERIOD)
     assert sorted(held_a) == PAIRS
     assert live == 1
@@ -98,3 +119,19 @@ async def test_a_clean_stop_gives_every_pair_back_at_once(repository: Repository
     assert sorted(held_b) == PAIRS
     assert live == 1
     assert {t.previous_holder for t in plan.take} == {None}
+
+
+# SQLite takes one daemon: there is no other daemon's session to outlive.
+@pytest.mark.parametrize("backend", ["postgres"], indirect=True)
+async def test_a_daemon_whose_session_died_is_taken_over_before_its_lease_ends(
+    repository: Repository, backend: Backend
+) -> None:
+    async with alive(backend, repository, "A"):
+        await repository.claim_leases("A", PAIRS, PERIOD)
+        held_b, _, _ = await repository.claim_leases("B", PAIRS, PERIOD)
+        assert held_b == {}  # A is alive and holds every pair for 30 s
+    # A's process died: its life lock went with its session, its leases have not ended.
+    held_b, plan, live = await repository.claim_leases("B", PAIRS, PERIOD)
+    assert sorted(held_b) == PAIRS
+    assert live == 1
+    assert {t.previous_holder for t in plan.take} == {"A"}
