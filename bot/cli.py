@@ -424,6 +424,7 @@ def _status_json(row: PairStatus) -> dict[str, Any]:
         "mode": row.mode,
         "foreign_orders": row.foreign_open_orders,
         "health": row.health,
+        "held_by": row.held_by,
     }
 
 

@@ -183,6 +183,7 @@ class PairStatus:
     last_action_at: datetime | None
     foreign_open_orders: int = 0  # open orders on the perp that hedgebot did not place
     health: str = "ok"  # or why the pair sends no order now (stale data, exchange down…)
+    held_by: str | None = None  # the daemon (host:pid:suffix) that made the latest decision
 
 
 def _order_from_row(row: OrderRow) -> StoredOrder:
@@ -938,6 +939,7 @@ class Repository:
                         last_action_at=last_order.updated_at if last_order else None,
                         foreign_open_orders=int(decision.inputs.get("foreign_open_orders", 0)),
                         health=health,
+                        held_by=(decision.inputs.get("lease") or {}).get("holder"),
                     )
                 )
             return result

@@ -206,6 +206,16 @@ def test_three_daemons_hold_each_pair_once_and_take_over_a_killed_ones_pairs(
                 assert daemon.stop() == 0
 
         check_lease_history(sql, emulator, [frozen, killed])
+        status = subprocess.run(
+            [*hedgebot_command(), "status", "-c", str(config), "--format", "json"],
+            env=clean_env(),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        held_by = {row["pair"]: row["held_by"] for row in json.loads(status.stdout)}
+        assert set(held_by) == set(BASES)
+        assert killed.holder not in held_by.values()  # its pairs were decided by others since
     finally:
         for daemon in daemons:
             if daemon.process.poll() is None:
