@@ -91,6 +91,18 @@ class FundingRate:
 
 
 @dataclass(frozen=True, slots=True)
+class Candle:
+    """One OHLCV bar; it covers ``[opened_at, opened_at + timeframe)`` and is closed after."""
+
+    opened_at: datetime
+    open: Decimal
+    high: Decimal
+    low: Decimal
+    close: Decimal
+    volume: Decimal = ZERO
+
+
+@dataclass(frozen=True, slots=True)
 class Position:
     """A perp position; ``qty`` is signed base quantity (negative = short)."""
 

@@ -28,6 +28,7 @@ from bot.domain.models import (
     ZERO,
     Balance,
     BookLevel,
+    Candle,
     Fill,
     FundingPayment,
     FundingRate,
@@ -434,6 +435,31 @@ class CcxtGateway:
                 timestamp=_ms(item.get("timestamp")) or now,
             )
         return result
+
+    async def fetch_ohlcv(
+        self, symbol: str, timeframe: str, since: datetime | None = None, limit: int | None = None
+    ) -> list[Candle]:
+        """ccxt ``fetch_ohlcv``: ``[ms, open, high, low, close, volume]`` rows as Candles."""
+        since_ms = None if since is None else int(since.timestamp() * 1000)
+        raw = await self._call(
+            "fetch_ohlcv", self._client.fetch_ohlcv, symbol, timeframe, since_ms, limit
+        )
+        candles: list[Candle] = []
+        for row in raw or []:
+            opened_at = _ms(row[0])
+            if opened_at is None:
+                continue
+            candles.append(
+                Candle(
+                    opened_at=opened_at,
+                    open=dec(row[1]),
+                    high=dec(row[2]),
+                    low=dec(row[3]),
+                    close=dec(row[4]),
+                    volume=dec_or_none(row[5]) or Decimal(0),
+                )
+            )
+        return candles
 
     async def fetch_order_book(self, symbol: str, depth: int = 20) -> OrderBook:
         """The top ``depth`` levels of each side."""

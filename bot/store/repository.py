@@ -48,6 +48,7 @@ from bot.store.tables import (
     FundingPaymentRow,
     ObservationRow,
     OrderRow,
+    PairTargetRow,
     PaperAccountRow,
     PaperOrderRow,
 )
@@ -152,6 +153,16 @@ class StoredFill:
     amount: Decimal  # contracts
     filled_at: datetime
     position_before: Decimal  # reported base position when the order was decided
+
+
+@dataclass(frozen=True, slots=True)
+class PairTarget:
+    """A target set with ``hedgebot set-target``: a ratio (fixed) or an outlook."""
+
+    pair: str
+    ratio: Decimal | None
+    outlook: str | None
+    set_at: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -737,6 +748,51 @@ class Repository:
         if decision.action == "waiting":
             return "waiting: an order's outcome is not known yet"
         return "ok"
+
+    # -- run-time targets (hedgebot set-target) ---------------------------------------------
+
+    async def set_pair_target(
+        self, pair: str, ratio: Decimal | None, outlook: str | None, summary: str
+    ) -> None:
+        """Store the pair's run-time target and audit it (``pair.target_set``), in one commit."""
+        async with self._write() as session:
+            row = await session.get(PairTargetRow, pair)
+            now = self._clock.now()
+            if row is None:
+                session.add(PairTargetRow(pair=pair, ratio=ratio, outlook=outlook, set_at=now))
+            else:
+                row.ratio, row.outlook, row.set_at = ratio, outlook, now
+            session.add(
+                self._audit_row(
+                    "pair.target_set", summary, {"ratio": ratio, "outlook": outlook}, pair
+                )
+            )
+
+    async def pair_targets(self) -> dict[str, PairTarget]:
+        """Every run-time target, by pair (one query: the daemon reads it each cycle)."""
+        async with self._sessions() as session:
+            rows = (await session.execute(select(PairTargetRow))).scalars()
+            return {r.pair: PairTarget(r.pair, r.ratio, r.outlook, r.set_at) for r in rows}
+
+    async def last_strategy_inputs(self) -> dict[str, dict[str, Any]]:
+        """Each pair's latest decision's ``inputs["strategy"]`` (a restart resumes regimes)."""
+        async with self._sessions() as session:
+            latest = (
+                select(DecisionRow.pair, func.max(DecisionRow.id).label("id"))
+                .group_by(DecisionRow.pair)
+                .subquery()
+            )
+            rows = await session.execute(
+                select(DecisionRow.pair, DecisionRow.inputs).join(
+                    latest, DecisionRow.id == latest.c.id
+                )
+            )
+            result: dict[str, dict[str, Any]] = {}
+            for pair, inputs in rows:
+                strategy = (inputs or {}).get("strategy")
+                if isinstance(strategy, dict):
+                    result[pair] = strategy
+            return result
 
     async def load_paper_account(self, name: str) -> PaperAccountState | None:
         """The paper venue's saved account, or None for a new one."""

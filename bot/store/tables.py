@@ -224,3 +224,14 @@ class PaperOrderRow(Base):
     symbol: Mapped[str] = mapped_column(String(64))
     order: Mapped[str] = mapped_column(Text)  # exact JSON, decimals as strings
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class PairTargetRow(Base):
+    """A target set at run time by ``hedgebot set-target``; overrides the config's."""
+
+    __tablename__ = "pair_targets"
+
+    pair: Mapped[str] = mapped_column(String(64), primary_key=True)
+    ratio: Mapped[Decimal | None] = mapped_column(Money, nullable=True)  # strategy fixed
+    outlook: Mapped[str | None] = mapped_column(String(32), nullable=True)  # strategy outlook
+    set_at: Mapped[datetime] = mapped_column(UtcDateTime)
