@@ -156,3 +156,37 @@ def target_inputs(pair: PairConfig, target: Target, overridden: bool) -> dict[st
         **({"timeframe": pair.trend_params.timeframe} if pair.strategy == "trend" else {}),
         **target.inputs,
     }
+
+
+def parse_target_value(pair: PairConfig, value: str) -> tuple[Decimal | None, str | None]:
+    """What ``hedgebot set-target PAIR VALUE`` means for this pair: (ratio, outlook).
+
+    Raises ValueError with a one-line message when the value does not fit the pair.
+    """
+    text = value.strip()
+    try:
+        ratio: Decimal | None = Decimal(text)
+    except ArithmeticError:
+        ratio = None
+    if ratio is not None:
+        if not ratio.is_finite() or not Decimal(0) <= ratio <= 2:
+            raise ValueError(f"ratio {text} is outside 0..2; give a hedge ratio from 0 to 2")
+        if pair.strategy != "fixed":
+            raise ValueError(
+                f"pair {pair.name} uses strategy {pair.strategy!r}, not 'fixed': a ratio "
+                "does not apply"
+                + ("; give an outlook instead" if pair.strategy == "outlook" else "")
+            )
+        return ratio, None
+    outlooks = [o.value for o in Outlook]
+    if text not in outlooks:
+        raise ValueError(
+            f"{text!r} is neither a ratio (0..2) nor an outlook ({', '.join(outlooks)})"
+        )
+    if pair.strategy != "outlook":
+        raise ValueError(
+            f"pair {pair.name} uses strategy {pair.strategy!r}, not 'outlook': an outlook "
+            "does not apply"
+            + ("; give a ratio from 0 to 2 instead" if pair.strategy == "fixed" else "")
+        )
+    return None, text

@@ -181,6 +181,28 @@ class PairStatus:
     last_action_at: datetime | None
     foreign_open_orders: int = 0  # open orders on the perp that hedgebot did not place
     health: str = "ok"  # or why the pair sends no order now (stale data, exchange down…)
+    strategy: str = "fixed"
+    strategy_detail: str = ""  # e.g. "outlook neutral", "regime bear"
+    pending_target: str | None = None  # set with set-target after the last decision
+
+    @property
+    def target_text(self) -> str:
+        """The effective target as status shows it: ratio, strategy, a pending change."""
+        text = f"{self.target_ratio} ({self.strategy_detail or self.strategy})"
+        if self.pending_target is not None:
+            text += f"; set {self.pending_target}, from next cycle"
+        return text
+
+
+def _strategy_detail(inputs: Mapping[str, Any]) -> str:
+    name = str(inputs.get("name", "fixed"))
+    if "outlook" in inputs:
+        return f"{name} {inputs['outlook']}"
+    if inputs.get("regime"):
+        return f"{name} {inputs['regime']}"
+    if inputs.get("set_target"):
+        return f"{name}, set"
+    return name
 
 
 def _order_from_row(row: OrderRow) -> StoredOrder:
@@ -704,6 +726,11 @@ class Repository:
                     )
                 ).scalar_one_or_none()
                 health = await self._health(session, decision)
+                strategy = (decision.inputs or {}).get("strategy") or {}
+                override = await session.get(PairTargetRow, decision.pair)
+                pending = None
+                if override is not None and override.set_at > decision.created_at:
+                    pending = override.outlook or str(override.ratio)
                 result.append(
                     PairStatus(
                         pair=decision.pair,
@@ -722,6 +749,9 @@ class Repository:
                         last_action_at=last_order.updated_at if last_order else None,
                         foreign_open_orders=int(decision.inputs.get("foreign_open_orders", 0)),
                         health=health,
+                        strategy=str(strategy.get("name", "fixed")),
+                        strategy_detail=_strategy_detail(strategy),
+                        pending_target=pending,
                     )
                 )
             return result
