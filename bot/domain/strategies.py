@@ -214,11 +214,12 @@ def funding_carry(
     apr = annualized_funding(rate, interval_hours)
     was = prior if prior in (Regime.CARRY, Regime.FLAT) else Regime.FLAT
     if apr >= entry_apr:
-        regime, why = Regime.CARRY, f">= entry {_pct(entry_apr)}"
+        regime, why = Regime.CARRY, f">= entry {_pct(entry_apr)}: carry"
     elif apr < exit_apr:
-        regime, why = Regime.FLAT, f"< exit {_pct(exit_apr)}"
+        regime, why = Regime.FLAT, f"< exit {_pct(exit_apr)}: flat"
     else:
-        regime, why = was, f"between exit {_pct(exit_apr)} and entry {_pct(entry_apr)}: keep"
+        regime = was
+        why = f"between exit {_pct(exit_apr)} and entry {_pct(entry_apr)}: keep {was.value}"
     ratio = carry_ratio if regime is Regime.CARRY else flat_ratio
     inputs: dict[str, Any] = {
         "funding_rate": rate,
@@ -232,7 +233,7 @@ def funding_carry(
     return Target(
         "funding_carry",
         ratio,
-        f"funding carry: annualized funding {_pct(apr)} {why} {regime.value}, target {ratio}",
+        f"funding carry: annualized funding {_pct(apr)} {why}, target {ratio}",
         regime,
         inputs,
     )
