@@ -580,7 +580,7 @@ class HedgeDaemon:
         if target is not None and self._targets.needs_skip_audit(pair.name, target):
             await self._repo.append_audit(
                 "strategy.sell_down_skipped",
-                f"{target.reason}: hedging the whole spot holding instead",
+                target.reason,
                 {"outlook": target.inputs.get("outlook")},
                 pair=pair.name,
             )

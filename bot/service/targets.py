@@ -45,7 +45,6 @@ class TargetSource:
         self._regimes: dict[str, Regime] = {}
         self._candles: dict[str, _CandleCache] = {}
         self._announced_skip: set[str] = set()
-        self.candle_fetches = 0  # how many times candles were fetched (for tests and metrics)
 
     async def restore(self, pairs: Sequence[PairConfig]) -> None:
         """Resume each pair's regime from its last decision, if it ran the same strategy."""
@@ -130,7 +129,6 @@ class TargetSource:
             limit = min(wanted, MAX_FETCH) + 1  # +1: the forming candle comes too
             since = forming - (limit - 1) * frame
             candles = await gateway.fetch_ohlcv(pair.perp_symbol, params.timeframe, since, limit)
-            self.candle_fetches += 1
             cache = _CandleCache(candles, forming)
             self._candles[pair.name] = cache
         closed = strategies.closed_candles(cache.candles, frame, now)

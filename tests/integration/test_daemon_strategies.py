@@ -11,6 +11,7 @@ from sqlalchemy import select
 
 from bot.clock import FakeClock
 from bot.config import Settings
+from bot.domain.models import Candle
 from bot.exchange.candles import bar_start
 from bot.exchange.feeds import ManualFeed, PriceFeed, ReplayFeed
 from bot.exchange.paper import PaperVenue
@@ -42,10 +43,23 @@ def settings(**pair: Any) -> Settings:
     )
 
 
+class CountingVenue(PaperVenue):
+    """The paper venue, counting how often candles are asked for."""
+
+    candle_requests = 0
+
+    async def fetch_ohlcv(
+        self, symbol: str, timeframe: str, since: datetime | None = None, limit: int | None = None
+    ) -> list[Candle]:
+        self.candle_requests += 1
+        return await super().fetch_ohlcv(symbol, timeframe, since, limit)
+
+
 async def open_daemon(
     config: Settings, repository: Repository, clock: FakeClock, feed: PriceFeed
-) -> tuple[HedgeDaemon, PaperVenue]:
-    venue = await PaperVenue.open(config.paper, feed, clock, repository, leverage={PERP: D(2)})
+) -> tuple[HedgeDaemon, CountingVenue]:
+    venue = await CountingVenue.open(config.paper, feed, clock, repository, leverage={PERP: D(2)})
+    assert isinstance(venue, CountingVenue)
     daemon = HedgeDaemon(config, repository, venue, clock)
     await daemon.start()
     return daemon, venue
@@ -125,8 +139,7 @@ async def test_bearish_cross_on_a_falling_path_raises_the_hedge_before_the_fall_
     assert "trend sma 10" in inputs["reason"]
     # candles are fetched once per 4h bar, not once per hourly cycle
     cycles = hedged_at - 140 + 1
-    fetches = daemon._targets.candle_fetches
-    assert fetches <= cycles // 4 + 2
+    assert venue.candle_requests <= cycles // 4 + 2
 
 
 async def test_a_forming_candle_that_would_flip_the_cross_changes_nothing(
