@@ -103,7 +103,7 @@ class FundingCarryConfig(_Frozen):
 
     entry_apr: Apr = Decimal("0.1")
     exit_apr: Apr = Decimal(0)
-    # Hours between funding payments; default: the paper venue's interval, else 8.
+    # Hours between funding payments; default: the venue's (ccxt "interval"), else 8.
     funding_interval_hours: Annotated[Decimal, Field(gt=0, le=24)] | None = None
 
     @model_validator(mode="after")

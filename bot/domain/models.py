@@ -88,6 +88,7 @@ class FundingRate:
     rate: Decimal  # per funding interval, e.g. 0.0001 = 0.01 %
     next_funding_at: datetime | None
     timestamp: datetime
+    interval_hours: Decimal | None = None  # hours between payments, where the venue says
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +135,7 @@ class Observation:
     position: Position | None = None
     # Our recent fills the venue's position view does not show yet, already in perp_qty.
     unreflected_qty: Decimal = ZERO
+    funding_interval_hours: Decimal | None = None  # None: the venue does not say
 
 
 @dataclass(frozen=True, slots=True)

@@ -71,6 +71,16 @@ def dec_or_none(value: Any) -> Decimal | None:
     return None if value is None or value == "" else Decimal(str(value))
 
 
+def _interval_hours(value: Any) -> Decimal | None:
+    """ccxt's funding ``interval`` ("8h", "4h", "60m") in hours; None when absent or odd."""
+    match = re.fullmatch(r"(\d+)([hm])", str(value or ""))
+    if match is None:
+        return None
+    amount = Decimal(match.group(1))
+    hours = amount if match.group(2) == "h" else amount / 60
+    return hours if hours > 0 else None
+
+
 def _ms(value: Any) -> datetime | None:
     return None if value is None else datetime.fromtimestamp(int(value) / 1000, tz=UTC)
 
@@ -490,6 +500,7 @@ class CcxtGateway:
                     item.get("fundingTimestamp") or item.get("nextFundingTimestamp")
                 ),
                 timestamp=_ms(item.get("timestamp")) or now,
+                interval_hours=_interval_hours(item.get("interval")),
             )
             for symbol, item in raw.items()
             if symbol in wanted

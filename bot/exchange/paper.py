@@ -335,6 +335,7 @@ class PaperVenue:
                 rate=quote.funding_rate,
                 next_funding_at=next_funding_time(now, self._config.funding_interval_hours),
                 timestamp=quote.timestamp,
+                interval_hours=Decimal(self._config.funding_interval_hours),
             )
         return rates
 

@@ -415,6 +415,7 @@ class HedgeDaemon:
             funding_rate=funding.rate if funding else ZERO,
             observed_at=ticker.timestamp,
             position=position,
+            funding_interval_hours=funding.interval_hours if funding else None,
         )
 
     async def _with_unreflected_fills(

@@ -84,7 +84,7 @@ class TargetSource:
             params = pair.funding_carry_params
             target = strategies.funding_carry(
                 observation.funding_rate,
-                interval_hours=self._funding_interval(pair),
+                interval_hours=self._funding_interval(pair, observation),
                 entry_apr=params.entry_apr,
                 exit_apr=params.exit_apr,
                 carry_ratio=Decimal(1),
@@ -110,12 +110,13 @@ class TargetSource:
         self._announced_skip.add(pair)
         return True
 
-    def _funding_interval(self, pair: PairConfig) -> Decimal:
+    def _funding_interval(self, pair: PairConfig, observation: Observation) -> Decimal:
+        """The configured interval, else the venue's, else 8 hours."""
         configured = pair.funding_carry_params.funding_interval_hours
         if configured is not None:
             return configured
-        if self._settings.mode == "paper":
-            return Decimal(self._settings.paper.funding_interval_hours)
+        if observation.funding_interval_hours is not None:
+            return observation.funding_interval_hours
         return DEFAULT_FUNDING_INTERVAL_HOURS
 
     async def _trend(self, pair: PairConfig, gateway: ExchangeGateway, now: datetime) -> Target:

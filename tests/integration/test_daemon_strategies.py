@@ -24,7 +24,7 @@ T0 = datetime(2026, 1, 1, tzinfo=UTC)
 PERP = "BTC/USDT:USDT"
 
 
-def settings(**pair: Any) -> Settings:
+def settings(paper: dict[str, Any] | None = None, **pair: Any) -> Settings:
     return Settings(
         pairs=[
             {
@@ -38,7 +38,7 @@ def settings(**pair: Any) -> Settings:
                 **pair,
             }
         ],
-        paper={"balances": {"BTC": "10", "USDT": "100000"}, "spread_bps": "0"},
+        paper={"balances": {"BTC": "10", "USDT": "100000"}, "spread_bps": "0", **(paper or {})},
         poll_interval_s=10,
     )
 
@@ -195,6 +195,22 @@ async def test_funding_carry_hedges_holds_between_thresholds_and_drops_below_exi
     inputs = await last_inputs(repository)
     assert inputs["strategy"]["regime"] == "flat"
     assert "annualized funding -3.28% < exit -2.00%: flat" in inputs["reason"]
+
+
+async def test_funding_carry_annualizes_with_the_venues_funding_interval(
+    repository: Repository, clock: FakeClock
+) -> None:
+    # 0.005 % a payment: 5.475 % a year every 8 h, 10.95 % every 4 h (entry 10 %)
+    feed = ManualFeed({"BTC": D(6000)}, {"BTC": D("0.00005")})
+    config = settings(paper={"funding_interval_hours": 4}, strategy="funding_carry")
+    daemon, venue = await open_daemon(config, repository, clock, feed)
+    await cycle(daemon, 1)
+    assert await hedge(venue) == 1
+    strategy = (await last_inputs(repository))["strategy"]
+    assert (D(strategy["interval_hours"]), D(strategy["annualized_funding"])) == (
+        D(4),
+        D("0.1095"),
+    )
 
 
 async def test_funding_carry_regime_survives_a_restart(
