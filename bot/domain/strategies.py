@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from decimal import Decimal
+from decimal import ROUND_HALF_EVEN, Decimal
 from enum import StrEnum
 from typing import Any
 
@@ -69,8 +69,13 @@ class Target:
     sell_down_skipped: bool = False
 
 
+def _fixed(value: Decimal, places: int = 2) -> str:
+    # Explicit rounding: a reason must not depend on the caller's decimal context.
+    return f"{value.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_EVEN):f}"
+
+
 def _pct(value: Decimal) -> str:
-    return f"{value * 100:.2f}%"
+    return f"{_fixed(value * 100)}%"
 
 
 def fixed(ratio: Decimal) -> Target:
@@ -176,7 +181,7 @@ def trend(
         relation = ">" if fast_ma > slow_ma else "<" if fast_ma < slow_ma else "="
         crossed = " (cross)" if prior is not None and regime is not prior else ""
         why = (
-            f"{kind} {fast} {fast_ma:.2f} {relation} {kind} {slow} {slow_ma:.2f}: "
+            f"{kind} {fast} {_fixed(fast_ma)} {relation} {kind} {slow} {_fixed(slow_ma)}: "
             f"{regime.value}{crossed}"
         )
     ratio = bull_ratio if regime is Regime.BULL else bear_ratio
