@@ -562,7 +562,10 @@ def audit(
 def set_target(
     pair: Annotated[str, typer.Argument(help="The pair's name.")],
     value: Annotated[
-        str, typer.Argument(help="A ratio 0..2 (strategy fixed) or an outlook (strategy outlook).")
+        str,
+        typer.Argument(
+            help="A ratio 0..2 (strategy fixed), an outlook (strategy outlook), or 'config'."
+        ),
     ],
     config: ConfigOption = None,
     database_url: DatabaseOption = None,
@@ -575,7 +578,12 @@ def set_target(
     except (ConfigError, ValueError) as exc:
         raise _fail(f"set-target: {exc}") from None
     url = database_url or settings.database_url
-    what = f"ratio {ratio}" if ratio is not None else f"outlook {outlook}"
+    if ratio is not None:
+        what = f"ratio {ratio}"
+    elif outlook is not None:
+        what = f"outlook {outlook}"
+    else:
+        what = "the config's target"
 
     async def _store() -> None:
         engine = await _open_existing(url)

@@ -27,6 +27,8 @@ DEFAULT_FUNDING_INTERVAL_HOURS = Decimal(8)
 # An EMA is seeded from an SMA; this many periods of history make the seed's weight negligible.
 EMA_HISTORY_FACTOR = 3
 MAX_FETCH = 1000
+# `hedgebot set-target PAIR config` drops the run-time target.
+CONFIG_TARGET = "config"
 
 
 @dataclass(slots=True)
@@ -160,9 +162,12 @@ def target_inputs(pair: PairConfig, target: Target, overridden: bool) -> dict[st
 def parse_target_value(pair: PairConfig, value: str) -> tuple[Decimal | None, str | None]:
     """What ``hedgebot set-target PAIR VALUE`` means for this pair: (ratio, outlook).
 
+    ``config`` gives (None, None): forget the run-time target, use the config's again.
     Raises ValueError with a one-line message when the value does not fit the pair.
     """
     text = value.strip()
+    if text == CONFIG_TARGET:
+        return None, None
     try:
         ratio: Decimal | None = Decimal(text)
     except ArithmeticError:
@@ -180,7 +185,8 @@ def parse_target_value(pair: PairConfig, value: str) -> tuple[Decimal | None, st
     outlooks = [o.value for o in Outlook]
     if text not in outlooks:
         raise ValueError(
-            f"{text!r} is neither a ratio (0..2) nor an outlook ({', '.join(outlooks)})"
+            f"{text!r} is neither a ratio (0..2), an outlook ({', '.join(outlooks)}) "
+            f"nor {CONFIG_TARGET!r} (back to the config's target)"
         )
     if pair.strategy != "outlook":
         raise ValueError(

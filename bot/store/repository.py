@@ -784,11 +784,17 @@ class Repository:
     async def set_pair_target(
         self, pair: str, ratio: Decimal | None, outlook: str | None, summary: str
     ) -> None:
-        """Store the pair's run-time target and audit it (``pair.target_set``), in one commit."""
+        """Store the pair's run-time target and audit it (``pair.target_set``), in one commit.
+
+        Both None drops it: the pair goes back to its configured target.
+        """
         async with self._write() as session:
             row = await session.get(PairTargetRow, pair)
             now = self._clock.now()
-            if row is None:
+            if ratio is None and outlook is None:
+                if row is not None:
+                    await session.delete(row)
+            elif row is None:
                 session.add(PairTargetRow(pair=pair, ratio=ratio, outlook=outlook, set_at=now))
             else:
                 row.ratio, row.outlook, row.set_at = ratio, outlook, now

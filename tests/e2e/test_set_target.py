@@ -66,7 +66,7 @@ def test_set_target_changes_the_running_daemons_target_on_its_next_cycle(tmp_pat
         (("BTC", "2.5"), "ratio 2.5 is outside 0..2"),
         (("BTC", "-1"), "ratio -1 is outside 0..2"),
         (("BTC", "bearish"), "uses strategy 'fixed', not 'outlook'"),
-        (("BTC", "moon"), "is neither a ratio (0..2) nor an outlook"),
+        (("BTC", "moon"), "is neither a ratio (0..2), an outlook"),
     ],
 )
 def test_bad_set_target_exits_2_with_one_line_and_stores_nothing(

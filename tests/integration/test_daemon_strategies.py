@@ -257,6 +257,12 @@ async def test_set_target_takes_effect_on_the_next_cycle_without_a_restart(
     assert status.target_ratio == D("0.4")
     assert status.target_text == "0.4 (fixed, set)"
 
+    await repository.set_pair_target("BTC", None, None, "target set to the config's target")
+    clock.advance(10)
+    await cycle(daemon, 3)
+    assert await hedge(venue) == 1
+    assert (await last_inputs(repository))["strategy"]["set_target"] is False
+
 
 async def test_bearish_outlook_without_spot_trades_hedges_all_and_audits_the_skip_once(
     repository: Repository, clock: FakeClock
