@@ -26,6 +26,7 @@ from bot.clock import SystemClock
 from bot.config import PAPER_ACCOUNT, ConfigError, Settings, load_settings, masked_dump
 from bot.exchange.gateway import ExchangeGateway, FatalError, GatewayError
 from bot.logging import configure_logging
+from bot.service.targets import parse_target_value
 from bot.store.instance import InstanceLockedError, runs_alone, single_instance
 from bot.store.migrate import SchemaState, head_revision, schema_state, upgrade
 from bot.store.repository import AuditEvent, PairStatus, Repository, create_engine, jsonable
@@ -417,6 +418,8 @@ def _status_json(row: PairStatus) -> dict[str, Any]:
         "hedge_qty": _num(row.hedge_qty),
         "ratio": _num(None if row.ratio is None else round(row.ratio, 6)),
         "target_ratio": _num(row.target_ratio),
+        "strategy": row.strategy,
+        "target": row.target_text,
         "band": _num(row.band),
         "drift_qty": _num(row.drift_qty),
         "last_action": row.last_action,
@@ -475,7 +478,7 @@ def status(
             str(r.spot_qty),
             str(r.hedge_qty),
             "-" if r.ratio is None else f"{r.ratio:.4f}",
-            str(r.target_ratio),
+            r.target_text,
             str(r.band),
             str(r.drift_qty),
             r.last_action,
@@ -566,6 +569,50 @@ def audit(
                 event.summary,
             )
         Console(width=200).print(table)
+
+
+@app.command("set-target")
+def set_target(
+    pair: Annotated[str, typer.Argument(help="The pair's name.")],
+    value: Annotated[
+        str,
+        typer.Argument(
+            help="A ratio 0..2 (strategy fixed), an outlook (strategy outlook), or 'config'."
+        ),
+    ],
+    config: ConfigOption = None,
+    database_url: DatabaseOption = None,
+) -> None:
+    """Change a pair's target while the daemon runs; it takes effect on the next cycle."""
+    settings = _settings(config)
+    try:
+        pair_config = settings.pair(pair)
+        ratio, outlook = parse_target_value(pair_config, value)
+    except (ConfigError, ValueError) as exc:
+        raise _fail(f"set-target: {exc}") from None
+    url = database_url or settings.database_url
+    if ratio is not None:
+        what = f"ratio {ratio}"
+    elif outlook is not None:
+        what = f"outlook {outlook}"
+    else:
+        what = "the config's target"
+
+    async def _store() -> None:
+        engine = await _open_existing(url)
+        try:
+            if await schema_state(engine) is not SchemaState.CURRENT:
+                raise UsageError(
+                    "the database schema is out of date; run `hedgebot db upgrade` first"
+                )
+            await Repository(engine, SystemClock()).set_pair_target(
+                pair, ratio, outlook, f"target set to {what} (from the next cycle)"
+            )
+        finally:
+            await engine.dispose()
+
+    _run_async(_store)
+    typer.echo(f"{pair}: target set to {what}; the daemon applies it on its next cycle")
 
 
 @db_app.command("upgrade")

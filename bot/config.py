@@ -41,6 +41,88 @@ class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+Strategy = Literal["fixed", "outlook", "trend", "funding_carry", "basis"]
+OutlookView = Literal["extremely_bullish", "cautiously_bullish", "neutral", "bearish"]
+# ccxt timeframes the trend strategy accepts, with their length in seconds.
+TIMEFRAMES: dict[str, int] = {
+    "1m": 60,
+    "3m": 180,
+    "5m": 300,
+    "15m": 900,
+    "30m": 1800,
+    "1h": 3600,
+    "2h": 7200,
+    "4h": 14400,
+    "6h": 21600,
+    "8h": 28800,
+    "12h": 43200,
+    "1d": 86400,
+}
+# A yearly rate as a fraction: 0.1 = 10 % a year.
+Apr = Annotated[Decimal, Field(ge=-10, le=10)]
+
+
+class OutlookConfig(_Frozen):
+    """``strategy = "outlook"``: the allocation matrix row to hedge by."""
+
+    view: OutlookView = "neutral"
+
+
+class TrendConfig(_Frozen):
+    """``strategy = "trend"``: a moving-average crossover on the perp's closed candles."""
+
+    timeframe: str = "4h"
+    fast: Annotated[int, Field(ge=1, le=500)] = 10
+    slow: Annotated[int, Field(ge=2, le=1000)] = 30
+    ma: Literal["sma", "ema"] = "sma"
+    bull_ratio: Annotated[Decimal, Field(ge=-1, le=2)] = Decimal(0)
+    bear_ratio: Ratio = Decimal(1)
+    # How far below 0 a ratio may go: a net long of this share of the spot, via a long perp.
+    max_net_long: Annotated[Decimal, Field(ge=0, le=1)] = Decimal(0)
+
+    @model_validator(mode="after")
+    def _check(self) -> TrendConfig:
+        if self.timeframe not in TIMEFRAMES:
+            raise ValueError(f"timeframe {self.timeframe!r} is not one of {', '.join(TIMEFRAMES)}")
+        if self.fast >= self.slow:
+            raise ValueError(f"fast {self.fast} must be below slow {self.slow}")
+        if self.bull_ratio < -self.max_net_long:
+            raise ValueError(
+                f"bull_ratio {self.bull_ratio} is a net long beyond max_net_long "
+                f"{self.max_net_long}; raise max_net_long or the ratio"
+            )
+        return self
+
+    @property
+    def timeframe_s(self) -> int:
+        return TIMEFRAMES[self.timeframe]
+
+
+class FundingCarryConfig(_Frozen):
+    """``strategy = "funding_carry"``: full hedge while funding pays, none when it does not."""
+
+    entry_apr: Apr = Decimal("0.1")
+    exit_apr: Apr = Decimal(0)
+    # Hours between funding payments; default: the venue's (ccxt "interval"), else 8.
+    funding_interval_hours: Annotated[Decimal, Field(gt=0, le=24)] | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> FundingCarryConfig:
+        if self.exit_apr > self.entry_apr:
+            raise ValueError(
+                f"exit_apr {self.exit_apr} is above entry_apr {self.entry_apr}; "
+                "exit must be at or below entry"
+            )
+        return self
+
+
+class BasisConfig(_Frozen):
+    """``strategy = "basis"``: cash-and-carry on a dated future (pure strategy only so far)."""
+
+    entry_apr: Apr = Decimal("0.05")
+    at_expiry: Literal["roll", "close"] = "close"
+
+
 class PairConfig(_Frozen):
     """One hedge pair: a spot holding and the perp that hedges it."""
 
@@ -58,6 +140,46 @@ class PairConfig(_Frozen):
     max_slippage_bps: Annotated[Decimal, Field(gt=0, le=1000)] = Decimal(20)
     spot_account: str | None = None
     perp_account: str | None = None
+    # The target ratio's source; "fixed" uses target_ratio. Each has its own table.
+    strategy: Strategy = "fixed"
+    outlook: OutlookConfig | None = None
+    trend: TrendConfig | None = None
+    funding_carry: FundingCarryConfig | None = None
+    basis: BasisConfig | None = None
+    # May the bot sell spot (the bearish outlook's sell-down)? Not yet supported.
+    allow_spot_trades: bool = False
+
+    @model_validator(mode="after")
+    def _check_strategy(self) -> PairConfig:
+        for table in ("outlook", "trend", "funding_carry", "basis"):
+            if getattr(self, table) is not None and self.strategy != table:
+                raise ValueError(
+                    f"pair {self.name}: [{table}] parameters given but strategy is "
+                    f"{self.strategy!r}; set strategy = {table!r} or remove the table"
+                )
+        if self.strategy == "basis":
+            raise ValueError(
+                f"pair {self.name}: strategy 'basis' needs dated futures, which the gateways "
+                "do not trade yet; use another strategy"
+            )
+        if self.allow_spot_trades:
+            raise ValueError(
+                f"pair {self.name}: allow_spot_trades = true is not supported yet (hedgebot "
+                "does not send spot orders); remove it"
+            )
+        return self
+
+    @property
+    def outlook_params(self) -> OutlookConfig:
+        return self.outlook or OutlookConfig()
+
+    @property
+    def trend_params(self) -> TrendConfig:
+        return self.trend or TrendConfig()
+
+    @property
+    def funding_carry_params(self) -> FundingCarryConfig:
+        return self.funding_carry or FundingCarryConfig()
 
     @model_validator(mode="after")
     def _check_symbols(self) -> PairConfig:

@@ -88,6 +88,19 @@ class FundingRate:
     rate: Decimal  # per funding interval, e.g. 0.0001 = 0.01 %
     next_funding_at: datetime | None
     timestamp: datetime
+    interval_hours: Decimal | None = None  # hours between payments, where the venue says
+
+
+@dataclass(frozen=True, slots=True)
+class Candle:
+    """One OHLCV bar; it covers ``[opened_at, opened_at + timeframe)`` and is closed after."""
+
+    opened_at: datetime
+    open: Decimal
+    high: Decimal
+    low: Decimal
+    close: Decimal
+    volume: Decimal = ZERO
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +135,7 @@ class Observation:
     position: Position | None = None
     # Our recent fills the venue's position view does not show yet, already in perp_qty.
     unreflected_qty: Decimal = ZERO
+    funding_interval_hours: Decimal | None = None  # None: the venue does not say
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,6 +28,7 @@ from bot.domain.models import (
     ZERO,
     Balance,
     BookLevel,
+    Candle,
     Fill,
     FundingPayment,
     FundingRate,
@@ -68,6 +69,16 @@ def dec(value: Any) -> Decimal:
 
 def dec_or_none(value: Any) -> Decimal | None:
     return None if value is None or value == "" else Decimal(str(value))
+
+
+def _interval_hours(value: Any) -> Decimal | None:
+    """ccxt's funding ``interval`` ("8h", "4h", "60m") in hours; None when absent or odd."""
+    match = re.fullmatch(r"(\d+)([hm])", str(value or ""))
+    if match is None:
+        return None
+    amount = Decimal(match.group(1))
+    hours = amount if match.group(2) == "h" else amount / 60
+    return hours if hours > 0 else None
 
 
 def _ms(value: Any) -> datetime | None:
@@ -435,6 +446,31 @@ class CcxtGateway:
             )
         return result
 
+    async def fetch_ohlcv(
+        self, symbol: str, timeframe: str, since: datetime | None = None, limit: int | None = None
+    ) -> list[Candle]:
+        """ccxt ``fetch_ohlcv``: ``[ms, open, high, low, close, volume]`` rows as Candles."""
+        since_ms = None if since is None else int(since.timestamp() * 1000)
+        raw = await self._call(
+            "fetch_ohlcv", self._client.fetch_ohlcv, symbol, timeframe, since_ms, limit
+        )
+        candles: list[Candle] = []
+        for row in raw or []:
+            opened_at = _ms(row[0])
+            if opened_at is None:
+                continue
+            candles.append(
+                Candle(
+                    opened_at=opened_at,
+                    open=dec(row[1]),
+                    high=dec(row[2]),
+                    low=dec(row[3]),
+                    close=dec(row[4]),
+                    volume=dec_or_none(row[5]) or Decimal(0),
+                )
+            )
+        return candles
+
     async def fetch_order_book(self, symbol: str, depth: int = 20) -> OrderBook:
         """The top ``depth`` levels of each side."""
         raw = await self._call("fetch_order_book", self._client.fetch_order_book, symbol, depth)
@@ -464,6 +500,7 @@ class CcxtGateway:
                     item.get("fundingTimestamp") or item.get("nextFundingTimestamp")
                 ),
                 timestamp=_ms(item.get("timestamp")) or now,
+                interval_hours=_interval_hours(item.get("interval")),
             )
             for symbol, item in raw.items()
             if symbol in wanted

@@ -12,7 +12,7 @@ import bisect
 import csv
 import random
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import (
     ROUND_HALF_EVEN,
@@ -102,6 +102,39 @@ def _seconds(value: Decimal) -> timedelta:
     return timedelta(microseconds=int(value * 1_000_000))
 
 
+# A remembered price path keeps one point per this long, and this many points (10 days).
+PATH_RESOLUTION = timedelta(minutes=1)
+MAX_PATH_POINTS = 14_400
+
+
+@dataclass(slots=True)
+class _Path:
+    """Recent (time, price) points, one per PATH_RESOLUTION bucket: the bucket's last price."""
+
+    points: list[tuple[datetime, Decimal]] = field(default_factory=list)
+
+    def add(self, at: datetime, price: Decimal) -> None:
+        bucket = _bucket(at)
+        if self.points and _bucket(self.points[-1][0]) == bucket:
+            self.points[-1] = (at, price)
+        elif self.points and at < self.points[-1][0]:
+            return
+        else:
+            self.points.append((at, price))
+            if len(self.points) > MAX_PATH_POINTS * 2:
+                del self.points[:MAX_PATH_POINTS]
+
+    def between(self, start: datetime, end: datetime) -> list[tuple[datetime, Decimal]]:
+        times = [at for at, _ in self.points]
+        first = max(0, bisect.bisect_left(times, start) - 1)
+        last = bisect.bisect_right(times, end)
+        return self.points[first:last]
+
+
+def _bucket(at: datetime) -> int:
+    return (at - _EPOCH) // PATH_RESOLUTION
+
+
 @dataclass(slots=True)
 class _Walk:
     step: int
@@ -132,6 +165,9 @@ class SimFeed:
         self._seed = seed
         self._max_steps = max_steps_per_call
         self._walks: dict[str, _Walk] = {}
+        # Price path for candles: one point per PATH_RESOLUTION (the last price in it), kept
+        # in memory only, so after a restart the candles start again from the restart.
+        self._paths: dict[str, _Path] = {}
         # A configured mean outside the usual range widens the clamp rather than fighting it.
         self._rate_limit = max(FUNDING_RATE_LIMIT, abs(config.initial_funding_rate))
 
@@ -164,9 +200,20 @@ class SimFeed:
             return
         # After a long outage the walk takes at most max_steps and then resumes from now,
         # rather than spending minutes catching up on every missed step.
-        for _ in range(min(due, self._max_steps)):
+        path = self._paths.setdefault(coin, _Path())
+        if not path.points:
+            path.add(walk.at, walk.price)
+        for taken in range(1, min(due, self._max_steps) + 1):
             self._step(coin, walk)
+            path.add(walk.at + _seconds(taken * step_seconds), walk.price)
         walk.at += _seconds(due * step_seconds)
+
+    def price_path(
+        self, symbol: str, start: datetime, end: datetime
+    ) -> list[tuple[datetime, Decimal]]:
+        """The walk's prices since this process started it (one per minute at most)."""
+        path = self._paths.get(base_coin(symbol))
+        return path.between(start, end) if path else []
 
     def _step(self, coin: str, walk: _Walk) -> None:
         config = self._config
@@ -281,6 +328,17 @@ class ReplayFeed:
             timestamp=series.times[index],
         )
 
+    def price_path(
+        self, symbol: str, start: datetime, end: datetime
+    ) -> list[tuple[datetime, Decimal]]:
+        """The file's rows in ``[start, end]``, led by the last row before ``start``."""
+        series = self._by_key.get(symbol) or self._by_coin.get(base_coin(symbol))
+        if series is None:
+            return []
+        first = max(0, bisect.bisect_left(series.times, start) - 1)
+        last = bisect.bisect_right(series.times, end)
+        return list(zip(series.times[first:last], series.prices[first:last], strict=True))
+
     def state(self) -> dict[str, Any]:
         """Nothing to keep: a replay is a function of time."""
         return {"kind": "replay"}
@@ -376,6 +434,7 @@ class ManualFeed:
         """Start with the given prices and funding rates (by base coin or symbol)."""
         self._prices: dict[str, Decimal] = {}
         self._rates: dict[str, Decimal] = {}
+        self._paths: dict[str, _Path] = {}
         for key, price in (prices or {}).items():
             self.set_price(key, price)
         for key, rate in (funding_rates or {}).items():
@@ -397,7 +456,15 @@ class ManualFeed:
         price = self._prices.get(coin)
         if price is None:
             raise FeedError(f"manual feed has no price for {symbol!r}; call set_price({coin!r}, …)")
+        self._paths.setdefault(coin, _Path()).add(now, price)
         return FeedQuote(price=price, funding_rate=self._rates.get(coin, ZERO), timestamp=now)
+
+    def price_path(
+        self, symbol: str, start: datetime, end: datetime
+    ) -> list[tuple[datetime, Decimal]]:
+        """The prices quoted so far (one per minute at most)."""
+        path = self._paths.get(base_coin(symbol))
+        return path.between(start, end) if path else []
 
     def state(self) -> dict[str, Any]:
         """Nothing to keep: the caller owns the prices."""

@@ -11,11 +11,13 @@ Errors are classified by what the caller does next:
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from datetime import datetime
 from decimal import Decimal
 from typing import Protocol, runtime_checkable
 
 from bot.domain.models import (
     Balance,
+    Candle,
     FundingPayment,
     FundingRate,
     Market,
@@ -115,6 +117,13 @@ class ExchangeGateway(Protocol):
 
     async def fetch_funding_payments(self, symbols: Iterable[str]) -> list[FundingPayment]:
         """Return funding payments not yet handed out by this call."""
+        ...
+
+    async def fetch_ohlcv(
+        self, symbol: str, timeframe: str, since: datetime | None = None, limit: int | None = None
+    ) -> list[Candle]:
+        """OHLCV bars oldest first, from ``since`` (or the latest ``limit``); the last one
+        may still be forming: callers keep only closed candles."""
         ...
 
     async def close(self) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 
 from bot.clock import Clock
 from bot.config import AccountConfig, PaperConfig
-from bot.domain.models import ZERO
+from bot.domain.models import ZERO, Candle
 from bot.exchange.ccxt_gateway import CcxtGateway, build_client
 from bot.exchange.feeds import FeedError, FeedQuote, base_coin
 
@@ -63,6 +63,12 @@ class LiveFeed:
                 f"{self._gateway.name.split(':')[-1]}?"
             )
         return quote
+
+    async def fetch_ohlcv(
+        self, symbol: str, timeframe: str, since: datetime | None = None, limit: int | None = None
+    ) -> list[Candle]:
+        """The exchange's own candles of the symbol."""
+        return await self._gateway.fetch_ohlcv(symbol, timeframe, since, limit)
 
     def state(self) -> dict[str, Any]:
         return {}

@@ -29,17 +29,18 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_CEILING, ROUND_DOWN, ROUND_FLOOR, ROUND_HALF_EVEN, Decimal
 from typing import TYPE_CHECKING
 
 from bot.clock import Clock
-from bot.config import PaperConfig, PaperMarketConfig
+from bot.config import TIMEFRAMES, PaperConfig, PaperMarketConfig
 from bot.domain.margin import initial_margin, isolated_liquidation_price
 from bot.domain.models import (
     Balance,
     BookLevel,
+    Candle,
     Fill,
     FundingPayment,
     FundingRate,
@@ -52,6 +53,7 @@ from bot.domain.models import (
     Side,
     Ticker,
 )
+from bot.exchange.candles import MAX_CANDLES, CandleSource, PricePath, bar_start, candles_from_path
 from bot.exchange.feeds import PriceFeed, RefreshableFeed
 from bot.exchange.gateway import (
     DuplicateOrderError,
@@ -239,6 +241,36 @@ class PaperVenue:
 
         return OrderBook(symbol=symbol, bids=side(bid, -1), asks=side(ask, 1), timestamp=now)
 
+    async def fetch_ohlcv(
+        self, symbol: str, timeframe: str, since: datetime | None = None, limit: int | None = None
+    ) -> list[Candle]:
+        """Bars cut from the feed's price path (the live feed asks its exchange)."""
+        if isinstance(self._feed, CandleSource):
+            return await self._feed.fetch_ohlcv(symbol, timeframe, since, limit)
+        seconds = TIMEFRAMES.get(timeframe)
+        if seconds is None:
+            raise FatalError(f"timeframe {timeframe!r} is not one of {', '.join(TIMEFRAMES)}")
+        if not isinstance(self._feed, PricePath):
+            raise FatalError(f"the paper feed {type(self._feed).__name__} has no price path")
+        await self._refresh([symbol])
+        now = self._clock.now()
+        self._feed.quote(symbol, now)  # walk the path up to now
+        frame = timedelta(seconds=seconds)
+        count = min(limit or MAX_CANDLES, MAX_CANDLES)
+        first = since if since is not None else bar_start(now, frame) - (count - 1) * frame
+        points = self._feed.price_path(symbol, first, now)
+        market = self._market(symbol)
+        return [
+            replace(
+                candle,
+                open=_to_step(candle.open, market.price_step, ROUND_HALF_EVEN),
+                high=_to_step(candle.high, market.price_step, ROUND_HALF_EVEN),
+                low=_to_step(candle.low, market.price_step, ROUND_HALF_EVEN),
+                close=_to_step(candle.close, market.price_step, ROUND_HALF_EVEN),
+            )
+            for candle in candles_from_path(points, frame, first, now, count)
+        ]
+
     async def set_margin_mode(self, symbol: str, margin_mode: str) -> None:
         """Only isolated margin is modelled; asking for cross is a configuration error."""
         if margin_mode != "isolated":
@@ -303,6 +335,7 @@ class PaperVenue:
                 rate=quote.funding_rate,
                 next_funding_at=next_funding_time(now, self._config.funding_interval_hours),
                 timestamp=quote.timestamp,
+                interval_hours=Decimal(self._config.funding_interval_hours),
             )
         return rates
 

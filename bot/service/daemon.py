@@ -35,8 +35,10 @@ from bot.domain.models import (
 from bot.domain.quantize import ioc_limit_price
 from bot.domain.rebalance import decide
 from bot.domain.risk import RiskLimits, Verdict, check
+from bot.domain.strategies import Target
 from bot.exchange.gateway import ExchangeGateway, GatewayError
 from bot.execution.executor import Executor, OrderPlan
+from bot.service.targets import TargetSource, target_inputs
 from bot.store.instance import runs_alone
 from bot.store.leases import Lease, LeaseLostError
 from bot.store.repository import DecisionRecord, Repository, StoredFill, StoredOrder
@@ -69,6 +71,7 @@ class Assessment:
     action: str  # none | order | denied | waiting
     summary: str
     order: OrderPlan | None = None
+    target: Target | None = None
 
 
 @dataclass(slots=True)
@@ -151,6 +154,7 @@ class HedgeDaemon:
         self.foreign_orders_every_s = 60.0
         self._orders_reconciled_at = float("-inf")
         self._fills_lock = asyncio.Lock()
+        self._targets = TargetSource(settings, repository)
 
     def _perp_gateway(self, pair: PairConfig) -> ExchangeGateway:
         return self._gateways[self._legs[pair.name][1]]
@@ -181,6 +185,7 @@ class HedgeDaemon:
         """Load markets, set leverage and margin mode per pair, record the start."""
         await self.load_markets()
         self._last_seen = await self._repo.last_seen()
+        await self._targets.restore(self._pairs)
         for pair in self._pairs:
             gateway = self._perp_gateway(pair)
             await gateway.set_margin_mode(pair.perp_symbol, pair.margin_mode)
@@ -219,6 +224,7 @@ class HedgeDaemon:
                     self._last_seen[name] = seen[name]
                 else:
                     self._last_seen.pop(name, None)
+            await self._targets.restore([p for p in self._pairs if p.name in taken])
             log.info("lease.acquired", pairs=taken, live_daemons=live)
         if plan.give_back:
             log.info("lease.released", pairs=plan.give_back, live_daemons=live)
@@ -289,6 +295,7 @@ class HedgeDaemon:
                 await self._reconcile_orders()
                 self._orders_reconciled_at = time.monotonic()
             await self._collect_funding()
+            await self._targets.load_overrides()
         except GatewayError as exc:
             reason = f"observing the venue failed: {exc}"
             log.warning("cycle.observe_failed", error=str(exc))
@@ -468,6 +475,7 @@ class HedgeDaemon:
             funding_rate=funding.rate if funding else ZERO,
             observed_at=ticker.timestamp,
             position=position,
+            funding_interval_hours=funding.interval_hours if funding else None,
         )
 
     async def _with_unreflected_fills(
@@ -552,13 +560,15 @@ class HedgeDaemon:
         observation = await self._with_unreflected_fills(
             pair, self.observe_pair(pair, snapshots), now
         )
+        target = await self._target_for(pair, observation, now)
         params = HedgeParams(
-            target_ratio=pair.target_ratio,
+            target_ratio=target.ratio,
             band=pair.band,
             min_notional=pair.min_notional,
             max_order_notional=pair.max_order_notional,
         )
         decision = decide(observation, params, self._markets[pair.perp_symbol])
+        decision = replace(decision, reason=f"{target.reason}; {decision.reason}")
         verdict: Verdict | None = None
         plan: OrderPlan | None = None
         action = decision.action
@@ -586,7 +596,13 @@ class HedgeDaemon:
                 summary = f"denied: {verdict.reason}"
         if observation.unreflected_qty != ZERO:
             summary += f" (counting {observation.unreflected_qty} filled, not yet in the position)"
-        return Assessment(pair.name, observation, decision, verdict, action, summary, plan)
+        return Assessment(pair.name, observation, decision, verdict, action, summary, plan, target)
+
+    async def _target_for(
+        self, pair: PairConfig, observation: Observation, now: datetime
+    ) -> Target:
+        """The pair's target ratio from its strategy (and any run-time set-target)."""
+        return await self._targets.target_for(pair, observation, self._perp_gateway(pair), now)
 
     async def _record_of(
         self,
@@ -618,10 +634,24 @@ class HedgeDaemon:
                     "order_type": pair.order_type,
                     "max_slippage_bps": pair.max_slippage_bps,
                 },
+                **self._strategy_inputs(pair, assessment.target),
             },
             summary=assessment.summary,
         )
+        target = assessment.target
+        if target is not None and self._targets.needs_skip_audit(pair.name, target):
+            await self._repo.append_audit(
+                "strategy.sell_down_skipped",
+                target.reason,
+                {"outlook": target.inputs.get("outlook")},
+                pair=pair.name,
+            )
         return record, assessment.order
+
+    def _strategy_inputs(self, pair: PairConfig, target: Target | None) -> dict[str, Any]:
+        if target is None:
+            return {}
+        return {"strategy": target_inputs(pair, target, self._targets.overridden(pair))}
 
     async def _send(self, pair: PairConfig, record: DecisionRecord, plan: OrderPlan) -> str:
         """Record the decision, then the intent, then send and record the answer."""
@@ -680,6 +710,7 @@ class HedgeDaemon:
         now = self._clock.now()
         self._fills_cache = None
         snapshots = await self.observe()
+        await self._targets.load_overrides()
         unresolved: dict[str, list[StoredOrder]] = {}
         for order in await self._repo.unresolved_orders():
             unresolved.setdefault(order.pair, []).append(order)

@@ -61,6 +61,7 @@ from bot.store.tables import (
     ObservationRow,
     OrderRow,
     PairLeaseRow,
+    PairTargetRow,
     PaperAccountRow,
     PaperOrderRow,
 )
@@ -168,6 +169,16 @@ class StoredFill:
 
 
 @dataclass(frozen=True, slots=True)
+class PairTarget:
+    """A target set with ``hedgebot set-target``: a ratio (fixed) or an outlook."""
+
+    pair: str
+    ratio: Decimal | None
+    outlook: str | None
+    set_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class PairStatus:
     pair: str
     mode: str
@@ -184,6 +195,28 @@ class PairStatus:
     foreign_open_orders: int = 0  # open orders on the perp that hedgebot did not place
     health: str = "ok"  # or why the pair sends no order now (stale data, exchange down…)
     held_by: str | None = None  # the daemon (host:pid:suffix) that made the latest decision
+    strategy: str = "fixed"
+    strategy_detail: str = ""  # e.g. "outlook neutral", "regime bear"
+    pending_target: str | None = None  # set with set-target after the last decision
+
+    @property
+    def target_text(self) -> str:
+        """The effective target as status shows it: ratio, strategy, a pending change."""
+        text = f"{self.target_ratio} ({self.strategy_detail or self.strategy})"
+        if self.pending_target is not None:
+            text += f"; set {self.pending_target}, from next cycle"
+        return text
+
+
+def _strategy_detail(inputs: Mapping[str, Any]) -> str:
+    name = str(inputs.get("name", "fixed"))
+    if "outlook" in inputs:
+        return f"{name} {inputs['outlook']}"
+    if inputs.get("regime"):
+        return f"{name} {inputs['regime']}"
+    if inputs.get("set_target"):
+        return f"{name}, set"
+    return name
 
 
 def _order_from_row(row: OrderRow) -> StoredOrder:
@@ -921,6 +954,11 @@ class Repository:
                     )
                 ).scalar_one_or_none()
                 health = await self._health(session, decision)
+                strategy = (decision.inputs or {}).get("strategy") or {}
+                override = await session.get(PairTargetRow, decision.pair)
+                pending = None
+                if override is not None and override.set_at > decision.created_at:
+                    pending = override.outlook or str(override.ratio)
                 result.append(
                     PairStatus(
                         pair=decision.pair,
@@ -940,6 +978,9 @@ class Repository:
                         foreign_open_orders=int(decision.inputs.get("foreign_open_orders", 0)),
                         health=health,
                         held_by=(decision.inputs.get("lease") or {}).get("holder"),
+                        strategy=str(strategy.get("name", "fixed")),
+                        strategy_detail=_strategy_detail(strategy),
+                        pending_target=pending,
                     )
                 )
             return result
@@ -966,6 +1007,57 @@ class Repository:
         if decision.action == "waiting":
             return "waiting: an order's outcome is not known yet"
         return "ok"
+
+    # -- run-time targets (hedgebot set-target) ---------------------------------------------
+
+    async def set_pair_target(
+        self, pair: str, ratio: Decimal | None, outlook: str | None, summary: str
+    ) -> None:
+        """Store the pair's run-time target and audit it (``pair.target_set``), in one commit.
+
+        Both None drops it: the pair goes back to its configured target.
+        """
+        async with self._write() as session:
+            row = await session.get(PairTargetRow, pair)
+            now = self._clock.now()
+            if ratio is None and outlook is None:
+                if row is not None:
+                    await session.delete(row)
+            elif row is None:
+                session.add(PairTargetRow(pair=pair, ratio=ratio, outlook=outlook, set_at=now))
+            else:
+                row.ratio, row.outlook, row.set_at = ratio, outlook, now
+            session.add(
+                self._audit_row(
+                    "pair.target_set", summary, {"ratio": ratio, "outlook": outlook}, pair
+                )
+            )
+
+    async def pair_targets(self) -> dict[str, PairTarget]:
+        """Every run-time target, by pair (one query: the daemon reads it each cycle)."""
+        async with self._sessions() as session:
+            rows = (await session.execute(select(PairTargetRow))).scalars()
+            return {r.pair: PairTarget(r.pair, r.ratio, r.outlook, r.set_at) for r in rows}
+
+    async def last_strategy_inputs(self) -> dict[str, dict[str, Any]]:
+        """Each pair's latest decision's ``inputs["strategy"]`` (a restart resumes regimes)."""
+        async with self._sessions() as session:
+            latest = (
+                select(DecisionRow.pair, func.max(DecisionRow.id).label("id"))
+                .group_by(DecisionRow.pair)
+                .subquery()
+            )
+            rows = await session.execute(
+                select(DecisionRow.pair, DecisionRow.inputs).join(
+                    latest, DecisionRow.id == latest.c.id
+                )
+            )
+            result: dict[str, dict[str, Any]] = {}
+            for pair, inputs in rows:
+                strategy = (inputs or {}).get("strategy")
+                if isinstance(strategy, dict):
+                    result[pair] = strategy
+            return result
 
     async def load_paper_account(self, name: str) -> PaperAccountState | None:
         """The paper venue's saved account, or None for a new one."""

@@ -246,3 +246,14 @@ class DaemonInstanceRow(Base):
     instance_id: Mapped[str] = mapped_column(String(128), primary_key=True)
     started_at: Mapped[datetime] = mapped_column(UtcDateTime)
     heartbeat_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+
+
+class PairTargetRow(Base):
+    """A target set at run time by ``hedgebot set-target``; overrides the config's."""
+
+    __tablename__ = "pair_targets"
+
+    pair: Mapped[str] = mapped_column(String(64), primary_key=True)
+    ratio: Mapped[Decimal | None] = mapped_column(Money, nullable=True)  # strategy fixed
+    outlook: Mapped[str | None] = mapped_column(String(32), nullable=True)  # strategy outlook
+    set_at: Mapped[datetime] = mapped_column(UtcDateTime)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
@@ -183,3 +184,36 @@ async def test_position_is_marked_to_the_new_price(venue: Venue) -> None:
     position = (await gateway.fetch_positions([PERP]))[PERP]
     assert position.mark_price == D(54000)
     assert position.unrealized_pnl > D(2900)  # 0.5 short gains about 3000 on a 6000 fall
+
+
+async def test_ohlcv_candles_are_decimal_aligned_ordered_and_end_at_the_current_price(
+    venue: Venue,
+) -> None:
+    gateway = await prepared(venue)
+    venue.set_price(D(60000))
+    await gateway.fetch_ohlcv(PERP, "1m", limit=5)
+    venue.set_price(D(61000))
+    candles = await gateway.fetch_ohlcv(PERP, "1m", limit=5)
+    assert 1 <= len(candles) <= 5
+    opened = [c.opened_at for c in candles]
+    assert opened == sorted(set(opened))
+    for candle in candles:
+        assert candle.opened_at.tzinfo is not None
+        assert candle.opened_at.second == 0
+        assert candle.opened_at.microsecond == 0
+        assert isinstance(candle.close, Decimal)
+        assert candle.low <= min(candle.open, candle.close)
+        assert candle.high >= max(candle.open, candle.close)
+    assert candles[-1].close == D(61000)  # the forming candle: the last price so far
+    assert candles[-1].high >= D(61000)
+
+
+async def test_ohlcv_since_starts_at_the_bar_holding_since(venue: Venue) -> None:
+    gateway = await prepared(venue)
+    venue.set_price(D(60000))
+    now = (await gateway.fetch_tickers([PERP]))[PERP].timestamp
+    since = now - timedelta(minutes=3)
+    candles = await gateway.fetch_ohlcv(PERP, "1m", since=since, limit=10)
+    assert candles
+    assert all(c.opened_at >= since.replace(second=0, microsecond=0) for c in candles)
+    assert candles[-1].opened_at <= now

@@ -1,0 +1,312 @@
+"""Target strategies: from market inputs to the pair's target hedge ratio (pure, Decimal only).
+
+The ratio is short perp per unit of spot, as in ``rebalance.decide``: 1 is a full hedge,
+0 no hedge, above 1 a net short (the "collateralized short"), below 0 a small net long
+through a long perp. Every function returns a ``Target`` that carries its inputs and a
+sentence saying why, so the decision that uses it can record both. Nothing here reads a
+clock or keeps state: the caller passes ``now`` and the prior regime.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import ROUND_HALF_EVEN, Decimal
+from enum import StrEnum
+from typing import Any
+
+from bot.domain.models import ONE, ZERO, Candle
+
+HALF = Decimal("0.5")
+DAYS_PER_YEAR = Decimal(365)
+HOURS_PER_YEAR = DAYS_PER_YEAR * 24
+SECONDS_PER_YEAR = HOURS_PER_YEAR * 3600
+
+
+class Outlook(StrEnum):
+    """The allocation matrix's market outlooks."""
+
+    EXTREMELY_BULLISH = "extremely_bullish"
+    CAUTIOUSLY_BULLISH = "cautiously_bullish"
+    NEUTRAL = "neutral"
+    BEARISH = "bearish"
+
+
+# Share of the spot notional hedged with a short perp, per outlook (the playbook's matrix).
+OUTLOOK_RATIOS: dict[Outlook, Decimal] = {
+    Outlook.EXTREMELY_BULLISH: ZERO,
+    Outlook.CAUTIOUSLY_BULLISH: Decimal("0.3"),
+    Outlook.NEUTRAL: Decimal("0.7"),
+    Outlook.BEARISH: ONE,
+}
+# Bearish also sells the spot down to this share of the holding (when spot trades are allowed).
+BEARISH_SPOT_KEEP = HALF
+
+
+class Regime(StrEnum):
+    """A stateful strategy's current state; the next decision gets it back as input."""
+
+    BULL = "bull"  # trend: fast MA above slow MA
+    BEAR = "bear"  # trend: fast MA below slow MA
+    CARRY = "carry"  # funding carry / basis: the carry hedge is on
+    FLAT = "flat"  # funding carry / basis: the carry hedge is off
+    EXPIRED = "expired"  # basis: the dated future expired; roll or close
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """A strategy's answer: the target ratio, the regime it is in, why, and on what inputs."""
+
+    strategy: str
+    ratio: Decimal
+    reason: str
+    regime: Regime | None = None
+    inputs: dict[str, Any] = field(default_factory=dict)
+    # Share of the spot holding to sell (bearish outlook with spot trades allowed).
+    spot_sell_fraction: Decimal = ZERO
+    # True when the strategy wanted a spot sell-down that the pair does not allow.
+    sell_down_skipped: bool = False
+
+
+def _fixed(value: Decimal, places: int = 2) -> str:
+    # Explicit rounding: a reason must not depend on the caller's decimal context.
+    return f"{value.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_EVEN):f}"
+
+
+def _pct(value: Decimal) -> str:
+    return f"{_fixed(value * 100)}%"
+
+
+def fixed(ratio: Decimal) -> Target:
+    """The configured (or set-target) ratio, unchanged."""
+    if not ZERO <= ratio <= 2:
+        raise ValueError(f"fixed ratio must be within 0..2, got {ratio}")
+    return Target("fixed", ratio, f"fixed target {ratio}", inputs={"ratio": ratio})
+
+
+def outlook(view: Outlook, spot_trades_allowed: bool) -> Target:
+    """The allocation matrix: hedge 0, 30 % or 70 %; bearish sells spot to 50 %, hedges the rest.
+
+    Without spot trades the bearish outlook hedges 100 % of the spot held and says that the
+    sell-down was skipped.
+    """
+    ratio = OUTLOOK_RATIOS[view]
+    inputs: dict[str, Any] = {"outlook": view.value, "spot_trades_allowed": spot_trades_allowed}
+    if view is not Outlook.BEARISH:
+        return Target("outlook", ratio, f"outlook {view.value}: hedge {_pct(ratio)}", inputs=inputs)
+    if spot_trades_allowed:
+        return Target(
+            "outlook",
+            ratio,
+            f"outlook bearish: sell spot down to {_pct(BEARISH_SPOT_KEEP)}, hedge 100% of the rest",
+            inputs=inputs,
+            spot_sell_fraction=ONE - BEARISH_SPOT_KEEP,
+        )
+    return Target(
+        "outlook",
+        ratio,
+        "outlook bearish: hedge 100% of the spot held; spot sell-down skipped "
+        "(the pair does not allow spot trades)",
+        inputs=inputs,
+        sell_down_skipped=True,
+    )
+
+
+# -- trend ---------------------------------------------------------------------------------
+
+
+def closed_candles(candles: Sequence[Candle], timeframe: timedelta, now: datetime) -> list[Candle]:
+    """The candles that had closed at ``now`` (``opened_at + timeframe <= now``), oldest first."""
+    return sorted((c for c in candles if c.opened_at + timeframe <= now), key=lambda c: c.opened_at)
+
+
+def sma(values: Sequence[Decimal], period: int) -> Decimal:
+    """Simple moving average of the last ``period`` values."""
+    if period < 1 or len(values) < period:
+        raise ValueError(f"sma needs {period} values, got {len(values)}")
+    return sum(values[-period:], ZERO) / period
+
+
+def ema(values: Sequence[Decimal], period: int) -> Decimal:
+    """Exponential moving average (alpha = 2 / (period + 1)), seeded with the first SMA."""
+    if period < 1 or len(values) < period:
+        raise ValueError(f"ema needs {period} values, got {len(values)}")
+    alpha = Decimal(2) / (period + 1)
+    average = sum(values[:period], ZERO) / period
+    for value in values[period:]:
+        average += alpha * (value - average)
+    return average
+
+
+def trend(
+    closed: Sequence[Candle],
+    *,
+    fast: int,
+    slow: int,
+    kind: str,
+    bull_ratio: Decimal,
+    bear_ratio: Decimal,
+    prior: Regime | None,
+) -> Target:
+    """MA crossover on closed candles: fast above slow is bull (bull ratio), below is bear.
+
+    Equal averages, or too few candles, keep the prior regime; with no prior the pair stays
+    hedged at the bear ratio until the averages say otherwise.
+    """
+    if not 1 <= fast < slow:
+        raise ValueError(f"trend needs 1 <= fast < slow, got fast {fast}, slow {slow}")
+    average = sma if kind == "sma" else ema
+    closes = [c.close for c in closed]
+    inputs: dict[str, Any] = {
+        "ma": kind,
+        "fast": fast,
+        "slow": slow,
+        "candles": len(closes),
+        "last_closed_open_time": closed[-1].opened_at if closed else None,
+        "prior_regime": prior.value if prior else None,
+    }
+    if len(closes) < slow:
+        regime = prior or Regime.BEAR
+        why = f"{len(closes)} closed candles, need {slow}: keep {regime.value}"
+    else:
+        fast_ma, slow_ma = average(closes, fast), average(closes, slow)
+        inputs.update(fast_ma=fast_ma, slow_ma=slow_ma)
+        if fast_ma > slow_ma:
+            regime = Regime.BULL
+        elif fast_ma < slow_ma:
+            regime = Regime.BEAR
+        else:
+            regime = prior or Regime.BEAR
+        relation = ">" if fast_ma > slow_ma else "<" if fast_ma < slow_ma else "="
+        crossed = " (cross)" if prior is not None and regime is not prior else ""
+        why = (
+            f"{kind} {fast} {_fixed(fast_ma)} {relation} {kind} {slow} {_fixed(slow_ma)}: "
+            f"{regime.value}{crossed}"
+        )
+    ratio = bull_ratio if regime is Regime.BULL else bear_ratio
+    inputs["regime"] = regime.value
+    return Target("trend", ratio, f"trend {why}, target {ratio}", regime, inputs)
+
+
+# -- funding carry ---------------------------------------------------------------------------
+
+
+def annualized_funding(rate: Decimal, interval_hours: Decimal) -> Decimal:
+    """A per-interval funding rate as a yearly rate (simple, no compounding)."""
+    if interval_hours <= ZERO:
+        raise ValueError(f"funding interval must be positive, got {interval_hours}")
+    return rate * HOURS_PER_YEAR / interval_hours
+
+
+def funding_carry(
+    rate: Decimal,
+    *,
+    interval_hours: Decimal,
+    entry_apr: Decimal,
+    exit_apr: Decimal,
+    carry_ratio: Decimal,
+    flat_ratio: Decimal,
+    prior: Regime | None,
+) -> Target:
+    """Hedge fully while annualized funding >= entry; drop the hedge below exit (hysteresis).
+
+    Between the two thresholds the prior regime holds, so a rate wandering around one
+    threshold does not flap the hedge. With no prior the carry starts off.
+    """
+    if exit_apr > entry_apr:
+        raise ValueError(f"exit_apr {exit_apr} must not exceed entry_apr {entry_apr}")
+    apr = annualized_funding(rate, interval_hours)
+    was = prior if prior in (Regime.CARRY, Regime.FLAT) else Regime.FLAT
+    if apr >= entry_apr:
+        regime, why = Regime.CARRY, f">= entry {_pct(entry_apr)}: carry"
+    elif apr < exit_apr:
+        regime, why = Regime.FLAT, f"< exit {_pct(exit_apr)}: flat"
+    else:
+        regime = was
+        why = f"between exit {_pct(exit_apr)} and entry {_pct(entry_apr)}: keep {was.value}"
+    ratio = carry_ratio if regime is Regime.CARRY else flat_ratio
+    inputs: dict[str, Any] = {
+        "funding_rate": rate,
+        "interval_hours": interval_hours,
+        "annualized_funding": apr,
+        "entry_apr": entry_apr,
+        "exit_apr": exit_apr,
+        "prior_regime": prior.value if prior else None,
+        "regime": regime.value,
+    }
+    return Target(
+        "funding_carry",
+        ratio,
+        f"funding carry: annualized funding {_pct(apr)} {why}, target {ratio}",
+        regime,
+        inputs,
+    )
+
+
+# -- basis (dated futures) -------------------------------------------------------------------
+
+
+def annualized_basis(
+    spot_price: Decimal, future_price: Decimal, expiry: datetime, now: datetime
+) -> Decimal:
+    """(future / spot - 1) scaled to a year by the time left to expiry."""
+    if spot_price <= ZERO:
+        raise ValueError(f"spot price must be positive, got {spot_price}")
+    left = expiry - now
+    seconds = Decimal(left.days * 86400 + left.seconds)
+    if seconds <= ZERO:
+        raise ValueError(f"expiry {expiry.isoformat()} is not after {now.isoformat()}")
+    return (future_price / spot_price - ONE) * SECONDS_PER_YEAR / seconds
+
+
+def basis(
+    spot_price: Decimal,
+    future_price: Decimal,
+    *,
+    expiry: datetime,
+    now: datetime,
+    entry_apr: Decimal,
+    at_expiry: str,
+    prior: Regime | None,
+) -> Target:
+    """Cash-and-carry on a dated future: enter above ``entry_apr``, hold to expiry.
+
+    Once entered the position is held whatever the basis does (it converges at expiry);
+    at expiry ``at_expiry`` says "roll" (the caller moves to the next contract, which starts
+    flat and enters again on its own basis) or "close" (target 0).
+    """
+    inputs: dict[str, Any] = {
+        "spot_price": spot_price,
+        "future_price": future_price,
+        "expiry": expiry,
+        "entry_apr": entry_apr,
+        "at_expiry": at_expiry,
+        "prior_regime": prior.value if prior else None,
+    }
+    if now >= expiry:
+        inputs.update(annualized_basis=None, regime=Regime.EXPIRED.value)
+        return Target(
+            "basis",
+            ZERO,
+            f"basis: future expired at {expiry.isoformat()}: {at_expiry}, target 0",
+            Regime.EXPIRED,
+            inputs,
+        )
+    apr = annualized_basis(spot_price, future_price, expiry, now)
+    inputs["annualized_basis"] = apr
+    if prior is Regime.CARRY:
+        regime, why = Regime.CARRY, "held to expiry"
+    elif apr >= entry_apr:
+        regime, why = Regime.CARRY, f">= entry {_pct(entry_apr)}: enter"
+    else:
+        regime, why = Regime.FLAT, f"< entry {_pct(entry_apr)}: stay out"
+    ratio = ONE if regime is Regime.CARRY else ZERO
+    inputs["regime"] = regime.value
+    return Target(
+        "basis",
+        ratio,
+        f"basis: annualized {_pct(apr)} {why}, target {ratio}",
+        regime,
+        inputs,
+    )

@@ -1,0 +1,100 @@
+"""Per-pair strategy configuration: each strategy's table, defaults and one-line errors."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from bot.config import ConfigError, PairConfig, load_settings
+
+PAIR = """
+[[pairs]]
+name = "BTC"
+spot_symbol = "BTC/USDT"
+perp_symbol = "BTC/USDT:USDT"
+"""
+
+
+def load(tmp_path: Path, extra: str) -> PairConfig:
+    path = tmp_path / "hedgebot.toml"
+    path.write_text(PAIR + extra)
+    return load_settings(path).pairs[0]
+
+
+def error(tmp_path: Path, extra: str) -> str:
+    with pytest.raises(ConfigError) as caught:
+        load(tmp_path, extra)
+    message = str(caught.value)
+    assert "\n" not in message
+    return message
+
+
+def test_a_config_with_only_target_ratio_is_the_fixed_strategy(tmp_path: Path) -> None:
+    pair = load(tmp_path, 'target_ratio = "0.5"\n')
+    assert pair.strategy == "fixed"
+    assert pair.target_ratio == Decimal("0.5")
+
+
+def test_trend_defaults_are_10_30_sma_on_4h_with_bull_0_and_bear_1(tmp_path: Path) -> None:
+    pair = load(tmp_path, 'strategy = "trend"\n')
+    trend = pair.trend_params
+    assert (trend.fast, trend.slow, trend.ma, trend.timeframe) == (10, 30, "sma", "4h")
+    assert (trend.bull_ratio, trend.bear_ratio, trend.max_net_long) == (0, 1, 0)
+    assert trend.timeframe_s == 4 * 3600
+
+
+def test_trend_table_sets_an_ema_on_1h_with_a_capped_net_long(tmp_path: Path) -> None:
+    pair = load(
+        tmp_path,
+        'strategy = "trend"\n[pairs.trend]\nma = "ema"\ntimeframe = "1h"\n'
+        'bull_ratio = "-0.2"\nmax_net_long = "0.2"\n',
+    )
+    trend = pair.trend_params
+    assert (trend.ma, trend.timeframe, trend.bull_ratio) == ("ema", "1h", Decimal("-0.2"))
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        ('strategy = "trend"\n[pairs.trend]\nfast = 30\nslow = 10\n', "fast 30 must be below"),
+        ('strategy = "trend"\n[pairs.trend]\ntimeframe = "7m"\n', "timeframe '7m' is not one"),
+        (
+            'strategy = "trend"\n[pairs.trend]\nbull_ratio = "-0.1"\n',
+            "net long beyond max_net_long 0",
+        ),
+        ('strategy = "trend"\n[pairs.trend]\nspeed = 3\n', "speed"),
+        ("[pairs.trend]\nfast = 5\n", "strategy is 'fixed'"),
+        (
+            'strategy = "funding_carry"\n[pairs.funding_carry]\nentry_apr = "0.05"\n'
+            'exit_apr = "0.1"\n',
+            "exit must be at or below entry",
+        ),
+        ('strategy = "outlook"\n[pairs.outlook]\nview = "euphoric"\n', "euphoric"),
+        ('strategy = "momentum"\n', "momentum"),
+        ('strategy = "basis"\n', "do not trade yet"),
+        ("allow_spot_trades = true\n", "not supported yet"),
+        ('target_ratio = "2.5"\n', "2.5"),
+    ],
+)
+def test_bad_strategy_settings_are_one_line_errors(
+    tmp_path: Path, extra: str, expected: str
+) -> None:
+    assert expected in error(tmp_path, extra)
+
+
+def test_funding_carry_and_outlook_tables(tmp_path: Path) -> None:
+    carry = load(
+        tmp_path,
+        'strategy = "funding_carry"\n[pairs.funding_carry]\nentry_apr = "0.08"\n'
+        'exit_apr = "-0.02"\nfunding_interval_hours = 4\n',
+    )
+    params = carry.funding_carry_params
+    assert (params.entry_apr, params.exit_apr, params.funding_interval_hours) == (
+        Decimal("0.08"),
+        Decimal("-0.02"),
+        Decimal(4),
+    )
+    view = load(tmp_path, 'strategy = "outlook"\n[pairs.outlook]\nview = "bearish"\n')
+    assert view.outlook_params.view == "bearish"
