@@ -29,3 +29,20 @@ def isolated_liquidation_price(
     if qty < ZERO:
         return entry_price * (ONE + ONE / leverage - maintenance_margin_rate)
     return max(ZERO, entry_price * (ONE - ONE / leverage + maintenance_margin_rate))
+
+
+def isolated_liquidation_price_with_margin(
+    qty: Decimal, entry_price: Decimal, margin: Decimal, maintenance_margin_rate: Decimal
+) -> Decimal | None:
+    """Liquidation price of an isolated position holding ``margin`` (quote), which may be
+    more than its initial margin after margin was added.
+
+    With ``margin = |qty| x entry / leverage`` this equals ``isolated_liquidation_price``;
+    each extra unit of margin moves the price ``1 / |qty|`` away from the mark.
+    """
+    if qty == ZERO:
+        return None
+    per_unit = margin / abs(qty)
+    if qty < ZERO:
+        return entry_price * (ONE - maintenance_margin_rate) + per_unit
+    return max(ZERO, entry_price * (ONE + maintenance_margin_rate) - per_unit)
