@@ -28,7 +28,15 @@ from bot.exchange.gateway import ExchangeGateway, FatalError, GatewayError
 from bot.logging import configure_logging
 from bot.store.instance import InstanceLockedError, single_instance
 from bot.store.migrate import SchemaState, head_revision, schema_state, upgrade
-from bot.store.repository import AuditEvent, PairStatus, Repository, create_engine, jsonable
+from bot.store.repository import (
+    ALL_PAIRS,
+    AuditEvent,
+    PairStatus,
+    Repository,
+    create_engine,
+    jsonable,
+    paused_reason,
+)
 
 app = typer.Typer(
     name="hedgebot",
@@ -412,6 +420,7 @@ def _status_json(row: PairStatus) -> dict[str, Any]:
         "mode": row.mode,
         "foreign_orders": row.foreign_open_orders,
         "health": row.health,
+        "paused": row.paused,
     }
 
 
@@ -553,6 +562,66 @@ def audit(
                 event.summary,
             )
         Console(width=200).print(table)
+
+
+def _set_paused(
+    config: Path | None, database_url: str | None, pair: str | None, paused: bool, reason: str
+) -> str:
+    if config is not None and pair is not None:
+        try:
+            _settings(config).pair(pair)
+        except ConfigError as exc:
+            raise _fail(str(exc)) from None
+    url = _database_url(config, database_url)
+    target = pair or ALL_PAIRS
+
+    async def _write() -> tuple[bool, str | None]:
+        engine = await _open_existing(url)
+        try:
+            repository = Repository(engine, SystemClock())
+            changed = await repository.set_pair_paused(target, paused, reason, "user")
+            still = paused_reason(await repository.pair_controls(), target)
+            return changed, still
+        finally:
+            await engine.dispose()
+
+    changed, still = _run_async(_write)
+    who = pair or "every pair"
+    if paused:
+        return f"{who} paused" if changed else f"{who} was already paused"
+    if not changed and still is None:
+        return f"{who} was not paused"
+    if still is not None:
+        return f"{who} resumed, but still {still}; `hedgebot resume` resumes every pair"
+    return f"{who} resumed"
+
+
+ReasonOption = Annotated[str | None, typer.Option("--reason", "-r", help="Why, for the audit.")]
+PairArgument = Annotated[
+    str | None, typer.Argument(help="The pair; every pair when left out.", show_default=False)
+]
+
+
+@app.command()
+def pause(
+    pair: PairArgument = None,
+    config: ConfigOption = None,
+    database_url: DatabaseOption = None,
+    reason: ReasonOption = None,
+) -> None:
+    """Stop sending orders for PAIR (or every pair) until resumed; survives restarts."""
+    typer.echo(_set_paused(config, database_url, pair, True, reason or "paused by hand"))
+
+
+@app.command()
+def resume(
+    pair: PairArgument = None,
+    config: ConfigOption = None,
+    database_url: DatabaseOption = None,
+    reason: ReasonOption = None,
+) -> None:
+    """Let PAIR (or every pair) trade again, whether it was paused by hand or by itself."""
+    typer.echo(_set_paused(config, database_url, pair, False, reason or "resumed by hand"))
 
 
 @db_app.command("upgrade")

@@ -46,3 +46,16 @@ def isolated_liquidation_price_with_margin(
     if qty < ZERO:
         return entry_price * (ONE - maintenance_margin_rate) + per_unit
     return max(ZERO, entry_price * (ONE + maintenance_margin_rate) - per_unit)
+
+
+def lowest_leverage(notional: Decimal, margin_available: Decimal, cap: Decimal) -> Decimal:
+    """The smallest whole leverage (at least 1) whose initial margin on ``notional`` fits in
+    ``margin_available``; ``cap`` (the configured maximum) when even that does not fit."""
+    if cap < ONE:
+        raise ValueError(f"cap must be at least 1, got {cap}")
+    if notional <= ZERO:
+        return ONE
+    if margin_available <= ZERO:
+        return cap
+    needed = (notional / margin_available).to_integral_value(rounding="ROUND_CEILING")
+    return min(max(needed, ONE), cap)

@@ -197,3 +197,17 @@ def liquidation_guard(
         "(the hedge reopens at the current price)",
         intent=intent,
     )
+
+
+def check_margin_transfer(observation: Observation, limits: RiskLimits, now: datetime) -> Verdict:
+    """The gate for the guard's margin transfer: kill switch, pause and stale data apply."""
+    if limits.kill_switch:
+        return Verdict(False, "kill switch is on")
+    if limits.paused is not None:
+        return Verdict(False, f"pair is paused: {limits.paused}")
+    age = _seconds(now - observation.observed_at)
+    if age > limits.max_data_age_s:
+        return Verdict(
+            False, f"observation is {age:.1f}s old > max_data_age_s {limits.max_data_age_s}"
+        )
+    return Verdict(True, "margin transfer only cuts risk")

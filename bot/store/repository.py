@@ -48,6 +48,7 @@ from bot.store.tables import (
     FundingPaymentRow,
     ObservationRow,
     OrderRow,
+    PairControlRow,
     PaperAccountRow,
     PaperOrderRow,
 )
@@ -170,6 +171,32 @@ class PairStatus:
     last_action_at: datetime | None
     foreign_open_orders: int = 0  # open orders on the perp that hedgebot did not place
     health: str = "ok"  # or why the pair sends no order now (stale data, exchange down…)
+    paused: str | None = None  # why the pair is paused (`hedgebot pause`, or automatically)
+
+
+ALL_PAIRS = "*"
+
+
+@dataclass(frozen=True, slots=True)
+class PairControl:
+    """A stored pause: of one pair, or of every pair (``pair == "*"``)."""
+
+    pair: str
+    paused: bool
+    reason: str
+    source: str  # user | auto
+    updated_at: datetime
+
+
+def paused_reason(controls: Mapping[str, PairControl], pair: str) -> str | None:
+    """Why ``pair`` is paused (its own pause, else the pause of every pair); None if not."""
+    for key in (pair, ALL_PAIRS):
+        control = controls.get(key)
+        if control is not None and control.paused:
+            who = "by the user" if control.source == "user" else "automatically"
+            scope = "" if key == pair else " (every pair)"
+            return f"paused {who}{scope}: {control.reason}"
+    return None
 
 
 def _order_from_row(row: OrderRow) -> StoredOrder:
@@ -680,6 +707,10 @@ class Repository:
                     .order_by(DecisionRow.pair)
                 )
             ).all()
+            controls = {
+                row.pair: PairControl(row.pair, row.paused, row.reason, row.source, row.updated_at)
+                for row in (await session.execute(select(PairControlRow))).scalars()
+            }
             result: list[PairStatus] = []
             for decision, observation in rows:
                 if pairs is not None and decision.pair not in pairs:
@@ -692,7 +723,8 @@ class Repository:
                         .limit(1)
                     )
                 ).scalar_one_or_none()
-                health = await self._health(session, decision)
+                paused = paused_reason(controls, decision.pair)
+                health = paused or await self._health(session, decision)
                 result.append(
                     PairStatus(
                         pair=decision.pair,
@@ -711,6 +743,7 @@ class Repository:
                         last_action_at=last_order.updated_at if last_order else None,
                         foreign_open_orders=int(decision.inputs.get("foreign_open_orders", 0)),
                         health=health,
+                        paused=paused,
                     )
                 )
             return result
@@ -736,7 +769,78 @@ class Repository:
             return f"not trading: {decision.verdict}"
         if decision.action == "waiting":
             return "waiting: an order's outcome is not known yet"
+        if decision.action == "liquidity_wait":
+            return f"waiting for liquidity: {decision.verdict}"
         return "ok"
+
+    async def pair_controls(self) -> dict[str, PairControl]:
+        """Every stored pause or resume, by pair name ("*": every pair); one small query."""
+        async with self._sessions() as session:
+            return {
+                row.pair: PairControl(row.pair, row.paused, row.reason, row.source, row.updated_at)
+                for row in (await session.execute(select(PairControlRow))).scalars()
+            }
+
+    async def set_pair_paused(
+        self, pair: str, paused: bool, reason: str, source: str = "user"
+    ) -> bool:
+        """Pause or resume ``pair`` ("*": every pair) and audit it (``pair.paused`` /
+        ``pair.resumed``); resuming "*" resumes every pair. False when nothing changed."""
+        now = self._clock.now()
+        async with self._write() as session:
+            rows = {
+                row.pair: row for row in (await session.execute(select(PairControlRow))).scalars()
+            }
+            if paused:
+                row = rows.get(pair)
+                if row is not None and row.paused:
+                    return False
+                if row is None:
+                    row = PairControlRow(pair=pair)
+                    session.add(row)
+                targets = [row]
+            else:
+                targets = [
+                    r for key, r in rows.items() if r.paused and (pair == ALL_PAIRS or key == pair)
+                ]
+                if not targets:
+                    return False
+            for row in targets:
+                row.paused = paused
+                row.reason = reason
+                row.source = source
+                row.updated_at = now
+            who = pair if pair != ALL_PAIRS else "every pair"
+            kind = "pair.paused" if paused else "pair.resumed"
+            verb = "paused" if paused else "resumed"
+            session.add(
+                self._audit_row(
+                    kind,
+                    f"{who} {verb} ({source}): {reason}",
+                    {
+                        "pair": pair,
+                        "source": source,
+                        "reason": reason,
+                        "pairs": sorted(r.pair for r in targets),
+                    },
+                    pair=None if pair == ALL_PAIRS else pair,
+                    ts=now,
+                )
+            )
+            return True
+
+    async def traded_notional_since(self, since: datetime) -> dict[str, Decimal]:
+        """Per pair, the quote value of its fills since ``since`` (amount x price)."""
+        query = (
+            select(OrderRow.pair, FillRow.amount, FillRow.price)
+            .join(OrderRow, OrderRow.id == FillRow.order_id)
+            .where(FillRow.filled_at >= since)
+        )
+        totals: dict[str, Decimal] = {}
+        async with self._sessions() as session:
+            for pair, amount, price in (await session.execute(query)).all():
+                totals[pair] = totals.get(pair, Decimal(0)) + amount * price
+        return totals
 
     async def load_paper_account(self, name: str) -> PaperAccountState | None:
         """The paper venue's saved account, or None for a new one."""

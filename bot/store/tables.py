@@ -224,3 +224,15 @@ class PaperOrderRow(Base):
     symbol: Mapped[str] = mapped_column(String(64))
     order: Mapped[str] = mapped_column(Text)  # exact JSON, decimals as strings
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class PairControlRow(Base):
+    """Whether a pair (or "*", every pair) is paused, by whom and why."""
+
+    __tablename__ = "pair_controls"
+
+    pair: Mapped[str] = mapped_column(String(64), primary_key=True)
+    paused: Mapped[bool]
+    reason: Mapped[str] = mapped_column(Text)
+    source: Mapped[str] = mapped_column(String(16))  # user | auto
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
