@@ -81,8 +81,12 @@ def largest_amount_within(
             qty += level.amount
             cost += level.amount * level.price
             continue
-        # Part of this level: solve (cost + p x) / (qty + x) = limit for x.
-        part = (limit * qty - cost) / (level.price - limit)
-        qty += min(max(part, ZERO), level.amount)
-        break
+        # Beyond the limit, the average may still allow some of it: solve
+        # (cost + p x) / (qty + x) = limit for x.
+        part = max((limit * qty - cost) / (level.price - limit), ZERO)
+        if part < level.amount:
+            qty += part
+            break
+        qty += level.amount
+        cost += level.amount * level.price
     return round_down(qty, amount_step)
