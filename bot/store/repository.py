@@ -34,6 +34,7 @@ from bot.domain.models import (
     OrderResult,
     OrderStatus,
 )
+from bot.domain.report import PairReport, ReportFill, ReportPoint, pair_report
 from bot.exchange.paper_state import (
     PaperAccountState,
     order_from_json,
@@ -841,6 +842,61 @@ class Repository:
             for pair, amount, price in (await session.execute(query)).all():
                 totals[pair] = totals.get(pair, Decimal(0)) + amount * price
         return totals
+
+    async def report(
+        self, pair: str | None = None, since: datetime | None = None
+    ) -> list[PairReport]:
+        """Per pair (or one), PnL, costs and hedge effectiveness from the stored series
+        since ``since`` (everything when None) up to now. Perp fill amounts are taken as
+        base quantities (linear perps of contract size 1)."""
+        until = self._clock.now()
+        observations = select(
+            ObservationRow.pair,
+            ObservationRow.observed_at,
+            ObservationRow.spot_qty,
+            ObservationRow.perp_qty,
+            ObservationRow.price,
+        ).order_by(ObservationRow.observed_at, ObservationRow.id)
+        fills = select(
+            OrderRow.pair,
+            FillRow.filled_at,
+            FillRow.side,
+            FillRow.amount,
+            FillRow.price,
+            FillRow.fee,
+        ).join(OrderRow, OrderRow.id == FillRow.order_id)
+        funding = select(FundingPaymentRow.pair, FundingPaymentRow.amount)
+        if since is not None:
+            observations = observations.where(ObservationRow.observed_at >= since)
+            fills = fills.where(FillRow.filled_at >= since)
+            funding = funding.where(FundingPaymentRow.paid_at >= since)
+        if pair is not None:
+            observations = observations.where(ObservationRow.pair == pair)
+            fills = fills.where(OrderRow.pair == pair)
+            funding = funding.where(FundingPaymentRow.pair == pair)
+        points: dict[str, list[ReportPoint]] = {}
+        pair_fills: dict[str, list[ReportFill]] = {}
+        payments: dict[str, list[Decimal]] = {}
+        async with self._sessions() as session:
+            for name, at, spot, perp, price in (await session.execute(observations)).all():
+                points.setdefault(name, []).append(ReportPoint(at, spot, perp, price))
+            for name, at, side, amount, price, fee in (await session.execute(fills)).all():
+                signed = amount if side == "buy" else -amount
+                pair_fills.setdefault(name, []).append(ReportFill(at, signed, price, fee))
+            for name, amount in (await session.execute(funding)).all():
+                payments.setdefault(name, []).append(amount)
+        names = sorted(set(points) | set(pair_fills) | set(payments))
+        return [
+            pair_report(
+                name,
+                points.get(name, []),
+                pair_fills.get(name, []),
+                payments.get(name, []),
+                since,
+                until,
+            )
+            for name in names
+        ]
 
     async def load_paper_account(self, name: str) -> PaperAccountState | None:
         """The paper venue's saved account, or None for a new one."""

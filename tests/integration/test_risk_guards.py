@@ -310,3 +310,65 @@ async def test_market_under_the_open_interest_minimum_is_not_traded(
     assert "open interest 1000000 < min_open_interest 5000000: market not traded" in (
         denied.summary
     )
+
+
+# -- the report, on numbers checked by hand -------------------------------------------------
+
+
+async def hedged_run(
+    repository: Repository, clock: FakeClock, target: str
+) -> tuple[HedgeDaemon, ManualFeed]:
+    feed = ManualFeed({"BTC": D(60000)})
+    feed.set_funding_rate("BTC", D("0.0001"))
+    config = settings({"target_ratio": target})
+    daemon, _venue = await open_daemon(config, repository, clock, feed)
+    cycle = 1
+    for price in (60000, 60000, 61000, 59000, 62000):  # the hedge is placed in cycle 1
+        feed.set_price("BTC", D(price))
+        report = await daemon.run_cycle(cycle)
+        assert not report.errors
+        cycle += 1
+        clock.advance(60)
+    # Across 08:00 UTC: the short is paid funding at 62000 and rate 0.0001.
+    clock.advance(8 * 3600)
+    await daemon.run_cycle(cycle)
+    return daemon, feed
+
+
+async def test_report_of_a_full_hedge_by_hand(repository: Repository) -> None:
+    clock = FakeClock(START)
+    await hedged_run(repository, clock, "1")
+    [report] = await repository.report()
+    assert report.observations == 6
+    assert report.spot_pnl == D(2000)  # 1 BTC from 60000 to 62000
+    assert report.perp_pnl == D(-2000)  # 1 BTC short from 60000 to 62000
+    assert report.fees == D(30)  # 0.05 % of 60000
+    assert report.funding == D("6.2")  # 1 x 62000 x 0.0001
+    assert report.net == D("-23.8")
+    assert report.hedge_effectiveness == 1
+
+
+async def test_report_of_a_half_hedge_by_hand(repository: Repository) -> None:
+    clock = FakeClock(START)
+    await hedged_run(repository, clock, "0.5")
+    [report] = await repository.report(pair="BTC")
+    assert report.spot_pnl == D(2000)
+    assert report.perp_pnl == D(-1000)
+    assert report.fees == D(15)
+    assert report.funding == D("3.1")
+    assert report.net == D("988.1")
+    # Changes of the spot value 0, 1000, -2000, 3000, 0; of the hedged value half of those
+    # (the first is before the hedge, with no price move): 1 - 0.25.
+    assert report.hedge_effectiveness == D("0.75")
+
+
+async def test_report_since_leaves_out_what_came_before(repository: Repository) -> None:
+    clock = FakeClock(START)
+    await hedged_run(repository, clock, "1")
+    since = START + timedelta(seconds=150)  # after the 61000 observation
+    [report] = await repository.report(since=since)
+    assert report.observations == 3  # 59000, 62000, 62000
+    assert report.spot_pnl == D(3000)
+    assert report.perp_pnl == D(-3000)
+    assert report.fees == 0
+    assert report.funding == D("6.2")
