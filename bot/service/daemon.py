@@ -190,6 +190,10 @@ class HedgeDaemon:
         await self.load_markets()
         self._last_seen = await self._repo.last_seen()
         leverages = await self._leverages()
+        # Rejections before a restart still count toward the automatic pause.
+        self._failures = await self._repo.trailing_rejections(
+            self._settings.risk.max_consecutive_failures
+        )
         for pair in self._pairs:
             gateway = self._perp_gateway(pair)
             await gateway.set_margin_mode(pair.perp_symbol, pair.margin_mode)

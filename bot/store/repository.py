@@ -830,6 +830,32 @@ class Repository:
             )
             return True
 
+    async def trailing_rejections(self, limit: int) -> dict[str, int]:
+        """Per pair, how many of its latest orders (up to ``limit``) were rejected in a row,
+        counting only orders after the pair's last pause or resume."""
+        controls = await self.pair_controls()
+        counts: dict[str, int] = {}
+        async with self._sessions() as session:
+            pairs = (await session.execute(select(OrderRow.pair).distinct())).scalars().all()
+            for pair in pairs:
+                query = (
+                    select(OrderRow.status, OrderRow.created_at)
+                    .where(OrderRow.pair == pair)
+                    .order_by(OrderRow.id.desc())
+                    .limit(limit)
+                )
+                control = controls.get(pair)
+                count = 0
+                for status, created_at in (await session.execute(query)).all():
+                    if status != OrderStatus.REJECTED.value:
+                        break
+                    if control is not None and created_at <= control.updated_at:
+                        break
+                    count += 1
+                if count:
+                    counts[pair] = count
+        return counts
+
     async def traded_notional_since(self, since: datetime) -> dict[str, Decimal]:
         """Per pair, the quote value of its fills since ``since`` (amount x price)."""
         query = (

@@ -372,3 +372,24 @@ async def test_report_since_leaves_out_what_came_before(repository: Repository) 
     assert report.perp_pnl == D(-3000)
     assert report.fees == 0
     assert report.funding == D("6.2")
+
+
+async def test_rejections_before_a_restart_still_count_toward_the_pause(
+    repository: Repository, clock: FakeClock
+) -> None:
+    feed = ManualFeed({"BTC": D(60000)})
+    daemon, venue = await open_daemon(settings({}), repository, clock, feed, RejectingVenue)
+    for cycle in (1, 2):
+        await daemon.run_cycle(cycle)
+        clock.advance(10)
+    await venue.close()
+    daemon2, _venue2 = await open_daemon(settings({}), repository, clock, feed, RejectingVenue)
+    await daemon2.run_cycle(3)
+    [paused] = await repository.audit_events(kind="pair.paused")
+    assert "3 consecutive orders" in paused.summary
+    # After a resume the count starts afresh, restart or not.
+    await repository.set_pair_paused("BTC", False, "retry")
+    clock.advance(10)
+    daemon3, _venue3 = await open_daemon(settings({}), repository, clock, feed, RejectingVenue)
+    await daemon3.run_cycle(4)
+    assert len(await repository.audit_events(kind="pair.paused")) == 1
