@@ -11,6 +11,7 @@ import signal
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -24,12 +25,21 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.clock import SystemClock
 from bot.config import PAPER_ACCOUNT, ConfigError, Settings, load_settings, masked_dump
+from bot.domain.report import PairReport
 from bot.exchange.gateway import ExchangeGateway, FatalError, GatewayError
 from bot.logging import configure_logging
 from bot.service.targets import parse_target_value
 from bot.store.instance import InstanceLockedError, runs_alone, single_instance
 from bot.store.migrate import SchemaState, head_revision, schema_state, upgrade
-from bot.store.repository import AuditEvent, PairStatus, Repository, create_engine, jsonable
+from bot.store.repository import (
+    ALL_PAIRS,
+    AuditEvent,
+    PairStatus,
+    Repository,
+    create_engine,
+    jsonable,
+    paused_reason,
+)
 
 app = typer.Typer(
     name="hedgebot",
@@ -428,6 +438,7 @@ def _status_json(row: PairStatus) -> dict[str, Any]:
         "foreign_orders": row.foreign_open_orders,
         "health": row.health,
         "held_by": row.held_by,
+        "paused": row.paused,
     }
 
 
@@ -613,6 +624,138 @@ def set_target(
 
     _run_async(_store)
     typer.echo(f"{pair}: target set to {what}; the daemon applies it on its next cycle")
+
+
+def _money(value: Decimal | None, places: int = 8) -> str | None:
+    if value is None:
+        return None
+    text = f"{value.quantize(Decimal(1).scaleb(-places)):f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def _report_json(row: PairReport) -> dict[str, Any]:
+    return {
+        "pair": row.pair,
+        "since": None if row.since is None else row.since.isoformat(),
+        "until": row.until.isoformat(),
+        "observations": row.observations,
+        "start_price": _money(row.start_price),
+        "end_price": _money(row.end_price),
+        "spot_pnl": _money(row.spot_pnl),
+        "perp_realized_pnl": _money(row.perp_realized_pnl),
+        "perp_unrealized_pnl": _money(row.perp_unrealized_pnl),
+        "perp_pnl": _money(row.perp_pnl),
+        "funding": _money(row.funding),
+        "fees": _money(row.fees),
+        "net": _money(row.net),
+        "hedge_effectiveness": _money(row.hedge_effectiveness, 6),
+    }
+
+
+@app.command()
+def report(
+    config: ConfigOption = None,
+    database_url: DatabaseOption = None,
+    pair: Annotated[str | None, typer.Option("--pair", "-p", help="Only this pair.")] = None,
+    since: Annotated[str | None, typer.Option("--since", help="ISO 8601 time.")] = None,
+    output: Annotated[TableFormat, typer.Option("--format", "-f")] = TableFormat.TABLE,
+) -> None:
+    """Per pair over the period: spot and perp PnL, funding, fees, net, hedge effectiveness."""
+    url = _database_url(config, database_url)
+    since_at = _parse_since(since)
+
+    async def _read() -> list[PairReport]:
+        engine = await _open_existing(url)
+        try:
+            return await Repository(engine, SystemClock()).report(pair, since_at)
+        finally:
+            await engine.dispose()
+
+    rows = [_report_json(r) for r in _run_async(_read)]
+    if output is TableFormat.JSON:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    if not rows:
+        typer.echo("nothing recorded for that pair and period")
+        return
+    columns = ("spot_pnl", "perp_pnl", "funding", "fees", "net")
+    table = _table(
+        f"hedgebot report (since {since_at.isoformat() if since_at else 'the start'})",
+        "pair",
+        "observations",
+        "price",
+        *(c.replace("_", " ") for c in columns),
+        "hedge effectiveness",
+    )
+    for row in rows:
+        table.add_row(
+            row["pair"],
+            str(row["observations"]),
+            f"{row['start_price'] or '-'} -> {row['end_price'] or '-'}",
+            *(_money(Decimal(row[c]), 2) for c in columns),
+            row["hedge_effectiveness"] or "-",
+        )
+    Console(width=200).print(table)
+
+
+def _set_paused(
+    config: Path | None, database_url: str | None, pair: str | None, paused: bool, reason: str
+) -> str:
+    if config is not None and pair is not None:
+        try:
+            _settings(config).pair(pair)
+        except ConfigError as exc:
+            raise _fail(str(exc)) from None
+    url = _database_url(config, database_url)
+    target = pair or ALL_PAIRS
+
+    async def _write() -> tuple[bool, str | None]:
+        engine = await _open_existing(url)
+        try:
+            repository = Repository(engine, SystemClock())
+            changed = await repository.set_pair_paused(target, paused, reason, "user")
+            still = paused_reason(await repository.pair_controls(), target)
+            return changed, still
+        finally:
+            await engine.dispose()
+
+    changed, still = _run_async(_write)
+    who = pair or "every pair"
+    if paused:
+        return f"{who} paused" if changed else f"{who} was already paused"
+    if not changed and still is None:
+        return f"{who} was not paused"
+    if still is not None:
+        return f"{who} resumed, but still {still}; `hedgebot resume` resumes every pair"
+    return f"{who} resumed"
+
+
+ReasonOption = Annotated[str | None, typer.Option("--reason", "-r", help="Why, for the audit.")]
+PairArgument = Annotated[
+    str | None, typer.Argument(help="The pair; every pair when left out.", show_default=False)
+]
+
+
+@app.command()
+def pause(
+    pair: PairArgument = None,
+    config: ConfigOption = None,
+    database_url: DatabaseOption = None,
+    reason: ReasonOption = None,
+) -> None:
+    """Stop sending orders for PAIR (or every pair) until resumed; survives restarts."""
+    typer.echo(_set_paused(config, database_url, pair, True, reason or "paused by hand"))
+
+
+@app.command()
+def resume(
+    pair: PairArgument = None,
+    config: ConfigOption = None,
+    database_url: DatabaseOption = None,
+    reason: ReasonOption = None,
+) -> None:
+    """Let PAIR (or every pair) trade again, whether it was paused by hand or by itself."""
+    typer.echo(_set_paused(config, database_url, pair, False, reason or "resumed by hand"))
 
 
 @db_app.command("upgrade")

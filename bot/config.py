@@ -181,6 +181,16 @@ class PairConfig(_Frozen):
     def funding_carry_params(self) -> FundingCarryConfig:
         return self.funding_carry or FundingCarryConfig()
 
+    # Risk caps of this pair, in quote; None: no cap beyond max_order_notional.
+    max_position_notional: PositiveDecimal | None = None
+    max_daily_notional: PositiveDecimal | None = None
+    # Liquidity: an order whose estimated slippage (walking the book) is above
+    # max_slippage_bps is split to the part that fits, or held back until the book allows.
+    on_thin_book: Literal["split", "wait"] = "split"
+    # Markets below these (in quote) are not traded at all.
+    min_open_interest: NonNegativeDecimal = Decimal(0)
+    min_quote_volume_24h: NonNegativeDecimal = Decimal(0)
+
     @model_validator(mode="after")
     def _check_symbols(self) -> PairConfig:
         if not _PAIR_NAME.match(self.name):
@@ -213,6 +223,9 @@ class PaperMarketConfig(_Frozen):
     price_step: PositiveDecimal = Decimal("0.01")
     min_amount: NonNegativeDecimal = Decimal("0.001")
     min_notional: NonNegativeDecimal = Decimal(5)
+    # What the paper venue reports for the market's liquidity gates, in quote.
+    open_interest_value: NonNegativeDecimal = Decimal(1_000_000_000)
+    quote_volume_24h: NonNegativeDecimal = Decimal(10_000_000_000)
 
 
 class SimFeedConfig(_Frozen):
@@ -274,6 +287,16 @@ class RiskConfig(_Frozen):
     fill_settle_s: Annotated[Decimal, Field(ge=0, le=3600)] = Decimal(30)
     # An order sent but unknown to the venue is called lost (never sent) after this long.
     order_settle_s: Annotated[Decimal, Field(gt=0, le=3600)] = Decimal(60)
+    # Liquidation guard: when (liquidation - mark) / mark of a position falls under this,
+    # act before anything else: "reduce" closes the position with reduce-only orders (the
+    # hedge reopens at the current price with fresh margin), "add_margin" moves margin
+    # into the isolated position until the distance is 1.5 x this again.
+    min_liquidation_distance: Annotated[Decimal, Field(gt=0, lt=1)] = Decimal("0.1")
+    on_liquidation_risk: Literal["reduce", "add_margin"] = "reduce"
+    # A pair pauses itself after this many consecutive rejected or failed orders.
+    max_consecutive_failures: Annotated[int, Field(ge=1, le=1000)] = 3
+    # Open interest and 24h volume are fetched at most this often per symbol.
+    market_stats_refresh_s: Annotated[Decimal, Field(ge=0, le=86400)] = Decimal(300)
 
 
 class AccountConfig(_Frozen):
@@ -360,6 +383,14 @@ class Settings(BaseSettings):
                 f"each perp_symbol may hedge one pair only; shared: {', '.join(shared)}"
             )
         for pair in self.pairs:
+            if 1 / pair.leverage <= self.risk.min_liquidation_distance:
+                # A new position would open inside the guard and be closed at once.
+                raise ValueError(
+                    f"pair {pair.name}: leverage {pair.leverage} opens positions about "
+                    f"{100 / pair.leverage:.1f}% from liquidation, inside "
+                    f"risk.min_liquidation_distance {self.risk.min_liquidation_distance}; "
+                    "lower the leverage or the distance"
+                )
             for leg in ("spot_account", "perp_account"):
                 name = getattr(pair, leg)
                 if name is not None and name not in self.accounts:

@@ -29,3 +29,33 @@ def isolated_liquidation_price(
     if qty < ZERO:
         return entry_price * (ONE + ONE / leverage - maintenance_margin_rate)
     return max(ZERO, entry_price * (ONE - ONE / leverage + maintenance_margin_rate))
+
+
+def isolated_liquidation_price_with_margin(
+    qty: Decimal, entry_price: Decimal, margin: Decimal, maintenance_margin_rate: Decimal
+) -> Decimal | None:
+    """Liquidation price of an isolated position holding ``margin`` (quote), which may be
+    more than its initial margin after margin was added.
+
+    With ``margin = |qty| x entry / leverage`` this equals ``isolated_liquidation_price``;
+    each extra unit of margin moves the price ``1 / |qty|`` away from the mark.
+    """
+    if qty == ZERO:
+        return None
+    per_unit = margin / abs(qty)
+    if qty < ZERO:
+        return entry_price * (ONE - maintenance_margin_rate) + per_unit
+    return max(ZERO, entry_price * (ONE + maintenance_margin_rate) - per_unit)
+
+
+def lowest_leverage(notional: Decimal, margin_available: Decimal, cap: Decimal) -> Decimal:
+    """The smallest whole leverage (at least 1) whose initial margin on ``notional`` fits in
+    ``margin_available``; ``cap`` (the configured maximum) when even that does not fit."""
+    if cap < ONE:
+        raise ValueError(f"cap must be at least 1, got {cap}")
+    if notional <= ZERO:
+        return ONE
+    if margin_available <= ZERO:
+        return cap
+    needed = (notional / margin_available).to_integral_value(rounding="ROUND_CEILING")
+    return min(max(needed, ONE), cap)

@@ -83,6 +83,16 @@ class OrderBook:
 
 
 @dataclass(frozen=True, slots=True)
+class MarketStats:
+    """How liquid a market is, in the quote asset; None where the venue does not say."""
+
+    symbol: str
+    open_interest_value: Decimal | None
+    quote_volume_24h: Decimal | None
+    timestamp: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class FundingRate:
     symbol: str
     rate: Decimal  # per funding interval, e.g. 0.0001 = 0.01 %

@@ -6,7 +6,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from bot.domain.models import ONE, Observation, OrderIntent, Side
+from bot.domain.models import ONE, ZERO, Market, Observation, OrderIntent, Side
+from bot.domain.quantize import base_to_contracts
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,6 +20,14 @@ class RiskLimits:
     kill_switch: bool
     max_order_notional: Decimal
     account_equity: Decimal | None = None
+    # Why the pair is paused (`hedgebot pause`, or after repeated failures); None: trading.
+    paused: str | None = None
+    max_position_notional: Decimal | None = None
+    max_daily_notional: Decimal | None = None
+    daily_traded_notional: Decimal = ZERO  # this UTC day's fills of the pair, in quote
+    # Orders that add to a position are denied while the mark is closer than this
+    # fraction to the liquidation price.
+    min_liquidation_distance: Decimal | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +57,8 @@ def check(
     """
     if limits.kill_switch:
         return Verdict(False, "kill switch is on")
+    if limits.paused is not None:
+        return Verdict(False, f"pair is paused: {limits.paused}")
     age = _seconds(now - observation.observed_at)
     if age > limits.max_data_age_s:
         return Verdict(
@@ -66,9 +77,35 @@ def check(
             False,
             f"order notional {notional:.2f} > max_order_notional {limits.max_order_notional}",
         )
+    if (
+        limits.max_daily_notional is not None
+        and limits.daily_traded_notional + notional > limits.max_daily_notional
+    ):
+        return Verdict(
+            False,
+            f"traded today {limits.daily_traded_notional:.2f} + order {notional:.2f} > "
+            f"max_daily_notional {limits.max_daily_notional}",
+        )
+    signed = -base_qty if intent.side is Side.SELL else base_qty
+    exposure = abs(observation.perp_qty + signed) * observation.price
+    if limits.max_position_notional is not None and exposure > limits.max_position_notional:
+        return Verdict(
+            False,
+            f"position notional after the order {exposure:.2f} > max_position_notional "
+            f"{limits.max_position_notional}",
+        )
+    distance = liquidation_distance(observation)
+    if (
+        limits.min_liquidation_distance is not None
+        and distance is not None
+        and distance < limits.min_liquidation_distance
+    ):
+        return Verdict(
+            False,
+            f"mark is {distance:.4f} from the liquidation price < min_liquidation_distance "
+            f"{limits.min_liquidation_distance}: nothing may add to the position",
+        )
     if limits.account_equity is not None:
-        signed = -base_qty if intent.side is Side.SELL else base_qty
-        exposure = abs(observation.perp_qty + signed) * observation.price
         cap = limits.account_equity * limits.max_leverage
         if exposure > cap:
             return Verdict(
@@ -77,3 +114,100 @@ def check(
                 f"{limits.account_equity:.2f} x max_leverage {limits.max_leverage} = {cap:.2f}",
             )
     return Verdict(True, f"order notional {notional:.2f} within limits")
+
+
+def liquidation_distance(observation: Observation) -> Decimal | None:
+    """How far the mark may move against the position before it is liquidated, as a
+    fraction of the mark (``(liq - mark) / mark`` for a short); None without a position
+    or liquidation price."""
+    position = observation.position
+    if position is None or position.liquidation_price is None or observation.price <= ZERO:
+        return None
+    if observation.perp_qty == ZERO or position.qty == ZERO:
+        return None
+    gap = position.liquidation_price - observation.price
+    return (gap if position.qty < ZERO else -gap) / observation.price
+
+
+@dataclass(frozen=True, slots=True)
+class GuardAction:
+    """What the liquidation guard does before anything else: a reduce-only order that
+    closes the position, or margin moved into it (quote), with the reason in words."""
+
+    reason: str
+    intent: OrderIntent | None = None
+    add_margin: Decimal | None = None
+
+
+RESTORE_FACTOR = Decimal("1.5")  # add_margin restores the distance to 1.5 x the minimum
+
+
+def liquidation_guard(
+    observation: Observation,
+    min_distance: Decimal,
+    mode: str,
+    market: Market,
+    free_margin: Decimal | None,
+) -> GuardAction | None:
+    """The guard's action when the mark is closer than ``min_distance`` to liquidation.
+
+    ``reduce``: isolated margin is released pro rata when a position shrinks, so a partial
+    reduction leaves the liquidation price where it is; the guard closes the position
+    (reduce-only) and the hedge is reopened at the current price with fresh margin.
+    ``add_margin``: the margin that moves the liquidation price to ``1.5 x min_distance``
+    from the mark; when ``free_margin`` cannot pay it, the guard reduces instead.
+    """
+    distance = liquidation_distance(observation)
+    position = observation.position
+    if distance is None or position is None or position.liquidation_price is None:
+        return None
+    if distance >= min_distance:
+        return None
+    mark = observation.price
+    where = (
+        f"mark {mark} is {distance:.4f} from the liquidation price "
+        f"{position.liquidation_price} < min_liquidation_distance {min_distance}"
+    )
+    qty = abs(position.qty)
+    if mode == "add_margin":
+        short = position.qty < ZERO
+        target = mark * (ONE + RESTORE_FACTOR * min_distance * (ONE if short else -ONE))
+        # Each unit of margin moves an isolated liquidation price by 1 / qty.
+        needed = abs(target - position.liquidation_price) * qty
+        needed = needed.quantize(Decimal("0.01"), rounding="ROUND_CEILING")
+        if free_margin is not None and needed <= free_margin:
+            return GuardAction(
+                f"{where}: add {needed} margin to move it to {target:.2f}", add_margin=needed
+            )
+        where += f"; adding {needed} margin is not possible ({free_margin} free)"
+    side = Side.BUY if position.qty < ZERO else Side.SELL
+    amount = base_to_contracts(qty, market)
+    if amount <= ZERO:
+        return GuardAction(f"{where}: position below one amount step, nothing to reduce")
+    price = observation.ask if side is Side.BUY else observation.bid
+    intent = OrderIntent(
+        symbol=market.symbol,
+        side=side,
+        amount=amount,
+        reduce_only=True,
+        reference_price=price if price > ZERO else mark,
+    )
+    return GuardAction(
+        f"{where}: {side.value} {amount:f} {market.symbol} reduce-only to close it "
+        "(the hedge reopens at the current price)",
+        intent=intent,
+    )
+
+
+def check_margin_transfer(observation: Observation, limits: RiskLimits, now: datetime) -> Verdict:
+    """The gate for the guard's margin transfer: kill switch, pause and stale data apply."""
+    if limits.kill_switch:
+        return Verdict(False, "kill switch is on")
+    if limits.paused is not None:
+        return Verdict(False, f"pair is paused: {limits.paused}")
+    age = _seconds(now - observation.observed_at)
+    if age > limits.max_data_age_s:
+        return Verdict(
+            False, f"observation is {age:.1f}s old > max_data_age_s {limits.max_data_age_s}"
+        )
+    return Verdict(True, "margin transfer only cuts risk")

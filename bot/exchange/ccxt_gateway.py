@@ -25,6 +25,7 @@ from ccxt.base.decimal_to_precision import DECIMAL_PLACES, SIGNIFICANT_DIGITS
 from bot.clock import Clock
 from bot.config import AccountConfig, Mode
 from bot.domain.models import (
+    ONE,
     ZERO,
     Balance,
     BookLevel,
@@ -33,6 +34,7 @@ from bot.domain.models import (
     FundingPayment,
     FundingRate,
     Market,
+    MarketStats,
     OrderBook,
     OrderRequest,
     OrderResult,
@@ -551,6 +553,43 @@ class CcxtGateway:
             )
         self._funding_cursor = since
         return payments
+
+    async def fetch_market_stats(self, symbol: str) -> MarketStats:
+        """24h quote volume (fetch_ticker) and open interest (fetch_open_interest), in quote;
+        two requests, so the daemon asks at most every few minutes per symbol."""
+        ticker = await self._call("fetch_ticker", self._client.fetch_ticker, symbol)
+        open_interest: Decimal | None = None
+        if self._client.has.get("fetchOpenInterest"):
+            raw = await self._call("fetch_open_interest", self._client.fetch_open_interest, symbol)
+            open_interest = dec_or_none(raw.get("openInterestValue"))
+            amount = dec_or_none(raw.get("openInterestAmount"))
+            last = dec_or_none(ticker.get("last"))
+            if open_interest is None and amount is not None and last is not None:
+                # Binance reports the amount (in contracts) only: value it at the last price.
+                market = self._markets.get(symbol)
+                open_interest = amount * (market.contract_size if market else ONE) * last
+        return MarketStats(
+            symbol=symbol,
+            open_interest_value=open_interest,
+            quote_volume_24h=dec_or_none(ticker.get("quoteVolume")),
+            timestamp=_ms(ticker.get("timestamp")) or self._clock.now(),
+        )
+
+    async def add_margin(self, symbol: str, amount: Decimal) -> None:
+        """Move margin into the isolated position (ccxt add_margin; Binance
+        /fapi/v1/positionMargin); sent once, never retried, as a repeat would add twice."""
+        params: dict[str, Any] = {}
+        if self.hedge_mode:
+            params["positionSide"] = "SHORT"
+        await self._call(
+            "add_margin",
+            self._client.add_margin,
+            symbol,
+            float(amount),
+            params,
+            retry=False,
+            for_order=True,
+        )
 
     # -- set-up ----------------------------------------------------------------------------
 

@@ -21,6 +21,7 @@ from bot.domain.models import (
     FundingPayment,
     FundingRate,
     Market,
+    MarketStats,
     OrderBook,
     OrderRequest,
     OrderResult,
@@ -97,6 +98,15 @@ class ExchangeGateway(Protocol):
 
     async def set_margin_mode(self, symbol: str, margin_mode: str) -> None:
         """Set 'isolated' or 'cross' margin; FatalError if the venue cannot."""
+        ...
+
+    async def add_margin(self, symbol: str, amount: Decimal) -> None:
+        """Move ``amount`` of the settle asset into the isolated position of ``symbol``;
+        OrderRejectedError when the venue refuses (no position, not enough free)."""
+        ...
+
+    async def fetch_market_stats(self, symbol: str) -> MarketStats:
+        """Open interest and 24h traded volume of a perp, both in the quote asset."""
         ...
 
     async def fetch_open_orders(self, symbols: Iterable[str]) -> list[OrderResult]:

@@ -36,7 +36,11 @@ from typing import TYPE_CHECKING
 
 from bot.clock import Clock
 from bot.config import TIMEFRAMES, PaperConfig, PaperMarketConfig
-from bot.domain.margin import initial_margin, isolated_liquidation_price
+from bot.domain.margin import (
+    initial_margin,
+    isolated_liquidation_price,
+    isolated_liquidation_price_with_margin,
+)
 from bot.domain.models import (
     Balance,
     BookLevel,
@@ -45,6 +49,7 @@ from bot.domain.models import (
     FundingPayment,
     FundingRate,
     Market,
+    MarketStats,
     OrderBook,
     OrderRequest,
     OrderResult,
@@ -271,6 +276,16 @@ class PaperVenue:
             for candle in candles_from_path(points, frame, first, now, count)
         ]
 
+    async def fetch_market_stats(self, symbol: str) -> MarketStats:
+        """Open interest and 24h volume as configured for the symbol (``paper.markets``)."""
+        rules = self._config.markets.get(symbol, self._config.default_market)
+        return MarketStats(
+            symbol=symbol,
+            open_interest_value=rules.open_interest_value,
+            quote_volume_24h=rules.quote_volume_24h,
+            timestamp=self._clock.now(),
+        )
+
     async def set_margin_mode(self, symbol: str, margin_mode: str) -> None:
         """Only isolated margin is modelled; asking for cross is a configuration error."""
         if margin_mode != "isolated":
@@ -414,6 +429,26 @@ class PaperVenue:
             if changed:
                 await self._save()
 
+    async def add_margin(self, symbol: str, amount: Decimal) -> None:
+        """Move ``amount`` of the settle asset into the isolated position of ``symbol``."""
+        if amount <= ZERO:
+            raise OrderRejectedError(f"margin to add must be positive, got {amount:f}")
+        async with self._lock:
+            now = self._clock.now()
+            changed = self._settle(now)
+            position = self._state.positions.get(symbol)
+            asset = _settle_asset(symbol)
+            if position is None or amount > self._free(asset):
+                if changed:
+                    await self._save()
+                raise OrderRejectedError(
+                    f"no open {symbol} position to add margin to"
+                    if position is None
+                    else f"adding {amount:f} {asset} margin: {self._free(asset):f} free"
+                )
+            position.margin += amount
+            await self._save()
+
     def leverage(self, symbol: str) -> Decimal:
         """Leverage of the open position, else the one set for ``symbol`` (default 1)."""
         position = self._state.positions.get(symbol)
@@ -498,10 +533,11 @@ class PaperVenue:
             del orders[next(iter(orders))]
 
     def _liquidation_price(self, position: PaperPosition) -> Decimal | None:
-        return isolated_liquidation_price(
+        # From the margin the position holds, so margin added later moves it.
+        return isolated_liquidation_price_with_margin(
             position.qty,
             position.entry_price,
-            position.leverage,
+            position.margin,
             self._config.maintenance_margin_rate,
         )
 

@@ -8,7 +8,7 @@ import socket
 import time
 from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, TypeVar
 
@@ -19,6 +19,8 @@ from ulid import ULID
 from bot.clock import Clock
 from bot.config import PairConfig, Settings
 from bot.domain.inflight import RecentFill, unreflected_qty
+from bot.domain.liquidity import estimate_slippage, largest_amount_within
+from bot.domain.margin import lowest_leverage
 from bot.domain.models import (
     ZERO,
     Balance,
@@ -26,27 +28,46 @@ from bot.domain.models import (
     FundingRate,
     HedgeParams,
     Market,
+    MarketStats,
     Observation,
     OrderIntent,
+    OrderStatus,
     Position,
     Side,
     Ticker,
 )
-from bot.domain.quantize import ioc_limit_price
+from bot.domain.quantize import amount_problem, ioc_limit_price
 from bot.domain.rebalance import decide
-from bot.domain.risk import RiskLimits, Verdict, check
+from bot.domain.risk import (
+    RiskLimits,
+    Verdict,
+    check,
+    check_margin_transfer,
+    liquidation_guard,
+)
 from bot.domain.strategies import Target
 from bot.exchange.gateway import ExchangeGateway, GatewayError
 from bot.execution.executor import Executor, OrderPlan
 from bot.service.targets import TargetSource, target_inputs
 from bot.store.instance import runs_alone
 from bot.store.leases import Lease, LeaseLostError
-from bot.store.repository import DecisionRecord, Repository, StoredFill, StoredOrder
+from bot.store.repository import (
+    DecisionRecord,
+    PairControl,
+    Repository,
+    StoredFill,
+    StoredOrder,
+    paused_reason,
+)
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
 
 MAX_CONCURRENT_PAIRS = 8
+ORDER_BOOK_DEPTH = 50
+# Leverage at start covers the hedge's margin with this much of the wallet, leaving room
+# for fees and price moves.
+MARGIN_HEADROOM = Decimal("0.9")
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +93,8 @@ class Assessment:
     summary: str
     order: OrderPlan | None = None
     target: Target | None = None
+    add_margin: Decimal | None = None  # the liquidation guard moves this much margin in
+    liquidity: Mapping[str, Any] | None = None  # the book walk, when one was made
 
 
 @dataclass(slots=True)
@@ -155,6 +178,11 @@ class HedgeDaemon:
         self._orders_reconciled_at = float("-inf")
         self._fills_lock = asyncio.Lock()
         self._targets = TargetSource(settings, repository)
+        # Risk state read once per cycle: pauses (one small query) and today's traded notional.
+        self._controls: dict[str, PairControl] = {}
+        self._traded_today: dict[str, Decimal] = {}
+        self._failures: dict[str, int] = {}  # consecutive rejected or failed orders per pair
+        self._market_stats: dict[str, tuple[datetime, MarketStats]] = {}
 
     def _perp_gateway(self, pair: PairConfig) -> ExchangeGateway:
         return self._gateways[self._legs[pair.name][1]]
@@ -186,10 +214,16 @@ class HedgeDaemon:
         await self.load_markets()
         self._last_seen = await self._repo.last_seen()
         await self._targets.restore(self._pairs)
+        await self._targets.load_overrides()
+        leverages = await self._leverages()
+        # Rejections before a restart still count toward the automatic pause.
+        self._failures = await self._repo.trailing_rejections(
+            self._settings.risk.max_consecutive_failures
+        )
         for pair in self._pairs:
             gateway = self._perp_gateway(pair)
             await gateway.set_margin_mode(pair.perp_symbol, pair.margin_mode)
-            await gateway.set_leverage(pair.perp_symbol, pair.leverage)
+            await gateway.set_leverage(pair.perp_symbol, leverages[pair.name])
         await self._repo.append_audit(
             "daemon.start",
             f"hedgebot started in {self._settings.mode} mode with "
@@ -229,6 +263,29 @@ class HedgeDaemon:
         if plan.give_back:
             log.info("lease.released", pairs=plan.give_back, live_daemons=live)
         return taken
+
+    async def _leverages(self) -> dict[str, Decimal]:
+        """Per pair, the lowest leverage whose margin on the hedge (target x spot, or the
+        position if larger) fits in its perp wallet; the pair's ``leverage`` is the cap."""
+        snapshots = await self.observe()
+        result: dict[str, Decimal] = {}
+        for account in self._gateways:
+            pairs = self._perps_of(account)
+            needs: dict[str, Decimal] = {}
+            for pair in pairs:
+                observation = self.observe_pair(pair, snapshots)
+                hedge = max(
+                    self._targets.highest_ratio(pair) * observation.spot_qty,
+                    abs(observation.perp_qty),
+                )
+                settle = pair.perp_symbol.split(":")[1]
+                needs[settle] = needs.get(settle, ZERO) + hedge * observation.price
+            for pair in pairs:
+                settle = pair.perp_symbol.split(":")[1]
+                wallet = snapshots[account].margin.get(settle)
+                available = wallet.total * MARGIN_HEADROOM if wallet else ZERO
+                result[pair.name] = lowest_leverage(needs[settle], available, pair.leverage)
+        return result
 
     async def stop(self, reason: str) -> None:
         """Give back the leases and record the stop; the caller closes venues and database."""
@@ -306,6 +363,7 @@ class HedgeDaemon:
             structlog.contextvars.unbind_contextvars("cycle")
         now = self._clock.now()
         active = self._active
+        await self._load_risk_state(now)
         assessed = await asyncio.gather(
             *(
                 self._guarded(pair, cycle, self._record_of(pair, snapshots, cycle, pending, now))
@@ -538,7 +596,21 @@ class HedgeDaemon:
             kill_switch=risk.kill_switch,
             max_order_notional=pair.max_order_notional,
             account_equity=(balance.total + unrealized) if balance else None,
+            paused=paused_reason(self._controls, pair.name),
+            max_position_notional=pair.max_position_notional,
+            max_daily_notional=pair.max_daily_notional,
+            daily_traded_notional=self._traded_today.get(pair.name, ZERO)
+            * self._markets[pair.perp_symbol].contract_size,
+            min_liquidation_distance=risk.min_liquidation_distance,
         )
+
+    async def _load_risk_state(self, now: datetime) -> None:
+        """Pauses (one small query, so `hedgebot pause` acts on the next cycle) and, when a
+        pair caps it, this UTC day's traded notional per pair."""
+        self._controls = await self._repo.pair_controls()
+        if any(p.max_daily_notional is not None for p in self._pairs):
+            midnight = now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+            self._traded_today = await self._repo.traded_notional_since(midnight)
 
     def _order_plan(self, pair: PairConfig, intent: OrderIntent) -> OrderPlan:
         if pair.order_type == "market":
@@ -569,40 +641,177 @@ class HedgeDaemon:
         )
         decision = decide(observation, params, self._markets[pair.perp_symbol])
         decision = replace(decision, reason=f"{target.reason}; {decision.reason}")
+        assessment = await self._check_step(pair, observation, decision, snapshots, pending, now)
+        return replace(assessment, target=target)
+
+    async def _check_step(
+        self,
+        pair: PairConfig,
+        observation: Observation,
+        decision: Decision,
+        snapshots: Mapping[str, AccountSnapshot],
+        pending: Sequence[StoredOrder],
+        now: datetime,
+    ) -> Assessment:
+        """Liquidation guard first, then the risk gate, the market and the book."""
+        risk = self._settings.risk
+        market = self._markets[pair.perp_symbol]
+        limits = self._risk_limits(pair, snapshots)
+        guard = liquidation_guard(
+            observation,
+            risk.min_liquidation_distance,
+            risk.on_liquidation_risk,
+            market,
+            self._free_margin(pair, snapshots),
+        )
+        if guard is not None:
+            # Before anything else: the guard's action replaces the rebalance.
+            decision = replace(
+                decision,
+                action="order" if guard.intent is not None else "none",
+                reason=f"liquidation guard: {guard.reason}",
+                intent=guard.intent,
+            )
         verdict: Verdict | None = None
         plan: OrderPlan | None = None
+        add_margin: Decimal | None = None
+        liquidity: dict[str, Any] | None = None
         action = decision.action
         summary = decision.reason
-        if decision.intent is not None and pending:
+        if guard is not None and guard.add_margin is not None:
+            verdict = check_margin_transfer(observation, limits, now)
+            if verdict.approved:
+                action, add_margin = "add_margin", guard.add_margin
+            else:
+                action, summary = "denied", f"{summary}; denied: {verdict.reason}"
+        elif decision.intent is not None and pending:
             action = "waiting"
             summary = (
                 f"{decision.reason}; waiting: order {pending[0].client_order_id} "
                 "is not resolved yet"
             )
         elif decision.intent is not None:
-            verdict = check(
-                decision.intent,
-                observation,
-                self._risk_limits(pair, snapshots),
-                now,
-                self._markets[pair.perp_symbol].contract_size,
-            )
-            action = "order" if verdict.approved else "denied"
-            if verdict.approved:
-                plan = self._order_plan(pair, decision.intent)
+            intent = decision.intent
+            verdict = check(intent, observation, limits, now, market.contract_size)
+            if verdict.approved and not intent.reduce_only:
+                verdict = await self._market_gate(pair, now) or verdict
+            sent: OrderIntent | None = intent
+            if verdict.approved and guard is None:
+                # The guard's order is urgent: it is not held back for a thin book.
+                sent, liquidity, note = await self._liquidity_step(pair, intent, market)
+                if note:
+                    summary += f"; {note}"
+            if not verdict.approved:
+                action = "denied"
+                summary = f"denied: {verdict.reason}"
+                if guard is not None:
+                    summary = f"{decision.reason}; denied: {verdict.reason}"
+            elif sent is None:
+                action = "liquidity_wait"
+            else:
+                action = "order"
+                plan = self._order_plan(pair, sent)
                 if plan.price is not None:
                     summary += f"; IOC limit {plan.price}"
-            else:
-                summary = f"denied: {verdict.reason}"
         if observation.unreflected_qty != ZERO:
             summary += f" (counting {observation.unreflected_qty} filled, not yet in the position)"
-        return Assessment(pair.name, observation, decision, verdict, action, summary, plan, target)
+        return Assessment(
+            pair.name,
+            observation,
+            decision,
+            verdict,
+            action,
+            summary,
+            plan,
+            add_margin=add_margin,
+            liquidity=liquidity,
+        )
 
     async def _target_for(
         self, pair: PairConfig, observation: Observation, now: datetime
     ) -> Target:
         """The pair's target ratio from its strategy (and any run-time set-target)."""
         return await self._targets.target_for(pair, observation, self._perp_gateway(pair), now)
+
+    def _free_margin(
+        self, pair: PairConfig, snapshots: Mapping[str, AccountSnapshot]
+    ) -> Decimal | None:
+        balance = snapshots[self._legs[pair.name][1]].margin.get(pair.perp_symbol.split(":")[1])
+        return balance.free if balance else None
+
+    async def _market_gate(self, pair: PairConfig, now: datetime) -> Verdict | None:
+        """A denial when the market's open interest or 24h volume is under the pair's
+        minimum; the figures are fetched at most every ``market_stats_refresh_s``."""
+        if pair.min_open_interest <= ZERO and pair.min_quote_volume_24h <= ZERO:
+            return None
+        cached = self._market_stats.get(pair.perp_symbol)
+        refresh = timedelta(seconds=float(self._settings.risk.market_stats_refresh_s))
+        if cached is None or now - cached[0] >= refresh:
+            stats = await self._perp_gateway(pair).fetch_market_stats(pair.perp_symbol)
+            cached = (now, stats)
+            self._market_stats[pair.perp_symbol] = cached
+        stats = cached[1]
+        for label, value, floor in (
+            ("open interest", stats.open_interest_value, pair.min_open_interest),
+            ("24h quote volume", stats.quote_volume_24h, pair.min_quote_volume_24h),
+        ):
+            key = "min_open_interest" if label == "open interest" else "min_quote_volume_24h"
+            if floor <= ZERO:
+                continue
+            if value is None:
+                return Verdict(
+                    False, f"the venue reports no {label} for {pair.perp_symbol}: not traded"
+                )
+            if value < floor:
+                return Verdict(
+                    False,
+                    f"{pair.perp_symbol} {label} {value:.0f} < {key} {floor}: market not traded",
+                )
+        return None
+
+    async def _liquidity_step(
+        self, pair: PairConfig, intent: OrderIntent, market: Market
+    ) -> tuple[OrderIntent | None, dict[str, Any], str]:
+        """Walk the book for the order: send it, a part that fits ``max_slippage_bps``
+        (split), or nothing this cycle (wait); the book is fetched only here."""
+        book = await self._perp_gateway(pair).fetch_order_book(intent.symbol, ORDER_BOOK_DEPTH)
+        estimate = estimate_slippage(book, intent.side, intent.amount)
+        limit = pair.max_slippage_bps
+        info: dict[str, Any] = {"amount": intent.amount, "max_slippage_bps": limit}
+        if estimate is None:
+            info["action"] = "wait"
+            return None, info, "liquidity: the order book is empty, waiting"
+        info.update(
+            touch=estimate.touch,
+            average_price=estimate.average_price,
+            slippage_bps=estimate.slippage_bps.quantize(Decimal("0.01")),
+            book_depth=estimate.available,
+        )
+        if estimate.complete and estimate.slippage_bps <= limit:
+            info["action"] = "send"
+            return intent, info, ""
+        what = (
+            f"liquidity: {intent.amount:f} would fill about {estimate.slippage_bps:.1f} bps "
+            f"from the touch > max_slippage_bps {limit}"
+            if estimate.complete
+            else f"liquidity: the book shows {estimate.available:f}, less than {intent.amount:f}"
+        )
+        if pair.on_thin_book == "wait":
+            info["action"] = "wait"
+            return None, info, f"{what}: waiting for a deeper book (on_thin_book wait)"
+        fit = min(
+            largest_amount_within(book, intent.side, limit, market.amount_step), intent.amount
+        )
+        problem = amount_problem(fit, intent.reference_price, market, pair.min_notional)
+        if problem is not None:
+            info["action"] = "wait"
+            return None, info, f"{what}: the part that fits is too small ({problem}), waiting"
+        info.update(action="split", sent=fit)
+        return (
+            replace(intent, amount=fit),
+            info,
+            f"{what}: sending {fit:f} now, the rest in later cycles (on_thin_book split)",
+        )
 
     async def _record_of(
         self,
@@ -613,6 +822,8 @@ class HedgeDaemon:
         now: datetime,
     ) -> tuple[DecisionRecord, OrderPlan | None]:
         assessment = await self.assess(pair, snapshots, pending.get(pair.name, []), now)
+        if assessment.add_margin is not None:
+            assessment = await self._move_margin(pair, assessment)
         record = DecisionRecord(
             decision_id=str(ULID.from_datetime(now)),
             observation=assessment.observation,
@@ -620,11 +831,19 @@ class HedgeDaemon:
             mode=self._settings.mode,
             decision=assessment.decision,
             action=assessment.action,
-            verdict=None if assessment.verdict is None else assessment.verdict.reason,
+            verdict=(
+                assessment.summary
+                if assessment.action == "liquidity_wait"
+                else None
+                if assessment.verdict is None
+                else assessment.verdict.reason
+            ),
             inputs={
                 "observation": observation_inputs(assessment.observation),
                 "foreign_open_orders": self._foreign_open.get(pair.name, 0),
                 "lease": _lease_inputs(self._leases.get(pair.name)),
+                "liquidity": assessment.liquidity,
+                "add_margin": assessment.add_margin,
                 "params": {
                     "target_ratio": pair.target_ratio,
                     "band": pair.band,
@@ -694,6 +913,19 @@ class HedgeDaemon:
                 decision_id=record.decision_id,
             )
             return "lease lost"
+        except (asyncio.CancelledError, SQLAlchemyError):
+            raise  # shutdown, or nothing could be stored: not the venue's failure
+        except Exception as exc:
+            await self._count_failure(pair, f"{type(exc).__name__}: {exc}")
+            raise
+        if execution.status is OrderStatus.REJECTED:
+            await self._count_failure(pair, execution.reason or "rejected")
+        elif execution.status in (
+            OrderStatus.FILLED,
+            OrderStatus.PARTIALLY_FILLED,
+            OrderStatus.ACCEPTED,
+        ):
+            self._failures.pop(pair.name, None)
         self._fills_watch_until[pair.name] = max(
             self._fills_watch_until[pair.name], self._clock.now() + settle
         )
@@ -705,12 +937,57 @@ class HedgeDaemon:
         )
         return f"order {execution.status.value}"
 
+    async def _count_failure(self, pair: PairConfig, reason: str) -> None:
+        """Count a rejected or failed order; pause the pair after K in a row."""
+        count = self._failures.get(pair.name, 0) + 1
+        limit = self._settings.risk.max_consecutive_failures
+        self._failures[pair.name] = count
+        if count < limit:
+            return
+        self._failures.pop(pair.name, None)  # a resume starts the count afresh
+        why = (
+            f"{count} consecutive orders rejected or failed "
+            f"(max_consecutive_failures {limit}); last: {reason}"
+        )
+        log.warning("pair.auto_paused", pair=pair.name, reason=why)
+        await self._repo.set_pair_paused(pair.name, True, why, source="auto")
+
+    async def _move_margin(self, pair: PairConfig, assessment: Assessment) -> Assessment:
+        """The liquidation guard's margin transfer, audited as ``risk.margin_added``."""
+        amount = assessment.add_margin
+        if amount is None:
+            return assessment
+        settle = pair.perp_symbol.split(":")[1]
+        try:
+            await self._perp_gateway(pair).add_margin(pair.perp_symbol, amount)
+        except GatewayError as exc:
+            await self._repo.append_audit(
+                "risk.add_margin_failed",
+                f"adding {amount} {settle} margin to {pair.perp_symbol} failed: {exc}",
+                {"amount": amount, "error": str(exc)},
+                pair=pair.name,
+            )
+            await self._count_failure(pair, f"add_margin: {exc}")
+            return replace(
+                assessment,
+                action="add_margin_failed",
+                summary=f"{assessment.summary}; failed: {exc}",
+            )
+        await self._repo.append_audit(
+            "risk.margin_added",
+            f"added {amount} {settle} margin to {pair.perp_symbol}: {assessment.decision.reason}",
+            {"amount": amount, "asset": settle, "symbol": pair.perp_symbol},
+            pair=pair.name,
+        )
+        return assessment
+
     async def plan(self) -> list[Assessment]:
         """What every pair would do now; sends no order and writes nothing."""
         now = self._clock.now()
         self._fills_cache = None
         snapshots = await self.observe()
         await self._targets.load_overrides()
+        await self._load_risk_state(now)
         unresolved: dict[str, list[StoredOrder]] = {}
         for order in await self._repo.unresolved_orders():
             unresolved.setdefault(order.pair, []).append(order)

@@ -102,6 +102,18 @@ class TargetSource:
             self._regimes[pair.name] = target.regime
         return target
 
+    def highest_ratio(self, pair: PairConfig) -> Decimal:
+        """The largest hedge ratio the pair's strategy can ask for (leverage is sized on it)."""
+        if pair.strategy in ("outlook", "funding_carry"):
+            return Decimal(1)
+        if pair.strategy == "trend":
+            params = pair.trend_params
+            return max(params.bear_ratio, abs(params.bull_ratio))
+        override = self._overrides.get(pair.name)
+        if override is not None and override.ratio is not None:
+            return override.ratio
+        return pair.target_ratio
+
     def needs_skip_audit(self, pair: str, target: Target) -> bool:
         """True once per stretch of skipped sell-downs: the first cycle it is skipped."""
         if not target.sell_down_skipped:

@@ -35,6 +35,7 @@ from bot.domain.models import (
     OrderResult,
     OrderStatus,
 )
+from bot.domain.report import PairReport, ReportFill, ReportPoint, pair_report
 from bot.exchange.paper_state import (
     PaperAccountState,
     order_from_json,
@@ -60,6 +61,7 @@ from bot.store.tables import (
     FundingPaymentRow,
     ObservationRow,
     OrderRow,
+    PairControlRow,
     PairLeaseRow,
     PairTargetRow,
     PaperAccountRow,
@@ -198,6 +200,7 @@ class PairStatus:
     strategy: str = "fixed"
     strategy_detail: str = ""  # e.g. "outlook neutral", "regime bear"
     pending_target: str | None = None  # set with set-target after the last decision
+    paused: str | None = None  # why the pair is paused (`hedgebot pause`, or automatically)
 
     @property
     def target_text(self) -> str:
@@ -217,6 +220,31 @@ def _strategy_detail(inputs: Mapping[str, Any]) -> str:
     if inputs.get("set_target"):
         return f"{name}, set"
     return name
+
+
+ALL_PAIRS = "*"
+
+
+@dataclass(frozen=True, slots=True)
+class PairControl:
+    """A stored pause: of one pair, or of every pair (``pair == "*"``)."""
+
+    pair: str
+    paused: bool
+    reason: str
+    source: str  # user | auto
+    updated_at: datetime
+
+
+def paused_reason(controls: Mapping[str, PairControl], pair: str) -> str | None:
+    """Why ``pair`` is paused (its own pause, else the pause of every pair); None if not."""
+    for key in (pair, ALL_PAIRS):
+        control = controls.get(key)
+        if control is not None and control.paused:
+            who = "by the user" if control.source == "user" else "automatically"
+            scope = "" if key == pair else " (every pair)"
+            return f"paused {who}{scope}: {control.reason}"
+    return None
 
 
 def _order_from_row(row: OrderRow) -> StoredOrder:
@@ -941,6 +969,10 @@ class Repository:
                     .order_by(DecisionRow.pair)
                 )
             ).all()
+            controls = {
+                row.pair: PairControl(row.pair, row.paused, row.reason, row.source, row.updated_at)
+                for row in (await session.execute(select(PairControlRow))).scalars()
+            }
             result: list[PairStatus] = []
             for decision, observation in rows:
                 if pairs is not None and decision.pair not in pairs:
@@ -953,12 +985,13 @@ class Repository:
                         .limit(1)
                     )
                 ).scalar_one_or_none()
-                health = await self._health(session, decision)
                 strategy = (decision.inputs or {}).get("strategy") or {}
                 override = await session.get(PairTargetRow, decision.pair)
                 pending = None
                 if override is not None and override.set_at > decision.created_at:
                     pending = override.outlook or str(override.ratio)
+                paused = paused_reason(controls, decision.pair)
+                health = paused or await self._health(session, decision)
                 result.append(
                     PairStatus(
                         pair=decision.pair,
@@ -981,6 +1014,7 @@ class Repository:
                         strategy=str(strategy.get("name", "fixed")),
                         strategy_detail=_strategy_detail(strategy),
                         pending_target=pending,
+                        paused=paused,
                     )
                 )
             return result
@@ -1006,6 +1040,8 @@ class Repository:
             return f"not trading: {decision.verdict}"
         if decision.action == "waiting":
             return "waiting: an order's outcome is not known yet"
+        if decision.action == "liquidity_wait":
+            return f"waiting for liquidity: {decision.verdict}"
         return "ok"
 
     # -- run-time targets (hedgebot set-target) ---------------------------------------------
@@ -1058,6 +1094,156 @@ class Repository:
                 if isinstance(strategy, dict):
                     result[pair] = strategy
             return result
+
+    async def pair_controls(self) -> dict[str, PairControl]:
+        """Every stored pause or resume, by pair name ("*": every pair); one small query."""
+        async with self._sessions() as session:
+            return {
+                row.pair: PairControl(row.pair, row.paused, row.reason, row.source, row.updated_at)
+                for row in (await session.execute(select(PairControlRow))).scalars()
+            }
+
+    async def set_pair_paused(
+        self, pair: str, paused: bool, reason: str, source: str = "user"
+    ) -> bool:
+        """Pause or resume ``pair`` ("*": every pair) and audit it (``pair.paused`` /
+        ``pair.resumed``); resuming "*" resumes every pair. False when nothing changed."""
+        now = self._clock.now()
+        async with self._write() as session:
+            rows = {
+                row.pair: row for row in (await session.execute(select(PairControlRow))).scalars()
+            }
+            if paused:
+                row = rows.get(pair)
+                if row is not None and row.paused:
+                    return False
+                if row is None:
+                    row = PairControlRow(pair=pair)
+                    session.add(row)
+                targets = [row]
+            else:
+                targets = [
+                    r for key, r in rows.items() if r.paused and (pair == ALL_PAIRS or key == pair)
+                ]
+                if not targets:
+                    return False
+            for row in targets:
+                row.paused = paused
+                row.reason = reason
+                row.source = source
+                row.updated_at = now
+            who = pair if pair != ALL_PAIRS else "every pair"
+            kind = "pair.paused" if paused else "pair.resumed"
+            verb = "paused" if paused else "resumed"
+            session.add(
+                self._audit_row(
+                    kind,
+                    f"{who} {verb} ({source}): {reason}",
+                    {
+                        "pair": pair,
+                        "source": source,
+                        "reason": reason,
+                        "pairs": sorted(r.pair for r in targets),
+                    },
+                    pair=None if pair == ALL_PAIRS else pair,
+                    ts=now,
+                )
+            )
+            return True
+
+    async def trailing_rejections(self, limit: int) -> dict[str, int]:
+        """Per pair, how many of its latest orders (up to ``limit``) were rejected in a row,
+        counting only orders after the pair's last pause or resume."""
+        controls = await self.pair_controls()
+        counts: dict[str, int] = {}
+        async with self._sessions() as session:
+            pairs = (await session.execute(select(OrderRow.pair).distinct())).scalars().all()
+            for pair in pairs:
+                query = (
+                    select(OrderRow.status, OrderRow.created_at)
+                    .where(OrderRow.pair == pair)
+                    .order_by(OrderRow.id.desc())
+                    .limit(limit)
+                )
+                control = controls.get(pair)
+                count = 0
+                for status, created_at in (await session.execute(query)).all():
+                    if status != OrderStatus.REJECTED.value:
+                        break
+                    if control is not None and created_at <= control.updated_at:
+                        break
+                    count += 1
+                if count:
+                    counts[pair] = count
+        return counts
+
+    async def traded_notional_since(self, since: datetime) -> dict[str, Decimal]:
+        """Per pair, the quote value of its fills since ``since`` (amount x price)."""
+        query = (
+            select(OrderRow.pair, FillRow.amount, FillRow.price)
+            .join(OrderRow, OrderRow.id == FillRow.order_id)
+            .where(FillRow.filled_at >= since)
+        )
+        totals: dict[str, Decimal] = {}
+        async with self._sessions() as session:
+            for pair, amount, price in (await session.execute(query)).all():
+                totals[pair] = totals.get(pair, Decimal(0)) + amount * price
+        return totals
+
+    async def report(
+        self, pair: str | None = None, since: datetime | None = None
+    ) -> list[PairReport]:
+        """Per pair (or one), PnL, costs and hedge effectiveness from the stored series
+        since ``since`` (everything when None) up to now. Perp fill amounts are taken as
+        base quantities (linear perps of contract size 1)."""
+        until = self._clock.now()
+        observations = select(
+            ObservationRow.pair,
+            ObservationRow.observed_at,
+            ObservationRow.spot_qty,
+            ObservationRow.perp_qty,
+            ObservationRow.price,
+        ).order_by(ObservationRow.observed_at, ObservationRow.id)
+        fills = select(
+            OrderRow.pair,
+            FillRow.filled_at,
+            FillRow.side,
+            FillRow.amount,
+            FillRow.price,
+            FillRow.fee,
+        ).join(OrderRow, OrderRow.id == FillRow.order_id)
+        funding = select(FundingPaymentRow.pair, FundingPaymentRow.amount)
+        if since is not None:
+            observations = observations.where(ObservationRow.observed_at >= since)
+            fills = fills.where(FillRow.filled_at >= since)
+            funding = funding.where(FundingPaymentRow.paid_at >= since)
+        if pair is not None:
+            observations = observations.where(ObservationRow.pair == pair)
+            fills = fills.where(OrderRow.pair == pair)
+            funding = funding.where(FundingPaymentRow.pair == pair)
+        points: dict[str, list[ReportPoint]] = {}
+        pair_fills: dict[str, list[ReportFill]] = {}
+        payments: dict[str, list[Decimal]] = {}
+        async with self._sessions() as session:
+            for name, at, spot, perp, price in (await session.execute(observations)).all():
+                points.setdefault(name, []).append(ReportPoint(at, spot, perp, price))
+            for name, at, side, amount, price, fee in (await session.execute(fills)).all():
+                signed = amount if side == "buy" else -amount
+                pair_fills.setdefault(name, []).append(ReportFill(at, signed, price, fee))
+            for name, amount in (await session.execute(funding)).all():
+                payments.setdefault(name, []).append(amount)
+        names = sorted(set(points) | set(pair_fills) | set(payments))
+        return [
+            pair_report(
+                name,
+                points.get(name, []),
+                pair_fills.get(name, []),
+                payments.get(name, []),
+                since,
+                until,
+            )
+            for name in names
+        ]
 
     async def load_paper_account(self, name: str) -> PaperAccountState | None:
         """The paper venue's saved account, or None for a new one."""

@@ -257,3 +257,15 @@ class PairTargetRow(Base):
     ratio: Mapped[Decimal | None] = mapped_column(Money, nullable=True)  # strategy fixed
     outlook: Mapped[str | None] = mapped_column(String(32), nullable=True)  # strategy outlook
     set_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class PairControlRow(Base):
+    """Whether a pair (or "*", every pair) is paused, by whom and why."""
+
+    __tablename__ = "pair_controls"
+
+    pair: Mapped[str] = mapped_column(String(64), primary_key=True)
+    paused: Mapped[bool]
+    reason: Mapped[str] = mapped_column(Text)
+    source: Mapped[str] = mapped_column(String(16))  # user | auto
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)

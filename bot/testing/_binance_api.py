@@ -12,7 +12,13 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from bot.testing._binance_engine import FUTURES_MAKER_FEE, FUTURES_TAKER_FEE, Engine, PositionView
+from bot.testing._binance_engine import (
+    FUTURES_MAKER_FEE,
+    FUTURES_TAKER_FEE,
+    Engine,
+    PositionView,
+    parse_decimal,
+)
 from bot.testing._binance_models import (
     ZERO,
     BinanceError,
@@ -115,6 +121,7 @@ class BinanceApi:
             ("GET", f"{f}/v1/commissionRate"): Route(self.fut_commission_rate, signed=True),
             ("POST", f"{f}/v1/leverage"): Route(self.fut_set_leverage, signed=True),
             ("POST", f"{f}/v1/marginType"): Route(self.fut_set_margin_type, signed=True),
+            ("POST", f"{f}/v1/positionMargin"): Route(self.fut_position_margin, signed=True),
             ("GET", f"{f}/v1/positionSide/dual"): Route(self.fut_get_dual, signed=True),
             ("POST", f"{f}/v1/positionSide/dual"): Route(self.fut_set_dual, signed=True),
             ("POST", f"{f}/v1/order"): Route(self.fut_create, signed=True, creates_order="futures"),
@@ -1013,6 +1020,20 @@ class BinanceApi:
         """POST /fapi/v1/marginType (-4046 when unchanged, as Binance)."""
         self.engine.set_margin_type(params.get("symbol"), params.get("marginType"))
         return {"code": 200, "msg": "success"}
+
+    def fut_position_margin(self, params: Params, ctx: RequestContext) -> JSON:
+        """POST /fapi/v1/positionMargin (type 1 adds; reducing is not emulated)."""
+        amount = parse_decimal(params, "amount", required=True)
+        if params.get("type") != "1" or amount is None:
+            raise BinanceError(400, -1102, "Only type 1 (add margin) is emulated.")
+        side = params.get("positionSide") or "BOTH"
+        self.engine.add_position_margin(params.get("symbol"), side, amount)
+        return {
+            "amount": float(amount),
+            "code": 200,
+            "msg": "Successfully modify position margin.",
+            "type": 1,
+        }
 
     def fut_get_dual(self, params: Params, ctx: RequestContext) -> JSON:
         """GET /fapi/v1/positionSide/dual."""

@@ -426,7 +426,9 @@ class Engine:
         market = self.by_id[symbol]
         leverage = self.leverage[symbol]
         isolated = self.margin_type[symbol] == "ISOLATED"
-        isolated_wallet = abs(state.amount) * state.entry / leverage if isolated else ZERO
+        isolated_wallet = (
+            abs(state.amount) * state.entry / leverage + state.added_margin if isolated else ZERO
+        )
         view = PositionView(
             symbol=symbol,
             position_side=side,
@@ -756,11 +758,16 @@ class Engine:
             closed = min(qty, abs(state.amount))
             direction = Decimal(1) if state.amount > 0 else Decimal(-1)
             realized = closed * (price - state.entry) * direction
+            before = abs(state.amount)
             state.amount += signed
+            # Added margin is released with the position, pro rata.
+            state.added_margin = state.added_margin * abs(state.amount) / before
             if state.amount == 0:
                 state.entry = ZERO
+                state.added_margin = ZERO
             elif (state.amount > 0) == (signed > 0):
                 state.entry = price
+                state.added_margin = ZERO
         state.update_ms = now
         fee = qty * price * (FUTURES_MAKER_FEE if maker else FUTURES_TAKER_FEE)
         self._credit_wallet(self.quote_asset, realized - fee, lagged=True)
@@ -927,6 +934,24 @@ class Engine:
             raise BinanceError(400, -4028, f"Leverage {leverage} is not valid")
         self.leverage[market.symbol_id] = leverage
         return market, leverage
+
+    def add_position_margin(
+        self, symbol: str | None, position_side: str, amount: Decimal
+    ) -> tuple[EmulatedMarket, Decimal]:
+        """POST /fapi/v1/positionMargin type 1: move wallet balance into an isolated position."""
+        market = self.market_for(symbol, "futures")
+        if self.margin_type[market.symbol_id] != "ISOLATED":
+            raise BinanceError(400, -4048, "Cannot add position margin: position is not isolated.")
+        state = self.acct.positions.get((market.symbol_id, position_side))
+        if state is None or state.amount == 0:
+            raise BinanceError(400, -2019, "Margin is insufficient.")
+        view = self.futures_view(lagged=False)
+        if amount <= 0 or amount > view.available:
+            raise BinanceError(400, -2019, "Margin is insufficient.")
+        self._snapshot_futures()
+        state.added_margin += amount
+        state.update_ms = self.now_ms()
+        return market, amount
 
     def set_margin_type(self, symbol: str | None, raw: str | None) -> None:
         """POST /fapi/v1/marginType."""

@@ -200,6 +200,8 @@ class PositionState:
     amount: Decimal = ZERO
     entry: Decimal = ZERO
     update_ms: int = 0
+    # Margin moved into an isolated position (POST /fapi/v1/positionMargin type 1).
+    added_margin: Decimal = ZERO
 
 
 def fmt(value: Decimal) -> str:

@@ -217,3 +217,37 @@ async def test_ohlcv_since_starts_at_the_bar_holding_since(venue: Venue) -> None
     assert candles
     assert all(c.opened_at >= since.replace(second=0, microsecond=0) for c in candles)
     assert candles[-1].opened_at <= now
+
+
+async def test_added_margin_moves_the_short_liquidation_price_up_and_leaves_less_free(
+    venue: Venue,
+) -> None:
+    gateway = await prepared(venue)
+    await gateway.create_order(sell("0.5", "c-margin"))
+    before = (await gateway.fetch_positions([PERP]))[PERP]
+    free_before = (await gateway.fetch_margin_balances())["USDT"].free
+    await gateway.add_margin(PERP, D(3000))
+    after = (await gateway.fetch_positions([PERP]))[PERP]
+    assert before.liquidation_price is not None
+    assert after.liquidation_price is not None
+    # 3000 USDT on a 0.5 BTC short moves its liquidation price about 6000 up.
+    moved = after.liquidation_price - before.liquidation_price
+    assert D(5900) <= moved <= D(6000)
+    assert (await gateway.fetch_margin_balances())["USDT"].free == free_before - D(3000)
+
+
+async def test_adding_margin_without_a_position_is_rejected(venue: Venue) -> None:
+    gateway = await prepared(venue)
+    with pytest.raises(OrderRejectedError):
+        await gateway.add_margin(PERP, D(100))
+
+
+async def test_market_stats_report_open_interest_and_24h_volume_in_quote(venue: Venue) -> None:
+    gateway = await prepared(venue)
+    stats = await gateway.fetch_market_stats(PERP)
+    assert stats.symbol == PERP
+    assert stats.open_interest_value is not None
+    assert stats.open_interest_value > 0
+    assert stats.quote_volume_24h is not None
+    assert stats.quote_volume_24h >= 0
+    assert stats.timestamp.tzinfo is not None

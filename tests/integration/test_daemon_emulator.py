@@ -401,3 +401,53 @@ async def test_the_heavy_open_orders_listing_runs_at_start_then_once_a_minute(
     stack = await open_stack()
     await stack.cycles(3)
     assert emulator.requests_to("/fapi/v1/openOrders", "GET") == 1
+
+
+async def test_three_orders_refused_by_the_exchange_pause_the_pair_until_resumed(
+    open_stack: Any, emulator: BinanceEmulator
+) -> None:
+    stack = await open_stack()
+    emulator.inject(Fault.REJECT, path="/fapi/v1/order", method="POST", count=10)
+    await stack.cycles(5)
+    statuses = [o.status for o in await stack.repository.orders()]
+    assert statuses == ["rejected"] * 3  # nothing sent after the third
+    [paused] = await stack.repository.audit_events(kind="pair.paused")
+    assert paused.data["source"] == "auto"
+    assert "3 consecutive orders rejected or failed" in paused.summary
+    emulator.clear_faults()
+    await stack.repository.set_pair_paused("BTC", False, "the exchange is back")
+    await stack.cycles(1)
+    assert emulator.position(PERP) == D(-1)
+
+
+async def test_the_add_margin_guard_moves_margin_on_the_exchange(
+    open_stack: Any, emulator: BinanceEmulator
+) -> None:
+    stack = await open_stack()
+    await stack.cycles(1)
+    assert emulator.position(PERP) == D(-1)
+    opened = (await stack.gateway.fetch_positions([PERP]))[PERP].liquidation_price
+    assert opened is not None
+    # The mark 8 % below the liquidation price: inside min_liquidation_distance 0.1.
+    mark = (opened / D("1.08")).quantize(D("0.1"))
+    emulator.set_price("BTC", mark)
+    settings = make_settings(emulator)
+    guarded = HedgeDaemon(
+        settings.model_copy(
+            update={"risk": settings.risk.model_copy(update={"on_liquidation_risk": "add_margin"})}
+        ),
+        stack.repository,
+        {"main": stack.gateway},
+        SystemClock(),
+    )
+    await guarded.load_markets()
+    before = (await stack.gateway.fetch_positions([PERP]))[PERP].liquidation_price
+    await guarded.run_cycle(2)
+    [added] = await stack.repository.audit_events(kind="risk.margin_added")
+    after = (await stack.gateway.fetch_positions([PERP]))[PERP].liquidation_price
+    assert before is not None
+    assert after is not None
+    # Moved to about 1.5 x the minimum distance (Binance's formula moves it a little less
+    # per unit of margin than the paper venue's).
+    assert D("0.14") < (after - mark) / mark <= D("0.15")
+    assert D(added.data["amount"]) > 0

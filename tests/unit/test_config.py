@@ -141,3 +141,25 @@ def test_with_two_accounts_each_pair_names_both_legs(tmp_path: Path) -> None:
     )
     settings = load_settings(write(tmp_path, named))
     assert settings.accounts_of(settings.pairs[0]) == ("a", "b")
+
+
+def test_leverage_that_opens_inside_the_liquidation_guard_is_a_config_error(
+    tmp_path: Path,
+) -> None:
+    path = write(tmp_path, MINIMAL + 'leverage = "10"\n')
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path)
+    message = str(caught.value)
+    assert "leverage 10 opens positions about 10.0% from liquidation" in message
+    assert "risk.min_liquidation_distance 0.1" in message
+    assert load_settings(path, risk={"min_liquidation_distance": "0.05"}).pairs[0].leverage == 10
+
+
+def test_risk_and_liquidity_settings_have_safe_defaults(tmp_path: Path) -> None:
+    settings = load_settings(write(tmp_path, MINIMAL))
+    assert settings.risk.min_liquidation_distance == Decimal("0.1")
+    assert settings.risk.on_liquidation_risk == "reduce"
+    assert settings.risk.max_consecutive_failures == 3
+    pair = settings.pairs[0]
+    assert (pair.max_position_notional, pair.max_daily_notional) == (None, None)
+    assert pair.on_thin_book == "split"

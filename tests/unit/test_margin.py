@@ -2,7 +2,12 @@ from decimal import Decimal
 
 import pytest
 
-from bot.domain.margin import initial_margin, isolated_liquidation_price
+from bot.domain.margin import (
+    initial_margin,
+    isolated_liquidation_price,
+    isolated_liquidation_price_with_margin,
+    lowest_leverage,
+)
 
 D = Decimal
 
@@ -44,3 +49,35 @@ def test_non_positive_leverage_is_an_error(leverage: Decimal) -> None:
         initial_margin(D(1), D(100), leverage)
     with pytest.raises(ValueError, match="leverage"):
         isolated_liquidation_price(D(1), D(100), leverage, D("0.005"))
+
+
+def test_liquidation_price_from_the_initial_margin_matches_the_leverage_formula() -> None:
+    # 5x short of 1 at 60000 holds 12000: 60000 x (1 - 0.005) + 12000 = 71700
+    assert isolated_liquidation_price_with_margin(
+        D(-1), D(60000), D(12000), D("0.005")
+    ) == isolated_liquidation_price(D(-1), D(60000), D(5), D("0.005"))
+
+
+def test_added_margin_moves_a_short_liquidation_price_up_by_margin_over_quantity() -> None:
+    before = isolated_liquidation_price_with_margin(D("-0.5"), D(60000), D(6000), D("0.005"))
+    after = isolated_liquidation_price_with_margin(D("-0.5"), D(60000), D(9000), D("0.005"))
+    assert before is not None
+    assert after is not None
+    assert after - before == D(6000)
+
+
+@pytest.mark.parametrize(
+    ("notional", "available", "cap", "expected"),
+    [
+        ("60000", "100000", "5", "1"),  # 1x covers it: the default
+        ("60000", "11700", "5", "5"),  # 60000 / 11700 = 5.13 -> 6, capped at 5
+        ("60000", "14400", "5", "5"),  # 4.17 -> 5
+        ("60000", "20000", "5", "3"),
+        ("0", "1000", "5", "1"),
+        ("60000", "0", "3", "3"),
+    ],
+)
+def test_lowest_leverage_covers_the_margin_need(
+    notional: str, available: str, cap: str, expected: str
+) -> None:
+    assert lowest_leverage(D(notional), D(available), D(cap)) == D(expected)

@@ -3,9 +3,18 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from bot.domain.models import Observation, OrderIntent, Side
-from bot.domain.risk import RiskLimits, Verdict, check
+from bot.domain.models import Market, Observation, OrderIntent, Position, Side
+from bot.domain.risk import (
+    RiskLimits,
+    Verdict,
+    check,
+    check_margin_transfer,
+    liquidation_distance,
+    liquidation_guard,
+)
 
 D = Decimal
 AT = datetime(2024, 1, 1, tzinfo=UTC)
@@ -105,3 +114,179 @@ def test_reduce_only_order_skips_leverage_and_notional_checks() -> None:
 def test_order_that_shrinks_exposure_without_reduce_only_is_measured_after_the_fill() -> None:
     # buying 0.1 against a 1.5 short leaves 1.4 short = 84000 <= 20000 x 5
     assert check(order(Side.BUY), observe(perp="-1.5"), LIMITS, NOW).approved
+
+
+# -- pause, caps, liquidation distance --------------------------------------------------
+
+
+def positioned(perp: str = "-1", price: str = "60000", liquidation: str = "71700") -> Observation:
+    obs = observe(perp=perp, price=price)
+    position = Position(
+        symbol=BTC,
+        qty=D(perp),
+        entry_price=D(60000),
+        mark_price=D(price),
+        unrealized_pnl=D(0),
+        leverage=D(5),
+        liquidation_price=D(liquidation),
+        margin=D(12000),
+    )
+    return replace(obs, position=position)
+
+
+def test_paused_pair_is_denied_even_reduce_only() -> None:
+    limits = replace(LIMITS, paused="paused by the user: maintenance")
+    for intent in (order(), order(Side.BUY, reduce_only=True)):
+        assert check(intent, observe(), limits, NOW) == Verdict(
+            False, "pair is paused: paused by the user: maintenance"
+        )
+
+
+def test_position_notional_cap_denies_the_order_that_passes_it() -> None:
+    limits = replace(LIMITS, max_position_notional=D(33000))
+    # short 0.5 + 0.1 = 0.6 x 60000 = 36000 > 33000
+    verdict = check(order(), observe(), limits, NOW)
+    assert verdict == Verdict(
+        False, "position notional after the order 36000.00 > max_position_notional 33000"
+    )
+    assert check(order(), observe(), replace(limits, max_position_notional=D(36000)), NOW).approved
+
+
+def test_daily_notional_counts_what_was_traded_today() -> None:
+    limits = replace(LIMITS, max_daily_notional=D(20000), daily_traded_notional=D(15000))
+    verdict = check(order(), observe(), limits, NOW)
+    assert verdict == Verdict(
+        False, "traded today 15000.00 + order 6000.00 > max_daily_notional 20000"
+    )
+    assert check(order(), observe(), replace(limits, daily_traded_notional=D(14000)), NOW).approved
+
+
+def test_orders_adding_to_a_position_near_liquidation_are_denied_but_reduce_only_passes() -> None:
+    # mark 66000, liquidation 71700: 5700 / 66000 = 0.0864 < 0.1
+    near = positioned(price="66000")
+    limits = replace(LIMITS, min_liquidation_distance=D("0.1"), account_equity=None)
+    verdict = check(order(), near, limits, NOW)
+    assert not verdict.approved
+    assert verdict.reason.startswith("mark is 0.0864 from the liquidation price")
+    assert check(order(Side.BUY, reduce_only=True), near, limits, NOW).approved
+
+
+def test_liquidation_distance_of_a_short_and_of_a_long() -> None:
+    assert liquidation_distance(positioned(price="65000")) == D(6700) / D(65000)
+    long = positioned(perp="1", price="50000", liquidation="45000")
+    assert liquidation_distance(long) == D("0.1")
+    assert liquidation_distance(observe()) is None  # no position
+
+
+# -- the liquidation guard ----------------------------------------------------------------
+
+MARKET = Market(
+    symbol=BTC,
+    base="BTC",
+    quote="USDT",
+    amount_step=D("0.001"),
+    price_step=D("0.1"),
+    is_perp=True,
+)
+
+
+def test_guard_does_nothing_while_the_distance_is_kept() -> None:
+    assert liquidation_guard(positioned(price="65000"), D("0.1"), "reduce", MARKET, D(0)) is None
+
+
+def test_guard_reduce_closes_the_short_reduce_only() -> None:
+    action = liquidation_guard(positioned(price="65400"), D("0.1"), "reduce", MARKET, D(10**6))
+    assert action is not None
+    assert action.add_margin is None
+    assert action.intent == OrderIntent(BTC, Side.BUY, D(1), True, D(65400))
+    assert "reduce-only to close it" in action.reason
+
+
+def test_guard_add_margin_moves_the_liquidation_price_to_one_and_a_half_times_the_minimum() -> None:
+    action = liquidation_guard(positioned(price="65400"), D("0.1"), "add_margin", MARKET, D(5000))
+    assert action is not None
+    assert action.intent is None
+    # target 65400 x 1.15 = 75210; 1 BTC short: 75210 - 71700 = 3510
+    assert action.add_margin == D("3510.00")
+
+
+def test_guard_add_margin_falls_back_to_reduce_when_the_margin_is_not_free() -> None:
+    action = liquidation_guard(positioned(price="65400"), D("0.1"), "add_margin", MARKET, D(3000))
+    assert action is not None
+    assert action.add_margin is None
+    assert action.intent is not None
+    assert action.intent.reduce_only
+    assert "adding 3510.00 margin is not possible (3000 free)" in action.reason
+
+
+def test_margin_transfer_obeys_kill_switch_pause_and_stale_data() -> None:
+    assert check_margin_transfer(observe(), LIMITS, NOW).approved
+    assert not check_margin_transfer(observe(), replace(LIMITS, kill_switch=True), NOW).approved
+    assert not check_margin_transfer(observe(), replace(LIMITS, paused="x"), NOW).approved
+    later = AT + timedelta(seconds=61)
+    assert not check_margin_transfer(observe(), LIMITS, later).approved
+
+
+# -- property: no approved order breaks a configured limit ---------------------------------
+
+money = st.decimals(min_value=D("0.01"), max_value=D(10**6), places=2)
+qty = st.decimals(min_value=D("0.001"), max_value=D(100), places=3)
+
+
+@st.composite
+def gate_inputs(draw: st.DrawFn) -> tuple[OrderIntent, Observation, RiskLimits, datetime]:
+    price = draw(st.decimals(min_value=D(1), max_value=D(100000), places=2))
+    perp = draw(st.decimals(min_value=D(-100), max_value=D(100), places=3))
+    liquidation = draw(st.none() | st.decimals(min_value=D(1), max_value=D(200000), places=2))
+    obs = replace(observe(perp=str(perp), price=str(price)))
+    if perp != 0 and liquidation is not None:
+        position = Position(BTC, perp, price, price, D(0), D(5), liquidation)
+        obs = replace(obs, position=position)
+    intent = OrderIntent(BTC, draw(st.sampled_from(Side)), draw(qty), draw(st.booleans()), price)
+    limits = RiskLimits(
+        max_data_age_s=D(60),
+        max_leverage=draw(st.decimals(min_value=D(1), max_value=D(20), places=0)),
+        pair_leverage=draw(st.decimals(min_value=D(1), max_value=D(20), places=0)),
+        kill_switch=draw(st.booleans()),
+        max_order_notional=draw(money),
+        account_equity=draw(st.none() | money),
+        paused=draw(st.none() | st.just("paused by the user: test")),
+        max_position_notional=draw(st.none() | money),
+        max_daily_notional=draw(st.none() | money),
+        daily_traded_notional=draw(money),
+        min_liquidation_distance=draw(
+            st.none() | st.decimals(min_value=D("0.01"), max_value=D("0.5"), places=2)
+        ),
+    )
+    now = AT + timedelta(seconds=draw(st.integers(min_value=0, max_value=120)))
+    return intent, obs, limits, now
+
+
+@settings(max_examples=400, deadline=None)
+@given(gate_inputs())
+def test_no_approved_order_breaks_a_configured_limit(
+    inputs: tuple[OrderIntent, Observation, RiskLimits, datetime],
+) -> None:
+    intent, obs, limits, now = inputs
+    verdict = check(intent, obs, limits, now)
+    if not verdict.approved:
+        return
+    assert not limits.kill_switch
+    assert limits.paused is None
+    assert now - obs.observed_at <= timedelta(seconds=float(limits.max_data_age_s))
+    if intent.reduce_only:
+        return  # only cuts risk: the size limits do not apply
+    notional = intent.amount * intent.reference_price
+    signed = intent.amount if intent.side is Side.BUY else -intent.amount
+    exposure = abs(obs.perp_qty + signed) * obs.price
+    assert limits.pair_leverage <= limits.max_leverage
+    assert notional <= limits.max_order_notional
+    if limits.max_daily_notional is not None:
+        assert limits.daily_traded_notional + notional <= limits.max_daily_notional
+    if limits.max_position_notional is not None:
+        assert exposure <= limits.max_position_notional
+    if limits.account_equity is not None:
+        assert exposure <= limits.account_equity * limits.max_leverage
+    distance = liquidation_distance(obs)
+    if limits.min_liquidation_distance is not None and distance is not None:
+        assert distance >= limits.min_liquidation_distance
