@@ -20,6 +20,7 @@ LogFormat = Literal["auto", "console", "json"]
 LOGGER_NAME = "hedgebot"
 DEFAULT_MAX_BYTES = 10_000_000
 DEFAULT_BACKUPS = 5
+HANDLER_PREFIX = "hedgebot:"
 
 
 class _CurrentStreamHandler(logging.StreamHandler[TextIO]):
@@ -60,6 +61,15 @@ def _formatter(renderer: structlog.typing.Processor) -> logging.Formatter:
     )
 
 
+def remove_handlers() -> None:
+    """Take off (and close) the handlers an earlier configure_logging put on the root."""
+    root = logging.getLogger()
+    for handler in root.handlers[:]:
+        if (handler.get_name() or "").startswith(HANDLER_PREFIX):
+            root.removeHandler(handler)
+            handler.close()
+
+
 def configure_logging(
     log_format: LogFormat = "auto",
     level: int = logging.INFO,
@@ -93,11 +103,10 @@ def configure_logging(
         rotating.setFormatter(_formatter(structlog.processors.JSONRenderer()))
         handlers.append(rotating)
 
+    remove_handlers()
     root = logging.getLogger()
-    for old in root.handlers[:]:
-        root.removeHandler(old)
-        old.close()
     for handler in handlers:
+        handler.set_name(HANDLER_PREFIX + handler.__class__.__name__)
         root.addHandler(handler)
     # Libraries speak at WARNING and above; hedgebot's own events at ``level``.
     root.setLevel(logging.WARNING)
