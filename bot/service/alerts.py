@@ -19,7 +19,6 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
-import apprise
 import structlog
 
 from bot.config import AlertEvent, AlertsConfig
@@ -28,6 +27,7 @@ from bot.store.repository import AuditEvent, Repository
 log = structlog.get_logger(__name__)
 
 FILL_STATUSES = ("order.filled", "order.partially_filled", "order.canceled")
+READ_BATCH = 500  # audit events read per query
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +126,8 @@ def apprise_sender(urls: Sequence[str], timeout_s: float) -> Send:
     apprise's own log lines (why a service failed) are kept, with the URLs' secrets
     blanked out.
     """
+    import apprise  # only when alerts are configured: 0.1 s of start-up otherwise
+
     redact = RedactSecrets(urls)
     apprise_log = logging.getLogger("apprise")
     for old in [f for f in apprise_log.filters if isinstance(f, RedactSecrets)]:
@@ -180,13 +182,13 @@ class AuditAlerts:
         """Read the events written since the last poll; returns how many alerts it queued."""
         queued = 0
         while True:
-            events = await self._repo.audit_events_after(self._after_id)
+            events = await self._repo.audit_events_after(self._after_id, READ_BATCH)
             for event in events:
                 self._after_id = event.id
                 alert = self._rules.alert_for(event)
                 if alert is not None and self._enqueue(alert):
                     queued += 1
-            if len(events) < 500:
+            if len(events) < READ_BATCH:
                 return queued
 
     def _enqueue(self, alert: Alert) -> bool:

@@ -147,6 +147,7 @@ class Watchdog:
     def start(self) -> None:
         """Start the timer task when systemd asked for a watchdog (``WATCHDOG_USEC``)."""
         interval = self._notifier.watchdog_interval_s
+        self._last_progress = self._monotonic()  # start-up (markets, leverage) is progress
         if interval is not None and self._task is None:
             self._task = asyncio.create_task(self._run(interval), name="sd-watchdog")
 

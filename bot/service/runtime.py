@@ -58,10 +58,9 @@ class _SystemdProgress:
 
     def cycle_finished(self, report: CycleReport, duration_s: float) -> None:
         self._watchdog.progress()
-        failed = len(report.errors)
+        ok = 0 if "*" in report.errors else self._pairs - len(report.errors)
         self._notifier.status(
-            f"cycle {report.cycle}: {self._pairs - failed if '*' not in report.errors else 0}"
-            f"/{self._pairs} pair(s) ok in {duration_s:.2f} s"
+            f"cycle {report.cycle}: {ok}/{self._pairs} pair(s) ok in {duration_s:.2f} s"
         )
 
 

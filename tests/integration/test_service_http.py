@@ -211,3 +211,34 @@ def test_two_daemons_metrics_do_not_share_a_registry() -> None:
     first.cycle_finished(CycleReport(1), 0.5)
     assert samples(first.render().decode())[("hedgebot_cycles_total", (("outcome", "ok"),))] == 1
     assert ("hedgebot_cycles_total", (("outcome", "ok"),)) not in samples(second.render().decode())
+
+
+async def test_funding_received_by_the_short_hedge_is_counted(
+    repository: Repository, clock: FakeClock
+) -> None:
+    settings = config()
+    metrics = DaemonMetrics()
+    feed = ManualFeed({"BTC": D(60000), "ETH": D(3000)})
+    feed.set_funding_rate("BTC", D("0.0001"))
+    feed.set_funding_rate("ETH", D(0))
+    venue = await PaperVenue.open(settings.paper, feed, clock, repository)
+    daemon = HedgeDaemon(settings, repository, venue, clock, observer=metrics)
+    await daemon.start()
+    await daemon.run(asyncio.Event(), max_cycles=1)  # 1 BTC short from here on
+    clock.advance(8 * 3600)  # past a funding boundary
+    await daemon.run(asyncio.Event(), max_cycles=1, first_cycle=2)
+    funding = samples(metrics.render().decode())
+    # A short receives qty x mark x rate = 1 x 60000 x 0.0001.
+    assert funding[("hedgebot_funding_net", (("asset", "USDT"), ("pair", "BTC")))] == 6.0
+
+
+async def test_an_alert_url_apprise_does_not_know_is_one_line_without_the_url(
+    repository: Repository,
+) -> None:
+    settings = config(alerts={"urls": ["nosuchscheme://token-abcdef/x"]})
+    runtime = ServiceRuntime(settings, repository, notifier=SystemdNotifier({}))
+    with pytest.raises(ServiceSetupError) as caught:
+        await runtime.start_alerts()
+    assert str(caught.value) == (
+        "alerts.urls[0] is not a URL apprise understands; see the apprise URL formats"
+    )
