@@ -128,6 +128,7 @@ async def test_a_fill_and_a_risk_veto_reach_the_webhook(
         assert "filled: sell 1" in by_title["hedgebot: BTC order filled"]
         assert "max_leverage 3" in by_title["hedgebot: ETH order vetoed"]
         assert all("s3cr3t" not in str(body) for body in receiver.bodies)
+        assert all("old veto" not in str(body) for body in receiver.bodies)
     finally:
         await runtime.close()
 
