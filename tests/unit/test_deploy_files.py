@@ -211,3 +211,16 @@ def test_readme_install_guide_covers_the_service_steps() -> None:
         "deploy/hedgebot.env.example",
     ):
         assert text in README
+
+
+def test_systemd_analyze_verifies_the_unit(tmp_path: Path) -> None:
+    # The unit as installed, with ExecStart pointing at this checkout's hedgebot.
+    hedgebot = Path(sys.executable).parent / "hedgebot"
+    text = (ROOT / "deploy" / "hedgebot.service").read_text(encoding="utf-8")
+    unit = tmp_path / "hedgebot.service"
+    unit.write_text(text.replace("/opt/hedgebot/.venv/bin/hedgebot", str(hedgebot)))
+    result = subprocess.run(
+        ["systemd-analyze", "verify", str(unit)], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout + result.stderr == ""
