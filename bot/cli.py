@@ -229,7 +229,12 @@ def run(
     """Run the hedging daemon until SIGINT/SIGTERM (or --max-cycles)."""
     settings = _settings(config)
     _check_mode(settings, live)
-    configure_logging(log_format.value if log_format else settings.log_format)
+    configure_logging(
+        log_format.value if log_format else settings.log_format,
+        log_file=settings.log_file,
+        max_bytes=settings.log_file_max_bytes,
+        backups=settings.log_file_backups,
+    )
     _run_async(lambda: _run_daemon(settings, max_cycles, migrate))
 
 
@@ -261,10 +266,12 @@ async def _run_locked(
     instance_id: str,
 ) -> None:
     from bot.service.daemon import HedgeDaemon
+    from bot.service.runtime import ServiceRuntime, ServiceSetupError
     from bot.service.venues import open_gateways
 
     log = structlog.get_logger("hedgebot")
     repository = Repository(engine, clock)
+    runtime = ServiceRuntime(settings, repository)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -272,9 +279,20 @@ async def _run_locked(
     gateways: dict[str, ExchangeGateway] = {}
     reason = "stopped"
     try:
+        await runtime.start_http()
         gateways = await open_gateways(settings, repository, clock)
-        daemon = HedgeDaemon(settings, repository, gateways, clock, instance_id=instance_id)
+        runtime.watch_gateways(gateways)
+        daemon = HedgeDaemon(
+            settings,
+            repository,
+            gateways,
+            clock,
+            instance_id=instance_id,
+            observer=runtime.observer,
+        )
+        await runtime.start_alerts()
         await daemon.start()
+        runtime.ready()
         first_cycle = await repository.last_cycle() + 1
         running = asyncio.create_task(daemon.run(stop, max_cycles, first_cycle=first_cycle))
         stopping = asyncio.create_task(stop.wait())
@@ -289,12 +307,16 @@ async def _run_locked(
             running.cancel()
             await asyncio.gather(running, return_exceptions=True)
             reason = f"signal; the cycle in flight was cut after {SHUTDOWN_GRACE_S:g} s"
+        runtime.stopping(reason)
         await daemon.stop(reason)
     except FatalError as exc:
         reason = f"fatal: {exc}"
         await repository.append_audit("daemon.fatal", f"hedgebot cannot run: {exc}")
         raise UsageError(str(exc)) from None
+    except ServiceSetupError as exc:
+        raise UsageError(str(exc)) from None
     finally:
+        await runtime.close()
         for gateway in gateways.values():
             await gateway.close()
         log.info("daemon.exit", reason=reason)
@@ -310,7 +332,7 @@ def plan(
     settings = _settings(config)
     if settings.mode == "live" and not live:
         raise _fail('mode "live": pass --live to read the live accounts (plan sends nothing)')
-    configure_logging("json", level=logging.WARNING)
+    configure_logging("json", level=logging.WARNING, to_stderr=True)
     rows = _run_async(lambda: _plan(settings))
     if output is TableFormat.JSON:
         typer.echo(json.dumps(rows, indent=2))

@@ -343,6 +343,48 @@ class AccountConfig(_Frozen):
         return self
 
 
+class HttpConfig(_Frozen):
+    """The health, readiness and metrics endpoints (``/healthz``, ``/readyz``, ``/metrics``).
+
+    On by default, bound to loopback: systemd, Docker's HEALTHCHECK and a local Prometheus
+    can reach it, nobody else can. Nothing it serves can trade; set ``host = "0.0.0.0"``
+    only where the network is yours (a compose network, a firewalled host).
+    """
+
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    # 0 picks a free port (tests); the bound port is logged as http.listening.
+    port: Annotated[int, Field(ge=0, le=65535)] = 8780
+
+
+AlertEvent = Literal["fill", "risk_denied", "paused", "order_failed", "stale_feed"]
+ALERT_EVENTS: tuple[AlertEvent, ...] = (
+    "fill",
+    "risk_denied",
+    "paused",
+    "order_failed",
+    "stale_feed",
+)
+
+
+class AlertsConfig(_Frozen):
+    """Notifications through apprise URLs (chat, webhook, e-mail), sent in the background.
+
+    URLs carry tokens and passwords, so they are secrets: masked in ``check-config``
+    and never logged.
+    """
+
+    enabled: bool = True
+    urls: list[SecretStr] = Field(default_factory=list)
+    events: list[AlertEvent] = Field(default_factory=lambda: list(ALERT_EVENTS))
+    # One notification may take this long before it is given up (logged, not retried).
+    timeout_s: Annotated[float, Field(gt=0, le=300)] = 10.0
+    # Alerts waiting to be sent; more are dropped with a log line, never block a cycle.
+    queue_size: Annotated[int, Field(ge=1, le=10000)] = 100
+    # How often the audit log is read for new events.
+    poll_interval_s: Annotated[float, Field(gt=0, le=3600)] = 1.0
+
+
 class Settings(BaseSettings):
     """The whole configuration of one hedgebot process."""
 
@@ -357,6 +399,11 @@ class Settings(BaseSettings):
     database_url: str = "sqlite+aiosqlite:///hedgebot.db"
     poll_interval_s: Annotated[float, Field(gt=0, le=86400)] = 10.0
     log_format: Literal["auto", "console", "json"] = "auto"
+    # Also write JSON lines to this file, rotated at log_file_max_bytes (plain runs;
+    # under systemd and Docker stdout is collected and rotated for you).
+    log_file: Path | None = None
+    log_file_max_bytes: Annotated[int, Field(ge=1024)] = 10_000_000
+    log_file_backups: Annotated[int, Field(ge=0, le=1000)] = 5
     markets_refresh_s: Annotated[float, Field(ge=60)] = 3600.0
     # Several daemons on one Postgres database lease the pairs among themselves. A lease
     # not renewed for this long is taken over; unset: three poll intervals, at least 10 s.
@@ -366,6 +413,8 @@ class Settings(BaseSettings):
     paper: PaperConfig = Field(default_factory=PaperConfig)
     risk: RiskConfig = Field(default_factory=RiskConfig)
     accounts: dict[str, AccountConfig] = Field(default_factory=dict)
+    http: HttpConfig = Field(default_factory=HttpConfig)
+    alerts: AlertsConfig = Field(default_factory=AlertsConfig)
 
     @model_validator(mode="after")
     def _check_pairs(self) -> Settings:

@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import structlog
 from sqlalchemy.exc import SQLAlchemyError
@@ -25,6 +25,7 @@ from bot.domain.models import (
     ZERO,
     Balance,
     Decision,
+    FundingPayment,
     FundingRate,
     HedgeParams,
     Market,
@@ -47,7 +48,7 @@ from bot.domain.risk import (
 )
 from bot.domain.strategies import Target
 from bot.exchange.gateway import ExchangeGateway, GatewayError
-from bot.execution.executor import Executor, OrderPlan
+from bot.execution.executor import Execution, Executor, OrderPlan
 from bot.service.targets import TargetSource, target_inputs
 from bot.store.instance import runs_alone
 from bot.store.leases import Lease, LeaseLostError
@@ -102,6 +103,19 @@ class CycleReport:
     cycle: int
     actions: dict[str, str] = field(default_factory=dict)  # pair -> action
     errors: dict[str, str] = field(default_factory=dict)  # pair -> error
+    # What the cycle saw and did, for metrics and health (bot/service/runtime.py).
+    decisions: list[DecisionRecord] = field(default_factory=list)
+    executions: dict[str, Execution] = field(default_factory=dict)  # pair -> order outcome
+    funding: list[tuple[str, FundingPayment]] = field(default_factory=list)  # new payments
+    exchange_errors: list[str] = field(default_factory=list)  # GatewayError class names
+
+
+class CycleObserver(Protocol):
+    """Told when each cycle starts and ends (metrics, health, the systemd watchdog)."""
+
+    def cycle_started(self, cycle: int) -> None: ...
+
+    def cycle_finished(self, report: CycleReport, duration_s: float) -> None: ...
 
 
 def observation_inputs(observation: Observation) -> dict[str, Any]:
@@ -134,8 +148,10 @@ class HedgeDaemon:
         clock: Clock,
         executor: Executor | None = None,
         instance_id: str | None = None,
+        observer: CycleObserver | None = None,
     ) -> None:
         self._settings = settings
+        self._observer = observer
         self._repo = repository
         if not isinstance(gateways, Mapping):
             gateways = {pair_account: gateways for pair_account in _account_names(settings)}
@@ -320,15 +336,17 @@ class HedgeDaemon:
         snapshots = await asyncio.gather(*(self._observe_account(n) for n in names))
         return dict(zip(names, snapshots, strict=True))
 
-    async def _collect_funding(self) -> None:
+    async def _collect_funding(self) -> list[tuple[str, FundingPayment]]:
+        new: list[tuple[str, FundingPayment]] = []
         for account, gateway in self._gateways.items():
             by_symbol = {p.perp_symbol: p.name for p in self._perps_of(account)}
             if not by_symbol:
                 continue
             for payment in await gateway.fetch_funding_payments(list(by_symbol)):
                 pair = by_symbol.get(payment.symbol)
-                if pair is not None:
-                    await self._repo.record_funding(pair, account, payment)
+                if pair is not None and await self._repo.record_funding(pair, account, payment):
+                    new.append((pair, payment))
+        return new
 
     async def run_cycle(self, cycle: int) -> CycleReport:
         """One cycle over every pair; one pair's failure does not stop the others."""
@@ -351,9 +369,10 @@ class HedgeDaemon:
             if time.monotonic() - self._orders_reconciled_at >= self.foreign_orders_every_s:
                 await self._reconcile_orders()
                 self._orders_reconciled_at = time.monotonic()
-            await self._collect_funding()
+            report.funding = await self._collect_funding()
             await self._targets.load_overrides()
         except GatewayError as exc:
+            report.exchange_errors.append(type(exc).__name__)
             reason = f"observing the venue failed: {exc}"
             log.warning("cycle.observe_failed", error=str(exc))
             await self._repo.append_audit("cycle.observe_failed", reason, {"error": str(exc)})
@@ -378,8 +397,11 @@ class HedgeDaemon:
                 raise outcome
             if isinstance(outcome, BaseException):
                 report.errors[pair.name] = f"{type(outcome).__name__}: {outcome}"
+                if isinstance(outcome, GatewayError):
+                    report.exchange_errors.append(type(outcome).__name__)
                 continue
             record, plan = outcome
+            report.decisions.append(record)
             if plan is None:
                 holds.append((pair, record))
             else:
@@ -418,8 +440,13 @@ class HedgeDaemon:
                 raise sent
             if isinstance(sent, BaseException):
                 report.errors[pair.name] = f"{type(sent).__name__}: {sent}"
-            else:
+                if isinstance(sent, GatewayError):
+                    report.exchange_errors.append(type(sent).__name__)
+            elif isinstance(sent, str):
                 report.actions[pair.name] = sent
+            else:
+                report.actions[pair.name] = f"order {sent.status.value}"
+                report.executions[pair.name] = sent
         return report
 
     async def _guarded(self, pair: PairConfig, cycle: int, work: Awaitable[T]) -> T:
@@ -872,8 +899,13 @@ class HedgeDaemon:
             return {}
         return {"strategy": target_inputs(pair, target, self._targets.overridden(pair))}
 
-    async def _send(self, pair: PairConfig, record: DecisionRecord, plan: OrderPlan) -> str:
-        """Record the decision, then the intent, then send and record the answer."""
+    async def _send(
+        self, pair: PairConfig, record: DecisionRecord, plan: OrderPlan
+    ) -> Execution | str:
+        """Record the decision, then the intent, then send and record the answer.
+
+        Returns the execution, or why nothing was sent ("lease lost").
+        """
         structlog.contextvars.bind_contextvars(decision_id=record.decision_id)
         await self._repo.record_decision(record)
         log.info(
@@ -935,7 +967,7 @@ class HedgeDaemon:
             status=execution.status.value,
             reason=execution.reason,
         )
-        return f"order {execution.status.value}"
+        return execution
 
     async def _count_failure(self, pair: PairConfig, reason: str) -> None:
         """Count a rejected or failed order; pause the pair after K in a row."""
@@ -1005,6 +1037,8 @@ class HedgeDaemon:
         cycle = first_cycle
         while not stop.is_set():
             started = time.monotonic()
+            if self._observer is not None:
+                self._observer.cycle_started(cycle)
             try:
                 report = await self.run_cycle(cycle)
             except SQLAlchemyError as exc:
@@ -1013,6 +1047,8 @@ class HedgeDaemon:
                 log.error("cycle.database_unavailable", cycle=cycle, error=str(exc))
                 report = CycleReport(cycle, errors={"*": f"database unavailable: {exc}"})
             done += 1
+            if self._observer is not None:
+                self._observer.cycle_finished(report, time.monotonic() - started)
             if report.errors:
                 log.warning("cycle.errors", cycle=cycle, errors=report.errors)
             if max_cycles is not None and done >= max_cycles:

@@ -1279,3 +1279,25 @@ class Repository:
             else:
                 row.state = payload
                 row.updated_at = self._clock.now()
+
+    async def audit_events_after(self, after_id: int, limit: int = 500) -> list[AuditEvent]:
+        """Up to ``limit`` audit events with an id above ``after_id``, in id order."""
+        query = (
+            select(AuditEventRow)
+            .where(AuditEventRow.id > after_id)
+            .order_by(AuditEventRow.id)
+            .limit(limit)
+        )
+        async with self._sessions() as session:
+            return [
+                AuditEvent(
+                    id=row.id,
+                    ts=row.ts,
+                    pair=row.pair,
+                    kind=row.kind,
+                    summary=row.summary,
+                    decision_id=row.decision_id,
+                    data=row.data,
+                )
+                for row in (await session.execute(query)).scalars()
+            ]

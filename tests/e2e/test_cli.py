@@ -71,7 +71,7 @@ def test_run_creates_the_database_and_status_and_audit_read_it(tmp_path: Path) -
         "run", "-c", str(config), "--max-cycles", "3", "--log-format", "json", cwd=tmp_path
     )
     assert result.returncode == 0, result.stderr
-    lines = [json.loads(line) for line in result.stderr.splitlines() if line.startswith("{")]
+    lines = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
     decided = [line for line in lines if line["event"] == "pair.decided"]
     assert {line["pair"] for line in decided} == {"BTC", "ETH"}
     assert all("cycle" in line for line in decided)

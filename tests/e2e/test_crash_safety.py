@@ -244,16 +244,17 @@ class DaemonProcess:
             cwd=config.parent,
             env=clean_env(),
             stdin=subprocess.PIPE if gated else subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
+            # The daemon logs JSON lines to stdout; one-line errors go to stderr.
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
             text=True,
         )
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
 
     def _read(self) -> None:
-        assert self.process.stderr is not None
-        for line in self.process.stderr:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
             self._log.write(f"[run {self.run}] {line}")
             self.tail = [*self.tail[-19:], line]
             try:
@@ -308,7 +309,7 @@ class DaemonProcess:
             self.process.send_signal(signal.SIGKILL)
         self.process.wait(timeout=30)
         self._reader.join(timeout=30)
-        for pipe in (self.process.stdin, self.process.stderr):
+        for pipe in (self.process.stdin, self.process.stdout):
             if pipe is not None and not pipe.closed:
                 pipe.close()
 

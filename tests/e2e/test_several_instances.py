@@ -40,6 +40,9 @@ database_url = "{url}"
 poll_interval_s = {poll}
 lease_s = {lease}
 
+[http]
+port = 0  # three daemons on one host: each takes a free port
+
 [risk]
 max_data_age_s = "30"
 order_settle_s = "2"

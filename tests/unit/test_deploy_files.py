@@ -1,0 +1,226 @@
+"""The deployment files, checked without Docker or systemd: they parse, lint, and name
+only settings that exist and things the README tells the user about."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, get_args, get_origin
+
+import yaml
+from pydantic import BaseModel
+
+from bot.config import Settings, load_settings
+from tests.conftest import ROOT
+
+README = (ROOT / "README.md").read_text(encoding="utf-8")
+# Variables the CLI reads itself, not Settings fields.
+CLI_VARIABLES = {"HEDGEBOT_CONFIG", "HEDGEBOT_MIGRATIONS_DIR", "HEDGEBOT_LIVE_CONFIRM"}
+
+
+def compose() -> dict[str, Any]:
+    loaded = yaml.safe_load((ROOT / "docker-compose.yml").read_text(encoding="utf-8"))
+    assert isinstance(loaded, dict)
+    return loaded
+
+
+def dockerfile_instructions() -> list[tuple[str, str]]:
+    text = (ROOT / "Dockerfile").read_text(encoding="utf-8")
+    logical = re.sub(r"\\\n", " ", text)
+    result = []
+    for line in logical.splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            keyword, _, rest = line.partition(" ")
+            result.append((keyword.upper(), rest.strip()))
+    return result
+
+
+def settings_path_exists(variable: str) -> bool:
+    """Whether HEDGEBOT_A__B__C names a field of Settings (a dict's key matches anything)."""
+    parts = variable.removeprefix("HEDGEBOT_").lower().split("__")
+    model: type[BaseModel] = Settings
+    while parts:
+        field = model.model_fields.get(parts[0])
+        if field is None:
+            return False
+        parts = parts[1:]
+        annotation = field.annotation
+        if get_origin(annotation) is dict:
+            if not parts:
+                return True
+            parts = parts[1:]  # the key, e.g. the account name
+            annotation = get_args(annotation)[1]
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            model = annotation
+            continue
+        return not parts  # a plain value ends the path
+    return True
+
+
+def env_variables(text: str) -> set[str]:
+    return set(re.findall(r"^#?\s*(HEDGEBOT_[A-Z0-9_]+)=", text, flags=re.MULTILINE))
+
+
+def test_dockerfile_passes_hadolint() -> None:
+    hadolint = Path(sys.executable).parent / "hadolint"
+    result = subprocess.run(
+        [str(hadolint), str(ROOT / "Dockerfile")], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_dockerfile_is_multi_stage_non_root_with_healthcheck_and_entrypoint() -> None:
+    instructions = dockerfile_instructions()
+    froms = [rest for keyword, rest in instructions if keyword == "FROM"]
+    assert len(froms) >= 2
+    assert all(image.startswith("python:3.11-slim") for image in froms)
+    # The runtime stage copies what the build stage installed from this checkout.
+    assert any(k == "COPY" and rest.startswith("--from=build") for k, rest in instructions)
+    assert any(k == "RUN" and 'pip install ".[postgres]"' in rest for k, rest in instructions)
+    users = [rest for keyword, rest in instructions if keyword == "USER"]
+    assert users, "no USER: the container would run as root"
+    last_user = users[-1].split(":")[0]
+    assert last_user not in {"root", "0"}
+    healthchecks = [rest for keyword, rest in instructions if keyword == "HEALTHCHECK"]
+    assert len(healthchecks) == 1
+    assert "/healthz" in healthchecks[0]
+    assert ("ENTRYPOINT", '["hedgebot"]') in instructions
+    assert ("CMD", '["run", "--migrate"]') in instructions
+
+
+def test_dockerignore_keeps_secrets_and_the_venv_out_of_the_build_context() -> None:
+    ignored = (ROOT / ".dockerignore").read_text(encoding="utf-8").splitlines()
+    for pattern in (".git", ".venv", ".env", "secrets", "*.db", "deploy/*.env"):
+        assert pattern in ignored
+
+
+def test_compose_runs_the_bot_after_a_healthy_postgres_with_migrations() -> None:
+    services = compose()["services"]
+    assert set(services) == {"bot", "postgres"}
+    postgres, bot = services["postgres"], services["bot"]
+    assert "pg_isready" in " ".join(postgres["healthcheck"]["test"])
+    volume = postgres["volumes"][0].split(":")[0]
+    assert volume in compose()["volumes"]  # a named volume, not a bind mount
+    assert bot["depends_on"]["postgres"]["condition"] == "service_healthy"
+    assert bot["command"] == ["run", "--migrate"]
+    assert bot["environment"]["HEDGEBOT_DATABASE_URL"].startswith("postgresql+asyncpg://hedgebot:")
+    assert "@postgres:5432/" in bot["environment"]["HEDGEBOT_DATABASE_URL"]
+
+
+def test_compose_config_comes_from_an_env_file_a_mounted_toml_and_docker_secrets() -> None:
+    document = compose()
+    bot = document["services"]["bot"]
+    env_file = bot["env_file"][0]
+    assert (ROOT / f"{env_file}.example").is_file()
+    mount = next(v for v in bot["volumes"] if v.endswith(":ro"))
+    source, target, _ = mount.split(":")
+    assert target == bot["environment"]["HEDGEBOT_CONFIG"]
+    toml = (ROOT / source).resolve()
+    assert toml.is_file()
+    # The mounted TOML is a valid config (with the database from the environment).
+    settings = load_settings(toml)
+    assert settings.pairs
+    secrets = document["secrets"]
+    assert set(bot["secrets"]) == set(secrets) == {"hedgebot_api_key", "hedgebot_api_secret"}
+    text = toml.read_text(encoding="utf-8")
+    for name in bot["secrets"]:
+        assert f"/run/secrets/{name}" in text  # the TOML shows where the keys are read
+
+
+def test_compose_publishes_the_http_port_on_loopback_only() -> None:
+    bot = compose()["services"]["bot"]
+    port = bot["environment"]["HEDGEBOT_HTTP__PORT"]
+    assert bot["ports"] == [f"127.0.0.1:{port}:{port}"]
+
+
+def test_every_hedgebot_variable_in_the_deploy_files_is_a_setting() -> None:
+    names: set[str] = set(compose()["services"]["bot"]["environment"])
+    for path in (
+        ROOT / "deploy" / "hedgebot.env.example",
+        ROOT / "deploy" / "docker" / "hedgebot.env.example",
+    ):
+        names |= env_variables(path.read_text(encoding="utf-8"))
+    assert "HEDGEBOT_HTTP__PORT" in names
+    unknown = sorted(n for n in names - CLI_VARIABLES if not settings_path_exists(n))
+    assert unknown == []
+
+
+def test_settings_path_check_rejects_a_misspelt_variable() -> None:
+    assert settings_path_exists("HEDGEBOT_HTTP__PORT")
+    assert settings_path_exists("HEDGEBOT_ACCOUNTS__MAIN__API_KEY")
+    assert not settings_path_exists("HEDGEBOT_HTTP__PROT")
+    assert not settings_path_exists("HEDGEBOT_ACCOUNTS__MAIN__API_KYE")
+    assert not settings_path_exists("HEDGEBOT_DATABASE")
+
+
+def test_readme_names_the_compose_services_files_and_commands() -> None:
+    document = compose()
+    for name in document["services"]:
+        assert f"`{name}`" in README
+    for name in document["secrets"]:
+        assert name in README
+    for text in (
+        "docker compose up -d",
+        "deploy/docker/hedgebot.env",
+        "deploy/docker/hedgebot.toml",
+        "POSTGRES_PASSWORD",
+        "api_key_file",
+    ):
+        assert text in README
+
+
+def systemd_unit() -> dict[str, list[str]]:
+    entries: dict[str, list[str]] = {}
+    for line in (ROOT / "deploy" / "hedgebot.service").read_text(encoding="utf-8").splitlines():
+        line = line.strip()
+        if line and not line.startswith(("#", "[")):
+            key, _, value = line.partition("=")
+            entries.setdefault(key, []).append(value)
+    return entries
+
+
+def test_systemd_unit_is_notify_with_watchdog_and_hardened() -> None:
+    unit = systemd_unit()
+    expected = {
+        "Type": ["notify"],
+        "Restart": ["on-failure"],
+        "NoNewPrivileges": ["yes"],
+        "ProtectSystem": ["strict"],
+        "ProtectHome": ["yes"],
+        "PrivateTmp": ["yes"],
+        "User": ["hedgebot"],
+        "StateDirectory": ["hedgebot"],
+        "ReadWritePaths": ["/var/lib/hedgebot"],
+        "EnvironmentFile": ["/etc/hedgebot/hedgebot.env"],
+    }
+    for key, value in expected.items():
+        assert unit.get(key) == value, key
+    assert int(unit["WatchdogSec"][0]) > 0
+    assert "AF_UNIX" in unit["RestrictAddressFamilies"][0]  # the notify socket
+
+
+def test_readme_install_guide_covers_the_service_steps() -> None:
+    for text in (
+        "useradd",
+        "chmod 600",
+        "systemctl enable --now hedgebot",
+        "journalctl -u hedgebot",
+        "deploy/hedgebot.env.example",
+    ):
+        assert text in README
+
+
+def test_systemd_analyze_verifies_the_unit(tmp_path: Path) -> None:
+    # The unit as installed, with ExecStart pointing at this checkout's hedgebot.
+    hedgebot = Path(sys.executable).parent / "hedgebot"
+    text = (ROOT / "deploy" / "hedgebot.service").read_text(encoding="utf-8")
+    unit = tmp_path / "hedgebot.service"
+    unit.write_text(text.replace("/opt/hedgebot/.venv/bin/hedgebot", str(hedgebot)))
+    result = subprocess.run(
+        ["systemd-analyze", "verify", str(unit)], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout + result.stderr == ""
