@@ -210,9 +210,9 @@ def test_outdated_schema_is_refused_unless_migrate_is_given(tmp_path: Path) -> N
     # A newer hedgebot would ship one more migration: simulate it with a copy.
     migrations = tmp_path / "migrations"
     shutil.copytree(ROOT / "migrations", migrations, ignore=shutil.ignore_patterns("__pycache__"))
-    (migrations / "versions" / "0002_extra.py").write_text(
-        'import sqlalchemy as sa\nfrom alembic import op\n\nrevision = "0002"\n'
-        'down_revision = "0001"\nbranch_labels = None\ndepends_on = None\n\n\n'
+    (migrations / "versions" / "9999_extra.py").write_text(
+        'import sqlalchemy as sa\nfrom alembic import op\n\nrevision = "9999"\n'
+        'down_revision = "0002"\nbranch_labels = None\ndepends_on = None\n\n\n'
         "def upgrade() -> None:\n"
         '    op.create_table("extra", sa.Column("id", sa.Integer, primary_key=True))\n\n\n'
         "def downgrade() -> None:\n"
@@ -240,7 +240,7 @@ def test_outdated_schema_is_refused_unless_migrate_is_given(tmp_path: Path) -> N
         timeout=60,
     )
     assert migrated.returncode == 0, migrated.stderr
-    assert query(tmp_path / "hb.db", "SELECT version_num FROM alembic_version") == [("0002",)]
+    assert query(tmp_path / "hb.db", "SELECT version_num FROM alembic_version") == [("9999",)]
 
 
 ACCOUNT = """
