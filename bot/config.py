@@ -296,6 +296,9 @@ class Settings(BaseSettings):
         raise ConfigError(f"unknown pair {name!r}; configured pairs: {known}")
 
 
+_SECRET_FIELDS = frozenset({"api_key", "secret", "password"})
+
+
 def _describe(error: Any) -> str:
     location = ""
     for part in error["loc"]:
@@ -304,6 +307,12 @@ def _describe(error: Any) -> str:
     value = error.get("input")
     if error["type"] in {"missing"}:
         return f"{location or 'config'}: required but not set"
+    # Never echo what may be a secret: a secret field's value, or an unknown key's (a
+    # mistyped HEDGEBOT_ACCOUNTS__MAIN__APIKEY carries the key itself).
+    if error["type"] == "extra_forbidden":
+        return f"{location}: unknown key (value not shown); check its spelling"
+    if error["loc"] and error["loc"][-1] in _SECRET_FIELDS:
+        return f"{location}: {message} (value not shown)"
     if isinstance(value, dict | list) or location == "":
         return f"{location or 'config'}: {message}"
     return f"{location} = {value!r}: {message}"

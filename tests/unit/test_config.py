@@ -141,3 +141,21 @@ def test_with_two_accounts_each_pair_names_both_legs(tmp_path: Path) -> None:
     )
     settings = load_settings(write(tmp_path, named))
     assert settings.accounts_of(settings.pairs[0]) == ("a", "b")
+
+
+def test_a_mistyped_account_key_is_named_without_echoing_its_value(tmp_path: Path) -> None:
+    text = MINIMAL + '[accounts.main]\nexchange = "binance"\napikey = "k-9f3e1c77a2"\n'
+    with pytest.raises(ConfigError) as err:
+        load_settings(write(tmp_path, text))
+    message = str(err.value)
+    assert "accounts.main.apikey: unknown key" in message
+    assert "k-9f3e1c77a2" not in message
+
+
+def test_a_secret_of_the_wrong_type_is_refused_without_echoing_it(tmp_path: Path) -> None:
+    text = MINIMAL + '[accounts.main]\nexchange = "binance"\nsecret = 918273645546372\n'
+    with pytest.raises(ConfigError) as err:
+        load_settings(write(tmp_path, text))
+    message = str(err.value)
+    assert "accounts.main.secret" in message
+    assert "918273645546372" not in message
