@@ -20,6 +20,7 @@ from pydantic_settings import (
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
+from sqlalchemy.engine import make_url
 
 Ratio = Annotated[Decimal, Field(ge=0, le=2)]
 Band = Annotated[Decimal, Field(gt=0, le=1)]
@@ -338,6 +339,34 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
         raise ConfigError(f"config error: cannot read {config_file}: {exc}") from None
 
 
+MASK = "**********"
+# The credential fields of a ccxt exchange (its ``requiredCredentials``).
+CCXT_CREDENTIALS = frozenset(
+    {
+        "apiKey",
+        "secret",
+        "uid",
+        "login",
+        "password",
+        "twofa",
+        "privateKey",
+        "walletAddress",
+        "token",
+    }
+)
+
+
 def masked_dump(settings: Settings) -> dict[str, Any]:
-    """The effective configuration as JSON-able data, secrets replaced by '**********'."""
-    return settings.model_dump(mode="json")
+    """The effective configuration as JSON-able data, secrets replaced by '**********'.
+
+    Also masked: the database password, and credentials passed through ``ccxt_config``.
+    """
+    dumped = settings.model_dump(mode="json")
+    url = make_url(settings.database_url)
+    if url.password:
+        dumped["database_url"] = url.render_as_string(hide_password=True)
+    for account in dumped["accounts"].values():
+        options = account["ccxt_config"]
+        for key in CCXT_CREDENTIALS & set(options):
+            options[key] = MASK
+    return dumped

@@ -159,3 +159,18 @@ def test_a_secret_of_the_wrong_type_is_refused_without_echoing_it(tmp_path: Path
     message = str(err.value)
     assert "accounts.main.secret" in message
     assert "918273645546372" not in message
+
+
+def test_masked_dump_hides_the_database_password_and_ccxt_config_credentials(
+    tmp_path: Path,
+) -> None:
+    text = (
+        'database_url = "postgresql+asyncpg://hb:pw-7c1d2e@db.example/hedgebot"\n'
+        + MINIMAL
+        + '[accounts.main]\nexchange = "binance"\n'
+        + 'ccxt_config = { secret = "cc-5a6b7c", apiKey = "cc-8d9e0f", timeout = 5000 }\n'
+    )
+    dumped = masked_dump(load_settings(write(tmp_path, text)))
+    assert dumped["database_url"] == "postgresql+asyncpg://hb:***@db.example/hedgebot"
+    ccxt = dumped["accounts"]["main"]["ccxt_config"]
+    assert ccxt == {"secret": "**********", "apiKey": "**********", "timeout": 5000}
