@@ -581,8 +581,6 @@ def audit(
     url = _database_url(config, database_url)
     since_at = _parse_since(since)
     if follow:
-        if output is AuditFormat.CSV:
-            _csv_header()
         _run_async(lambda: _follow(url, pair, kind, since_at, limit, output, interval))
         return
 
@@ -620,6 +618,8 @@ async def _follow(
     engine = await _open_existing(url)
     try:
         repository = Repository(engine, SystemClock())
+        if output is AuditFormat.CSV:
+            _csv_header()
         last_id = 0
         if limit is not None:
             newest = await repository.audit_events(pair, kind, since, limit)
