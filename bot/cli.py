@@ -139,6 +139,12 @@ async def _open_existing(url: str) -> AsyncEngine:
     if state is SchemaState.MISSING:
         await engine.dispose()
         raise UsageError("the database has no hedgebot schema; run `hedgebot db upgrade`")
+    if state is SchemaState.OUTDATED:
+        # Its tables lack columns this code reads (e.g. the audit hashes).
+        await engine.dispose()
+        raise UsageError(
+            "the database schema is out of date; back it up, then run `hedgebot db upgrade`"
+        )
     return engine
 
 

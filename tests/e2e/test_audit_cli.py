@@ -12,7 +12,9 @@ import time
 from pathlib import Path
 
 import pytest
+from alembic import command as alembic_command
 
+from bot.store.migrate import alembic_config
 from tests.e2e.commands import command
 from tests.e2e.test_cli import hedgebot, query, write_config
 
@@ -179,3 +181,29 @@ def test_the_audit_listing_still_works_without_a_subcommand(ran: Path) -> None:
         "daemon.start",
         "daemon.stop",
     ]
+
+
+def test_an_audit_log_from_before_the_hash_chain_verifies_after_db_upgrade(
+    tmp_path: Path,
+) -> None:
+    config = write_config(tmp_path)
+    db = tmp_path / "hb.db"
+    alembic_command.upgrade(alembic_config(f"sqlite+aiosqlite:///{db}"), "0001")
+    with sqlite3.connect(db) as conn:
+        conn.executemany(
+            "INSERT INTO audit_events (ts, pair, kind, summary, decision_id, data) "
+            "VALUES (?, ?, ?, ?, NULL, ?)",
+            [
+                ("2026-11-01 08:00:00.000000", None, "daemon.start", "old start", "{}"),
+                ("2026-11-01 08:00:01.250000", "BTC", "decision", "old decision", '{"r": "0.5"}'),
+            ],
+        )
+    before = dump(db)
+    refused = hedgebot("audit", "verify", "-c", str(config), cwd=tmp_path)
+    assert refused.returncode == 2
+    assert "hedgebot db upgrade" in refused.stderr
+    assert dump(db) == before
+    assert hedgebot("db", "upgrade", "-c", str(config), cwd=tmp_path).returncode == 0
+    verified = hedgebot("audit", "verify", "-c", str(config), cwd=tmp_path)
+    assert verified.returncode == 0, verified.stderr
+    assert verified.stdout.startswith("audit chain intact: 2 events (#1 to #2)")
