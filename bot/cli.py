@@ -227,7 +227,14 @@ def run(
     settings = _settings(config)
     _check_mode(settings, live)
     configure_logging(log_format.value if log_format else settings.log_format)
-    _run_async(lambda: _run_daemon(settings, max_cycles, migrate))
+    try:
+        _run_async(lambda: _run_daemon(settings, max_cycles, migrate))
+    except GatewayError as exc:
+        # Only start-up lets an exchange error out (a cycle records it and goes on);
+        # one line, without the vendor exception's chain (request URLs and signatures).
+        raise _fail(
+            f"hedgebot could not start: {exc}; check the exchange and start again", 1
+        ) from None
 
 
 async def _run_daemon(settings: Settings, max_cycles: int | None, migrate: bool) -> None:

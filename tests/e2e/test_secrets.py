@@ -170,6 +170,8 @@ def test_no_command_prints_logs_audits_or_stores_the_api_key_or_secret(tmp_path:
         failing = s.run("run", "-c", c, "--max-cycles", "1", "--log-format", "console", env=by_env)
         emulator.call("POST", "clear_faults", {})
         assert failing.returncode == 1  # the exchange is unreachable: not a usage error
+        assert "hedgebot could not start: load_markets: ExchangeNotAvailable" in failing.stderr
+        assert "Traceback" not in failing.stderr
 
         for args in (
             ("status", "-c", c),
