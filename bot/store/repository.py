@@ -254,13 +254,18 @@ class Repository:
 
     @asynccontextmanager
     async def _write(self) -> AsyncIterator[AsyncSession]:
-        """A session in a transaction that commits on exit."""
+        """A session in a transaction that commits on exit.
+
+        Audit rows added to it are chained (numbered and hashed) last, before the commit.
+        """
         if self._write_lock is None:
             async with self._sessions.begin() as session:
                 yield session
+                await self._chain(session)
             return
         async with self._write_lock, self._sessions.begin() as session:
             yield session
+            await self._chain(session)
 
     @property
     def engine(self) -> AsyncEngine:
@@ -287,11 +292,11 @@ class Repository:
     async def _chain(self, session: AsyncSession) -> None:
         """Number and hash the audit rows added to ``session``, after the newest stored one.
 
-        Call last in a write transaction: on Postgres the chain's advisory lock is held
-        from here to the commit, so appends by several processes take turns (the
-        previous holder's rows are committed, hence visible under READ COMMITTED, when
-        the lock is granted). On SQLite ``_write`` already queues the writers. A row
-        added without this call fails its insert (``hash`` is NOT NULL).
+        ``_write`` calls it last in every write transaction: on Postgres the chain's
+        advisory lock is held from here to the commit, so appends by several processes
+        take turns (the previous holder's rows are committed, hence visible under READ
+        COMMITTED, when the lock is granted). On SQLite ``_write`` already queues the
+        writers. An audit row flushed before this runs fails (``hash`` is NOT NULL).
         """
         rows = [o for o in session.new if isinstance(o, AuditEventRow) and o.hash is None]
         if not rows:
@@ -437,7 +442,6 @@ class Repository:
             await session.execute(insert(ObservationRow), observations)
             await session.execute(insert(DecisionRow), decisions)
             session.add_all(audits)
-            await self._chain(session)
 
     async def insert_order_intent(
         self, decision_id: str, pair: str, venue: str, request: OrderRequest
@@ -487,7 +491,6 @@ class Repository:
                     ts=now,
                 )
             )
-            await self._chain(session)
 
     async def record_order_result(self, pair: str, decision_id: str, result: OrderResult) -> None:
         """Store the venue's answer and its fills (idempotent per trade id)."""
@@ -560,7 +563,6 @@ class Repository:
                     ts=now,
                 )
             )
-            await self._chain(session)
 
     async def mark_order(
         self, client_order_id: str, status: OrderStatus, reason: str, pair: str, decision_id: str
@@ -583,7 +585,6 @@ class Repository:
                     ts=now,
                 )
             )
-            await self._chain(session)
 
     async def unresolved_orders(self, pair: str | None = None) -> list[StoredOrder]:
         """Orders whose final outcome is not known yet, oldest first."""
@@ -669,7 +670,6 @@ class Repository:
                         pair=pair,
                     )
                 )
-                await self._chain(session)
         except IntegrityError:
             return False
         return True
