@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import csv
 import json
 import logging
@@ -14,7 +15,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, TextIO, TypeVar
 
 import structlog
 import typer
@@ -29,6 +30,7 @@ from bot.domain.report import PairReport
 from bot.exchange.gateway import ExchangeGateway, FatalError, GatewayError
 from bot.logging import configure_logging
 from bot.service.targets import parse_target_value
+from bot.store.audit import ChainReport, verify_chain
 from bot.store.instance import InstanceLockedError, runs_alone, single_instance
 from bot.store.migrate import SchemaState, head_revision, schema_state, upgrade
 from bot.store.repository import (
@@ -148,6 +150,12 @@ async def _open_existing(url: str) -> AsyncEngine:
     if state is SchemaState.MISSING:
         await engine.dispose()
         raise UsageError("the database has no hedgebot schema; run `hedgebot db upgrade`")
+    if state is SchemaState.OUTDATED:
+        # Its tables lack columns this code reads (e.g. the audit hashes).
+        await engine.dispose()
+        raise UsageError(
+            "the database schema is out of date; back it up, then run `hedgebot db upgrade`"
+        )
     return engine
 
 
@@ -235,7 +243,14 @@ def run(
         max_bytes=settings.log_file_max_bytes,
         backups=settings.log_file_backups,
     )
-    _run_async(lambda: _run_daemon(settings, max_cycles, migrate))
+    try:
+        _run_async(lambda: _run_daemon(settings, max_cycles, migrate))
+    except GatewayError as exc:
+        # Only start-up lets an exchange error out (a cycle records it and goes on);
+        # one line, without the vendor exception's chain (request URLs and signatures).
+        raise _fail(
+            f"hedgebot could not start: {exc}; check the exchange and start again", 1
+        ) from None
 
 
 async def _run_daemon(settings: Settings, max_cycles: int | None, migrate: bool) -> None:
@@ -546,48 +561,48 @@ def _event_json(event: AuditEvent) -> dict[str, Any]:
     }
 
 
-@app.command()
-def audit(
-    config: ConfigOption = None,
-    database_url: DatabaseOption = None,
-    pair: Annotated[str | None, typer.Option("--pair", "-p", help="Only this pair.")] = None,
-    kind: Annotated[
-        str | None, typer.Option("--kind", "-k", help="Kind or kind prefix, e.g. order.")
-    ] = None,
-    since: Annotated[str | None, typer.Option("--since", help="ISO 8601 time.")] = None,
-    limit: Annotated[int | None, typer.Option("--limit", "-n", min=1, help="Newest N.")] = None,
-    output: Annotated[AuditFormat, typer.Option("--format", "-f")] = AuditFormat.TABLE,
-) -> None:
-    """The audit log, oldest first."""
-    url = _database_url(config, database_url)
-    since_at = _parse_since(since)
+audit_app = typer.Typer(
+    help="The audit log, oldest first (with no subcommand); verify, export.",
+    invoke_without_command=True,
+)
+app.add_typer(audit_app, name="audit")
 
-    async def _read() -> list[AuditEvent]:
-        engine = await _open_existing(url)
-        try:
-            return await Repository(engine, SystemClock()).audit_events(pair, kind, since_at, limit)
-        finally:
-            await engine.dispose()
+PairOption = Annotated[str | None, typer.Option("--pair", "-p", help="Only this pair.")]
+KindOption = Annotated[
+    str | None, typer.Option("--kind", "-k", help="Kind or kind prefix, e.g. order.")
+]
+SinceOption = Annotated[str | None, typer.Option("--since", help="ISO 8601 time.")]
+AUDIT_PAGE = 500  # events read per query when streaming (follow, export, verify)
+CSV_HEADER = ["id", "ts", "pair", "kind", "summary", "decision_id", "data"]
 
-    events = _run_async(_read)
+
+def _csv_row(event: AuditEvent) -> list[Any]:
+    row = _event_json(event)
+    return [
+        row["id"],
+        row["ts"],
+        row["pair"] or "",
+        row["kind"],
+        row["summary"],
+        row["decision_id"] or "",
+        json.dumps(row["data"], sort_keys=True),
+    ]
+
+
+def _print_events(events: list[AuditEvent], output: AuditFormat, follow: bool) -> None:
+    """Events to stdout; with --follow the table format becomes one line per event."""
     if output is AuditFormat.JSON:
         for event in events:
             typer.echo(json.dumps(_event_json(event), sort_keys=True))
     elif output is AuditFormat.CSV:
         writer = csv.writer(sys.stdout, lineterminator="\n")
-        writer.writerow(["id", "ts", "pair", "kind", "summary", "decision_id", "data"])
         for event in events:
-            row = _event_json(event)
-            writer.writerow(
-                [
-                    row["id"],
-                    row["ts"],
-                    row["pair"] or "",
-                    row["kind"],
-                    row["summary"],
-                    row["decision_id"] or "",
-                    json.dumps(row["data"], sort_keys=True),
-                ]
+            writer.writerow(_csv_row(event))
+    elif follow:
+        for event in events:
+            typer.echo(
+                f"{event.id}  {event.ts.strftime('%Y-%m-%d %H:%M:%S')}  {event.pair or '-'}  "
+                f"{event.kind}  {event.summary}"
             )
     else:
         table = _table(
@@ -602,6 +617,206 @@ def audit(
                 event.summary,
             )
         Console(width=200).print(table)
+    sys.stdout.flush()
+
+
+@audit_app.callback()
+def audit(
+    ctx: typer.Context,
+    config: ConfigOption = None,
+    database_url: DatabaseOption = None,
+    pair: PairOption = None,
+    kind: KindOption = None,
+    since: SinceOption = None,
+    limit: Annotated[int | None, typer.Option("--limit", "-n", min=1, help="Newest N.")] = None,
+    output: Annotated[AuditFormat, typer.Option("--format", "-f")] = AuditFormat.TABLE,
+    follow: Annotated[
+        bool, typer.Option("--follow", help="Keep printing new events until Ctrl-C/SIGTERM.")
+    ] = False,
+    interval: Annotated[
+        float, typer.Option("--interval", min=0.05, help="Seconds between polls (--follow).")
+    ] = 1.0,
+) -> None:
+    """The audit log, oldest first; `verify` checks its hash chain, `export` writes it."""
+    if ctx.invoked_subcommand is not None:
+        return
+    url = _database_url(config, database_url)
+    since_at = _parse_since(since)
+    if follow:
+        _run_async(lambda: _follow(url, pair, kind, since_at, limit, output, interval))
+        return
+
+    async def _read() -> list[AuditEvent]:
+        engine = await _open_existing(url)
+        try:
+            return await Repository(engine, SystemClock()).audit_events(pair, kind, since_at, limit)
+        finally:
+            await engine.dispose()
+
+    events = _run_async(_read)
+    if output is AuditFormat.CSV:
+        _csv_header()
+    _print_events(events, output, follow=False)
+
+
+def _csv_header() -> None:
+    csv.writer(sys.stdout, lineterminator="\n").writerow(CSV_HEADER)
+
+
+async def _follow(
+    url: str,
+    pair: str | None,
+    kind: str | None,
+    since: datetime | None,
+    limit: int | None,
+    output: AuditFormat,
+    interval: float,
+) -> None:
+    """Print the matching events, then poll for newer ones (by id) until a signal."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    engine = await _open_existing(url)
+    try:
+        repository = Repository(engine, SystemClock())
+        if output is AuditFormat.CSV:
+            _csv_header()
+        last_id = 0
+        if limit is not None:
+            newest = await repository.audit_events(pair, kind, since, limit)
+            _print_events(newest, output, follow=True)
+            # Appends are serialized and committed in id order, so polling by id
+            # never skips an event.
+            last_id = newest[-1].id if newest else 0
+        while not stop.is_set():
+            page = await repository.audit_page(last_id, AUDIT_PAGE, pair, kind, since)
+            if page:
+                _print_events(page, output, follow=True)
+                last_id = page[-1].id
+                if len(page) == AUDIT_PAGE:
+                    continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=interval)
+    finally:
+        await engine.dispose()
+
+
+def _parse_anchor(value: str | None) -> tuple[int, str] | None:
+    if value is None:
+        return None
+    event_id, _, digest = value.partition(":")
+    if not event_id.isdigit() or len(digest) != 64:
+        raise _fail(
+            f"--anchor {value!r} is not ID:HASH; pass the `head` that verify printed, "
+            "e.g. 1234:3f2a… (64 hex digits)"
+        )
+    return int(event_id), digest.lower()
+
+
+@audit_app.command("verify")
+def audit_verify(
+    config: ConfigOption = None,
+    database_url: DatabaseOption = None,
+    anchor: Annotated[
+        str | None,
+        typer.Option(
+            "--anchor", help="ID:HASH of a head recorded earlier; fails if it was rewritten."
+        ),
+    ] = None,
+) -> None:
+    """Walk the audit hash chain: exit 0 if every event matches, 1 at the first that does not."""
+    url = _database_url(config, database_url)
+    anchored = _parse_anchor(anchor)
+
+    async def _walk() -> ChainReport:
+        engine = await _open_existing(url)
+        try:
+            return await verify_chain(Repository(engine, SystemClock()), anchored)
+        finally:
+            await engine.dispose()
+
+    report = _run_async(_walk)
+    if report.broken is not None:
+        raise _fail(f"{report.broken.describe()}; {report.intact} event(s) before it are intact", 1)
+    if report.anchor_problem is not None:
+        raise _fail(report.anchor_problem, 1)
+    if report.head_id is None:
+        typer.echo("audit chain intact: 0 events")
+        return
+    typer.echo(
+        f"audit chain intact: {report.intact} events (#{report.first_id} to #{report.head_id})"
+    )
+    # Kept elsewhere (a note, a ticket, another machine), the head makes a rewrite of
+    # the chain detectable: `verify --anchor ID:HASH`.
+    typer.echo(f"head {report.head_id}:{report.head_hash}")
+    if anchored is not None:
+        typer.echo(f"anchor #{anchored[0]} matches")
+
+
+class ExportFormat(StrEnum):
+    JSONL = "jsonl"
+    CSV = "csv"
+
+
+@audit_app.command("export")
+def audit_export(
+    output: Annotated[Path, typer.Option("--output", "-o", help="File to write.")],
+    config: ConfigOption = None,
+    database_url: DatabaseOption = None,
+    file_format: Annotated[ExportFormat, typer.Option("--format", "-f")] = ExportFormat.JSONL,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
+    pair: PairOption = None,
+    kind: KindOption = None,
+    since: SinceOption = None,
+) -> None:
+    """Write the audit events (with their hashes) to a JSON-lines or CSV file."""
+    url = _database_url(config, database_url)
+    since_at = _parse_since(since)
+    if output.exists() and not force:
+        raise _fail(f"{output} already exists; pass --force to overwrite it")
+    if not output.parent.is_dir():
+        raise _fail(f"directory {output.parent} does not exist; create it first")
+    partial = output.with_name(f".{output.name}.partial")
+    with partial.open("w", encoding="utf-8", newline="") as handle:
+        try:
+            count = _run_async(lambda: _export(url, handle, file_format, pair, kind, since_at))
+        except BaseException:
+            handle.close()
+            partial.unlink(missing_ok=True)
+            raise
+    partial.replace(output)
+    typer.echo(f"exported {count} audit events to {output}", err=True)
+
+
+async def _export(
+    url: str,
+    handle: TextIO,
+    file_format: ExportFormat,
+    pair: str | None,
+    kind: str | None,
+    since: datetime | None,
+) -> int:
+    """Stream the matching events to ``handle``, a page at a time; returns how many."""
+    engine = await _open_existing(url)
+    try:
+        repository = Repository(engine, SystemClock())
+        writer = csv.writer(handle, lineterminator="\n")
+        if file_format is ExportFormat.CSV:
+            writer.writerow([*CSV_HEADER, "prev_hash", "hash"])
+        count, after = 0, 0
+        while page := await repository.audit_page(after, AUDIT_PAGE, pair, kind, since):
+            for event in page:
+                if file_format is ExportFormat.CSV:
+                    writer.writerow([*_csv_row(event), event.prev_hash, event.hash])
+                else:
+                    row = {**_event_json(event), "prev_hash": event.prev_hash, "hash": event.hash}
+                    handle.write(json.dumps(row, sort_keys=True) + "\n")
+            count += len(page)
+            after = page[-1].id
+        return count
+    finally:
+        await engine.dispose()
 
 
 @app.command("set-target")

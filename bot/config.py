@@ -20,6 +20,7 @@ from pydantic_settings import (
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
+from sqlalchemy.engine import make_url
 
 Ratio = Annotated[Decimal, Field(ge=0, le=2)]
 Band = Annotated[Decimal, Field(gt=0, le=1)]
@@ -512,6 +513,9 @@ class Settings(BaseSettings):
         raise ConfigError(f"unknown pair {name!r}; configured pairs: {known}")
 
 
+_SECRET_FIELDS = frozenset({"api_key", "secret", "password"})
+
+
 def _describe(error: Any) -> str:
     location = ""
     for part in error["loc"]:
@@ -520,6 +524,12 @@ def _describe(error: Any) -> str:
     value = error.get("input")
     if error["type"] in {"missing"}:
         return f"{location or 'config'}: required but not set"
+    # Never echo what may be a secret: a secret field's value, or an unknown key's (a
+    # mistyped HEDGEBOT_ACCOUNTS__MAIN__APIKEY carries the key itself).
+    if error["type"] == "extra_forbidden":
+        return f"{location}: unknown key (value not shown); check its spelling"
+    if error["loc"] and error["loc"][-1] in _SECRET_FIELDS:
+        return f"{location}: {message} (value not shown)"
     if isinstance(value, dict | list) or location == "":
         return f"{location or 'config'}: {message}"
     return f"{location} = {value!r}: {message}"
@@ -545,6 +555,34 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
         raise ConfigError(f"config error: cannot read {config_file}: {exc}") from None
 
 
+MASK = "**********"
+# The credential fields of a ccxt exchange (its ``requiredCredentials``).
+CCXT_CREDENTIALS = frozenset(
+    {
+        "apiKey",
+        "secret",
+        "uid",
+        "login",
+        "password",
+        "twofa",
+        "privateKey",
+        "walletAddress",
+        "token",
+    }
+)
+
+
 def masked_dump(settings: Settings) -> dict[str, Any]:
-    """The effective configuration as JSON-able data, secrets replaced by '**********'."""
-    return settings.model_dump(mode="json")
+    """The effective configuration as JSON-able data, secrets replaced by '**********'.
+
+    Also masked: the database password, and credentials passed through ``ccxt_config``.
+    """
+    dumped = settings.model_dump(mode="json")
+    url = make_url(settings.database_url)
+    if url.password:
+        dumped["database_url"] = url.render_as_string(hide_password=True)
+    for account in dumped["accounts"].values():
+        options = account["ccxt_config"]
+        for key in CCXT_CREDENTIALS & set(options):
+            options[key] = MASK
+    return dumped

@@ -14,8 +14,9 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import delete, event, func, insert, select, text, update
+from sqlalchemy import Select, delete, event, func, insert, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import (
@@ -43,6 +44,7 @@ from bot.exchange.paper_state import (
     state_from_json,
     state_to_json,
 )
+from bot.store.audit_chain import CHAIN_LOCK_KEY, GENESIS_HASH, event_hash
 from bot.store.leases import (
     ClaimPlan,
     Lease,
@@ -85,6 +87,21 @@ def _sqlite_pragmas(dbapi_connection: DBAPIConnection, _record: ConnectionPoolEn
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
+    # Transactions are begun by _sqlite_begin, not by the driver's implicit BEGIN.
+    dbapi_connection.isolation_level = None
+
+
+# A write transaction on SQLite starts with BEGIN IMMEDIATE: it takes the write lock
+# (waiting up to the busy timeout) before it reads anything, so another process's
+# writer (a `hedgebot pause` beside the daemon) cannot commit between the audit chain's
+# read of the newest hash and the append after it. A deferred BEGIN would fail the
+# upgrade from reading to writing at once ("database is locked"), or fork the chain.
+SQLITE_WRITE = "hedgebot_write"
+
+
+def _sqlite_begin(conn: Connection) -> None:
+    immediate = conn.get_execution_options().get(SQLITE_WRITE, False)
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
 def create_engine(database_url: str, *, schema: str | None = None) -> AsyncEngine:
@@ -95,6 +112,7 @@ def create_engine(database_url: str, *, schema: str | None = None) -> AsyncEngin
     if database_url.startswith("sqlite"):
         engine = create_async_engine(database_url)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        event.listen(engine.sync_engine, "begin", _sqlite_begin)
         return engine
     connect_args: dict[str, Any] = {}
     if schema is not None:
@@ -125,6 +143,42 @@ class AuditEvent:
     summary: str
     decision_id: str | None
     data: dict[str, Any]
+    # The hash chain as stored (bot/store/audit_chain.py); None only outside the store.
+    prev_hash: str | None = None
+    hash: str | None = None
+
+
+def _event_from_row(row: AuditEventRow) -> AuditEvent:
+    return AuditEvent(
+        id=row.id,
+        ts=row.ts,
+        pair=row.pair,
+        kind=row.kind,
+        summary=row.summary,
+        decision_id=row.decision_id,
+        data=row.data,
+        prev_hash=row.prev_hash,
+        hash=row.hash,
+    )
+
+
+def _audit_filter(
+    query: Select[AuditEventRow],
+    after_id: int,
+    pair: str | None,
+    kind: str | None,
+    since: datetime | None,
+) -> Select[AuditEventRow]:
+    query = query.where(AuditEventRow.id > after_id)
+    if pair is not None:
+        query = query.where(AuditEventRow.pair == pair)
+    if kind is not None:
+        query = query.where(
+            (AuditEventRow.kind == kind) | AuditEventRow.kind.startswith(f"{kind}.")
+        )
+    if since is not None:
+        query = query.where(AuditEventRow.ts >= since)
+    return query
 
 
 @dataclass(frozen=True, slots=True)
@@ -288,6 +342,9 @@ class Repository:
         self._engine = engine
         self._clock = clock
         self._sessions = async_sessionmaker(engine, expire_on_commit=False)
+        self._write_sessions = async_sessionmaker(
+            engine.execution_options(**{SQLITE_WRITE: True}), expire_on_commit=False
+        )
         # SQLite has one writer at a time; queueing writers here instead of in SQLite's
         # busy handler (which sleeps and retries) keeps concurrent pairs from stalling.
         self._write_lock: asyncio.Lock | None = (
@@ -296,13 +353,18 @@ class Repository:
 
     @asynccontextmanager
     async def _write(self) -> AsyncIterator[AsyncSession]:
-        """A session in a transaction that commits on exit."""
+        """A session in a transaction that commits on exit.
+
+        Audit rows added to it are chained (numbered and hashed) last, before the commit.
+        """
         if self._write_lock is None:
-            async with self._sessions.begin() as session:
+            async with self._write_sessions.begin() as session:
                 yield session
+                await self._chain(session)
             return
-        async with self._write_lock, self._sessions.begin() as session:
+        async with self._write_lock, self._write_sessions.begin() as session:
             yield session
+            await self._chain(session)
 
     @property
     def engine(self) -> AsyncEngine:
@@ -326,6 +388,57 @@ class Repository:
             data=jsonable(dict(data or {})),
         )
 
+    async def _chain(self, session: AsyncSession) -> None:
+        """Number and hash the audit rows added to ``session``, after the newest stored one.
+
+        ``_write`` calls it last in every write transaction: on Postgres the chain's
+        advisory lock is held from here to the commit, so appends by several processes
+        take turns (the previous holder's rows are committed, hence visible under READ
+        COMMITTED, when the lock is granted). On SQLite ``_write`` already queues the
+        writers. An audit row flushed before this runs fails (``hash`` is NOT NULL).
+        """
+        rows = [o for o in session.new if isinstance(o, AuditEventRow) and o.hash is None]
+        if not rows:
+            return
+        postgres = self._engine.dialect.name == "postgresql"
+        # The new rows must not be flushed (unhashed) by the look-ups below.
+        with session.no_autoflush:
+            if postgres:
+                await session.execute(
+                    text("SELECT pg_advisory_xact_lock(:k)"), {"k": CHAIN_LOCK_KEY}
+                )
+            last = (
+                await session.execute(
+                    select(AuditEventRow.id, AuditEventRow.hash)
+                    .order_by(AuditEventRow.id.desc())
+                    .limit(1)
+                )
+            ).first()
+            last_id, prev = (0, GENESIS_HASH) if last is None else (last[0], last[1])
+            if postgres:
+                # Ids from the table's own sequence, so it stays ahead of every row.
+                ids = sorted(
+                    (
+                        await session.execute(
+                            text(
+                                "SELECT nextval(pg_get_serial_sequence('audit_events', 'id')) "
+                                "FROM generate_series(1, :n)"
+                            ),
+                            {"n": len(rows)},
+                        )
+                    ).scalars()
+                )
+            else:
+                ids = list(range(last_id + 1, last_id + 1 + len(rows)))
+        for row, row_id in zip(rows, ids, strict=True):
+            row.id = row_id
+            row.prev_hash = prev
+            row.hash = event_hash(
+                row_id, row.ts, row.kind, row.pair, row.summary, row.decision_id, row.data, prev
+            )
+            prev = row.hash
+        await session.flush()
+
     async def append_audit(
         self,
         kind: str,
@@ -338,7 +451,7 @@ class Repository:
         async with self._write() as session:
             row = self._audit_row(kind, summary, data, pair, decision_id)
             session.add(row)
-            await session.flush()
+            await self._chain(session)
             return row.id
 
     @staticmethod
@@ -406,30 +519,28 @@ class Repository:
                 }
             )
             audits.append(
-                {
-                    "ts": now,
-                    "pair": d.pair,
-                    "kind": "risk.denied" if r.action == "denied" else "decision",
-                    "summary": r.summary,
-                    "decision_id": r.decision_id,
-                    "data": jsonable(
-                        {
-                            "action": r.action,
-                            "reason": d.reason,
-                            "verdict": r.verdict,
-                            "target_ratio": d.target_ratio,
-                            "ratio": d.ratio,
-                            "drift_qty": d.drift_qty,
-                            "band": d.band,
-                            "inputs": r.inputs,
-                        }
-                    ),
-                }
+                self._audit_row(
+                    "risk.denied" if r.action == "denied" else "decision",
+                    r.summary,
+                    {
+                        "action": r.action,
+                        "reason": d.reason,
+                        "verdict": r.verdict,
+                        "target_ratio": d.target_ratio,
+                        "ratio": d.ratio,
+                        "drift_qty": d.drift_qty,
+                        "band": d.band,
+                        "inputs": r.inputs,
+                    },
+                    pair=d.pair,
+                    decision_id=r.decision_id,
+                    ts=now,
+                )
             )
         async with self._write() as session:
             await session.execute(insert(ObservationRow), observations)
             await session.execute(insert(DecisionRow), decisions)
-            await session.execute(insert(AuditEventRow), audits)
+            session.add_all(audits)
 
     async def insert_order_intent(
         self,
@@ -925,33 +1036,29 @@ class Repository:
         after_id: int = 0,
     ) -> list[AuditEvent]:
         """Audit events oldest first; ``kind`` matches exactly or as a prefix ('order')."""
-        query = select(AuditEventRow).where(AuditEventRow.id > after_id)
-        if pair is not None:
-            query = query.where(AuditEventRow.pair == pair)
-        if kind is not None:
-            query = query.where(
-                (AuditEventRow.kind == kind) | AuditEventRow.kind.startswith(f"{kind}.")
-            )
-        if since is not None:
-            query = query.where(AuditEventRow.ts >= since)
+        query = _audit_filter(select(AuditEventRow), after_id, pair, kind, since)
         if limit is not None:
             # The newest N, shown oldest first.
             inner = query.order_by(AuditEventRow.id.desc()).limit(limit).subquery()
             query = select(AuditEventRow).join(inner, AuditEventRow.id == inner.c.id)
         query = query.order_by(AuditEventRow.id)
         async with self._sessions() as session:
-            return [
-                AuditEvent(
-                    id=row.id,
-                    ts=row.ts,
-                    pair=row.pair,
-                    kind=row.kind,
-                    summary=row.summary,
-                    decision_id=row.decision_id,
-                    data=row.data,
-                )
-                for row in (await session.execute(query)).scalars()
-            ]
+            return [_event_from_row(row) for row in (await session.execute(query)).scalars()]
+
+    async def audit_page(
+        self,
+        after_id: int,
+        limit: int,
+        pair: str | None = None,
+        kind: str | None = None,
+        since: datetime | None = None,
+    ) -> list[AuditEvent]:
+        """The first ``limit`` events after ``after_id`` that match, oldest first: one
+        page of a stream (export, follow) that never holds the whole log in memory."""
+        query = _audit_filter(select(AuditEventRow), after_id, pair, kind, since)
+        query = query.order_by(AuditEventRow.id).limit(limit)
+        async with self._sessions() as session:
+            return [_event_from_row(row) for row in (await session.execute(query)).scalars()]
 
     async def pair_status(self, pairs: Sequence[str] | None = None) -> list[PairStatus]:
         """Per pair: the latest decision with its observation, and the latest order."""
@@ -1281,7 +1388,7 @@ class Repository:
                 row.updated_at = self._clock.now()
 
     async def audit_events_after(self, after_id: int, limit: int = 500) -> list[AuditEvent]:
-        """Up to ``limit`` audit events with an id above ``after_id``, in id order."""
+        """Up to ``limit`` audit events with id > ``after_id``, in id order."""
         query = (
             select(AuditEventRow)
             .where(AuditEventRow.id > after_id)
@@ -1289,15 +1396,4 @@ class Repository:
             .limit(limit)
         )
         async with self._sessions() as session:
-            return [
-                AuditEvent(
-                    id=row.id,
-                    ts=row.ts,
-                    pair=row.pair,
-                    kind=row.kind,
-                    summary=row.summary,
-                    decision_id=row.decision_id,
-                    data=row.data,
-                )
-                for row in (await session.execute(query)).scalars()
-            ]
+            return [_event_from_row(row) for row in (await session.execute(query)).scalars()]

@@ -204,6 +204,9 @@ class AuditEventRow(Base):
     summary: Mapped[str] = mapped_column(Text)
     decision_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
     data: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # The hash chain (bot/store/audit_chain.py): the previous event's hash and this one's.
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
 
 
 class PaperAccountRow(Base):

@@ -1,7 +1,7 @@
 """pair leases and daemon heartbeats, so several daemons can share one database
 
 Revision ID: 0003
-Revises: 0001
+Revises: 0002
 Create Date: 2026-11-22 05:50:00
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 TOKEN = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 revision: str = "0003"
-down_revision: str | None = "0001"
+down_revision: str | None = "0002"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

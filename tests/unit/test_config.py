@@ -163,3 +163,36 @@ def test_risk_and_liquidity_settings_have_safe_defaults(tmp_path: Path) -> None:
     pair = settings.pairs[0]
     assert (pair.max_position_notional, pair.max_daily_notional) == (None, None)
     assert pair.on_thin_book == "split"
+
+
+def test_a_mistyped_account_key_is_named_without_echoing_its_value(tmp_path: Path) -> None:
+    text = MINIMAL + '[accounts.main]\nexchange = "binance"\napikey = "k-9f3e1c77a2"\n'
+    with pytest.raises(ConfigError) as err:
+        load_settings(write(tmp_path, text))
+    message = str(err.value)
+    assert "accounts.main.apikey: unknown key" in message
+    assert "k-9f3e1c77a2" not in message
+
+
+def test_a_secret_of_the_wrong_type_is_refused_without_echoing_it(tmp_path: Path) -> None:
+    text = MINIMAL + '[accounts.main]\nexchange = "binance"\nsecret = 918273645546372\n'
+    with pytest.raises(ConfigError) as err:
+        load_settings(write(tmp_path, text))
+    message = str(err.value)
+    assert "accounts.main.secret" in message
+    assert "918273645546372" not in message
+
+
+def test_masked_dump_hides_the_database_password_and_ccxt_config_credentials(
+    tmp_path: Path,
+) -> None:
+    text = (
+        'database_url = "postgresql+asyncpg://hb:pw-7c1d2e@db.example/hedgebot"\n'
+        + MINIMAL
+        + '[accounts.main]\nexchange = "binance"\n'
+        + 'ccxt_config = { secret = "cc-5a6b7c", apiKey = "cc-8d9e0f", timeout = 5000 }\n'
+    )
+    dumped = masked_dump(load_settings(write(tmp_path, text)))
+    assert dumped["database_url"] == "postgresql+asyncpg://hb:***@db.example/hedgebot"
+    ccxt = dumped["accounts"]["main"]["ccxt_config"]
+    assert ccxt == {"secret": "**********", "apiKey": "**********", "timeout": 5000}
