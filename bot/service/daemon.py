@@ -53,6 +53,7 @@ from bot.service.targets import TargetSource, target_inputs
 from bot.store.instance import runs_alone
 from bot.store.leases import Lease, LeaseLostError
 from bot.store.repository import (
+    ALL_PAIRS,
     DecisionRecord,
     PairControl,
     Repository,
@@ -108,6 +109,8 @@ class CycleReport:
     executions: dict[str, Execution] = field(default_factory=dict)  # pair -> order outcome
     funding: list[tuple[str, FundingPayment]] = field(default_factory=list)  # new payments
     exchange_errors: list[str] = field(default_factory=list)  # GatewayError class names
+    # Pairs that paused themselves after failing orders: a failed state until resumed.
+    auto_paused: dict[str, str] = field(default_factory=dict)  # pair -> reason
 
 
 class CycleObserver(Protocol):
@@ -383,6 +386,7 @@ class HedgeDaemon:
         now = self._clock.now()
         active = self._active
         await self._load_risk_state(now)
+        report.auto_paused = self._auto_paused()
         assessed = await asyncio.gather(
             *(
                 self._guarded(pair, cycle, self._record_of(pair, snapshots, cycle, pending, now))
@@ -638,6 +642,16 @@ class HedgeDaemon:
         if any(p.max_daily_notional is not None for p in self._pairs):
             midnight = now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
             self._traded_today = await self._repo.traded_notional_since(midnight)
+
+    def _auto_paused(self) -> dict[str, str]:
+        """The held pairs that paused themselves (after failed orders), with the reason."""
+        result: dict[str, str] = {}
+        for pair in self._active:
+            for key in (pair.name, ALL_PAIRS):
+                control = self._controls.get(key)
+                if control is not None and control.paused and control.source == "auto":
+                    result[pair.name] = control.reason
+        return result
 
     def _order_plan(self, pair: PairConfig, intent: OrderIntent) -> OrderPlan:
         if pair.order_type == "market":

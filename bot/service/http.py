@@ -46,6 +46,7 @@ class ServiceHealth:
         self._last_ok: float | None = None
         self._last_cycle: int | None = None
         self._failed: dict[str, str] = {}
+        self._auto_paused: dict[str, str] = {}
 
     def cycle_started(self, cycle: int) -> None:
         """Readiness changes only when a cycle ends."""
@@ -54,6 +55,7 @@ class ServiceHealth:
         """Remember when the last clean cycle ended and which pairs failed in this one."""
         self._last_cycle = report.cycle
         self._failed = dict(report.errors)
+        self._auto_paused = dict(report.auto_paused)
         if not report.errors:
             self._last_ok = self._monotonic()
 
@@ -75,6 +77,8 @@ class ServiceHealth:
         for pair, error in sorted(self._failed.items()):
             name = "every pair" if pair == "*" else f"pair {pair}"
             reasons.append(f"{name} failed in the last cycle: {error}")
+        for pair, why in sorted(self._auto_paused.items()):
+            reasons.append(f"pair {pair} paused itself: {why}; `hedgebot resume {pair}`")
         return reasons
 
 

@@ -242,3 +242,29 @@ async def test_an_alert_url_apprise_does_not_know_is_one_line_without_the_url(
     assert str(caught.value) == (
         "alerts.urls[0] is not a URL apprise understands; see the apprise URL formats"
     )
+
+
+async def test_a_pair_that_paused_itself_makes_readyz_fail_until_resumed(
+    repository: Repository, clock: FakeClock
+) -> None:
+    settings = config()
+    health = ServiceHealth(["BTC", "ETH"], poll_interval_s=10)
+    venue = await PaperVenue.open(
+        settings.paper, ManualFeed({"BTC": D(60000), "ETH": D(3000)}), clock, repository
+    )
+    daemon = HedgeDaemon(settings, repository, venue, clock, observer=health)
+    await daemon.start()
+    stop = asyncio.Event()
+    await daemon.run(stop, max_cycles=1)
+    assert health.reasons() == []
+    # A pause by hand is the user's choice, not a failure: still ready.
+    await repository.set_pair_paused("ETH", True, "checking keys", source="user")
+    await daemon.run(stop, max_cycles=1, first_cycle=2)
+    assert health.reasons() == []
+    reason = "3 consecutive orders rejected or failed (max_consecutive_failures 3)"
+    await repository.set_pair_paused("BTC", True, reason, source="auto")
+    await daemon.run(stop, max_cycles=1, first_cycle=3)
+    assert health.reasons() == [f"pair BTC paused itself: {reason}; `hedgebot resume BTC`"]
+    await repository.set_pair_paused("BTC", False, "resumed by hand", source="user")
+    await daemon.run(stop, max_cycles=1, first_cycle=4)
+    assert health.reasons() == []
