@@ -7,6 +7,7 @@ Everything ccxt returns is mapped here to the domain models (floats become
 
 from __future__ import annotations
 
+import decimal
 import math
 import re
 import time
@@ -273,7 +274,10 @@ class CcxtGateway:
     ) -> Any:
         async def once() -> Any:
             try:
-                return await fn(*args, **kwargs)
+                # ccxt sets rounding and traps on the decimal context it finds; give it a
+                # copy, so the domain's arithmetic never depends on which calls ran.
+                with decimal.localcontext():
+                    return await fn(*args, **kwargs)
             except ccxt_errors.BaseError as exc:
                 raise translate(
                     exc, what, for_order, self._secrets.scrub, self._retry_after()
@@ -628,7 +632,8 @@ class CcxtGateway:
 
     def _check_precision(self, request: OrderRequest) -> tuple[str, str | None]:
         try:
-            return self._on_grid(request)
+            with decimal.localcontext():  # see _call: ccxt changes the context it finds
+                return self._on_grid(request)
         except ccxt_errors.BaseError as exc:
             raise translate(exc, "create_order", True, self._secrets.scrub) from exc
 

@@ -3,6 +3,7 @@ must behave the same wherever the daemon relies on them."""
 
 from __future__ import annotations
 
+import decimal
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -251,3 +252,18 @@ async def test_market_stats_report_open_interest_and_24h_volume_in_quote(venue: 
     assert stats.quote_volume_24h is not None
     assert stats.quote_volume_24h >= 0
     assert stats.timestamp.tzinfo is not None
+
+
+async def test_orders_and_lookups_leave_the_decimal_context_as_they_found_it(
+    venue: Venue,
+) -> None:
+    # ccxt sets ROUND_HALF_UP and the Underflow trap on the context it finds.
+    gateway = await prepared(venue)
+    before = decimal.getcontext().copy()
+    await gateway.create_order(sell("0.5", "c-context"))
+    await gateway.fetch_order(PERP, "c-context")
+    await gateway.fetch_positions([PERP])
+    after = decimal.getcontext()
+    assert after.rounding == before.rounding
+    assert after.traps == before.traps
+    assert after.prec == before.prec
