@@ -58,6 +58,10 @@ class PairConfig(_Frozen):
     max_slippage_bps: Annotated[Decimal, Field(gt=0, le=1000)] = Decimal(20)
     spot_account: str | None = None
     perp_account: str | None = None
+    # "band": trade when |ratio - target| > band (checked every cycle); "interval": trade
+    # to the target once every rebalance_interval_s (UTC-aligned), whatever the drift.
+    rebalance: Literal["band", "interval"] = "band"
+    rebalance_interval_s: Annotated[int, Field(ge=1, le=30 * 86400)] = 3600
 
     @model_validator(mode="after")
     def _check_symbols(self) -> PairConfig:

@@ -6,7 +6,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, TypeVar
 
@@ -31,7 +31,13 @@ from bot.domain.models import (
     Ticker,
 )
 from bot.domain.quantize import ioc_limit_price
-from bot.domain.rebalance import decide
+from bot.domain.rebalance import (
+    decide,
+    holds_while_unchanged,
+    interval_slot,
+    interval_start,
+    wait_for_interval,
+)
 from bot.domain.risk import RiskLimits, Verdict, check
 from bot.exchange.gateway import ExchangeGateway, GatewayError
 from bot.execution.executor import Executor, OrderPlan
@@ -41,6 +47,7 @@ log = structlog.get_logger(__name__)
 T = TypeVar("T")
 
 MAX_CONCURRENT_PAIRS = 8
+FOREVER = datetime.max.replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +141,13 @@ class HedgeDaemon:
         self.foreign_orders_every_s = 60.0
         self._orders_reconciled_at = float("-inf")
         self._fills_lock = asyncio.Lock()
+        # Interval rebalancing: the last interval in which each pair reached its target.
+        self._interval_done: dict[str, int] = {}
+        # A hold that depends on quantities and params alone is reused while they stay the
+        # same, rather than decided again (see quiet_until, which the backtest relies on).
+        self._held: dict[str, tuple[tuple[Any, ...], Decision]] = {}
+        # Per pair, until when its last cycle's hold would repeat (absent: no promise).
+        self._quiet: dict[str, datetime] = {}
 
     def _perp_gateway(self, pair: PairConfig) -> ExchangeGateway:
         return self._gateways[self._legs[pair.name][1]]
@@ -219,6 +233,7 @@ class HedgeDaemon:
         """One cycle over every pair; one pair's failure does not stop the others."""
         report = CycleReport(cycle)
         self._fills_cache = None
+        self._quiet.clear()
         structlog.contextvars.bind_contextvars(cycle=cycle)
         try:
             if time.monotonic() - self._markets_loaded_at >= self._settings.markets_refresh_s:
@@ -271,6 +286,7 @@ class HedgeDaemon:
             for pair, _ in holds:
                 report.errors[pair.name] = f"{type(exc).__name__}: {exc}"
             holds = []
+            self._quiet.clear()
         for pair, record in holds:
             report.actions[pair.name] = record.action
             log.info(
@@ -499,7 +515,7 @@ class HedgeDaemon:
             min_notional=pair.min_notional,
             max_order_notional=pair.max_order_notional,
         )
-        decision = decide(observation, params, self._markets[pair.perp_symbol])
+        decision = self._decide(pair, observation, params, now)
         verdict: Verdict | None = None
         plan: OrderPlan | None = None
         action = decision.action
@@ -529,6 +545,51 @@ class HedgeDaemon:
             summary += f" (counting {observation.unreflected_qty} filled, not yet in the position)"
         return Assessment(pair.name, observation, decision, verdict, action, summary, plan)
 
+    def _decide(
+        self, pair: PairConfig, observation: Observation, params: HedgeParams, now: datetime
+    ) -> Decision:
+        """The rebalance policy of the pair: the band every cycle, or the target once an
+        interval; a price-independent hold is reused while its inputs are unchanged."""
+        if pair.rebalance == "interval":
+            slot = interval_slot(now, pair.rebalance_interval_s)
+            if self._interval_done.get(pair.name) == slot:
+                next_at = interval_start(slot + 1, pair.rebalance_interval_s)
+                return wait_for_interval(observation, params, next_at)
+            # Due: trade to the target itself (the min notional still applies).
+            return decide(observation, replace(params, band=ZERO), self._markets[pair.perp_symbol])
+        key = (observation.spot_qty, observation.perp_qty, params)
+        held = self._held.get(pair.name)
+        if held is not None and held[0] == key:
+            return held[1]
+        decision = decide(observation, params, self._markets[pair.perp_symbol])
+        if holds_while_unchanged(decision, observation.spot_qty):
+            self._held[pair.name] = (key, decision)
+        return decision
+
+    def _hold_horizon(self, pair: PairConfig, assessment: Assessment, now: datetime) -> datetime:
+        """Until when this pair's hold repeats while its quantities stay the same (``now``:
+        not past this cycle)."""
+        if assessment.action != "none" or not _static_target(pair):
+            return now
+        if pair.rebalance == "interval":
+            slot = interval_slot(now, pair.rebalance_interval_s)
+            self._interval_done[pair.name] = slot  # at the target: done until the next one
+            return interval_start(slot + 1, pair.rebalance_interval_s)
+        if holds_while_unchanged(assessment.decision, assessment.observation.spot_qty):
+            return FOREVER
+        return now
+
+    def quiet_until(self) -> datetime | None:
+        """Until when further cycles would only repeat the last cycle's holds, provided no
+        spot balance, position or configuration changes in between; None when the last
+        cycle sent an order, failed, or a pair's target depends on market data.
+
+        The backtest skips the cycles of such steps (the venue still settles funding and
+        liquidations, and a change in quantities ends the quiet)."""
+        if len(self._quiet) != len(self._pairs):
+            return None
+        return min(self._quiet.values())
+
     async def _record_of(
         self,
         pair: PairConfig,
@@ -538,6 +599,9 @@ class HedgeDaemon:
         now: datetime,
     ) -> tuple[DecisionRecord, OrderPlan | None]:
         assessment = await self.assess(pair, snapshots, pending.get(pair.name, []), now)
+        horizon = self._hold_horizon(pair, assessment, now)
+        if horizon > now:
+            self._quiet[pair.name] = horizon
         record = DecisionRecord(
             decision_id=str(ULID.from_datetime(now)),
             observation=assessment.observation,
@@ -631,6 +695,14 @@ class HedgeDaemon:
             elapsed = time.monotonic() - started
             await self._clock.wait_or_stop(max(interval - elapsed, 0.0), stop)
         return done
+
+
+def _static_target(pair: PairConfig) -> bool:
+    """Whether the pair's target ratio is its configured number alone (no market input).
+
+    A pair whose strategy reads prices or funding is not: its holds are re-decided every
+    cycle, and the backtest does not skip them."""
+    return getattr(pair, "strategy", None) in (None, "fixed")
 
 
 def _account_names(settings: Settings) -> set[str]:

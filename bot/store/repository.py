@@ -538,6 +538,13 @@ class Repository:
         async with self._sessions() as session:
             return [_order_from_row(r) for r in (await session.execute(query)).scalars()]
 
+    async def decision_targets(self) -> list[tuple[str, datetime, Decimal]]:
+        """Every decision's pair, time and target ratio, oldest first (a backtest's targets)."""
+        query = select(DecisionRow.pair, DecisionRow.created_at, DecisionRow.target_ratio)
+        query = query.order_by(DecisionRow.created_at, DecisionRow.cycle)
+        async with self._sessions() as session:
+            return [(p, at, target) for p, at, target in (await session.execute(query)).all()]
+
     async def record_funding(self, pair: str, venue: str, payment: FundingPayment) -> bool:
         """Store a funding payment once; False when it was already stored."""
         try:
