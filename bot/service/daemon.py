@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -298,6 +298,9 @@ class HedgeDaemon:
                 ratio=_fmt(record.decision.ratio),
                 reason=record.summary,
             )
+        # Each account's limiter paces its own orders: taking the accounts in turn keeps
+        # the few pair slots spread over them rather than all queued behind one account.
+        orders = _round_robin(orders, lambda order: self._legs[order[0].name][1])
         executed = await asyncio.gather(
             *(
                 self._guarded(pair, cycle, self._send(pair, record, plan))
@@ -695,6 +698,17 @@ class HedgeDaemon:
             elapsed = time.monotonic() - started
             await self._clock.wait_or_stop(max(interval - elapsed, 0.0), stop)
         return done
+
+
+def _round_robin(items: Sequence[T], account: Callable[[T], str]) -> list[T]:
+    """``items`` reordered to take one of each account in turn (stable within an account)."""
+    queues: dict[str, list[T]] = {}
+    for item in items:
+        queues.setdefault(account(item), []).append(item)
+    ordered: list[T] = []
+    for rank in range(max((len(q) for q in queues.values()), default=0)):
+        ordered.extend(q[rank] for q in queues.values() if rank < len(q))
+    return ordered
 
 
 def _static_target(pair: PairConfig) -> bool:
