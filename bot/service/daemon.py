@@ -224,10 +224,11 @@ class HedgeDaemon:
             by_symbol = {p.perp_symbol: p.name for p in self._perps_of(account)}
             if not by_symbol:
                 continue
-            for payment in await gateway.fetch_funding_payments(list(by_symbol)):
-                pair = by_symbol.get(payment.symbol)
-                if pair is not None:
-                    await self._repo.record_funding(pair, account, payment)
+            payments = await gateway.fetch_funding_payments(list(by_symbol))
+            # One transaction for all of them (many after an outage, or in a backtest).
+            await self._repo.record_fundings(
+                account, [(by_symbol[p.symbol], p) for p in payments if p.symbol in by_symbol]
+            )
 
     async def run_cycle(self, cycle: int) -> CycleReport:
         """One cycle over every pair; one pair's failure does not stop the others."""
