@@ -239,6 +239,13 @@ async def run(urls: list[str], accounts: list[list[str]], duration: float) -> No
         f"cycle lag (start later than the cadence): median {statistics.median(lags):.0f} ms, "
         f"p99 {pct(lags, 0.99):.0f} ms, max {max(lags, default=0.0):.0f} ms"
     )
+    slowest = sorted(enumerate(daemon.walls, start=1), key=lambda kv: -kv[1])[:5]
+    print(
+        "  slowest cycles: "
+        + ", ".join(
+            f"#{n} {w * 1000:.0f} ms at {daemon.starts[n - 1] - wall0:.0f} s" for n, w in slowest
+        )
+    )
     async with aiohttp.ClientSession() as session:
         for index, base in enumerate(urls):
             name = f"acct{index}"

@@ -219,16 +219,30 @@ class HedgeDaemon:
         snapshots = await asyncio.gather(*(self._observe_account(n) for n in names))
         return dict(zip(names, snapshots, strict=True))
 
+    async def _each_account(self, work: Callable[[str, ExchangeGateway], Awaitable[None]]) -> None:
+        """Run ``work`` for every account at once, each waiting only on its own limiter (one
+        after the other, ten accounts' heavy requests took ten times as long); the first
+        failure is raised once all have finished."""
+        results = await asyncio.gather(
+            *(work(account, gateway) for account, gateway in self._gateways.items()),
+            return_exceptions=True,
+        )
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+
     async def _collect_funding(self) -> None:
-        for account, gateway in self._gateways.items():
-            by_symbol = {p.perp_symbol: p.name for p in self._perps_of(account)}
-            if not by_symbol:
-                continue
-            payments = await gateway.fetch_funding_payments(list(by_symbol))
-            # One transaction for all of them (many after an outage, or in a backtest).
-            await self._repo.record_fundings(
-                account, [(by_symbol[p.symbol], p) for p in payments if p.symbol in by_symbol]
-            )
+        await self._each_account(self._collect_funding_of)
+
+    async def _collect_funding_of(self, account: str, gateway: ExchangeGateway) -> None:
+        by_symbol = {p.perp_symbol: p.name for p in self._perps_of(account)}
+        if not by_symbol:
+            return
+        payments = await gateway.fetch_funding_payments(list(by_symbol))
+        # One transaction for all of them (many after an outage, or in a backtest).
+        await self._repo.record_fundings(
+            account, [(by_symbol[p.symbol], p) for p in payments if p.symbol in by_symbol]
+        )
 
     async def run_cycle(self, cycle: int) -> CycleReport:
         """One cycle over every pair; one pair's failure does not stop the others."""
@@ -341,40 +355,42 @@ class HedgeDaemon:
 
     async def _reconcile_orders(self) -> None:
         """Open orders at each exchange that the store never made: leave them, report them."""
-        for account, gateway in self._gateways.items():
-            pairs = {p.perp_symbol: p.name for p in self._perps_of(account)}
-            if not pairs:
+        await self._each_account(self._reconcile_orders_of)
+
+    async def _reconcile_orders_of(self, account: str, gateway: ExchangeGateway) -> None:
+        pairs = {p.perp_symbol: p.name for p in self._perps_of(account)}
+        if not pairs:
+            return
+        open_orders = await gateway.fetch_open_orders(list(pairs))
+        known = await self._repo.known_client_order_ids(
+            [o.client_order_id for o in open_orders if o.client_order_id]
+        )
+        counts = dict.fromkeys(pairs.values(), 0)
+        for order in open_orders:
+            if order.client_order_id and order.client_order_id in known:
+                continue  # ours: resolve_unresolved follows it
+            pair = pairs[order.symbol]
+            counts[pair] += 1
+            key = (account, order.exchange_order_id or order.client_order_id)
+            if key in self._foreign_reported:
                 continue
-            open_orders = await gateway.fetch_open_orders(list(pairs))
-            known = await self._repo.known_client_order_ids(
-                [o.client_order_id for o in open_orders if o.client_order_id]
+            self._foreign_reported.add(key)
+            await self._repo.append_audit(
+                "reconcile.foreign_order",
+                f"open order {order.exchange_order_id} ({order.side.value} {order.amount} "
+                f"{order.symbol}, client id {order.client_order_id or '-'}) was not placed "
+                "by hedgebot: left alone",
+                {
+                    "account": account,
+                    "exchange_order_id": order.exchange_order_id,
+                    "client_order_id": order.client_order_id,
+                    "side": order.side.value,
+                    "amount": order.amount,
+                    "filled": order.filled,
+                },
+                pair=pair,
             )
-            counts = dict.fromkeys(pairs.values(), 0)
-            for order in open_orders:
-                if order.client_order_id and order.client_order_id in known:
-                    continue  # ours: resolve_unresolved follows it
-                pair = pairs[order.symbol]
-                counts[pair] += 1
-                key = (account, order.exchange_order_id or order.client_order_id)
-                if key in self._foreign_reported:
-                    continue
-                self._foreign_reported.add(key)
-                await self._repo.append_audit(
-                    "reconcile.foreign_order",
-                    f"open order {order.exchange_order_id} ({order.side.value} {order.amount} "
-                    f"{order.symbol}, client id {order.client_order_id or '-'}) was not placed "
-                    "by hedgebot: left alone",
-                    {
-                        "account": account,
-                        "exchange_order_id": order.exchange_order_id,
-                        "client_order_id": order.client_order_id,
-                        "side": order.side.value,
-                        "amount": order.amount,
-                        "filled": order.filled,
-                    },
-                    pair=pair,
-                )
-            self._foreign_open.update(counts)
+        self._foreign_open.update(counts)
 
     async def _audit_outside_changes(
         self, records: Sequence[tuple[PairConfig, DecisionRecord]], now: datetime
