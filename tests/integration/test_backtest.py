@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+import structlog
 from typer.testing import CliRunner
 
 from bot.backtest.command import backtest, compare
@@ -19,6 +22,16 @@ from bot.config import Settings
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "examples" / "sample"
 START = datetime(2026, 3, 2, tzinfo=UTC)
+
+
+@pytest.fixture
+def cli() -> Iterator[CliRunner]:
+    """A CliRunner; the command configures logging onto the runner's stderr, which is
+    closed afterwards, so the defaults are put back for the tests that follow."""
+    handlers = list(logging.getLogger().handlers)
+    yield CliRunner()
+    structlog.reset_defaults()
+    logging.getLogger().handlers[:] = handlers
 
 
 def write_prices(path: Path, prices: list[str], step_s: int = 3600) -> Path:
@@ -172,8 +185,10 @@ def test_from_and_to_limit_the_replayed_rows(tmp_path: Path) -> None:
     assert path.steps[0] == START + timedelta(hours=10)
 
 
-def test_cli_backtest_writes_both_files_and_prints_the_figures(tmp_path: Path) -> None:
-    result = CliRunner().invoke(
+def test_cli_backtest_writes_both_files_and_prints_the_figures(
+    tmp_path: Path, cli: CliRunner
+) -> None:
+    result = cli.invoke(
         app,
         [
             "backtest",
@@ -194,22 +209,30 @@ def test_cli_backtest_writes_both_files_and_prints_the_figures(tmp_path: Path) -
     assert (tmp_path / "out" / "report.png").is_file()
 
 
-def test_cli_backtest_names_the_bad_row_and_exits_2(tmp_path: Path) -> None:
+def test_cli_backtest_names_the_bad_row_and_exits_2(tmp_path: Path, cli: CliRunner) -> None:
     bad = tmp_path / "bad.csv"
     bad.write_text("timestamp,price\n2026-01-01T00:00:00Z,100\n2026-01-01T01:00:00Z,abc\n")
 
-    result = CliRunner().invoke(
+    result = cli.invoke(
         app,
-        ["backtest", "--config", str(ROOT / "examples" / "backtest.toml"), "--prices", str(bad)],
+        [
+            "backtest",
+            "--config",
+            str(ROOT / "examples" / "backtest.toml"),
+            "--prices",
+            str(bad),
+            "--out",
+            str(tmp_path / "out"),
+        ],
     )
 
     assert result.exit_code == 2
     assert f"{bad}:3: price 'abc' is not a decimal number" in result.output
-    assert not (tmp_path / "backtest-out").exists()
+    assert not (tmp_path / "out").exists()
 
 
-def test_cli_backtest_without_a_file_for_a_coin_says_how_to_give_one(tmp_path: Path) -> None:
-    result = CliRunner().invoke(
+def test_cli_backtest_without_a_file_for_a_coin_says_how_to_give_one(cli: CliRunner) -> None:
+    result = cli.invoke(
         app,
         [
             "backtest",
