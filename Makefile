@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 CONFIG ?= examples/paper.toml
 
-.PHONY: demo test lint bench setup clean
+.PHONY: demo test lint bench bench-backtest bench-scale setup clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "hedgebot needs Python 3.11 or newer"'
@@ -29,9 +29,18 @@ lint: setup
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
+## bench: the quick benchmarks (a few minutes); bench-scale runs SCALE_SECONDS (default 300)
 bench: setup
 	$(BIN)/python bench/bench_cycle.py
 	$(BIN)/python bench/bench_ccxt.py
+	$(BIN)/python bench/bench_backtest.py
+
+bench-backtest: setup
+	$(BIN)/python bench/bench_backtest.py
+
+SCALE_SECONDS ?= 300
+bench-scale: setup
+	$(BIN)/python bench/bench_scale.py --duration $(SCALE_SECONDS)
 
 clean:
 	rm -rf $(VENV) *.egg-info .mypy_cache .ruff_cache .pytest_cache .hypothesis

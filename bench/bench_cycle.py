@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import platform
 import statistics
 import tempfile
 import time
 from decimal import Decimal
 from pathlib import Path
+
+from machine import machine_line
 
 from bot.clock import FakeClock
 from bot.config import Settings
@@ -116,10 +116,7 @@ async def bench_cycles(pairs: int, cycles: int, target: str) -> tuple[float, flo
 
 def main() -> None:
     configure_logging("json", level=logging.WARNING)
-    print(
-        f"machine: {platform.machine()} {os.cpu_count()} cores, Python {platform.python_version()}"
-        f", {platform.system()} {platform.release()}"
-    )
+    print(machine_line())
     median_us, p99_us = bench_decide()
     print(f"pure decision per pair: median {median_us:.1f} us, p99 {p99_us:.1f} us (20000 runs)")
     # "hold": target 0, every pair decides and records, no order (the steady state);
@@ -130,7 +127,8 @@ def main() -> None:
             print(
                 f"paper cycle, {scenario:<9} {pairs:>3} pairs ({orders:.0f} orders/cycle): "
                 f"median {median_ms:7.1f} ms, p99 {p99_ms:7.1f} ms, "
-                f"{median_ms / pairs:.2f} ms per pair ({cycles} cycles, SQLite)"
+                f"per pair median {median_ms / pairs:.2f} ms, p99 {p99_ms / pairs:.2f} ms "
+                f"({cycles} cycles, SQLite)"
             )
 
 

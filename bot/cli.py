@@ -995,6 +995,134 @@ def resume(
     typer.echo(_set_paused(config, database_url, pair, False, reason or "resumed by hand"))
 
 
+@app.command()
+def backtest(
+    prices: Annotated[
+        list[str],
+        typer.Option(
+            "--prices",
+            help="Price CSV (timestamp,price[,funding_rate]); COIN=FILE per coin, repeatable.",
+        ),
+    ],
+    config: ConfigOption = None,
+    funding: Annotated[
+        Path | None,
+        typer.Option("--funding", help="Funding CSV (timestamp,funding_rate) for every perp."),
+    ] = None,
+    start: Annotated[
+        str | None, typer.Option("--from", help="First time replayed (ISO 8601, UTC if naive).")
+    ] = None,
+    end: Annotated[
+        str | None, typer.Option("--to", help="Last time replayed (ISO 8601, UTC if naive).")
+    ] = None,
+    out: Annotated[
+        Path, typer.Option("--out", help="Folder for summary.json and report.png.")
+    ] = Path("backtest-out"),
+    compare: Annotated[
+        bool,
+        typer.Option("--compare", help="Run band vs interval rebalancing (and every strategy)."),
+    ] = False,
+) -> None:
+    """Replay a recorded price path through the daemon's own cycle on the paper venue."""
+    from bot.backtest.command import COMPARE_COLUMNS, compare_row
+    from bot.backtest.command import backtest as run_one
+    from bot.backtest.command import compare as run_all
+    from bot.backtest.engine import coins_of
+    from bot.backtest.path import load_path, parse_price_args
+    from bot.exchange.feeds import FeedError
+
+    settings = _settings(config)
+    configure_logging("json", level=logging.WARNING)
+    try:
+        path = load_path(
+            parse_price_args(prices),
+            coins_of(settings),
+            funding,
+            _parse_time("--from", start),
+            _parse_time("--to", end),
+        )
+    except FeedError as exc:
+        raise _fail(f"backtest: {exc}") from None
+    console = Console(stderr=True)
+    steps = len(path.steps)
+    with _progress(console) as bar:
+        if not compare:
+            task = bar.add_task("backtest", total=steps) if bar else None
+
+            def advance(index: int) -> None:
+                if bar is not None and task is not None:
+                    bar.update(task, completed=index)
+
+            summary = _backtest_call(lambda: run_one(settings, path, out, advance))
+        else:
+            tasks: dict[str, Any] = {}
+
+            def advance_named(name: str, index: int) -> None:
+                if bar is None:
+                    return
+                if name not in tasks:
+                    tasks[name] = bar.add_task(name, total=steps)
+                bar.update(tasks[name], completed=index)
+
+            results = _backtest_call(lambda: run_all(settings, path, advance_named))
+    if compare:
+        table = _table(
+            f"{steps} steps, {path.steps[0].isoformat()} to {path.steps[-1].isoformat()}",
+            "configuration",
+            *(name for name, _ in COMPARE_COLUMNS),
+        )
+        for name, result in results:
+            table.add_row(name, *compare_row(result))
+        Console(width=200).print(table)
+        return
+    typer.echo(
+        f"{steps} steps ({summary['cycles']} cycles, {summary['quiet_steps']} quiet), "
+        f"{summary['orders']} orders, turnover {summary['turnover']}, fees {summary['fees']}, "
+        f"funding {summary['funding']}\n"
+        f"spot PnL {summary['spot_pnl']}, perp PnL {summary['perp_pnl']}, net {summary['net']}; "
+        f"max drawdown hedged {summary['max_drawdown_hedged']:.2%}, "
+        f"unhedged {summary['max_drawdown_unhedged']:.2%}\n"
+        f"wrote {out / 'summary.json'} and {out / 'report.png'}"
+    )
+
+
+def _backtest_call(work: Callable[[], T]) -> T:
+    try:
+        return work()
+    except FatalError as exc:  # the config asks for what the paper venue cannot do
+        raise _fail(f"backtest: {exc}") from None
+
+
+def _parse_time(option: str, value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise _fail(
+            f"{option} {value!r} is not an ISO 8601 time; use e.g. 2026-01-05T00:00:00Z"
+        ) from None
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed
+
+
+def _progress(console: Console) -> Any:
+    """A progress bar on a terminal; nothing when stderr is not one."""
+    from contextlib import nullcontext
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    if not console.is_terminal:
+        return nullcontext(None)
+    return Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+    )
+
+
 @db_app.command("upgrade")
 def db_upgrade(config: ConfigOption = None, database_url: DatabaseOption = None) -> None:
     """Apply every pending migration."""

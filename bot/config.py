@@ -192,6 +192,11 @@ class PairConfig(_Frozen):
     min_open_interest: NonNegativeDecimal = Decimal(0)
     min_quote_volume_24h: NonNegativeDecimal = Decimal(0)
 
+    # "band": trade when |ratio - target| > band (checked every cycle); "interval": trade
+    # to the target once every rebalance_interval_s (UTC-aligned), whatever the drift.
+    rebalance: Literal["band", "interval"] = "band"
+    rebalance_interval_s: Annotated[int, Field(ge=1, le=30 * 86400)] = 3600
+
     @model_validator(mode="after")
     def _check_symbols(self) -> PairConfig:
         if not _PAIR_NAME.match(self.name):

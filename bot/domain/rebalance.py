@@ -6,6 +6,7 @@ drift = target * spot - hedge in base coin: positive sells perp, negative buys i
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from bot.domain.models import ZERO, Decision, HedgeParams, Market, Observation, OrderIntent, Side
@@ -119,3 +120,47 @@ def decide(observation: Observation, params: HedgeParams, market: Market) -> Dec
         reference_price=price,
     )
     return decision(f"{where}: {what} ({detail})", intent)
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def interval_slot(now: datetime, interval_s: int) -> int:
+    """Index of the rebalance interval holding ``now``; intervals are UTC-aligned from 1970."""
+    return (now - _EPOCH) // timedelta(seconds=interval_s)
+
+
+def interval_start(slot: int, interval_s: int) -> datetime:
+    """When rebalance interval ``slot`` begins."""
+    return _EPOCH + timedelta(seconds=slot * interval_s)
+
+
+def wait_for_interval(observation: Observation, params: HedgeParams, next_at: datetime) -> Decision:
+    """The hold of interval rebalancing between two rebalance times (no order, whatever the
+    drift): the ratio and drift are still reported."""
+    ratio = hedge_ratio(observation.spot_qty, observation.perp_qty)
+    drift_qty = drift(observation.spot_qty, observation.perp_qty, params.target_ratio)
+    shown = "none" if ratio is None else f"{ratio:.4f}"
+    return Decision(
+        pair=observation.pair,
+        target_ratio=params.target_ratio,
+        ratio=ratio,
+        drift_qty=drift_qty,
+        band=params.band,
+        action="none",
+        reason=(
+            f"ratio {shown}, target {params.target_ratio:.4f}: interval rebalancing, "
+            f"no order until {next_at.isoformat()} (drift {_num(drift_qty)})"
+        ),
+    )
+
+
+def holds_while_unchanged(decision: Decision, spot_qty: Decimal) -> bool:
+    """Whether ``decision`` is a hold that depends on the quantities and params alone, not
+    on prices: inside the band, or nothing to hedge. Another observation with the same
+    spot, position, target and band gives the same decision."""
+    if decision.intent is not None:
+        return False
+    if decision.ratio is None:
+        return decision.drift_qty == ZERO
+    return abs(decision.drift_qty) <= decision.band * spot_qty

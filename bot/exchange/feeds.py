@@ -309,6 +309,7 @@ class ReplayFeed:
             raise FeedError("replay feed needs at least one file")
         self._by_key: dict[str, _Series] = {}
         self._by_coin: dict[str, _Series] = {}
+        self._cursor: dict[str, int] = {}  # by symbol quoted: the row found last time
         for key, path in files.items():
             series = _read_series(Path(path))
             self._by_key[key] = series
@@ -321,7 +322,8 @@ class ReplayFeed:
         if series is None:
             known = ", ".join(sorted(self._by_key))
             raise FeedError(f"replay feed has no file for {symbol!r}; files are for: {known}")
-        index = max(0, bisect.bisect_right(series.times, now) - 1)
+        index = row_at(series.times, now, self._cursor.get(symbol, -1))
+        self._cursor[symbol] = index
         return FeedQuote(
             price=series.prices[index],
             funding_rate=series.rates[index],
@@ -338,6 +340,14 @@ class ReplayFeed:
         first = max(0, bisect.bisect_left(series.times, start) - 1)
         last = bisect.bisect_right(series.times, end)
         return list(zip(series.times[first:last], series.prices[first:last], strict=True))
+
+    def series(self, symbol: str) -> tuple[list[datetime], list[Decimal], list[Decimal]]:
+        """The rows that price ``symbol``: times, prices, funding rates (do not change them)."""
+        series = self._by_key.get(symbol) or self._by_coin.get(base_coin(symbol))
+        if series is None:
+            known = ", ".join(sorted(self._by_key))
+            raise FeedError(f"replay feed has no file for {symbol!r}; files are for: {known}")
+        return series.times, series.prices, series.rates
 
     def state(self) -> dict[str, Any]:
         """Nothing to keep: a replay is a function of time."""
@@ -363,30 +373,75 @@ def _read_series(path: Path) -> _Series:
     times: list[datetime] = []
     prices: list[Decimal] = []
     rates: list[Decimal] = []
+    columns = len(header)
+    # Rows a fixed number of whole seconds apart (the usual export) get their time by one
+    # addition instead of a parse: a year of minutes is half a million rows.
+    last_epoch = -1
+    gap_s = 0
+    gap = timedelta(0)
     for line, row in enumerate(rows[1:], start=2):
-        if not row or all(not cell.strip() for cell in row):
-            continue
-        if len(row) != len(header):
+        if len(row) != columns:
+            if not row or all(not cell.strip() for cell in row):
+                continue
             raise FeedError(
-                f"{path}:{line}: expected {len(header)} columns ({','.join(header)}), "
+                f"{path}:{line}: expected {columns} columns ({','.join(header)}), "
                 f"got {len(row)}: {','.join(row)!r}"
             )
-        at = _parse_timestamp(path, line, row[0].strip())
-        if times and at <= times[-1]:
-            raise FeedError(
-                f"{path}:{line}: timestamp {row[0].strip()!r} is not after the previous "
-                f"row's {times[-1].isoformat()}"
-            )
+        text = row[0].strip()
+        epoch = int(text) if text.isdigit() else -1
+        if gap_s > 0 and epoch - last_epoch == gap_s:
+            at = times[-1] + gap
+        else:
+            at = _parse_timestamp(path, line, text)
+            if times and at <= times[-1]:
+                raise FeedError(
+                    f"{path}:{line}: timestamp {text!r} is not after the previous "
+                    f"row's {times[-1].isoformat()}"
+                )
+            gap_s = epoch - last_epoch if epoch >= 0 and last_epoch >= 0 else 0
+            gap = timedelta(seconds=gap_s)
+        last_epoch = epoch if epoch < 100_000_000_000 else -1
         price = _parse_decimal(path, line, "price", row[1].strip())
         if price <= ZERO:
             raise FeedError(f"{path}:{line}: price {row[1].strip()!r} must be positive")
-        rate = _parse_decimal(path, line, "funding_rate", row[2].strip()) if len(row) > 2 else ZERO
+        rate = _parse_decimal(path, line, "funding_rate", row[2].strip()) if columns > 2 else ZERO
         times.append(at)
         prices.append(price)
         rates.append(rate)
     if not times:
         raise FeedError(f"{path}: replay file has a header but no rows")
     return _Series(path=path, times=times, prices=prices, rates=rates)
+
+
+def read_rate_series(path: Path) -> tuple[list[datetime], list[Decimal]]:
+    """A funding-rate file with the header ``timestamp,funding_rate`` (rate per funding
+    interval; timestamps as in replay files, strictly increasing)."""
+    try:
+        with path.open(newline="", encoding="utf-8") as handle:
+            rows = list(csv.reader(handle))
+    except OSError as exc:
+        raise FeedError(f"{path}: cannot read funding file: {exc.strerror or exc}") from exc
+    if not rows or [cell.strip().lower() for cell in rows[0]] != ["timestamp", "funding_rate"]:
+        got = ",".join(rows[0]) if rows else "an empty file"
+        raise FeedError(f"{path}:1: header must be 'timestamp,funding_rate', got {got!r}")
+    times: list[datetime] = []
+    rates: list[Decimal] = []
+    for line, row in enumerate(rows[1:], start=2):
+        if not row or all(not cell.strip() for cell in row):
+            continue
+        if len(row) != 2:
+            raise FeedError(f"{path}:{line}: expected 2 columns, got {len(row)}: {','.join(row)!r}")
+        at = _parse_timestamp(path, line, row[0].strip())
+        if times and at <= times[-1]:
+            raise FeedError(
+                f"{path}:{line}: timestamp {row[0].strip()!r} is not after the previous "
+                f"row's {times[-1].isoformat()}"
+            )
+        times.append(at)
+        rates.append(_parse_decimal(path, line, "funding_rate", row[1].strip()))
+    if not times:
+        raise FeedError(f"{path}: funding file has a header but no rows")
+    return times, rates
 
 
 def _parse_decimal(path: Path, line: int, column: str, text: str) -> Decimal:
@@ -399,7 +454,26 @@ def _parse_decimal(path: Path, line: int, column: str, text: str) -> Decimal:
     return value
 
 
+def row_at(times: list[datetime], now: datetime, hint: int) -> int:
+    """Index of the last of ``times`` at or before ``now`` (0 before the first).
+
+    ``hint`` is the index found last time: a replay reads forward, so the answer is
+    usually ``hint`` or the next row, found without a search."""
+    last = len(times) - 1
+    if 0 <= hint <= last and times[hint] <= now:
+        if hint == last or now < times[hint + 1]:
+            return hint
+        if hint + 1 == last or now < times[hint + 2]:
+            return hint + 1
+    return max(0, bisect.bisect_right(times, now) - 1)
+
+
 def _parse_timestamp(path: Path, line: int, text: str) -> datetime:
+    if text.isdigit():  # whole epoch seconds or ms, the usual export: no Decimal needed
+        whole = int(text)
+        if whole >= 100_000_000_000:  # _EPOCH_MS_THRESHOLD as an int
+            return _EPOCH + timedelta(milliseconds=whole)
+        return _EPOCH + timedelta(seconds=whole)
     try:
         epoch = Decimal(text)
     except InvalidOperation:

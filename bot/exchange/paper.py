@@ -177,6 +177,14 @@ class PaperVenue:
         # One mutation (settle + fill + save) at a time, when pairs share the account.
         self._lock = asyncio.Lock()
         self._unsaved_orders: list[OrderResult] = []
+        # Settled by settle_due (no save there): saved at the next settle of a request.
+        self._settled_unsaved = False
+        # Settling runs on every request (and every backtest step): the next funding time
+        # and each position's liquidation price are kept until their inputs change.
+        self._funding_due: tuple[datetime, datetime] | None = None  # (last paid, next)
+        self._liquidation_at: dict[
+            str, tuple[tuple[Decimal, Decimal, Decimal], Decimal | None]
+        ] = {}
 
     @classmethod
     async def open(
@@ -533,13 +541,25 @@ class PaperVenue:
             del orders[next(iter(orders))]
 
     def _liquidation_price(self, position: PaperPosition) -> Decimal | None:
-        # From the margin the position holds, so margin added later moves it.
-        return isolated_liquidation_price_with_margin(
+        # From the margin the position holds, so margin added later moves it; cached,
+        # because a backtest asks at every step and the inputs rarely change.
+        key = (position.qty, position.entry_price, position.margin)
+        cached = self._liquidation_at.get(position.symbol)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        price = isolated_liquidation_price_with_margin(
             position.qty,
             position.entry_price,
             position.margin,
             self._config.maintenance_margin_rate,
         )
+        self._liquidation_at[position.symbol] = (key, price)
+        return price
+
+    def _next_funding(self, last: datetime) -> datetime:
+        if self._funding_due is None or self._funding_due[0] != last:
+            self._funding_due = (last, next_funding_time(last, self._config.funding_interval_hours))
+        return self._funding_due[1]
 
     def _position_view(self, position: PaperPosition, now: datetime) -> Position:
         mark = self._feed.quote(position.symbol, now).price
@@ -589,8 +609,32 @@ class PaperVenue:
         self._unsaved_orders = []
 
     async def _settle_and_save(self, now: datetime) -> None:
-        if self._settle(now):
+        if self._settle(now) or self._settled_unsaved:
+            self._settled_unsaved = False
             await self._save()
+
+    def settle_horizon(self) -> tuple[datetime, list[tuple[str, Decimal, bool]]]:
+        """What can next change the account without a request: the next funding time, and
+        per open position (symbol, liquidation price, short?) the price the mark must reach
+        (at or above it for a short, at or below for a long). A backtest settles only at the
+        steps where one of them may be met."""
+        state = self._state
+        last = state.last_funding_at or self._clock.now()
+        triggers: list[tuple[str, Decimal, bool]] = []
+        for position in state.positions.values():
+            liquidation = self._liquidation_price(position)
+            if liquidation is not None:
+                triggers.append((position.symbol, liquidation, position.qty < ZERO))
+        return self._next_funding(last), triggers
+
+    def settle_due(self) -> bool:
+        """Apply the funding and liquidations due by now; True when the account changed.
+
+        For a backtest stepping between cycles: nothing is saved here (the next request
+        that settles saves it, and so does close())."""
+        changed = self._settle(self._clock.now())
+        self._settled_unsaved = self._settled_unsaved or changed
+        return changed
 
     def _settle(self, now: datetime) -> bool:
         """Apply liquidations and funding due up to ``now``; True when the account changed."""
@@ -599,6 +643,8 @@ class PaperVenue:
         if state.last_funding_at is None:
             state.last_funding_at = now  # never back-pay a state that has no funding clock
             changed = True
+        if now < self._next_funding(state.last_funding_at):
+            return self._liquidate_crossed(now) or changed
         for boundary in funding_times(
             state.last_funding_at, now, self._config.funding_interval_hours
         ):

@@ -6,7 +6,7 @@ import asyncio
 import os
 import socket
 import time
-from collections.abc import Awaitable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -38,7 +38,13 @@ from bot.domain.models import (
     Ticker,
 )
 from bot.domain.quantize import amount_problem, ioc_limit_price
-from bot.domain.rebalance import decide
+from bot.domain.rebalance import (
+    decide,
+    holds_while_unchanged,
+    interval_slot,
+    interval_start,
+    wait_for_interval,
+)
 from bot.domain.risk import (
     RiskLimits,
     Verdict,
@@ -70,6 +76,7 @@ ORDER_BOOK_DEPTH = 50
 # Leverage at start covers the hedge's margin with this much of the wallet, leaving room
 # for fees and price moves.
 MARGIN_HEADROOM = Decimal("0.9")
+FOREVER = datetime.max.replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,6 +209,13 @@ class HedgeDaemon:
         self._traded_today: dict[str, Decimal] = {}
         self._failures: dict[str, int] = {}  # consecutive rejected or failed orders per pair
         self._market_stats: dict[str, tuple[datetime, MarketStats]] = {}
+        # Interval rebalancing: the last interval in which each pair reached its target.
+        self._interval_done: dict[str, int] = {}
+        # A hold that depends on quantities and params alone is reused while they stay the
+        # same, rather than decided again (see quiet_until, which the backtest relies on).
+        self._held: dict[str, tuple[tuple[Any, ...], Decision]] = {}
+        # Per pair, until when its last cycle's hold would repeat (absent: no promise).
+        self._quiet: dict[str, datetime] = {}
 
     def _perp_gateway(self, pair: PairConfig) -> ExchangeGateway:
         return self._gateways[self._legs[pair.name][1]]
@@ -339,22 +353,44 @@ class HedgeDaemon:
         snapshots = await asyncio.gather(*(self._observe_account(n) for n in names))
         return dict(zip(names, snapshots, strict=True))
 
+    async def _each_account(
+        self, work: Callable[[str, ExchangeGateway], Awaitable[list[T]]]
+    ) -> list[T]:
+        """Run ``work`` for every account at once, each waiting only on its own limiter (one
+        after the other, ten accounts' heavy requests took ten times as long); the first
+        failure is raised once all have finished."""
+        results = await asyncio.gather(
+            *(work(account, gateway) for account, gateway in self._gateways.items()),
+            return_exceptions=True,
+        )
+        collected: list[T] = []
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+            collected.extend(result)
+        return collected
+
     async def _collect_funding(self) -> list[tuple[str, FundingPayment]]:
-        new: list[tuple[str, FundingPayment]] = []
-        for account, gateway in self._gateways.items():
-            by_symbol = {p.perp_symbol: p.name for p in self._perps_of(account)}
-            if not by_symbol:
-                continue
-            for payment in await gateway.fetch_funding_payments(list(by_symbol)):
-                pair = by_symbol.get(payment.symbol)
-                if pair is not None and await self._repo.record_funding(pair, account, payment):
-                    new.append((pair, payment))
-        return new
+        """Store the funding payments the venues report; returns the new ones."""
+        return await self._each_account(self._collect_funding_of)
+
+    async def _collect_funding_of(
+        self, account: str, gateway: ExchangeGateway
+    ) -> list[tuple[str, FundingPayment]]:
+        by_symbol = {p.perp_symbol: p.name for p in self._perps_of(account)}
+        if not by_symbol:
+            return []
+        payments = await gateway.fetch_funding_payments(list(by_symbol))
+        # One transaction for all of them (many after an outage, or in a backtest).
+        return await self._repo.record_fundings(
+            account, [(by_symbol[p.symbol], p) for p in payments if p.symbol in by_symbol]
+        )
 
     async def run_cycle(self, cycle: int) -> CycleReport:
         """One cycle over every pair; one pair's failure does not stop the others."""
         report = CycleReport(cycle)
         self._fills_cache = None
+        self._quiet.clear()
         await self.claim_pairs()
         if not self._active:
             log.info("cycle.no_pairs_held", live_pairs=len(self._pairs))
@@ -421,6 +457,7 @@ class HedgeDaemon:
             for pair, _ in holds:
                 report.errors[pair.name] = f"{type(exc).__name__}: {exc}"
             holds = []
+            self._quiet.clear()
         for pair, record in holds:
             report.actions[pair.name] = record.action
             log.info(
@@ -432,6 +469,9 @@ class HedgeDaemon:
                 ratio=_fmt(record.decision.ratio),
                 reason=record.summary,
             )
+        # Each account's limiter paces its own orders: taking the accounts in turn keeps
+        # the few pair slots spread over them rather than all queued behind one account.
+        orders = _round_robin(orders, lambda order: self._legs[order[0].name][1])
         executed = await asyncio.gather(
             *(
                 self._guarded(pair, cycle, self._send(pair, record, plan))
@@ -476,40 +516,43 @@ class HedgeDaemon:
 
     async def _reconcile_orders(self) -> None:
         """Open orders at each exchange that the store never made: leave them, report them."""
-        for account, gateway in self._gateways.items():
-            pairs = {p.perp_symbol: p.name for p in self._perps_of(account)}
-            if not pairs:
+        await self._each_account(self._reconcile_orders_of)
+
+    async def _reconcile_orders_of(self, account: str, gateway: ExchangeGateway) -> list[None]:
+        pairs = {p.perp_symbol: p.name for p in self._perps_of(account)}
+        if not pairs:
+            return []
+        open_orders = await gateway.fetch_open_orders(list(pairs))
+        known = await self._repo.known_client_order_ids(
+            [o.client_order_id for o in open_orders if o.client_order_id]
+        )
+        counts = dict.fromkeys(pairs.values(), 0)
+        for order in open_orders:
+            if order.client_order_id and order.client_order_id in known:
+                continue  # ours: resolve_unresolved follows it
+            pair = pairs[order.symbol]
+            counts[pair] += 1
+            key = (account, order.exchange_order_id or order.client_order_id)
+            if key in self._foreign_reported:
                 continue
-            open_orders = await gateway.fetch_open_orders(list(pairs))
-            known = await self._repo.known_client_order_ids(
-                [o.client_order_id for o in open_orders if o.client_order_id]
+            self._foreign_reported.add(key)
+            await self._repo.append_audit(
+                "reconcile.foreign_order",
+                f"open order {order.exchange_order_id} ({order.side.value} {order.amount} "
+                f"{order.symbol}, client id {order.client_order_id or '-'}) was not placed "
+                "by hedgebot: left alone",
+                {
+                    "account": account,
+                    "exchange_order_id": order.exchange_order_id,
+                    "client_order_id": order.client_order_id,
+                    "side": order.side.value,
+                    "amount": order.amount,
+                    "filled": order.filled,
+                },
+                pair=pair,
             )
-            counts = dict.fromkeys(pairs.values(), 0)
-            for order in open_orders:
-                if order.client_order_id and order.client_order_id in known:
-                    continue  # ours: resolve_unresolved follows it
-                pair = pairs[order.symbol]
-                counts[pair] += 1
-                key = (account, order.exchange_order_id or order.client_order_id)
-                if key in self._foreign_reported:
-                    continue
-                self._foreign_reported.add(key)
-                await self._repo.append_audit(
-                    "reconcile.foreign_order",
-                    f"open order {order.exchange_order_id} ({order.side.value} {order.amount} "
-                    f"{order.symbol}, client id {order.client_order_id or '-'}) was not placed "
-                    "by hedgebot: left alone",
-                    {
-                        "account": account,
-                        "exchange_order_id": order.exchange_order_id,
-                        "client_order_id": order.client_order_id,
-                        "side": order.side.value,
-                        "amount": order.amount,
-                        "filled": order.filled,
-                    },
-                    pair=pair,
-                )
-            self._foreign_open.update(counts)
+        self._foreign_open.update(counts)
+        return []
 
     async def _audit_outside_changes(
         self, records: Sequence[tuple[PairConfig, DecisionRecord]], now: datetime
@@ -680,7 +723,7 @@ class HedgeDaemon:
             min_notional=pair.min_notional,
             max_order_notional=pair.max_order_notional,
         )
-        decision = decide(observation, params, self._markets[pair.perp_symbol])
+        decision = self._decide(pair, observation, params, now)
         decision = replace(decision, reason=f"{target.reason}; {decision.reason}")
         assessment = await self._check_step(pair, observation, decision, snapshots, pending, now)
         return replace(assessment, target=target)
@@ -854,6 +897,51 @@ class HedgeDaemon:
             f"{what}: sending {fit:f} now, the rest in later cycles (on_thin_book split)",
         )
 
+    def _decide(
+        self, pair: PairConfig, observation: Observation, params: HedgeParams, now: datetime
+    ) -> Decision:
+        """The rebalance policy of the pair: the band every cycle, or the target once an
+        interval; a price-independent hold is reused while its inputs are unchanged."""
+        if pair.rebalance == "interval":
+            slot = interval_slot(now, pair.rebalance_interval_s)
+            if self._interval_done.get(pair.name) == slot:
+                next_at = interval_start(slot + 1, pair.rebalance_interval_s)
+                return wait_for_interval(observation, params, next_at)
+            # Due: trade to the target itself (the min notional still applies).
+            return decide(observation, replace(params, band=ZERO), self._markets[pair.perp_symbol])
+        key = (observation.spot_qty, observation.perp_qty, params)
+        held = self._held.get(pair.name)
+        if held is not None and held[0] == key:
+            return held[1]
+        decision = decide(observation, params, self._markets[pair.perp_symbol])
+        if holds_while_unchanged(decision, observation.spot_qty):
+            self._held[pair.name] = (key, decision)
+        return decision
+
+    def _hold_horizon(self, pair: PairConfig, assessment: Assessment, now: datetime) -> datetime:
+        """Until when this pair's hold repeats while its quantities stay the same (``now``:
+        not past this cycle)."""
+        if assessment.action != "none" or not _static_target(pair):
+            return now
+        if pair.rebalance == "interval":
+            slot = interval_slot(now, pair.rebalance_interval_s)
+            self._interval_done[pair.name] = slot  # at the target: done until the next one
+            return interval_start(slot + 1, pair.rebalance_interval_s)
+        if holds_while_unchanged(assessment.decision, assessment.observation.spot_qty):
+            return FOREVER
+        return now
+
+    def quiet_until(self) -> datetime | None:
+        """Until when further cycles would only repeat the last cycle's holds, provided no
+        spot balance, position or configuration changes in between; None when the last
+        cycle sent an order, failed, or a pair's target depends on market data.
+
+        The backtest skips the cycles of such steps (the venue still settles funding and
+        liquidations, and a change in quantities ends the quiet)."""
+        if len(self._quiet) != len(self._pairs):
+            return None
+        return min(self._quiet.values())
+
     async def _record_of(
         self,
         pair: PairConfig,
@@ -865,6 +953,9 @@ class HedgeDaemon:
         assessment = await self.assess(pair, snapshots, pending.get(pair.name, []), now)
         if assessment.add_margin is not None:
             assessment = await self._move_margin(pair, assessment)
+        horizon = self._hold_horizon(pair, assessment, now)
+        if horizon > now:
+            self._quiet[pair.name] = horizon
         record = DecisionRecord(
             decision_id=str(ULID.from_datetime(now)),
             observation=assessment.observation,
@@ -1080,6 +1171,26 @@ def default_instance_id() -> str:
 
 def _lease_inputs(lease: Lease | None) -> dict[str, Any] | None:
     return None if lease is None else {"holder": lease.holder, "token": lease.token}
+
+
+def _round_robin(items: Sequence[T], account: Callable[[T], str]) -> list[T]:
+    """``items`` reordered to take one of each account in turn (stable within an account)."""
+    queues: dict[str, list[T]] = {}
+    for item in items:
+        queues.setdefault(account(item), []).append(item)
+    ordered: list[T] = []
+    for rank in range(max((len(q) for q in queues.values()), default=0)):
+        ordered.extend(q[rank] for q in queues.values() if rank < len(q))
+    return ordered
+
+
+def _static_target(pair: PairConfig) -> bool:
+    """Whether the pair's target ratio depends on its configuration alone (a fixed ratio
+    or an outlook view), not on market data.
+
+    A pair whose strategy reads prices or funding is not: its holds are re-decided every
+    cycle, and the backtest does not skip them."""
+    return pair.strategy in ("fixed", "outlook")
 
 
 def _account_names(settings: Settings) -> set[str]:

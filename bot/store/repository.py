@@ -938,50 +938,87 @@ class Repository:
         async with self._sessions() as session:
             return [_order_from_row(r) for r in (await session.execute(query)).scalars()]
 
+    async def decision_targets(self) -> list[tuple[str, datetime, Decimal]]:
+        """Every decision's pair, time and target ratio, oldest first (a backtest's targets)."""
+        query = select(DecisionRow.pair, DecisionRow.created_at, DecisionRow.target_ratio)
+        query = query.order_by(DecisionRow.created_at, DecisionRow.cycle)
+        async with self._sessions() as session:
+            return [(p, at, target) for p, at, target in (await session.execute(query)).all()]
+
     async def record_funding(self, pair: str, venue: str, payment: FundingPayment) -> bool:
         """Store a funding payment once; False when it was already stored."""
         try:
             async with self._write() as session:
-                session.add(
-                    FundingPaymentRow(
-                        pair=pair,
-                        venue=venue,
-                        symbol=payment.symbol,
-                        amount=payment.amount,
-                        asset=payment.asset,
-                        rate=payment.rate,
-                        position_qty=payment.position_qty,
-                        mark_price=payment.mark_price,
-                        paid_at=payment.timestamp,
-                    )
-                )
+                session.add(self._funding_row(pair, venue, payment))
                 await session.flush()
-                verb = "received" if payment.amount >= 0 else "paid"
-                session.add(
-                    self._audit_row(
-                        "funding",
-                        f"funding {verb} {abs(payment.amount)} {payment.asset} on "
-                        f"{payment.symbol}"
-                        + (
-                            f" ({payment.position_qty} at rate {payment.rate})"
-                            if payment.rate is not None
-                            else ""
-                        ),
-                        {
-                            "symbol": payment.symbol,
-                            "amount": payment.amount,
-                            "asset": payment.asset,
-                            "rate": payment.rate,
-                            "position_qty": payment.position_qty,
-                            "mark_price": payment.mark_price,
-                            "paid_at": payment.timestamp,
-                        },
-                        pair=pair,
-                    )
-                )
+                session.add(self._funding_audit(pair, payment))
         except IntegrityError:
             return False
         return True
+
+    async def record_fundings(
+        self, venue: str, payments: Sequence[tuple[str, FundingPayment]]
+    ) -> list[tuple[str, FundingPayment]]:
+        """Store many (pair, payment) of one venue in one transaction, each once (those
+        already stored are skipped); returns the new ones."""
+        if len(payments) <= 1:
+            return [(pair, p) for pair, p in payments if await self.record_funding(pair, venue, p)]
+        symbols = sorted({p.symbol for _, p in payments})
+        times = [p.timestamp for _, p in payments]
+        query = select(FundingPaymentRow.symbol, FundingPaymentRow.paid_at).where(
+            FundingPaymentRow.venue == venue,
+            FundingPaymentRow.symbol.in_(symbols),
+            FundingPaymentRow.paid_at >= min(times),
+            FundingPaymentRow.paid_at <= max(times),
+        )
+        async with self._write() as session:
+            known = {(symbol, at) for symbol, at in (await session.execute(query)).all()}
+            new = []
+            for pair, payment in payments:
+                key = (payment.symbol, payment.timestamp)
+                if key not in known:
+                    known.add(key)
+                    new.append((pair, payment))
+            session.add_all([self._funding_row(pair, venue, p) for pair, p in new])
+            session.add_all([self._funding_audit(pair, p) for pair, p in new])
+        return new
+
+    @staticmethod
+    def _funding_row(pair: str, venue: str, payment: FundingPayment) -> FundingPaymentRow:
+        return FundingPaymentRow(
+            pair=pair,
+            venue=venue,
+            symbol=payment.symbol,
+            amount=payment.amount,
+            asset=payment.asset,
+            rate=payment.rate,
+            position_qty=payment.position_qty,
+            mark_price=payment.mark_price,
+            paid_at=payment.timestamp,
+        )
+
+    def _funding_audit(self, pair: str, payment: FundingPayment) -> AuditEventRow:
+        verb = "received" if payment.amount >= 0 else "paid"
+        return self._audit_row(
+            "funding",
+            f"funding {verb} {abs(payment.amount)} {payment.asset} on "
+            f"{payment.symbol}"
+            + (
+                f" ({payment.position_qty} at rate {payment.rate})"
+                if payment.rate is not None
+                else ""
+            ),
+            {
+                "symbol": payment.symbol,
+                "amount": payment.amount,
+                "asset": payment.asset,
+                "rate": payment.rate,
+                "position_qty": payment.position_qty,
+                "mark_price": payment.mark_price,
+                "paid_at": payment.timestamp,
+            },
+            pair=pair,
+        )
 
     async def recent_fills(self, pair: str | None, since: datetime) -> list[StoredFill]:
         """Fills since ``since`` (of one pair, or all), with the position reported when

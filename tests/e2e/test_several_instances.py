@@ -31,7 +31,7 @@ SEED = 20261122
 BASES = {"BTC": Decimal(1), "ETH": Decimal(10), "SOL": Decimal(100)}
 BASES |= {"XRP": Decimal(100), "ADA": Decimal(100), "DOGE": Decimal(100)}
 POLL_S = 0.25
-LEASE_S = 2.0
+LEASE_S = 3.0
 BAND = Decimal("0.02")
 
 CONFIG = """

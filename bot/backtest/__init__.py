@@ -1,0 +1,1 @@
+"""Replay a recorded price path through the daemon's own cycle on the paper venue."""

@@ -1,0 +1,277 @@
+"""The backtest loop: the daemon's cycle on the paper venue, one step per recorded row.
+
+Each step sets the simulated clock to the row's time. The daemon runs a full cycle
+(observe, decide, check, execute, record) unless it promised, after its last cycle,
+that the next ones would only repeat the same holds (``HedgeDaemon.quiet_until``): then
+the step only lets the paper venue settle funding and liquidations, and a change in a
+spot balance or a position ends the quiet at once. Nothing sleeps; the same inputs give
+the same outputs.
+
+The database is a temporary SQLite file (migrated like any other), written only by the
+cycles that run: on a quiet path that is a few hundred rows, so it costs little.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+import tempfile
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import numpy as np
+
+from bot.backtest.path import RecordedPath
+from bot.config import PAPER_ACCOUNT, PairConfig, Settings
+from bot.exchange.feeds import base_coin
+from bot.exchange.paper import PaperVenue
+from bot.service.daemon import HedgeDaemon
+from bot.store.migrate import upgrade
+from bot.store.repository import Repository, StoredOrder, create_engine
+
+ZERO = Decimal(0)
+PROGRESS_UPDATES = 200
+
+
+class SteppedClock:
+    """The backtest's clock: it shows the time of the step being replayed, never sleeps."""
+
+    def __init__(self, at: datetime) -> None:
+        """Start at ``at``."""
+        self.at = at
+
+    def now(self) -> datetime:
+        return self.at
+
+    async def sleep(self, seconds: float) -> None:
+        self.at += timedelta(seconds=seconds)
+
+    async def wait_or_stop(self, seconds: float, stop: object) -> None:
+        """The backtest sets the time itself between cycles."""
+
+
+@dataclass(slots=True)
+class Snapshots:
+    """The account's quantities after every change, by step index (float: for statistics)."""
+
+    steps: list[int] = field(default_factory=list)
+    quote: list[float] = field(default_factory=list)
+    spot: dict[str, list[float]] = field(default_factory=dict)  # by pair
+    perp: dict[str, list[float]] = field(default_factory=dict)  # by pair, signed base qty
+    entry: dict[str, list[float]] = field(default_factory=dict)  # by pair
+
+
+@dataclass(frozen=True, slots=True)
+class BacktestRun:
+    """What a backtest produced, for the summary and the chart."""
+
+    settings: Settings
+    path: RecordedPath
+    snapshots: Snapshots = field(repr=False)
+    targets: Mapping[str, list[tuple[datetime, Decimal]]] = field(repr=False)  # by pair
+    orders: list[StoredOrder] = field(repr=False)
+    cycles: int
+    quiet_steps: int
+    initial_balances: Mapping[str, Decimal]
+    final_balances: Mapping[str, Decimal]
+    fees: Decimal
+    funding: Decimal
+    realized_pnl: Decimal
+    final_unrealized: Decimal
+    final_prices: Mapping[str, Decimal]  # by pair (base coin price at the last step)
+    liquidations: int
+
+
+def backtest_settings(settings: Settings, database_url: str) -> Settings:
+    """The configuration as a backtest runs it: paper mode on its own database."""
+    return settings.model_copy(update={"mode": "paper", "database_url": database_url})
+
+
+def _quantities(venue: PaperVenue, pairs: list[PairConfig]) -> tuple[Decimal, ...]:
+    state = venue.state
+    values: list[Decimal] = []
+    for pair in pairs:
+        values.append(state.balances.get(pair.spot_base, ZERO))
+        position = state.positions.get(pair.perp_symbol)
+        values.append(position.qty if position else ZERO)
+    return tuple(values)
+
+
+def _snapshot(shots: Snapshots, index: int, venue: PaperVenue, settings: Settings) -> None:
+    state = venue.state
+    if shots.steps and shots.steps[-1] == index:
+        for values in (shots.quote, *shots.spot.values(), *shots.perp.values()):
+            values.pop()
+        for values in shots.entry.values():
+            values.pop()
+        shots.steps.pop()
+    shots.steps.append(index)
+    shots.quote.append(float(state.balances.get(settings.paper.quote_asset, ZERO)))
+    for pair in settings.pairs:
+        position = state.positions.get(pair.perp_symbol)
+        shots.spot.setdefault(pair.name, []).append(float(state.balances.get(pair.spot_base, ZERO)))
+        shots.perp.setdefault(pair.name, []).append(float(position.qty) if position else 0.0)
+        shots.entry.setdefault(pair.name, []).append(
+            float(position.entry_price) if position else 0.0
+        )
+
+
+async def run_backtest(
+    settings: Settings,
+    path: RecordedPath,
+    *,
+    database_dir: Path | None = None,
+    progress: Callable[[int], None] | None = None,
+    step_every: bool = False,
+) -> BacktestRun:
+    """Replay ``path`` through the daemon's cycle on a fresh paper account.
+
+    ``step_every`` visits every step (settling the venue at each, cycling where the daemon
+    made no promise): slower, the same results; the tests compare the two."""
+    with tempfile.TemporaryDirectory(prefix="hedgebot-backtest-") as tmp:
+        folder = database_dir or Path(tmp)
+        url = f"sqlite+aiosqlite:///{folder / 'backtest.db'}"
+        return await _run(backtest_settings(settings, url), path, progress, step_every)
+
+
+async def _run(
+    settings: Settings,
+    path: RecordedPath,
+    progress: Callable[[int], None] | None,
+    step_every: bool,
+) -> BacktestRun:
+    steps = path.steps
+    clock = SteppedClock(steps[0])
+    engine = create_engine(settings.database_url)
+    try:
+        await upgrade(engine, settings.database_url)
+        repository = Repository(engine, clock)
+        venue = await PaperVenue.open(
+            settings.paper,
+            path.feed,
+            clock,
+            repository,
+            account=PAPER_ACCOUNT,
+            leverage={p.perp_symbol: p.leverage for p in settings.pairs},
+        )
+        initial = dict(venue.state.balances)
+        daemon = HedgeDaemon(settings, repository, {PAPER_ACCOUNT: venue}, clock)
+        await daemon.start()
+        pairs = list(settings.pairs)
+        shots = Snapshots()
+        stepper = _Stepper(path, step_every, settings.risk.min_liquidation_distance)
+        cycles = 0
+        seen: tuple[Decimal, ...] = ()
+        index = 0
+        last = len(steps) - 1
+        next_report = 0
+        quiet_until: datetime | None = None
+        while True:
+            at = clock.at = steps[index]
+            if progress is not None and index >= next_report:
+                progress(index)
+                next_report = index + max(1, len(steps) // PROGRESS_UPDATES)
+            cycle_now = quiet_until is None or at >= quiet_until or index == last
+            if not cycle_now and venue.settle_due():
+                # Funding paid (the balance moved) or a liquidation (the hedge moved too).
+                cycle_now = _quantities(venue, pairs) != seen
+                if not cycle_now:
+                    _snapshot(shots, index, venue, settings)
+            if cycle_now:
+                cycles += 1
+                await daemon.run_cycle(cycles)
+                quiet_until = daemon.quiet_until()
+                seen = _quantities(venue, pairs)
+                _snapshot(shots, index, venue, settings)
+            if index == last:
+                break
+            index = stepper.next_step(index + 1, quiet_until, venue)
+        if progress is not None:
+            progress(len(steps))
+        await daemon.stop("backtest finished")
+        await venue.close()
+        orders = await repository.orders()
+        targets: dict[str, list[tuple[datetime, Decimal]]] = {p.name: [] for p in pairs}
+        for pair_name, created_at, target in await repository.decision_targets():
+            targets.setdefault(pair_name, []).append((created_at, target))
+    finally:
+        await engine.dispose()
+    state = venue.state
+    final_prices: dict[str, Decimal] = {}
+    unrealized = ZERO
+    for pair in pairs:
+        price = path.feed.quote(pair.perp_symbol, steps[-1]).price
+        final_prices[pair.name] = price
+        position = state.positions.get(pair.perp_symbol)
+        if position is not None:
+            unrealized += position.qty * (price - position.entry_price)
+    return BacktestRun(
+        settings=settings,
+        path=path,
+        snapshots=shots,
+        targets=targets,
+        orders=orders,
+        cycles=cycles,
+        quiet_steps=len(steps) - cycles,
+        initial_balances=initial,
+        final_balances=dict(state.balances),
+        fees=state.fees_paid,
+        funding=state.funding_total,
+        realized_pnl=state.realized_pnl,
+        final_unrealized=unrealized,
+        final_prices=final_prices,
+        liquidations=len(venue.liquidations()),
+    )
+
+
+class _Stepper:
+    """Finds the next step at which anything can happen.
+
+    Between two such steps the daemon promised to repeat its holds, no funding falls due
+    and no price comes within the liquidation guard's distance of a liquidation price
+    (where the daemon would act instead of holding), so those steps are passed over.
+    Prices are compared as floats with a margin, so a step that only might qualify is
+    still visited (the daemon and the venue then check in Decimal)."""
+
+    MARGIN = 1e-9
+
+    def __init__(self, path: RecordedPath, step_every: bool, guard_distance: Decimal) -> None:
+        self._steps = path.steps
+        self._path = path
+        self._every = step_every
+        self._guard = float(guard_distance)
+
+    def next_step(self, start: int, quiet_until: datetime | None, venue: PaperVenue) -> int:
+        """The first step from ``start`` on that must be visited."""
+        last = len(self._steps) - 1
+        if self._every or quiet_until is None or start >= last:
+            return start
+        funding_at, triggers = venue.settle_horizon()
+        until = min(quiet_until, funding_at)
+        stop = min(bisect.bisect_left(self._steps, until, lo=start), last)
+        for symbol, liquidation, short in triggers:
+            window = self._path.prices(symbol)[start:stop]
+            # The guard acts once |mark - liquidation| / mark < distance: for a short at
+            # mark > liquidation / (1 + distance), for a long below liquidation / (1 - d).
+            if short:
+                level = float(liquidation) / (1 + self._guard)
+                hits = np.flatnonzero(window >= level * (1 - self.MARGIN))
+            else:
+                level = float(liquidation) / (1 - self._guard) if self._guard < 1 else math.inf
+                hits = np.flatnonzero(window <= level * (1 + self.MARGIN))
+            if len(hits):
+                stop = start + int(hits[0])
+        return stop
+
+
+def coins_of(settings: Settings) -> list[str]:
+    """The base coins the pairs hedge, in pair order, each once."""
+    coins: list[str] = []
+    for pair in settings.pairs:
+        coin = base_coin(pair.perp_symbol)
+        if coin not in coins:
+            coins.append(coin)
+    return coins

@@ -1,0 +1,191 @@
+"""What a backtest run amounts to: summary.json figures and the series behind the chart.
+
+Money totals (fees, funding, PnL, turnover) are exact Decimals from the paper account and
+the stored orders. Statistics over time (tracking error, time outside the band, drawdown,
+variance reduction) are floats over per-step series, each step weighted by the time to
+the next row. Portfolio value counts the quote asset and the pairs' coins; other coins of
+the paper account have no price in the path and are left out.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from bot.backtest.engine import BacktestRun
+from bot.exchange.feeds import base_coin
+
+Floats = npt.NDArray[np.float64]
+MONEY = Decimal("0.0001")
+ZERO = Decimal(0)
+
+
+@dataclass(frozen=True, slots=True)
+class Series:
+    """Per-step values of a run (floats), by pair where they are per pair."""
+
+    times: Floats  # epoch seconds
+    prices: dict[str, Floats]
+    ratios: dict[str, Floats]
+    targets: dict[str, Floats]
+    hedged: Floats
+    unhedged: Floats
+
+
+def _expand(run: BacktestRun, values: list[float], segment: npt.NDArray[np.intp]) -> Floats:
+    return np.asarray(values, dtype=np.float64)[segment]
+
+
+def series(run: BacktestRun) -> Series:
+    """Prices, ratios, targets and portfolio values at every step."""
+    times = run.path.times
+    shots = run.snapshots
+    segment = np.searchsorted(np.asarray(shots.steps), np.arange(len(times)), side="right") - 1
+    segment = np.clip(segment, 0, None)
+    settings = run.settings
+    prices: dict[str, Floats] = {}
+    ratios: dict[str, Floats] = {}
+    targets: dict[str, Floats] = {}
+    by_coin: dict[str, Floats] = {}
+    hedged = _expand(run, shots.quote, segment)
+    quote_asset = settings.paper.quote_asset
+    unhedged = np.full(len(times), float(run.initial_balances.get(quote_asset, ZERO)))
+    for pair in settings.pairs:
+        coin = base_coin(pair.perp_symbol)
+        if coin not in by_coin:
+            by_coin[coin] = run.path.prices(pair.perp_symbol)
+        price = by_coin[coin]
+        prices[pair.name] = price
+        spot = _expand(run, shots.spot[pair.name], segment)
+        perp = _expand(run, shots.perp[pair.name], segment)
+        entry = _expand(run, shots.entry[pair.name], segment)
+        hedged = hedged + perp * (price - entry)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratios[pair.name] = np.where(spot > 0, -perp / np.where(spot > 0, spot, 1.0), np.nan)
+        decided = run.targets.get(pair.name) or [(run.path.steps[0], pair.target_ratio)]
+        decided_ts = np.asarray([at.timestamp() for at, _ in decided], dtype=np.float64)
+        decided_values = np.asarray([float(t) for _, t in decided], dtype=np.float64)
+        index = np.clip(np.searchsorted(decided_ts, times, side="right") - 1, 0, None)
+        targets[pair.name] = decided_values[index]
+    seen_spot: set[str] = set()
+    for pair in settings.pairs:
+        if pair.spot_base in seen_spot:
+            continue
+        seen_spot.add(pair.spot_base)
+        price = prices[pair.name]
+        hedged = hedged + _expand(run, shots.spot[pair.name], segment) * price
+        unhedged = unhedged + float(run.initial_balances.get(pair.spot_base, ZERO)) * price
+    return Series(times, prices, ratios, targets, hedged, unhedged)
+
+
+def _weights(times: Floats) -> Floats:
+    weights = np.zeros(len(times))
+    weights[:-1] = np.diff(times)
+    return weights
+
+
+def max_drawdown(values: Floats) -> float:
+    """The largest fall from a running peak, as a fraction of that peak."""
+    peaks = np.maximum.accumulate(values)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        falls = np.where(peaks > 0, (peaks - values) / peaks, 0.0)
+    return float(falls.max()) if len(falls) else 0.0
+
+
+def variance_reduction(hedged: Floats, unhedged: Floats) -> float | None:
+    """1 - var(hedged step returns) / var(unhedged step returns); None when unhedged is flat."""
+    if len(hedged) < 3:
+        return None
+    hedged_returns = np.diff(hedged) / hedged[:-1]
+    unhedged_returns = np.diff(unhedged) / unhedged[:-1]
+    base = float(np.var(unhedged_returns))
+    if base == 0.0:
+        return None
+    return 1.0 - float(np.var(hedged_returns)) / base
+
+
+def _money(value: Decimal) -> str:
+    return str(value.quantize(MONEY))
+
+
+def _stat(value: float | None) -> float | None:
+    return None if value is None or not np.isfinite(value) else round(value, 6)
+
+
+def summarize(run: BacktestRun, values: Series | None = None) -> dict[str, Any]:
+    """The figures of summary.json (JSON-able, deterministic)."""
+    values = values or series(run)
+    settings = run.settings
+    steps = run.path.steps
+    weights = _weights(values.times)
+    total_time = float(weights.sum()) or 1.0
+    pairs: dict[str, Any] = {}
+    squared = 0.0
+    outside = 0.0
+    for pair in settings.pairs:
+        deviation = values.ratios[pair.name] - values.targets[pair.name]
+        known = np.isfinite(deviation)
+        w = np.where(known, weights, 0.0)
+        dev = np.where(known, deviation, 0.0)
+        pair_time = float(w.sum()) or 1.0
+        pair_squared = float((w * dev * dev).sum())
+        pair_outside = float(w[np.abs(dev) > float(pair.band)].sum())
+        squared += pair_squared
+        outside += pair_outside
+        orders = [o for o in run.orders if o.pair == pair.name]
+        pairs[pair.name] = {
+            "rebalance": pair.rebalance,
+            "target_ratio": str(pair.target_ratio),
+            "band": str(pair.band),
+            "tracking_error": _stat((pair_squared / pair_time) ** 0.5),
+            "time_outside_band": _stat(pair_outside / pair_time),
+            "hours_outside_band": _stat(pair_outside / 3600),
+            "orders": len(orders),
+            "turnover": _money(sum((o.filled * (o.average_price or ZERO) for o in orders), ZERO)),
+            "final_ratio": _stat(float(values.ratios[pair.name][-1])),
+        }
+    spot_pnl = ZERO
+    seen: set[str] = set()
+    for pair in settings.pairs:
+        if pair.spot_base in seen:
+            continue
+        seen.add(pair.spot_base)
+        first = run.path.feed.quote(pair.perp_symbol, steps[0]).price
+        last = run.final_prices[pair.name]
+        spot_pnl += run.final_balances.get(pair.spot_base, ZERO) * last
+        spot_pnl -= run.initial_balances.get(pair.spot_base, ZERO) * first
+    perp_pnl = run.realized_pnl + run.final_unrealized
+    net = spot_pnl + perp_pnl - run.fees + run.funding
+    count = len(settings.pairs)
+    return {
+        "path": {
+            "from": steps[0].isoformat(),
+            "to": steps[-1].isoformat(),
+            "steps": len(steps),
+            "files": {coin: str(path) for coin, path in run.path.files.items()},
+        },
+        "cycles": run.cycles,
+        "quiet_steps": run.quiet_steps,
+        "tracking_error": _stat((squared / (total_time * count)) ** 0.5),
+        "time_outside_band": _stat(outside / (total_time * count)),
+        "orders": len(run.orders),
+        "filled_orders": sum(1 for o in run.orders if o.filled > ZERO),
+        "turnover": _money(sum((o.filled * (o.average_price or ZERO) for o in run.orders), ZERO)),
+        "fees": _money(run.fees),
+        "funding": _money(run.funding),
+        "spot_pnl": _money(spot_pnl),
+        "perp_pnl": _money(perp_pnl),
+        "net": _money(net),
+        "liquidations": run.liquidations,
+        "value_start_unhedged": _stat(float(values.unhedged[0])),
+        "value_end_hedged": _stat(float(values.hedged[-1])),
+        "value_end_unhedged": _stat(float(values.unhedged[-1])),
+        "max_drawdown_hedged": _stat(max_drawdown(values.hedged)),
+        "max_drawdown_unhedged": _stat(max_drawdown(values.unhedged)),
+        "variance_reduction": _stat(variance_reduction(values.hedged, values.unhedged)),
+        "pairs": pairs,
+    }

@@ -1,0 +1,63 @@
+"""report.png: price, hedge ratio against target, hedged against unhedged value.
+
+Drawn with matplotlib's Agg backend (no display) and without the PNG's software tag, so
+the same run gives the same bytes. Long paths are thinned to at most ``MAX_POINTS``
+points per line; the summary's figures use every step.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.dates as mdates
+import matplotlib.pyplot as plt
+import numpy as np
+
+from bot.backtest.metrics import Series
+from bot.config import Settings
+
+MAX_POINTS = 4000
+
+
+def write_report(values: Series, settings: Settings, out: Path) -> None:
+    """Draw the three panels into ``out`` (PNG)."""
+    stride = max(1, len(values.times) // MAX_POINTS)
+    pick = np.arange(0, len(values.times), stride)
+    when = (values.times[pick] * 1e6).astype("datetime64[us]")
+    with plt.rc_context({"svg.hashsalt": "hedgebot", "font.size": 9}):
+        figure, (prices, ratios, worth) = plt.subplots(
+            3, 1, figsize=(10, 8), sharex=True, constrained_layout=True
+        )
+        for pair in settings.pairs:
+            prices.plot(when, values.prices[pair.name][pick], label=pair.name, linewidth=0.8)
+            line = ratios.plot(
+                when, values.ratios[pair.name][pick], label=f"{pair.name} ratio", linewidth=0.8
+            )[0]
+            target = values.targets[pair.name][pick]
+            ratios.plot(when, target, linestyle="--", color=line.get_color(), linewidth=0.8)
+            ratios.fill_between(
+                when,
+                target - float(pair.band),
+                target + float(pair.band),
+                color=line.get_color(),
+                alpha=0.12,
+                linewidth=0,
+            )
+        prices.set_ylabel("price")
+        prices.set_title("price")
+        prices.legend(loc="upper left")
+        ratios.set_ylabel("short perp / spot")
+        ratios.set_title("hedge ratio (solid) against target (dashed) and band")
+        ratios.legend(loc="upper left")
+        worth.plot(when, values.hedged[pick], label="hedged", linewidth=0.9)
+        worth.plot(when, values.unhedged[pick], label="unhedged", linewidth=0.9)
+        worth.set_ylabel(settings.paper.quote_asset)
+        worth.set_title("portfolio value")
+        worth.legend(loc="upper left")
+        worth.xaxis.set_major_formatter(mdates.DateFormatter("%Y-%m-%d"))  # type: ignore[no-untyped-call]
+        figure.savefig(out, format="png", dpi=100, metadata={"Software": None})
+        plt.close(figure)
