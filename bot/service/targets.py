@@ -47,6 +47,8 @@ class TargetSource:
         self._regimes: dict[str, Regime] = {}
         self._candles: dict[str, _CandleCache] = {}
         self._announced_skip: set[str] = set()
+        # The spot held when each pair's outlook turned bearish (its sell-down keeps half).
+        self._sell_down_references: dict[str, Decimal] = {}
 
     async def restore(self, pairs: Sequence[PairConfig]) -> None:
         """Resume each pair's regime from its last decision, if it ran the same strategy."""
@@ -56,6 +58,10 @@ class TargetSource:
             regime = inputs.get("regime")
             if inputs.get("name") == pair.strategy and regime in {r.value for r in Regime}:
                 self._regimes[pair.name] = Regime(str(regime))
+            reference = inputs.get("sell_down_reference")
+            if pair.strategy == "outlook" and pair.allow_spot_trades and reference is not None:
+                # A restart mid sell-down resumes from the same reference: no second sale.
+                self._sell_down_references[pair.name] = Decimal(str(reference))
 
     async def load_overrides(self) -> None:
         """Read the targets set with ``hedgebot set-target`` (each cycle, one query)."""
@@ -79,7 +85,17 @@ class TargetSource:
             view: str = pair.outlook_params.view
             if override is not None and override.outlook is not None:
                 view = override.outlook
-            target = strategies.outlook(Outlook(view), pair.allow_spot_trades)
+            target = strategies.outlook(
+                Outlook(view),
+                pair.allow_spot_trades,
+                observation.spot_qty,
+                self._sell_down_references.get(pair.name),
+            )
+            # Leaving bearish drops the reference: the next bearish view starts afresh.
+            if target.sell_down_reference is None:
+                self._sell_down_references.pop(pair.name, None)
+            else:
+                self._sell_down_references[pair.name] = target.sell_down_reference
         elif pair.strategy == "trend":
             target = await self._trend(pair, gateway, now)
         elif pair.strategy == "funding_carry":
