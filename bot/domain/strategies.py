@@ -97,13 +97,16 @@ def outlook(
     spot_trades_allowed: bool,
     spot_qty: Decimal = ZERO,
     reference: Decimal | None = None,
+    sold: Decimal = ZERO,
 ) -> Target:
     """The allocation matrix: hedge 0, 30 % or 70 %; bearish sells spot to 50 %, hedges the rest.
 
     The bearish sell-down keeps half of ``reference``, the spot held when the view turned
     bearish (``spot_qty`` when no reference is passed): it sells down to that level once
-    rather than halving an ever smaller balance each cycle. The returned target carries
-    the reference for the next call. Without spot trades the bearish outlook hedges 100 %
+    rather than halving an ever smaller balance each cycle. ``sold`` is what our spot sells
+    have filled since the reference was taken: the sale never exceeds the reference's other
+    half in total, even when a balance read lags a fill. The returned target carries the
+    reference for the next call. Without spot trades the bearish outlook hedges 100 %
     of the spot held and says that the sell-down was skipped.
     """
     ratio = OUTLOOK_RATIOS[view]
@@ -113,8 +116,10 @@ def outlook(
     if spot_trades_allowed:
         held_at_turn = spot_qty if reference is None else reference
         keep = held_at_turn * BEARISH_SPOT_KEEP
-        sell = max(spot_qty - keep, ZERO)
-        inputs.update(sell_down_reference=held_at_turn, spot_keep_qty=keep, spot_sell_qty=sell)
+        sell = max(min(spot_qty - keep, held_at_turn - keep - sold), ZERO)
+        inputs.update(
+            sell_down_reference=held_at_turn, spot_keep_qty=keep, spot_sold=sold, spot_sell_qty=sell
+        )
         if sell > ZERO:
             why = (
                 f"outlook bearish: sell {_qty(sell)} spot down to {_pct(BEARISH_SPOT_KEEP)} of "

@@ -117,6 +117,13 @@ def test_bearish_sell_down_is_measured_from_the_reference_not_the_shrinking_bala
     assert under.spot_sell_qty == 0
 
 
+def test_bearish_sell_down_counts_what_was_sold_when_the_balance_read_lags() -> None:
+    # The balance still shows 1.0 but 0.5 has been sold: nothing more is sold.
+    lagging = outlook(Outlook.BEARISH, True, spot_qty=D("1.0"), reference=D("1.0"), sold=D("0.5"))
+    assert lagging.spot_sell_qty == 0
+    assert lagging.inputs["spot_sold"] == D("0.5")
+
+
 def test_non_bearish_views_carry_no_sell_down_reference() -> None:
     for view in (Outlook.NEUTRAL, Outlook.CAUTIOUSLY_BULLISH, Outlook.EXTREMELY_BULLISH):
         target = outlook(view, True, spot_qty=D(1), reference=D(2))
@@ -126,13 +133,15 @@ def test_non_bearish_views_carry_no_sell_down_reference() -> None:
 @given(
     held=st.decimals(min_value=0, max_value=1000, places=3),
     reference=st.decimals(min_value=0, max_value=1000, places=3),
+    sold=st.decimals(min_value=0, max_value=1000, places=3),
 )
-def test_bearish_sell_down_never_leaves_less_than_half_the_reference(
-    held: Decimal, reference: Decimal
+def test_bearish_sell_down_never_sells_past_half_the_reference(
+    held: Decimal, reference: Decimal, sold: Decimal
 ) -> None:
-    target = outlook(Outlook.BEARISH, True, spot_qty=held, reference=reference)
+    target = outlook(Outlook.BEARISH, True, spot_qty=held, reference=reference, sold=sold)
     assert 0 <= target.spot_sell_qty <= held
     assert held - target.spot_sell_qty >= min(held, reference / 2)
+    assert sold + target.spot_sell_qty <= max(sold, reference / 2)
 
 
 # -- moving averages and closed candles -------------------------------------------------------
