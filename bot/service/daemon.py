@@ -541,9 +541,10 @@ class HedgeDaemon:
             if last is None:
                 continue
             last_perp, last_spot = last
-            if observation.spot_qty != last_spot and pair.name in self._spot_sold:
-                self._spot_sold.discard(pair.name)  # our sell-down's sale
-            elif observation.spot_qty != last_spot:
+            # A spot sell sent last cycle shows now: that change is ours, not an outside one.
+            ours = pair.name in self._spot_sold
+            self._spot_sold.discard(pair.name)
+            if observation.spot_qty != last_spot and not ours:
                 await self._repo.append_audit(
                     "reconcile.spot_changed",
                     f"spot {pair.spot_base} went from {last_spot} to {observation.spot_qty} "
