@@ -98,6 +98,7 @@ def outlook(
     spot_qty: Decimal = ZERO,
     reference: Decimal | None = None,
     sold: Decimal = ZERO,
+    coin: str = "",
 ) -> Target:
     """The allocation matrix: hedge 0, 30 % or 70 %; bearish sells spot to 50 %, hedges the rest.
 
@@ -106,8 +107,9 @@ def outlook(
     rather than halving an ever smaller balance each cycle. ``sold`` is what our spot sells
     have filled since the reference was taken: the sale never exceeds the reference's other
     half in total, even when a balance read lags a fill. The returned target carries the
-    reference for the next call. Without spot trades the bearish outlook hedges 100 %
-    of the spot held and says that the sell-down was skipped.
+    reference for the next call; ``coin`` names the spot coin in the reason. Without spot
+    trades the bearish outlook hedges 100 % of the spot held and says that the sell-down
+    was skipped.
     """
     ratio = OUTLOOK_RATIOS[view]
     inputs: dict[str, Any] = {"outlook": view.value, "spot_trades_allowed": spot_trades_allowed}
@@ -120,15 +122,16 @@ def outlook(
         inputs.update(
             sell_down_reference=held_at_turn, spot_keep_qty=keep, spot_sold=sold, spot_sell_qty=sell
         )
+        unit = f" {coin}" if coin else ""
         if sell > ZERO:
             why = (
-                f"outlook bearish: sell {_qty(sell)} spot down to {_pct(BEARISH_SPOT_KEEP)} of "
-                f"{_qty(held_at_turn)} (reference), then hedge 100% of the rest"
+                f"outlook bearish: sell {_qty(sell)}{unit} spot down to {_pct(BEARISH_SPOT_KEEP)} "
+                f"of {_qty(held_at_turn)}{unit} (reference), then hedge 100% of the rest"
             )
         else:
             why = (
-                f"outlook bearish: spot {_qty(spot_qty)} is at or under {_pct(BEARISH_SPOT_KEEP)} "
-                f"of {_qty(held_at_turn)} (reference); hedge 100%"
+                f"outlook bearish: spot {_qty(spot_qty)}{unit} is at or under "
+                f"{_pct(BEARISH_SPOT_KEEP)} of {_qty(held_at_turn)}{unit} (reference); hedge 100%"
             )
         return Target(
             "outlook",

@@ -136,6 +136,7 @@ class TargetSource:
             observation.spot_qty,
             held[0] if held is not None else None,
             sold,
+            pair.spot_base,
         )
         if target.sell_down_reference is None:
             # Leaving bearish drops the reference: the next bearish view starts afresh.

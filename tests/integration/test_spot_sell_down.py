@@ -59,7 +59,9 @@ async def test_bearish_sells_spot_to_half_then_hedges_all_of_the_rest_and_sells_
     # The spot leg goes first, alone: the short is unchanged this cycle.
     assert await spot_and_short(venue) == (D(5), D(7))
     inputs = await last_inputs(repository)
-    assert "outlook bearish: sell 5 spot down to 50.00% of 10 (reference)" in inputs["reason"]
+    assert (
+        "outlook bearish: sell 5 BTC spot down to 50.00% of 10 BTC (reference)" in inputs["reason"]
+    )
     assert D(inputs["strategy"]["sell_down_reference"]) == 10
     assert inputs["strategy"]["sell_down_skipped"] is False
     spot_order = (await orders(repository))[-1]

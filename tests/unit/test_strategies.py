@@ -93,7 +93,7 @@ def test_bearish_without_spot_trades_hedges_all_the_spot_and_says_the_sell_down_
 
 
 def test_bearish_with_spot_trades_sells_half_the_spot_and_hedges_the_rest() -> None:
-    target = outlook(Outlook.BEARISH, spot_trades_allowed=True, spot_qty=D("1.0"))
+    target = outlook(Outlook.BEARISH, spot_trades_allowed=True, spot_qty=D("1.0"), coin="BTC")
     assert (target.ratio, target.spot_sell_qty, target.sell_down_skipped) == (
         D(1),
         D("0.5"),
@@ -101,7 +101,7 @@ def test_bearish_with_spot_trades_sells_half_the_spot_and_hedges_the_rest() -> N
     )
     assert target.sell_down_reference == D("1.0")
     assert target.inputs["sell_down_reference"] == D("1.0")
-    assert "sell 0.5 spot down to 50.00% of 1 (reference)" in target.reason
+    assert "sell 0.5 BTC spot down to 50.00% of 1 BTC (reference)" in target.reason
 
 
 def test_bearish_sell_down_is_measured_from_the_reference_not_the_shrinking_balance() -> None:
