@@ -137,3 +137,31 @@ async def test_a_restart_mid_sell_down_resumes_from_the_stored_reference(
     spot_orders = [o for o in await orders(repository) if o[1] == SPOT]
     assert [o[3] for o in spot_orders] == [D(2), D(2), D(1)]
     assert len({o[0] for o in spot_orders}) == 3  # one client id per decision
+
+
+async def test_a_denied_spot_sell_does_not_hold_the_hedge_back(
+    repository: Repository, clock: FakeClock
+) -> None:
+    feed = ManualFeed({"BTC": D(6000)})
+    # Neutral first trades 7 x 6000 = 42000. Then the sale (5 x 6000 = 30000) would
+    # take the day to 72000 > 65000 and is denied; the hedge of the other 3 BTC (18000,
+    # to 60000) fits and goes ahead, so the spot held is fully hedged.
+    config = settings(
+        strategy="outlook",
+        outlook={"view": "neutral"},
+        allow_spot_trades=True,
+        max_daily_notional="65000",
+    )
+    daemon, venue = await open_daemon(config, repository, clock, feed)
+    await cycle(daemon, 1)
+    assert await spot_and_short(venue) == (D(10), D(7))
+
+    await repository.set_pair_target("BTC", None, "bearish", "target set to outlook bearish")
+    clock.advance(5)
+    await cycle(daemon, 2)
+    assert await spot_and_short(venue) == (D(10), D(10))
+    summary = (await last_inputs(repository))["reason"]
+    assert [o[1] for o in await orders(repository)] == [PERP, PERP]
+    decisions = await repository.audit_events("BTC", "decision", None, None)
+    assert "spot sell denied: traded today 42000.00 + order 30000.00" in decisions[-1].summary
+    assert "outlook bearish: sell 5 BTC spot" in summary
