@@ -147,7 +147,7 @@ class PairConfig(_Frozen):
     trend: TrendConfig | None = None
     funding_carry: FundingCarryConfig | None = None
     basis: BasisConfig | None = None
-    # May the bot sell spot (the bearish outlook's sell-down)? Not yet supported.
+    # May the bot sell spot (the bearish outlook's sell-down, on the pair's spot account)?
     allow_spot_trades: bool = False
 
     @model_validator(mode="after")
@@ -162,11 +162,6 @@ class PairConfig(_Frozen):
             raise ValueError(
                 f"pair {self.name}: strategy 'basis' needs dated futures, which the gateways "
                 "do not trade yet; use another strategy"
-            )
-        if self.allow_spot_trades:
-            raise ValueError(
-                f"pair {self.name}: allow_spot_trades = true is not supported yet (hedgebot "
-                "does not send spot orders); remove it"
             )
         return self
 

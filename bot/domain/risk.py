@@ -116,6 +116,45 @@ def check(
     return Verdict(True, f"order notional {notional:.2f} within limits")
 
 
+def check_spot_sell(
+    intent: OrderIntent, observation: Observation, limits: RiskLimits, now: datetime
+) -> Verdict:
+    """Approve or deny a spot sell (the bearish sell-down): kill switch, pause, stale data,
+    the order and daily notional caps. A spot sell does not change the perp position, so
+    the leverage, position and liquidation checks of ``check`` do not apply."""
+    if intent.side is not Side.SELL:
+        return Verdict(False, f"spot orders may only sell, not {intent.side.value}")
+    if limits.kill_switch:
+        return Verdict(False, "kill switch is on")
+    if limits.paused is not None:
+        return Verdict(False, f"pair is paused: {limits.paused}")
+    age = _seconds(now - observation.observed_at)
+    if age > limits.max_data_age_s:
+        return Verdict(
+            False, f"observation is {age:.1f}s old > max_data_age_s {limits.max_data_age_s}"
+        )
+    if intent.amount > observation.spot_qty:
+        return Verdict(
+            False, f"spot sell {intent.amount} > spot held {observation.spot_qty}: not sent"
+        )
+    notional = intent.notional
+    if notional > limits.max_order_notional:
+        return Verdict(
+            False,
+            f"order notional {notional:.2f} > max_order_notional {limits.max_order_notional}",
+        )
+    if (
+        limits.max_daily_notional is not None
+        and limits.daily_traded_notional + notional > limits.max_daily_notional
+    ):
+        return Verdict(
+            False,
+            f"traded today {limits.daily_traded_notional:.2f} + order {notional:.2f} > "
+            f"max_daily_notional {limits.max_daily_notional}",
+        )
+    return Verdict(True, f"spot sell notional {notional:.2f} within limits")
+
+
 def liquidation_distance(observation: Observation) -> Decimal | None:
     """How far the mark may move against the position before it is liquidated, as a
     fraction of the mark (``(liq - mark) / mark`` for a short); None without a position

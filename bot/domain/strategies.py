@@ -63,8 +63,10 @@ class Target:
     reason: str
     regime: Regime | None = None
     inputs: dict[str, Any] = field(default_factory=dict)
-    # Share of the spot holding to sell (bearish outlook with spot trades allowed).
-    spot_sell_fraction: Decimal = ZERO
+    # Base quantity of spot to sell now (bearish outlook with spot trades allowed).
+    spot_sell_qty: Decimal = ZERO
+    # The spot held when the view turned bearish: the sell-down keeps half of it, once.
+    sell_down_reference: Decimal | None = None
     # True when the strategy wanted a spot sell-down that the pair does not allow.
     sell_down_skipped: bool = False
 
@@ -72,6 +74,11 @@ class Target:
 def _fixed(value: Decimal, places: int = 2) -> str:
     # Explicit rounding: a reason must not depend on the caller's decimal context.
     return f"{value.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_EVEN):f}"
+
+
+def _qty(value: Decimal) -> str:
+    # Trailing zeros dropped, never an exponent: "0.5", not "0.50" or "5E-1".
+    return f"{value.normalize():f}"
 
 
 def _pct(value: Decimal) -> str:
@@ -85,23 +92,54 @@ def fixed(ratio: Decimal) -> Target:
     return Target("fixed", ratio, f"fixed target {ratio}", inputs={"ratio": ratio})
 
 
-def outlook(view: Outlook, spot_trades_allowed: bool) -> Target:
+def outlook(
+    view: Outlook,
+    spot_trades_allowed: bool,
+    spot_qty: Decimal = ZERO,
+    reference: Decimal | None = None,
+    sold: Decimal = ZERO,
+    coin: str = "",
+) -> Target:
     """The allocation matrix: hedge 0, 30 % or 70 %; bearish sells spot to 50 %, hedges the rest.
 
-    Without spot trades the bearish outlook hedges 100 % of the spot held and says that the
-    sell-down was skipped.
+    The bearish sell-down keeps half of ``reference``, the spot held when the view turned
+    bearish (``spot_qty`` when no reference is passed): it sells down to that level once
+    rather than halving an ever smaller balance each cycle. ``sold`` is what our spot sells
+    have filled since the reference was taken: the sale never exceeds the reference's other
+    half in total, even when a balance read lags a fill. The returned target carries the
+    reference for the next call; ``coin`` names the spot coin in the reason. Without spot
+    trades the bearish outlook hedges 100 % of the spot held and says that the sell-down
+    was skipped.
     """
     ratio = OUTLOOK_RATIOS[view]
     inputs: dict[str, Any] = {"outlook": view.value, "spot_trades_allowed": spot_trades_allowed}
     if view is not Outlook.BEARISH:
         return Target("outlook", ratio, f"outlook {view.value}: hedge {_pct(ratio)}", inputs=inputs)
     if spot_trades_allowed:
+        held_at_turn = spot_qty if reference is None else reference
+        keep = held_at_turn * BEARISH_SPOT_KEEP
+        sell = max(min(spot_qty - keep, held_at_turn - keep - sold), ZERO)
+        inputs.update(
+            sell_down_reference=held_at_turn, spot_keep_qty=keep, spot_sold=sold, spot_sell_qty=sell
+        )
+        unit = f" {coin}" if coin else ""
+        if sell > ZERO:
+            why = (
+                f"outlook bearish: sell {_qty(sell)}{unit} spot down to {_pct(BEARISH_SPOT_KEEP)} "
+                f"of {_qty(held_at_turn)}{unit} (reference), then hedge 100% of the rest"
+            )
+        else:
+            why = (
+                f"outlook bearish: spot {_qty(spot_qty)}{unit} is at or under "
+                f"{_pct(BEARISH_SPOT_KEEP)} of {_qty(held_at_turn)}{unit} (reference); hedge 100%"
+            )
         return Target(
             "outlook",
             ratio,
-            f"outlook bearish: sell spot down to {_pct(BEARISH_SPOT_KEEP)}, hedge 100% of the rest",
+            why,
             inputs=inputs,
-            spot_sell_fraction=ONE - BEARISH_SPOT_KEEP,
+            spot_sell_qty=sell,
+            sell_down_reference=held_at_turn,
         )
     return Target(
         "outlook",

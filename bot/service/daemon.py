@@ -37,7 +37,7 @@ from bot.domain.models import (
     Side,
     Ticker,
 )
-from bot.domain.quantize import amount_problem, ioc_limit_price
+from bot.domain.quantize import amount_problem, ioc_limit_price, round_down
 from bot.domain.rebalance import (
     decide,
     holds_while_unchanged,
@@ -50,6 +50,7 @@ from bot.domain.risk import (
     Verdict,
     check,
     check_margin_transfer,
+    check_spot_sell,
     liquidation_guard,
 )
 from bot.domain.strategies import Target
@@ -216,9 +217,28 @@ class HedgeDaemon:
         self._held: dict[str, tuple[tuple[Any, ...], Decision]] = {}
         # Per pair, until when its last cycle's hold would repeat (absent: no promise).
         self._quiet: dict[str, datetime] = {}
+        # Pairs whose spot sell was sent: their next spot change is ours, not an outside one.
+        self._spot_sold: set[str] = set()
 
     def _perp_gateway(self, pair: PairConfig) -> ExchangeGateway:
         return self._gateways[self._legs[pair.name][1]]
+
+    def _spot_gateway(self, pair: PairConfig) -> ExchangeGateway:
+        return self._gateways[self._legs[pair.name][0]]
+
+    def _gateway_of(self, pair: PairConfig, plan: OrderPlan) -> ExchangeGateway:
+        """The account an order goes to: the spot account for a spot sell, else the perp's."""
+        if plan.intent.symbol == pair.spot_symbol:
+            return self._spot_gateway(pair)
+        return self._perp_gateway(pair)
+
+    def _spot_traded_on(self, account: str) -> list[str]:
+        """Spot symbols this account sells (pairs that allow spot trades)."""
+        return [
+            p.spot_symbol
+            for p in self._pairs
+            if p.allow_spot_trades and self._legs[p.name][0] == account
+        ]
 
     def _perps_of(
         self, account: str, pairs: Sequence[PairConfig] | None = None
@@ -230,9 +250,11 @@ class HedgeDaemon:
         return [p for p in self._active if self._legs[p.name][0] == account]
 
     async def load_markets(self, reload: bool = False) -> None:
-        """Trading rules of every perp, from the account that trades it."""
+        """Trading rules of every perp (and of every spot that may be sold), from the
+        account that trades it."""
         for account, gateway in self._gateways.items():
             symbols = [p.perp_symbol for p in self._perps_of(account, self._pairs)]
+            symbols += [s for s in self._spot_traded_on(account) if s not in symbols]
             if not symbols:
                 continue
             markets = await gateway.load_markets(symbols)
@@ -566,11 +588,14 @@ class HedgeDaemon:
             if last is None:
                 continue
             last_perp, last_spot = last
-            if observation.spot_qty != last_spot:
+            # A spot sell sent last cycle shows now: that change is ours, not an outside one.
+            ours = pair.name in self._spot_sold
+            self._spot_sold.discard(pair.name)
+            if observation.spot_qty != last_spot and not ours:
                 await self._repo.append_audit(
                     "reconcile.spot_changed",
                     f"spot {pair.spot_base} went from {last_spot} to {observation.spot_qty} "
-                    "(hedgebot does not trade spot): the hedge follows",
+                    "without a spot order of hedgebot's: the hedge follows",
                     {"before": last_spot, "after": observation.spot_qty},
                     pair=pair.name,
                 )
@@ -631,6 +656,7 @@ class HedgeDaemon:
                 position_before=f.position_before,
             )
             for f in stored
+            if f.symbol == pair.perp_symbol  # a spot sell does not move the position
         ]
         position = observation.position
         extra = unreflected_qty(
@@ -699,7 +725,7 @@ class HedgeDaemon:
     def _order_plan(self, pair: PairConfig, intent: OrderIntent) -> OrderPlan:
         if pair.order_type == "market":
             return OrderPlan(intent=intent, order_type="market", price=None)
-        market = self._markets[pair.perp_symbol]
+        market = self._markets[intent.symbol]
         price = ioc_limit_price(
             intent.side, intent.reference_price, pair.max_slippage_bps, market.price_step
         )
@@ -725,8 +751,73 @@ class HedgeDaemon:
         )
         decision = self._decide(pair, observation, params, now)
         decision = replace(decision, reason=f"{target.reason}; {decision.reason}")
+        spot_leg = await self._spot_sell_step(
+            pair, observation, decision, target, snapshots, pending, now
+        )
+        if spot_leg is not None and spot_leg.action != "denied":
+            return replace(spot_leg, target=target)
         assessment = await self._check_step(pair, observation, decision, snapshots, pending, now)
+        if spot_leg is not None:
+            # A denied sell-down must not leave the spot unhedged: the hedge goes ahead.
+            assessment = replace(
+                assessment, summary=f"spot sell {spot_leg.summary}; {assessment.summary}"
+            )
         return replace(assessment, target=target)
+
+    async def _spot_sell_step(
+        self,
+        pair: PairConfig,
+        observation: Observation,
+        decision: Decision,
+        target: Target,
+        snapshots: Mapping[str, AccountSnapshot],
+        pending: Sequence[StoredOrder],
+        now: datetime,
+    ) -> Assessment | None:
+        """The bearish sell-down's spot sell, which goes before the hedge (one order per
+        pair and cycle; the hedge follows next cycle from the new balance). None when there
+        is nothing worth selling, or the liquidation guard must act first."""
+        if not pair.allow_spot_trades or target.spot_sell_qty <= ZERO:
+            return None
+        risk = self._settings.risk
+        guard = liquidation_guard(
+            observation,
+            risk.min_liquidation_distance,
+            risk.on_liquidation_risk,
+            self._markets[pair.perp_symbol],
+            self._free_margin(pair, snapshots),
+        )
+        if guard is not None:
+            return None
+        market = self._markets[pair.spot_symbol]
+        tickers = await self._spot_gateway(pair).fetch_tickers([pair.spot_symbol])
+        price = tickers[pair.spot_symbol].bid
+        if price <= ZERO:
+            return None
+        # Above max_order_notional the sale goes in parts, one per cycle.
+        amount = round_down(
+            min(target.spot_sell_qty, pair.max_order_notional / price), market.amount_step
+        )
+        if amount_problem(amount, price, market, pair.min_notional) is not None:
+            return None  # dust: not worth an order; the hedge covers it
+        intent = OrderIntent(pair.spot_symbol, Side.SELL, amount, False, price)
+        rest = "" if amount == target.spot_sell_qty else " (the rest in later cycles)"
+        reason = (
+            f"{target.reason}; selling {amount:f} {pair.spot_base} on {pair.spot_symbol} "
+            f"first{rest}, the hedge follows next cycle"
+        )
+        decision = replace(decision, action="order", reason=reason, intent=intent)
+        if pending:
+            summary = f"{reason}; waiting: order {pending[0].client_order_id} is not resolved yet"
+            return Assessment(pair.name, observation, decision, None, "waiting", summary)
+        verdict = check_spot_sell(intent, observation, self._risk_limits(pair, snapshots), now)
+        if not verdict.approved:
+            summary = f"denied: {verdict.reason}"
+            return Assessment(pair.name, observation, decision, verdict, "denied", summary)
+        plan = self._order_plan(pair, intent)
+        if plan.price is not None:
+            reason += f"; IOC limit {plan.price}"
+        return Assessment(pair.name, observation, decision, verdict, "order", reason, plan)
 
     async def _check_step(
         self,
@@ -1027,11 +1118,13 @@ class HedgeDaemon:
         )
         lease = self._leases.get(pair.name)
         try:
+            if plan.intent.symbol == pair.spot_symbol:
+                self._spot_sold.add(pair.name)
             execution = await self._executor.execute(
                 pair.name,
                 record.decision_id,
                 plan,
-                self._perp_gateway(pair),
+                self._gateway_of(pair, plan),
                 lease=lease,
                 lease_margin=self._lease_margin,
                 send_by=self._leases_renewed_at

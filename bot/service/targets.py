@@ -10,7 +10,7 @@ with ``hedgebot set-target`` (one query per cycle for every pair).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -27,6 +27,9 @@ DEFAULT_FUNDING_INTERVAL_HOURS = Decimal(8)
 # An EMA is seeded from an SMA; this many periods of history make the seed's weight negligible.
 EMA_HISTORY_FACTOR = 3
 MAX_FETCH = 1000
+# Our spot sells from this long before a bearish turn count as part of its sell-down
+# (clock skew with the venue's fill times; counting more only ever sells less).
+SOLD_COUNT_SLACK = timedelta(minutes=5)
 # `hedgebot set-target PAIR config` drops the run-time target.
 CONFIG_TARGET = "config"
 
@@ -47,6 +50,9 @@ class TargetSource:
         self._regimes: dict[str, Regime] = {}
         self._candles: dict[str, _CandleCache] = {}
         self._announced_skip: set[str] = set()
+        # The spot held when each pair's outlook turned bearish (its sell-down keeps half),
+        # and when: our spot sells since then count toward the sale.
+        self._sell_down_references: dict[str, tuple[Decimal, datetime]] = {}
 
     async def restore(self, pairs: Sequence[PairConfig]) -> None:
         """Resume each pair's regime from its last decision, if it ran the same strategy."""
@@ -56,6 +62,19 @@ class TargetSource:
             regime = inputs.get("regime")
             if inputs.get("name") == pair.strategy and regime in {r.value for r in Regime}:
                 self._regimes[pair.name] = Regime(str(regime))
+            reference = inputs.get("sell_down_reference")
+            since = inputs.get("sell_down_since")
+            if (
+                pair.strategy == "outlook"
+                and pair.allow_spot_trades
+                and reference is not None
+                and since is not None
+            ):
+                # A restart mid sell-down resumes from the same reference: no second sale.
+                self._sell_down_references[pair.name] = (
+                    Decimal(str(reference)),
+                    datetime.fromisoformat(str(since)),
+                )
 
     async def load_overrides(self) -> None:
         """Read the targets set with ``hedgebot set-target`` (each cycle, one query)."""
@@ -79,7 +98,7 @@ class TargetSource:
             view: str = pair.outlook_params.view
             if override is not None and override.outlook is not None:
                 view = override.outlook
-            target = strategies.outlook(Outlook(view), pair.allow_spot_trades)
+            target = await self._outlook(pair, Outlook(view), observation, now)
         elif pair.strategy == "trend":
             target = await self._trend(pair, gateway, now)
         elif pair.strategy == "funding_carry":
@@ -101,6 +120,33 @@ class TargetSource:
         if target.regime is not None:
             self._regimes[pair.name] = target.regime
         return target
+
+    async def _outlook(
+        self, pair: PairConfig, view: Outlook, observation: Observation, now: datetime
+    ) -> Target:
+        """The outlook target; a bearish view with spot trades keeps its sell-down reference
+        (and what was sold since) until the view leaves bearish."""
+        held = self._sell_down_references.get(pair.name)
+        sold = Decimal(0)
+        if held is not None and view is Outlook.BEARISH and pair.allow_spot_trades:
+            sold = await self._repo.sold_since(pair.name, pair.spot_symbol, held[1])
+        target = strategies.outlook(
+            view,
+            pair.allow_spot_trades,
+            observation.spot_qty,
+            held[0] if held is not None else None,
+            sold,
+            pair.spot_base,
+        )
+        if target.sell_down_reference is None:
+            # Leaving bearish drops the reference: the next bearish view starts afresh.
+            self._sell_down_references.pop(pair.name, None)
+            return target
+        if held is None:
+            # Venue fill times may run a little behind this clock: start counting early.
+            held = (target.sell_down_reference, now - SOLD_COUNT_SLACK)
+            self._sell_down_references[pair.name] = held
+        return replace(target, inputs={**target.inputs, "sell_down_since": held[1]})
 
     def highest_ratio(self, pair: PairConfig) -> Decimal:
         """The largest hedge ratio the pair's strategy can ask for (leverage is sized on it)."""

@@ -222,6 +222,7 @@ class StoredFill:
     amount: Decimal  # contracts
     filled_at: datetime
     position_before: Decimal  # reported base position when the order was decided
+    symbol: str = ""  # the order's symbol: a pair's perp, or its spot (a sell-down)
 
 
 @dataclass(frozen=True, slots=True)
@@ -1031,6 +1032,7 @@ class Repository:
                 FillRow.filled_at,
                 ObservationRow.perp_qty,
                 ObservationRow.unreflected_qty,
+                OrderRow.symbol,
             )
             .join(OrderRow, OrderRow.id == FillRow.order_id)
             .join(DecisionRow, DecisionRow.id == OrderRow.decision_id)
@@ -1048,8 +1050,9 @@ class Repository:
                     amount=amount,
                     filled_at=filled_at,
                     position_before=perp_qty - unreflected,
+                    symbol=symbol,
                 )
-                for fill_pair, side, amount, filled_at, perp_qty, unreflected in (
+                for fill_pair, side, amount, filled_at, perp_qty, unreflected, symbol in (
                     await session.execute(query)
                 ).all()
             ]
@@ -1321,6 +1324,23 @@ class Repository:
                     counts[pair] = count
         return counts
 
+    async def sold_since(self, pair: str, symbol: str, since: datetime) -> Decimal:
+        """The quantity our sell orders of ``pair`` on ``symbol`` filled since ``since``
+        (the bearish sell-down counts its spot sales with it)."""
+        # Summed here, not in SQL: SQLite keeps exact decimals as text.
+        query = (
+            select(FillRow.amount)
+            .join(OrderRow, OrderRow.id == FillRow.order_id)
+            .where(
+                OrderRow.pair == pair,
+                OrderRow.symbol == symbol,
+                FillRow.side == "sell",
+                FillRow.filled_at >= since,
+            )
+        )
+        async with self._sessions() as session:
+            return sum((await session.execute(query)).scalars(), Decimal(0))
+
     async def traded_notional_since(self, since: datetime) -> dict[str, Decimal]:
         """Per pair, the quote value of its fills since ``since`` (amount x price)."""
         query = (
@@ -1356,6 +1376,8 @@ class Repository:
             FillRow.price,
             FillRow.fee,
         ).join(OrderRow, OrderRow.id == FillRow.order_id)
+        # Perp fills only: a spot sell (the bearish sell-down) is not a hedge trade.
+        fills = fills.where(OrderRow.symbol.contains(":"))
         funding = select(FundingPaymentRow.pair, FundingPaymentRow.amount)
         if since is not None:
             observations = observations.where(ObservationRow.observed_at >= since)

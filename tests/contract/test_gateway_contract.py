@@ -267,3 +267,33 @@ async def test_orders_and_lookups_leave_the_decimal_context_as_they_found_it(
     assert after.rounding == before.rounding
     assert after.traps == before.traps
     assert after.prec == before.prec
+
+
+SPOT = "BTC/USDT"
+
+
+async def test_a_spot_ioc_sell_fills_from_the_spot_wallet_and_is_found_by_client_id(
+    venue: Venue,
+) -> None:
+    # The bearish sell-down's order: a limit IOC sell on the spot market.
+    gateway = venue.gateway
+    market = (await gateway.load_markets([PERP, SPOT]))[SPOT]
+    assert not market.is_perp
+    ticker = (await gateway.fetch_tickers([SPOT]))[SPOT]
+    request = OrderRequest(
+        symbol=SPOT,
+        side=Side.SELL,
+        amount=D("0.4"),
+        client_order_id="c-spot",
+        order_type="limit",
+        price=ticker.bid - 100,
+    )
+    result = await gateway.create_order(request)
+    assert result.status is OrderStatus.FILLED
+    assert result.filled == D("0.4")
+    assert (await gateway.fetch_balances())["BTC"].total == D("0.6")
+    found = await gateway.fetch_order(SPOT, "c-spot")
+    assert found is not None
+    assert (found.status, found.filled) == (OrderStatus.FILLED, D("0.4"))
+    assert await gateway.fetch_order(SPOT, "c-spot-never-sent") is None
+    assert PERP not in await gateway.fetch_positions([PERP])

@@ -12,6 +12,7 @@ from bot.domain.risk import (
     Verdict,
     check,
     check_margin_transfer,
+    check_spot_sell,
     liquidation_distance,
     liquidation_guard,
 )
@@ -290,3 +291,47 @@ def test_no_approved_order_breaks_a_configured_limit(
     distance = liquidation_distance(obs)
     if limits.min_liquidation_distance is not None and distance is not None:
         assert distance >= limits.min_liquidation_distance
+
+
+# -- spot sells (the bearish sell-down) ---------------------------------------------------
+
+
+def spot_sell(amount: str = "0.1") -> OrderIntent:
+    return OrderIntent("BTC/USDT", Side.SELL, D(amount), False, D(60000))
+
+
+def test_spot_sell_within_limits_is_approved_even_with_a_position_cap_it_does_not_touch() -> None:
+    # A spot sell leaves the perp position alone: the position cap does not apply to it.
+    limits = replace(LIMITS, max_position_notional=D(1))
+    assert check_spot_sell(spot_sell(), observe(), limits, NOW).approved
+
+
+@pytest.mark.parametrize(
+    ("limits", "intent", "observed_at", "why"),
+    [
+        (replace(LIMITS, kill_switch=True), spot_sell(), AT, "kill switch is on"),
+        (replace(LIMITS, paused="user"), spot_sell(), AT, "pair is paused: user"),
+        (LIMITS, spot_sell(), AT - timedelta(minutes=5), "old > max_data_age_s 60"),
+        (
+            replace(LIMITS, max_order_notional=D(5000)),
+            spot_sell(),
+            AT,
+            "order notional 6000.00 > max_order_notional 5000",
+        ),
+        (
+            replace(LIMITS, max_daily_notional=D(10000), daily_traded_notional=D(5000)),
+            spot_sell(),
+            AT,
+            "max_daily_notional 10000",
+        ),
+        (LIMITS, spot_sell("1.5"), AT, "spot held 1"),
+        (LIMITS, replace(spot_sell(), side=Side.BUY), AT, "may only sell"),
+    ],
+)
+def test_spot_sell_is_denied_by_each_limit(
+    limits: RiskLimits, intent: OrderIntent, observed_at: datetime, why: str
+) -> None:
+    observation = replace(observe(), observed_at=observed_at)
+    verdict = check_spot_sell(intent, observation, limits, NOW)
+    assert not verdict.approved
+    assert why in verdict.reason

@@ -88,17 +88,60 @@ def test_bearish_without_spot_trades_hedges_all_the_spot_and_says_the_sell_down_
     target = outlook(Outlook.BEARISH, spot_trades_allowed=False)
     assert target.ratio == D(1)
     assert target.sell_down_skipped
-    assert target.spot_sell_fraction == 0
+    assert target.spot_sell_qty == 0
     assert "sell-down skipped" in target.reason
 
 
 def test_bearish_with_spot_trades_sells_half_the_spot_and_hedges_the_rest() -> None:
-    target = outlook(Outlook.BEARISH, spot_trades_allowed=True)
-    assert (target.ratio, target.spot_sell_fraction, target.sell_down_skipped) == (
+    target = outlook(Outlook.BEARISH, spot_trades_allowed=True, spot_qty=D("1.0"), coin="BTC")
+    assert (target.ratio, target.spot_sell_qty, target.sell_down_skipped) == (
         D(1),
         D("0.5"),
         False,
     )
+    assert target.sell_down_reference == D("1.0")
+    assert target.inputs["sell_down_reference"] == D("1.0")
+    assert "sell 0.5 BTC spot down to 50.00% of 1 BTC (reference)" in target.reason
+
+
+def test_bearish_sell_down_is_measured_from_the_reference_not_the_shrinking_balance() -> None:
+    # Half already sold: nothing more to sell, whatever the balance now is.
+    done = outlook(Outlook.BEARISH, True, spot_qty=D("0.5"), reference=D("1.0"))
+    assert done.spot_sell_qty == 0
+    assert done.sell_down_reference == D("1.0")
+    # A partial sale: only the rest down to half the reference.
+    partial = outlook(Outlook.BEARISH, True, spot_qty=D("0.8"), reference=D("1.0"))
+    assert partial.spot_sell_qty == D("0.3")
+    # Spot already under half the reference (the user sold some): no sell, no buy-back.
+    under = outlook(Outlook.BEARISH, True, spot_qty=D("0.2"), reference=D("1.0"))
+    assert under.spot_sell_qty == 0
+
+
+def test_bearish_sell_down_counts_what_was_sold_when_the_balance_read_lags() -> None:
+    # The balance still shows 1.0 but 0.5 has been sold: nothing more is sold.
+    lagging = outlook(Outlook.BEARISH, True, spot_qty=D("1.0"), reference=D("1.0"), sold=D("0.5"))
+    assert lagging.spot_sell_qty == 0
+    assert lagging.inputs["spot_sold"] == D("0.5")
+
+
+def test_non_bearish_views_carry_no_sell_down_reference() -> None:
+    for view in (Outlook.NEUTRAL, Outlook.CAUTIOUSLY_BULLISH, Outlook.EXTREMELY_BULLISH):
+        target = outlook(view, True, spot_qty=D(1), reference=D(2))
+        assert (target.spot_sell_qty, target.sell_down_reference) == (0, None)
+
+
+@given(
+    held=st.decimals(min_value=0, max_value=1000, places=3),
+    reference=st.decimals(min_value=0, max_value=1000, places=3),
+    sold=st.decimals(min_value=0, max_value=1000, places=3),
+)
+def test_bearish_sell_down_never_sells_past_half_the_reference(
+    held: Decimal, reference: Decimal, sold: Decimal
+) -> None:
+    target = outlook(Outlook.BEARISH, True, spot_qty=held, reference=reference, sold=sold)
+    assert 0 <= target.spot_sell_qty <= held
+    assert held - target.spot_sell_qty >= min(held, reference / 2)
+    assert sold + target.spot_sell_qty <= max(sold, reference / 2)
 
 
 # -- moving averages and closed candles -------------------------------------------------------

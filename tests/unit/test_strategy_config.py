@@ -74,7 +74,7 @@ def test_trend_table_sets_an_ema_on_1h_with_a_capped_net_long(tmp_path: Path) ->
         ('strategy = "outlook"\n[pairs.outlook]\nview = "euphoric"\n', "euphoric"),
         ('strategy = "momentum"\n', "momentum"),
         ('strategy = "basis"\n', "do not trade yet"),
-        ("allow_spot_trades = true\n", "not supported yet"),
+        ("allow_spot_trades = 3\n", "allow_spot_trades"),
         ('target_ratio = "2.5"\n', "2.5"),
     ],
 )
@@ -98,3 +98,12 @@ def test_funding_carry_and_outlook_tables(tmp_path: Path) -> None:
     )
     view = load(tmp_path, 'strategy = "outlook"\n[pairs.outlook]\nview = "bearish"\n')
     assert view.outlook_params.view == "bearish"
+    assert not view.allow_spot_trades
+
+
+def test_allow_spot_trades_is_accepted(tmp_path: Path) -> None:
+    pair = load(
+        tmp_path,
+        'strategy = "outlook"\nallow_spot_trades = true\n[pairs.outlook]\nview = "bearish"\n',
+    )
+    assert pair.allow_spot_trades
