@@ -149,3 +149,17 @@ def test_dated_future_config_errors_are_one_line(tmp_path: Path, extra: str, exp
         load_settings(path)
     assert expected in str(caught.value)
     assert "\n" not in str(caught.value)
+
+
+def test_a_paper_dated_future_takes_its_expiry_and_basis_from_toml(tmp_path: Path) -> None:
+    path = tmp_path / "hedgebot.toml"
+    path.write_text(
+        DATED + 'strategy = "basis"\n\n[paper.markets."BTC/USDT:USDT-261225"]\n'
+        'expiry = 2026-12-25T08:00:00Z\nbasis_apr = "0.12"\n'
+    )
+    market = load_settings(path).paper.markets["BTC/USDT:USDT-261225"]
+    assert market.expiry is not None
+    assert (market.expiry.isoformat(), market.basis_apr) == (
+        "2026-12-25T08:00:00+00:00",
+        Decimal("0.12"),
+    )
