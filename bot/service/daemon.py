@@ -203,6 +203,7 @@ class HedgeDaemon:
         self._failures: dict[str, int] = {}  # consecutive rejected or failed orders per pair
         self._market_stats: dict[str, tuple[datetime, MarketStats]] = {}
         self._finished: set[str] = set()  # basis pairs whose contracts have all expired
+        self._unannounced_finished: list[PairConfig] = []  # audited by the next cycle
 
     def _perp_gateway(self, pair: PairConfig) -> ExchangeGateway:
         return self._gateways[self._legs[pair.name][1]]
@@ -384,6 +385,7 @@ class HedgeDaemon:
         report = CycleReport(cycle)
         self._fills_cache = None
         await self.claim_pairs()
+        await self._audit_finished()
         if not self._active:
             log.info("cycle.no_pairs_held", live_pairs=len(self._pairs))
             return report
@@ -479,6 +481,19 @@ class HedgeDaemon:
                 report.actions[pair.name] = f"order {sent.status.value}"
                 report.executions[pair.name] = sent
         return report
+
+    async def _audit_finished(self) -> None:
+        """Say once that a basis pair's last contract has expired and it is no longer run."""
+        while self._unannounced_finished:
+            pair = self._unannounced_finished.pop(0)
+            await self._repo.append_audit(
+                "strategy.contracts_expired",
+                f"every contract of pair {pair.name} has expired "
+                f"({', '.join(pair.contract_symbols)}): nothing left to hedge; add roll_to "
+                "contracts or remove the pair",
+                {"contracts": list(pair.contract_symbols)},
+                pair=pair.name,
+            )
 
     async def _guarded(self, pair: PairConfig, cycle: int, work: Awaitable[T]) -> T:
         """Run one pair's step with its log context; audit and re-raise its failure."""
@@ -826,6 +841,7 @@ class HedgeDaemon:
                 kept.append(pair)
             elif pair.name not in self._finished:
                 self._finished.add(pair.name)
+                self._unannounced_finished.append(pair)
                 log.warning(
                     "pair.contracts_expired",
                     pair=pair.name,

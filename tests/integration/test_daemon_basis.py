@@ -15,7 +15,7 @@ from bot.exchange.feeds import FeedQuote, ManualFeed
 from bot.exchange.paper import PaperVenue
 from bot.service.daemon import HedgeDaemon
 from bot.store.repository import Repository
-from bot.store.tables import DecisionRow, OrderRow
+from bot.store.tables import AuditEventRow, DecisionRow, OrderRow
 
 D = Decimal
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -49,7 +49,6 @@ def settings(basis: dict[str, Any], basis_apr: str = "0.10") -> Settings:
             },
         },
         poll_interval_s=10,
-        risk={"fill_settle_s": 0},
     )
 
 
@@ -110,6 +109,12 @@ async def orders(repository: Repository) -> list[tuple[str, str, bool]]:
         return [(r[0], r[1], r[2]) for r in rows]
 
 
+async def audit_kinds(repository: Repository, kind: str) -> int:
+    async with repository.engine.connect() as conn:
+        rows = await conn.execute(select(AuditEventRow.id).where(AuditEventRow.kind == kind))
+        return len(rows.all())
+
+
 async def test_basis_above_entry_hedges_1_and_holds_when_the_basis_dips(
     repository: Repository, clock: FakeClock
 ) -> None:
@@ -161,8 +166,10 @@ async def test_close_buys_back_reduce_only_before_expiry_and_then_leaves_the_pai
     assert (await orders(repository))[-1] == (DEC, "buy", True)
     assert (await last_strategy(repository))["regime"] == "expired"
     clock.advance(LEAD_S)  # expired: nothing left to trade, and no error
-    report = await daemon.run_cycle(4)
-    assert (report.errors, report.actions) == ({}, {})
+    for number in (4, 5):
+        report = await daemon.run_cycle(number)
+        assert (report.errors, report.actions) == ({}, {})
+    assert await audit_kinds(repository, "strategy.contracts_expired") == 1  # said once
 
 
 async def test_roll_closes_the_expiring_contract_then_shorts_the_next(
