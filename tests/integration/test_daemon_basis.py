@@ -3,6 +3,7 @@ expiry, closed or rolled ahead of it with reduce-only orders, its regime kept ov
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -11,6 +12,7 @@ from sqlalchemy import select
 
 from bot.clock import FakeClock
 from bot.config import Settings
+from bot.domain.models import Ticker
 from bot.exchange.feeds import FeedQuote, ManualFeed
 from bot.exchange.paper import PaperVenue
 from bot.service.daemon import HedgeDaemon
@@ -210,3 +212,32 @@ async def test_the_carry_regime_survives_a_restart(
     await cycle(restarted, 2)
     assert await short(venue, DEC) == 2
     assert (await last_strategy(repository))["prior_regime"] == "carry"
+
+
+class CountingTickers(BasisVenue):
+    """Counts tickers requests and the symbols each asked for."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.ticker_requests: list[list[str]] = []
+
+    async def fetch_tickers(self, symbols: Iterable[str]) -> Mapping[str, Ticker]:
+        wanted = list(symbols)
+        self.ticker_requests.append(wanted)
+        return await super().fetch_tickers(wanted)
+
+
+async def test_the_spot_price_costs_one_tickers_request_per_account_per_cycle(
+    repository: Repository, clock: FakeClock
+) -> None:
+    config = settings({"at_expiry": "roll", "roll_to": [MAR]})
+    venue = await CountingTickers.open(
+        config.paper, ManualFeed({"BTC": D(60000)}), clock, repository
+    )
+    assert isinstance(venue, CountingTickers)
+    daemon = HedgeDaemon(config, repository, venue, clock)
+    await daemon.start()
+    venue.ticker_requests = []
+    await cycle(daemon, 1)
+    # both live contracts in one request, the spot in one more
+    assert sorted(map(sorted, venue.ticker_requests)) == [["BTC/USDT"], sorted([DEC, MAR])]

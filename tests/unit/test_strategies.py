@@ -439,3 +439,26 @@ def test_a_negative_target_reaches_a_net_long_within_band_without_flipping_in_on
         obs = replace(obs, perp_qty=after)
     residual = abs(target * obs.spot_qty + obs.perp_qty)
     assert residual <= band * obs.spot_qty + step_base
+
+
+@settings(max_examples=200)
+@given(
+    st.integers(min_value=-2 * 86400, max_value=200 * 86400),
+    st.lists(st.sampled_from([D(0), D(-1)]), min_size=3, max_size=3),
+)
+def test_roll_never_trades_a_flat_contract_inside_its_close_lead_while_a_later_one_is_open(
+    offset_s: int, held: list[Decimal]
+) -> None:
+    now = BASIS_EXPIRY + timedelta(seconds=offset_s) - timedelta(days=30)
+    positions = {symbol: qty for (symbol, _), qty in zip(CONTRACTS, held, strict=True)}
+    symbol, following = basis_contract(
+        CONTRACTS, positions, now=now, close_before=LEAD, at_expiry="roll"
+    )
+    index = [s for s, _ in CONTRACTS].index(symbol)
+    expiring = CONTRACTS[index][1] - now <= LEAD
+    assert not expiring or positions[symbol] != 0 or index == len(CONTRACTS) - 1
+    # an expiring contract with a position always comes before anything else
+    for earlier, expiry in CONTRACTS[:index]:
+        assert expiry - now <= LEAD
+        assert positions[earlier] == 0
+    assert following == (CONTRACTS[index + 1][0] if index + 1 < len(CONTRACTS) else None)
