@@ -241,3 +241,25 @@ async def test_the_spot_price_costs_one_tickers_request_per_account_per_cycle(
     await cycle(daemon, 1)
     # both live contracts in one request, the spot in one more
     assert sorted(map(sorted, venue.ticker_requests)) == [["BTC/USDT"], sorted([DEC, MAR])]
+
+
+async def test_a_restart_between_closing_and_opening_a_roll_opens_the_next_contract(
+    repository: Repository, clock: FakeClock
+) -> None:
+    feed = ManualFeed({"BTC": D(60000)})
+    config = settings({"at_expiry": "roll", "roll_to": [MAR]})
+    daemon, venue = await open_daemon(config, repository, clock, feed)
+    await cycle(daemon, 1)
+    clock.advance((DEC_EXPIRY - T0).total_seconds() - LEAD_S / 2)
+    await cycle(daemon, 2)
+    assert (await short(venue, DEC), await short(venue, MAR)) == (0, 0)
+    # restarted with the next contract's basis below entry: the roll still completes
+    restarted, venue = await open_daemon(
+        settings({"at_expiry": "roll", "roll_to": [MAR]}, basis_apr="0.01"),
+        repository,
+        clock,
+        feed,
+    )
+    clock.advance(10)
+    await cycle(restarted, 3)
+    assert (await short(venue, DEC), await short(venue, MAR)) == (0, 2)
