@@ -13,7 +13,15 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -21,6 +29,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 from sqlalchemy.engine import make_url
+
+from bot.domain.models import is_dated_symbol
 
 Ratio = Annotated[Decimal, Field(ge=0, le=2)]
 Band = Annotated[Decimal, Field(gt=0, le=1)]
@@ -118,10 +128,33 @@ class FundingCarryConfig(_Frozen):
 
 
 class BasisConfig(_Frozen):
-    """``strategy = "basis"``: cash-and-carry on a dated future (pure strategy only so far)."""
+    """``strategy = "basis"``: cash-and-carry on the dated future named by ``perp_symbol``.
+
+    Enter (hedge 1) when the annualized basis is at or above ``entry_apr``, hold to expiry.
+    ``close_before_s`` before expiry the contract is closed (reduce-only); "roll" then opens
+    the next contract of ``roll_to`` (in order), "close" stays out.
+    """
 
     entry_apr: Apr = Decimal("0.05")
     at_expiry: Literal["roll", "close"] = "close"
+    close_before_s: Annotated[int, Field(ge=0, le=30 * 86400)] = 3600
+    roll_to: tuple[str, ...] = ()
+
+    @model_validator(mode="after")
+    def _check(self) -> BasisConfig:
+        if self.at_expiry == "roll" and not self.roll_to:
+            raise ValueError(
+                "at_expiry = 'roll' needs roll_to = ['BTC/USDT:USDT-270326', ...] (the next "
+                "contracts); give them or use at_expiry = 'close'"
+            )
+        if self.at_expiry == "close" and self.roll_to:
+            raise ValueError("roll_to is given but at_expiry is 'close'; set at_expiry = 'roll'")
+        for symbol in self.roll_to:
+            if not is_dated_symbol(symbol):
+                raise ValueError(
+                    f"roll_to {symbol!r} is not a dated future; use 'BASE/QUOTE:SETTLE-YYMMDD'"
+                )
+        return self
 
 
 class PairConfig(_Frozen):
@@ -159,9 +192,22 @@ class PairConfig(_Frozen):
                     f"{self.strategy!r}; set strategy = {table!r} or remove the table"
                 )
         if self.strategy == "basis":
+            if not is_dated_symbol(self.perp_symbol):
+                raise ValueError(
+                    f"pair {self.name}: strategy 'basis' needs a dated future as perp_symbol, "
+                    f"got {self.perp_symbol!r}; use e.g. 'BTC/USDT:USDT-261225'"
+                )
+            base = self.perp_symbol.split("/")[0]
+            for symbol in self.basis_params.roll_to:
+                if symbol.split("/")[0] != base or symbol == self.perp_symbol:
+                    raise ValueError(
+                        f"pair {self.name}: roll_to {symbol!r} must be another {base} "
+                        "dated future than perp_symbol"
+                    )
+        elif is_dated_symbol(self.perp_symbol):
             raise ValueError(
-                f"pair {self.name}: strategy 'basis' needs dated futures, which the gateways "
-                "do not trade yet; use another strategy"
+                f"pair {self.name}: perp_symbol {self.perp_symbol!r} is a dated future, which "
+                "only strategy 'basis' trades; use a perpetual or strategy = 'basis'"
             )
         return self
 
@@ -176,6 +222,17 @@ class PairConfig(_Frozen):
     @property
     def funding_carry_params(self) -> FundingCarryConfig:
         return self.funding_carry or FundingCarryConfig()
+
+    @property
+    def basis_params(self) -> BasisConfig:
+        return self.basis or BasisConfig()
+
+    @property
+    def contract_symbols(self) -> tuple[str, ...]:
+        """Every contract the pair may trade: ``perp_symbol``, then basis ``roll_to``."""
+        if self.strategy != "basis":
+            return (self.perp_symbol,)
+        return (self.perp_symbol, *self.basis_params.roll_to)
 
     # Risk caps of this pair, in quote; None: no cap beyond max_order_notional.
     max_position_notional: PositiveDecimal | None = None
@@ -227,6 +284,10 @@ class PaperMarketConfig(_Frozen):
     # What the paper venue reports for the market's liquidity gates, in quote.
     open_interest_value: NonNegativeDecimal = Decimal(1_000_000_000)
     quote_volume_24h: NonNegativeDecimal = Decimal(10_000_000_000)
+    # A dated future (symbol 'BASE/QUOTE:SETTLE-YYMMDD'): its delivery time, and its basis
+    # as a yearly rate: price = spot x (1 + basis_apr x days left / 365), 0 at expiry.
+    expiry: AwareDatetime | None = None
+    basis_apr: Apr = Decimal(0)
 
 
 class SimFeedConfig(_Frozen):

@@ -45,7 +45,8 @@ class Market:
     max_amount: Decimal | None = None
     min_notional: Decimal = ZERO
     contract_size: Decimal = ONE
-    is_perp: bool = False
+    is_perp: bool = False  # any contract, perpetual or dated
+    expiry: datetime | None = None  # a dated future's delivery time; None: spot or perpetual
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +147,9 @@ class Observation:
     # Our recent fills the venue's position view does not show yet, already in perp_qty.
     unreflected_qty: Decimal = ZERO
     funding_interval_hours: Decimal | None = None  # None: the venue does not say
+    # Dated futures (the basis strategy): the spot price and the contract's expiry.
+    spot_price: Decimal | None = None
+    expiry: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -241,3 +245,14 @@ class FundingPayment:
     position_qty: Decimal | None
     mark_price: Decimal | None
     timestamp: datetime
+
+
+def is_dated_symbol(symbol: str) -> bool:
+    """True for a ccxt unified dated-future symbol, ``BASE/QUOTE:SETTLE-YYMMDD``."""
+    _, colon, settle = symbol.partition(":")
+    return bool(colon) and "-" in settle
+
+
+def settle_asset(symbol: str) -> str:
+    """The settlement asset of a contract symbol (``USDT`` of ``BTC/USDT:USDT-261225``)."""
+    return symbol.split(":", 1)[1].split("-", 1)[0]

@@ -9,7 +9,7 @@ clock or keeps state: the caller passes ``now`` and the prior regime.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
@@ -307,44 +307,92 @@ def basis(
     entry_apr: Decimal,
     at_expiry: str,
     prior: Regime | None,
+    close_before: timedelta = timedelta(0),
+    next_contract: str | None = None,
 ) -> Target:
-    """Cash-and-carry on a dated future: enter above ``entry_apr``, hold to expiry.
+    """Cash-and-carry on a dated future: enter at or above ``entry_apr``, hold to expiry.
 
-    Once entered the position is held whatever the basis does (it converges at expiry);
-    at expiry ``at_expiry`` says "roll" (the caller moves to the next contract, which starts
-    flat and enters again on its own basis) or "close" (target 0).
+    Once entered the position is held whatever the basis does (it converges at expiry).
+    From ``close_before`` ahead of expiry the target is 0 (the contract is closed): with
+    ``at_expiry`` "roll" and a ``next_contract`` the carry regime is kept, so the caller opens
+    the next contract once this one is flat; otherwise the regime becomes expired.
     """
+    left = expiry - now
     inputs: dict[str, Any] = {
         "spot_price": spot_price,
         "future_price": future_price,
         "expiry": expiry,
+        "days_to_expiry": Decimal(left.days * 86400 + left.seconds) / 86400,
         "entry_apr": entry_apr,
         "at_expiry": at_expiry,
+        "close_before_s": int(close_before.total_seconds()),
+        "next_contract": next_contract,
         "prior_regime": prior.value if prior else None,
     }
-    if now >= expiry:
-        inputs.update(annualized_basis=None, regime=Regime.EXPIRED.value)
-        return Target(
-            "basis",
-            ZERO,
-            f"basis: future expired at {expiry.isoformat()}: {at_expiry}, target 0",
-            Regime.EXPIRED,
-            inputs,
-        )
-    apr = annualized_basis(spot_price, future_price, expiry, now)
+    apr = (
+        annualized_basis(spot_price, future_price, expiry, now)
+        if left.total_seconds() > 0
+        else None
+    )
     inputs["annualized_basis"] = apr
+    if left <= close_before:
+        rolling = at_expiry == "roll" and next_contract is not None
+        regime: Regime
+        if rolling and prior in (Regime.CARRY, Regime.FLAT):
+            regime = prior
+            why = f"close before expiry, then roll to {next_contract}"
+        else:
+            regime, why = Regime.EXPIRED, "close at expiry"
+        inputs["regime"] = regime.value
+        when = "expired" if left <= timedelta(0) else f"expires at {expiry.isoformat()}"
+        return Target("basis", ZERO, f"basis: future {when}: {why}, target 0", regime, inputs)
+    if apr is None:  # unreachable: left > close_before >= 0; keeps the type narrow
+        raise ValueError(f"close_before {close_before} must not be negative")
     if prior is Regime.CARRY:
-        regime, why = Regime.CARRY, "held to expiry"
+        held, why = Regime.CARRY, "held to expiry"
     elif apr >= entry_apr:
-        regime, why = Regime.CARRY, f">= entry {_pct(entry_apr)}: enter"
+        held, why = Regime.CARRY, f">= entry {_pct(entry_apr)}: enter"
     else:
-        regime, why = Regime.FLAT, f"< entry {_pct(entry_apr)}: stay out"
-    ratio = ONE if regime is Regime.CARRY else ZERO
-    inputs["regime"] = regime.value
+        held, why = Regime.FLAT, f"< entry {_pct(entry_apr)}: stay out"
+    ratio = ONE if held is Regime.CARRY else ZERO
+    inputs["regime"] = held.value
     return Target(
         "basis",
         ratio,
         f"basis: annualized {_pct(apr)} {why}, target {ratio}",
-        regime,
+        held,
         inputs,
     )
+
+
+def basis_contract(
+    contracts: Sequence[tuple[str, datetime]],
+    positions: Mapping[str, Decimal],
+    *,
+    now: datetime,
+    close_before: timedelta,
+    at_expiry: str,
+) -> tuple[str, str | None]:
+    """Which of a basis pair's contracts to trade now, and the one after it (for a roll).
+
+    ``contracts`` is the configured order (perp_symbol, then roll_to). A contract within
+    ``close_before`` of its expiry that still holds a position is traded first (to close
+    it); otherwise "roll" trades the first contract not yet that close to expiry (the last
+    one when all are), and "close" always trades the first.
+    """
+    if not contracts:
+        raise ValueError("basis_contract needs at least one contract")
+    rolling = at_expiry == "roll"
+
+    def following(index: int) -> str | None:
+        return contracts[index + 1][0] if rolling and index + 1 < len(contracts) else None
+
+    for index, (symbol, expiry) in enumerate(contracts):
+        if expiry - now <= close_before and positions.get(symbol, ZERO) != ZERO:
+            return symbol, following(index)
+    if rolling:
+        for index, (symbol, expiry) in enumerate(contracts):
+            if expiry - now > close_before:
+                return symbol, following(index)
+        return contracts[-1][0], None
+    return contracts[0][0], None

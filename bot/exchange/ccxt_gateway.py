@@ -43,6 +43,7 @@ from bot.domain.models import (
     Position,
     Side,
     Ticker,
+    is_dated_symbol,
 )
 from bot.exchange.gateway import (
     DuplicateOrderError,
@@ -354,6 +355,9 @@ class CcxtGateway:
             min_notional=dec_or_none(cost_limits.get("min")) or ZERO,
             contract_size=dec_or_none(raw.get("contractSize")) or Decimal(1),
             is_perp=bool(raw.get("swap") or raw.get("future")),
+            # Dated futures (type "future") carry their delivery time; "linear" loads them
+            # with the perpetuals on Binance USDⓈ-M (contractType CURRENT_QUARTER...).
+            expiry=_ms(raw.get("expiry")) if raw.get("future") else None,
         )
 
     async def _detect_position_mode(self, symbol: str) -> None:
@@ -492,8 +496,8 @@ class CcxtGateway:
         )
 
     async def fetch_funding_rates(self, symbols: Iterable[str]) -> Mapping[str, FundingRate]:
-        """Current funding rate per perp symbol."""
-        wanted = [s for s in symbols if ":" in s]
+        """Current funding rate per perp symbol (dated futures pay no funding)."""
+        wanted = [s for s in symbols if ":" in s and not is_dated_symbol(s)]
         if not wanted:
             return {}
         raw = await self._call("fetch_funding_rates", self._client.fetch_funding_rates, wanted)

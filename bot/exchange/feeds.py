@@ -1,7 +1,8 @@
 """Price sources for the paper venue: a seeded random walk, CSV replay, and manual prices.
 
 Every feed prices a *base coin*: ``BTC/USDT`` and ``BTC/USDT:USDT`` get the same price, so
-a spot holding and its perp hedge always move together (the basis is not simulated).
+a spot holding and its perp hedge always move together (the perp's basis is not simulated;
+the paper venue adds a configured basis to dated futures only).
 Feeds are synchronous and cheap; the paper venue asks them for a quote whenever it
 observes the account and keeps their ``state()`` in the saved paper account.
 """

@@ -59,7 +59,7 @@ from bot.domain.models import (
     Ticker,
 )
 from bot.exchange.candles import MAX_CANDLES, CandleSource, PricePath, bar_start, candles_from_path
-from bot.exchange.feeds import PriceFeed, RefreshableFeed
+from bot.exchange.feeds import FeedQuote, PriceFeed, RefreshableFeed
 from bot.exchange.gateway import (
     DuplicateOrderError,
     ExchangeGateway,
@@ -77,6 +77,10 @@ MAX_PENDING_FUNDING = 10_000
 MIN_LEVERAGE = Decimal(1)
 MAX_LEVERAGE = Decimal(125)
 LIQUIDATION_PREFIX = "liquidation-"
+SETTLEMENT_PREFIX = "settlement-"
+# Binance delivers its quarterly futures at 08:00 UTC of the date in the symbol.
+DELIVERY_TIME = timedelta(hours=8)
+SECONDS_PER_YEAR = Decimal(365 * 86400)
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +108,7 @@ class _SymbolParts:
     base: str
     quote: str
     settle: str | None  # None for spot
+    delivery: datetime | None = None  # a dated future's delivery (YYMMDD at 08:00 UTC)
 
     @property
     def is_perp(self) -> bool:
@@ -117,7 +122,17 @@ def _parse_symbol(symbol: str) -> _SymbolParts:
         raise FatalError(
             f"unknown symbol {symbol!r}: expected 'BASE/QUOTE' (spot) or 'BASE/QUOTE:SETTLE' (perp)"
         )
-    return _SymbolParts(base=base, quote=quote, settle=settle or None)
+    settle, dash, code = settle.partition("-")
+    delivery = None
+    if dash:
+        try:
+            day = datetime.strptime(code, "%y%m%d").replace(tzinfo=UTC)
+        except ValueError:
+            raise FatalError(
+                f"unknown symbol {symbol!r}: a dated future ends in '-YYMMDD'"
+            ) from None
+        delivery = day + DELIVERY_TIME
+    return _SymbolParts(base=base, quote=quote, settle=settle or None, delivery=delivery)
 
 
 def _to_step(value: Decimal, step: Decimal, rounding: str) -> Decimal:
@@ -239,7 +254,7 @@ class PaperVenue:
         ``book_level_notional`` of the quote asset."""
         now = self._clock.now()
         market = self._market(symbol)
-        bid, ask = self._bid_ask(self._feed.quote(symbol, now).price, market)
+        bid, ask = self._bid_ask(self._quote(symbol, now).price, market)
         bp = Decimal("0.0001")
 
         def side(touch: Decimal, sign: int) -> tuple[BookLevel, ...]:
@@ -337,7 +352,7 @@ class PaperVenue:
         tickers: dict[str, Ticker] = {}
         for symbol in symbols:
             market = self._market(symbol)
-            quote = self._feed.quote(symbol, now)
+            quote = self._quote(symbol, now)
             bid, ask = self._bid_ask(quote.price, market)
             last = _to_step(quote.price, market.price_step, ROUND_HALF_EVEN)
             tickers[symbol] = Ticker(
@@ -350,9 +365,10 @@ class PaperVenue:
         now = self._clock.now()
         rates: dict[str, FundingRate] = {}
         for symbol in symbols:
-            if not _parse_symbol(symbol).is_perp:
-                continue
-            quote = self._feed.quote(symbol, now)
+            parts = _parse_symbol(symbol)
+            if not parts.is_perp or parts.delivery is not None:
+                continue  # spot, or a dated future (no funding)
+            quote = self._quote(symbol, now)
             rates[symbol] = FundingRate(
                 symbol=symbol,
                 rate=quote.funding_rate,
@@ -474,7 +490,7 @@ class PaperVenue:
                     spot_value += total * self._feed.quote(f"{asset}/{quote_asset}", now).price
             unrealized = ZERO
             for symbol, position in self._state.positions.items():
-                mark = self._feed.quote(symbol, now).price
+                mark = self._quote(symbol, now).price
                 unrealized += position.qty * (mark - position.entry_price)
             return AccountSummary(
                 at=now,
@@ -508,7 +524,61 @@ class PaperVenue:
             min_amount=rules.min_amount,
             min_notional=rules.min_notional,
             is_perp=parts.is_perp,
+            expiry=(rules.expiry or parts.delivery) if parts.delivery else None,
         )
+
+    def _quote(self, symbol: str, at: datetime) -> FeedQuote:
+        """The feed's quote; a dated future is priced at spot x (1 + basis_apr x time left
+        in years), so its basis converges to 0 at expiry, and pays no funding."""
+        quote = self._feed.quote(symbol, at)
+        market = self._market(symbol)
+        if market.expiry is None:
+            return quote
+        rules = self._config.markets.get(symbol, self._config.default_market)
+        left = Decimal(max((market.expiry - at).total_seconds(), 0))
+        price = quote.price * (ONE + rules.basis_apr * left / SECONDS_PER_YEAR)
+        return replace(quote, price=price, funding_rate=ZERO)
+
+    def _settle_expired(self, now: datetime) -> bool:
+        """Settle every dated position whose expiry has passed at the feed's spot price (the
+        future's price at expiry, its basis 0): realized PnL to the wallet, margin released."""
+        settled = False
+        for position in list(self._state.positions.values()):
+            expiry = self._market(position.symbol).expiry
+            if expiry is None or expiry > now:
+                continue
+            price = self._feed.quote(position.symbol, expiry).price
+            realized = position.qty * (price - position.entry_price)
+            asset = _settle_asset(position.symbol)
+            self._credit(asset, realized)
+            self._state.realized_pnl += realized
+            del self._state.positions[position.symbol]
+            seq = self._next_seq()
+            side = Side.BUY if position.qty < ZERO else Side.SELL
+            amount = abs(position.qty)
+            client_order_id = f"{SETTLEMENT_PREFIX}{seq}"
+            fill = Fill(str(seq), position.symbol, side, amount, price, ZERO, asset, expiry)
+            self._remember(
+                OrderResult(
+                    client_order_id=client_order_id,
+                    exchange_order_id=client_order_id,
+                    symbol=position.symbol,
+                    side=side,
+                    status=OrderStatus.FILLED,
+                    amount=amount,
+                    filled=amount,
+                    average_price=price,
+                    fee=ZERO,
+                    fee_asset=asset,
+                    fills=(fill,),
+                    reason=(
+                        f"settled at expiry {expiry.isoformat()}: {position.qty:f} at "
+                        f"{price:f}, entry {position.entry_price:f}, PnL {realized:f} {asset}"
+                    ),
+                )
+            )
+            settled = True
+        return settled
 
     def _bid_ask(self, price: Decimal, market: Market) -> tuple[Decimal, Decimal]:
         half_spread = price * self._config.spread_bps / 2 / 10_000
@@ -562,7 +632,7 @@ class PaperVenue:
         return self._funding_due[1]
 
     def _position_view(self, position: PaperPosition, now: datetime) -> Position:
-        mark = self._feed.quote(position.symbol, now).price
+        mark = self._quote(position.symbol, now).price
         return Position(
             symbol=position.symbol,
             qty=position.qty,
@@ -594,7 +664,7 @@ class PaperVenue:
         liquidation = isolated_liquidation_price(
             position.qty, position.entry_price, leverage, self._config.maintenance_margin_rate
         )
-        mark = self._feed.quote(position.symbol, now).price
+        mark = self._quote(position.symbol, now).price
         if liquidation is not None and _crossed(position.qty, mark, liquidation):
             raise OrderRejectedError(
                 f"cannot set {position.symbol} leverage to {leverage}: liquidation price "
@@ -653,6 +723,7 @@ class PaperVenue:
             self._pay_funding(boundary)
             state.last_funding_at = boundary
             changed = True
+        changed = self._settle_expired(now) or changed
         return self._liquidate_crossed(now) or changed
 
     def _liquidate_crossed(self, at: datetime) -> bool:
@@ -661,7 +732,7 @@ class PaperVenue:
             liquidation = self._liquidation_price(position)
             if liquidation is None:
                 continue
-            mark = self._feed.quote(position.symbol, at).price
+            mark = self._quote(position.symbol, at).price
             if _crossed(position.qty, mark, liquidation):
                 self._liquidate(position, liquidation, mark, at)
                 liquidated = True
@@ -715,7 +786,7 @@ class PaperVenue:
     def _pay_funding(self, at: datetime) -> None:
         state = self._state
         for position in state.positions.values():
-            quote = self._feed.quote(position.symbol, at)
+            quote = self._quote(position.symbol, at)
             amount = -position.qty * quote.price * quote.funding_rate
             if amount == ZERO:
                 continue
@@ -752,6 +823,10 @@ class PaperVenue:
         if request.order_type == "limit" and (request.price is None or request.price <= ZERO):
             raise OrderRejectedError("a limit order needs a positive price")
         market = self._market(symbol)
+        if market.expiry is not None and market.expiry <= now:
+            raise OrderRejectedError(
+                f"{symbol} expired at {market.expiry.isoformat()}: it no longer trades"
+            )
         amount = request.amount
         if amount <= ZERO:
             raise OrderRejectedError(f"amount {amount:f} must be positive")
@@ -764,7 +839,7 @@ class PaperVenue:
             raise OrderRejectedError(
                 f"amount {amount:f} below the min amount {market.min_amount:f} of {symbol}"
             )
-        bid, ask = self._bid_ask(self._feed.quote(symbol, now).price, market)
+        bid, ask = self._bid_ask(self._quote(symbol, now).price, market)
         price = ask if request.side is Side.BUY else bid
         if request.price is not None and request.order_type == "limit":
             crosses = price <= request.price if request.side is Side.BUY else price >= request.price

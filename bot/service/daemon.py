@@ -36,6 +36,7 @@ from bot.domain.models import (
     Position,
     Side,
     Ticker,
+    settle_asset,
 )
 from bot.domain.quantize import amount_problem, ioc_limit_price, round_down
 from bot.domain.rebalance import (
@@ -56,6 +57,7 @@ from bot.domain.risk import (
 from bot.domain.strategies import Target
 from bot.exchange.gateway import ExchangeGateway, GatewayError
 from bot.execution.executor import Execution, Executor, OrderPlan
+from bot.service.basis import contract_for, live_contracts, on_contract
 from bot.service.targets import TargetSource, target_inputs
 from bot.store.instance import runs_alone
 from bot.store.leases import Lease, LeaseLostError
@@ -89,6 +91,7 @@ class AccountSnapshot:
     positions: Mapping[str, Position] = field(default_factory=dict)
     tickers: Mapping[str, Ticker] = field(default_factory=dict)
     funding: Mapping[str, FundingRate] = field(default_factory=dict)
+    spot_tickers: Mapping[str, Ticker] = field(default_factory=dict)  # basis pairs' spot
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,6 +222,8 @@ class HedgeDaemon:
         self._quiet: dict[str, datetime] = {}
         # Pairs whose spot sell was sent: their next spot change is ours, not an outside one.
         self._spot_sold: set[str] = set()
+        self._finished: set[str] = set()  # basis pairs whose contracts have all expired
+        self._unannounced_finished: list[PairConfig] = []  # audited by the next cycle
 
     def _perp_gateway(self, pair: PairConfig) -> ExchangeGateway:
         return self._gateways[self._legs[pair.name][1]]
@@ -250,11 +255,24 @@ class HedgeDaemon:
         return [p for p in self._active if self._legs[p.name][0] == account]
 
     async def load_markets(self, reload: bool = False) -> None:
-        """Trading rules of every perp (and of every spot that may be sold), from the
-        account that trades it."""
+        """Trading rules of every perp or live dated contract (and of every spot that may be
+        sold or that prices a basis), from the account that trades it."""
+        now = self._clock.now()
         for account, gateway in self._gateways.items():
-            symbols = [p.perp_symbol for p in self._perps_of(account, self._pairs)]
+            symbols = [
+                symbol
+                for p in self._perps_of(account, self._pairs)
+                for symbol in live_contracts(p, self._markets, now)
+            ]
             symbols += [s for s in self._spot_traded_on(account) if s not in symbols]
+            # A basis pair prices its spot leg from the spot account's ticker.
+            symbols += [
+                p.spot_symbol
+                for p in self._pairs
+                if p.strategy == "basis"
+                and self._legs[p.name][0] == account
+                and p.spot_symbol not in symbols
+            ]
             if not symbols:
                 continue
             markets = await gateway.load_markets(symbols)
@@ -267,6 +285,7 @@ class HedgeDaemon:
     async def start(self) -> None:
         """Load markets, set leverage and margin mode per pair, record the start."""
         await self.load_markets()
+        self._active = self._unfinished(self._pairs)
         self._last_seen = await self._repo.last_seen()
         await self._targets.restore(self._pairs)
         await self._targets.load_overrides()
@@ -275,10 +294,12 @@ class HedgeDaemon:
         self._failures = await self._repo.trailing_rejections(
             self._settings.risk.max_consecutive_failures
         )
-        for pair in self._pairs:
+        now = self._clock.now()
+        for pair in self._active:
             gateway = self._perp_gateway(pair)
-            await gateway.set_margin_mode(pair.perp_symbol, pair.margin_mode)
-            await gateway.set_leverage(pair.perp_symbol, leverages[pair.name])
+            for symbol in live_contracts(pair, self._markets, now):
+                await gateway.set_margin_mode(symbol, pair.margin_mode)
+                await gateway.set_leverage(symbol, leverages[pair.name])
         await self._repo.append_audit(
             "daemon.start",
             f"hedgebot started in {self._settings.mode} mode with "
@@ -301,7 +322,7 @@ class HedgeDaemon:
         )
         self._leases_renewed_at = time.monotonic()
         self._leases = held
-        self._active = [p for p in self._pairs if p.name in held]
+        self._active = self._unfinished([p for p in self._pairs if p.name in held])
         taken = [t.pair for t in plan.take]
         if taken:
             # Another daemon may have traded these since this one last did: start afresh
@@ -323,20 +344,23 @@ class HedgeDaemon:
         """Per pair, the lowest leverage whose margin on the hedge (target x spot, or the
         position if larger) fits in its perp wallet; the pair's ``leverage`` is the cap."""
         snapshots = await self.observe()
+        now = self._clock.now()
         result: dict[str, Decimal] = {}
         for account in self._gateways:
             pairs = self._perps_of(account)
             needs: dict[str, Decimal] = {}
             for pair in pairs:
-                observation = self.observe_pair(pair, snapshots)
+                observation = self.observe_pair(
+                    self._contract_pair(pair, snapshots, now)[0], snapshots
+                )
                 hedge = max(
                     self._targets.highest_ratio(pair) * observation.spot_qty,
                     abs(observation.perp_qty),
                 )
-                settle = pair.perp_symbol.split(":")[1]
+                settle = settle_asset(pair.perp_symbol)
                 needs[settle] = needs.get(settle, ZERO) + hedge * observation.price
             for pair in pairs:
-                settle = pair.perp_symbol.split(":")[1]
+                settle = settle_asset(pair.perp_symbol)
                 wallet = snapshots[account].margin.get(settle)
                 available = wallet.total * MARGIN_HEADROOM if wallet else ZERO
                 result[pair.name] = lowest_leverage(needs[settle], available, pair.leverage)
@@ -357,17 +381,27 @@ class HedgeDaemon:
 
     async def _observe_account(self, account: str) -> AccountSnapshot:
         gateway = self._gateways[account]
-        perps = [p.perp_symbol for p in self._perps_of(account)]
+        now = self._clock.now()
+        perps = [
+            symbol
+            for p in self._perps_of(account)
+            for symbol in live_contracts(p, self._markets, now)
+        ]
         balances: Mapping[str, Balance] = {}
         if self._spots_of(account):
             balances = await gateway.fetch_balances()
+        # Basis pairs price their spot leg: one more tickers request, only when there are any.
+        basis_spots = sorted(
+            {p.spot_symbol for p in self._spots_of(account) if p.strategy == "basis"}
+        )
+        spot_tickers = await gateway.fetch_tickers(basis_spots) if basis_spots else {}
         if not perps:
-            return AccountSnapshot(balances=balances)
+            return AccountSnapshot(balances=balances, spot_tickers=spot_tickers)
         margin = await gateway.fetch_margin_balances()
         positions = await gateway.fetch_positions(perps)
         tickers = await gateway.fetch_tickers(perps)
         funding = await gateway.fetch_funding_rates(perps)
-        return AccountSnapshot(balances, margin, positions, tickers, funding)
+        return AccountSnapshot(balances, margin, positions, tickers, funding, spot_tickers)
 
     async def observe(self) -> dict[str, AccountSnapshot]:
         """One snapshot per account (its requests grow with accounts, not pairs)."""
@@ -414,6 +448,7 @@ class HedgeDaemon:
         self._fills_cache = None
         self._quiet.clear()
         await self.claim_pairs()
+        await self._audit_finished()
         if not self._active:
             log.info("cycle.no_pairs_held", live_pairs=len(self._pairs))
             return report
@@ -515,6 +550,19 @@ class HedgeDaemon:
                 report.executions[pair.name] = sent
         return report
 
+    async def _audit_finished(self) -> None:
+        """Say once that a basis pair's last contract has expired and it is no longer run."""
+        while self._unannounced_finished:
+            pair = self._unannounced_finished.pop(0)
+            await self._repo.append_audit(
+                "strategy.contracts_expired",
+                f"every contract of pair {pair.name} has expired "
+                f"({', '.join(pair.contract_symbols)}): nothing left to hedge; add roll_to "
+                "contracts or remove the pair",
+                {"contracts": list(pair.contract_symbols)},
+                pair=pair.name,
+            )
+
     async def _guarded(self, pair: PairConfig, cycle: int, work: Awaitable[T]) -> T:
         """Run one pair's step with its log context; audit and re-raise its failure."""
         structlog.contextvars.bind_contextvars(pair=pair.name, cycle=cycle)
@@ -541,7 +589,12 @@ class HedgeDaemon:
         await self._each_account(self._reconcile_orders_of)
 
     async def _reconcile_orders_of(self, account: str, gateway: ExchangeGateway) -> list[None]:
-        pairs = {p.perp_symbol: p.name for p in self._perps_of(account)}
+        now = self._clock.now()
+        pairs = {
+            symbol: p.name
+            for p in self._perps_of(account)
+            for symbol in live_contracts(p, self._markets, now)
+        }
         if not pairs:
             return []
         open_orders = await gateway.fetch_open_orders(list(pairs))
@@ -620,6 +673,8 @@ class HedgeDaemon:
         spot = snapshots[spot_account].balances.get(pair.spot_base)
         position = perp.positions.get(pair.perp_symbol)
         funding = perp.funding.get(pair.perp_symbol)
+        spot_ticker = snapshots[spot_account].spot_tickers.get(pair.spot_symbol)
+        market = self._markets.get(pair.perp_symbol)
         return Observation(
             pair=pair.name,
             spot_symbol=pair.spot_symbol,
@@ -633,6 +688,8 @@ class HedgeDaemon:
             observed_at=ticker.timestamp,
             position=position,
             funding_interval_hours=funding.interval_hours if funding else None,
+            spot_price=spot_ticker.mid if spot_ticker else None,
+            expiry=market.expiry if market else None,
         )
 
     async def _with_unreflected_fills(
@@ -685,7 +742,7 @@ class HedgeDaemon:
         self, pair: PairConfig, snapshots: Mapping[str, AccountSnapshot]
     ) -> RiskLimits:
         perp = snapshots[self._legs[pair.name][1]]
-        settle = pair.perp_symbol.split(":")[1]
+        settle = settle_asset(pair.perp_symbol)
         balance = perp.margin.get(settle)
         unrealized = sum((p.unrealized_pnl for p in perp.positions.values()), ZERO)
         risk = self._settings.risk
@@ -739,10 +796,11 @@ class HedgeDaemon:
         now: datetime,
     ) -> Assessment:
         """Observe, decide and check one pair; sends nothing."""
+        pair, next_contract = self._contract_pair(pair, snapshots, now)
         observation = await self._with_unreflected_fills(
             pair, self.observe_pair(pair, snapshots), now
         )
-        target = await self._target_for(pair, observation, now)
+        target = await self._target_for(pair, observation, now, next_contract)
         params = HedgeParams(
             target_ratio=target.ratio,
             band=pair.band,
@@ -903,15 +961,49 @@ class HedgeDaemon:
         )
 
     async def _target_for(
-        self, pair: PairConfig, observation: Observation, now: datetime
+        self,
+        pair: PairConfig,
+        observation: Observation,
+        now: datetime,
+        next_contract: str | None = None,
     ) -> Target:
         """The pair's target ratio from its strategy (and any run-time set-target)."""
-        return await self._targets.target_for(pair, observation, self._perp_gateway(pair), now)
+        return await self._targets.target_for(
+            pair, observation, self._perp_gateway(pair), now, next_contract=next_contract
+        )
+
+    def _contract_pair(
+        self, pair: PairConfig, snapshots: Mapping[str, AccountSnapshot], now: datetime
+    ) -> tuple[PairConfig, str | None]:
+        """A basis pair on the dated future it trades now (and the next, for a roll)."""
+        if pair.strategy != "basis":
+            return pair, None
+        positions = snapshots[self._legs[pair.name][1]].positions
+        return contract_for(pair, self._markets, positions, now)
+
+    def _unfinished(self, pairs: Sequence[PairConfig]) -> list[PairConfig]:
+        """The pairs with a contract left to trade: a basis pair whose every contract has
+        expired is done (its position settled at expiry) and is skipped, said once."""
+        now = self._clock.now()
+        kept = []
+        for pair in pairs:
+            if live_contracts(pair, self._markets, now):
+                kept.append(pair)
+            elif pair.name not in self._finished:
+                self._finished.add(pair.name)
+                self._unannounced_finished.append(pair)
+                log.warning(
+                    "pair.contracts_expired",
+                    pair=pair.name,
+                    contracts=list(pair.contract_symbols),
+                    hint="add roll_to contracts or remove the pair",
+                )
+        return kept
 
     def _free_margin(
         self, pair: PairConfig, snapshots: Mapping[str, AccountSnapshot]
     ) -> Decimal | None:
-        balance = snapshots[self._legs[pair.name][1]].margin.get(pair.perp_symbol.split(":")[1])
+        balance = snapshots[self._legs[pair.name][1]].margin.get(settle_asset(pair.perp_symbol))
         return balance.free if balance else None
 
     async def _market_gate(self, pair: PairConfig, now: datetime) -> Verdict | None:
@@ -1043,7 +1135,8 @@ class HedgeDaemon:
     ) -> tuple[DecisionRecord, OrderPlan | None]:
         assessment = await self.assess(pair, snapshots, pending.get(pair.name, []), now)
         if assessment.add_margin is not None:
-            assessment = await self._move_margin(pair, assessment)
+            contract = on_contract(pair, assessment.observation.perp_symbol)
+            assessment = await self._move_margin(contract, assessment)
         horizon = self._hold_horizon(pair, assessment, now)
         if horizon > now:
             self._quiet[pair.name] = horizon
@@ -1187,7 +1280,7 @@ class HedgeDaemon:
         amount = assessment.add_margin
         if amount is None:
             return assessment
-        settle = pair.perp_symbol.split(":")[1]
+        settle = settle_asset(pair.perp_symbol)
         try:
             await self._perp_gateway(pair).add_margin(pair.perp_symbol, amount)
         except GatewayError as exc:
@@ -1223,7 +1316,7 @@ class HedgeDaemon:
             unresolved.setdefault(order.pair, []).append(order)
         return [
             await self.assess(pair, snapshots, unresolved.get(pair.name, []), now)
-            for pair in self._pairs
+            for pair in self._unfinished(self._pairs)
         ]
 
     async def run(

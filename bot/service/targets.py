@@ -90,9 +90,19 @@ class TargetSource:
         return pair.strategy == "outlook" and override.outlook is not None
 
     async def target_for(
-        self, pair: PairConfig, observation: Observation, gateway: ExchangeGateway, now: datetime
+        self,
+        pair: PairConfig,
+        observation: Observation,
+        gateway: ExchangeGateway,
+        now: datetime,
+        *,
+        next_contract: str | None = None,
     ) -> Target:
-        """The pair's target now; records the new regime for the next call."""
+        """The pair's target now; records the new regime for the next call.
+
+        For a basis pair, ``observation`` is on the contract it trades now and
+        ``next_contract`` is the one a roll moves to.
+        """
         override = self._overrides.get(pair.name)
         if pair.strategy == "outlook":
             view: str = pair.outlook_params.view
@@ -112,6 +122,8 @@ class TargetSource:
                 flat_ratio=Decimal(0),
                 prior=self._regimes.get(pair.name),
             )
+        elif pair.strategy == "basis":
+            target = self._basis(pair, observation, now, next_contract)
         else:
             ratio = pair.target_ratio
             if override is not None and override.ratio is not None:
@@ -150,7 +162,7 @@ class TargetSource:
 
     def highest_ratio(self, pair: PairConfig) -> Decimal:
         """The largest hedge ratio the pair's strategy can ask for (leverage is sized on it)."""
-        if pair.strategy in ("outlook", "funding_carry"):
+        if pair.strategy in ("outlook", "funding_carry", "basis"):
             return Decimal(1)
         if pair.strategy == "trend":
             params = pair.trend_params
@@ -178,6 +190,33 @@ class TargetSource:
         if observation.funding_interval_hours is not None:
             return observation.funding_interval_hours
         return DEFAULT_FUNDING_INTERVAL_HOURS
+
+    def _basis(
+        self,
+        pair: PairConfig,
+        observation: Observation,
+        now: datetime,
+        next_contract: str | None,
+    ) -> Target:
+        if observation.expiry is None or observation.spot_price is None:
+            raise ValueError(
+                f"pair {pair.name}: {pair.perp_symbol} has no expiry or {pair.spot_symbol} no "
+                "spot price from the venue; basis needs a dated future and the spot ticker"
+            )
+        params = pair.basis_params
+        target = strategies.basis(
+            observation.spot_price,
+            observation.price,
+            expiry=observation.expiry,
+            now=now,
+            entry_apr=params.entry_apr,
+            at_expiry=params.at_expiry,
+            prior=self._regimes.get(pair.name),
+            close_before=timedelta(seconds=params.close_before_s),
+            next_contract=next_contract,
+        )
+        target.inputs["future_symbol"] = pair.perp_symbol
+        return target
 
     async def _trend(self, pair: PairConfig, gateway: ExchangeGateway, now: datetime) -> Target:
         params = pair.trend_params

@@ -491,7 +491,7 @@ class BinanceApi:
 
     def fut_exchange_info(self, params: Params, ctx: RequestContext) -> JSON:
         """GET /fapi/v1/exchangeInfo."""
-        symbols = []
+        symbols: list[dict[str, Any]] = []
         for m in self._markets("futures", params):
             symbols.append(
                 {
@@ -549,6 +549,17 @@ class BinanceApi:
                     "timeInForce": ["GTC", "IOC", "FOK", "GTX"],
                 }
             )
+            if m.quarterly_delivery is not None:
+                # Listed only (markets load, nothing trades): a quarterly is BTCUSDT_261225.
+                delivery = m.quarterly_delivery
+                symbols.append(
+                    {
+                        **symbols[-1],
+                        "symbol": f"{m.symbol_id}_{delivery:%y%m%d}",
+                        "contractType": "CURRENT_QUARTER",
+                        "deliveryDate": int(delivery.timestamp() * 1000),
+                    }
+                )
         return {
             "timezone": "UTC",
             "serverTime": self.engine.now_ms(),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import ROUND_DOWN, ROUND_UP, Decimal
 from typing import Literal
 
@@ -70,6 +71,8 @@ class EmulatedMarket:
     maint_margin_ratio: Decimal = Decimal("0.004")
     funding_rate: Decimal = Decimal("0.0001")
     open_interest: Decimal = Decimal(10000)
+    # A USDⓈ-M quarterly delivered then, listed in exchangeInfo only (it does not trade).
+    quarterly_delivery: datetime | None = None
 
     @property
     def symbol_id(self) -> str:

@@ -18,6 +18,7 @@ from bot.domain.strategies import (
     annualized_basis,
     annualized_funding,
     basis,
+    basis_contract,
     closed_candles,
     ema,
     fixed,
@@ -350,7 +351,113 @@ def test_basis_enters_above_threshold_holds_to_expiry_then_rolls_or_closes() -> 
     assert (low.regime, low.ratio) == (Regime.FLAT, D(0))
     expired = basis(D(60000), D(60000), now=expiry, prior=Regime.CARRY, **common)  # type: ignore[arg-type]
     assert (expired.regime, expired.ratio) == (Regime.EXPIRED, D(0))
-    assert "roll" in expired.reason
+    assert "close at expiry" in expired.reason
+
+
+BASIS_NOW = datetime(2026, 12, 1, tzinfo=UTC)
+BASIS_EXPIRY = datetime(2026, 12, 25, 8, tzinfo=UTC)
+
+
+def basis_at(
+    future: str,
+    *,
+    now: datetime = BASIS_NOW,
+    prior: Regime | None = None,
+    at_expiry: str = "close",
+    next_contract: str | None = None,
+) -> tuple[Regime | None, Decimal]:
+    target = basis(
+        D(60000),
+        D(future),
+        expiry=BASIS_EXPIRY,
+        now=now,
+        entry_apr=D("0.05"),
+        at_expiry=at_expiry,
+        prior=prior,
+        close_before=timedelta(hours=1),
+        next_contract=next_contract,
+    )
+    return target.regime, target.ratio
+
+
+def test_basis_enters_at_exactly_the_entry_threshold_and_not_below() -> None:
+    now = BASIS_EXPIRY - timedelta(days=73)  # a fifth of a year: 5 % a year is 1 %
+    assert basis_at("60600", now=now) == (Regime.CARRY, D(1))
+    assert basis_at("60599.99", now=now) == (Regime.FLAT, D(0))
+
+
+def test_basis_records_spot_future_days_to_expiry_annualized_basis_and_regime() -> None:
+    target = basis(
+        D(60000),
+        D(61200),
+        expiry=BASIS_NOW + timedelta(days=73),
+        now=BASIS_NOW,
+        entry_apr=D("0.05"),
+        at_expiry="close",
+        prior=None,
+    )
+    inputs = target.inputs
+    assert (inputs["spot_price"], inputs["future_price"]) == (D(60000), D(61200))
+    assert inputs["days_to_expiry"] == D(73)
+    assert inputs["annualized_basis"] == D("0.1")
+    assert inputs["regime"] == "carry"
+
+
+@settings(max_examples=100)
+@given(
+    st.decimals(min_value=D(40000), max_value=D(80000), places=2),
+    st.integers(min_value=3601, max_value=90 * 86400),
+)
+def test_a_held_carry_stays_at_hedge_1_whatever_the_basis_until_the_close_lead(
+    future: Decimal, seconds_left: int
+) -> None:
+    now = BASIS_EXPIRY - timedelta(seconds=seconds_left)
+    assert basis_at(str(future), now=now, prior=Regime.CARRY) == (Regime.CARRY, D(1))
+
+
+def test_close_targets_0_from_close_before_ahead_of_expiry() -> None:
+    just_outside = BASIS_EXPIRY - timedelta(hours=1, seconds=1)
+    inside = BASIS_EXPIRY - timedelta(hours=1)
+    assert basis_at("60001", now=just_outside, prior=Regime.CARRY) == (Regime.CARRY, D(1))
+    assert basis_at("60001", now=inside, prior=Regime.CARRY) == (Regime.EXPIRED, D(0))
+
+
+def test_roll_closes_ahead_of_expiry_keeping_the_carry_for_the_next_contract() -> None:
+    inside = BASIS_EXPIRY - timedelta(minutes=30)
+    rolled = basis_at("60001", now=inside, prior=Regime.CARRY, at_expiry="roll", next_contract="N")
+    assert rolled == (Regime.CARRY, D(0))
+    # without a next contract a roll can only close
+    last = basis_at("60001", now=inside, prior=Regime.CARRY, at_expiry="roll")
+    assert last == (Regime.EXPIRED, D(0))
+
+
+C0, C1, C2 = "BTC/USDT:USDT-261225", "BTC/USDT:USDT-270326", "BTC/USDT:USDT-270625"
+CONTRACTS = [
+    (C0, BASIS_EXPIRY),
+    (C1, datetime(2027, 3, 26, 8, tzinfo=UTC)),
+    (C2, datetime(2027, 6, 25, 8, tzinfo=UTC)),
+]
+LEAD = timedelta(hours=1)
+
+
+def test_roll_trades_the_expiring_contract_while_it_holds_a_position_then_the_next() -> None:
+    inside = BASIS_EXPIRY - timedelta(minutes=30)
+    common = {"now": inside, "close_before": LEAD, "at_expiry": "roll"}
+    assert basis_contract(CONTRACTS, {C0: D(-1)}, **common) == (C0, C1)  # type: ignore[arg-type]
+    assert basis_contract(CONTRACTS, {}, **common) == (C1, C2)  # type: ignore[arg-type]
+    before = BASIS_EXPIRY - timedelta(hours=2)
+    assert basis_contract(CONTRACTS, {}, now=before, close_before=LEAD, at_expiry="roll") == (
+        C0,
+        C1,
+    )
+
+
+def test_close_always_trades_the_configured_contract() -> None:
+    inside = BASIS_EXPIRY - timedelta(minutes=30)
+    for positions in ({C0: D(-1)}, {}):
+        assert basis_contract(
+            CONTRACTS[:1], positions, now=inside, close_before=LEAD, at_expiry="close"
+        ) == (C0, None)
 
 
 # -- net long through the perp: decide() with a negative target --------------------------------
@@ -375,3 +482,26 @@ def test_a_negative_target_reaches_a_net_long_within_band_without_flipping_in_on
         obs = replace(obs, perp_qty=after)
     residual = abs(target * obs.spot_qty + obs.perp_qty)
     assert residual <= band * obs.spot_qty + step_base
+
+
+@settings(max_examples=200)
+@given(
+    st.integers(min_value=-2 * 86400, max_value=200 * 86400),
+    st.lists(st.sampled_from([D(0), D(-1)]), min_size=3, max_size=3),
+)
+def test_roll_never_trades_a_flat_contract_inside_its_close_lead_while_a_later_one_is_open(
+    offset_s: int, held: list[Decimal]
+) -> None:
+    now = BASIS_EXPIRY + timedelta(seconds=offset_s) - timedelta(days=30)
+    positions = {symbol: qty for (symbol, _), qty in zip(CONTRACTS, held, strict=True)}
+    symbol, following = basis_contract(
+        CONTRACTS, positions, now=now, close_before=LEAD, at_expiry="roll"
+    )
+    index = [s for s, _ in CONTRACTS].index(symbol)
+    expiring = CONTRACTS[index][1] - now <= LEAD
+    assert not expiring or positions[symbol] != 0 or index == len(CONTRACTS) - 1
+    # an expiring contract with a position always comes before anything else
+    for earlier, expiry in CONTRACTS[:index]:
+        assert expiry - now <= LEAD
+        assert positions[earlier] == 0
+    assert following == (CONTRACTS[index + 1][0] if index + 1 < len(CONTRACTS) else None)

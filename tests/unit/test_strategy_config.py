@@ -73,7 +73,19 @@ def test_trend_table_sets_an_ema_on_1h_with_a_capped_net_long(tmp_path: Path) ->
         ),
         ('strategy = "outlook"\n[pairs.outlook]\nview = "euphoric"\n', "euphoric"),
         ('strategy = "momentum"\n', "momentum"),
-        ('strategy = "basis"\n', "do not trade yet"),
+        ('strategy = "basis"\n', "needs a dated future as perp_symbol"),
+        (
+            'strategy = "basis"\n[pairs.basis]\nat_expiry = "roll"\n',
+            "at_expiry = 'roll' needs roll_to",
+        ),
+        (
+            'strategy = "basis"\n[pairs.basis]\nroll_to = ["BTC/USDT:USDT-270326"]\n',
+            "roll_to is given but at_expiry is 'close'",
+        ),
+        (
+            'strategy = "basis"\n[pairs.basis]\nat_expiry = "roll"\nroll_to = ["BTC/USDT:USDT"]\n',
+            "is not a dated future",
+        ),
         ("allow_spot_trades = 3\n", "allow_spot_trades"),
         ('target_ratio = "2.5"\n', "2.5"),
     ],
@@ -107,3 +119,56 @@ def test_allow_spot_trades_is_accepted(tmp_path: Path) -> None:
         'strategy = "outlook"\nallow_spot_trades = true\n[pairs.outlook]\nview = "bearish"\n',
     )
     assert pair.allow_spot_trades
+
+
+DATED = PAIR.replace('"BTC/USDT:USDT"', '"BTC/USDT:USDT-261225"')
+
+
+def test_basis_on_a_dated_future_with_a_roll_list(tmp_path: Path) -> None:
+    path = tmp_path / "hedgebot.toml"
+    path.write_text(
+        DATED + 'strategy = "basis"\n[pairs.basis]\nentry_apr = "0.08"\nat_expiry = "roll"\n'
+        'close_before_s = 7200\nroll_to = ["BTC/USDT:USDT-270326"]\n'
+    )
+    pair = load_settings(path).pairs[0]
+    params = pair.basis_params
+    assert (params.entry_apr, params.at_expiry, params.close_before_s) == (
+        Decimal("0.08"),
+        "roll",
+        7200,
+    )
+    assert pair.contract_symbols == ("BTC/USDT:USDT-261225", "BTC/USDT:USDT-270326")
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        ('strategy = "fixed"\n', "only strategy 'basis' trades"),
+        (
+            'strategy = "basis"\n[pairs.basis]\nat_expiry = "roll"\n'
+            'roll_to = ["ETH/USDT:USDT-270326"]\n',
+            "must be another BTC dated future",
+        ),
+    ],
+)
+def test_dated_future_config_errors_are_one_line(tmp_path: Path, extra: str, expected: str) -> None:
+    path = tmp_path / "hedgebot.toml"
+    path.write_text(DATED + extra)
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path)
+    assert expected in str(caught.value)
+    assert "\n" not in str(caught.value)
+
+
+def test_a_paper_dated_future_takes_its_expiry_and_basis_from_toml(tmp_path: Path) -> None:
+    path = tmp_path / "hedgebot.toml"
+    path.write_text(
+        DATED + 'strategy = "basis"\n\n[paper.markets."BTC/USDT:USDT-261225"]\n'
+        'expiry = 2026-12-25T08:00:00Z\nbasis_apr = "0.12"\n'
+    )
+    market = load_settings(path).paper.markets["BTC/USDT:USDT-261225"]
+    assert market.expiry is not None
+    assert (market.expiry.isoformat(), market.basis_apr) == (
+        "2026-12-25T08:00:00+00:00",
+        Decimal("0.12"),
+    )
