@@ -72,20 +72,9 @@ def check(
         )
     base_qty = intent.amount * contract_size
     notional = base_qty * intent.reference_price
-    if notional > limits.max_order_notional:
-        return Verdict(
-            False,
-            f"order notional {notional:.2f} > max_order_notional {limits.max_order_notional}",
-        )
-    if (
-        limits.max_daily_notional is not None
-        and limits.daily_traded_notional + notional > limits.max_daily_notional
-    ):
-        return Verdict(
-            False,
-            f"traded today {limits.daily_traded_notional:.2f} + order {notional:.2f} > "
-            f"max_daily_notional {limits.max_daily_notional}",
-        )
+    denied = _notional_caps(notional, limits)
+    if denied is not None:
+        return denied
     signed = -base_qty if intent.side is Side.SELL else base_qty
     exposure = abs(observation.perp_qty + signed) * observation.price
     if limits.max_position_notional is not None and exposure > limits.max_position_notional:
@@ -138,20 +127,9 @@ def check_spot_sell(
             False, f"spot sell {intent.amount} > spot held {observation.spot_qty}: not sent"
         )
     notional = intent.notional
-    if notional > limits.max_order_notional:
-        return Verdict(
-            False,
-            f"order notional {notional:.2f} > max_order_notional {limits.max_order_notional}",
-        )
-    if (
-        limits.max_daily_notional is not None
-        and limits.daily_traded_notional + notional > limits.max_daily_notional
-    ):
-        return Verdict(
-            False,
-            f"traded today {limits.daily_traded_notional:.2f} + order {notional:.2f} > "
-            f"max_daily_notional {limits.max_daily_notional}",
-        )
+    denied = _notional_caps(notional, limits)
+    if denied is not None:
+        return denied
     return Verdict(True, f"spot sell notional {notional:.2f} within limits")
 
 
@@ -250,3 +228,22 @@ def check_margin_transfer(observation: Observation, limits: RiskLimits, now: dat
             False, f"observation is {age:.1f}s old > max_data_age_s {limits.max_data_age_s}"
         )
     return Verdict(True, "margin transfer only cuts risk")
+
+
+def _notional_caps(notional: Decimal, limits: RiskLimits) -> Verdict | None:
+    """The denial when an order of ``notional`` breaks the order or daily cap. Pure."""
+    if notional > limits.max_order_notional:
+        return Verdict(
+            False,
+            f"order notional {notional:.2f} > max_order_notional {limits.max_order_notional}",
+        )
+    if (
+        limits.max_daily_notional is not None
+        and limits.daily_traded_notional + notional > limits.max_daily_notional
+    ):
+        return Verdict(
+            False,
+            f"traded today {limits.daily_traded_notional:.2f} + order {notional:.2f} > "
+            f"max_daily_notional {limits.max_daily_notional}",
+        )
+    return None
