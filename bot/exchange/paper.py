@@ -553,29 +553,13 @@ class PaperVenue:
             self._credit(asset, realized)
             self._state.realized_pnl += realized
             del self._state.positions[position.symbol]
-            seq = self._next_seq()
-            side = Side.BUY if position.qty < ZERO else Side.SELL
-            amount = abs(position.qty)
-            client_order_id = f"{SETTLEMENT_PREFIX}{seq}"
-            fill = Fill(str(seq), position.symbol, side, amount, price, ZERO, asset, expiry)
-            self._remember(
-                OrderResult(
-                    client_order_id=client_order_id,
-                    exchange_order_id=client_order_id,
-                    symbol=position.symbol,
-                    side=side,
-                    status=OrderStatus.FILLED,
-                    amount=amount,
-                    filled=amount,
-                    average_price=price,
-                    fee=ZERO,
-                    fee_asset=asset,
-                    fills=(fill,),
-                    reason=(
-                        f"settled at expiry {expiry.isoformat()}: {position.qty:f} at "
-                        f"{price:f}, entry {position.entry_price:f}, PnL {realized:f} {asset}"
-                    ),
-                )
+            self._record_forced_close(
+                position,
+                SETTLEMENT_PREFIX,
+                price,
+                expiry,
+                f"settled at expiry {expiry.isoformat()}: {position.qty:f} at "
+                f"{price:f}, entry {position.entry_price:f}, PnL {realized:f} {asset}",
             )
             settled = True
         return settled
@@ -747,10 +731,27 @@ class PaperVenue:
         self._credit(asset, -position.margin)
         self._state.realized_pnl -= position.margin
         del self._state.positions[position.symbol]
+        self._record_forced_close(
+            position,
+            LIQUIDATION_PREFIX,
+            price,
+            at,
+            f"liquidated: mark {mark:f} crossed liquidation price {price:f} of "
+            f"{position.qty:f} at entry {position.entry_price:f} and leverage "
+            f"{position.leverage:f}; margin {position.margin:f} {asset} lost",
+        )
+
+    def _record_forced_close(
+        self, position: PaperPosition, prefix: str, price: Decimal, at: datetime, reason: str
+    ) -> None:
+        """Remember a close the venue made itself (a liquidation, a settlement at expiry)
+        as a filled, fee-less order, so look-ups and fills show it like any other."""
         seq = self._next_seq()
         side = Side.BUY if position.qty < ZERO else Side.SELL
         amount = abs(position.qty)
-        client_order_id = f"{LIQUIDATION_PREFIX}{seq}"
+        asset = _settle_asset(position.symbol)
+        client_order_id = f"{prefix}{seq}"
+        fill = Fill(str(seq), position.symbol, side, amount, price, ZERO, asset, at)
         self._remember(
             OrderResult(
                 client_order_id=client_order_id,
@@ -763,23 +764,8 @@ class PaperVenue:
                 average_price=price,
                 fee=ZERO,
                 fee_asset=asset,
-                fills=(
-                    Fill(
-                        trade_id=str(seq),
-                        symbol=position.symbol,
-                        side=side,
-                        amount=amount,
-                        price=price,
-                        fee=ZERO,
-                        fee_asset=asset,
-                        timestamp=at,
-                    ),
-                ),
-                reason=(
-                    f"liquidated: mark {mark:f} crossed liquidation price {price:f} of "
-                    f"{position.qty:f} at entry {position.entry_price:f} and leverage "
-                    f"{position.leverage:f}; margin {position.margin:f} {asset} lost"
-                ),
+                fills=(fill,),
+                reason=reason,
             )
         )
 
