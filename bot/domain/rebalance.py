@@ -54,16 +54,8 @@ def decide(observation: Observation, params: HedgeParams, market: Market) -> Dec
     drift_qty = drift(spot, perp, target)
 
     def decision(reason: str, intent: OrderIntent | None = None) -> Decision:
-        return Decision(
-            pair=observation.pair,
-            target_ratio=target,
-            ratio=ratio,
-            drift_qty=drift_qty,
-            band=band,
-            action="none" if intent is None else "order",
-            reason=reason,
-            intent=intent,
-        )
+        action = "none" if intent is None else "order"
+        return Decision(observation.pair, target, ratio, drift_qty, band, action, reason, intent)
 
     if ratio is None:
         if perp == ZERO:
@@ -83,9 +75,34 @@ def decide(observation: Observation, params: HedgeParams, market: Market) -> Dec
     side = Side.SELL if drift_qty > ZERO else Side.BUY
     reduce_only = (side is Side.SELL and perp > ZERO) or (side is Side.BUY and perp < ZERO)
     price = reference_price(observation, side)
-    amount = base_to_contracts(abs(drift_qty), market)
-    caps: list[str] = []
+    amount, caps = _capped(
+        base_to_contracts(abs(drift_qty), market), perp, price, reduce_only, params, market
+    )
 
+    what = f"{side.value} {amount:f} {market.symbol}"
+    detail = f"drift {_num(drift_qty)}"
+    if caps:
+        detail += "; " + ", ".join(caps)
+    problem = amount_problem(amount, price, market, params.min_notional)
+    if problem is not None:
+        return decision(f"{where}: no order, {what}: {problem} ({detail})")
+    if caps:
+        detail += "; rest next cycle"
+
+    intent = OrderIntent(market.symbol, side, amount, reduce_only, price)
+    return decision(f"{where}: {what} ({detail})", intent)
+
+
+def _capped(
+    amount: Decimal,
+    perp: Decimal,
+    price: Decimal,
+    reduce_only: bool,
+    params: HedgeParams,
+    market: Market,
+) -> tuple[Decimal, list[str]]:
+    """The order's amount in contracts after its caps, and which caps applied."""
+    caps: list[str] = []
     # Never cross zero in one order: the closing leg stays reduce-only (safe to repeat after
     # a lost answer) and the other side is opened next cycle from a fresh observation.
     if reduce_only and contracts_to_base(amount, market) > abs(perp):
@@ -101,25 +118,7 @@ def decide(observation: Observation, params: HedgeParams, market: Market) -> Dec
     if market.max_amount is not None and amount > market.max_amount:
         amount = round_down(market.max_amount, market.amount_step)
         caps.append(f"capped by max amount {_num(market.max_amount)}")
-
-    what = f"{side.value} {amount:f} {market.symbol}"
-    detail = f"drift {_num(drift_qty)}"
-    if caps:
-        detail += "; " + ", ".join(caps)
-    problem = amount_problem(amount, price, market, params.min_notional)
-    if problem is not None:
-        return decision(f"{where}: no order, {what}: {problem} ({detail})")
-    if caps:
-        detail += "; rest next cycle"
-
-    intent = OrderIntent(
-        symbol=market.symbol,
-        side=side,
-        amount=amount,
-        reduce_only=reduce_only,
-        reference_price=price,
-    )
-    return decision(f"{where}: {what} ({detail})", intent)
+    return amount, caps
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

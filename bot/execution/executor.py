@@ -107,10 +107,13 @@ class Executor:
             # Stalled between storing and sending: the lease may have passed to another
             # daemon, which will find this intent and call it never sent.
             reason = "not sent: the pair's lease could have lapsed before sending"
-            await self._repo.mark_order(
-                request.client_order_id, OrderStatus.REJECTED, reason, pair, decision_id
-            )
-            return Execution(request.client_order_id, OrderStatus.REJECTED, None, reason)
+            return await self._rejected(pair, decision_id, request, reason)
+        return await self._send(pair, decision_id, request, gateway)
+
+    async def _send(
+        self, pair: str, decision_id: str, request: OrderRequest, gateway: ExchangeGateway
+    ) -> Execution:
+        """Send the stored intent and record the answer, or find out what became of it."""
         try:
             result = await gateway.create_order(request)
         except asyncio.CancelledError:
@@ -133,16 +136,9 @@ class Executor:
             # A throttled request is not executed: safe to call it rejected and retry
             # with a fresh decision next cycle.
             reason = f"rate limited, not executed: {exc}"
-            await self._repo.mark_order(
-                request.client_order_id, OrderStatus.REJECTED, reason, pair, decision_id
-            )
-            return Execution(request.client_order_id, OrderStatus.REJECTED, None, reason)
+            return await self._rejected(pair, decision_id, request, reason)
         except OrderRejectedError as exc:
-            reason = str(exc)
-            await self._repo.mark_order(
-                request.client_order_id, OrderStatus.REJECTED, reason, pair, decision_id
-            )
-            return Execution(request.client_order_id, OrderStatus.REJECTED, None, reason)
+            return await self._rejected(pair, decision_id, request, str(exc))
         except (RetryableError, TimeoutError) as exc:
             # The order may or may not have reached the venue: ask, don't resend.
             log.warning(
@@ -151,6 +147,15 @@ class Executor:
             return await self._resolve_lost(pair, decision_id, request, gateway, str(exc))
         await self._repo.record_order_result(pair, decision_id, result)
         return Execution(request.client_order_id, result.status, result)
+
+    async def _rejected(
+        self, pair: str, decision_id: str, request: OrderRequest, reason: str
+    ) -> Execution:
+        """Record that the order was not executed (nothing is at the venue)."""
+        await self._repo.mark_order(
+            request.client_order_id, OrderStatus.REJECTED, reason, pair, decision_id
+        )
+        return Execution(request.client_order_id, OrderStatus.REJECTED, None, reason)
 
     async def _resolve_lost(
         self,

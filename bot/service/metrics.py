@@ -65,6 +65,12 @@ class DaemonMetrics:
             "Unix time at which the last cycle without errors ended.",
             registry=r,
         )
+        self._define_pair_metrics(r)
+        self._define_error_and_money_metrics(r)
+        self._limiter = _LimiterWaits()
+        r.register(self._limiter)
+
+    def _define_pair_metrics(self, r: CollectorRegistry) -> None:
         self.hedge_ratio = Gauge(
             "hedgebot_hedge_ratio",
             "Hedge ratio (short perp / spot) seen by the last decision.",
@@ -92,6 +98,8 @@ class DaemonMetrics:
             ["pair", "outcome"],
             registry=r,
         )
+
+    def _define_error_and_money_metrics(self, r: CollectorRegistry) -> None:
         self.pair_errors = Counter(
             "hedgebot_pair_errors", "Cycles in which a pair failed.", ["pair"], registry=r
         )
@@ -114,8 +122,6 @@ class DaemonMetrics:
             ["pair", "asset"],
             registry=r,
         )
-        self._limiter = _LimiterWaits()
-        r.register(self._limiter)
 
     def watch_gateways(self, gateways: Mapping[str, ExchangeGateway]) -> None:
         """Report these accounts' limiter waits."""

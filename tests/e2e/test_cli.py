@@ -23,6 +23,10 @@ mode = "paper"
 database_url = "sqlite+aiosqlite:///{db}"
 poll_interval_s = {poll}
 
+# A free port: the default 8780 may be taken by a daemon or another test run.
+[http]
+port = 0
+
 [[pairs]]
 name = "BTC"
 spot_symbol = "BTC/USDT"

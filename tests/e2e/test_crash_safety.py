@@ -76,6 +76,10 @@ mode = "testnet"
 database_url = "sqlite+aiosqlite:///{db}"
 poll_interval_s = {poll}
 
+# A free port: the default 8780 may be taken by a daemon or another test run.
+[http]
+port = 0
+
 [risk]
 max_data_age_s = "30"
 # The emulator answers or drops at once: an order it never got is lost after 1 s.

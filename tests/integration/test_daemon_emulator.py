@@ -89,8 +89,10 @@ async def open_stack(emulator: BinanceEmulator, engine: AsyncEngine) -> AsyncIte
     opened: list[CcxtGateway] = []
     repository = Repository(engine, SystemClock())
 
-    async def build(**pair: Any) -> Stack:
+    async def build(risk: dict[str, Any] | None = None, **pair: Any) -> Stack:
         settings = make_settings(emulator, **pair)
+        if risk:
+            settings = settings.model_copy(update={"risk": settings.risk.model_copy(update=risk)})
         gateway = CcxtGateway.from_config(
             "main", settings.accounts["main"], settings.mode, SystemClock()
         )
@@ -258,11 +260,9 @@ async def test_a_lagging_position_view_never_leads_to_over_hedging(
 ) -> None:
     # Orders of at most 0.3 BTC, so reaching the target takes several cycles; the
     # position view shows each fill 1.5 s late while cycles run every 0.25 s.
-    stack = await open_stack(max_order_notional="20000")
-    if not guard:
-        stack.daemon._settings = stack.daemon._settings.model_copy(
-            update={"risk": stack.daemon._settings.risk.model_copy(update={"fill_settle_s": 0})}
-        )
+    stack = await open_stack(
+        max_order_notional="20000", risk=None if guard else {"fill_settle_s": 0}
+    )
     emulator.position_view_lag_s = 1.5
     worst = D(0)
     for _ in range(16):
@@ -346,14 +346,14 @@ async def test_orders_and_trades_hedgebot_did_not_make_are_reported_and_left_alo
     open_stack: Any, emulator: BinanceEmulator
 ) -> None:
     stack = await open_stack()
-    stack.daemon.foreign_orders_every_s = 0
+    stack.daemon.reconcile.foreign_orders_every_s = 0
     await stack.cycles(2)
     async with ccxt_client(emulator) as user:
         await user.load_markets()
         # A resting order far from the touch, and a manual trade on the hedge.
         await user.create_order(PERP, "limit", "sell", 0.01, 90000, {"clientOrderId": "mine-1"})
         await user.create_order(PERP, "market", "buy", 0.3, None, {"reduceOnly": True})
-    stack.daemon._fills_watch_until["BTC"] = stack.daemon._clock.now()  # our fills settled
+    stack.daemon.inflight.settle_by("BTC", SystemClock().now())  # our fills settled
     emulator.set_spot_balance("BTC", D("1.5"))
     await stack.cycles(2)
     kinds = [e.kind for e in await stack.repository.audit_events(pair="BTC")]

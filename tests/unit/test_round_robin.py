@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from bot.service.daemon import _round_robin
+from bot.service.cycle.accounts import round_robin
 
 
 def test_orders_alternate_between_accounts_and_keep_their_order_within_one() -> None:
     orders = ["a1", "a2", "a3", "b1", "c1", "c2"]
 
-    assert _round_robin(orders, lambda order: order[0]) == ["a1", "b1", "c1", "a2", "c2", "a3"]
+    assert round_robin(orders, lambda order: order[0]) == ["a1", "b1", "c1", "a2", "c2", "a3"]
 
 
 def test_no_orders_give_no_orders() -> None:
-    assert _round_robin([], lambda order: order) == []
+    assert round_robin([], lambda order: order) == []

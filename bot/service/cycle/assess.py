@@ -1,0 +1,344 @@
+"""Assess: target → decide → liquidation guard (once) → risk gate → liquidity.
+
+Reads the venue (candles, tickers, market figures, the book) but writes nothing there:
+the order or margin transfer it settles on is sent by the send stage.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from bot.config import PairConfig, Settings
+from bot.domain.models import ZERO, Decision, HedgeParams, Observation, OrderIntent, Side
+from bot.domain.quantize import amount_problem, ioc_limit_price, round_down
+from bot.domain.rebalance import (
+    decide,
+    holds_while_unchanged,
+    interval_slot,
+    interval_start,
+    wait_for_interval,
+)
+from bot.domain.risk import (
+    GuardAction,
+    RiskLimits,
+    Verdict,
+    check,
+    check_margin_transfer,
+    check_spot_sell,
+    liquidation_guard,
+)
+from bot.domain.strategies import Target
+from bot.execution.executor import OrderPlan
+from bot.service.cycle.accounts import Accounts
+from bot.service.cycle.market_checks import MarketChecks
+from bot.service.cycle.pair_state import PairState
+from bot.service.cycle.view import PairView
+from bot.service.targets import TargetSource
+
+FOREVER = datetime.max.replace(tzinfo=UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class Assessment:
+    """What the daemon would do for a pair now, and why."""
+
+    pair: str
+    observation: Observation
+    decision: Decision
+    verdict: Verdict | None
+    action: str  # none | order | denied | waiting | liquidity_wait | add_margin
+    summary: str
+    order: OrderPlan | None = None
+    target: Target | None = None
+    add_margin: Decimal | None = None  # the liquidation guard moves this much margin in
+    liquidity: Mapping[str, Any] | None = None  # the book walk, when one was made
+
+
+class AssessStage:
+    """Owns the memoised holds, the interval slots reached and the quiet horizons."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        accounts: Accounts,
+        targets: TargetSource,
+        pair_state: PairState,
+    ) -> None:
+        self._settings = settings
+        self._accounts = accounts
+        self._targets = targets
+        self._pair_state = pair_state
+        self._checks = MarketChecks(timedelta(seconds=float(settings.risk.market_stats_refresh_s)))
+        # Interval rebalancing: the last interval in which each pair reached its target.
+        self._interval_done: dict[str, int] = {}
+        # A hold that depends on quantities and params alone is reused while they stay the
+        # same, rather than decided again (see quiet_until, which the backtest relies on).
+        self._held: dict[str, tuple[tuple[Any, ...], Decision]] = {}
+        # Per pair, until when its last cycle's hold would repeat (absent: no promise).
+        self._quiet: dict[str, datetime] = {}
+
+    async def assess(self, view: PairView, now: datetime) -> Assessment:
+        """Target, decision, guard, risk and liquidity for one pair; sends nothing."""
+        pair, observation = view.pair, view.observation
+        target = await self._targets.target_for(
+            pair,
+            observation,
+            self._accounts.perp_gateway(pair),
+            now,
+            next_contract=view.next_contract,
+        )
+        params = HedgeParams(
+            target_ratio=target.ratio,
+            band=pair.band,
+            min_notional=pair.min_notional,
+            max_order_notional=pair.max_order_notional,
+        )
+        decision = self._decide(view, params, now)
+        decision = replace(decision, reason=f"{target.reason}; {decision.reason}")
+        risk = self._settings.risk
+        guard = liquidation_guard(
+            observation,
+            risk.min_liquidation_distance,
+            risk.on_liquidation_risk,
+            view.market,
+            view.free_margin,
+        )
+        spot_leg = None
+        if guard is None:
+            spot_leg = await self._spot_sell(view, decision, target, now)
+        if spot_leg is not None and spot_leg.action != "denied":
+            return replace(spot_leg, target=target)
+        assessment = await self._check(view, decision, guard, now)
+        if spot_leg is not None:
+            # A denied sell-down must not leave the spot unhedged: the hedge goes ahead.
+            assessment = replace(
+                assessment, summary=f"spot sell {spot_leg.summary}; {assessment.summary}"
+            )
+        return replace(assessment, target=target)
+
+    def risk_limits(self, view: PairView) -> RiskLimits:
+        pair = view.pair
+        risk = self._settings.risk
+        return RiskLimits(
+            max_data_age_s=risk.max_data_age_s,
+            max_leverage=risk.max_leverage,
+            pair_leverage=pair.leverage,
+            kill_switch=risk.kill_switch,
+            max_order_notional=pair.max_order_notional,
+            account_equity=view.account_equity,
+            paused=self._pair_state.paused(pair.name),
+            max_position_notional=pair.max_position_notional,
+            max_daily_notional=pair.max_daily_notional,
+            daily_traded_notional=self._pair_state.traded_today(pair.name)
+            * view.market.contract_size,
+            min_liquidation_distance=risk.min_liquidation_distance,
+        )
+
+    async def _spot_sell(
+        self, view: PairView, decision: Decision, target: Target, now: datetime
+    ) -> Assessment | None:
+        """The bearish sell-down's spot sell, which goes before the hedge (one order per
+        pair and cycle; the hedge follows next cycle from the new balance). None when there
+        is nothing worth selling (the caller skips it while the liquidation guard acts)."""
+        pair, observation = view.pair, view.observation
+        if not pair.allow_spot_trades or target.spot_sell_qty <= ZERO:
+            return None
+        market = view.market_of(pair.spot_symbol)
+        tickers = await self._accounts.spot_gateway(pair).fetch_tickers([pair.spot_symbol])
+        price = tickers[pair.spot_symbol].bid
+        if price <= ZERO:
+            return None
+        # Above max_order_notional the sale goes in parts, one per cycle.
+        amount = round_down(
+            min(target.spot_sell_qty, pair.max_order_notional / price), market.amount_step
+        )
+        if amount_problem(amount, price, market, pair.min_notional) is not None:
+            return None  # dust: not worth an order; the hedge covers it
+        intent = OrderIntent(pair.spot_symbol, Side.SELL, amount, False, price)
+        rest = "" if amount == target.spot_sell_qty else " (the rest in later cycles)"
+        reason = (
+            f"{target.reason}; selling {amount:f} {pair.spot_base} on {pair.spot_symbol} "
+            f"first{rest}, the hedge follows next cycle"
+        )
+        decision = replace(decision, action="order", reason=reason, intent=intent)
+        if view.pending:
+            summary = f"{reason}; waiting: {_unresolved(view)}"
+            return Assessment(pair.name, observation, decision, None, "waiting", summary)
+        verdict = check_spot_sell(intent, observation, self.risk_limits(view), now)
+        if not verdict.approved:
+            summary = f"denied: {verdict.reason}"
+            return Assessment(pair.name, observation, decision, verdict, "denied", summary)
+        plan = self._order_plan(view, intent)
+        if plan.price is not None:
+            reason += f"; IOC limit {plan.price}"
+        return Assessment(pair.name, observation, decision, verdict, "order", reason, plan)
+
+    async def _check(
+        self, view: PairView, decision: Decision, guard: GuardAction | None, now: datetime
+    ) -> Assessment:
+        """The guard's action replaces the rebalance; then the risk gate, the market and
+        the book."""
+        observation = view.observation
+        if guard is not None:
+            decision = replace(
+                decision,
+                action="order" if guard.intent is not None else "none",
+                reason=f"liquidation guard: {guard.reason}",
+                intent=guard.intent,
+            )
+        assessment = Assessment(
+            view.pair.name, observation, decision, None, decision.action, decision.reason
+        )
+        if guard is not None and guard.add_margin is not None:
+            assessment = self._margin_transfer(view, assessment, guard.add_margin, now)
+        elif decision.intent is not None and view.pending:
+            summary = f"{decision.reason}; waiting: {_unresolved(view)}"
+            assessment = replace(assessment, action="waiting", summary=summary)
+        elif decision.intent is not None:
+            assessment = await self._order(view, assessment, decision.intent, guard, now)
+        if observation.unreflected_qty != ZERO:
+            assessment = replace(
+                assessment,
+                summary=f"{assessment.summary} (counting {observation.unreflected_qty} "
+                "filled, not yet in the position)",
+            )
+        return assessment
+
+    def _margin_transfer(
+        self, view: PairView, assessment: Assessment, amount: Decimal, now: datetime
+    ) -> Assessment:
+        verdict = check_margin_transfer(view.observation, self.risk_limits(view), now)
+        if verdict.approved:
+            return replace(assessment, verdict=verdict, action="add_margin", add_margin=amount)
+        summary = f"{assessment.summary}; denied: {verdict.reason}"
+        return replace(assessment, verdict=verdict, action="denied", summary=summary)
+
+    async def _order(
+        self,
+        view: PairView,
+        assessment: Assessment,
+        intent: OrderIntent,
+        guard: GuardAction | None,
+        now: datetime,
+    ) -> Assessment:
+        """The risk gate, then (growing a position) the market gate and (not the guard's
+        urgent order) the book."""
+        pair = view.pair
+        gateway = self._accounts.perp_gateway(pair)
+        verdict = check(
+            intent, view.observation, self.risk_limits(view), now, view.market.contract_size
+        )
+        if verdict.approved and not intent.reduce_only:
+            verdict = await self._checks.gate(pair, gateway, now) or verdict
+        if not verdict.approved:
+            summary = f"denied: {verdict.reason}"
+            if guard is not None:
+                summary = f"{assessment.decision.reason}; denied: {verdict.reason}"
+            return replace(assessment, verdict=verdict, action="denied", summary=summary)
+        summary = assessment.summary
+        sent: OrderIntent | None = intent
+        liquidity: dict[str, Any] | None = None
+        if guard is None:
+            # The guard's order is urgent: it is not held back for a thin book.
+            sent, liquidity, note = await self._checks.liquidity(pair, gateway, intent, view.market)
+            if note:
+                summary += f"; {note}"
+        if sent is None:
+            return replace(
+                assessment,
+                verdict=verdict,
+                action="liquidity_wait",
+                summary=summary,
+                liquidity=liquidity,
+            )
+        plan = self._order_plan(view, sent)
+        if plan.price is not None:
+            summary += f"; IOC limit {plan.price}"
+        return replace(
+            assessment,
+            verdict=verdict,
+            action="order",
+            summary=summary,
+            order=plan,
+            liquidity=liquidity,
+        )
+
+    def _order_plan(self, view: PairView, intent: OrderIntent) -> OrderPlan:
+        pair = view.pair
+        if pair.order_type == "market":
+            return OrderPlan(intent=intent, order_type="market", price=None)
+        market = view.market_of(intent.symbol)
+        price = ioc_limit_price(
+            intent.side, intent.reference_price, pair.max_slippage_bps, market.price_step
+        )
+        return OrderPlan(intent=intent, order_type="limit", price=price)
+
+    def _decide(self, view: PairView, params: HedgeParams, now: datetime) -> Decision:
+        """The rebalance policy of the pair: the band every cycle, or the target once an
+        interval; a price-independent hold is reused while its inputs are unchanged."""
+        pair, observation = view.pair, view.observation
+        if pair.rebalance == "interval":
+            slot = interval_slot(now, pair.rebalance_interval_s)
+            if self._interval_done.get(pair.name) == slot:
+                next_at = interval_start(slot + 1, pair.rebalance_interval_s)
+                return wait_for_interval(observation, params, next_at)
+            # Due: trade to the target itself (the min notional still applies).
+            return decide(observation, replace(params, band=ZERO), view.market)
+        key = (observation.spot_qty, observation.perp_qty, params)
+        held = self._held.get(pair.name)
+        if held is not None and held[0] == key:
+            return held[1]
+        decision = decide(observation, params, view.market)
+        if holds_while_unchanged(decision, observation.spot_qty):
+            self._held[pair.name] = (key, decision)
+        return decision
+
+    # Quiet horizons (the backtest skips the cycles that would only repeat holds) ---------
+
+    def new_cycle(self) -> None:
+        self._quiet.clear()
+
+    def note_hold(self, pair: PairConfig, assessment: Assessment, now: datetime) -> None:
+        """Remember until when this pair's hold repeats while its quantities stay the same."""
+        horizon = self._hold_horizon(pair, assessment, now)
+        if horizon > now:
+            self._quiet[pair.name] = horizon
+
+    def forget_holds(self) -> None:
+        """The holds could not be recorded: promise nothing."""
+        self._quiet.clear()
+
+    def _hold_horizon(self, pair: PairConfig, assessment: Assessment, now: datetime) -> datetime:
+        if assessment.action != "none" or not _static_target(pair):
+            return now
+        if pair.rebalance == "interval":
+            slot = interval_slot(now, pair.rebalance_interval_s)
+            self._interval_done[pair.name] = slot  # at the target: done until the next one
+            return interval_start(slot + 1, pair.rebalance_interval_s)
+        if holds_while_unchanged(assessment.decision, assessment.observation.spot_qty):
+            return FOREVER
+        return now
+
+    def quiet_until(self, pair_count: int) -> datetime | None:
+        """Until when further cycles would only repeat the last cycle's holds (every one of
+        ``pair_count`` pairs promised one); None otherwise."""
+        if len(self._quiet) != pair_count:
+            return None
+        return min(self._quiet.values())
+
+
+def _unresolved(view: PairView) -> str:
+    return f"order {view.pending[0].client_order_id} is not resolved yet"
+
+
+def _static_target(pair: PairConfig) -> bool:
+    """Whether the pair's target ratio depends on its configuration alone (a fixed ratio
+    or an outlook view), not on market data.
+
+    A pair whose strategy reads prices or funding is not: its holds are re-decided every
+    cycle, and the backtest does not skip them."""
+    return pair.strategy in ("fixed", "outlook")

@@ -1,0 +1,133 @@
+"""Observe: the markets' trading rules, one snapshot per account, the funding paid.
+
+Requests grow with accounts, not pairs: one balance, one positions, one tickers and one
+funding request per account serve every pair on it, and all accounts are asked at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from bot.clock import Clock
+from bot.config import PairConfig
+from bot.domain.models import Balance, FundingPayment, FundingRate, Market, Position, Ticker
+from bot.exchange.gateway import ExchangeGateway, GatewayError
+from bot.service.basis import live_contracts
+from bot.service.cycle.accounts import Accounts
+from bot.store.repository import Repository
+
+
+@dataclass(frozen=True, slots=True)
+class AccountSnapshot:
+    """One account's state, fetched once per cycle for every pair on it."""
+
+    balances: Mapping[str, Balance] = field(default_factory=dict)  # spot wallet
+    margin: Mapping[str, Balance] = field(default_factory=dict)  # perp wallet
+    positions: Mapping[str, Position] = field(default_factory=dict)
+    tickers: Mapping[str, Ticker] = field(default_factory=dict)
+    funding: Mapping[str, FundingRate] = field(default_factory=dict)
+    spot_tickers: Mapping[str, Ticker] = field(default_factory=dict)  # basis pairs' spot
+
+
+class ObserveStage:
+    """Owns the loaded markets; fetches every account's snapshot and funding payments."""
+
+    def __init__(
+        self, accounts: Accounts, repository: Repository, clock: Clock, refresh_s: float
+    ) -> None:
+        self._accounts = accounts
+        self._repo = repository
+        self._clock = clock
+        self._refresh_s = refresh_s
+        self._markets: dict[str, Market] = {}
+        self._loaded_at = 0.0
+
+    @property
+    def markets(self) -> Mapping[str, Market]:
+        return self._markets
+
+    def live_contracts(self, pairs: Sequence[PairConfig], account: str) -> list[str]:
+        """The live perps or dated contracts of ``pairs`` traded on ``account``."""
+        now = self._clock.now()
+        return [
+            symbol
+            for p in self._accounts.perps_on(account, pairs)
+            for symbol in live_contracts(p, self._markets, now)
+        ]
+
+    def _symbols_of(self, account: str) -> list[str]:
+        """Every perp or live dated contract traded on the account, every spot it may sell,
+        and every spot that prices a basis pair held on it."""
+        pairs = self._accounts.pairs
+        symbols = self.live_contracts(pairs, account)
+        spots = self._accounts.spots_on(account, pairs)
+        symbols += [p.spot_symbol for p in spots if p.allow_spot_trades]
+        symbols += [p.spot_symbol for p in spots if p.strategy == "basis"]
+        return list(dict.fromkeys(symbols))
+
+    async def load_markets(self) -> None:
+        """Trading rules of every symbol a pair trades or prices, from its account."""
+        for account, gateway in self._accounts.gateways.items():
+            symbols = self._symbols_of(account)
+            if not symbols:
+                continue
+            markets = await gateway.load_markets(symbols)
+            missing = [s for s in symbols if s not in markets]
+            if missing:
+                raise GatewayError(f"account {account} has no market {', '.join(missing)}")
+            self._markets.update(markets)
+        self._loaded_at = time.monotonic()
+
+    async def refresh_markets(self) -> None:
+        """Reload the markets once they are ``markets_refresh_s`` old."""
+        if time.monotonic() - self._loaded_at >= self._refresh_s:
+            await self.load_markets()
+
+    async def _observe_account(
+        self, account: str, gateway: ExchangeGateway, pairs: Sequence[PairConfig]
+    ) -> AccountSnapshot:
+        perps = self.live_contracts(pairs, account)
+        spots = self._accounts.spots_on(account, pairs)
+        balances: Mapping[str, Balance] = {}
+        if spots:
+            balances = await gateway.fetch_balances()
+        # Basis pairs price their spot leg: one more tickers request, only when there are any.
+        basis_spots = sorted({p.spot_symbol for p in spots if p.strategy == "basis"})
+        spot_tickers = await gateway.fetch_tickers(basis_spots) if basis_spots else {}
+        if not perps:
+            return AccountSnapshot(balances=balances, spot_tickers=spot_tickers)
+        margin = await gateway.fetch_margin_balances()
+        positions = await gateway.fetch_positions(perps)
+        tickers = await gateway.fetch_tickers(perps)
+        funding = await gateway.fetch_funding_rates(perps)
+        return AccountSnapshot(balances, margin, positions, tickers, funding, spot_tickers)
+
+    async def snapshots(self, pairs: Sequence[PairConfig]) -> dict[str, AccountSnapshot]:
+        """One snapshot per account for ``pairs`` (its requests grow with accounts)."""
+        gateways = self._accounts.gateways
+        taken = await asyncio.gather(
+            *(self._observe_account(name, gw, pairs) for name, gw in gateways.items())
+        )
+        return dict(zip(gateways, taken, strict=True))
+
+    async def collect_funding(
+        self, pairs: Sequence[PairConfig]
+    ) -> list[tuple[str, FundingPayment]]:
+        """Store the funding payments the venues report; returns the new ones."""
+
+        async def collect(
+            account: str, gateway: ExchangeGateway
+        ) -> list[tuple[str, FundingPayment]]:
+            by_symbol = {p.perp_symbol: p.name for p in self._accounts.perps_on(account, pairs)}
+            if not by_symbol:
+                return []
+            payments = await gateway.fetch_funding_payments(list(by_symbol))
+            # One transaction for all of them (many after an outage, or in a backtest).
+            return await self._repo.record_fundings(
+                account, [(by_symbol[p.symbol], p) for p in payments if p.symbol in by_symbol]
+            )
+
+        return await self._accounts.each(collect)

@@ -1,0 +1,197 @@
+"""Pair state: which pairs this daemon runs this cycle and what holds them back.
+
+Leases (several daemons share one database, each pair has one holder), pauses and
+today's traded notional (read once per cycle), consecutive failures (K in a row pause the
+pair), and basis pairs whose every contract has expired (done, said once).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import structlog
+
+from bot.clock import Clock
+from bot.config import PairConfig, Settings
+from bot.domain.models import ZERO, Market
+from bot.service.basis import live_contracts
+from bot.store.instance import runs_alone
+from bot.store.leases import Lease
+from bot.store.repository import ALL_PAIRS, PairControl, Repository, paused_reason
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """One claim's outcome: the pairs run this cycle and those newly taken over."""
+
+    active: Sequence[PairConfig]
+    taken: Sequence[str]
+
+
+class PairState:
+    """Owns the leases, pauses, failure counts and finished contracts of the pairs."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        repository: Repository,
+        clock: Clock,
+        markets: Mapping[str, Market],
+        instance_id: str,
+    ) -> None:
+        self._settings = settings
+        self._repo = repository
+        self._clock = clock
+        self._markets = markets
+        self.instance_id = instance_id
+        self._pairs: Sequence[PairConfig] = settings.pairs
+        self._leases: dict[str, Lease] = {}
+        self.lease_period = timedelta(seconds=settings.lease_period_s)
+        # An intent is stored only with a third of the lease still ahead, and sent only
+        # before the lease, as renewed, could have lapsed by this daemon's own clock.
+        self.lease_margin = self.lease_period / 3
+        self._leases_renewed_at = float("-inf")
+        # On SQLite, and for a paper daemon, the caller holds the only-daemon lock: a
+        # lease someone else holds was left by a dead process and is taken at once.
+        self._alone = runs_alone(settings.database_url, settings.mode)
+        self._controls: dict[str, PairControl] = {}
+        self._traded_today: dict[str, Decimal] = {}
+        self._failures: dict[str, int] = {}  # consecutive rejected or failed orders per pair
+        self._finished: set[str] = set()  # basis pairs whose contracts have all expired
+        self._unannounced: list[PairConfig] = []  # audited by the next cycle
+
+    # Leases ------------------------------------------------------------------------------
+
+    async def claim(self) -> Claim:
+        """Renew, take over and give back pair leases."""
+        names = sorted(p.name for p in self._pairs)
+        held, plan, live = await self._repo.claim_leases(
+            self.instance_id, names, self.lease_period, alone=self._alone
+        )
+        self._leases_renewed_at = time.monotonic()
+        self._leases = held
+        taken = [t.pair for t in plan.take]
+        if taken:
+            log.info("lease.acquired", pairs=taken, live_daemons=live)
+        if plan.give_back:
+            log.info("lease.released", pairs=plan.give_back, live_daemons=live)
+        return Claim(self.unfinished([p for p in self._pairs if p.name in held]), taken)
+
+    def lease(self, pair: str) -> Lease | None:
+        return self._leases.get(pair)
+
+    def lease_inputs(self, pair: str) -> dict[str, Any] | None:
+        """The lease as a decision's inputs show it."""
+        lease = self._leases.get(pair)
+        return None if lease is None else {"holder": lease.holder, "token": lease.token}
+
+    def send_by(self) -> float:
+        """The monotonic time after which the renewed leases could have lapsed."""
+        return self._leases_renewed_at + (self.lease_period - self.lease_margin).total_seconds()
+
+    def lost(self, pair: str) -> None:
+        """Another daemon holds the pair now."""
+        self._leases.pop(pair, None)
+
+    async def release(self) -> None:
+        """Give back every lease (they lapse by themselves if this fails)."""
+        try:
+            await self._repo.release_leases(self.instance_id)
+        except Exception as exc:
+            log.warning("lease.release_failed", error=str(exc))
+        self._leases = {}
+
+    def skipped(self) -> set[str]:
+        """The pairs another daemon holds: their orders are not this daemon's to resolve."""
+        return {p.name for p in self._pairs} - set(self._leases)
+
+    # Pauses, caps and failures -------------------------------------------------------------
+
+    async def load_risk_state(self, now: datetime) -> None:
+        """Pauses (one small query, so `hedgebot pause` acts on the next cycle) and, when a
+        pair caps it, this UTC day's traded notional per pair."""
+        self._controls = await self._repo.pair_controls()
+        if any(p.max_daily_notional is not None for p in self._pairs):
+            midnight = now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+            self._traded_today = await self._repo.traded_notional_since(midnight)
+
+    async def restore_failures(self) -> None:
+        """Rejections before a restart still count toward the automatic pause."""
+        limit = self._settings.risk.max_consecutive_failures
+        self._failures = await self._repo.trailing_rejections(limit)
+
+    def paused(self, pair: str) -> str | None:
+        return paused_reason(self._controls, pair)
+
+    def traded_today(self, pair: str) -> Decimal:
+        """Contracts traded on the pair this UTC day (when a pair caps it)."""
+        return self._traded_today.get(pair, ZERO)
+
+    def auto_paused(self, active: Sequence[PairConfig]) -> dict[str, str]:
+        """The held pairs that paused themselves (after failed orders), with the reason."""
+        result: dict[str, str] = {}
+        for pair in active:
+            for key in (pair.name, ALL_PAIRS):
+                control = self._controls.get(key)
+                if control is not None and control.paused and control.source == "auto":
+                    result[pair.name] = control.reason
+        return result
+
+    def succeeded(self, pair: str) -> None:
+        self._failures.pop(pair, None)
+
+    async def failed(self, pair: str, reason: str) -> None:
+        """Count a rejected or failed order; pause the pair after K in a row."""
+        count = self._failures.get(pair, 0) + 1
+        limit = self._settings.risk.max_consecutive_failures
+        self._failures[pair] = count
+        if count < limit:
+            return
+        self._failures.pop(pair, None)  # a resume starts the count afresh
+        why = (
+            f"{count} consecutive orders rejected or failed "
+            f"(max_consecutive_failures {limit}); last: {reason}"
+        )
+        log.warning("pair.auto_paused", pair=pair, reason=why)
+        await self._repo.set_pair_paused(pair, True, why, source="auto")
+
+    # Finished contracts --------------------------------------------------------------------
+
+    def unfinished(self, pairs: Sequence[PairConfig]) -> list[PairConfig]:
+        """The pairs with a contract left to trade: a basis pair whose every contract has
+        expired is done (its position settled at expiry) and is skipped, said once."""
+        now = self._clock.now()
+        kept = []
+        for pair in pairs:
+            if live_contracts(pair, self._markets, now):
+                kept.append(pair)
+            elif pair.name not in self._finished:
+                self._finished.add(pair.name)
+                self._unannounced.append(pair)
+                log.warning(
+                    "pair.contracts_expired",
+                    pair=pair.name,
+                    contracts=list(pair.contract_symbols),
+                    hint="add roll_to contracts or remove the pair",
+                )
+        return kept
+
+    async def audit_finished(self) -> None:
+        """Say once that a basis pair's last contract has expired and it is no longer run."""
+        while self._unannounced:
+            pair = self._unannounced.pop(0)
+            await self._repo.append_audit(
+                "strategy.contracts_expired",
+                f"every contract of pair {pair.name} has expired "
+                f"({', '.join(pair.contract_symbols)}): nothing left to hedge; add roll_to "
+                "contracts or remove the pair",
+                {"contracts": list(pair.contract_symbols)},
+                pair=pair.name,
+            )

@@ -1,0 +1,156 @@
+"""Send: the intent is stored, then the order or margin transfer is sent, then the answer
+is recorded. A lost answer is resolved by the executor looking the client id up."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from decimal import Decimal
+
+import structlog
+from sqlalchemy.exc import SQLAlchemyError as StoreUnavailable
+
+from bot.clock import Clock
+from bot.config import PairConfig
+from bot.domain.models import OrderStatus, settle_asset
+from bot.exchange.gateway import GatewayError
+from bot.execution.executor import Execution, Executor, OrderPlan
+from bot.service.cycle.accounts import Accounts
+from bot.service.cycle.inflight import InflightStage
+from bot.service.cycle.pair_state import PairState
+from bot.service.cycle.reconcile import ReconcileStage
+from bot.store.leases import LeaseLostError
+from bot.store.repository import DecisionRecord, Repository
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Send:
+    """One pair's outgoing action this cycle: an order, or the guard's margin transfer."""
+
+    pair: PairConfig  # on the contract it trades this cycle
+    record: DecisionRecord
+    plan: OrderPlan | None = None
+    add_margin: Decimal | None = None
+
+
+class SendStage:
+    """Sends what the assessment settled on; owns nothing but its collaborators."""
+
+    def __init__(
+        self,
+        repository: Repository,
+        executor: Executor,
+        accounts: Accounts,
+        inflight: InflightStage,
+        reconcile: ReconcileStage,
+        pair_state: PairState,
+        clock: Clock,
+    ) -> None:
+        self._repo = repository
+        self._executor = executor
+        self._accounts = accounts
+        self._inflight = inflight
+        self._reconcile = reconcile
+        self._pair_state = pair_state
+        self._clock = clock
+
+    async def send(self, item: Send) -> Execution | str:
+        """Record the decision, then send; returns the execution, or the action taken."""
+        structlog.contextvars.bind_contextvars(decision_id=item.record.decision_id)
+        await self._repo.record_decision(item.record)
+        log.info(
+            "pair.decided",
+            action=item.record.action,
+            ratio=fmt_ratio(item.record.decision.ratio),
+            reason=item.record.summary,
+        )
+        if item.plan is not None:
+            return await self._order(item.pair, item.record, item.plan)
+        if item.add_margin is not None:
+            return await self._margin(item.pair, item.record, item.add_margin)
+        raise ValueError(f"nothing to send for pair {item.pair.name}")
+
+    async def _order(
+        self, pair: PairConfig, record: DecisionRecord, plan: OrderPlan
+    ) -> Execution | str:
+        self._inflight.sending(pair.name, self._clock.now())
+        lease = self._pair_state.lease(pair.name)
+        try:
+            if plan.intent.symbol == pair.spot_symbol:
+                self._reconcile.spot_sold(pair.name)
+            execution = await self._executor.execute(
+                pair.name,
+                record.decision_id,
+                plan,
+                self._accounts.gateway_for(pair, plan.intent.symbol),
+                lease=lease,
+                lease_margin=self._pair_state.lease_margin,
+                send_by=self._pair_state.send_by(),
+            )
+        except LeaseLostError as exc:
+            # Another daemon holds the pair now (this one stalled past its lease): it
+            # trades the pair, this one stores and sends nothing.
+            self._pair_state.lost(pair.name)
+            log.warning("lease.lost", error=str(exc))
+            await self._repo.append_audit(
+                "lease.lost",
+                f"order not stored or sent: {exc}",
+                {
+                    "holder": self._pair_state.instance_id,
+                    "token": lease.token if lease else None,
+                },
+                pair=pair.name,
+                decision_id=record.decision_id,
+            )
+            return "lease lost"
+        except (asyncio.CancelledError, StoreUnavailable):
+            raise  # shutdown, or nothing could be stored: not the venue's failure
+        except Exception as exc:
+            await self._pair_state.failed(pair.name, f"{type(exc).__name__}: {exc}")
+            raise
+        if execution.status is OrderStatus.REJECTED:
+            await self._pair_state.failed(pair.name, execution.reason or "rejected")
+        elif execution.status in (
+            OrderStatus.FILLED,
+            OrderStatus.PARTIALLY_FILLED,
+            OrderStatus.ACCEPTED,
+        ):
+            self._pair_state.succeeded(pair.name)
+        self._inflight.sent(pair.name, self._clock.now())
+        log.info(
+            "order.done",
+            client_order_id=execution.client_order_id,
+            status=execution.status.value,
+            reason=execution.reason,
+        )
+        return execution
+
+    async def _margin(self, pair: PairConfig, record: DecisionRecord, amount: Decimal) -> str:
+        """The liquidation guard's margin transfer, audited as ``risk.margin_added``."""
+        settle = settle_asset(pair.perp_symbol)
+        try:
+            await self._accounts.perp_gateway(pair).add_margin(pair.perp_symbol, amount)
+        except GatewayError as exc:
+            await self._repo.append_audit(
+                "risk.add_margin_failed",
+                f"adding {amount} {settle} margin to {pair.perp_symbol} failed: {exc}",
+                {"amount": amount, "error": str(exc)},
+                pair=pair.name,
+                decision_id=record.decision_id,
+            )
+            await self._pair_state.failed(pair.name, f"add_margin: {exc}")
+            return "add_margin_failed"
+        await self._repo.append_audit(
+            "risk.margin_added",
+            f"added {amount} {settle} margin to {pair.perp_symbol}: {record.decision.reason}",
+            {"amount": amount, "asset": settle, "symbol": pair.perp_symbol},
+            pair=pair.name,
+            decision_id=record.decision_id,
+        )
+        return "add_margin"
+
+
+def fmt_ratio(value: Decimal | None) -> str | None:
+    return None if value is None else f"{value:.4f}"

@@ -1,0 +1,135 @@
+"""The pair's view of this cycle: built once per pair from the account snapshots.
+
+Every later stage reads the ``PairView``; none goes back to the per-account snapshots.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from bot.config import PairConfig
+from bot.domain.models import ZERO, Market, Observation, settle_asset
+from bot.service.basis import contract_for
+from bot.service.cycle.accounts import Accounts
+from bot.service.cycle.inflight import InflightStage
+from bot.service.cycle.observe import AccountSnapshot
+from bot.store.repository import StoredOrder
+
+
+@dataclass(frozen=True, slots=True)
+class PairView:
+    """What one pair's stages need this cycle, taken from its accounts' snapshots."""
+
+    pair: PairConfig  # on the contract it trades this cycle (a basis pair's dated future)
+    observation: Observation  # including our fills the position does not show yet
+    market: Market  # the trading rules of the perp (or dated contract)
+    spot_market: Market | None  # loaded when the pair sells spot or prices a basis
+    free_margin: Decimal | None  # the perp wallet's free settle asset
+    account_equity: Decimal | None  # the perp wallet's total plus its positions' PnL
+    next_contract: str | None = None  # where a basis roll goes next
+    pending: Sequence[StoredOrder] = ()  # our orders of unknown outcome
+
+    def market_of(self, symbol: str) -> Market:
+        """The rules of the perp or, for a spot sell, of the spot market."""
+        if symbol == self.pair.perp_symbol:
+            return self.market
+        if self.spot_market is None or symbol != self.pair.spot_symbol:
+            raise KeyError(symbol)
+        return self.spot_market
+
+
+def on_its_contract(
+    pair: PairConfig,
+    accounts: Accounts,
+    snapshots: Mapping[str, AccountSnapshot],
+    markets: Mapping[str, Market],
+    now: datetime,
+) -> tuple[PairConfig, str | None]:
+    """A basis pair on the dated future it trades now (and the next, for a roll)."""
+    if pair.strategy != "basis":
+        return pair, None
+    positions = snapshots[accounts.perp_account(pair)].positions
+    return contract_for(pair, markets, positions, now)
+
+
+def observe_pair(
+    pair: PairConfig,
+    accounts: Accounts,
+    snapshots: Mapping[str, AccountSnapshot],
+    markets: Mapping[str, Market],
+) -> Observation:
+    """The pair's slice of its accounts' snapshots (before in-flight fills)."""
+    perp = snapshots[accounts.perp_account(pair)]
+    spot_snapshot = snapshots[accounts.spot_account(pair)]
+    ticker = perp.tickers[pair.perp_symbol]
+    spot = spot_snapshot.balances.get(pair.spot_base)
+    position = perp.positions.get(pair.perp_symbol)
+    funding = perp.funding.get(pair.perp_symbol)
+    spot_ticker = spot_snapshot.spot_tickers.get(pair.spot_symbol)
+    market = markets.get(pair.perp_symbol)
+    return Observation(
+        pair=pair.name,
+        spot_symbol=pair.spot_symbol,
+        perp_symbol=pair.perp_symbol,
+        spot_qty=spot.total if spot else ZERO,
+        perp_qty=position.qty if position else ZERO,
+        price=position.mark_price if position and position.mark_price else ticker.mid,
+        bid=ticker.bid,
+        ask=ticker.ask,
+        funding_rate=funding.rate if funding else ZERO,
+        observed_at=ticker.timestamp,
+        position=position,
+        funding_interval_hours=funding.interval_hours if funding else None,
+        spot_price=spot_ticker.mid if spot_ticker else None,
+        expiry=market.expiry if market else None,
+    )
+
+
+def margin_inputs(
+    pair: PairConfig, accounts: Accounts, snapshots: Mapping[str, AccountSnapshot]
+) -> tuple[Decimal | None, Decimal | None]:
+    """The perp wallet's free settle asset and its equity (total plus unrealized PnL)."""
+    perp = snapshots[accounts.perp_account(pair)]
+    balance = perp.margin.get(settle_asset(pair.perp_symbol))
+    if balance is None:
+        return None, None
+    unrealized = sum((p.unrealized_pnl for p in perp.positions.values()), ZERO)
+    return balance.free, balance.total + unrealized
+
+
+class ViewBuilder:
+    """Builds each pair's ``PairView`` from the snapshots, once per pair per cycle."""
+
+    def __init__(
+        self, accounts: Accounts, markets: Mapping[str, Market], inflight: InflightStage
+    ) -> None:
+        self._accounts = accounts
+        self._markets = markets
+        self._inflight = inflight
+
+    async def build(
+        self,
+        pair: PairConfig,
+        snapshots: Mapping[str, AccountSnapshot],
+        pending: Sequence[StoredOrder],
+        now: datetime,
+    ) -> PairView:
+        contract, following = on_its_contract(pair, self._accounts, snapshots, self._markets, now)
+        market = self._markets[contract.perp_symbol]
+        observation = await self._inflight.with_unreflected_fills(
+            contract, observe_pair(contract, self._accounts, snapshots, self._markets), market, now
+        )
+        free_margin, equity = margin_inputs(contract, self._accounts, snapshots)
+        return PairView(
+            pair=contract,
+            observation=observation,
+            market=market,
+            spot_market=self._markets.get(contract.spot_symbol),
+            free_margin=free_margin,
+            account_equity=equity,
+            next_contract=following,
+            pending=tuple(pending),
+        )
