@@ -17,6 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 from bot.backtest.engine import BacktestRun
+from bot.config import PairConfig
 from bot.exchange.feeds import base_coin
 
 Floats = npt.NDArray[np.float64]
@@ -116,6 +117,48 @@ def _stat(value: float | None) -> float | None:
     return None if value is None or not np.isfinite(value) else round(value, 6)
 
 
+def _pair_figures(
+    run: BacktestRun, values: Series, weights: Floats, pair: PairConfig
+) -> tuple[dict[str, Any], float, float]:
+    """One pair's figures, with its time-weighted squared deviation and time outside."""
+    deviation = values.ratios[pair.name] - values.targets[pair.name]
+    known = np.isfinite(deviation)
+    w = np.where(known, weights, 0.0)
+    dev = np.where(known, deviation, 0.0)
+    pair_time = float(w.sum()) or 1.0
+    pair_squared = float((w * dev * dev).sum())
+    pair_outside = float(w[np.abs(dev) > float(pair.band)].sum())
+    orders = [o for o in run.orders if o.pair == pair.name]
+    figures = {
+        "rebalance": pair.rebalance,
+        "target_ratio": str(pair.target_ratio),
+        "band": str(pair.band),
+        "tracking_error": _stat((pair_squared / pair_time) ** 0.5),
+        "time_outside_band": _stat(pair_outside / pair_time),
+        "hours_outside_band": _stat(pair_outside / 3600),
+        "orders": len(orders),
+        "turnover": _money(sum((o.filled * (o.average_price or ZERO) for o in orders), ZERO)),
+        "final_ratio": _stat(float(values.ratios[pair.name][-1])),
+    }
+    return figures, pair_squared, pair_outside
+
+
+def _spot_pnl(run: BacktestRun) -> Decimal:
+    """The spot coins' value change over the path (each coin once)."""
+    steps = run.path.steps
+    spot_pnl = ZERO
+    seen: set[str] = set()
+    for pair in run.settings.pairs:
+        if pair.spot_base in seen:
+            continue
+        seen.add(pair.spot_base)
+        first = run.path.feed.quote(pair.perp_symbol, steps[0]).price
+        last = run.final_prices[pair.name]
+        spot_pnl += run.final_balances.get(pair.spot_base, ZERO) * last
+        spot_pnl -= run.initial_balances.get(pair.spot_base, ZERO) * first
+    return spot_pnl
+
+
 def summarize(run: BacktestRun, values: Series | None = None) -> dict[str, Any]:
     """The figures of summary.json (JSON-able, deterministic)."""
     values = values or series(run)
@@ -127,37 +170,10 @@ def summarize(run: BacktestRun, values: Series | None = None) -> dict[str, Any]:
     squared = 0.0
     outside = 0.0
     for pair in settings.pairs:
-        deviation = values.ratios[pair.name] - values.targets[pair.name]
-        known = np.isfinite(deviation)
-        w = np.where(known, weights, 0.0)
-        dev = np.where(known, deviation, 0.0)
-        pair_time = float(w.sum()) or 1.0
-        pair_squared = float((w * dev * dev).sum())
-        pair_outside = float(w[np.abs(dev) > float(pair.band)].sum())
+        pairs[pair.name], pair_squared, pair_outside = _pair_figures(run, values, weights, pair)
         squared += pair_squared
         outside += pair_outside
-        orders = [o for o in run.orders if o.pair == pair.name]
-        pairs[pair.name] = {
-            "rebalance": pair.rebalance,
-            "target_ratio": str(pair.target_ratio),
-            "band": str(pair.band),
-            "tracking_error": _stat((pair_squared / pair_time) ** 0.5),
-            "time_outside_band": _stat(pair_outside / pair_time),
-            "hours_outside_band": _stat(pair_outside / 3600),
-            "orders": len(orders),
-            "turnover": _money(sum((o.filled * (o.average_price or ZERO) for o in orders), ZERO)),
-            "final_ratio": _stat(float(values.ratios[pair.name][-1])),
-        }
-    spot_pnl = ZERO
-    seen: set[str] = set()
-    for pair in settings.pairs:
-        if pair.spot_base in seen:
-            continue
-        seen.add(pair.spot_base)
-        first = run.path.feed.quote(pair.perp_symbol, steps[0]).price
-        last = run.final_prices[pair.name]
-        spot_pnl += run.final_balances.get(pair.spot_base, ZERO) * last
-        spot_pnl -= run.initial_balances.get(pair.spot_base, ZERO) * first
+    spot_pnl = _spot_pnl(run)
     perp_pnl = run.realized_pnl + run.final_unrealized
     net = spot_pnl + perp_pnl - run.fees + run.funding
     count = len(settings.pairs)
