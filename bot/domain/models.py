@@ -11,6 +11,8 @@ from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
 
+from bot.domain.symbols import Symbol, parse_or_none
+
 ZERO = Decimal(0)
 ONE = Decimal(1)
 
@@ -249,10 +251,10 @@ class FundingPayment:
 
 def is_dated_symbol(symbol: str) -> bool:
     """True for a ccxt unified dated-future symbol, ``BASE/QUOTE:SETTLE-YYMMDD``."""
-    _, colon, settle = symbol.partition(":")
-    return bool(colon) and "-" in settle
+    parsed = parse_or_none(symbol)
+    return parsed is not None and parsed.is_dated
 
 
 def settle_asset(symbol: str) -> str:
     """The settlement asset of a contract symbol (``USDT`` of ``BTC/USDT:USDT-261225``)."""
-    return symbol.split(":", 1)[1].split("-", 1)[0]
+    return Symbol.parse(symbol).margin_asset
