@@ -30,6 +30,7 @@ from pydantic_settings import (
 )
 from sqlalchemy.engine import make_url
 
+from bot.domain.strategies import strategy_kind
 from bot.domain.symbols import Symbol, parse_or_none
 
 Ratio = Annotated[Decimal, Field(ge=0, le=2)]
@@ -190,13 +191,15 @@ class PairConfig(_Frozen):
 
     @model_validator(mode="after")
     def _check_strategy(self) -> PairConfig:
+        kind = strategy_kind(self.strategy)
+        # Each strategy with parameters has a table of its name; only its own may be given.
         for table in ("outlook", "trend", "funding_carry", "basis"):
-            if getattr(self, table) is not None and self.strategy != table:
+            if getattr(self, table) is not None and table != kind.name:
                 raise ValueError(
                     f"pair {self.name}: [{table}] parameters given but strategy is "
                     f"{self.strategy!r}; set strategy = {table!r} or remove the table"
                 )
-        if self.strategy == "basis":
+        if kind.trades_dated_contracts:
             if not _is_dated(self.perp_symbol):
                 raise ValueError(
                     f"pair {self.name}: strategy 'basis' needs a dated future as perp_symbol, "
@@ -235,7 +238,7 @@ class PairConfig(_Frozen):
     @property
     def contract_symbols(self) -> tuple[str, ...]:
         """Every contract the pair may trade: ``perp_symbol``, then basis ``roll_to``."""
-        if self.strategy != "basis":
+        if not strategy_kind(self.strategy).trades_dated_contracts:
             return (self.perp_symbol,)
         return (self.perp_symbol, *self.basis_params.roll_to)
 
