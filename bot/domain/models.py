@@ -11,7 +11,7 @@ from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
 
-from bot.domain.symbols import Symbol, parse_or_none
+from bot.domain.symbols import Symbol
 
 ZERO = Decimal(0)
 ONE = Decimal(1)
@@ -249,12 +249,8 @@ class FundingPayment:
     timestamp: datetime
 
 
-def is_dated_symbol(symbol: str) -> bool:
-    """True for a ccxt unified dated-future symbol, ``BASE/QUOTE:SETTLE-YYMMDD``."""
-    parsed = parse_or_none(symbol)
-    return parsed is not None and parsed.is_dated
-
-
 def settle_asset(symbol: str) -> str:
-    """The settlement asset of a contract symbol (``USDT`` of ``BTC/USDT:USDT-261225``)."""
+    """The settlement asset of a contract symbol (``USDT`` of ``BTC/USDT:USDT-261225``).
+
+    A thin wrapper over ``Symbol.parse(symbol).margin_asset`` for existing callers."""
     return Symbol.parse(symbol).margin_asset

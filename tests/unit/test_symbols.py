@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.domain.models import is_dated_symbol, settle_asset
+from bot.domain.models import settle_asset
 from bot.domain.symbols import Symbol, SymbolError, SymbolKind, base_of, parse_or_none
 
 
@@ -92,10 +92,7 @@ def test_a_symbol_cannot_be_built_inconsistent() -> None:
         Symbol("BTC", "USDT", "USDT", date(1999, 12, 31))
 
 
-def test_the_thin_wrappers_and_the_lenient_base() -> None:
-    assert is_dated_symbol("BTC/USDT:USDT-261225")
-    assert not is_dated_symbol("BTC/USDT:USDT")
-    assert not is_dated_symbol("BTC/USDT:USDT-26")  # malformed: not a dated future
+def test_the_thin_wrapper_and_the_lenient_base() -> None:
     assert settle_asset("BTC/USDT:USDT-261225") == "USDT"
     assert settle_asset("BTC/USD:BTC") == "BTC"
     assert [base_of(t) for t in ("BTC/USDT:USDT", "BTC/USDT", "BTC", "ETH:X")] == [
