@@ -76,16 +76,7 @@ def basis(
     )
     inputs["annualized_basis"] = apr
     if left <= close_before:
-        rolling = at_expiry == "roll" and next_contract is not None
-        regime: Regime
-        if rolling and prior in (Regime.CARRY, Regime.FLAT):
-            regime = prior
-            why = f"close before expiry, then roll to {next_contract}"
-        else:
-            regime, why = Regime.EXPIRED, "close at expiry"
-        inputs["regime"] = regime.value
-        when = "expired" if left <= timedelta(0) else f"expires at {expiry.isoformat()}"
-        return Target("basis", ZERO, f"basis: future {when}: {why}, target 0", regime, inputs)
+        return _closing(expiry, now, at_expiry, prior, next_contract, inputs)
     if apr is None:  # unreachable: left > close_before >= 0; keeps the type narrow
         raise ValueError(f"close_before {close_before} must not be negative")
     if prior is Regime.CARRY:
@@ -103,6 +94,27 @@ def basis(
         held,
         inputs,
     )
+
+
+def _closing(
+    expiry: datetime,
+    now: datetime,
+    at_expiry: str,
+    prior: Regime | None,
+    next_contract: str | None,
+    inputs: dict[str, Any],
+) -> Target:
+    """The target 0 of a contract within ``close_before`` of its expiry (or past it)."""
+    rolling = at_expiry == "roll" and next_contract is not None
+    regime: Regime
+    if rolling and prior in (Regime.CARRY, Regime.FLAT):
+        regime = prior
+        why = f"close before expiry, then roll to {next_contract}"
+    else:
+        regime, why = Regime.EXPIRED, "close at expiry"
+    inputs["regime"] = regime.value
+    when = "expired" if expiry <= now else f"expires at {expiry.isoformat()}"
+    return Target("basis", ZERO, f"basis: future {when}: {why}, target 0", regime, inputs)
 
 
 def basis_contract(
