@@ -30,7 +30,8 @@ from pydantic_settings import (
 )
 from sqlalchemy.engine import make_url
 
-from bot.domain.models import is_dated_symbol
+from bot.domain.strategies import strategy_kind
+from bot.domain.symbols import Symbol, parse_or_none
 
 Ratio = Annotated[Decimal, Field(ge=0, le=2)]
 Band = Annotated[Decimal, Field(gt=0, le=1)]
@@ -71,6 +72,11 @@ TIMEFRAMES: dict[str, int] = {
 }
 # A yearly rate as a fraction: 0.1 = 10 % a year.
 Apr = Annotated[Decimal, Field(ge=-10, le=10)]
+
+
+def _is_dated(text: str) -> bool:
+    symbol = parse_or_none(text)
+    return symbol is not None and symbol.is_dated
 
 
 class OutlookConfig(_Frozen):
@@ -150,7 +156,7 @@ class BasisConfig(_Frozen):
         if self.at_expiry == "close" and self.roll_to:
             raise ValueError("roll_to is given but at_expiry is 'close'; set at_expiry = 'roll'")
         for symbol in self.roll_to:
-            if not is_dated_symbol(symbol):
+            if not _is_dated(symbol):
                 raise ValueError(
                     f"roll_to {symbol!r} is not a dated future; use 'BASE/QUOTE:SETTLE-YYMMDD'"
                 )
@@ -185,26 +191,28 @@ class PairConfig(_Frozen):
 
     @model_validator(mode="after")
     def _check_strategy(self) -> PairConfig:
+        kind = strategy_kind(self.strategy)
+        # Each strategy with parameters has a table of its name; only its own may be given.
         for table in ("outlook", "trend", "funding_carry", "basis"):
-            if getattr(self, table) is not None and self.strategy != table:
+            if getattr(self, table) is not None and table != kind.name:
                 raise ValueError(
                     f"pair {self.name}: [{table}] parameters given but strategy is "
                     f"{self.strategy!r}; set strategy = {table!r} or remove the table"
                 )
-        if self.strategy == "basis":
-            if not is_dated_symbol(self.perp_symbol):
+        if kind.trades_dated_contracts:
+            if not _is_dated(self.perp_symbol):
                 raise ValueError(
                     f"pair {self.name}: strategy 'basis' needs a dated future as perp_symbol, "
                     f"got {self.perp_symbol!r}; use e.g. 'BTC/USDT:USDT-261225'"
                 )
-            base = self.perp_symbol.split("/")[0]
+            base = Symbol.parse(self.perp_symbol).base
             for symbol in self.basis_params.roll_to:
-                if symbol.split("/")[0] != base or symbol == self.perp_symbol:
+                if Symbol.parse(symbol).base != base or symbol == self.perp_symbol:
                     raise ValueError(
                         f"pair {self.name}: roll_to {symbol!r} must be another {base} "
                         "dated future than perp_symbol"
                     )
-        elif is_dated_symbol(self.perp_symbol):
+        elif _is_dated(self.perp_symbol):
             raise ValueError(
                 f"pair {self.name}: perp_symbol {self.perp_symbol!r} is a dated future, which "
                 "only strategy 'basis' trades; use a perpetual or strategy = 'basis'"
@@ -230,7 +238,7 @@ class PairConfig(_Frozen):
     @property
     def contract_symbols(self) -> tuple[str, ...]:
         """Every contract the pair may trade: ``perp_symbol``, then basis ``roll_to``."""
-        if self.strategy != "basis":
+        if not strategy_kind(self.strategy).trades_dated_contracts:
             return (self.perp_symbol,)
         return (self.perp_symbol, *self.basis_params.roll_to)
 
@@ -253,11 +261,13 @@ class PairConfig(_Frozen):
     def _check_symbols(self) -> PairConfig:
         if not _PAIR_NAME.match(self.name):
             raise ValueError(f"name {self.name!r} must be 1-32 letters, digits, '_', '-' or '.'")
-        if "/" not in self.spot_symbol or ":" in self.spot_symbol:
+        spot = parse_or_none(self.spot_symbol)
+        if spot is None or not spot.is_spot:
             raise ValueError(f"spot_symbol {self.spot_symbol!r} must look like 'BTC/USDT'")
-        if ":" not in self.perp_symbol or "/" not in self.perp_symbol:
+        perp = parse_or_none(self.perp_symbol)
+        if perp is None or not perp.is_contract:
             raise ValueError(f"perp_symbol {self.perp_symbol!r} must look like 'BTC/USDT:USDT'")
-        if self.spot_base != self.perp_symbol.split("/")[0]:
+        if spot.base != perp.base:
             raise ValueError(
                 f"perp_symbol {self.perp_symbol!r} does not hedge the base coin of "
                 f"spot_symbol {self.spot_symbol!r}"
@@ -271,7 +281,7 @@ class PairConfig(_Frozen):
 
     @property
     def spot_base(self) -> str:
-        return self.spot_symbol.split("/")[0]
+        return Symbol.parse(self.spot_symbol).base
 
 
 class PaperMarketConfig(_Frozen):

@@ -11,6 +11,8 @@ from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
 
+from bot.domain.symbols import Symbol
+
 ZERO = Decimal(0)
 ONE = Decimal(1)
 
@@ -247,12 +249,8 @@ class FundingPayment:
     timestamp: datetime
 
 
-def is_dated_symbol(symbol: str) -> bool:
-    """True for a ccxt unified dated-future symbol, ``BASE/QUOTE:SETTLE-YYMMDD``."""
-    _, colon, settle = symbol.partition(":")
-    return bool(colon) and "-" in settle
-
-
 def settle_asset(symbol: str) -> str:
-    """The settlement asset of a contract symbol (``USDT`` of ``BTC/USDT:USDT-261225``)."""
-    return symbol.split(":", 1)[1].split("-", 1)[0]
+    """The settlement asset of a contract symbol (``USDT`` of ``BTC/USDT:USDT-261225``).
+
+    A thin wrapper over ``Symbol.parse(symbol).margin_asset`` for existing callers."""
+    return Symbol.parse(symbol).margin_asset

@@ -43,8 +43,8 @@ from bot.domain.models import (
     Position,
     Side,
     Ticker,
-    is_dated_symbol,
 )
+from bot.domain.symbols import Symbol, SymbolError
 from bot.exchange.gateway import (
     DuplicateOrderError,
     FatalError,
@@ -102,6 +102,18 @@ class _Secrets:
         for secret in self._values:
             text = text.replace(secret, "***")
         return text[:500]
+
+
+def _symbol(text: str) -> Symbol:
+    """The parsed symbol; a malformed one is a config problem (Fatal)."""
+    try:
+        return Symbol.parse(text)
+    except SymbolError as exc:
+        raise FatalError(f"unknown symbol {text!r}: {exc.reason}") from None
+
+
+def _is_contract(text: str) -> bool:
+    return _symbol(text).is_contract
 
 
 def translate(
@@ -308,7 +320,8 @@ class CcxtGateway:
     ) -> Mapping[str, Market]:
         """Load only the market types the symbols need; precision and limits from ccxt."""
         wanted = list(symbols)
-        types = sorted({"linear" if ":" in s else "spot" for s in wanted})
+        contracts = [s for s in wanted if _is_contract(s)]
+        types = sorted({"linear" if _is_contract(s) else "spot" for s in wanted})
         options = self._client.options.setdefault("fetchMarkets", {})
         if isinstance(options, dict):
             options["types"] = types
@@ -325,8 +338,8 @@ class CcxtGateway:
             result[symbol] = self._market(raw)
         self._markets.update(result)
         # Position mode is account data: a keyless client (the live price feed) skips it.
-        if any(":" in s for s in wanted) and self._hedge_mode is None and self._client.apiKey:
-            await self._detect_position_mode(next(s for s in wanted if ":" in s))
+        if contracts and self._hedge_mode is None and self._client.apiKey:
+            await self._detect_position_mode(contracts[0])
         return result
 
     def _step(self, value: Any) -> Decimal:
@@ -497,7 +510,7 @@ class CcxtGateway:
 
     async def fetch_funding_rates(self, symbols: Iterable[str]) -> Mapping[str, FundingRate]:
         """Current funding rate per perp symbol (dated futures pay no funding)."""
-        wanted = [s for s in symbols if ":" in s and not is_dated_symbol(s)]
+        wanted = [s for s in symbols if _symbol(s).is_perpetual]
         if not wanted:
             return {}
         raw = await self._call("fetch_funding_rates", self._client.fetch_funding_rates, wanted)
@@ -519,7 +532,7 @@ class CcxtGateway:
     async def fetch_funding_payments(self, symbols: Iterable[str]) -> list[FundingPayment]:
         """Funding income since the last call, all symbols in one request (the first call
         looks back a week); polled at most once a minute, as funding comes every few hours."""
-        wanted = {s for s in symbols if ":" in s}
+        wanted = {s for s in symbols if _is_contract(s)}
         now = self._clock.now()
         if not wanted or not self._client.has.get("fetchFundingHistory"):
             return []
@@ -663,7 +676,7 @@ class CcxtGateway:
         """Send once (never retried: a lost answer is looked up), then confirm the fill."""
         amount, price = self._check_precision(request)
         params: dict[str, Any] = {"clientOrderId": request.client_order_id}
-        is_perp = ":" in request.symbol
+        is_perp = _is_contract(request.symbol)
         if is_perp and self.hedge_mode:
             params["positionSide"] = "SHORT"  # hedge mode: our hedge is the short side
         elif request.reduce_only:
@@ -728,7 +741,7 @@ class CcxtGateway:
 
     async def fetch_open_orders(self, symbols: Iterable[str]) -> list[OrderResult]:
         """Open perp orders on these symbols, in one request for the whole account."""
-        wanted = {s for s in symbols if ":" in s}
+        wanted = {s for s in symbols if _is_contract(s)}
         if not wanted:
             return []
         # One call without a symbol costs more weight than one with, but far less than

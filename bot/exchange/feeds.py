@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from bot.config import PaperConfig, SimFeedConfig
+from bot.domain.symbols import base_of
 from bot.exchange.gateway import FatalError
 
 ZERO = Decimal(0)
@@ -90,7 +91,7 @@ class RefreshableFeed(PriceFeed, Protocol):
 
 def base_coin(symbol: str) -> str:
     """The base coin of ``BTC/USDT:USDT``, ``BTC/USDT`` or plain ``BTC`` (all give ``BTC``)."""
-    return symbol.split("/", 1)[0].split(":", 1)[0]
+    return base_of(symbol)
 
 
 def _elapsed_seconds(start: datetime, end: datetime) -> Decimal:

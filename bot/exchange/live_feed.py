@@ -11,6 +11,7 @@ from typing import Any
 from bot.clock import Clock
 from bot.config import AccountConfig, PaperConfig
 from bot.domain.models import ZERO, Candle
+from bot.domain.symbols import parse_or_none
 from bot.exchange.ccxt_gateway import CcxtGateway, build_client
 from bot.exchange.feeds import FeedError, FeedQuote, base_coin
 
@@ -34,7 +35,7 @@ class LiveFeed:
     async def refresh(self, symbols: Iterable[str]) -> None:
         """Fetch the perps' bid/ask and funding (spot symbols share their coin's price)."""
         now = time.monotonic()
-        perps = sorted({s for s in symbols if ":" in s})
+        perps = sorted({s for s in symbols if _is_contract(s)})
         stale = [s for s in perps if now - self._refreshed_at.get(s, -1e9) >= self._min_refresh_s]
         if not stale:
             return
@@ -79,3 +80,8 @@ class LiveFeed:
     async def close(self) -> None:
         """Close the exchange client."""
         await self._gateway.close()
+
+
+def _is_contract(text: str) -> bool:
+    symbol = parse_or_none(text)
+    return symbol is not None and symbol.is_contract

@@ -30,7 +30,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from decimal import ROUND_CEILING, ROUND_DOWN, ROUND_FLOOR, ROUND_HALF_EVEN, Decimal
 from typing import TYPE_CHECKING
 
@@ -58,6 +58,7 @@ from bot.domain.models import (
     Side,
     Ticker,
 )
+from bot.domain.symbols import Symbol, SymbolError
 from bot.exchange.candles import MAX_CANDLES, CandleSource, PricePath, bar_start, candles_from_path
 from bot.exchange.feeds import FeedQuote, PriceFeed, RefreshableFeed
 from bot.exchange.gateway import (
@@ -103,36 +104,18 @@ class AccountSummary:
         return self.quote_balance + self.spot_value + self.unrealized_pnl
 
 
-@dataclass(frozen=True, slots=True)
-class _SymbolParts:
-    base: str
-    quote: str
-    settle: str | None  # None for spot
-    delivery: datetime | None = None  # a dated future's delivery (YYMMDD at 08:00 UTC)
-
-    @property
-    def is_perp(self) -> bool:
-        return self.settle is not None
+def _parse_symbol(symbol: str) -> Symbol:
+    try:
+        return Symbol.parse(symbol)
+    except SymbolError as exc:
+        raise FatalError(f"unknown symbol {symbol!r}: {exc.reason}") from None
 
 
-def _parse_symbol(symbol: str) -> _SymbolParts:
-    base, slash, rest = symbol.partition("/")
-    quote, colon, settle = rest.partition(":")
-    if not slash or not base or not quote or (colon and not settle):
-        raise FatalError(
-            f"unknown symbol {symbol!r}: expected 'BASE/QUOTE' (spot) or 'BASE/QUOTE:SETTLE' (perp)"
-        )
-    settle, dash, code = settle.partition("-")
-    delivery = None
-    if dash:
-        try:
-            day = datetime.strptime(code, "%y%m%d").replace(tzinfo=UTC)
-        except ValueError:
-            raise FatalError(
-                f"unknown symbol {symbol!r}: a dated future ends in '-YYMMDD'"
-            ) from None
-        delivery = day + DELIVERY_TIME
-    return _SymbolParts(base=base, quote=quote, settle=settle or None, delivery=delivery)
+def _delivery(symbol: Symbol) -> datetime | None:
+    """A dated future's delivery: its expiry date at DELIVERY_TIME (UTC); None otherwise."""
+    if symbol.expiry is None:
+        return None
+    return datetime.combine(symbol.expiry, time(), UTC) + DELIVERY_TIME
 
 
 def _to_step(value: Decimal, step: Decimal, rounding: str) -> Decimal:
@@ -365,8 +348,7 @@ class PaperVenue:
         now = self._clock.now()
         rates: dict[str, FundingRate] = {}
         for symbol in symbols:
-            parts = _parse_symbol(symbol)
-            if not parts.is_perp or parts.delivery is not None:
+            if not _parse_symbol(symbol).is_perpetual:
                 continue  # spot, or a dated future (no funding)
             quote = self._quote(symbol, now)
             rates[symbol] = FundingRate(
@@ -523,8 +505,8 @@ class PaperVenue:
             price_step=rules.price_step,
             min_amount=rules.min_amount,
             min_notional=rules.min_notional,
-            is_perp=parts.is_perp,
-            expiry=(rules.expiry or parts.delivery) if parts.delivery else None,
+            is_perp=parts.is_contract,
+            expiry=(rules.expiry or _delivery(parts)) if parts.is_dated else None,
         )
 
     def _quote(self, symbol: str, at: datetime) -> FeedQuote:
@@ -969,8 +951,7 @@ class PaperVenue:
 
 
 def _settle_asset(symbol: str) -> str:
-    parts = _parse_symbol(symbol)
-    return parts.settle or parts.quote
+    return _parse_symbol(symbol).margin_asset
 
 
 def _crossed(qty: Decimal, mark: Decimal, liquidation: Decimal) -> bool:

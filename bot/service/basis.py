@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 
 from bot.config import PairConfig
 from bot.domain.models import Market, Position
-from bot.domain.strategies import basis_contract
+from bot.domain.strategies import basis_contract, strategy_for
 
 
 def live_contracts(pair: PairConfig, markets: Mapping[str, Market], now: datetime) -> list[str]:
@@ -42,9 +42,10 @@ def contract_for(
 ) -> tuple[PairConfig, str | None]:
     """The pair on the contract it trades now, and the contract a roll moves to next.
 
-    A pair that is not ``basis``, or has no live contract left, is returned unchanged.
+    A pair that trades no dated contracts, or has no live contract left, is returned
+    unchanged.
     """
-    if pair.strategy != "basis":
+    if not strategy_for(pair).trades_dated_contracts:
         return pair, None
     params = pair.basis_params
     contracts = []
