@@ -31,7 +31,7 @@ from bot.domain.risk import (
     check_spot_sell,
     liquidation_guard,
 )
-from bot.domain.strategies import Target
+from bot.domain.strategies import Target, strategy_kind
 from bot.execution.executor import OrderPlan
 from bot.service.cycle.accounts import Accounts
 from bot.service.cycle.market_checks import MarketChecks
@@ -341,4 +341,4 @@ def _static_target(pair: PairConfig) -> bool:
 
     A pair whose strategy reads prices or funding is not: its holds are re-decided every
     cycle, and the backtest does not skip them."""
-    return pair.strategy in ("fixed", "outlook")
+    return strategy_kind(pair.strategy).static_target

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from bot.clock import Clock
 from bot.config import PairConfig
 from bot.domain.models import Balance, FundingPayment, FundingRate, Market, Position, Ticker
+from bot.domain.strategies import strategy_kind
 from bot.exchange.gateway import ExchangeGateway, GatewayError
 from bot.service.basis import live_contracts
 from bot.service.cycle.accounts import Accounts
@@ -65,7 +66,7 @@ class ObserveStage:
         symbols = self.live_contracts(pairs, account)
         spots = self._accounts.spots_on(account, pairs)
         symbols += [p.spot_symbol for p in spots if p.allow_spot_trades]
-        symbols += [p.spot_symbol for p in spots if p.strategy == "basis"]
+        symbols += [p.spot_symbol for p in spots if strategy_kind(p.strategy).needs_spot_price]
         return list(dict.fromkeys(symbols))
 
     async def load_markets(self) -> None:
@@ -95,8 +96,10 @@ class ObserveStage:
         if spots:
             balances = await gateway.fetch_balances()
         # Basis pairs price their spot leg: one more tickers request, only when there are any.
-        basis_spots = sorted({p.spot_symbol for p in spots if p.strategy == "basis"})
-        spot_tickers = await gateway.fetch_tickers(basis_spots) if basis_spots else {}
+        priced = sorted(
+            {p.spot_symbol for p in spots if strategy_kind(p.strategy).needs_spot_price}
+        )
+        spot_tickers = await gateway.fetch_tickers(priced) if priced else {}
         if not perps:
             return AccountSnapshot(balances=balances, spot_tickers=spot_tickers)
         margin = await gateway.fetch_margin_balances()

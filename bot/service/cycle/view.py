@@ -49,8 +49,6 @@ def on_its_contract(
     now: datetime,
 ) -> tuple[PairConfig, str | None]:
     """A basis pair on the dated future it trades now (and the next, for a roll)."""
-    if pair.strategy != "basis":
-        return pair, None
     positions = snapshots[accounts.perp_account(pair)].positions
     return contract_for(pair, markets, positions, now)
 
