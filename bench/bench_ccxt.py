@@ -31,13 +31,18 @@ from bot.service.daemon import HedgeDaemon
 from bot.store.migrate import upgrade
 from bot.store.repository import Repository, create_engine
 
+# The emulator lives in tests/support/ (it is not installed with the bot): this process and
+# the emulator's child process import it from the project root.
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
 COINS = [f"C{i:02d}" for i in range(50)]
 
 SERVER = """
 import asyncio, sys
 from decimal import Decimal
-from bot.testing import BinanceEmulator
-from bot.testing._binance_models import EmulatedMarket
+from tests.support.emulators.binance import BinanceEmulator
+from tests.support.emulators.binance._binance_models import EmulatedMarket
 
 async def main():
     coins = sys.argv[1].split(",")
@@ -63,7 +68,10 @@ def pct(samples: list[float], q: float) -> float:
 
 def emulator_config(url: str) -> dict[str, Any]:
     # The same overrides BinanceEmulator.ccxt_config() builds, for a server in another process.
-    from bot.testing.binance_emulator import CCXT_API_PREFIXES, _linear_error_classes
+    from tests.support.emulators.binance.binance_emulator import (
+        CCXT_API_PREFIXES,
+        _linear_error_classes,
+    )
 
     urls = {name: f"{url}{prefix}" for name, prefix in CCXT_API_PREFIXES.items()}
     return {
@@ -189,7 +197,7 @@ if __name__ == "__main__":
         f"machine: {platform.machine()} {os.cpu_count()} cores, Python {platform.python_version()}"
     )
     server = subprocess.Popen(
-        [sys.executable, "-c", SERVER, ",".join(COINS)], stdout=subprocess.PIPE, text=True
+        [sys.executable, "-c", SERVER, ",".join(COINS)], cwd=ROOT, stdout=subprocess.PIPE, text=True
     )
     try:
         assert server.stdout is not None

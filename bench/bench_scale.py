@@ -41,14 +41,19 @@ from bot.service.daemon import CycleReport, HedgeDaemon
 from bot.store.migrate import upgrade
 from bot.store.repository import Repository, create_engine
 
+# The emulator lives in tests/support/ (it is not installed with the bot): this process and
+# the emulator's child process import it from the project root.
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
 SERVER = """
 import asyncio, json, sys, time
 from collections import deque
 from decimal import Decimal
 from aiohttp import web
-from bot.testing import BinanceEmulator
-from bot.testing._binance_models import EmulatedMarket
-from bot.testing.binance_emulator import BinanceError, RATE_LIMIT_MSG
+from tests.support.emulators.binance import BinanceEmulator
+from tests.support.emulators.binance._binance_models import EmulatedMarket
+from tests.support.emulators.binance.binance_emulator import BinanceError, RATE_LIMIT_MSG
 
 COSTS = json.loads(sys.argv[2])  # "METHOD path" -> [cost, cost without symbol]
 LIMITS = {"fapi": 2400.0, "api": 1200.0}
@@ -112,7 +117,7 @@ def ccxt_costs() -> dict[str, list[float]]:
     """ccxt's cost of every Binance endpoint the emulator serves, by 'METHOD /path'."""
     import ccxt
 
-    from bot.testing.binance_emulator import CCXT_API_PREFIXES
+    from tests.support.emulators.binance.binance_emulator import CCXT_API_PREFIXES
 
     api = ccxt.binance().api
     costs: dict[str, list[float]] = {}
@@ -126,7 +131,10 @@ def ccxt_costs() -> dict[str, list[float]]:
 
 
 def emulator_config(url: str) -> dict[str, Any]:
-    from bot.testing.binance_emulator import CCXT_API_PREFIXES, _linear_error_classes
+    from tests.support.emulators.binance.binance_emulator import (
+        CCXT_API_PREFIXES,
+        _linear_error_classes,
+    )
 
     urls = {name: f"{url}{prefix}" for name, prefix in CCXT_API_PREFIXES.items()}
     return {
@@ -279,6 +287,7 @@ def main() -> None:
     accounts = [coins[i : i + per] for i in range(0, args.pairs, per)]
     server = subprocess.Popen(
         [sys.executable, "-c", SERVER, json.dumps(accounts), json.dumps(ccxt_costs())],
+        cwd=ROOT,
         stdout=subprocess.PIPE,
         text=True,
     )

@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from bot.clock import FakeClock
 from bot.store.migrate import upgrade
 from bot.store.repository import Repository, create_engine
-from bot.testing import BinanceEmulator
+from tests.support.emulators.binance import BinanceEmulator
 
 ROOT = Path(__file__).resolve().parents[1]
 POSTGRES_URL = os.environ.get(

@@ -12,7 +12,6 @@ from typing import Any
 from bot.backtest.engine import run_backtest
 from bot.backtest.metrics import series, summarize
 from bot.backtest.path import RecordedPath
-from bot.backtest.report import write_report
 from bot.config import Settings
 
 SUMMARY_FILE = "summary.json"
@@ -64,6 +63,8 @@ def backtest(
     (out / SUMMARY_FILE).write_text(
         json.dumps(summary, indent=2, sort_keys=True) + "\n", encoding="utf-8"
     )
+    from bot.backtest.report import write_report  # matplotlib: only for the PNG
+
     write_report(values, run.settings, out / REPORT_FILE)
     return summary
 

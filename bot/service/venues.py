@@ -1,13 +1,16 @@
-"""Building the venues a mode asks for: the paper venue, or one ccxt client per account."""
+"""Building the venues a mode asks for: the paper venue, or one ccxt client per account.
+
+ccxt (``bot.exchange.ccxt_gateway``, ``bot.exchange.live_feed``) is imported only where a
+ccxt client is built: ``import ccxt.async_support`` costs about 0.6 s and 80 MB, which the
+paper daemon on simulated prices does not need.
+"""
 
 from __future__ import annotations
 
 from bot.clock import Clock
 from bot.config import PAPER_ACCOUNT, Settings
-from bot.exchange.ccxt_gateway import CcxtGateway
 from bot.exchange.feeds import PriceFeed, feed_from_config
 from bot.exchange.gateway import ExchangeGateway
-from bot.exchange.live_feed import LiveFeed
 from bot.exchange.paper import PaperVenue
 from bot.exchange.paper_state import PaperAccountStore
 
@@ -18,6 +21,8 @@ async def open_paper_venue(
     """The paper venue, its account loaded from the store (or started from config)."""
     feed: PriceFeed
     if settings.paper.feed == "live":
+        from bot.exchange.live_feed import LiveFeed
+
         feed = LiveFeed.from_config(settings.paper, clock)
     else:
         feed = feed_from_config(settings.paper)
@@ -37,6 +42,8 @@ async def open_gateways(
     """Every account the pairs use, by name; in paper mode the one paper account."""
     if settings.mode == "paper":
         return {PAPER_ACCOUNT: await open_paper_venue(settings, paper_store, clock)}
+    from bot.exchange.ccxt_gateway import CcxtGateway
+
     used = sorted({name for pair in settings.pairs for name in settings.accounts_of(pair)})
     gateways: dict[str, ExchangeGateway] = {}
     try:

@@ -24,7 +24,7 @@ from bot.exchange.gateway import (
 )
 from bot.exchange.paper import PaperVenue
 from bot.exchange.paper_state import InMemoryPaperAccountStore
-from bot.testing import BinanceEmulator
+from tests.support.emulators.binance import BinanceEmulator
 
 D = Decimal
 PERP = "BTC/USDT:USDT"

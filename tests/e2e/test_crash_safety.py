@@ -1,9 +1,9 @@
 """Crash safety: `hedgebot run` killed with SIGKILL over and over, against the emulator.
 
-The emulator runs in its own process (``python -m bot.testing``); the daemon is the real
-command, restarted after every kill. The spot balance and the price keep moving, so
-orders keep being needed. Each kill is timed one of several ways, all from outside the
-daemon (no hooks in its code):
+The emulator runs in its own process (``python -m tests.support.emulators.binance``); the
+daemon is the real command, restarted after every kill. The spot balance and the price
+keep moving, so orders keep being needed. Each kill is timed one of several ways, all from
+outside the daemon (no hooks in its code):
 
 * ``random``: a random time after the start, the market moving meanwhile;
 * ``on_decision``: when the daemon logs an order decision, plus a few ms;
@@ -53,6 +53,7 @@ import pytest
 pytestmark = pytest.mark.slow
 
 HEDGEBOT = Path(sys.executable).parent / "hedgebot"
+ROOT = Path(__file__).resolve().parents[2]
 SEED = int(os.environ.get("CRASH_TEST_SEED", "20240611"))
 KILLS = int(os.environ.get("CRASH_TEST_KILLS", "60"))
 PRELOAD = os.environ.get("CRASH_TEST_PRELOAD", "1") == "1"
@@ -150,12 +151,14 @@ def query(db: Path, sql: str, *args: Any) -> list[tuple[Any, ...]]:
 
 
 class EmulatorProcess:
-    """``python -m bot.testing`` on 127.0.0.1, steered through its control API."""
+    """``python -m tests.support.emulators.binance`` on 127.0.0.1, steered through its control
+    API; started in the project root, where the ``tests`` package is importable."""
 
     def __init__(self, log_path: Path, *args: str) -> None:
         self._log = log_path.open("w")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "bot.testing", "--port", "0", *args],
+            [sys.executable, "-m", "tests.support.emulators.binance", "--port", "0", *args],
+            cwd=ROOT,
             stdout=subprocess.PIPE,
             stderr=self._log,
             text=True,

@@ -11,9 +11,9 @@ import time
 from decimal import Decimal
 from pathlib import Path
 
-from bot.testing import BinanceEmulator
-from bot.testing._binance_models import Fault
 from tests.e2e.commands import command
+from tests.support.emulators.binance import BinanceEmulator
+from tests.support.emulators.binance._binance_models import Fault
 
 CONFIG = """
 mode = "testnet"

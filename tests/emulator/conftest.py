@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest_asyncio
 
-from bot.testing import BinanceEmulator
-from bot.testing.binance_emulator import ccxt_client
+from tests.support.emulators.binance import BinanceEmulator
+from tests.support.emulators.binance.binance_emulator import ccxt_client
 
 
 @pytest_asyncio.fixture

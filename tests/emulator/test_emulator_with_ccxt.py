@@ -13,8 +13,8 @@ import aiohttp
 import ccxt.async_support as ccxt
 import pytest
 
-from bot.testing import BinanceEmulator, EmulatedMarket, Fault
-from bot.testing.binance_emulator import ccxt_client as _ccxt_client
+from tests.support.emulators.binance import BinanceEmulator, EmulatedMarket, Fault
+from tests.support.emulators.binance.binance_emulator import ccxt_client as _ccxt_client
 
 PERP = "BTC/USDT:USDT"
 SPOT = "BTC/USDT"

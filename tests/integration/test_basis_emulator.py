@@ -9,7 +9,7 @@ from decimal import Decimal
 from bot.clock import SystemClock
 from bot.config import AccountConfig
 from bot.exchange.ccxt_gateway import CcxtGateway
-from bot.testing import BinanceEmulator, EmulatedMarket
+from tests.support.emulators.binance import BinanceEmulator, EmulatedMarket
 
 DELIVERY = datetime(2026, 12, 25, 8, tzinfo=UTC)
 QUARTERLY = "BTC/USDT:USDT-261225"

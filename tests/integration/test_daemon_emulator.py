@@ -18,9 +18,9 @@ from bot.config import Settings
 from bot.exchange.ccxt_gateway import CcxtGateway
 from bot.service.daemon import HedgeDaemon
 from bot.store.repository import Repository
-from bot.testing import BinanceEmulator
-from bot.testing._binance_models import Fault
-from bot.testing.binance_emulator import ccxt_client
+from tests.support.emulators.binance import BinanceEmulator
+from tests.support.emulators.binance._binance_models import Fault
+from tests.support.emulators.binance.binance_emulator import ccxt_client
 
 D = Decimal
 PERP = "BTC/USDT:USDT"

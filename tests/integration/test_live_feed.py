@@ -10,7 +10,7 @@ from bot.domain.models import OrderRequest, OrderStatus, Side
 from bot.exchange.live_feed import LiveFeed
 from bot.exchange.paper import PaperVenue
 from bot.exchange.paper_state import InMemoryPaperAccountStore
-from bot.testing import BinanceEmulator
+from tests.support.emulators.binance import BinanceEmulator
 
 D = Decimal
 PERP = "BTC/USDT:USDT"

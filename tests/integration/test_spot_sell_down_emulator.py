@@ -14,8 +14,6 @@ from bot.domain.models import OrderStatus
 from bot.exchange.ccxt_gateway import CcxtGateway
 from bot.service.daemon import HedgeDaemon
 from bot.store.repository import Repository
-from bot.testing import BinanceEmulator
-from bot.testing._binance_models import Fault
 from tests.integration.test_daemon_emulator import (
     PERP,
     accepted,
@@ -24,6 +22,8 @@ from tests.integration.test_daemon_emulator import (
     make_settings,
     open_stack,  # noqa: F401 - the fixture
 )
+from tests.support.emulators.binance import BinanceEmulator
+from tests.support.emulators.binance._binance_models import Fault
 
 D = Decimal
 BEARISH = {"strategy": "outlook", "outlook": {"view": "bearish"}, "allow_spot_trades": True}

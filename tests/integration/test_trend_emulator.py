@@ -15,8 +15,8 @@ from bot.exchange.candles import bar_start
 from bot.exchange.ccxt_gateway import CcxtGateway
 from bot.service.daemon import HedgeDaemon
 from bot.store.repository import Repository
-from bot.testing import BinanceEmulator
 from tests.integration.test_daemon_emulator import make_settings
+from tests.support.emulators.binance import BinanceEmulator
 
 D = Decimal
 

@@ -3,14 +3,17 @@ only settings that exist and things the README tells the user about."""
 
 from __future__ import annotations
 
+import ast
 import re
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 from typing import Any, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel
+from setuptools import find_packages
 
 from bot.config import Settings, load_settings
 from tests.conftest import ROOT
@@ -95,6 +98,53 @@ def test_dockerignore_keeps_secrets_and_the_venv_out_of_the_build_context() -> N
     ignored = (ROOT / ".dockerignore").read_text(encoding="utf-8").splitlines()
     for pattern in (".git", ".venv", ".env", "secrets", "*.db", "deploy/*.env"):
         assert pattern in ignored
+
+
+# What the image needs at run time: the package's sources (built into the venv) and the
+# migrations. Tests, benchmarks, docs, examples and the emulator stay out.
+IMAGE_SOURCES = {"pyproject.toml", "README.md", "bot", "migrations", "alembic.ini"}
+
+
+def test_the_image_copies_only_what_runs() -> None:
+    copied: list[str] = []
+    for keyword, rest in dockerfile_instructions():
+        if keyword == "COPY" and not rest.startswith("--from="):
+            *sources, _destination = rest.split()
+            copied += [source.removeprefix("./").rstrip("/") for source in sources]
+    assert copied, "the build stage copies nothing from the checkout"
+    assert set(copied) <= IMAGE_SOURCES, sorted(set(copied) - IMAGE_SOURCES)
+    ignored = (ROOT / ".dockerignore").read_text(encoding="utf-8").splitlines()
+    for pattern in ("tests", "bench", "docs"):
+        assert pattern in ignored  # not even in the build context
+
+
+def test_the_package_holds_bot_only_without_tests_or_the_emulator() -> None:
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    find = pyproject["tool"]["setuptools"]["packages"]["find"]
+    # The same discovery the build backend runs for the wheel and the sdist.
+    packages = find_packages(where=str(ROOT), include=find["include"])
+    assert "bot" in packages
+    assert all(name == "bot" or name.startswith("bot.") for name in packages), packages
+    assert not [name for name in packages if "testing" in name or "emulator" in name]
+    assert not (ROOT / "bot" / "testing").exists()
+
+
+def test_nothing_in_the_bot_package_imports_the_tests() -> None:
+    offenders: list[str] = []
+    for path in sorted((ROOT / "bot").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module]
+            else:
+                continue
+            offenders += [
+                f"{path.relative_to(ROOT)}: {name}"
+                for name in names
+                if name == "tests" or name.startswith("tests.")
+            ]
+    assert offenders == []
 
 
 def test_compose_runs_the_bot_after_a_healthy_postgres_with_migrations() -> None:

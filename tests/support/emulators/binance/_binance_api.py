@@ -12,14 +12,14 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from bot.testing._binance_engine import (
+from tests.support.emulators.binance._binance_engine import (
     FUTURES_MAKER_FEE,
     FUTURES_TAKER_FEE,
     Engine,
     PositionView,
     parse_decimal,
 )
-from bot.testing._binance_models import (
+from tests.support.emulators.binance._binance_models import (
     ZERO,
     BinanceError,
     EmulatedMarket,

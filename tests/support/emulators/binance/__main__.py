@@ -1,4 +1,6 @@
-"""``python -m bot.testing``: the Binance emulator in its own process, steered over HTTP.
+"""``python -m tests.support.emulators.binance``: the Binance emulator in its own process,
+steered over HTTP. Run it from the project root: it belongs to the tests, not to the
+installed bot.
 
 Serves the emulated Binance REST API on ``127.0.0.1:PORT`` (``--port 0`` picks a free
 port), prints its URL as the first line on stdout, and runs until SIGTERM or SIGINT.
@@ -43,14 +45,14 @@ from typing import Any
 
 from aiohttp import web
 
-from bot.testing._binance_models import (
+from tests.support.emulators.binance._binance_models import (
     DEFAULT_MARKETS,
     EmulatedMarket,
     EmulatedOrder,
     Fault,
     OrderLogEntry,
 )
-from bot.testing.binance_emulator import BinanceEmulator
+from tests.support.emulators.binance.binance_emulator import BinanceEmulator
 
 HOST = "127.0.0.1"
 CONTROL_PREFIX = "/_control"
@@ -301,7 +303,7 @@ async def serve(port: int, lag_s: float, extra_bases: Sequence[str] = ()) -> Non
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
-        prog="python -m bot.testing",
+        prog="python -m tests.support.emulators.binance",
         description="The Binance REST emulator on 127.0.0.1, with a JSON control API.",
     )
     parser.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (0: any free)")

@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 
-from bot.testing._binance_models import (
+from tests.support.emulators.binance._binance_models import (
     ZERO,
     BinanceError,
     EmulatedMarket,

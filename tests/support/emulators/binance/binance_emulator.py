@@ -24,9 +24,9 @@ from typing import Any
 
 from aiohttp import web
 
-from bot.testing._binance_api import BinanceApi, Params, RequestContext, Route
-from bot.testing._binance_engine import Engine
-from bot.testing._binance_models import (
+from tests.support.emulators.binance._binance_api import BinanceApi, Params, RequestContext, Route
+from tests.support.emulators.binance._binance_engine import Engine
+from tests.support.emulators.binance._binance_models import (
     DEFAULT_MARKETS,
     BinanceError,
     EmulatedMarket,

@@ -1,13 +1,13 @@
 """Test doubles that run in-process: an emulator of Binance's REST API for ccxt."""
 
-from bot.testing._binance_models import (
+from tests.support.emulators.binance._binance_models import (
     EmulatedMarket,
     EmulatedOrder,
     Fault,
     Fill,
     OrderLogEntry,
 )
-from bot.testing.binance_emulator import BinanceEmulator
+from tests.support.emulators.binance.binance_emulator import BinanceEmulator
 
 __all__ = [
     "BinanceEmulator",
