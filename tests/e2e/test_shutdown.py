@@ -11,9 +11,13 @@ import time
 from decimal import Decimal
 from pathlib import Path
 
+import pytest
+
 from bot.testing import BinanceEmulator
 from bot.testing._binance_models import Fault
 from tests.e2e.commands import command
+
+pytestmark = pytest.mark.slow  # starts hedgebot as a subprocess
 
 CONFIG = """
 mode = "testnet"
