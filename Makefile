@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 CONFIG ?= examples/paper.toml
 
-.PHONY: demo test lint bench bench-backtest bench-scale setup clean
+.PHONY: demo test test-fast lint bench bench-backtest bench-scale setup clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "hedgebot needs Python 3.11 or newer"'
@@ -22,6 +22,10 @@ demo: setup
 ## test: the whole test suite
 test: setup
 	$(BIN)/python -m pytest -q
+
+## test-fast: the suite without the slow tests (those that start hedgebot as a subprocess)
+test-fast: setup
+	$(BIN)/python -m pytest -q -m "not slow"
 
 ## lint: ruff and mypy --strict
 lint: setup

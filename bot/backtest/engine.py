@@ -25,12 +25,13 @@ from pathlib import Path
 import numpy as np
 
 from bot.backtest.path import RecordedPath
-from bot.config import PAPER_ACCOUNT, PairConfig, Settings
+from bot.config import PairConfig, Settings
 from bot.exchange.feeds import base_coin
 from bot.exchange.paper import PaperVenue
 from bot.service.daemon import HedgeDaemon
-from bot.store.migrate import upgrade
-from bot.store.repository import Repository, StoredOrder, create_engine
+from bot.service.database import open_fresh
+from bot.service.wiring import open_daemon
+from bot.store.repository import Repository, StoredOrder
 
 ZERO = Decimal(0)
 PROGRESS_UPDATES = 200
@@ -145,56 +146,20 @@ async def _run(
 ) -> BacktestRun:
     steps = path.steps
     clock = SteppedClock(steps[0])
-    engine = create_engine(settings.database_url)
+    engine = await open_fresh(settings.database_url)
     try:
-        await upgrade(engine, settings.database_url)
         repository = Repository(engine, clock)
-        venue = await PaperVenue.open(
-            settings.paper,
-            path.feed,
-            clock,
-            repository,
-            account=PAPER_ACCOUNT,
-            leverage={p.perp_symbol: p.leverage for p in settings.pairs},
-        )
-        initial = dict(venue.state.balances)
-        daemon = HedgeDaemon(settings, repository, {PAPER_ACCOUNT: venue}, clock)
-        await daemon.start()
-        pairs = list(settings.pairs)
-        shots = Snapshots()
-        stepper = _Stepper(path, step_every, settings.risk.min_liquidation_distance)
-        cycles = 0
-        seen: tuple[Decimal, ...] = ()
-        index = 0
-        last = len(steps) - 1
-        next_report = 0
-        quiet_until: datetime | None = None
-        while True:
-            at = clock.at = steps[index]
-            if progress is not None and index >= next_report:
-                progress(index)
-                next_report = index + max(1, len(steps) // PROGRESS_UPDATES)
-            cycle_now = quiet_until is None or at >= quiet_until or index == last
-            if not cycle_now and venue.settle_due():
-                # Funding paid (the balance moved) or a liquidation (the hedge moved too).
-                cycle_now = _quantities(venue, pairs) != seen
-                if not cycle_now:
-                    _snapshot(shots, index, venue, settings)
-            if cycle_now:
-                cycles += 1
-                await daemon.run_cycle(cycles)
-                quiet_until = daemon.quiet_until()
-                seen = _quantities(venue, pairs)
-                _snapshot(shots, index, venue, settings)
-            if index == last:
-                break
-            index = stepper.next_step(index + 1, quiet_until, venue)
-        if progress is not None:
-            progress(len(steps))
-        await daemon.stop("backtest finished")
-        await venue.close()
+        async with open_daemon(
+            settings, clock=clock, repository=repository, feed=path.feed
+        ) as built:
+            venue = built.venue
+            initial = dict(venue.state.balances)
+            shots, cycles = await _replay(
+                settings, built.daemon, venue, clock, path, progress, step_every
+            )
+            await built.daemon.stop("backtest finished")
         orders = await repository.orders()
-        targets: dict[str, list[tuple[datetime, Decimal]]] = {p.name: [] for p in pairs}
+        targets: dict[str, list[tuple[datetime, Decimal]]] = {p.name: [] for p in settings.pairs}
         for pair_name, created_at, target in await repository.decision_targets():
             targets.setdefault(pair_name, []).append((created_at, target))
     finally:
@@ -202,7 +167,7 @@ async def _run(
     state = venue.state
     final_prices: dict[str, Decimal] = {}
     unrealized = ZERO
-    for pair in pairs:
+    for pair in settings.pairs:
         price = path.feed.quote(pair.perp_symbol, steps[-1]).price
         final_prices[pair.name] = price
         position = state.positions.get(pair.perp_symbol)
@@ -225,6 +190,52 @@ async def _run(
         final_prices=final_prices,
         liquidations=len(venue.liquidations()),
     )
+
+
+async def _replay(
+    settings: Settings,
+    daemon: HedgeDaemon,
+    venue: PaperVenue,
+    clock: SteppedClock,
+    path: RecordedPath,
+    progress: Callable[[int], None] | None,
+    step_every: bool,
+) -> tuple[Snapshots, int]:
+    """Step through ``path``: a cycle where the daemon made no promise, else a settle;
+    returns the snapshots and how many cycles ran."""
+    steps = path.steps
+    pairs = list(settings.pairs)
+    shots = Snapshots()
+    stepper = _Stepper(path, step_every, settings.risk.min_liquidation_distance)
+    cycles = 0
+    seen: tuple[Decimal, ...] = ()
+    index = 0
+    last = len(steps) - 1
+    next_report = 0
+    quiet_until: datetime | None = None
+    while True:
+        at = clock.at = steps[index]
+        if progress is not None and index >= next_report:
+            progress(index)
+            next_report = index + max(1, len(steps) // PROGRESS_UPDATES)
+        cycle_now = quiet_until is None or at >= quiet_until or index == last
+        if not cycle_now and venue.settle_due():
+            # Funding paid (the balance moved) or a liquidation (the hedge moved too).
+            cycle_now = _quantities(venue, pairs) != seen
+            if not cycle_now:
+                _snapshot(shots, index, venue, settings)
+        if cycle_now:
+            cycles += 1
+            await daemon.run_cycle(cycles)
+            quiet_until = daemon.quiet_until()
+            seen = _quantities(venue, pairs)
+            _snapshot(shots, index, venue, settings)
+        if index == last:
+            break
+        index = stepper.next_step(index + 1, quiet_until, venue)
+    if progress is not None:
+        progress(len(steps))
+    return shots, cycles
 
 
 class _Stepper:

@@ -12,6 +12,7 @@ from bot.config import Settings
 from bot.exchange.gateway import ExchangeGateway
 from bot.service.alerts import AuditAlerts
 from bot.service.daemon import CycleObserver, CycleReport
+from bot.service.errors import ServiceSetupError
 from bot.service.http import HttpService, ServiceHealth
 from bot.service.metrics import DaemonMetrics
 from bot.service.notify import SystemdNotifier, Watchdog
@@ -19,9 +20,7 @@ from bot.store.repository import Repository
 
 log = structlog.get_logger(__name__)
 
-
-class ServiceSetupError(Exception):
-    """The endpoints or alerts cannot start as configured; the message is one line."""
+__all__ = ["ServiceRuntime", "ServiceSetupError"]
 
 
 class _Observers:

@@ -16,17 +16,25 @@ from bot.exchange.paper_state import PaperAccountStore
 
 
 async def open_paper_venue(
-    settings: Settings, store: PaperAccountStore, clock: Clock
+    settings: Settings,
+    store: PaperAccountStore,
+    clock: Clock,
+    *,
+    feed: PriceFeed | None = None,
+    venue_class: type[PaperVenue] = PaperVenue,
 ) -> PaperVenue:
-    """The paper venue, its account loaded from the store (or started from config)."""
-    feed: PriceFeed
-    if settings.paper.feed == "live":
-        from bot.exchange.live_feed import LiveFeed
+    """The paper venue, its account loaded from the store (or started from config).
 
-        feed = LiveFeed.from_config(settings.paper, clock)
-    else:
-        feed = feed_from_config(settings.paper)
-    return await PaperVenue.open(
+    ``feed`` replaces the config's price source (a backtest's recorded path, a test's
+    hand-set prices); ``venue_class`` a subclass of the venue (tests inject faults)."""
+    if feed is None:
+        if settings.paper.feed == "live":
+            from bot.exchange.live_feed import LiveFeed  # ccxt loads only for a live feed
+
+            feed = LiveFeed.from_config(settings.paper, clock)
+        else:
+            feed = feed_from_config(settings.paper)
+    return await venue_class.open(
         settings.paper,
         feed,
         clock,
@@ -37,11 +45,20 @@ async def open_paper_venue(
 
 
 async def open_gateways(
-    settings: Settings, paper_store: PaperAccountStore, clock: Clock
+    settings: Settings,
+    paper_store: PaperAccountStore,
+    clock: Clock,
+    *,
+    feed: PriceFeed | None = None,
+    venue_class: type[PaperVenue] = PaperVenue,
 ) -> dict[str, ExchangeGateway]:
-    """Every account the pairs use, by name; in paper mode the one paper account."""
+    """Every account the pairs use, by name; in paper mode the one paper account
+    (``feed`` and ``venue_class`` as for :func:`open_paper_venue`)."""
     if settings.mode == "paper":
-        return {PAPER_ACCOUNT: await open_paper_venue(settings, paper_store, clock)}
+        venue = await open_paper_venue(
+            settings, paper_store, clock, feed=feed, venue_class=venue_class
+        )
+        return {PAPER_ACCOUNT: venue}
     from bot.exchange.ccxt_gateway import CcxtGateway
 
     used = sorted({name for pair in settings.pairs for name in settings.accounts_of(pair)})

@@ -18,6 +18,8 @@ from bot.store.migrate import alembic_config
 from tests.e2e.commands import command
 from tests.e2e.test_cli import hedgebot, query, write_config
 
+pytestmark = pytest.mark.slow  # starts hedgebot as a subprocess
+
 
 def dump(db: Path) -> dict[str, list[tuple[object, ...]]]:
     """Every row of every table: what a read-only command must leave as it was."""

@@ -16,6 +16,8 @@ from alembic.script import ScriptDirectory
 
 from tests.e2e.commands import command
 
+pytestmark = pytest.mark.slow  # starts hedgebot as a subprocess
+
 ROOT = Path(__file__).resolve().parents[2]
 
 CONFIG = """

@@ -6,7 +6,11 @@ import json
 from decimal import Decimal
 from pathlib import Path
 
+import pytest
+
 from tests.e2e.test_cli import hedgebot, query, write_config
+
+pytestmark = pytest.mark.slow  # starts hedgebot as a subprocess
 
 
 def test_pause_survives_a_restart_and_resume_lets_the_pair_trade(tmp_path: Path) -> None:

@@ -14,7 +14,11 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.e2e.commands import command
+
+pytestmark = pytest.mark.slow  # starts hedgebot as a subprocess
 
 CONFIG = """
 mode = "paper"

@@ -14,6 +14,8 @@ import pytest
 from tests.e2e.commands import command
 from tests.e2e.test_cli import hedgebot, query, write_config
 
+pytestmark = pytest.mark.slow  # starts hedgebot as a subprocess
+
 
 def wait_for(db: Path, sql: str, what: str, timeout_s: float = 30) -> None:
     deadline = time.monotonic() + timeout_s

@@ -25,7 +25,11 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.e2e.test_crash_safety import EmulatorProcess, clean_env, hedgebot_command, toml_value
+
+pytestmark = pytest.mark.slow  # starts hedgebot as a subprocess
 
 SEED = 20261122
 BASES = {"BTC": Decimal(1), "ETH": Decimal(10), "SOL": Decimal(100)}

@@ -11,9 +11,13 @@ import time
 from decimal import Decimal
 from pathlib import Path
 
+import pytest
+
 from tests.e2e.commands import command
 from tests.support.emulators.binance import BinanceEmulator
 from tests.support.emulators.binance._binance_models import Fault
+
+pytestmark = pytest.mark.slow  # starts hedgebot as a subprocess
 
 CONFIG = """
 mode = "testnet"

@@ -15,11 +15,11 @@ from aiohttp import web
 from bot.clock import FakeClock
 from bot.config import AlertsConfig, Settings
 from bot.exchange.feeds import ManualFeed
-from bot.exchange.paper import PaperVenue
 from bot.service.alerts import Alert, AlertRules, AuditAlerts, RedactSecrets
 from bot.service.daemon import HedgeDaemon
 from bot.service.notify import SystemdNotifier
 from bot.service.runtime import ServiceRuntime
+from bot.service.wiring import build_daemon
 from bot.store.repository import AuditEvent, Repository
 
 D = Decimal
@@ -106,11 +106,10 @@ async def start_daemon(
 ) -> tuple[ServiceRuntime, HedgeDaemon]:
     runtime = ServiceRuntime(config, repository, notifier=SystemdNotifier({}))
     feed = ManualFeed({"BTC": D(60000), "ETH": D(3000)})
-    venue = await PaperVenue.open(config.paper, feed, clock, repository)
-    daemon = HedgeDaemon(config, repository, venue, clock, observer=runtime.observer)
+    built = await build_daemon(config, repository, clock, feed=feed, runtime=runtime)
     await runtime.start_alerts()
-    await daemon.start()
-    return runtime, daemon
+    await built.daemon.start()
+    return runtime, built.daemon
 
 
 async def test_a_fill_and_a_risk_veto_reach_the_webhook(

@@ -18,6 +18,7 @@ from bot.exchange.paper import PaperVenue
 from bot.service.daemon import HedgeDaemon
 from bot.store.repository import Repository
 from bot.store.tables import AuditEventRow, DecisionRow, OrderRow
+from tests.support import builders
 
 D = Decimal
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -29,29 +30,19 @@ LEAD_S = 3600
 
 
 def settings(basis: dict[str, Any], basis_apr: str = "0.10") -> Settings:
-    return Settings(
-        pairs=[
-            {
-                "name": "BTC",
-                "spot_symbol": "BTC/USDT",
-                "perp_symbol": DEC,
-                "band": "0.02",
-                "max_order_notional": "1000000",
-                "min_notional": "1",
-                "strategy": "basis",
-                "basis": {"entry_apr": "0.05", "close_before_s": LEAD_S, **basis},
-            }
-        ],
-        paper={
-            "balances": {"BTC": "2", "USDT": "200000"},
-            "spread_bps": "0",
-            "markets": {
-                DEC: {"expiry": DEC_EXPIRY, "basis_apr": basis_apr},
-                MAR: {"expiry": MAR_EXPIRY, "basis_apr": basis_apr},
-            },
-        },
-        poll_interval_s=10,
+    """A basis pair on the December future (March to roll to), both at ``basis_apr``."""
+    pair = builders.pair(
+        perp_symbol=DEC,
+        leverage="1",
+        min_notional="1",
+        strategy="basis",
+        basis={"entry_apr": "0.05", "close_before_s": LEAD_S, **basis},
     )
+    markets = {
+        DEC: {"expiry": DEC_EXPIRY, "basis_apr": basis_apr},
+        MAR: {"expiry": MAR_EXPIRY, "basis_apr": basis_apr},
+    }
+    return builders.settings([pair], balances={"BTC": "2", "USDT": "200000"}, markets=markets)
 
 
 class BasisVenue(PaperVenue):
@@ -72,11 +63,8 @@ class BasisVenue(PaperVenue):
 async def open_daemon(
     config: Settings, repository: Repository, clock: FakeClock, feed: ManualFeed
 ) -> tuple[HedgeDaemon, BasisVenue]:
-    venue = await BasisVenue.open(config.paper, feed, clock, repository)
-    assert isinstance(venue, BasisVenue)
-    daemon = HedgeDaemon(config, repository, venue, clock)
-    await daemon.start()
-    return daemon, venue
+    """A started daemon on a venue whose basis the test can move."""
+    return await builders.open_daemon(config, repository, clock, feed, BasisVenue)
 
 
 async def cycle(daemon: HedgeDaemon, number: int) -> None:
@@ -231,12 +219,9 @@ async def test_the_spot_price_costs_one_tickers_request_per_account_per_cycle(
     repository: Repository, clock: FakeClock
 ) -> None:
     config = settings({"at_expiry": "roll", "roll_to": [MAR]})
-    venue = await CountingTickers.open(
-        config.paper, ManualFeed({"BTC": D(60000)}), clock, repository
+    daemon, venue = await builders.open_daemon(
+        config, repository, clock, ManualFeed({"BTC": D(60000)}), CountingTickers
     )
-    assert isinstance(venue, CountingTickers)
-    daemon = HedgeDaemon(config, repository, venue, clock)
-    await daemon.start()
     venue.ticker_requests = []
     await cycle(daemon, 1)
     # both live contracts in one request, the spot in one more

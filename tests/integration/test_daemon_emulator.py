@@ -17,6 +17,7 @@ from bot.clock import SystemClock
 from bot.config import Settings
 from bot.exchange.ccxt_gateway import CcxtGateway
 from bot.service.daemon import HedgeDaemon
+from bot.service.wiring import BuiltDaemon, build_daemon
 from bot.store.repository import Repository
 from tests.support.emulators.binance import BinanceEmulator
 from tests.support.emulators.binance._binance_models import Fault
@@ -86,24 +87,23 @@ class Stack:
 
 @pytest_asyncio.fixture
 async def open_stack(emulator: BinanceEmulator, engine: AsyncEngine) -> AsyncIterator[Any]:
-    opened: list[CcxtGateway] = []
+    opened: list[BuiltDaemon] = []
     repository = Repository(engine, SystemClock())
 
     async def build(risk: dict[str, Any] | None = None, **pair: Any) -> Stack:
         settings = make_settings(emulator, **pair)
         if risk:
             settings = settings.model_copy(update={"risk": settings.risk.model_copy(update=risk)})
-        gateway = CcxtGateway.from_config(
-            "main", settings.accounts["main"], settings.mode, SystemClock()
-        )
-        opened.append(gateway)
-        daemon = HedgeDaemon(settings, repository, {"main": gateway}, SystemClock())
-        await daemon.start()
-        return Stack(daemon, gateway, repository)
+        built = await build_daemon(settings, repository, SystemClock())
+        opened.append(built)
+        gateway = built.gateways["main"]
+        assert isinstance(gateway, CcxtGateway)
+        await built.daemon.start()
+        return Stack(built.daemon, gateway, repository)
 
     yield build
-    for gateway in opened:
-        await gateway.close()
+    for built in opened:
+        await built.close_gateways()
 
 
 def accepted(emulator: BinanceEmulator) -> list[Any]:
@@ -326,19 +326,15 @@ async def test_spot_and_hedge_on_two_exchange_accounts(
         }
     )
     clock = SystemClock()
-    gateways = {
-        name: CcxtGateway.from_config(name, account, "testnet", clock)
-        for name, account in settings.accounts.items()
-    }
+    built = await build_daemon(settings, Repository(engine, clock), clock)
     try:
-        daemon = HedgeDaemon(settings, Repository(engine, clock), gateways, clock)
+        daemon = built.daemon
         await daemon.start()
         await daemon.run_cycle(1)
         assert emulator.position(PERP) == D(-2)  # hedges the 2 BTC held on the other venue
         assert spot_venue.order_log == []
     finally:
-        for gateway in gateways.values():
-            await gateway.close()
+        await built.close_gateways()
         await spot_venue.stop()
 
 

@@ -10,52 +10,15 @@ import pytest
 from sqlalchemy import text
 
 from bot.clock import FakeClock
-from bot.config import Settings
 from bot.domain.models import OrderRequest, OrderResult
 from bot.exchange.feeds import ManualFeed, SimFeed
 from bot.exchange.gateway import RetryableError
 from bot.exchange.paper import PaperVenue
 from bot.service.daemon import HedgeDaemon
 from bot.store.repository import Repository
+from tests.support.builders import open_daemon, pair, settings
 
 D = Decimal
-
-
-def settings(pairs: list[dict[str, Any]], **paper: Any) -> Settings:
-    paper_config = {
-        "balances": {"BTC": "1", "USDT": "100000"},
-        "spread_bps": "0",
-        **paper,
-    }
-    return Settings(pairs=pairs, paper=paper_config, poll_interval_s=10)
-
-
-def pair(name: str, target: str = "1", **extra: Any) -> dict[str, Any]:
-    return {
-        "name": name,
-        "spot_symbol": f"{name}/USDT",
-        "perp_symbol": f"{name}/USDT:USDT",
-        "target_ratio": target,
-        "band": "0.02",
-        "max_order_notional": "1000000",
-        "leverage": "5",
-        **extra,
-    }
-
-
-async def open_daemon(
-    config: Settings, repository: Repository, clock: FakeClock, feed: Any
-) -> tuple[HedgeDaemon, PaperVenue]:
-    venue = await PaperVenue.open(
-        config.paper,
-        feed,
-        clock,
-        repository,
-        leverage={p.perp_symbol: p.leverage for p in config.pairs},
-    )
-    daemon = HedgeDaemon(config, repository, venue, clock)
-    await daemon.start()
-    return daemon, venue
 
 
 async def run_cycles(daemon: HedgeDaemon, clock: FakeClock, count: int, first: int = 1) -> None:
@@ -188,9 +151,7 @@ async def test_one_pair_failing_is_audited_and_does_not_stop_the_other(
         [pair("BTC"), pair("ETH")], balances={"BTC": "1", "ETH": "10", "USDT": "100000"}
     )
     feed = ManualFeed({"BTC": D(60000), "ETH": D(3000)})
-    venue = await ExplodingVenue.open(config.paper, feed, clock, repository)
-    daemon = HedgeDaemon(config, repository, venue, clock)
-    await daemon.start()
+    daemon, _venue = await open_daemon(config, repository, clock, feed, ExplodingVenue)
     report = await daemon.run_cycle(1)
     assert "ETH" in report.errors
     assert report.actions["BTC"] == "order filled"
@@ -211,9 +172,7 @@ async def test_lost_answer_is_resolved_by_lookup_never_by_sending_again(
 ) -> None:
     config = settings([pair("BTC", target="0.5")])
     feed = ManualFeed({"BTC": D(60000)})
-    venue = await LostAnswerVenue.open(config.paper, feed, clock, repository)
-    daemon = HedgeDaemon(config, repository, venue, clock)
-    await daemon.start()
+    daemon, venue = await open_daemon(config, repository, clock, feed, LostAnswerVenue)
     await run_cycles(daemon, clock, 3)
     orders = await repository.orders()
     assert len(orders) == 1
@@ -245,9 +204,9 @@ async def test_stale_observation_is_denied_and_audited(
             return tickers
 
     config = settings([pair("BTC")])
-    venue = await StaleVenue.open(config.paper, ManualFeed({"BTC": D(60000)}), clock, repository)
-    daemon = HedgeDaemon(config, repository, venue, clock)
-    await daemon.start()
+    daemon, _venue = await open_daemon(
+        config, repository, clock, ManualFeed({"BTC": D(60000)}), StaleVenue
+    )
     report = await daemon.run_cycle(1)
     assert report.actions["BTC"] == "denied"
     [denied] = await repository.audit_events(kind="risk.denied")

@@ -12,6 +12,7 @@ from bot.exchange.feeds import ManualFeed
 from bot.exchange.paper import PaperVenue
 from bot.service.daemon import FOREVER, HedgeDaemon
 from bot.store.repository import Repository
+from tests.support.builders import open_daemon
 
 D = Decimal
 START = datetime(2026, 1, 1, tzinfo=UTC)  # the FakeClock fixture starts here
@@ -39,16 +40,7 @@ async def start(
     settings: Settings, repository: Repository, clock: FakeClock
 ) -> tuple[HedgeDaemon, PaperVenue]:
     assert clock.now() == START
-    venue = await PaperVenue.open(
-        settings.paper,
-        ManualFeed({"BTC": D(50000)}),
-        clock,
-        repository,
-        leverage={p.perp_symbol: p.leverage for p in settings.pairs},
-    )
-    daemon = HedgeDaemon(settings, repository, venue, clock)
-    await daemon.start()
-    return daemon, venue
+    return await open_daemon(settings, repository, clock, ManualFeed({"BTC": D(50000)}))
 
 
 def position(venue: PaperVenue) -> Decimal:

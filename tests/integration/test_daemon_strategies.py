@@ -18,6 +18,7 @@ from bot.exchange.paper import PaperVenue
 from bot.service.daemon import HedgeDaemon
 from bot.store.repository import Repository
 from bot.store.tables import DecisionRow
+from tests.support import builders
 
 D = Decimal
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -25,21 +26,10 @@ PERP = "BTC/USDT:USDT"
 
 
 def settings(paper: dict[str, Any] | None = None, **pair: Any) -> Settings:
-    return Settings(
-        pairs=[
-            {
-                "name": "BTC",
-                "spot_symbol": "BTC/USDT",
-                "perp_symbol": PERP,
-                "band": "0.02",
-                "max_order_notional": "1000000",
-                "min_notional": "1",
-                "leverage": "2",
-                **pair,
-            }
-        ],
-        paper={"balances": {"BTC": "10", "USDT": "100000"}, "spread_bps": "0", **(paper or {})},
-        poll_interval_s=10,
+    """10 BTC hedged at 2x (orders from 1 USDT), with ``pair`` and ``paper`` on top."""
+    return builders.settings(
+        [builders.pair(**{"leverage": "2", "min_notional": "1", **pair})],
+        **{"balances": {"BTC": "10", "USDT": "100000"}, **(paper or {})},
     )
 
 
@@ -58,11 +48,8 @@ class CountingVenue(PaperVenue):
 async def open_daemon(
     config: Settings, repository: Repository, clock: FakeClock, feed: PriceFeed
 ) -> tuple[HedgeDaemon, CountingVenue]:
-    venue = await CountingVenue.open(config.paper, feed, clock, repository, leverage={PERP: D(2)})
-    assert isinstance(venue, CountingVenue)
-    daemon = HedgeDaemon(config, repository, venue, clock)
-    await daemon.start()
-    return daemon, venue
+    """A started daemon on a venue that counts its candle requests."""
+    return await builders.open_daemon(config, repository, clock, feed, CountingVenue)
 
 
 async def cycle(daemon: HedgeDaemon, number: int) -> None:

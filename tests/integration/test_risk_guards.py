@@ -15,6 +15,8 @@ from bot.exchange.gateway import OrderRejectedError
 from bot.exchange.paper import PaperVenue
 from bot.service.daemon import HedgeDaemon
 from bot.store.repository import Repository
+from tests.support import builders
+from tests.support.builders import open_daemon
 
 D = Decimal
 START = datetime(2026, 1, 1, 0, 0, 5, tzinfo=UTC)  # between funding times
@@ -22,37 +24,8 @@ PERP = "BTC/USDT:USDT"
 
 
 def settings(pair: dict[str, Any], risk: dict[str, Any] | None = None, **paper: Any) -> Settings:
-    return Settings(
-        pairs=[
-            {
-                "name": "BTC",
-                "spot_symbol": "BTC/USDT",
-                "perp_symbol": PERP,
-                "band": "0.02",
-                "max_order_notional": "1000000",
-                "leverage": "5",
-                **pair,
-            }
-        ],
-        paper={"balances": {"BTC": "1", "USDT": "100000"}, "spread_bps": "0", **paper},
-        risk=risk or {},
-        poll_interval_s=10,
-    )
-
-
-async def open_daemon(
-    config: Settings, repository: Repository, clock: FakeClock, feed: Any, venue_class: Any = None
-) -> tuple[HedgeDaemon, PaperVenue]:
-    venue = await (venue_class or PaperVenue).open(
-        config.paper,
-        feed,
-        clock,
-        repository,
-        leverage={p.perp_symbol: p.leverage for p in config.pairs},
-    )
-    daemon = HedgeDaemon(config, repository, venue, clock)
-    await daemon.start()
-    return daemon, venue
+    """One BTC pair (the shared builder's, with ``pair`` on top) under ``risk``."""
+    return builders.settings([builders.pair(**pair)], risk, **paper)
 
 
 def rising_path(tmp_path: Path, start: Decimal, rise: Decimal, steps: int) -> Path:

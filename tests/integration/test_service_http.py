@@ -23,6 +23,7 @@ from bot.service.http import HttpService, ServiceHealth
 from bot.service.metrics import DaemonMetrics
 from bot.service.notify import SystemdNotifier
 from bot.service.runtime import ServiceRuntime, ServiceSetupError
+from bot.service.wiring import build_daemon
 from bot.store.repository import Repository, create_engine
 
 D = Decimal
@@ -81,9 +82,11 @@ async def test_endpoints_follow_a_running_daemon_from_start_to_an_exchange_outag
     assert port is not None
     assert port > 0
     feed = ManualFeed({"BTC": D(60000), "ETH": D(3000)})
-    venue = await FlakyVenue.open(settings.paper, feed, clock, repository)
-    runtime.watch_gateways({"paper": venue})
-    daemon = HedgeDaemon(settings, repository, venue, clock, observer=runtime.observer)
+    built = await build_daemon(
+        settings, repository, clock, feed=feed, venue_class=FlakyVenue, runtime=runtime
+    )
+    venue, daemon = built.venue, built.daemon
+    assert isinstance(venue, FlakyVenue)
     await daemon.start()
     stop = asyncio.Event()
     try:

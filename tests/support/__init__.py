@@ -1,0 +1,1 @@
+"""Shared test support: builders of settings and daemons (see ``builders``)."""

@@ -1,0 +1,307 @@
+"""Every table, JSON row and line the commands print, in one place."""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from contextlib import nullcontext
+from decimal import Decimal
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from bot.domain.report import PairReport
+from bot.store.repository import AuditEvent, PairStatus, jsonable
+
+if TYPE_CHECKING:
+    from bot.service.daemon import Assessment
+
+CONSOLE_WIDTH = 200
+CSV_HEADER = ["id", "ts", "pair", "kind", "summary", "decision_id", "data"]
+TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
+
+
+class AuditFormat(StrEnum):
+    TABLE = "table"
+    JSON = "json"
+    CSV = "csv"
+
+
+def table(title: str, *columns: str) -> Table:
+    """A rich table whose long cells wrap instead of being cut."""
+    result = Table(title=title)
+    for column in columns:
+        result.add_column(column, overflow="fold")
+    return result
+
+
+def print_table(rendered: Table) -> None:
+    Console(width=CONSOLE_WIDTH).print(rendered)
+
+
+def print_json(value: Any) -> None:
+    typer.echo(json.dumps(value, indent=2))
+
+
+def num(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def money(value: Decimal | None, places: int = 8) -> str | None:
+    if value is None:
+        return None
+    text = f"{value.quantize(Decimal(1).scaleb(-places)):f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+# -- plan -----------------------------------------------------------------------------
+
+
+def _plan_order(a: Assessment) -> str | None:
+    intent = a.decision.intent
+    if intent is None:
+        return None
+    order = f"{intent.side.value} {intent.amount} {intent.symbol}"
+    if intent.reduce_only:
+        order += " reduce-only"
+    if a.order is not None and a.order.price is not None:
+        order += f" IOC @ {a.order.price}"
+    return order
+
+
+def plan_json(a: Assessment) -> dict[str, Any]:
+    obs, decision = a.observation, a.decision
+    return {
+        "pair": a.pair,
+        "price": str(obs.price),
+        "spot_qty": str(obs.spot_qty),
+        "hedge_qty": str(-obs.perp_qty),
+        "ratio": None if decision.ratio is None else str(round(decision.ratio, 6)),
+        "target_ratio": str(decision.target_ratio),
+        "drift_qty": str(decision.drift_qty),
+        "action": a.action,
+        "order": _plan_order(a),
+        "verdict": None if a.verdict is None else a.verdict.reason,
+        "reason": a.summary,
+    }
+
+
+def plan_table(mode: str, rows: list[dict[str, Any]]) -> Table:
+    result = table(
+        f"hedgebot plan ({mode}, nothing sent)",
+        *("pair", "price", "spot", "hedge", "ratio", "target", "drift", "action", "order"),
+        "reason",
+    )
+    for row in rows:
+        result.add_row(
+            row["pair"],
+            row["price"],
+            row["spot_qty"],
+            row["hedge_qty"],
+            row["ratio"] or "-",
+            row["target_ratio"],
+            row["drift_qty"],
+            row["action"],
+            row["order"] or "-",
+            row["reason"],
+        )
+    return result
+
+
+# -- status and report ----------------------------------------------------------------
+
+
+def status_json(row: PairStatus) -> dict[str, Any]:
+    return {
+        "pair": row.pair,
+        "price": num(row.price),
+        "spot_qty": num(row.spot_qty),
+        "hedge_qty": num(row.hedge_qty),
+        "ratio": num(None if row.ratio is None else round(row.ratio, 6)),
+        "target_ratio": num(row.target_ratio),
+        "strategy": row.strategy,
+        "target": row.target_text,
+        "band": num(row.band),
+        "drift_qty": num(row.drift_qty),
+        "last_action": row.last_action,
+        "last_action_at": None if row.last_action_at is None else row.last_action_at.isoformat(),
+        "mode": row.mode,
+        "foreign_orders": row.foreign_open_orders,
+        "health": row.health,
+        "held_by": row.held_by,
+        "paused": row.paused,
+    }
+
+
+STATUS_COLUMNS = ("pair", "mode", "price", "spot", "hedge", "ratio", "target", "band")
+
+
+def status_table(rows: list[PairStatus]) -> Table:
+    result = table(
+        "hedgebot status", *STATUS_COLUMNS, "drift", "last action", "at", "foreign", "health"
+    )
+    for r in rows:
+        result.add_row(
+            r.pair,
+            r.mode,
+            str(r.price),
+            str(r.spot_qty),
+            str(r.hedge_qty),
+            "-" if r.ratio is None else f"{r.ratio:.4f}",
+            r.target_text,
+            str(r.band),
+            str(r.drift_qty),
+            r.last_action,
+            "-" if r.last_action_at is None else r.last_action_at.strftime(TIME_FORMAT),
+            str(r.foreign_open_orders),
+            r.health,
+        )
+    return result
+
+
+def report_json(row: PairReport) -> dict[str, Any]:
+    return {
+        "pair": row.pair,
+        "since": None if row.since is None else row.since.isoformat(),
+        "until": row.until.isoformat(),
+        "observations": row.observations,
+        "start_price": money(row.start_price),
+        "end_price": money(row.end_price),
+        "spot_pnl": money(row.spot_pnl),
+        "perp_realized_pnl": money(row.perp_realized_pnl),
+        "perp_unrealized_pnl": money(row.perp_unrealized_pnl),
+        "perp_pnl": money(row.perp_pnl),
+        "funding": money(row.funding),
+        "fees": money(row.fees),
+        "net": money(row.net),
+        "hedge_effectiveness": money(row.hedge_effectiveness, 6),
+    }
+
+
+REPORT_COLUMNS = ("spot_pnl", "perp_pnl", "funding", "fees", "net")
+
+
+def report_table(since: str, rows: list[dict[str, Any]]) -> Table:
+    result = table(
+        f"hedgebot report (since {since})",
+        "pair",
+        "observations",
+        "price",
+        *(c.replace("_", " ") for c in REPORT_COLUMNS),
+        "hedge effectiveness",
+    )
+    for row in rows:
+        result.add_row(
+            row["pair"],
+            str(row["observations"]),
+            f"{row['start_price'] or '-'} -> {row['end_price'] or '-'}",
+            *(money(Decimal(row[c]), 2) for c in REPORT_COLUMNS),
+            row["hedge_effectiveness"] or "-",
+        )
+    return result
+
+
+# -- audit ----------------------------------------------------------------------------
+
+
+def event_json(event: AuditEvent) -> dict[str, Any]:
+    return {
+        "id": event.id,
+        "ts": event.ts.isoformat(),
+        "pair": event.pair,
+        "kind": event.kind,
+        "summary": event.summary,
+        "decision_id": event.decision_id,
+        "data": jsonable(event.data),
+    }
+
+
+def csv_row(event: AuditEvent) -> list[Any]:
+    row = event_json(event)
+    return [
+        row["id"],
+        row["ts"],
+        row["pair"] or "",
+        row["kind"],
+        row["summary"],
+        row["decision_id"] or "",
+        json.dumps(row["data"], sort_keys=True),
+    ]
+
+
+def csv_header() -> None:
+    csv.writer(sys.stdout, lineterminator="\n").writerow(CSV_HEADER)
+
+
+def _event_line(event: AuditEvent) -> str:
+    return (
+        f"{event.id}  {event.ts.strftime(TIME_FORMAT)}  {event.pair or '-'}  "
+        f"{event.kind}  {event.summary}"
+    )
+
+
+def _events_table(events: list[AuditEvent]) -> Table:
+    result = table(f"hedgebot audit ({len(events)} events)", "id", "ts", "pair", "kind", "summary")
+    for event in events:
+        result.add_row(
+            str(event.id),
+            event.ts.strftime(TIME_FORMAT),
+            event.pair or "-",
+            event.kind,
+            event.summary,
+        )
+    return result
+
+
+def print_events(events: list[AuditEvent], output: AuditFormat, follow: bool) -> None:
+    """Events to stdout; with --follow the table format becomes one line per event."""
+    if output is AuditFormat.JSON:
+        for event in events:
+            typer.echo(json.dumps(event_json(event), sort_keys=True))
+    elif output is AuditFormat.CSV:
+        writer = csv.writer(sys.stdout, lineterminator="\n")
+        for event in events:
+            writer.writerow(csv_row(event))
+    elif follow:
+        for event in events:
+            typer.echo(_event_line(event))
+    else:
+        print_table(_events_table(events))
+    sys.stdout.flush()
+
+
+# -- backtest -------------------------------------------------------------------------
+
+
+def backtest_summary(steps: int, summary: dict[str, Any], summary_file: Path, chart: Path) -> str:
+    """The three lines a single backtest prints."""
+    return (
+        f"{steps} steps ({summary['cycles']} cycles, {summary['quiet_steps']} quiet), "
+        f"{summary['orders']} orders, turnover {summary['turnover']}, fees {summary['fees']}, "
+        f"funding {summary['funding']}\n"
+        f"spot PnL {summary['spot_pnl']}, perp PnL {summary['perp_pnl']}, net {summary['net']}; "
+        f"max drawdown hedged {summary['max_drawdown_hedged']:.2%}, "
+        f"unhedged {summary['max_drawdown_unhedged']:.2%}\n"
+        f"wrote {summary_file} and {chart}"
+    )
+
+
+def progress(console: Console) -> Any:
+    """A progress bar on a terminal; nothing when stderr is not one."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    if not console.is_terminal:
+        return nullcontext(None)
+    return Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+    )
