@@ -382,7 +382,7 @@ def plan(
 
 
 async def _plan(settings: Settings) -> list[dict[str, Any]]:
-    from bot.exchange.paper_state import InMemoryPaperAccountStore
+    from bot.domain.paper_account import InMemoryPaperAccountStore
     from bot.service.daemon import HedgeDaemon
     from bot.service.venues import open_gateways
 

@@ -36,14 +36,14 @@ from bot.domain.models import (
     OrderResult,
     OrderStatus,
 )
-from bot.domain.report import PairReport, ReportFill, ReportPoint, pair_report
-from bot.exchange.paper_state import (
+from bot.domain.paper_account import (
     PaperAccountState,
     order_from_json,
     order_to_json,
     state_from_json,
     state_to_json,
 )
+from bot.domain.report import PairReport, ReportFill, ReportPoint, pair_report
 from bot.store.audit_chain import CHAIN_LOCK_KEY, GENESIS_HASH, event_hash
 from bot.store.leases import (
     ClaimPlan,

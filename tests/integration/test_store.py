@@ -21,7 +21,7 @@ from bot.domain.models import (
     OrderStatus,
     Side,
 )
-from bot.exchange.paper_state import PaperAccountState, PaperPosition
+from bot.domain.paper_account import PaperAccountState, PaperPosition
 from bot.store.migrate import SchemaState, schema_state
 from bot.store.repository import DecisionRecord, Repository, create_engine
 from tests.conftest import Backend
