@@ -29,6 +29,7 @@ from bot.config import PAPER_ACCOUNT, ConfigError, Settings, load_settings, mask
 from bot.domain.report import PairReport
 from bot.exchange.gateway import ExchangeGateway, FatalError, GatewayError
 from bot.logging import configure_logging
+from bot.service.describe import PairStatus, pair_statuses
 from bot.service.targets import parse_target_value
 from bot.store.audit import ChainReport, verify_chain
 from bot.store.instance import InstanceLockedError, runs_alone, single_instance
@@ -36,7 +37,6 @@ from bot.store.migrate import SchemaState, head_revision, schema_state, upgrade
 from bot.store.repository import (
     ALL_PAIRS,
     AuditEvent,
-    PairStatus,
     Repository,
     create_engine,
     jsonable,
@@ -491,7 +491,7 @@ def status(
     async def _read() -> list[PairStatus]:
         engine = await _open_existing(url)
         try:
-            return await Repository(engine, SystemClock()).pair_status()
+            return await pair_statuses(Repository(engine, SystemClock()))
         finally:
             await engine.dispose()
 

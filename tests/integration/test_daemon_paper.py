@@ -16,6 +16,7 @@ from bot.exchange.feeds import ManualFeed, SimFeed
 from bot.exchange.gateway import RetryableError
 from bot.exchange.paper import PaperVenue
 from bot.service.daemon import HedgeDaemon
+from bot.service.describe import pair_statuses
 from bot.store.repository import Repository
 
 D = Decimal
@@ -253,7 +254,7 @@ async def test_stale_observation_is_denied_and_audited(
     [denied] = await repository.audit_events(kind="risk.denied")
     assert "old" in denied.summary
     assert await repository.orders() == []
-    [status] = await repository.pair_status()
+    [status] = await pair_statuses(repository)
     assert status.health.startswith("not trading: observation is 3600.0s old")
 
 
