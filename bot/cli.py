@@ -21,8 +21,6 @@ import structlog
 import typer
 from rich.console import Console
 from rich.table import Table
-from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.clock import SystemClock
 from bot.config import PAPER_ACCOUNT, ConfigError, Settings, load_settings, masked_dump
@@ -32,6 +30,7 @@ from bot.logging import configure_logging
 from bot.service.describe import PairStatus, pair_statuses
 from bot.service.targets import parse_target_value
 from bot.store.audit import ChainReport, verify_chain
+from bot.store.engine import AsyncEngine, make_url
 from bot.store.instance import InstanceLockedError, runs_alone, single_instance
 from bot.store.migrate import SchemaState, head_revision, schema_state, upgrade
 from bot.store.repository import (

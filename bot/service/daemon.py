@@ -13,7 +13,6 @@ from decimal import Decimal
 from typing import Any, Protocol, TypeVar
 
 import structlog
-from sqlalchemy.exc import SQLAlchemyError
 from ulid import ULID
 
 from bot.clock import Clock
@@ -59,6 +58,7 @@ from bot.exchange.gateway import ExchangeGateway, GatewayError
 from bot.execution.executor import Execution, Executor, OrderPlan
 from bot.service.basis import contract_for, live_contracts, on_contract
 from bot.service.targets import TargetSource, target_inputs
+from bot.store.errors import StoreUnavailable
 from bot.store.instance import runs_alone
 from bot.store.leases import Lease, LeaseLostError
 from bot.store.repository import (
@@ -1236,7 +1236,7 @@ class HedgeDaemon:
                 decision_id=record.decision_id,
             )
             return "lease lost"
-        except (asyncio.CancelledError, SQLAlchemyError):
+        except (asyncio.CancelledError, StoreUnavailable):
             raise  # shutdown, or nothing could be stored: not the venue's failure
         except Exception as exc:
             await self._count_failure(pair, f"{type(exc).__name__}: {exc}")
@@ -1332,7 +1332,7 @@ class HedgeDaemon:
                 self._observer.cycle_started(cycle)
             try:
                 report = await self.run_cycle(cycle)
-            except SQLAlchemyError as exc:
+            except StoreUnavailable as exc:
                 # The store is down: no intent can be stored, so nothing was sent. Skip the
                 # cycle and try again at the next one; the outage ends by itself.
                 log.error("cycle.database_unavailable", cycle=cycle, error=str(exc))

@@ -1,5 +1,5 @@
-"""What every aggregate's repository shares: sessions, the write transaction and the
-audit rows it chains.
+"""What every aggregate's repository shares: sessions, the write transaction, the
+audit rows it chains, and the translation of a database outage into ``StoreUnavailable``.
 
 Each write that changes state appends its audit event in the same transaction, so the
 audit log never tells a story the tables do not, and vice versa.
@@ -19,7 +19,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.clock import Clock
 from bot.store.audit_chain import CHAIN_LOCK_KEY, GENESIS_HASH, event_hash
-from bot.store.engine import SQLITE_WRITE
+from bot.store.engine import SQLITE_WRITE, database_location
+from bot.store.errors import is_outage, unavailable
 from bot.store.tables import AuditEventRow
 
 
@@ -39,7 +40,8 @@ def jsonable(value: Any) -> Any:
 class StoreBase:
     """The engine, the clock and the session helpers of the repositories.
 
-    Every database call goes through ``_read`` or ``_write``.
+    Every database call goes through ``_read`` or ``_write``: they turn an outage into
+    ``StoreUnavailable`` (bot/store/errors.py), once, here.
     """
 
     def __init__(self, engine: AsyncEngine, clock: Clock) -> None:
@@ -63,8 +65,13 @@ class StoreBase:
     @asynccontextmanager
     async def _read(self) -> AsyncIterator[AsyncSession]:
         """A session for reads (no transaction is committed)."""
-        async with self._sessions() as session:
-            yield session
+        try:
+            async with self._sessions() as session:
+                yield session
+        except Exception as exc:
+            if is_outage(exc):
+                raise unavailable(database_location(self._engine), exc) from exc
+            raise
 
     @asynccontextmanager
     async def _write(self) -> AsyncIterator[AsyncSession]:
@@ -72,14 +79,24 @@ class StoreBase:
 
         Audit rows added to it are chained (numbered and hashed) last, before the commit.
         """
-        if self._write_lock is None:
-            async with self._write_sessions.begin() as session:
+        try:
+            if self._write_lock is None:
+                async with self._write_sessions.begin() as session:
+                    yield session
+                    await self._chain(session)
+                return
+            async with self._write_lock, self._write_sessions.begin() as session:
                 yield session
                 await self._chain(session)
-            return
-        async with self._write_lock, self._write_sessions.begin() as session:
-            yield session
-            await self._chain(session)
+        except Exception as exc:
+            if is_outage(exc):
+                raise unavailable(database_location(self._engine), exc) from exc
+            raise
+
+    async def ping(self) -> None:
+        """Ask the database for ``SELECT 1``; raises StoreUnavailable when it cannot answer."""
+        async with self._read() as session:
+            await session.execute(text("SELECT 1"))
 
     async def _db_now(self, session: AsyncSession) -> datetime:
         # Leases compare times written by different hosts: on a server database use its

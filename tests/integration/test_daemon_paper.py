@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
 
 from bot.clock import FakeClock
 from bot.config import Settings
@@ -270,22 +271,21 @@ async def test_no_order_when_there_is_nothing_to_hedge_or_target_is_zero(
 
 
 class FlakyStore(Repository):
-    """A repository whose database is down while ``down`` is set."""
+    """A repository whose database is down while ``down`` is set: the driver's error is
+    raised inside the store's sessions, which turn it into StoreUnavailable."""
 
     down = False
 
     async def unresolved_orders(self, pair: str | None = None) -> Any:
         if self.down:
-            from sqlalchemy.exc import OperationalError
-
-            raise OperationalError("SELECT", {}, Exception("connection refused"))
+            async with self._read():
+                raise OperationalError("SELECT", {}, Exception("connection refused"))
         return await super().unresolved_orders(pair)
 
     async def insert_order_intent(self, *args: Any, **kwargs: Any) -> None:
         if self.down:
-            from sqlalchemy.exc import OperationalError
-
-            raise OperationalError("INSERT", {}, Exception("connection refused"))
+            async with self._write():
+                raise OperationalError("INSERT", {}, Exception("connection refused"))
         await super().insert_order_intent(*args, **kwargs)
 
 
