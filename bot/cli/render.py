@@ -16,7 +16,8 @@ from rich.console import Console
 from rich.table import Table
 
 from bot.domain.report import PairReport
-from bot.store.repository import AuditEvent, PairStatus, jsonable
+from bot.service.describe import PairStatus
+from bot.store.repository import AuditEvent, jsonable
 
 if TYPE_CHECKING:
     from bot.service.daemon import Assessment

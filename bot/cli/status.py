@@ -17,6 +17,7 @@ from bot.cli.common import (
     parse_since,
     resolve_url,
 )
+from bot.service.describe import pair_statuses
 
 
 def status(
@@ -26,7 +27,7 @@ def status(
 ) -> None:
     """Per pair: spot, hedge, ratio against target, drift, last action."""
     url = resolve_url(config, database_url)
-    rows = on_repository(url, lambda repository: repository.pair_status())
+    rows = on_repository(url, pair_statuses)
     if output is TableFormat.JSON:
         render.print_json([render.status_json(r) for r in rows])
         return

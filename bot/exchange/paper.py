@@ -58,6 +58,7 @@ from bot.domain.models import (
     Side,
     Ticker,
 )
+from bot.domain.paper_account import PaperAccountState, PaperAccountStore, PaperPosition
 from bot.domain.symbols import Symbol, SymbolError
 from bot.exchange.candles import MAX_CANDLES, CandleSource, PricePath, bar_start, candles_from_path
 from bot.exchange.feeds import FeedQuote, PriceFeed, RefreshableFeed
@@ -67,7 +68,6 @@ from bot.exchange.gateway import (
     FatalError,
     OrderRejectedError,
 )
-from bot.exchange.paper_state import PaperAccountState, PaperAccountStore, PaperPosition
 
 ZERO = Decimal(0)
 ONE = Decimal(1)

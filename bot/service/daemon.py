@@ -18,7 +18,6 @@ from datetime import datetime, timedelta
 from typing import Protocol, TypeVar
 
 import structlog
-from sqlalchemy.exc import SQLAlchemyError as StoreUnavailable
 from ulid import ULID
 
 from bot.clock import Clock
@@ -38,6 +37,7 @@ from bot.service.cycle.record import decision_record, observation_inputs
 from bot.service.cycle.send import Send, SendStage, fmt_ratio
 from bot.service.cycle.view import ViewBuilder
 from bot.service.targets import TargetSource, target_inputs
+from bot.store.errors import StoreUnavailable
 from bot.store.repository import DecisionRecord, Repository, StoredOrder
 
 __all__ = [

@@ -5,10 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine
-
 from bot.service.errors import ServiceSetupError
+from bot.store.engine import AsyncEngine, make_url
 from bot.store.migrate import SchemaState, head_revision, schema_state, upgrade
 from bot.store.repository import create_engine
 

@@ -11,23 +11,30 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import structlog
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.config import HttpConfig
 from bot.service.daemon import CycleReport
 from bot.service.metrics import DaemonMetrics
+from bot.store.errors import StoreUnavailable
 
 log = structlog.get_logger(__name__)
 
 DATABASE_PING_TIMEOUT_S = 2.0
 # A cycle may run this long on top of the poll interval before the data counts as stale.
 FRESHNESS_GRACE_S = 30.0
+
+
+class Database(Protocol):
+    """What readiness asks of the store."""
+
+    async def ping(self) -> None:
+        """Return when the database answers; raise StoreUnavailable when it cannot."""
+        ...
 
 
 class ServiceHealth:
@@ -90,12 +97,12 @@ class HttpService:
         config: HttpConfig,
         health: ServiceHealth,
         metrics: DaemonMetrics,
-        engine: AsyncEngine,
+        database: Database,
     ) -> None:
         self._config = config
         self._health = health
         self._metrics = metrics
-        self._engine = engine
+        self._database = database
         self._runner: web.AppRunner | None = None
         self.port: int | None = None
 
@@ -136,10 +143,11 @@ class HttpService:
     async def _database_problem(self) -> str | None:
         try:
             async with asyncio.timeout(DATABASE_PING_TIMEOUT_S):
-                async with self._engine.connect() as connection:
-                    await connection.execute(text("SELECT 1"))
+                await self._database.ping()
         except TimeoutError:
             return f"database did not answer within {DATABASE_PING_TIMEOUT_S:g} s"
+        except StoreUnavailable as exc:
+            return f"database unreachable: {exc}"
         except Exception as exc:
             return f"database unreachable: {type(exc).__name__}: {exc}"
         return None

@@ -93,7 +93,7 @@ class ServiceRuntime:
         config = self._settings.http
         if not config.enabled:
             return None
-        http = HttpService(config, self.health, self.metrics, self._repo.engine)
+        http = HttpService(config, self.health, self.metrics, self._repo)
         try:
             port = await http.start()
         except OSError as exc:

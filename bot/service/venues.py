@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from bot.clock import Clock
 from bot.config import PAPER_ACCOUNT, Settings
+from bot.domain.paper_account import PaperAccountStore
 from bot.exchange.feeds import PriceFeed, feed_from_config
 from bot.exchange.gateway import ExchangeGateway
 from bot.exchange.paper import PaperVenue
-from bot.exchange.paper_state import PaperAccountStore
 
 
 async def open_paper_venue(

@@ -19,10 +19,10 @@ import structlog
 
 from bot.clock import Clock, SystemClock
 from bot.config import PAPER_ACCOUNT, Settings
+from bot.domain.paper_account import InMemoryPaperAccountStore, PaperAccountStore
 from bot.exchange.feeds import PriceFeed
 from bot.exchange.gateway import ExchangeGateway, FatalError
 from bot.exchange.paper import PaperVenue
-from bot.exchange.paper_state import InMemoryPaperAccountStore, PaperAccountStore
 from bot.execution.executor import Executor
 from bot.service.daemon import Assessment, HedgeDaemon, default_instance_id
 from bot.service.database import open_for_reading, prepare_database

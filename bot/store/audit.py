@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bot.store.audit_chain import ChainBreak, ChainedEvent, ChainWalk
-from bot.store.repository import AuditEvent, Repository
+from bot.store.audit_log import AuditEvent, AuditLog
 
 VERIFY_PAGE = 500
 
@@ -42,7 +42,7 @@ def chained(event: AuditEvent) -> ChainedEvent:
 
 
 async def verify_chain(
-    repository: Repository, anchor: tuple[int, str] | None = None, page: int = VERIFY_PAGE
+    repository: AuditLog, anchor: tuple[int, str] | None = None, page: int = VERIFY_PAGE
 ) -> ChainReport:
     """Walk every audit event in id order, ``page`` at a time, up to the first mismatch.
 

@@ -15,6 +15,7 @@ import pytest_asyncio
 from bot.clock import FakeClock, SystemClock
 from bot.config import AccountConfig, PaperConfig
 from bot.domain.models import OrderRequest, OrderStatus, Side
+from bot.domain.paper_account import InMemoryPaperAccountStore
 from bot.exchange.ccxt_gateway import CcxtGateway
 from bot.exchange.feeds import ManualFeed
 from bot.exchange.gateway import (
@@ -23,7 +24,6 @@ from bot.exchange.gateway import (
     OrderRejectedError,
 )
 from bot.exchange.paper import PaperVenue
-from bot.exchange.paper_state import InMemoryPaperAccountStore
 from tests.support.emulators.binance import BinanceEmulator
 
 D = Decimal

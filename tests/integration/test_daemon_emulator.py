@@ -17,6 +17,7 @@ from bot.clock import SystemClock
 from bot.config import Settings
 from bot.exchange.ccxt_gateway import CcxtGateway
 from bot.service.daemon import HedgeDaemon
+from bot.service.describe import pair_statuses
 from bot.service.wiring import BuiltDaemon, build_daemon
 from bot.store.repository import Repository
 from tests.support.emulators.binance import BinanceEmulator
@@ -372,7 +373,7 @@ async def test_an_unreachable_exchange_stops_orders_shows_in_health_and_recovers
     assert emulator.order_log == []
     emulator.clear_faults()
     await stack.cycles(1)
-    [status] = await stack.repository.pair_status()
+    [status] = await pair_statuses(stack.repository)
     assert status.health == "ok"
     assert emulator.position(PERP) == D(-1)
     failures = await stack.repository.audit_events(kind="cycle.observe_failed")
@@ -387,7 +388,7 @@ async def test_health_names_the_reason_while_the_pair_cannot_trade(
     await stack.cycles(1)
     emulator.inject(Fault.SERVER_ERROR, path="/fapi/v1/premiumIndex", count=100)
     await stack.cycles(1)
-    [status] = await stack.repository.pair_status()
+    [status] = await pair_statuses(stack.repository)
     assert status.health.startswith("exchange unreachable: observing the venue failed")
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
 
 from bot.clock import FakeClock
 from bot.domain.models import OrderRequest, OrderResult
@@ -15,6 +16,7 @@ from bot.exchange.feeds import ManualFeed, SimFeed
 from bot.exchange.gateway import RetryableError
 from bot.exchange.paper import PaperVenue
 from bot.service.daemon import HedgeDaemon
+from bot.service.describe import pair_statuses
 from bot.store.repository import Repository
 from tests.support.builders import open_daemon, pair, settings
 
@@ -212,7 +214,7 @@ async def test_stale_observation_is_denied_and_audited(
     [denied] = await repository.audit_events(kind="risk.denied")
     assert "old" in denied.summary
     assert await repository.orders() == []
-    [status] = await repository.pair_status()
+    [status] = await pair_statuses(repository)
     assert status.health.startswith("not trading: observation is 3600.0s old")
 
 
@@ -228,22 +230,21 @@ async def test_no_order_when_there_is_nothing_to_hedge_or_target_is_zero(
 
 
 class FlakyStore(Repository):
-    """A repository whose database is down while ``down`` is set."""
+    """A repository whose database is down while ``down`` is set: the driver's error is
+    raised inside the store's sessions, which turn it into StoreUnavailable."""
 
     down = False
 
     async def unresolved_orders(self, pair: str | None = None) -> Any:
         if self.down:
-            from sqlalchemy.exc import OperationalError
-
-            raise OperationalError("SELECT", {}, Exception("connection refused"))
+            async with self._read():
+                raise OperationalError("SELECT", {}, Exception("connection refused"))
         return await super().unresolved_orders(pair)
 
     async def insert_order_intent(self, *args: Any, **kwargs: Any) -> None:
         if self.down:
-            from sqlalchemy.exc import OperationalError
-
-            raise OperationalError("INSERT", {}, Exception("connection refused"))
+            async with self._write():
+                raise OperationalError("INSERT", {}, Exception("connection refused"))
         await super().insert_order_intent(*args, **kwargs)
 
 

@@ -16,6 +16,7 @@ from bot.exchange.candles import bar_start
 from bot.exchange.feeds import ManualFeed, PriceFeed, ReplayFeed
 from bot.exchange.paper import PaperVenue
 from bot.service.daemon import HedgeDaemon
+from bot.service.describe import pair_statuses
 from bot.store.repository import Repository
 from bot.store.tables import DecisionRow
 from tests.support import builders
@@ -240,7 +241,7 @@ async def test_set_target_takes_effect_on_the_next_cycle_without_a_restart(
     )
     events = await repository.audit_events("BTC", "pair.target_set", None, None)
     assert [e.data["ratio"] for e in events] == ["0.4"]
-    status = (await repository.pair_status())[0]
+    status = (await pair_statuses(repository))[0]
     assert status.target_ratio == D("0.4")
     assert status.target_text == "0.4 (fixed, set)"
 
@@ -262,7 +263,7 @@ async def test_bearish_outlook_without_spot_trades_hedges_all_and_audits_the_ski
 
     clock.advance(5)
     await repository.set_pair_target("BTC", None, "bearish", "target set to outlook bearish")
-    assert (await repository.pair_status())[0].pending_target == "bearish"
+    assert (await pair_statuses(repository))[0].pending_target == "bearish"
     for number in (2, 3, 4):
         clock.advance(5)
         await cycle(daemon, number)
@@ -271,4 +272,4 @@ async def test_bearish_outlook_without_spot_trades_hedges_all_and_audits_the_ski
     skipped = await repository.audit_events("BTC", "strategy.sell_down_skipped", None, None)
     assert len(skipped) == 1
     assert "sell-down skipped" in skipped[0].summary
-    assert (await repository.pair_status())[0].target_text == "1 (outlook bearish)"
+    assert (await pair_statuses(repository))[0].target_text == "1 (outlook bearish)"

@@ -7,9 +7,9 @@ from decimal import Decimal
 from bot.clock import SystemClock
 from bot.config import PaperConfig
 from bot.domain.models import OrderRequest, OrderStatus, Side
+from bot.domain.paper_account import InMemoryPaperAccountStore
 from bot.exchange.live_feed import LiveFeed
 from bot.exchange.paper import PaperVenue
-from bot.exchange.paper_state import InMemoryPaperAccountStore
 from tests.support.emulators.binance import BinanceEmulator
 
 D = Decimal

@@ -14,6 +14,7 @@ from bot.exchange.feeds import ManualFeed, ReplayFeed
 from bot.exchange.gateway import OrderRejectedError
 from bot.exchange.paper import PaperVenue
 from bot.service.daemon import HedgeDaemon
+from bot.service.describe import pair_statuses
 from bot.store.repository import Repository
 from tests.support import builders
 from tests.support.builders import open_daemon
@@ -132,7 +133,7 @@ async def test_pause_holds_orders_across_a_restart_until_resumed(
     daemon2, _venue2 = await open_daemon(config, repository, clock, feed)
     await daemon2.run_cycle(2)
     assert await repository.orders() == []
-    [status] = await repository.pair_status()
+    [status] = await pair_statuses(repository)
     assert status.paused == "paused by the user: maintenance"
     assert status.health == status.paused
 
@@ -183,7 +184,7 @@ async def test_three_rejected_orders_in_a_row_pause_the_pair_with_the_reason(
     assert paused.data["source"] == "auto"
     assert "3 consecutive orders rejected or failed" in paused.summary
     assert "the venue refuses orders" in paused.summary
-    [status] = await repository.pair_status()
+    [status] = await pair_statuses(repository)
     assert status.paused is not None
     assert status.paused.startswith("paused automatically: 3 consecutive orders")
 
@@ -264,7 +265,7 @@ async def test_thin_book_with_wait_sends_nothing_and_says_why(
     [decision] = await repository.audit_events(kind="decision")
     assert decision.data["inputs"]["liquidity"]["action"] == "wait"
     assert "waiting for a deeper book" in decision.summary
-    [status] = await repository.pair_status()
+    [status] = await pair_statuses(repository)
     assert status.health.startswith("waiting for liquidity:")
 
 

@@ -151,7 +151,9 @@ async def test_readyz_names_an_unreachable_database() -> None:
     engine = create_engine(f"postgresql+asyncpg://hedgebot@127.0.0.1:{port}/hedgebot")
     health = ServiceHealth(["BTC"], poll_interval_s=10)
     health.cycle_finished(CycleReport(1), 0.1)
-    service = HttpService(HttpConfig(port=0), health, DaemonMetrics(), engine)
+    service = HttpService(
+        HttpConfig(port=0), health, DaemonMetrics(), Repository(engine, FakeClock())
+    )
     port = await service.start()
     try:
         async with aiohttp.ClientSession() as http:

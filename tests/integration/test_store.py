@@ -21,7 +21,8 @@ from bot.domain.models import (
     OrderStatus,
     Side,
 )
-from bot.exchange.paper_state import PaperAccountState, PaperPosition
+from bot.domain.paper_account import PaperAccountState, PaperPosition
+from bot.service.describe import pair_statuses
 from bot.store.migrate import SchemaState, schema_state
 from bot.store.repository import DecisionRecord, Repository, create_engine
 from tests.conftest import Backend
@@ -152,7 +153,7 @@ async def test_result_with_fills_is_stored_once_per_trade(
         count = (await conn.execute(text("SELECT count(*) FROM fills"))).scalar()
     assert count == 1
     assert await repository.unresolved_orders() == []
-    [status] = await repository.pair_status()
+    [status] = await pair_statuses(repository)
     assert status.last_action.startswith("sell 0.123 BTC/USDT:USDT filled")
 
 

@@ -14,6 +14,7 @@ from bot.clock import SystemClock
 from bot.exchange.candles import bar_start
 from bot.exchange.ccxt_gateway import CcxtGateway
 from bot.service.daemon import HedgeDaemon
+from bot.service.describe import pair_statuses
 from bot.store.repository import Repository
 from tests.integration.test_daemon_emulator import make_settings
 from tests.support.emulators.binance import BinanceEmulator
@@ -73,7 +74,7 @@ async def test_trend_reads_closed_binance_klines_once_per_candle_and_hedges_a_fa
 
     klines = [path for _, path in seeded.request_log if path.endswith("/klines")]
     assert 1 <= len(klines) <= 2  # three cycles, at most one new minute between them
-    status = (await repository.pair_status())[0]
+    status = (await pair_statuses(repository))[0]
     assert status.strategy_detail == "trend bear"
     assert status.hedge_qty == D(1)
     strategy = (await repository.audit_events("BTC", "decision", None, None))[-1].data["inputs"][

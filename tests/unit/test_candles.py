@@ -8,10 +8,10 @@ from pathlib import Path
 
 from bot.clock import FakeClock
 from bot.config import PaperConfig, SimFeedConfig
+from bot.domain.paper_account import InMemoryPaperAccountStore
 from bot.exchange.candles import bar_start, candles_from_path
 from bot.exchange.feeds import ReplayFeed, SimFeed
 from bot.exchange.paper import PaperVenue
-from bot.exchange.paper_state import InMemoryPaperAccountStore
 
 D = Decimal
 T0 = datetime(2026, 1, 1, tzinfo=UTC)

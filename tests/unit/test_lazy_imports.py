@@ -56,7 +56,7 @@ def test_the_paper_daemon_wiring_loads_neither_ccxt_nor_matplotlib() -> None:
     # the live price feed, built inside bot.service.venues.
     code = (
         "import bot.cli, bot.service.daemon, bot.service.runtime, bot.service.venues\n"
-        "import bot.exchange.paper, bot.exchange.paper_state, bot.backtest.command"
+        "import bot.exchange.paper, bot.domain.paper_account, bot.backtest.command"
     )
     assert loaded_after(code) == dict.fromkeys(HEAVY, False)
 

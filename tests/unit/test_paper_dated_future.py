@@ -11,10 +11,10 @@ import pytest
 from bot.clock import FakeClock
 from bot.config import PaperConfig
 from bot.domain.models import OrderRequest, Side
+from bot.domain.paper_account import InMemoryPaperAccountStore
 from bot.exchange.feeds import ManualFeed
 from bot.exchange.gateway import FatalError, OrderRejectedError
 from bot.exchange.paper import PaperVenue
-from bot.exchange.paper_state import InMemoryPaperAccountStore
 
 D = Decimal
 T0 = datetime(2026, 1, 1, tzinfo=UTC)

@@ -16,11 +16,11 @@ import pytest
 from bot.clock import FakeClock
 from bot.config import PaperConfig, PaperMarketConfig, SimFeedConfig
 from bot.domain.models import OrderRequest, OrderStatus, Side
+from bot.domain.paper_account import InMemoryPaperAccountStore
 from bot.exchange import paper
 from bot.exchange.feeds import ManualFeed, SimFeed
 from bot.exchange.gateway import ExchangeGateway, FatalError, OrderRejectedError
 from bot.exchange.paper import PaperVenue, funding_times, next_funding_time
-from bot.exchange.paper_state import InMemoryPaperAccountStore
 
 D = Decimal
 T0 = datetime(2026, 1, 1, tzinfo=UTC)  # a funding boundary (00:00 UTC)

@@ -18,11 +18,12 @@ import structlog
 
 from bot.clock import Clock
 from bot.config import PairConfig, Settings
+from bot.domain.controls import ALL_PAIRS, PairControl, paused_reason
 from bot.domain.models import ZERO, Market
 from bot.service.basis import live_contracts
 from bot.store.instance import runs_alone
 from bot.store.leases import Lease
-from bot.store.repository import ALL_PAIRS, PairControl, Repository, paused_reason
+from bot.store.repository import Repository
 
 log = structlog.get_logger(__name__)
 

@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 import structlog
-from sqlalchemy.exc import SQLAlchemyError as StoreUnavailable
 
 from bot.clock import Clock
 from bot.config import PairConfig
@@ -19,6 +18,7 @@ from bot.service.cycle.accounts import Accounts
 from bot.service.cycle.inflight import InflightStage
 from bot.service.cycle.pair_state import PairState
 from bot.service.cycle.reconcile import ReconcileStage
+from bot.store.errors import StoreUnavailable
 from bot.store.leases import LeaseLostError
 from bot.store.repository import DecisionRecord, Repository
 

@@ -1,8 +1,10 @@
-"""The paper venue's account, and how it is saved between runs.
+"""The paper venue's account, its JSON form, and the port it is saved through.
 
-The state is plain data with a JSON form (decimals as strings, so nothing is
-rounded); the store keeps it in one row per paper account, and each filled order
-in a row of its own, so a save costs the same after a million orders as after one.
+Pure: plain data, no I/O, no clock reads; money is ``Decimal``. The state has a JSON
+form (decimals as strings, so nothing is rounded). ``PaperAccountStore`` is the port
+the paper venue saves through; the store implements it (one row per paper account,
+each filled order in a row of its own, so a save costs the same after a million
+orders as after one), and ``InMemoryPaperAccountStore`` keeps it in the process.
 """
 
 from __future__ import annotations

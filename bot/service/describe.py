@@ -1,0 +1,101 @@
+"""Sentences for people about stored records: a pair's status and health, an order.
+
+The store returns data (bot/store/read_models.py); ``hedgebot status`` and the
+service's readers show it through these functions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from bot.domain.controls import pause_text
+from bot.store.orders import StoredOrder
+from bot.store.read_models import PairFigures, PairStatusRecord, ReadModels
+
+
+@dataclass(frozen=True, slots=True)
+class PairStatus(PairFigures):
+    """A pair's status as ``hedgebot status`` shows it."""
+
+    last_action: str
+    last_action_at: datetime | None
+    foreign_open_orders: int = 0  # open orders on the perp that hedgebot did not place
+    health: str = "ok"  # or why the pair sends no order now (stale data, exchange down…)
+    held_by: str | None = None  # the daemon (host:pid:suffix) that made the latest decision
+    strategy: str = "fixed"
+    strategy_detail: str = ""  # e.g. "outlook neutral", "regime bear"
+    pending_target: str | None = None  # set with set-target after the last decision
+    paused: str | None = None  # why the pair is paused (`hedgebot pause`, or automatically)
+
+    @property
+    def target_text(self) -> str:
+        """The effective target as status shows it: ratio, strategy, a pending change."""
+        text = f"{self.target_ratio} ({self.strategy_detail or self.strategy})"
+        if self.pending_target is not None:
+            text += f"; set {self.pending_target}, from next cycle"
+        return text
+
+
+def describe_order(order: StoredOrder) -> str:
+    """One line: side, amount, symbol, status and price."""
+    text = f"{order.side} {order.amount} {order.symbol} {order.status}"
+    if order.average_price is not None and order.filled:
+        text += f" {order.filled} @ {order.average_price}"
+    if order.reason:
+        text += f" ({order.reason})"
+    return text
+
+
+def strategy_detail(inputs: Mapping[str, Any]) -> str:
+    """The strategy and its state as status shows it: "outlook neutral", "trend bear"."""
+    name = str(inputs.get("name", "fixed"))
+    if "outlook" in inputs:
+        return f"{name} {inputs['outlook']}"
+    if inputs.get("regime"):
+        return f"{name} {inputs['regime']}"
+    if inputs.get("set_target"):
+        return f"{name}, set"
+    return name
+
+
+def health_text(record: PairStatusRecord) -> str:
+    """Why the pair is not trading normally, from what happened since its last decision
+    (a pause is told apart, by ``pair_status``)."""
+    failure = record.failure
+    if failure is not None:
+        prefix = "exchange unreachable" if failure.kind == "cycle.observe_failed" else "error"
+        return f"{prefix}: {failure.summary}"
+    if record.action == "denied":
+        return f"not trading: {record.verdict}"
+    if record.action == "waiting":
+        return "waiting: an order's outcome is not known yet"
+    if record.action == "liquidity_wait":
+        return f"waiting for liquidity: {record.verdict}"
+    return "ok"
+
+
+def pair_status(record: PairStatusRecord) -> PairStatus:
+    """A pair's stored status, in the words ``hedgebot status`` shows."""
+    paused = None if record.pause is None else pause_text(record.pause, record.pair)
+    pending = record.pending_target
+    order = record.last_order
+    return PairStatus(
+        **record.figures(),
+        last_action=describe_order(order) if order else "none yet",
+        last_action_at=order.updated_at if order else None,
+        foreign_open_orders=record.foreign_open_orders,
+        health=paused or health_text(record),
+        held_by=record.held_by,
+        strategy=str(record.strategy.get("name", "fixed")),
+        strategy_detail=strategy_detail(record.strategy),
+        pending_target=None if pending is None else pending.outlook or str(pending.ratio),
+        paused=paused,
+    )
+
+
+async def pair_statuses(store: ReadModels, pairs: Sequence[str] | None = None) -> list[PairStatus]:
+    """Every pair's status (or those of ``pairs``), described."""
+    return [pair_status(record) for record in await store.pair_status(pairs)]

@@ -1,0 +1,122 @@
+"""Run-time targets (``hedgebot set-target``) and pauses (``hedgebot pause`` / ``resume``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.domain.controls import ALL_PAIRS, PairControl
+from bot.store.database import StoreBase
+from bot.store.tables import PairControlRow, PairTargetRow
+
+
+@dataclass(frozen=True, slots=True)
+class PairTarget:
+    """A target set with ``hedgebot set-target``: a ratio (fixed) or an outlook."""
+
+    pair: str
+    ratio: Decimal | None
+    outlook: str | None
+    set_at: datetime
+
+
+async def load_controls(session: AsyncSession) -> dict[str, PairControl]:
+    """Every stored pause or resume, by pair name ("*": every pair)."""
+    return {
+        row.pair: PairControl(row.pair, row.paused, row.reason, row.source, row.updated_at)
+        for row in (await session.execute(select(PairControlRow))).scalars()
+    }
+
+
+def _rows_to_change(
+    session: AsyncSession, rows: dict[str, PairControlRow], pair: str, paused: bool
+) -> list[PairControlRow]:
+    """The control rows a pause or resume of ``pair`` changes (none: nothing to do)."""
+    if not paused:
+        return [r for key, r in rows.items() if r.paused and (pair == ALL_PAIRS or key == pair)]
+    row = rows.get(pair)
+    if row is not None and row.paused:
+        return []
+    if row is None:
+        row = PairControlRow(pair=pair)
+        session.add(row)
+    return [row]
+
+
+class Controls(StoreBase):
+    """The pairs' run-time targets and pauses, each change audited in its transaction."""
+
+    async def set_pair_target(
+        self, pair: str, ratio: Decimal | None, outlook: str | None, summary: str
+    ) -> None:
+        """Store the pair's run-time target and audit it (``pair.target_set``), in one commit.
+
+        Both None drops it: the pair goes back to its configured target.
+        """
+        async with self._write() as session:
+            row = await session.get(PairTargetRow, pair)
+            now = self._clock.now()
+            if ratio is None and outlook is None:
+                if row is not None:
+                    await session.delete(row)
+            elif row is None:
+                session.add(PairTargetRow(pair=pair, ratio=ratio, outlook=outlook, set_at=now))
+            else:
+                row.ratio, row.outlook, row.set_at = ratio, outlook, now
+            session.add(
+                self._audit_row(
+                    "pair.target_set", summary, {"ratio": ratio, "outlook": outlook}, pair
+                )
+            )
+
+    async def pair_targets(self) -> dict[str, PairTarget]:
+        """Every run-time target, by pair (one query: the daemon reads it each cycle)."""
+        async with self._read() as session:
+            rows = (await session.execute(select(PairTargetRow))).scalars()
+            return {r.pair: PairTarget(r.pair, r.ratio, r.outlook, r.set_at) for r in rows}
+
+    async def pair_controls(self) -> dict[str, PairControl]:
+        """Every stored pause or resume, by pair name ("*": every pair); one small query."""
+        async with self._read() as session:
+            return await load_controls(session)
+
+    async def set_pair_paused(
+        self, pair: str, paused: bool, reason: str, source: str = "user"
+    ) -> bool:
+        """Pause or resume ``pair`` ("*": every pair) and audit it (``pair.paused`` /
+        ``pair.resumed``); resuming "*" resumes every pair. False when nothing changed."""
+        now = self._clock.now()
+        async with self._write() as session:
+            rows = {
+                row.pair: row for row in (await session.execute(select(PairControlRow))).scalars()
+            }
+            targets = _rows_to_change(session, rows, pair, paused)
+            if not targets:
+                return False
+            for row in targets:
+                row.paused = paused
+                row.reason = reason
+                row.source = source
+                row.updated_at = now
+            who = pair if pair != ALL_PAIRS else "every pair"
+            kind = "pair.paused" if paused else "pair.resumed"
+            verb = "paused" if paused else "resumed"
+            session.add(
+                self._audit_row(
+                    kind,
+                    f"{who} {verb} ({source}): {reason}",
+                    {
+                        "pair": pair,
+                        "source": source,
+                        "reason": reason,
+                        "pairs": sorted(r.pair for r in targets),
+                    },
+                    pair=None if pair == ALL_PAIRS else pair,
+                    ts=now,
+                )
+            )
+            return True

@@ -1,0 +1,168 @@
+"""Decisions and the observations they were made on (one of each per pair and cycle)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import func, insert, select
+
+from bot.domain.models import Decision, Observation
+from bot.store.database import StoreBase, jsonable
+from bot.store.tables import AuditEventRow, DecisionRow, ObservationRow
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionRecord:
+    """One decision as it is stored: what was seen, decided, checked and said."""
+
+    decision_id: str
+    observation: Observation
+    cycle: int
+    mode: str
+    decision: Decision
+    action: str
+    verdict: str | None
+    inputs: Mapping[str, Any]
+    summary: str
+
+
+def _observation_values(
+    observation_id: str, observation: Observation, cycle: int
+) -> dict[str, Any]:
+    position = observation.position
+    return {
+        "id": observation_id,
+        "pair": observation.pair,
+        "cycle": cycle,
+        "observed_at": observation.observed_at,
+        "spot_symbol": observation.spot_symbol,
+        "perp_symbol": observation.perp_symbol,
+        "spot_qty": observation.spot_qty,
+        "perp_qty": observation.perp_qty,
+        "unreflected_qty": observation.unreflected_qty,
+        "price": observation.price,
+        "bid": observation.bid,
+        "ask": observation.ask,
+        "funding_rate": observation.funding_rate,
+        "entry_price": position.entry_price if position else None,
+        "liquidation_price": position.liquidation_price if position else None,
+        "unrealized_pnl": position.unrealized_pnl if position else None,
+        "leverage": position.leverage if position else None,
+    }
+
+
+def _decision_values(record: DecisionRecord, now: datetime) -> dict[str, Any]:
+    d = record.decision
+    return {
+        "id": record.decision_id,
+        "pair": d.pair,
+        "cycle": record.cycle,
+        "mode": record.mode,
+        "created_at": now,
+        "observation_id": record.decision_id,
+        "target_ratio": d.target_ratio,
+        "ratio": d.ratio,
+        "drift_qty": d.drift_qty,
+        "band": d.band,
+        "action": record.action,
+        "reason": d.reason,
+        "verdict": record.verdict,
+        "inputs": jsonable(dict(record.inputs)),
+    }
+
+
+class Decisions(StoreBase):
+    """Writes and reads of the decisions and their observations."""
+
+    async def last_cycle(self) -> int:
+        """The highest cycle number recorded so far (0 for a new database)."""
+        async with self._read() as session:
+            value = (await session.execute(select(func.max(ObservationRow.cycle)))).scalar()
+            return int(value or 0)
+
+    async def record_decision(self, record: DecisionRecord) -> None:
+        """Store one observation, its decision (with the verdict) and the audit event."""
+        await self.record_decisions([record])
+
+    async def record_decisions(self, records: Sequence[DecisionRecord]) -> None:
+        """Store many decisions in one transaction: a cycle's holds cost one commit."""
+        if not records:
+            return
+        now = self._clock.now()
+        observations = [_observation_values(r.decision_id, r.observation, r.cycle) for r in records]
+        decisions = [_decision_values(r, now) for r in records]
+        audits = [self._decision_audit(r, now) for r in records]
+        async with self._write() as session:
+            await session.execute(insert(ObservationRow), observations)
+            await session.execute(insert(DecisionRow), decisions)
+            session.add_all(audits)
+
+    def _decision_audit(self, record: DecisionRecord, now: datetime) -> AuditEventRow:
+        d = record.decision
+        return self._audit_row(
+            "risk.denied" if record.action == "denied" else "decision",
+            record.summary,
+            {
+                "action": record.action,
+                "reason": d.reason,
+                "verdict": record.verdict,
+                "target_ratio": d.target_ratio,
+                "ratio": d.ratio,
+                "drift_qty": d.drift_qty,
+                "band": d.band,
+                "inputs": record.inputs,
+            },
+            pair=d.pair,
+            decision_id=record.decision_id,
+            ts=now,
+        )
+
+    async def last_strategy_inputs(self) -> dict[str, dict[str, Any]]:
+        """Each pair's latest decision's ``inputs["strategy"]`` (a restart resumes regimes)."""
+        async with self._read() as session:
+            latest = (
+                select(DecisionRow.pair, func.max(DecisionRow.id).label("id"))
+                .group_by(DecisionRow.pair)
+                .subquery()
+            )
+            rows = await session.execute(
+                select(DecisionRow.pair, DecisionRow.inputs).join(
+                    latest, DecisionRow.id == latest.c.id
+                )
+            )
+            result: dict[str, dict[str, Any]] = {}
+            for pair, inputs in rows:
+                strategy = (inputs or {}).get("strategy")
+                if isinstance(strategy, dict):
+                    result[pair] = strategy
+            return result
+
+    async def decision_targets(self) -> list[tuple[str, datetime, Decimal]]:
+        """Every decision's pair, time and target ratio, oldest first (a backtest's targets)."""
+        query = select(DecisionRow.pair, DecisionRow.created_at, DecisionRow.target_ratio)
+        query = query.order_by(DecisionRow.created_at, DecisionRow.cycle)
+        async with self._read() as session:
+            return [(p, at, target) for p, at, target in (await session.execute(query)).all()]
+
+    async def last_seen(self) -> dict[str, tuple[Decimal, Decimal]]:
+        """Per pair, the latest (reported perp qty, spot qty) the daemon observed."""
+        latest = (
+            select(ObservationRow.pair, func.max(ObservationRow.id).label("id"))
+            .group_by(ObservationRow.pair)
+            .subquery()
+        )
+        query = select(
+            ObservationRow.pair,
+            ObservationRow.perp_qty,
+            ObservationRow.unreflected_qty,
+            ObservationRow.spot_qty,
+        ).join(latest, ObservationRow.id == latest.c.id)
+        async with self._read() as session:
+            return {
+                pair: (perp - unreflected, spot)
+                for pair, perp, unreflected, spot in (await session.execute(query)).all()
+            }

@@ -1,0 +1,219 @@
+"""Reads across aggregates for ``hedgebot status`` and ``hedgebot report``.
+
+They return data; sentences for people are made in bot/service/describe.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Select, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.domain.controls import PairControl, active_pause
+from bot.domain.report import PairReport, ReportFill, ReportPoint, pair_report
+from bot.store.audit_log import AuditEvent, event_from_row
+from bot.store.controls import PairTarget, load_controls
+from bot.store.database import StoreBase
+from bot.store.orders import StoredOrder, order_from_row
+from bot.store.tables import (
+    AuditEventRow,
+    DecisionRow,
+    FillRow,
+    FundingPaymentRow,
+    ObservationRow,
+    OrderRow,
+    PairTargetRow,
+)
+
+# What a report reads: (pair, time, spot, perp, price) observations, (pair, time, side,
+# amount, price, fee) perp fills and (pair, amount) funding payments.
+_Points = Select[str, datetime, Decimal, Decimal, Decimal]
+_Fills = Select[str, datetime, str, Decimal, Decimal, Decimal]
+_Payments = Select[str, Decimal]
+
+# Audit kinds that say a pair is not trading normally since its last decision.
+FAILURE_KINDS = ("cycle.observe_failed", "pair.error")
+
+
+@dataclass(frozen=True, slots=True)
+class PairFigures:
+    """The figures of a pair's latest decision and the observation it was made on."""
+
+    pair: str
+    mode: str
+    price: Decimal
+    spot_qty: Decimal
+    hedge_qty: Decimal
+    ratio: Decimal | None
+    target_ratio: Decimal
+    band: Decimal
+    drift_qty: Decimal
+    decided_at: datetime
+
+    def figures(self) -> dict[str, Any]:
+        """These fields by name (to build another view of the same pair)."""
+        return {f.name: getattr(self, f.name) for f in fields(PairFigures)}
+
+
+@dataclass(frozen=True, slots=True)
+class PairStatusRecord(PairFigures):
+    """A pair's latest decision with its observation, and what happened since."""
+
+    action: str  # the decision's action: order, hold, denied, waiting, liquidity_wait…
+    verdict: str | None  # the risk gate's reason, when it said no
+    last_order: StoredOrder | None
+    foreign_open_orders: int  # open orders on the perp that hedgebot did not place
+    held_by: str | None  # the daemon (host:pid:suffix) that made the decision
+    strategy: Mapping[str, Any]  # the decision's strategy inputs ({"name": "fixed"…})
+    pending_target: PairTarget | None  # set with set-target after the decision
+    pause: PairControl | None  # the pause that holds the pair now
+    failure: AuditEvent | None  # the latest observe failure or pair error since
+
+
+def _report_queries(pair: str | None, since: datetime | None) -> tuple[_Points, _Fills, _Payments]:
+    """The observations, perp fills and funding payments a report reads."""
+    observations = select(
+        ObservationRow.pair,
+        ObservationRow.observed_at,
+        ObservationRow.spot_qty,
+        ObservationRow.perp_qty,
+        ObservationRow.price,
+    ).order_by(ObservationRow.observed_at, ObservationRow.id)
+    fills = select(
+        OrderRow.pair, FillRow.filled_at, FillRow.side, FillRow.amount, FillRow.price, FillRow.fee
+    ).join(OrderRow, OrderRow.id == FillRow.order_id)
+    # Perp fills only: a spot sell (the bearish sell-down) is not a hedge trade.
+    fills = fills.where(OrderRow.symbol.contains(":"))
+    funding = select(FundingPaymentRow.pair, FundingPaymentRow.amount)
+    if since is not None:
+        observations = observations.where(ObservationRow.observed_at >= since)
+        fills = fills.where(FillRow.filled_at >= since)
+        funding = funding.where(FundingPaymentRow.paid_at >= since)
+    if pair is not None:
+        observations = observations.where(ObservationRow.pair == pair)
+        fills = fills.where(OrderRow.pair == pair)
+        funding = funding.where(FundingPaymentRow.pair == pair)
+    return observations, fills, funding
+
+
+class ReadModels(StoreBase):
+    """The status of every pair and the PnL report."""
+
+    async def pair_status(self, pairs: Sequence[str] | None = None) -> list[PairStatusRecord]:
+        """Per pair: the latest decision with its observation, and the latest order."""
+        async with self._read() as session:
+            latest = (
+                select(DecisionRow.pair, func.max(DecisionRow.id).label("id"))
+                .group_by(DecisionRow.pair)
+                .subquery()
+            )
+            rows = (
+                await session.execute(
+                    select(DecisionRow, ObservationRow)
+                    .join(latest, DecisionRow.id == latest.c.id)
+                    .join(ObservationRow, ObservationRow.id == DecisionRow.observation_id)
+                    .order_by(DecisionRow.pair)
+                )
+            ).all()
+            controls = await load_controls(session)
+            return [
+                await _status_record(session, decision, observation, controls)
+                for decision, observation in rows
+                if pairs is None or decision.pair in pairs
+            ]
+
+    async def report(
+        self, pair: str | None = None, since: datetime | None = None
+    ) -> list[PairReport]:
+        """Per pair (or one), PnL, costs and hedge effectiveness from the stored series
+        since ``since`` (everything when None) up to now. Perp fill amounts are taken as
+        base quantities (linear perps of contract size 1)."""
+        until = self._clock.now()
+        observations, fills, funding = _report_queries(pair, since)
+        points: dict[str, list[ReportPoint]] = {}
+        pair_fills: dict[str, list[ReportFill]] = {}
+        payments: dict[str, list[Decimal]] = {}
+        async with self._read() as session:
+            for name, at, spot, perp, price in (await session.execute(observations)).all():
+                points.setdefault(name, []).append(ReportPoint(at, spot, perp, price))
+            for name, at, side, amount, price, fee in (await session.execute(fills)).all():
+                signed = amount if side == "buy" else -amount
+                pair_fills.setdefault(name, []).append(ReportFill(at, signed, price, fee))
+            for name, amount in (await session.execute(funding)).all():
+                payments.setdefault(name, []).append(amount)
+        names = sorted(set(points) | set(pair_fills) | set(payments))
+        return [
+            pair_report(
+                name,
+                points.get(name, []),
+                pair_fills.get(name, []),
+                payments.get(name, []),
+                since,
+                until,
+            )
+            for name in names
+        ]
+
+
+async def _status_record(
+    session: AsyncSession,
+    decision: DecisionRow,
+    observation: ObservationRow,
+    controls: Mapping[str, PairControl],
+) -> PairStatusRecord:
+    last_order = (
+        await session.execute(
+            select(OrderRow)
+            .where(OrderRow.pair == decision.pair)
+            .order_by(OrderRow.id.desc())
+            .limit(1)
+        )
+    ).scalar_one_or_none()
+    override = await session.get(PairTargetRow, decision.pair)
+    pending = None
+    if override is not None and override.set_at > decision.created_at:
+        pending = PairTarget(override.pair, override.ratio, override.outlook, override.set_at)
+    inputs = decision.inputs or {}
+    return PairStatusRecord(
+        pair=decision.pair,
+        mode=decision.mode,
+        price=observation.price,
+        spot_qty=observation.spot_qty,
+        hedge_qty=-observation.perp_qty,
+        ratio=decision.ratio,
+        target_ratio=decision.target_ratio,
+        band=decision.band,
+        drift_qty=decision.drift_qty,
+        decided_at=decision.created_at,
+        action=decision.action,
+        verdict=decision.verdict,
+        last_order=None if last_order is None else order_from_row(last_order),
+        foreign_open_orders=int(inputs.get("foreign_open_orders", 0)),
+        held_by=(inputs.get("lease") or {}).get("holder"),
+        strategy=inputs.get("strategy") or {},
+        pending_target=pending,
+        pause=active_pause(controls, decision.pair),
+        failure=await _last_failure(session, decision),
+    )
+
+
+async def _last_failure(session: AsyncSession, decision: DecisionRow) -> AuditEvent | None:
+    """The latest observe failure or error of the pair (or of every pair) since its decision."""
+    row = (
+        await session.execute(
+            select(AuditEventRow)
+            .where(
+                AuditEventRow.ts >= decision.created_at,
+                AuditEventRow.kind.in_(FAILURE_KINDS),
+                (AuditEventRow.pair == decision.pair) | AuditEventRow.pair.is_(None),
+            )
+            .order_by(AuditEventRow.id.desc())
+            .limit(1)
+        )
+    ).scalar_one_or_none()
+    return None if row is None else event_from_row(row)
