@@ -32,6 +32,7 @@ lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 ## bench: the quick benchmarks (a few minutes); bench-scale runs SCALE_SECONDS (default 300)
 bench: setup

@@ -164,45 +164,50 @@ def _guarded(handler: Handler) -> Handler:
     return run
 
 
-def control_routes(emulator: RecordingEmulator) -> list[web.RouteDef]:
-    """The ``/_control/`` routes that steer and inspect ``emulator``."""
+class _ControlApi:
+    """The handlers of the ``/_control/`` routes that steer and inspect an self.emulator."""
 
-    async def health(_: web.Request) -> web.StreamResponse:
+    def __init__(self, emulator: RecordingEmulator) -> None:
+        self.emulator = emulator
+
+    async def health(self, _: web.Request) -> web.StreamResponse:
         return web.json_response({"ok": True})
 
-    async def ccxt_config(_: web.Request) -> web.StreamResponse:
+    async def ccxt_config(self, _: web.Request) -> web.StreamResponse:
         # Without ccxt's error classes, which are not JSON: only what a config file holds.
-        return web.json_response(emulator.ccxt_config(production_error_classes=False))
+        return web.json_response(self.emulator.ccxt_config(production_error_classes=False))
 
-    async def price(request: web.Request) -> web.StreamResponse:
+    async def price(self, request: web.Request) -> web.StreamResponse:
         body = await _body(request)
         spread = _decimal(body, "spread_bps") if "spread_bps" in body else Decimal(2)
-        emulator.set_price(_text(body, "base"), _decimal(body, "price"), spread)
+        self.emulator.set_price(_text(body, "base"), _decimal(body, "price"), spread)
         return web.json_response({"ok": True})
 
-    async def spot_balance(request: web.Request) -> web.StreamResponse:
+    async def spot_balance(self, request: web.Request) -> web.StreamResponse:
         if request.method == "GET":
             asset = request.query.get("asset", "")
             if not asset:
                 raise ControlError("asset is required")
-            return web.json_response({"asset": asset, "amount": str(emulator.spot_balance(asset))})
+            return web.json_response(
+                {"asset": asset, "amount": str(self.emulator.spot_balance(asset))}
+            )
         body = await _body(request)
-        emulator.set_spot_balance(_text(body, "asset"), _decimal(body, "amount"))
+        self.emulator.set_spot_balance(_text(body, "asset"), _decimal(body, "amount"))
         return web.json_response({"ok": True})
 
-    async def futures_balance(request: web.Request) -> web.StreamResponse:
+    async def futures_balance(self, request: web.Request) -> web.StreamResponse:
         body = await _body(request)
-        emulator.set_futures_balance(_text(body, "asset"), _decimal(body, "amount"))
+        self.emulator.set_futures_balance(_text(body, "asset"), _decimal(body, "amount"))
         return web.json_response({"ok": True})
 
-    async def lag(request: web.Request) -> web.StreamResponse:
+    async def lag(self, request: web.Request) -> web.StreamResponse:
         seconds = _decimal(await _body(request), "seconds")
         if seconds < 0:
             raise ControlError("seconds must be >= 0")
-        emulator.position_view_lag_s = float(seconds)
+        self.emulator.position_view_lag_s = float(seconds)
         return web.json_response({"ok": True})
 
-    async def fault(request: web.Request) -> web.StreamResponse:
+    async def fault(self, request: web.Request) -> web.StreamResponse:
         body = await _body(request)
         try:
             kind = Fault(_text(body, "fault"))
@@ -218,22 +223,22 @@ def control_routes(emulator: RecordingEmulator) -> list[web.RouteDef]:
             method is not None and not isinstance(method, str)
         ):
             raise ControlError("path and method must be strings")
-        emulator.inject(kind, path=path, method=method, count=count, **params)
+        self.emulator.inject(kind, path=path, method=method, count=count, **params)
         return web.json_response({"ok": True})
 
-    async def clear_faults(_: web.Request) -> web.StreamResponse:
-        emulator.clear_faults()
+    async def clear_faults(self, _: web.Request) -> web.StreamResponse:
+        self.emulator.clear_faults()
         return web.json_response({"ok": True})
 
-    async def order_log(_: web.Request) -> web.StreamResponse:
-        return web.json_response({"entries": [_order_log_json(e) for e in emulator.order_log]})
+    async def order_log(self, _: web.Request) -> web.StreamResponse:
+        return web.json_response({"entries": [_order_log_json(e) for e in self.emulator.order_log]})
 
-    async def orders(_: web.Request) -> web.StreamResponse:
-        return web.json_response({"orders": [_order_json(o) for o in emulator.orders()]})
+    async def orders(self, _: web.Request) -> web.StreamResponse:
+        return web.json_response({"orders": [_order_json(o) for o in self.emulator.orders()]})
 
-    async def requests(request: web.Request) -> web.StreamResponse:
+    async def requests(self, request: web.Request) -> web.StreamResponse:
         since = int(request.query.get("since", "0"))
-        records = emulator.requests[since:]
+        records = self.emulator.requests[since:]
         return web.json_response(
             {
                 "next": since + len(records),
@@ -249,27 +254,33 @@ def control_routes(emulator: RecordingEmulator) -> list[web.RouteDef]:
             }
         )
 
-    async def position(request: web.Request) -> web.StreamResponse:
+    async def position(self, request: web.Request) -> web.StreamResponse:
         symbol = request.query.get("symbol", "")
         if not symbol:
             raise ControlError("symbol is required")
-        return web.json_response({"symbol": symbol, "position": str(emulator.position(symbol))})
+        return web.json_response(
+            {"symbol": symbol, "position": str(self.emulator.position(symbol))}
+        )
 
+
+def control_routes(emulator: RecordingEmulator) -> list[web.RouteDef]:
+    """The ``/_control/`` routes that steer and inspect ``emulator``."""
+    api = _ControlApi(emulator)
     p = CONTROL_PREFIX
     return [
-        web.get(f"{p}/health", _guarded(health)),
-        web.get(f"{p}/ccxt_config", _guarded(ccxt_config)),
-        web.post(f"{p}/price", _guarded(price)),
-        web.get(f"{p}/spot_balance", _guarded(spot_balance)),
-        web.post(f"{p}/spot_balance", _guarded(spot_balance)),
-        web.post(f"{p}/futures_balance", _guarded(futures_balance)),
-        web.post(f"{p}/lag", _guarded(lag)),
-        web.post(f"{p}/fault", _guarded(fault)),
-        web.post(f"{p}/clear_faults", _guarded(clear_faults)),
-        web.get(f"{p}/order_log", _guarded(order_log)),
-        web.get(f"{p}/orders", _guarded(orders)),
-        web.get(f"{p}/requests", _guarded(requests)),
-        web.get(f"{p}/position", _guarded(position)),
+        web.get(f"{p}/health", _guarded(api.health)),
+        web.get(f"{p}/ccxt_config", _guarded(api.ccxt_config)),
+        web.post(f"{p}/price", _guarded(api.price)),
+        web.get(f"{p}/spot_balance", _guarded(api.spot_balance)),
+        web.post(f"{p}/spot_balance", _guarded(api.spot_balance)),
+        web.post(f"{p}/futures_balance", _guarded(api.futures_balance)),
+        web.post(f"{p}/lag", _guarded(api.lag)),
+        web.post(f"{p}/fault", _guarded(api.fault)),
+        web.post(f"{p}/clear_faults", _guarded(api.clear_faults)),
+        web.get(f"{p}/order_log", _guarded(api.order_log)),
+        web.get(f"{p}/orders", _guarded(api.orders)),
+        web.get(f"{p}/requests", _guarded(api.requests)),
+        web.get(f"{p}/position", _guarded(api.position)),
     ]
 
 
