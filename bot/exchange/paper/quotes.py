@@ -28,8 +28,8 @@ from bot.domain.models import (
 )
 from bot.exchange.candles import MAX_CANDLES, PricePath, bar_start, candles_from_path
 from bot.exchange.feeds import FeedQuote, PriceFeed
-from bot.exchange.gateway import FatalError
-from bot.exchange.paper.rules import delivery, next_funding_time, parse_symbol, to_step
+from bot.exchange.gateway import FatalError, parse_symbol
+from bot.exchange.paper.rules import delivery, next_funding_time, to_step
 
 SECONDS_PER_YEAR = Decimal(365 * 86400)
 BOOK_LEVEL_GAP = Decimal("0.0001")  # 1 bp between synthetic order-book levels

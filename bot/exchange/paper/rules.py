@@ -9,19 +9,11 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal
 
-from bot.domain.symbols import Symbol, SymbolError
-from bot.exchange.gateway import FatalError
+from bot.domain.symbols import Symbol
+from bot.exchange.gateway import parse_symbol
 
 # Binance delivers its quarterly futures at 08:00 UTC of the date in the symbol.
 DELIVERY_TIME = timedelta(hours=8)
-
-
-def parse_symbol(symbol: str) -> Symbol:
-    """The parsed symbol; a malformed one is a configuration error (Fatal)."""
-    try:
-        return Symbol.parse(symbol)
-    except SymbolError as exc:
-        raise FatalError(f"unknown symbol {symbol!r}: {exc.reason}") from None
 
 
 def settle_asset(symbol: str) -> str:

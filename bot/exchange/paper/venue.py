@@ -40,11 +40,10 @@ from bot.domain.models import (
 )
 from bot.exchange.candles import CandleSource
 from bot.exchange.feeds import FeedQuote, PriceFeed, RefreshableFeed
-from bot.exchange.gateway import ExchangeGateway, FatalError, OrderRejectedError
+from bot.exchange.gateway import ExchangeGateway, FatalError, OrderRejectedError, parse_symbol
 from bot.exchange.paper.fills import PaperMatcher
 from bot.exchange.paper.ledger import AccountSummary, PaperLedger, checked_leverage
 from bot.exchange.paper.quotes import PaperQuotes
-from bot.exchange.paper.rules import parse_symbol
 from bot.exchange.paper_state import PaperAccountState, PaperAccountStore
 
 
