@@ -9,6 +9,7 @@ unknown keys, so a typo is an error rather than a silently ignored setting.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -457,6 +458,19 @@ class AlertsConfig(_Frozen):
     poll_interval_s: Annotated[float, Field(gt=0, le=3600)] = 1.0
 
 
+def _check_unique_pairs(pairs: Sequence[PairConfig]) -> None:
+    """Pair names are unique, and each perp symbol hedges one pair only."""
+    names = [p.name for p in pairs]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise ValueError(f"pair names must be unique; repeated: {', '.join(duplicates)}")
+    perps = [p.perp_symbol for p in pairs]
+    shared = sorted({s for s in perps if perps.count(s) > 1})
+    if shared:
+        # Two pairs steering one position would undo each other's orders.
+        raise ValueError(f"each perp_symbol may hedge one pair only; shared: {', '.join(shared)}")
+
+
 class Settings(BaseSettings):
     """The whole configuration of one hedgebot process."""
 
@@ -492,48 +506,12 @@ class Settings(BaseSettings):
     def _check_pairs(self) -> Settings:
         if not self.pairs:
             raise ValueError("no [[pairs]] configured; add at least one hedge pair")
-        names = [p.name for p in self.pairs]
-        duplicates = sorted({n for n in names if names.count(n) > 1})
-        if duplicates:
-            raise ValueError(f"pair names must be unique; repeated: {', '.join(duplicates)}")
-        perps = [p.perp_symbol for p in self.pairs]
-        shared = sorted({s for s in perps if perps.count(s) > 1})
-        if shared:
-            # Two pairs steering one position would undo each other's orders.
-            raise ValueError(
-                f"each perp_symbol may hedge one pair only; shared: {', '.join(shared)}"
-            )
+        _check_unique_pairs(self.pairs)
         for pair in self.pairs:
-            if 1 / pair.leverage <= self.risk.min_liquidation_distance:
-                # A new position would open inside the guard and be closed at once.
-                raise ValueError(
-                    f"pair {pair.name}: leverage {pair.leverage} opens positions about "
-                    f"{100 / pair.leverage:.1f}% from liquidation, inside "
-                    f"risk.min_liquidation_distance {self.risk.min_liquidation_distance}; "
-                    "lower the leverage or the distance"
-                )
-            for leg in ("spot_account", "perp_account"):
-                name = getattr(pair, leg)
-                if name is not None and name not in self.accounts:
-                    known = ", ".join(sorted(self.accounts)) or "none configured"
-                    raise ValueError(
-                        f"pair {pair.name}: {leg} {name!r} is not an [accounts.NAME] table "
-                        f"(accounts: {known})"
-                    )
+            self._check_pair_leverage(pair)
+            self._check_pair_accounts(pair)
         if self.mode != "paper":
-            if not self.accounts:
-                raise ValueError(
-                    f"mode {self.mode!r} needs at least one [accounts.NAME] table with an exchange"
-                )
-            if len(self.accounts) > 1:
-                unnamed = [
-                    p.name for p in self.pairs if p.spot_account is None or p.perp_account is None
-                ]
-                if unnamed:
-                    raise ValueError(
-                        f"with several accounts each pair names spot_account and perp_account; "
-                        f"missing on: {', '.join(unnamed)}"
-                    )
+            self._check_live_accounts()
         if self.lease_s is not None and self.lease_s < 2 * self.poll_interval_s:
             # Renewed once a cycle: a shorter lease would lapse between two cycles.
             raise ValueError(
@@ -546,6 +524,42 @@ class Settings(BaseSettings):
                 "'sqlite+aiosqlite://' or 'postgresql+asyncpg://'"
             )
         return self
+
+    def _check_pair_leverage(self, pair: PairConfig) -> None:
+        if 1 / pair.leverage <= self.risk.min_liquidation_distance:
+            # A new position would open inside the guard and be closed at once.
+            raise ValueError(
+                f"pair {pair.name}: leverage {pair.leverage} opens positions about "
+                f"{100 / pair.leverage:.1f}% from liquidation, inside "
+                f"risk.min_liquidation_distance {self.risk.min_liquidation_distance}; "
+                "lower the leverage or the distance"
+            )
+
+    def _check_pair_accounts(self, pair: PairConfig) -> None:
+        for leg in ("spot_account", "perp_account"):
+            name = getattr(pair, leg)
+            if name is not None and name not in self.accounts:
+                known = ", ".join(sorted(self.accounts)) or "none configured"
+                raise ValueError(
+                    f"pair {pair.name}: {leg} {name!r} is not an [accounts.NAME] table "
+                    f"(accounts: {known})"
+                )
+
+    def _check_live_accounts(self) -> None:
+        """Testnet and live need an account; with several, every pair names its own."""
+        if not self.accounts:
+            raise ValueError(
+                f"mode {self.mode!r} needs at least one [accounts.NAME] table with an exchange"
+            )
+        if len(self.accounts) > 1:
+            unnamed = [
+                p.name for p in self.pairs if p.spot_account is None or p.perp_account is None
+            ]
+            if unnamed:
+                raise ValueError(
+                    f"with several accounts each pair names spot_account and perp_account; "
+                    f"missing on: {', '.join(unnamed)}"
+                )
 
     @classmethod
     def settings_customise_sources(

@@ -28,6 +28,7 @@ from bot.domain.models import (
     Position,
     Ticker,
 )
+from bot.domain.symbols import Symbol, SymbolError
 
 
 class GatewayError(Exception):
@@ -56,6 +57,14 @@ class DuplicateOrderError(OrderRejectedError):
 
 class FatalError(GatewayError):
     """Bad keys, unknown symbol or bad config; the bot stops the pair."""
+
+
+def parse_symbol(symbol: str) -> Symbol:
+    """The parsed symbol; a malformed one is a configuration problem (FatalError)."""
+    try:
+        return Symbol.parse(symbol)
+    except SymbolError as exc:
+        raise FatalError(f"unknown symbol {symbol!r}: {exc.reason}") from None
 
 
 @runtime_checkable

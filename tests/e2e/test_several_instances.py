@@ -111,7 +111,8 @@ def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None
         time.sleep(0.1)
 
 
-def test_three_daemons_hold_each_pair_once_and_take_over_a_killed_ones_pairs(
+# One story told in order (start, kill, take over, each checked where it happens).
+def test_three_daemons_hold_each_pair_once_and_take_over_a_killed_ones_pairs(  # noqa: C901
     tmp_path: Path, postgres_database: str
 ) -> None:
     database = postgres_database

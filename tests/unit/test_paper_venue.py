@@ -17,10 +17,9 @@ from bot.clock import FakeClock
 from bot.config import PaperConfig, PaperMarketConfig, SimFeedConfig
 from bot.domain.models import OrderRequest, OrderStatus, Side
 from bot.domain.paper_account import InMemoryPaperAccountStore
-from bot.exchange import paper
 from bot.exchange.feeds import ManualFeed, SimFeed
 from bot.exchange.gateway import ExchangeGateway, FatalError, OrderRejectedError
-from bot.exchange.paper import PaperVenue, funding_times, next_funding_time
+from bot.exchange.paper import PaperVenue, funding_times, ledger, next_funding_time
 
 D = Decimal
 T0 = datetime(2026, 1, 1, tzinfo=UTC)  # a funding boundary (00:00 UTC)
@@ -519,7 +518,7 @@ async def test_an_order_is_saved_before_create_order_returns() -> None:
 async def test_orders_older_than_the_cache_are_still_found_and_never_reused(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(paper, "MAX_REMEMBERED_ORDERS", 3)
+    monkeypatch.setattr(ledger, "MAX_REMEMBERED_ORDERS", 3)
     rig = await _rig()
     for n in range(5):
         await rig.venue.create_order(_order(BTC_PERP, Side.SELL, "0.1", f"o{n}"))

@@ -1,0 +1,179 @@
+"""The ccxt client of one exchange account (keys, ``ccxt_config``, the testnet switch) and
+the way every request goes through it (``CcxtCalls``: one limiter, a private decimal
+context, ccxt's exceptions translated, one bounded retry policy)."""
+
+from __future__ import annotations
+
+import decimal
+import math
+import time
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from contextlib import contextmanager
+from decimal import Decimal
+from typing import Any
+
+import ccxt.async_support as ccxt_async
+import structlog
+from asyncio_throttle.throttler import Throttler
+from ccxt.base import errors as ccxt_errors
+
+from bot.config import AccountConfig, Mode
+from bot.exchange.ccxt_translate import Secrets, translate
+from bot.exchange.gateway import FatalError, RetryableError
+from bot.exchange.retry import RetryPolicy, with_retries
+
+log = structlog.get_logger(__name__)
+
+LIMITER_WAIT_S = 0.001  # a request held longer than this by the limiter counts as a wait
+
+
+def make_throttler(requests_per_s: Decimal) -> Throttler:
+    """asyncio-throttle's sliding window for a (possibly fractional) request rate."""
+    if requests_per_s >= 1:
+        return Throttler(rate_limit=int(requests_per_s), period=1.0)
+    return Throttler(rate_limit=1, period=float(1 / requests_per_s))
+
+
+def build_client(account: AccountConfig, mode: Mode, *, with_keys: bool = True) -> Any:
+    """A ccxt client for the account: keys, ccxt_config, testnet switch."""
+    if account.exchange not in ccxt_async.exchanges:
+        raise FatalError(f"exchange {account.exchange!r} is not a ccxt exchange id")
+    config: dict[str, Any] = {"enableRateLimit": True, "options": {"fetchCurrencies": False}}
+    if with_keys:
+        for key, secret in (
+            ("apiKey", account.api_key),
+            ("secret", account.secret),
+            ("password", account.password),
+        ):
+            if secret is not None:
+                config[key] = secret.get_secret_value()
+    config = _deep_merge(config, account.ccxt_config)
+    client = getattr(ccxt_async, account.exchange)(config)
+    if mode == "testnet":
+        _enable_testnet(client, account)
+    return client
+
+
+def _enable_testnet(client: Any, account: AccountConfig) -> None:
+    has_demo = callable(getattr(client, "enable_demo_trading", None)) and bool(
+        client.urls.get("demo")
+    )
+    has_sandbox = bool(client.urls.get("test"))
+    choice: str = account.testnet
+    if choice == "auto":
+        choice = "demo" if has_demo else "sandbox" if has_sandbox else "sandbox or demo trading"
+    if choice == "demo" and has_demo:
+        client.enable_demo_trading(True)
+    elif choice == "sandbox" and has_sandbox:
+        client.set_sandbox_mode(True)
+    else:
+        raise FatalError(
+            f"exchange {account.exchange!r} offers no {choice} in ccxt, so testnet mode "
+            "cannot use it; choose another exchange, or set testnet = 'sandbox'/'demo'"
+        )
+
+
+def _deep_merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+class CcxtCalls:
+    """Every request of one account's ``client``.
+
+    One limiter, ours, per account: ccxt's own would space calls again and busy-poll
+    while it waits, so its throttle hook is routed through ours. ``requests`` and
+    ``limiter_waits`` count what went through it and what it held back.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        client: Any,
+        *,
+        requests_per_s: Decimal | None = None,
+        policy: RetryPolicy | None = None,
+        account: AccountConfig | None = None,
+        sleep: Callable[[float], Awaitable[None]] | None = None,
+    ) -> None:
+        self._name = name
+        self._client = client
+        self._policy = policy or RetryPolicy()
+        self._secrets = Secrets(account)
+        self._sleep = sleep
+        rate = requests_per_s or Decimal(1000) / Decimal(str(client.rateLimit or 100))
+        self.throttler = make_throttler(rate)
+        self.requests_per_s = rate
+        self.limiter_waits = 0
+        self.requests = 0
+        client.enableRateLimit = True
+        client.throttle = self._throttle
+
+    async def _throttle(self, cost: Any = None) -> None:
+        slots = max(1, math.ceil(float(cost or 1)))
+        started = time.monotonic()
+        for _ in range(slots):
+            async with self.throttler:
+                pass
+        if time.monotonic() - started > LIMITER_WAIT_S:
+            self.limiter_waits += 1
+        self.requests += 1
+
+    def _retry_after(self) -> float | None:
+        headers = getattr(self._client, "last_response_headers", None) or {}
+        for key, value in headers.items():
+            if key.lower() == "retry-after":
+                try:
+                    return float(value)
+                except ValueError:
+                    return None
+        return None
+
+    @contextmanager
+    def translated(self, what: str, for_order: bool) -> Iterator[None]:
+        """Run ccxt code under a copy of the decimal context; its exceptions become the
+        bot's taxonomy (``for_order``: an unknown one is a rejection, else retryable)."""
+        try:
+            # ccxt sets rounding and traps on the decimal context it finds; give it a
+            # copy, so the domain's arithmetic never depends on which calls ran.
+            with decimal.localcontext():
+                yield
+        except ccxt_errors.BaseError as exc:
+            raise translate(exc, what, for_order, self._secrets.scrub, self._retry_after()) from exc
+
+    async def call(
+        self,
+        what: str,
+        fn: Callable[..., Awaitable[Any]],
+        *args: Any,
+        retry: bool = True,
+        for_order: bool = False,
+        **kwargs: Any,
+    ) -> Any:
+        """``await fn(*args, **kwargs)`` translated, and retried when ``retry``."""
+
+        async def once() -> Any:
+            with self.translated(what, for_order):
+                return await fn(*args, **kwargs)
+
+        if not retry:
+            return await once()
+
+        def on_retry(attempt: int, exc: RetryableError, wait: float) -> None:
+            log.warning(
+                "exchange.retry",
+                account=self._name,
+                call=what,
+                attempt=attempt,
+                wait_s=round(wait, 3),
+                error=str(exc),
+            )
+
+        if self._sleep is None:
+            return await with_retries(once, self._policy, on_retry=on_retry)
+        return await with_retries(once, self._policy, on_retry=on_retry, sleep=self._sleep)

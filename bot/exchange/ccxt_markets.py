@@ -1,0 +1,78 @@
+"""Markets through ccxt: which market types to load, and ccxt's market dicts as Markets.
+
+Only linear contracts and spot are traded; precision comes as a tick size or a number of
+decimal places (significant digits are refused).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from decimal import Decimal
+from typing import Any
+
+from ccxt.base.decimal_to_precision import DECIMAL_PLACES, SIGNIFICANT_DIGITS
+
+from bot.domain.models import ONE, ZERO, Market
+from bot.exchange.ccxt_parse import dec, dec_or_none, ms_time
+from bot.exchange.gateway import FatalError, parse_symbol
+
+
+def is_contract(symbol: str) -> bool:
+    """Whether ``symbol`` names a contract (perpetual or dated), not spot."""
+    return parse_symbol(symbol).is_contract
+
+
+def load_only_types(client: Any, symbols: Iterable[str]) -> None:
+    """Tell ``client`` to load only the market types ``symbols`` need (spot, linear)."""
+    types = sorted({"linear" if is_contract(s) else "spot" for s in symbols})
+    options = client.options.setdefault("fetchMarkets", {})
+    if isinstance(options, dict):
+        options["types"] = types
+
+
+def markets(client: Any, symbols: Iterable[str], account: str) -> dict[str, Market]:
+    """The loaded markets of ``symbols``; FatalError for one the exchange lacks or an
+    inverse contract."""
+    result: dict[str, Market] = {}
+    for symbol in symbols:
+        raw = client.markets.get(symbol)
+        if raw is None:
+            raise FatalError(f"{account}: {client.id} has no market {symbol!r}")
+        if raw.get("inverse"):
+            raise FatalError(f"{symbol} is an inverse contract; hedgebot trades linear ones only")
+        result[symbol] = market(raw, client.precisionMode, client.id)
+    return result
+
+
+def step(value: Any, precision_mode: Any, exchange: str) -> Decimal:
+    """A ccxt precision as a step: decimal places become 10^-n, a tick size stays."""
+    if value is None:
+        return ZERO
+    if precision_mode == DECIMAL_PLACES:
+        return ONE.scaleb(-int(value))
+    if precision_mode == SIGNIFICANT_DIGITS:
+        raise FatalError(f"{exchange} uses significant-digit precision; not supported")
+    return dec(value)  # TICK_SIZE: the step itself
+
+
+def market(raw: Mapping[str, Any], precision_mode: Any, exchange: str) -> Market:
+    """One ccxt market dict as a Market."""
+    precision = raw.get("precision") or {}
+    limits = raw.get("limits") or {}
+    amount_limits = limits.get("amount") or {}
+    cost_limits = limits.get("cost") or {}
+    return Market(
+        symbol=raw["symbol"],
+        base=raw["base"],
+        quote=raw["quote"],
+        amount_step=step(precision.get("amount"), precision_mode, exchange),
+        price_step=step(precision.get("price"), precision_mode, exchange),
+        min_amount=dec_or_none(amount_limits.get("min")) or ZERO,
+        max_amount=dec_or_none(amount_limits.get("max")),
+        min_notional=dec_or_none(cost_limits.get("min")) or ZERO,
+        contract_size=dec_or_none(raw.get("contractSize")) or ONE,
+        is_perp=bool(raw.get("swap") or raw.get("future")),
+        # Dated futures (type "future") carry their delivery time; "linear" loads them
+        # with the perpetuals on Binance USDⓈ-M (contractType CURRENT_QUARTER...).
+        expiry=ms_time(raw.get("expiry")) if raw.get("future") else None,
+    )

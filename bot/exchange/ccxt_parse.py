@@ -1,0 +1,305 @@
+"""ccxt's answers as domain values: pure functions from ccxt's dicts and lists.
+
+Every number goes through ``Decimal(str(x))`` (the shortest repr of ccxt's float, so
+nothing is rounded twice); every timestamp is milliseconds since the epoch, in UTC. No
+ccxt dict travels past ``bot/exchange/``: the gateway hands these functions the raw
+answers and returns what they build.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from bot.domain.models import (
+    ONE,
+    ZERO,
+    Balance,
+    BookLevel,
+    Candle,
+    Fill,
+    FundingPayment,
+    FundingRate,
+    Market,
+    MarketStats,
+    OrderBook,
+    OrderResult,
+    OrderStatus,
+    Position,
+    Side,
+    Ticker,
+)
+from bot.exchange.gateway import RetryableError
+
+_INTERVAL = re.compile(r"(\d+)([hm])")
+
+
+def dec(value: Any) -> Decimal:
+    """A ccxt number (float, int or str) as an exact Decimal of its shortest repr."""
+    if value is None:
+        raise ValueError("missing number")
+    return Decimal(str(value))
+
+
+def dec_or_none(value: Any) -> Decimal | None:
+    """A ccxt number as a Decimal; None when absent or empty."""
+    return None if value is None or value == "" else Decimal(str(value))
+
+
+def interval_hours(value: Any) -> Decimal | None:
+    """ccxt's funding ``interval`` ("8h", "4h", "60m") in hours; None when absent or odd."""
+    match = _INTERVAL.fullmatch(str(value or ""))
+    if match is None:
+        return None
+    amount = Decimal(match.group(1))
+    hours = amount if match.group(2) == "h" else amount / 60
+    return hours if hours > 0 else None
+
+
+def ms_time(value: Any) -> datetime | None:
+    """A ccxt timestamp (milliseconds since the epoch) as an aware UTC datetime."""
+    return None if value is None else datetime.fromtimestamp(int(value) / 1000, tz=UTC)
+
+
+def balances(raw: Mapping[str, Any]) -> dict[str, Balance]:
+    """A ccxt balance answer: every asset with a total, ``free`` 0 when not reported."""
+    totals = raw.get("total") or {}
+    frees = raw.get("free") or {}
+    return {
+        asset: Balance(asset=asset, free=dec_or_none(frees.get(asset)) or ZERO, total=dec(total))
+        for asset, total in totals.items()
+        if total is not None
+    }
+
+
+def positions(
+    raw_positions: Iterable[Any], wanted: Collection[str], hedge_mode: bool
+) -> dict[str, Position]:
+    """Signed base quantity per wanted symbol; flat ones are absent, and in hedge mode
+    only the short side (our hedge) counts."""
+    result: dict[str, Position] = {}
+    for raw in raw_positions:
+        symbol = raw.get("symbol")
+        if symbol not in wanted:
+            continue
+        contracts = dec_or_none(raw.get("contracts")) or ZERO
+        if contracts == ZERO:
+            continue
+        side = raw.get("side")
+        if hedge_mode and side != "short":
+            continue  # the long side of a hedge-mode account is not ours to steer
+        size = contracts * (dec_or_none(raw.get("contractSize")) or ONE)
+        result[symbol] = Position(
+            symbol=symbol,
+            qty=-size if side == "short" else size,
+            entry_price=dec_or_none(raw.get("entryPrice")) or ZERO,
+            mark_price=dec_or_none(raw.get("markPrice")) or ZERO,
+            unrealized_pnl=dec_or_none(raw.get("unrealizedPnl")) or ZERO,
+            leverage=dec_or_none(raw.get("leverage")) or ONE,
+            liquidation_price=dec_or_none(raw.get("liquidationPrice")),
+            margin=dec_or_none(raw.get("initialMargin") or raw.get("collateral")) or ZERO,
+            updated_at=ms_time(raw.get("timestamp")),
+        )
+    return result
+
+
+def tickers(
+    raw: Mapping[str, Any], wanted: Iterable[str], now: datetime, account: str
+) -> dict[str, Ticker]:
+    """Bid, ask and last per wanted symbol (last = mid when absent); a symbol without a
+    bid or an ask is a RetryableError: the next cycle asks again."""
+    result: dict[str, Ticker] = {}
+    for symbol in wanted:
+        item = raw.get(symbol)
+        if not item or item.get("bid") is None or item.get("ask") is None:
+            raise RetryableError(f"{account}: no bid/ask for {symbol} in the answer")
+        bid, ask = dec(item["bid"]), dec(item["ask"])
+        last = dec_or_none(item.get("last")) or (bid + ask) / 2
+        result[symbol] = Ticker(
+            symbol=symbol,
+            bid=bid,
+            ask=ask,
+            last=last,
+            timestamp=ms_time(item.get("timestamp")) or now,
+        )
+    return result
+
+
+def candles(raw: Iterable[list[Any]] | None) -> list[Candle]:
+    """ccxt ``fetch_ohlcv`` rows ``[ms, open, high, low, close, volume]`` as Candles."""
+    result: list[Candle] = []
+    for row in raw or []:
+        opened_at = ms_time(row[0])
+        if opened_at is None:
+            continue
+        result.append(
+            Candle(
+                opened_at=opened_at,
+                open=dec(row[1]),
+                high=dec(row[2]),
+                low=dec(row[3]),
+                close=dec(row[4]),
+                volume=dec_or_none(row[5]) or ZERO,
+            )
+        )
+    return result
+
+
+def order_book(symbol: str, raw: Mapping[str, Any], depth: int, now: datetime) -> OrderBook:
+    """The top ``depth`` levels of each side of a ccxt order book."""
+
+    def levels(side: Any) -> tuple[BookLevel, ...]:
+        return tuple(BookLevel(price=dec(p), amount=dec(a)) for p, a, *_ in side[:depth])
+
+    return OrderBook(
+        symbol=symbol,
+        bids=levels(raw.get("bids") or []),
+        asks=levels(raw.get("asks") or []),
+        timestamp=ms_time(raw.get("timestamp")) or now,
+    )
+
+
+def funding_rates(
+    raw: Mapping[str, Any], wanted: Collection[str], now: datetime
+) -> dict[str, FundingRate]:
+    """A ccxt ``fetch_funding_rates`` answer, wanted symbols only."""
+    return {
+        symbol: FundingRate(
+            symbol=symbol,
+            rate=dec_or_none(item.get("fundingRate")) or ZERO,
+            next_funding_at=ms_time(
+                item.get("fundingTimestamp") or item.get("nextFundingTimestamp")
+            ),
+            timestamp=ms_time(item.get("timestamp")) or now,
+            interval_hours=interval_hours(item.get("interval")),
+        )
+        for symbol, item in raw.items()
+        if symbol in wanted
+    }
+
+
+def funding_history(
+    raw: Iterable[Any],
+    wanted: Collection[str],
+    since: datetime,
+    markets: Mapping[str, Market],
+) -> tuple[list[FundingPayment], datetime]:
+    """The wanted symbols' payments in a ccxt funding history, and where the next look
+    starts (1 ms after the newest payment of any symbol, else ``since``)."""
+    payments: list[FundingPayment] = []
+    for item in raw:
+        paid_at = ms_time(item.get("timestamp"))
+        symbol = item.get("symbol")
+        if paid_at is None:
+            continue
+        since = max(since, paid_at + timedelta(milliseconds=1))
+        if symbol not in wanted:
+            continue
+        market = markets.get(symbol)
+        payments.append(
+            FundingPayment(
+                symbol=symbol,
+                amount=dec(item.get("amount")),
+                asset=item.get("code") or (market.quote if market else "USDT"),
+                rate=None,  # the income history reports amounts only
+                position_qty=None,
+                mark_price=None,
+                timestamp=paid_at,
+            )
+        )
+    return payments, since
+
+
+def market_stats(
+    symbol: str,
+    ticker: Mapping[str, Any],
+    open_interest: Mapping[str, Any] | None,
+    market: Market | None,
+    now: datetime,
+) -> MarketStats:
+    """24h quote volume from a ccxt ticker, open interest (in the quote asset) from a ccxt
+    open-interest answer when there is one."""
+    return MarketStats(
+        symbol=symbol,
+        open_interest_value=None
+        if open_interest is None
+        else open_interest_value(open_interest, ticker, market),
+        quote_volume_24h=dec_or_none(ticker.get("quoteVolume")),
+        timestamp=ms_time(ticker.get("timestamp")) or now,
+    )
+
+
+def open_interest_value(
+    raw: Mapping[str, Any], ticker: Mapping[str, Any], market: Market | None
+) -> Decimal | None:
+    """Open interest in the quote asset; Binance reports the amount (in contracts) only,
+    which is valued at the ticker's last price."""
+    value = dec_or_none(raw.get("openInterestValue"))
+    amount = dec_or_none(raw.get("openInterestAmount"))
+    last = dec_or_none(ticker.get("last"))
+    if value is None and amount is not None and last is not None:
+        value = amount * (market.contract_size if market else ONE) * last
+    return value
+
+
+def _status(status: Any, filled: Decimal) -> OrderStatus:
+    if status == "closed":
+        return OrderStatus.FILLED
+    if status in ("canceled", "expired"):
+        return OrderStatus.CANCELED
+    if status == "rejected":
+        return OrderStatus.REJECTED
+    return OrderStatus.PARTIALLY_FILLED if filled > ZERO else OrderStatus.ACCEPTED
+
+
+def order(
+    raw: Mapping[str, Any], symbol: str, trades: Iterable[Mapping[str, Any]], now: datetime
+) -> OrderResult:
+    """A ccxt order and its trades; the fee is the trades' sum, the average price theirs
+    when the order reports none."""
+    filled = dec_or_none(raw.get("filled")) or ZERO
+    amount = dec_or_none(raw.get("amount")) or filled
+    fills = tuple(fill(t, symbol, now) for t in trades)
+    fee = sum((f.fee for f in fills), ZERO)
+    fee_asset = fills[0].fee_asset if fills else None
+    average = dec_or_none(raw.get("average"))
+    if average is None and fills:
+        total = sum((f.amount for f in fills), ZERO)
+        average = sum((f.amount * f.price for f in fills), ZERO) / total if total else None
+    return OrderResult(
+        client_order_id=raw.get("clientOrderId") or "",
+        exchange_order_id=None if raw.get("id") is None else str(raw["id"]),
+        symbol=symbol,
+        side=Side(raw.get("side") or "buy"),
+        status=_status(raw.get("status"), filled),
+        amount=amount,
+        filled=filled,
+        average_price=average if filled > ZERO else None,
+        fee=fee,
+        fee_asset=fee_asset,
+        fills=fills,
+    )
+
+
+def fill(raw: Mapping[str, Any], symbol: str, now: datetime) -> Fill:
+    """One ccxt trade."""
+    fee = raw.get("fee") or {}
+    return Fill(
+        trade_id=str(raw.get("id")),
+        symbol=symbol,
+        side=Side(raw.get("side") or "buy"),
+        amount=dec(raw.get("amount")),
+        price=dec(raw.get("price")),
+        fee=dec_or_none(fee.get("cost")) or ZERO,
+        fee_asset=fee.get("currency") or "",
+        timestamp=ms_time(raw.get("timestamp")) or now,
+    )
+
+
+def with_reason(result: OrderResult, reason: str) -> OrderResult:
+    """``result`` with ``reason`` added to the reasons it already has."""
+    return replace(result, reason=reason if result.reason is None else f"{result.reason}; {reason}")
