@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
+from functools import lru_cache
 
 GRAMMAR = (
     "expected 'BASE/QUOTE' (spot), 'BASE/QUOTE:SETTLE' (perpetual) or "
@@ -86,7 +87,16 @@ class Symbol:
 
     @classmethod
     def parse(cls, text: str) -> Symbol:
-        """The symbol ``text`` names; SymbolError (a ValueError) when it is malformed."""
+        """The symbol ``text`` names; SymbolError (a ValueError) when it is malformed.
+
+        Parsed once per distinct text: the paper venue asks on every request, and a
+        symbol's meaning never changes (the cache holds values, no state)."""
+        if cls is Symbol:
+            return _parse_cached(text)
+        return cls._parse(text)
+
+    @classmethod
+    def _parse(cls, text: str) -> Symbol:
         base, slash, rest = text.partition("/")
         if not slash:
             raise SymbolError(text, GRAMMAR)
@@ -161,3 +171,8 @@ def base_of(text: str) -> str:
     if symbol is not None:
         return symbol.base
     return text.partition("/")[0].partition(":")[0]
+
+
+@lru_cache(maxsize=4096)
+def _parse_cached(text: str) -> Symbol:
+    return Symbol._parse(text)
