@@ -512,6 +512,7 @@ class Settings(BaseSettings):
             self._check_pair_accounts(pair)
         if self.mode != "paper":
             self._check_live_accounts()
+        self._check_one_hedge_per_coin()
         if self.lease_s is not None and self.lease_s < 2 * self.poll_interval_s:
             # Renewed once a cycle: a shorter lease would lapse between two cycles.
             raise ValueError(
@@ -559,6 +560,24 @@ class Settings(BaseSettings):
                 raise ValueError(
                     f"with several accounts each pair names spot_account and perp_account; "
                     f"missing on: {', '.join(unnamed)}"
+                )
+
+    def _check_one_hedge_per_coin(self) -> None:
+        """One coin on one spot account is hedged by one pair.
+
+        Each pair hedges the whole spot balance of its coin, so two pairs on the same
+        balance (a USDT and a USDC perp, or a perp and a basis pair) would each short all
+        of it: 1 BTC held, 2 BTC short, both reporting a full hedge.
+        """
+        seen: dict[tuple[str, str], str] = {}
+        for pair in self.pairs:
+            key = (self.accounts_of(pair)[0], pair.spot_base)
+            first = seen.setdefault(key, pair.name)
+            if first != pair.name:
+                account, coin = key
+                raise ValueError(
+                    f"pairs {first} and {pair.name} both hedge {coin} on account {account}: "
+                    "one coin can be hedged by one pair; remove one"
                 )
 
     @classmethod

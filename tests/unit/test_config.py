@@ -196,3 +196,57 @@ def test_masked_dump_hides_the_database_password_and_ccxt_config_credentials(
     assert dumped["database_url"] == "postgresql+asyncpg://hb:***@db.example/hedgebot"
     ccxt = dumped["accounts"]["main"]["ccxt_config"]
     assert ccxt == {"secret": "**********", "apiKey": "**********", "timeout": 5000}
+
+
+USDC_PERP_PAIR = """
+[[pairs]]
+name = "BTC-USDC"
+spot_symbol = "BTC/USDC"
+perp_symbol = "BTC/USDC:USDC"
+"""
+
+BASIS_PAIR = """
+[[pairs]]
+name = "BTC-basis"
+spot_symbol = "BTC/USDT"
+perp_symbol = "BTC/USDT:USDT-261225"
+strategy = "basis"
+"""
+
+
+def one_line_error(path: Path, **overrides: object) -> str:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path, **overrides)
+    message = str(caught.value)
+    assert "\n" not in message
+    return message
+
+
+def test_two_perp_pairs_hedging_one_coin_on_one_spot_account_are_refused(
+    tmp_path: Path,
+) -> None:
+    # Each would short the whole balance: 1 BTC spot, 2 BTC short, both "hedged".
+    message = one_line_error(write(tmp_path, MINIMAL + USDC_PERP_PAIR))
+    assert "pairs BTC and BTC-USDC both hedge BTC on account paper" in message
+    assert "one coin can be hedged by one pair; remove one" in message
+
+
+def test_a_perp_pair_and_a_basis_pair_on_one_coin_are_refused(tmp_path: Path) -> None:
+    message = one_line_error(write(tmp_path, MINIMAL + BASIS_PAIR))
+    assert "pairs BTC and BTC-basis both hedge BTC on account paper" in message
+
+
+def test_pairs_on_different_spot_accounts_may_hedge_the_same_coin(tmp_path: Path) -> None:
+    text = (
+        'mode = "testnet"\n'
+        + MINIMAL
+        + 'spot_account = "a"\nperp_account = "a"\n'
+        + USDC_PERP_PAIR
+        + 'spot_account = "b"\nperp_account = "b"\n'
+        + '\n[accounts.a]\nexchange = "binance"\n[accounts.b]\nexchange = "bybit"\n'
+    )
+    settings = load_settings(write(tmp_path, text))
+    assert [settings.accounts_of(p)[0] for p in settings.pairs] == ["a", "b"]
+    same = text.replace('spot_account = "b"', 'spot_account = "a"')
+    message = one_line_error(write(tmp_path, same))
+    assert "pairs BTC and BTC-USDC both hedge BTC on account a" in message
