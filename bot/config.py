@@ -366,6 +366,12 @@ class RiskConfig(_Frozen):
     # into the isolated position until the distance is 1.5 x this again.
     min_liquidation_distance: Annotated[Decimal, Field(gt=0, lt=1)] = Decimal("0.1")
     on_liquidation_risk: Literal["reduce", "add_margin"] = "reduce"
+    # The venue's maintenance margin rate, assumed when checking each pair's leverage
+    # against min_liquidation_distance: a fresh isolated position at leverage L is
+    # liquidated about 1/L - this from its entry. Default: Binance's first tier for BTC
+    # (0.4 %); larger positions and smaller coins have higher tiers. Paper mode uses
+    # paper.maintenance_margin_rate, the rate the paper venue liquidates with.
+    maintenance_margin_rate: Annotated[Decimal, Field(ge=0, lt=Decimal("0.5"))] = Decimal("0.004")
     # A pair pauses itself after this many consecutive rejected or failed orders.
     max_consecutive_failures: Annotated[int, Field(ge=1, le=1000)] = 3
     # Open interest and 24h volume are fetched at most this often per symbol.
@@ -527,11 +533,19 @@ class Settings(BaseSettings):
         return self
 
     def _check_pair_leverage(self, pair: PairConfig) -> None:
-        if 1 / pair.leverage <= self.risk.min_liquidation_distance:
+        if self.mode == "paper":
+            rate_key, rate = "paper", self.paper.maintenance_margin_rate
+        else:
+            rate_key, rate = "risk", self.risk.maintenance_margin_rate
+        # A fresh isolated position is liquidated about 1/L - mmr from its entry
+        # (bot.domain.margin.isolated_liquidation_price).
+        distance = 1 / pair.leverage - rate
+        if distance <= self.risk.min_liquidation_distance:
             # A new position would open inside the guard and be closed at once.
             raise ValueError(
                 f"pair {pair.name}: leverage {pair.leverage} opens positions about "
-                f"{100 / pair.leverage:.1f}% from liquidation, inside "
+                f"{100 * distance:.1f}% from liquidation (1/leverage less "
+                f"{rate_key}.maintenance_margin_rate {rate}), inside "
                 f"risk.min_liquidation_distance {self.risk.min_liquidation_distance}; "
                 "lower the leverage or the distance"
             )

@@ -150,7 +150,7 @@ def test_leverage_that_opens_inside_the_liquidation_guard_is_a_config_error(
     with pytest.raises(ConfigError) as caught:
         load_settings(path)
     message = str(caught.value)
-    assert "leverage 10 opens positions about 10.0% from liquidation" in message
+    assert "leverage 10 opens positions about 9.5% from liquidation" in message
     assert "risk.min_liquidation_distance 0.1" in message
     assert load_settings(path, risk={"min_liquidation_distance": "0.05"}).pairs[0].leverage == 10
 
@@ -250,3 +250,28 @@ def test_pairs_on_different_spot_accounts_may_hedge_the_same_coin(tmp_path: Path
     same = text.replace('spot_account = "b"', 'spot_account = "a"')
     message = one_line_error(write(tmp_path, same))
     assert "pairs BTC and BTC-USDC both hedge BTC on account a" in message
+
+
+def test_leverage_whose_liquidation_after_maintenance_margin_is_inside_the_guard_is_refused(
+    tmp_path: Path,
+) -> None:
+    # 1/9 = 0.111 clears 0.11, but the maintenance margin (0.4 %) puts a fresh position's
+    # liquidation 0.107 away: inside the guard, closed as soon as it opens.
+    path = write(tmp_path, 'mode = "testnet"\n' + MINIMAL + 'leverage = "9"\n')
+    path.write_text(path.read_text() + '\n[accounts.main]\nexchange = "binance"\n')
+    message = one_line_error(path, risk={"min_liquidation_distance": "0.11"})
+    assert "pair BTC: leverage 9 opens positions about 10.7% from liquidation" in message
+    assert "less risk.maintenance_margin_rate 0.004" in message
+    assert "inside risk.min_liquidation_distance 0.11" in message
+    assert "lower the leverage or the distance" in message
+
+
+def test_paper_mode_checks_leverage_with_the_paper_venues_maintenance_margin_rate(
+    tmp_path: Path,
+) -> None:
+    # The paper venue liquidates with paper.maintenance_margin_rate (0.005 by default).
+    path = write(tmp_path, MINIMAL + 'leverage = "9"\n')
+    message = one_line_error(path, risk={"min_liquidation_distance": "0.107"})
+    assert "about 10.6% from liquidation" in message
+    assert "less paper.maintenance_margin_rate 0.005" in message
+    assert load_settings(path, risk={"min_liquidation_distance": "0.106"}).pairs[0].leverage == 9
