@@ -519,6 +519,7 @@ class Settings(BaseSettings):
         if self.mode != "paper":
             self._check_live_accounts()
         self._check_one_hedge_per_coin()
+        self._check_add_margin_is_isolated()
         if self.lease_s is not None and self.lease_s < 2 * self.poll_interval_s:
             # Renewed once a cycle: a shorter lease would lapse between two cycles.
             raise ValueError(
@@ -593,6 +594,19 @@ class Settings(BaseSettings):
                     f"pairs {first} and {pair.name} both hedge {coin} on account {account}: "
                     "one coin can be hedged by one pair; remove one"
                 )
+
+    def _check_add_margin_is_isolated(self) -> None:
+        """The guard's margin transfer is the venue's isolated position-margin call."""
+        if self.risk.on_liquidation_risk != "add_margin":
+            return
+        cross = [p.name for p in self.pairs if p.margin_mode == "cross"]
+        if cross:
+            who = f"pairs {', '.join(cross)} use" if len(cross) > 1 else f"pair {cross[0]} uses"
+            raise ValueError(
+                "risk.on_liquidation_risk 'add_margin' moves margin into isolated positions "
+                f"only, but {who} margin_mode 'cross'; "
+                "set margin_mode = 'isolated' or on_liquidation_risk = 'reduce'"
+            )
 
     @classmethod
     def settings_customise_sources(

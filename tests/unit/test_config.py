@@ -275,3 +275,18 @@ def test_paper_mode_checks_leverage_with_the_paper_venues_maintenance_margin_rat
     assert "about 10.6% from liquidation" in message
     assert "less paper.maintenance_margin_rate 0.005" in message
     assert load_settings(path, risk={"min_liquidation_distance": "0.106"}).pairs[0].leverage == 9
+
+
+def test_add_margin_is_refused_when_a_pair_uses_cross_margin(tmp_path: Path) -> None:
+    text = (
+        MINIMAL
+        + 'margin_mode = "cross"\n'
+        + MINIMAL.replace('"BTC"', '"ETH"').replace("BTC/", "ETH/")
+        + 'margin_mode = "cross"\n'
+    )
+    path = write(tmp_path, text)
+    message = one_line_error(path, risk={"on_liquidation_risk": "add_margin"})
+    assert "on_liquidation_risk 'add_margin' moves margin into isolated positions only" in message
+    assert "pairs BTC, ETH use margin_mode 'cross'" in message
+    assert "set margin_mode = 'isolated' or on_liquidation_risk = 'reduce'" in message
+    assert load_settings(path).risk.on_liquidation_risk == "reduce"
