@@ -366,6 +366,12 @@ class RiskConfig(_Frozen):
     # into the isolated position until the distance is 1.5 x this again.
     min_liquidation_distance: Annotated[Decimal, Field(gt=0, lt=1)] = Decimal("0.1")
     on_liquidation_risk: Literal["reduce", "add_margin"] = "reduce"
+    # The venue's maintenance margin rate, assumed when checking each pair's leverage
+    # against min_liquidation_distance: a fresh isolated position at leverage L is
+    # liquidated about 1/L - this from its entry. Default: Binance's first tier for BTC
+    # (0.4 %); larger positions and smaller coins have higher tiers. Paper mode uses
+    # paper.maintenance_margin_rate, the rate the paper venue liquidates with.
+    maintenance_margin_rate: Annotated[Decimal, Field(ge=0, lt=Decimal("0.5"))] = Decimal("0.004")
     # A pair pauses itself after this many consecutive rejected or failed orders.
     max_consecutive_failures: Annotated[int, Field(ge=1, le=1000)] = 3
     # Open interest and 24h volume are fetched at most this often per symbol.
@@ -512,6 +518,8 @@ class Settings(BaseSettings):
             self._check_pair_accounts(pair)
         if self.mode != "paper":
             self._check_live_accounts()
+        self._check_one_hedge_per_coin()
+        self._check_add_margin_is_isolated()
         if self.lease_s is not None and self.lease_s < 2 * self.poll_interval_s:
             # Renewed once a cycle: a shorter lease would lapse between two cycles.
             raise ValueError(
@@ -526,11 +534,19 @@ class Settings(BaseSettings):
         return self
 
     def _check_pair_leverage(self, pair: PairConfig) -> None:
-        if 1 / pair.leverage <= self.risk.min_liquidation_distance:
+        if self.mode == "paper":
+            rate_key, rate = "paper", self.paper.maintenance_margin_rate
+        else:
+            rate_key, rate = "risk", self.risk.maintenance_margin_rate
+        # A fresh isolated position is liquidated about 1/L - mmr from its entry
+        # (bot.domain.margin.isolated_liquidation_price).
+        distance = 1 / pair.leverage - rate
+        if distance <= self.risk.min_liquidation_distance:
             # A new position would open inside the guard and be closed at once.
             raise ValueError(
                 f"pair {pair.name}: leverage {pair.leverage} opens positions about "
-                f"{100 / pair.leverage:.1f}% from liquidation, inside "
+                f"{100 * distance:.1f}% from liquidation (1/leverage less "
+                f"{rate_key}.maintenance_margin_rate {rate}), inside "
                 f"risk.min_liquidation_distance {self.risk.min_liquidation_distance}; "
                 "lower the leverage or the distance"
             )
@@ -560,6 +576,37 @@ class Settings(BaseSettings):
                     f"with several accounts each pair names spot_account and perp_account; "
                     f"missing on: {', '.join(unnamed)}"
                 )
+
+    def _check_one_hedge_per_coin(self) -> None:
+        """One coin on one spot account is hedged by one pair.
+
+        Each pair hedges the whole spot balance of its coin, so two pairs on the same
+        balance (a USDT and a USDC perp, or a perp and a basis pair) would each short all
+        of it: 1 BTC held, 2 BTC short, both reporting a full hedge.
+        """
+        seen: dict[tuple[str, str], str] = {}
+        for pair in self.pairs:
+            key = (self.accounts_of(pair)[0], pair.spot_base)
+            first = seen.setdefault(key, pair.name)
+            if first != pair.name:
+                account, coin = key
+                raise ValueError(
+                    f"pairs {first} and {pair.name} both hedge {coin} on account {account}: "
+                    "one coin can be hedged by one pair; remove one"
+                )
+
+    def _check_add_margin_is_isolated(self) -> None:
+        """The guard's margin transfer is the venue's isolated position-margin call."""
+        if self.risk.on_liquidation_risk != "add_margin":
+            return
+        cross = [p.name for p in self.pairs if p.margin_mode == "cross"]
+        if cross:
+            who = f"pairs {', '.join(cross)} use" if len(cross) > 1 else f"pair {cross[0]} uses"
+            raise ValueError(
+                "risk.on_liquidation_risk 'add_margin' moves margin into isolated positions "
+                f"only, but {who} margin_mode 'cross'; "
+                "set margin_mode = 'isolated' or on_liquidation_risk = 'reduce'"
+            )
 
     @classmethod
     def settings_customise_sources(

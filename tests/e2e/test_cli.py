@@ -178,6 +178,24 @@ def test_bad_config_exits_2_names_the_field_and_writes_nothing(tmp_path: Path) -
     assert sorted(p.name for p in tmp_path.iterdir()) == ["hedgebot.toml"]
 
 
+def test_check_config_refuses_two_pairs_hedging_one_coin_in_one_line_and_writes_nothing(
+    tmp_path: Path,
+) -> None:
+    config = write_config(tmp_path)
+    config.write_text(
+        config.read_text()
+        + '\n[[pairs]]\nname = "BTC-USDC"\nspot_symbol = "BTC/USDC"\n'
+        + 'perp_symbol = "BTC/USDC:USDC"\n'
+    )
+    for args in (["check-config"], ["run", "--max-cycles", "1"]):
+        result = hedgebot(*args, "-c", str(config), cwd=tmp_path)
+        assert result.returncode == 2, result.stderr
+        assert result.stderr.strip().count("\n") == 0, result.stderr
+        assert "pairs BTC and BTC-USDC both hedge BTC on account paper" in result.stderr
+        assert "remove one" in result.stderr
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["hedgebot.toml"]
+
+
 def test_check_config_prints_effective_config_with_secrets_masked(tmp_path: Path) -> None:
     config = write_config(tmp_path)
     env = {

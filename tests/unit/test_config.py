@@ -150,7 +150,7 @@ def test_leverage_that_opens_inside_the_liquidation_guard_is_a_config_error(
     with pytest.raises(ConfigError) as caught:
         load_settings(path)
     message = str(caught.value)
-    assert "leverage 10 opens positions about 10.0% from liquidation" in message
+    assert "leverage 10 opens positions about 9.5% from liquidation" in message
     assert "risk.min_liquidation_distance 0.1" in message
     assert load_settings(path, risk={"min_liquidation_distance": "0.05"}).pairs[0].leverage == 10
 
@@ -196,3 +196,97 @@ def test_masked_dump_hides_the_database_password_and_ccxt_config_credentials(
     assert dumped["database_url"] == "postgresql+asyncpg://hb:***@db.example/hedgebot"
     ccxt = dumped["accounts"]["main"]["ccxt_config"]
     assert ccxt == {"secret": "**********", "apiKey": "**********", "timeout": 5000}
+
+
+USDC_PERP_PAIR = """
+[[pairs]]
+name = "BTC-USDC"
+spot_symbol = "BTC/USDC"
+perp_symbol = "BTC/USDC:USDC"
+"""
+
+BASIS_PAIR = """
+[[pairs]]
+name = "BTC-basis"
+spot_symbol = "BTC/USDT"
+perp_symbol = "BTC/USDT:USDT-261225"
+strategy = "basis"
+"""
+
+
+def one_line_error(path: Path, **overrides: object) -> str:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path, **overrides)
+    message = str(caught.value)
+    assert "\n" not in message
+    return message
+
+
+def test_two_perp_pairs_hedging_one_coin_on_one_spot_account_are_refused(
+    tmp_path: Path,
+) -> None:
+    # Each would short the whole balance: 1 BTC spot, 2 BTC short, both "hedged".
+    message = one_line_error(write(tmp_path, MINIMAL + USDC_PERP_PAIR))
+    assert "pairs BTC and BTC-USDC both hedge BTC on account paper" in message
+    assert "one coin can be hedged by one pair; remove one" in message
+
+
+def test_a_perp_pair_and_a_basis_pair_on_one_coin_are_refused(tmp_path: Path) -> None:
+    message = one_line_error(write(tmp_path, MINIMAL + BASIS_PAIR))
+    assert "pairs BTC and BTC-basis both hedge BTC on account paper" in message
+
+
+def test_pairs_on_different_spot_accounts_may_hedge_the_same_coin(tmp_path: Path) -> None:
+    text = (
+        'mode = "testnet"\n'
+        + MINIMAL
+        + 'spot_account = "a"\nperp_account = "a"\n'
+        + USDC_PERP_PAIR
+        + 'spot_account = "b"\nperp_account = "b"\n'
+        + '\n[accounts.a]\nexchange = "binance"\n[accounts.b]\nexchange = "bybit"\n'
+    )
+    settings = load_settings(write(tmp_path, text))
+    assert [settings.accounts_of(p)[0] for p in settings.pairs] == ["a", "b"]
+    same = text.replace('spot_account = "b"', 'spot_account = "a"')
+    message = one_line_error(write(tmp_path, same))
+    assert "pairs BTC and BTC-USDC both hedge BTC on account a" in message
+
+
+def test_leverage_whose_liquidation_after_maintenance_margin_is_inside_the_guard_is_refused(
+    tmp_path: Path,
+) -> None:
+    # 1/9 = 0.111 clears 0.11, but the maintenance margin (0.4 %) puts a fresh position's
+    # liquidation 0.107 away: inside the guard, closed as soon as it opens.
+    path = write(tmp_path, 'mode = "testnet"\n' + MINIMAL + 'leverage = "9"\n')
+    path.write_text(path.read_text() + '\n[accounts.main]\nexchange = "binance"\n')
+    message = one_line_error(path, risk={"min_liquidation_distance": "0.11"})
+    assert "pair BTC: leverage 9 opens positions about 10.7% from liquidation" in message
+    assert "less risk.maintenance_margin_rate 0.004" in message
+    assert "inside risk.min_liquidation_distance 0.11" in message
+    assert "lower the leverage or the distance" in message
+
+
+def test_paper_mode_checks_leverage_with_the_paper_venues_maintenance_margin_rate(
+    tmp_path: Path,
+) -> None:
+    # The paper venue liquidates with paper.maintenance_margin_rate (0.005 by default).
+    path = write(tmp_path, MINIMAL + 'leverage = "9"\n')
+    message = one_line_error(path, risk={"min_liquidation_distance": "0.107"})
+    assert "about 10.6% from liquidation" in message
+    assert "less paper.maintenance_margin_rate 0.005" in message
+    assert load_settings(path, risk={"min_liquidation_distance": "0.106"}).pairs[0].leverage == 9
+
+
+def test_add_margin_is_refused_when_a_pair_uses_cross_margin(tmp_path: Path) -> None:
+    text = (
+        MINIMAL
+        + 'margin_mode = "cross"\n'
+        + MINIMAL.replace('"BTC"', '"ETH"').replace("BTC/", "ETH/")
+        + 'margin_mode = "cross"\n'
+    )
+    path = write(tmp_path, text)
+    message = one_line_error(path, risk={"on_liquidation_risk": "add_margin"})
+    assert "on_liquidation_risk 'add_margin' moves margin into isolated positions only" in message
+    assert "pairs BTC, ETH use margin_mode 'cross'" in message
+    assert "set margin_mode = 'isolated' or on_liquidation_risk = 'reduce'" in message
+    assert load_settings(path).risk.on_liquidation_risk == "reduce"
