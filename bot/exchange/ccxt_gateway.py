@@ -158,11 +158,11 @@ class CcxtGateway:
         return ccxt_parse.balances(raw)
 
     async def fetch_margin_balances(self) -> Mapping[str, Balance]:
-        """The linear-perp wallet."""
+        """The linear-perp wallet: the wallet balance and the equity (with uPnL) per asset."""
         raw = await self._call(
             "fetch_balance(swap)", self._client.fetch_balance, {"type": "swap", "subType": "linear"}
         )
-        return ccxt_parse.balances(raw)
+        return ccxt_parse.margin_balances(raw, self._client.id)
 
     async def fetch_positions(self, symbols: Iterable[str]) -> Mapping[str, Position]:
         """Signed base quantity per symbol; in hedge mode, the short side (our hedge)."""

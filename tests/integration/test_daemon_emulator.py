@@ -448,3 +448,21 @@ async def test_the_add_margin_guard_moves_margin_on_the_exchange(
     # per unit of margin than the paper venue's).
     assert D("0.14") < (after - mark) / mark <= D("0.15")
     assert D(added.data["amount"]) > 0
+
+
+async def test_account_equity_counts_the_unrealized_pnl_once(
+    open_stack: Any, emulator: BinanceEmulator
+) -> None:
+    """ccxt's Binance ``total`` of the USDⓈ-M wallet is /fapi/v3/account's marginBalance
+    (wallet + uPnL): the equity the risk gate caps leverage with is that, not wallet + 2 uPnL."""
+    stack = await open_stack()
+    await stack.cycles(1)
+    assert emulator.position(PERP) == D(-1)
+    emulator.set_price("BTC", D(66000))  # a rally: the 1 BTC short loses about 6,000
+    daemon = stack.daemon
+    snapshots = await daemon.observing.snapshots(daemon.accounts.pairs)
+    unrealized = snapshots["main"].positions[PERP].unrealized_pnl
+    assert unrealized < D(-5000)
+    view = await daemon.views.build(daemon.accounts.pairs[0], snapshots, (), SystemClock().now())
+    margin_balance = emulator.futures_balance("USDT") + unrealized
+    assert view.account_equity == margin_balance
