@@ -121,7 +121,8 @@ class CcxtGateway:
     async def load_markets(
         self, symbols: Iterable[str], reload: bool = False
     ) -> Mapping[str, Market]:
-        """Load only the market types the symbols need; precision and limits from ccxt."""
+        """Load only the market types the symbols need; precision and limits from ccxt.
+        ccxt answers from its cache once loaded: ``reload`` makes it ask the exchange."""
         wanted = list(symbols)
         contracts = [s for s in wanted if is_contract(s)]
         ccxt_markets.load_only_types(self._client, wanted)

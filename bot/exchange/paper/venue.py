@@ -128,8 +128,11 @@ class PaperVenue:
 
     # -- ExchangeGateway -------------------------------------------------------------------
 
-    async def load_markets(self, symbols: Iterable[str]) -> Mapping[str, Market]:
-        """Trading rules from ``config.markets[symbol]``, else ``config.default_market``."""
+    async def load_markets(
+        self, symbols: Iterable[str], reload: bool = False
+    ) -> Mapping[str, Market]:
+        """Trading rules from ``config.markets[symbol]``, else ``config.default_market``
+        (fixed for the venue's life: ``reload`` changes nothing)."""
         return {symbol: self._market(symbol) for symbol in symbols}
 
     async def fetch_balances(self) -> Mapping[str, Balance]:
