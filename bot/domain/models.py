@@ -53,9 +53,18 @@ class Market:
 
 @dataclass(frozen=True, slots=True)
 class Balance:
+    """One asset of a wallet, with the same meaning on every venue.
+
+    ``total`` is the wallet balance: deposits, realized PnL, fees and funding, without the
+    unrealized PnL of open positions (Binance's walletBalance). ``equity`` is a margin
+    wallet's worth with that PnL (Binance's marginBalance); None for a spot wallet. The
+    venue's adapter fills both from its own figures: nothing downstream adds PnL again.
+    """
+
     asset: str
     free: Decimal
     total: Decimal
+    equity: Decimal | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -121,7 +121,8 @@ class CcxtGateway:
     async def load_markets(
         self, symbols: Iterable[str], reload: bool = False
     ) -> Mapping[str, Market]:
-        """Load only the market types the symbols need; precision and limits from ccxt."""
+        """Load only the market types the symbols need; precision and limits from ccxt.
+        ccxt answers from its cache once loaded: ``reload`` makes it ask the exchange."""
         wanted = list(symbols)
         contracts = [s for s in wanted if is_contract(s)]
         ccxt_markets.load_only_types(self._client, wanted)
@@ -158,11 +159,11 @@ class CcxtGateway:
         return ccxt_parse.balances(raw)
 
     async def fetch_margin_balances(self) -> Mapping[str, Balance]:
-        """The linear-perp wallet."""
+        """The linear-perp wallet: the wallet balance and the equity (with uPnL) per asset."""
         raw = await self._call(
             "fetch_balance(swap)", self._client.fetch_balance, {"type": "swap", "subType": "linear"}
         )
-        return ccxt_parse.balances(raw)
+        return ccxt_parse.margin_balances(raw, self._client.id)
 
     async def fetch_positions(self, symbols: Iterable[str]) -> Mapping[str, Position]:
         """Signed base quantity per symbol; in hedge mode, the short side (our hedge)."""

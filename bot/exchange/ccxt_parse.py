@@ -76,6 +76,43 @@ def balances(raw: Mapping[str, Any]) -> dict[str, Balance]:
     }
 
 
+# ccxt ids whose linear-perp wallet answer is Binance's /fapi/v2|v3/account (or /balance).
+_BINANCE_IDS = frozenset({"binance", "binanceusdm"})
+
+
+def margin_balances(raw: Mapping[str, Any], exchange_id: str) -> dict[str, Balance]:
+    """A ccxt balance answer of the linear-perp wallet: ``total`` the wallet balance,
+    ``equity`` the wallet with its open positions' unrealized PnL.
+
+    Binance: ccxt's ``total`` is the raw ``marginBalance`` (wallet + uPnL; ``balance`` on
+    /fapi/v2|v3/balance), so both figures come from the raw asset rows ccxt keeps in
+    ``info``. Other venues: ccxt's ``total`` stands for both (no mapping checked yet).
+    """
+    parsed = balances(raw)
+    rows = _binance_asset_rows(raw.get("info")) if exchange_id in _BINANCE_IDS else {}
+    result: dict[str, Balance] = {}
+    for asset, balance in parsed.items():
+        row = rows.get(asset)
+        if row is None:
+            result[asset] = replace(balance, equity=balance.total)
+            continue
+        wallet = dec_or_none(row.get("walletBalance")) or dec_or_none(row.get("balance"))
+        if wallet is None:
+            wallet = balance.total
+        unrealized = dec_or_none(row.get("unrealizedProfit")) or dec_or_none(row.get("crossUnPnl"))
+        equity = dec_or_none(row.get("marginBalance")) or wallet + (unrealized or ZERO)
+        result[asset] = replace(balance, total=wallet, equity=equity)
+    return result
+
+
+def _binance_asset_rows(info: Any) -> dict[str, Mapping[str, Any]]:
+    """The raw per-asset rows: ``assets`` of /fapi/v2|v3/account, or /balance's list."""
+    rows = info.get("assets") if isinstance(info, Mapping) else info
+    if not isinstance(rows, list):
+        return {}
+    return {row["asset"]: row for row in rows if isinstance(row, Mapping) and "asset" in row}
+
+
 def positions(
     raw_positions: Iterable[Any], wanted: Collection[str], hedge_mode: bool
 ) -> dict[str, Position]:

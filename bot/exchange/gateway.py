@@ -73,8 +73,11 @@ class ExchangeGateway(Protocol):
 
     name: str
 
-    async def load_markets(self, symbols: Iterable[str]) -> Mapping[str, Market]:
-        """Return the trading rules of the given symbols."""
+    async def load_markets(
+        self, symbols: Iterable[str], reload: bool = False
+    ) -> Mapping[str, Market]:
+        """Return the trading rules of the given symbols; ``reload`` asks the venue again
+        instead of answering from what it loaded before."""
         ...
 
     async def fetch_balances(self) -> Mapping[str, Balance]:

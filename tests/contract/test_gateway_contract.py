@@ -112,6 +112,20 @@ async def test_balances_show_the_spot_coin_and_the_margin_asset(venue: Venue) ->
     assert (await gateway.fetch_margin_balances())["USDT"].total > 0
 
 
+async def test_margin_wallet_total_leaves_out_the_unrealized_pnl_its_equity_counts_it_once(
+    venue: Venue,
+) -> None:
+    gateway = await prepared(venue)
+    await gateway.create_order(sell("0.5", "c-equity"))
+    before = (await gateway.fetch_margin_balances())["USDT"]
+    venue.set_price(D(63000))  # the 0.5 BTC short loses about 1,500
+    unrealized = (await gateway.fetch_positions([PERP]))[PERP].unrealized_pnl
+    after = (await gateway.fetch_margin_balances())["USDT"]
+    assert unrealized < D(-1400)
+    assert after.total == before.total
+    assert after.equity == after.total + unrealized
+
+
 async def test_funding_rate_is_reported_for_the_perp(venue: Venue) -> None:
     gateway = await prepared(venue)
     rates = await gateway.fetch_funding_rates([PERP])

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import Counter
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from decimal import Decimal
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -16,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from bot.clock import SystemClock
 from bot.config import Settings
 from bot.exchange.ccxt_gateway import CcxtGateway
+from bot.service.cycle import observe
 from bot.service.daemon import HedgeDaemon
 from bot.service.describe import pair_statuses
 from bot.service.wiring import BuiltDaemon, build_daemon
@@ -448,3 +451,38 @@ async def test_the_add_margin_guard_moves_margin_on_the_exchange(
     # per unit of margin than the paper venue's).
     assert D("0.14") < (after - mark) / mark <= D("0.15")
     assert D(added.data["amount"]) > 0
+
+
+async def test_account_equity_counts_the_unrealized_pnl_once(
+    open_stack: Any, emulator: BinanceEmulator
+) -> None:
+    """ccxt's Binance ``total`` of the USDⓈ-M wallet is /fapi/v3/account's marginBalance
+    (wallet + uPnL): the equity the risk gate caps leverage with is that, not wallet + 2 uPnL."""
+    stack = await open_stack()
+    await stack.cycles(1)
+    assert emulator.position(PERP) == D(-1)
+    emulator.set_price("BTC", D(66000))  # a rally: the 1 BTC short loses about 6,000
+    daemon = stack.daemon
+    snapshots = await daemon.observing.snapshots(daemon.accounts.pairs)
+    unrealized = snapshots["main"].positions[PERP].unrealized_pnl
+    assert unrealized < D(-5000)
+    view = await daemon.views.build(daemon.accounts.pairs[0], snapshots, (), SystemClock().now())
+    margin_balance = emulator.futures_balance("USDT") + unrealized
+    assert view.account_equity == margin_balance
+
+
+async def test_markets_refresh_asks_the_exchange_for_a_changed_amount_step(
+    open_stack: Any, emulator: BinanceEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stack = await open_stack()
+    await stack.cycles(1)
+    assert emulator.position(PERP) == D(-1)
+    emulator.set_step_size("BTC", D("0.01"))
+    emulator.set_spot_balance("BTC", D("1.234"))  # 0.234 to sell: 0.23 on the new step
+    later = time.monotonic() + 3601  # past markets_refresh_s (3600)
+    monkeypatch.setattr(observe, "time", SimpleNamespace(monotonic=lambda: later))
+    errors = await stack.cycles(1)
+    assert stack.daemon.observing.markets[PERP].amount_step == D("0.01")
+    assert errors == [{}]
+    assert [e.outcome for e in emulator.order_log] == ["accepted", "accepted"]
+    assert emulator.position(PERP) == D("-1.23")

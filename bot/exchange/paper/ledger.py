@@ -17,7 +17,7 @@ settled at its own prices); nothing here saves: the venue does, after each chang
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
 
@@ -146,6 +146,19 @@ class PaperLedger:
         return {
             asset: Balance(asset=asset, free=self.free(asset), total=total)
             for asset, total in self.state.balances.items()
+        }
+
+    def margin_balances(self, now: datetime) -> dict[str, Balance]:
+        """The wallet as a margin wallet: each asset's ``equity`` adds the unrealized PnL of
+        the positions it settles, marked at ``now``."""
+        unrealized: dict[str, Decimal] = {}
+        for symbol, position in self.state.positions.items():
+            pnl = position.qty * (self._quote(symbol, now).price - position.entry_price)
+            asset = settle_asset(symbol)
+            unrealized[asset] = unrealized.get(asset, ZERO) + pnl
+        return {
+            asset: replace(balance, equity=balance.total + unrealized.get(asset, ZERO))
+            for asset, balance in self.balances().items()
         }
 
     def locked(self, asset: str) -> Decimal:

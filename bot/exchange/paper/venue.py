@@ -128,8 +128,11 @@ class PaperVenue:
 
     # -- ExchangeGateway -------------------------------------------------------------------
 
-    async def load_markets(self, symbols: Iterable[str]) -> Mapping[str, Market]:
-        """Trading rules from ``config.markets[symbol]``, else ``config.default_market``."""
+    async def load_markets(
+        self, symbols: Iterable[str], reload: bool = False
+    ) -> Mapping[str, Market]:
+        """Trading rules from ``config.markets[symbol]``, else ``config.default_market``
+        (fixed for the venue's life: ``reload`` changes nothing)."""
         return {symbol: self._market(symbol) for symbol in symbols}
 
     async def fetch_balances(self) -> Mapping[str, Balance]:
@@ -139,8 +142,13 @@ class PaperVenue:
             return self._ledger.balances()
 
     async def fetch_margin_balances(self) -> Mapping[str, Balance]:
-        """The paper account has one wallet: spot and margin balances are the same."""
-        return await self.fetch_balances()
+        """The paper account has one wallet: the spot balances, each with its equity (the
+        unrealized PnL of the positions it settles added, marked at the feed price)."""
+        await self._refresh(list(self._ledger.state.positions))
+        async with self._lock:
+            now = self._clock.now()
+            await self._settle_and_save(now)
+            return self._ledger.margin_balances(now)
 
     async def fetch_order_book(self, symbol: str, depth: int = 20) -> OrderBook:
         """A synthetic book: ``book_levels`` levels 1 bp apart from the touch, each worth

@@ -69,13 +69,14 @@ class ObserveStage:
         symbols += [p.spot_symbol for p in spots if strategy_kind(p.strategy).needs_spot_price]
         return list(dict.fromkeys(symbols))
 
-    async def load_markets(self) -> None:
-        """Trading rules of every symbol a pair trades or prices, from its account."""
+    async def load_markets(self, reload: bool = False) -> None:
+        """Trading rules of every symbol a pair trades or prices, from its account;
+        ``reload`` asks the exchanges again rather than their clients' caches."""
         for account, gateway in self._accounts.gateways.items():
             symbols = self._symbols_of(account)
             if not symbols:
                 continue
-            markets = await gateway.load_markets(symbols)
+            markets = await gateway.load_markets(symbols, reload=reload)
             missing = [s for s in symbols if s not in markets]
             if missing:
                 raise GatewayError(f"account {account} has no market {', '.join(missing)}")
@@ -83,9 +84,9 @@ class ObserveStage:
         self._loaded_at = time.monotonic()
 
     async def refresh_markets(self) -> None:
-        """Reload the markets once they are ``markets_refresh_s`` old."""
+        """Reload the markets from the exchanges once they are ``markets_refresh_s`` old."""
         if time.monotonic() - self._loaded_at >= self._refresh_s:
-            await self.load_markets()
+            await self.load_markets(reload=True)
 
     async def _observe_account(
         self, account: str, gateway: ExchangeGateway, pairs: Sequence[PairConfig]

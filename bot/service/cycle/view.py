@@ -28,7 +28,7 @@ class PairView:
     market: Market  # the trading rules of the perp (or dated contract)
     spot_market: Market | None  # loaded when the pair sells spot or prices a basis
     free_margin: Decimal | None  # the perp wallet's free settle asset
-    account_equity: Decimal | None  # the perp wallet's total plus its positions' PnL
+    account_equity: Decimal | None  # the perp wallet's equity (with its positions' PnL)
     next_contract: str | None = None  # where a basis roll goes next
     pending: Sequence[StoredOrder] = ()  # our orders of unknown outcome
 
@@ -89,13 +89,12 @@ def observe_pair(
 def margin_inputs(
     pair: PairConfig, accounts: Accounts, snapshots: Mapping[str, AccountSnapshot]
 ) -> tuple[Decimal | None, Decimal | None]:
-    """The perp wallet's free settle asset and its equity (total plus unrealized PnL)."""
-    perp = snapshots[accounts.perp_account(pair)]
-    balance = perp.margin.get(settle_asset(pair.perp_symbol))
+    """The perp wallet's free settle asset and its equity, as its venue reports it (with
+    the positions' unrealized PnL: the gateway knows the venue's figures, this does not)."""
+    balance = snapshots[accounts.perp_account(pair)].margin.get(settle_asset(pair.perp_symbol))
     if balance is None:
         return None, None
-    unrealized = sum((p.unrealized_pnl for p in perp.positions.values()), ZERO)
-    return balance.free, balance.total + unrealized
+    return balance.free, balance.equity
 
 
 class ViewBuilder:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import copy
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal, InvalidOperation
 
 from tests.support.emulators.binance._binance_models import (
@@ -290,6 +290,12 @@ class Engine:
         if venue == "futures" and not market.perp:
             raise BinanceError(400, -1121, "Invalid symbol.")
         return market
+
+    def set_step_size(self, symbol_or_base: str, step: Decimal) -> None:
+        """Replace a coin's market with one of another LOT_SIZE stepSize."""
+        market = replace(self.markets[self.resolve_base(symbol_or_base)], step_size=step)
+        self.markets[market.base] = market
+        self.by_id[market.symbol_id] = market
 
     # ------------------------------------------------------------------ prices
     def set_price(self, symbol_or_base: str, price: Decimal, spread_bps: Decimal) -> None:

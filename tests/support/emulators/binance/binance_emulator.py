@@ -212,6 +212,10 @@ class BinanceEmulator:
         """Set last/mark/index and bid/ask of a coin's spot and perp; fills crossing limits."""
         self._engine.set_price(symbol_or_base, Decimal(price), Decimal(spread_bps))
 
+    def set_step_size(self, symbol_or_base: str, step: Decimal) -> None:
+        """Change a coin's LOT_SIZE stepSize (exchangeInfo and order checks) from now on."""
+        self._engine.set_step_size(symbol_or_base, Decimal(step))
+
     def set_funding_rate(self, base: str, rate: Decimal) -> None:
         """Set the funding rate premiumIndex reports and ``settle_funding`` applies."""
         self._engine.set_funding_rate(base, Decimal(rate))
