@@ -172,13 +172,14 @@ class CcxtGateway:
         return ccxt_parse.positions(raw_positions, wanted, self.hedge_mode)
 
     async def fetch_tickers(self, symbols: Iterable[str]) -> Mapping[str, Ticker]:
-        """Best bid and ask (bookTicker where the exchange has it) per symbol."""
+        """Best bid and ask (bookTicker where the exchange has it) per symbol; a symbol the
+        answer has no bid/ask for is absent (its pair reports it, the others go on)."""
         wanted = list(symbols)
         if self._client.has.get("fetchBidsAsks"):
             raw = await self._call("fetch_bids_asks", self._client.fetch_bids_asks, wanted)
         else:
             raw = await self._call("fetch_tickers", self._client.fetch_tickers, wanted)
-        return ccxt_parse.tickers(raw, wanted, self._clock.now(), self.name)
+        return ccxt_parse.tickers(raw, wanted, self._clock.now())
 
     async def fetch_ohlcv(
         self, symbol: str, timeframe: str, since: datetime | None = None, limit: int | None = None

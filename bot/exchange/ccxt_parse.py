@@ -33,7 +33,6 @@ from bot.domain.models import (
     Side,
     Ticker,
 )
-from bot.exchange.gateway import RetryableError
 
 _INTERVAL = re.compile(r"(\d+)([hm])")
 
@@ -144,16 +143,15 @@ def positions(
     return result
 
 
-def tickers(
-    raw: Mapping[str, Any], wanted: Iterable[str], now: datetime, account: str
-) -> dict[str, Ticker]:
-    """Bid, ask and last per wanted symbol (last = mid when absent); a symbol without a
-    bid or an ask is a RetryableError: the next cycle asks again."""
+def tickers(raw: Mapping[str, Any], wanted: Iterable[str], now: datetime) -> dict[str, Ticker]:
+    """Bid, ask and last per wanted symbol (last = mid when absent). A symbol left out of
+    the answer, or without a bid or an ask (delisted, suspended), is left out here too:
+    the answer's other symbols stand, and the pair of the missing one reports it."""
     result: dict[str, Ticker] = {}
     for symbol in wanted:
         item = raw.get(symbol)
         if not item or item.get("bid") is None or item.get("ask") is None:
-            raise RetryableError(f"{account}: no bid/ask for {symbol} in the answer")
+            continue
         bid, ask = dec(item["bid"]), dec(item["ask"])
         last = dec_or_none(item.get("last")) or (bid + ask) / 2
         result[symbol] = Ticker(

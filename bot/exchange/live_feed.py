@@ -45,7 +45,9 @@ class LiveFeed:
         tickers = await self._gateway.fetch_tickers(stale)
         rates = await self._gateway.fetch_funding_rates(stale)
         for symbol in stale:
-            ticker = tickers[symbol]
+            ticker = tickers.get(symbol)
+            if ticker is None:
+                continue  # no bid/ask this time: keep the last quote (none: quote() says so)
             rate = rates.get(symbol)
             previous = self._quotes.get(base_coin(symbol))
             # No rate in this answer: keep the last one known, else none.

@@ -11,6 +11,8 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+import structlog
+
 from bot.clock import Clock
 from bot.config import PairConfig
 from bot.domain.models import Balance, FundingPayment, FundingRate, Market, Position, Ticker
@@ -19,6 +21,8 @@ from bot.exchange.gateway import ExchangeGateway, GatewayError
 from bot.service.basis import live_contracts
 from bot.service.cycle.accounts import Accounts
 from bot.store.repository import Repository
+
+log = structlog.get_logger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +63,12 @@ class ObserveStage:
             for symbol in live_contracts(p, self._markets, now)
         ]
 
+    def listed_contracts(self, pairs: Sequence[PairConfig], account: str) -> list[str]:
+        """The live contracts of ``pairs`` on ``account`` whose market is loaded: a symbol
+        the venue stopped listing is left out of requests (naming it would fail the request
+        for every pair on the account); its pair errors when its view is built."""
+        return [s for s in self.live_contracts(pairs, account) if s in self._markets]
+
     def _symbols_of(self, account: str) -> list[str]:
         """Every perp or live dated contract traded on the account, every spot it may sell,
         and every spot that prices a basis pair held on it."""
@@ -70,8 +80,9 @@ class ObserveStage:
         return list(dict.fromkeys(symbols))
 
     async def load_markets(self, reload: bool = False) -> None:
-        """Trading rules of every symbol a pair trades or prices, from its account;
-        ``reload`` asks the exchanges again rather than their clients' caches."""
+        """Trading rules of every symbol a pair trades or prices, from its account (a
+        symbol the venue does not list is a ``GatewayError``, at start); ``reload`` asks
+        the exchanges again rather than their clients' caches."""
         for account, gateway in self._accounts.gateways.items():
             symbols = self._symbols_of(account)
             if not symbols:
@@ -84,21 +95,49 @@ class ObserveStage:
         self._loaded_at = time.monotonic()
 
     async def refresh_markets(self) -> None:
-        """Reload the markets from the exchanges once they are ``markets_refresh_s`` old."""
-        if time.monotonic() - self._loaded_at >= self._refresh_s:
-            await self.load_markets(reload=True)
+        """Reload the markets from the exchanges once they are ``markets_refresh_s`` old. A
+        reload that fails keeps the markets loaded before (audited; tried again at the next
+        refresh); a symbol the venue no longer lists is dropped, so only its pair errors."""
+        if time.monotonic() - self._loaded_at < self._refresh_s:
+            return
+        self._loaded_at = time.monotonic()
+        for account, gateway in self._accounts.gateways.items():
+            symbols = self._symbols_of(account)
+            if not symbols:
+                continue
+            try:
+                markets = await gateway.load_markets(symbols, reload=True)
+            except GatewayError as exc:
+                reason = (
+                    f"reloading account {account}'s markets failed, kept the loaded ones: {exc}"
+                )
+                log.warning("markets.refresh_failed", account=account, error=str(exc))
+                await self._repo.append_audit(
+                    "markets.refresh_failed", reason, {"account": account, "error": str(exc)}
+                )
+                continue
+            self._markets.update(markets)
+            missing = [s for s in symbols if s not in markets]
+            for symbol in missing:
+                self._markets.pop(symbol, None)
+            if missing:
+                log.warning("markets.unlisted", account=account, symbols=missing)
 
     async def _observe_account(
         self, account: str, gateway: ExchangeGateway, pairs: Sequence[PairConfig]
     ) -> AccountSnapshot:
-        perps = self.live_contracts(pairs, account)
+        perps = self.listed_contracts(pairs, account)
         spots = self._accounts.spots_on(account, pairs)
         balances: Mapping[str, Balance] = {}
         if spots:
             balances = await gateway.fetch_balances()
         # Basis pairs price their spot leg: one more tickers request, only when there are any.
         priced = sorted(
-            {p.spot_symbol for p in spots if strategy_kind(p.strategy).needs_spot_price}
+            {
+                p.spot_symbol
+                for p in spots
+                if strategy_kind(p.strategy).needs_spot_price and p.spot_symbol in self._markets
+            }
         )
         spot_tickers = await gateway.fetch_tickers(priced) if priced else {}
         if not perps:
@@ -125,7 +164,11 @@ class ObserveStage:
         async def collect(
             account: str, gateway: ExchangeGateway
         ) -> list[tuple[str, FundingPayment]]:
-            by_symbol = {p.perp_symbol: p.name for p in self._accounts.perps_on(account, pairs)}
+            by_symbol = {
+                p.perp_symbol: p.name
+                for p in self._accounts.perps_on(account, pairs)
+                if p.perp_symbol in self._markets
+            }
             if not by_symbol:
                 return []
             payments = await gateway.fetch_funding_payments(list(by_symbol))

@@ -82,7 +82,7 @@ class ReconcileStage:
     ) -> None:
         by_symbol: dict[str, str] = {}
         for pair in self._accounts.perps_on(account, pairs):
-            for symbol in self._observe.live_contracts([pair], account):
+            for symbol in self._observe.listed_contracts([pair], account):
                 by_symbol[symbol] = pair.name
         if not by_symbol:
             return

@@ -11,12 +11,48 @@ from datetime import datetime
 from decimal import Decimal
 
 from bot.config import PairConfig
-from bot.domain.models import ZERO, Market, Observation, settle_asset
+from bot.domain.models import ZERO, Market, Observation, Ticker, settle_asset
+from bot.exchange.gateway import RetryableError
 from bot.service.basis import contract_for
 from bot.service.cycle.accounts import Accounts
 from bot.service.cycle.inflight import InflightStage
 from bot.service.cycle.observe import AccountSnapshot
 from bot.store.repository import StoredOrder
+
+
+class SymbolUnavailable(RetryableError):
+    """One symbol of a pair has no market or no usable bid/ask this cycle (delisted,
+    suspended, or left out of the answer): that pair is not traded this cycle and reports
+    why; the other pairs on its account go on. The next cycle looks again."""
+
+
+def ticker_of(symbol: str, tickers: Mapping[str, Ticker], account: str) -> Ticker:
+    """The symbol's ticker from the account's answer; ``SymbolUnavailable`` when it is
+    absent or its bid or ask is not a positive price."""
+    ticker = tickers.get(symbol)
+    if ticker is None:
+        raise SymbolUnavailable(
+            f"no bid/ask for {symbol} in account {account}'s tickers answer: the symbol may "
+            "be delisted or suspended; not traded this cycle"
+        )
+    if ticker.bid <= ZERO or ticker.ask <= ZERO:
+        raise SymbolUnavailable(
+            f"no usable bid/ask for {symbol} on account {account} (bid {ticker.bid}, ask "
+            f"{ticker.ask}): the symbol may be suspended; not traded this cycle"
+        )
+    return ticker
+
+
+def market_of(symbol: str, markets: Mapping[str, Market], account: str) -> Market:
+    """The symbol's loaded trading rules; ``SymbolUnavailable`` when the venue did not list
+    it at the last market reload."""
+    market = markets.get(symbol)
+    if market is None:
+        raise SymbolUnavailable(
+            f"no market for {symbol} on account {account}: the venue did not list it at the "
+            "last market reload (delisted?); not traded this cycle"
+        )
+    return market
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,9 +96,10 @@ def observe_pair(
     markets: Mapping[str, Market],
 ) -> Observation:
     """The pair's slice of its accounts' snapshots (before in-flight fills)."""
-    perp = snapshots[accounts.perp_account(pair)]
+    account = accounts.perp_account(pair)
+    perp = snapshots[account]
     spot_snapshot = snapshots[accounts.spot_account(pair)]
-    ticker = perp.tickers[pair.perp_symbol]
+    ticker = ticker_of(pair.perp_symbol, perp.tickers, account)
     spot = spot_snapshot.balances.get(pair.spot_base)
     position = perp.positions.get(pair.perp_symbol)
     funding = perp.funding.get(pair.perp_symbol)
@@ -115,7 +152,9 @@ class ViewBuilder:
         now: datetime,
     ) -> PairView:
         contract, following = on_its_contract(pair, self._accounts, snapshots, self._markets, now)
-        market = self._markets[contract.perp_symbol]
+        market = market_of(
+            contract.perp_symbol, self._markets, self._accounts.perp_account(contract)
+        )
         observation = await self._inflight.with_unreflected_fills(
             contract, observe_pair(contract, self._accounts, snapshots, self._markets), market, now
         )
