@@ -39,10 +39,12 @@ class FlakyVenue(PaperVenue):
             if s not in self.dropped
         }
 
-    async def load_markets(self, symbols: Iterable[str]) -> Mapping[str, Market]:
+    async def load_markets(
+        self, symbols: Iterable[str], reload: bool = False
+    ) -> Mapping[str, Market]:
         if self.markets_fail:
             raise RetryableError("exchangeInfo: 503 service unavailable")
-        markets = await super().load_markets(symbols)
+        markets = await super().load_markets(symbols, reload=reload)
         return {s: m for s, m in markets.items() if s not in self.unlisted}
 
 
