@@ -79,15 +79,21 @@ class ObserveStage:
         symbols += [p.spot_symbol for p in spots if strategy_kind(p.strategy).needs_spot_price]
         return list(dict.fromkeys(symbols))
 
-    async def load_markets(self, reload: bool = False) -> None:
-        """Trading rules of every symbol a pair trades or prices, from its account (a
-        symbol the venue does not list is a ``GatewayError``, at start); ``reload`` asks
-        the exchanges again rather than their clients' caches."""
+    async def _load_account(
+        self, account: str, gateway: ExchangeGateway, reload: bool
+    ) -> tuple[list[str], Mapping[str, Market]]:
+        """The symbols the account's pairs need, and the markets its venue lists of them;
+        ``reload`` asks the exchange again rather than its client's cache."""
+        symbols = self._symbols_of(account)
+        if not symbols:
+            return [], {}
+        return symbols, await gateway.load_markets(symbols, reload=reload)
+
+    async def load_markets(self) -> None:
+        """Trading rules of every symbol a pair trades or prices, from its account (at
+        start: a symbol the venue does not list is a ``GatewayError``)."""
         for account, gateway in self._accounts.gateways.items():
-            symbols = self._symbols_of(account)
-            if not symbols:
-                continue
-            markets = await gateway.load_markets(symbols, reload=reload)
+            symbols, markets = await self._load_account(account, gateway, reload=False)
             missing = [s for s in symbols if s not in markets]
             if missing:
                 raise GatewayError(f"account {account} has no market {', '.join(missing)}")
@@ -102,11 +108,8 @@ class ObserveStage:
             return
         self._loaded_at = time.monotonic()
         for account, gateway in self._accounts.gateways.items():
-            symbols = self._symbols_of(account)
-            if not symbols:
-                continue
             try:
-                markets = await gateway.load_markets(symbols, reload=True)
+                symbols, markets = await self._load_account(account, gateway, reload=True)
             except GatewayError as exc:
                 reason = (
                     f"reloading account {account}'s markets failed, kept the loaded ones: {exc}"
