@@ -8,11 +8,13 @@ unknown keys, so a typo is an error rather than a silently ignored setting.
 
 from __future__ import annotations
 
+import difflib
+import os
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args, get_origin
 
 from pydantic import (
     AwareDatetime,
@@ -21,6 +23,7 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    field_validator,
     model_validator,
 )
 from pydantic_settings import (
@@ -30,6 +33,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from bot.domain.strategies import strategy_kind
 from bot.domain.symbols import Symbol, parse_or_none
@@ -43,6 +47,46 @@ FeeRate = Annotated[Decimal, Field(ge=0, lt=Decimal("0.1"))]
 Mode = Literal["paper", "testnet", "live"]
 
 PAPER_ACCOUNT = "paper"
+
+SQLITE_DRIVER = "sqlite+aiosqlite"
+POSTGRES_DRIVER = "postgresql+asyncpg"
+# A URL that names the backend without a driver gets the driver hedgebot ships.
+_PLAIN = {"sqlite": SQLITE_DRIVER, "postgresql": POSTGRES_DRIVER, "postgres": POSTGRES_DRIVER}
+_EXAMPLES = "sqlite+aiosqlite:///hedgebot.db or postgresql+asyncpg://USER@HOST:5432/DATABASE"
+
+
+class DatabaseUrlError(ValueError):
+    """A database URL hedgebot cannot use; the message says what to write instead."""
+
+
+def normalize_database_url(url: str) -> str:
+    """``url`` with hedgebot's driver: ``postgresql://``/``postgres://`` become
+    ``postgresql+asyncpg://`` and ``sqlite://`` ``sqlite+aiosqlite://``; another driver or
+    backend is a :class:`DatabaseUrlError` that names the URL to write (password hidden)."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise DatabaseUrlError(
+            f"database_url is not a database URL; write e.g. {_EXAMPLES}"
+        ) from None
+    name = parsed.drivername
+    if name in (SQLITE_DRIVER, POSTGRES_DRIVER):
+        return url
+    backend = name.partition("+")[0]
+    wanted = _PLAIN.get(backend)
+    if wanted is None:
+        raise DatabaseUrlError(
+            f"database_url uses {backend}, which hedgebot does not support; write e.g. {_EXAMPLES}"
+        )
+    fixed = parsed.set(drivername=wanted)
+    if name == backend:
+        return fixed.render_as_string(hide_password=False)
+    raise DatabaseUrlError(
+        f"database_url uses the driver {name!r}, which hedgebot does not ship; write "
+        f"{fixed.render_as_string(hide_password=True)}"
+    )
+
+
 _PAIR_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$")
 
 
@@ -489,6 +533,12 @@ class Settings(BaseSettings):
 
     mode: Mode = "paper"
     database_url: str = "sqlite+aiosqlite:///hedgebot.db"
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_driver(cls, url: str) -> str:
+        return normalize_database_url(url)
+
     poll_interval_s: Annotated[float, Field(gt=0, le=86400)] = 10.0
     log_format: Literal["auto", "console", "json"] = "auto"
     # Also write JSON lines to this file, rotated at log_file_max_bytes (plain runs;
@@ -525,11 +575,6 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"lease_s = {self.lease_s:g} must be at least twice poll_interval_s "
                 f"({self.poll_interval_s:g}); raise lease_s or lower poll_interval_s"
-            )
-        if not self.database_url.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
-            raise ValueError(
-                f"database_url {self.database_url!r} must start with "
-                "'sqlite+aiosqlite://' or 'postgresql+asyncpg://'"
             )
         return self
 
@@ -641,8 +686,28 @@ class Settings(BaseSettings):
         for pair in self.pairs:
             if pair.name == name:
                 return pair
-        known = ", ".join(p.name for p in self.pairs)
-        raise ConfigError(f"unknown pair {name!r}; configured pairs: {known}")
+        names = [p.name for p in self.pairs]
+        raise ConfigError(unknown_pair_message(name, names, "configured pairs"))
+
+
+def nearest_name(name: str, known: Sequence[str]) -> str | None:
+    """The known name ``name`` most likely meant: the same but for case, else the closest."""
+    by_case = [k for k in known if k.casefold() == name.casefold()]
+    if by_case:
+        return by_case[0]
+    folded = {k.casefold(): k for k in known}
+    close = difflib.get_close_matches(name.casefold(), list(folded), n=1, cutoff=0.6)
+    return folded[close[0]] if close else None
+
+
+def unknown_pair_message(name: str, known: Sequence[str], label: str) -> str:
+    """One line: the unknown pair, the nearest known one, and every known pair (``label``
+    says where they come from, e.g. "configured pairs")."""
+    if not known:
+        return f"unknown pair {name!r}: there are no {label} yet; pass --config FILE"
+    nearest = nearest_name(name, known)
+    hint = f" (did you mean {nearest}?)" if nearest else ""
+    return f"unknown pair {name!r}{hint}; {label}: {', '.join(sorted(known))}"
 
 
 _SECRET_FIELDS = frozenset({"api_key", "secret", "password"})
@@ -660,11 +725,81 @@ def _describe(error: Any) -> str:
     # mistyped HEDGEBOT_ACCOUNTS__MAIN__APIKEY carries the key itself).
     if error["type"] == "extra_forbidden":
         return f"{location}: unknown key (value not shown); check its spelling"
+    if error["loc"] == ("database_url",):
+        return message  # names the URL itself, its password hidden
     if error["loc"] and error["loc"][-1] in _SECRET_FIELDS:
         return f"{location}: {message} (value not shown)"
     if isinstance(value, dict | list) or location == "":
         return f"{location or 'config'}: {message}"
     return f"{location} = {value!r}: {message}"
+
+
+ENV_PREFIX = "HEDGEBOT_"
+# Variables the command line and the test suite read themselves, not Settings fields.
+NON_SETTINGS_VARIABLES = frozenset(
+    {
+        "HEDGEBOT_CONFIG",
+        "HEDGEBOT_MIGRATIONS_DIR",
+        "HEDGEBOT_LIVE_CONFIRM",
+        "HEDGEBOT_TEST_POSTGRES_URL",
+    }
+)
+# Where a command looks for its config when neither --config nor HEDGEBOT_CONFIG names one.
+DEFAULT_CONFIG_PATHS = (Path("hedgebot.toml"), Path("/etc/hedgebot/hedgebot.toml"))
+
+
+def find_config(given: Path | None, environ: Mapping[str, str] | None = None) -> Path | None:
+    """The config file a command uses: ``--config``, else $HEDGEBOT_CONFIG, else the first
+    of :data:`DEFAULT_CONFIG_PATHS` that exists; None when there is none."""
+    if given is not None:
+        return given
+    named = (os.environ if environ is None else environ).get("HEDGEBOT_CONFIG")
+    if named:
+        return Path(named)
+    return next((path for path in DEFAULT_CONFIG_PATHS if path.is_file()), None)
+
+
+def settings_path_exists(variable: str) -> bool:
+    """Whether HEDGEBOT_A__B__C names a field of Settings (a dict's key matches anything)."""
+    parts = variable.removeprefix(ENV_PREFIX).lower().split("__")
+    model: type[BaseModel] = Settings
+    while parts:
+        field = model.model_fields.get(parts[0])
+        if field is None:
+            return False
+        parts = parts[1:]
+        annotation = field.annotation
+        if get_origin(annotation) is dict:
+            if not parts:
+                return True
+            parts = parts[1:]  # the key, e.g. the account name
+            annotation = get_args(annotation)[1]
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            model = annotation
+            continue
+        return not parts  # a plain value ends the path
+    return True
+
+
+def _settings_variables() -> list[str]:
+    return [ENV_PREFIX + name.upper() for name in Settings.model_fields]
+
+
+def check_environment(environ: Mapping[str, str] | None = None) -> None:
+    """ConfigError naming the first ``HEDGEBOT_*`` variable that sets nothing: a typo in a
+    variable is an error like a typo in a key, not a silently ignored setting."""
+    names = os.environ if environ is None else environ
+    for variable in sorted(names):
+        if not variable.upper().startswith(ENV_PREFIX) or variable in NON_SETTINGS_VARIABLES:
+            continue
+        if settings_path_exists(variable):
+            continue
+        known = [*_settings_variables(), *NON_SETTINGS_VARIABLES]
+        close = difflib.get_close_matches(variable.split("__")[0].upper(), known, n=1)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        raise ConfigError(
+            f"environment variable {variable} sets nothing{hint}; fix its name or unset it"
+        )
 
 
 def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
@@ -673,6 +808,7 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
         raise ConfigError(
             f"config file {str(config_file)!r} not found; pass an existing --config FILE"
         )
+    check_environment()
 
     class _FromFile(Settings):
         model_config = SettingsConfigDict(toml_file=config_file)

@@ -24,6 +24,7 @@ from bot.cli.common import (
     fail,
     on_repository,
     parse_since,
+    require_known_pair,
     resolve_url,
     run_async,
     with_repository,
@@ -82,6 +83,7 @@ def audit(
         return
     url = resolve_url(config, database_url)
     where = EventFilter(pair, kind, parse_since(since))
+    require_known_pair(config, url, pair)
     if follow:
         run_async(lambda: _follow(url, where, limit, output, interval))
         return
@@ -186,6 +188,7 @@ def audit_export(
     """Write the audit events (with their hashes) to a JSON-lines or CSV file."""
     url = resolve_url(config, database_url)
     where = EventFilter(pair, kind, parse_since(since))
+    require_known_pair(config, url, pair)
     if output.exists() and not force:
         raise fail(f"{output} already exists; pass --force to overwrite it")
     if not output.parent.is_dir():

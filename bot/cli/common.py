@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
@@ -14,9 +14,20 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from bot.clock import SystemClock
-from bot.config import ConfigError, Settings, load_settings
+from bot.config import (
+    ConfigError,
+    DatabaseUrlError,
+    Settings,
+    check_environment,
+    find_config,
+    load_settings,
+    normalize_database_url,
+    unknown_pair_message,
+)
 from bot.service.database import open_existing
 from bot.service.errors import ServiceSetupError
+from bot.store.engine import url_location
+from bot.store.errors import database_problem
 from bot.store.repository import Repository
 
 EXIT_USAGE = 2
@@ -49,23 +60,45 @@ def fail(message: str, code: int = EXIT_USAGE) -> typer.Exit:
     return typer.Exit(code)
 
 
+NO_CONFIG = (
+    "no config file: pass --config FILE, set HEDGEBOT_CONFIG, or put one at ./hedgebot.toml "
+    "or /etc/hedgebot/hedgebot.toml (examples/paper.toml is a start)"
+)
+
+
 def load(config: Path | None, **overrides: Any) -> Settings:
-    """The settings, or exit 2 with the config error in one line."""
+    """The settings from the config :func:`~bot.config.find_config` finds, or exit 2 with
+    the config error in one line (also when there is no config file and no pairs in the
+    environment)."""
+    path = find_config(config)
+    if path is None and "HEDGEBOT_PAIRS" not in os.environ:
+        raise fail(NO_CONFIG)
     try:
-        return load_settings(config, **overrides)
+        return load_settings(path, **overrides)
     except ConfigError as exc:
         raise fail(str(exc)) from None
 
 
 def resolve_url(config: Path | None, url: str | None) -> str:
-    """--database-url, else the config's, else the URL the daemon would use."""
+    """--database-url, else the config's (found as :func:`load` finds it), else the URL
+    the daemon would use."""
     if url:
-        return url
-    if config is not None:
+        try:
+            return normalize_database_url(url)
+        except DatabaseUrlError as exc:
+            raise fail(f"--database-url: {exc}") from None
+    if find_config(config) is not None:
         return load(config).database_url
     # Reading commands need no pairs: take the URL the daemon would use.
+    try:
+        check_environment()
+    except ConfigError as exc:
+        raise fail(str(exc)) from None
     default = str(Settings.model_fields["database_url"].default)
-    return os.environ.get("HEDGEBOT_DATABASE_URL", default)
+    try:
+        return normalize_database_url(os.environ.get("HEDGEBOT_DATABASE_URL", default))
+    except DatabaseUrlError as exc:
+        raise fail(f"HEDGEBOT_DATABASE_URL: {exc}") from None
 
 
 def parse_time(option: str, value: str | None, example: str) -> datetime | None:
@@ -100,6 +133,11 @@ async def with_repository(url: str, work: Callable[[Repository], Awaitable[T]]) 
     engine = await open_existing(url)
     try:
         return await work(Repository(engine, SystemClock()))
+    except Exception as exc:
+        problem = database_problem(exc, url_location(url))
+        if problem is None:
+            raise
+        raise UsageError(problem) from None
     finally:
         await engine.dispose()
 
@@ -107,3 +145,29 @@ async def with_repository(url: str, work: Callable[[Repository], Awaitable[T]]) 
 def on_repository(url: str, work: Callable[[Repository], Awaitable[T]]) -> T:
     """:func:`with_repository` from synchronous code (a command)."""
     return run_async(lambda: with_repository(url, work))
+
+
+async def known_pairs(repository: Repository, settings: Settings | None) -> list[str]:
+    """The pairs a command may name: the config's, or the database's when no config."""
+    if settings is not None:
+        return [p.name for p in settings.pairs]
+    return await repository.pair_names()
+
+
+def check_pair(pair: str, known: Sequence[str], settings: Settings | None) -> None:
+    """UsageError (one line, exit 2) unless ``pair`` is one of ``known``."""
+    if pair not in known:
+        label = "configured pairs" if settings is not None else "pairs in the database"
+        raise UsageError(unknown_pair_message(pair, known, label))
+
+
+def require_known_pair(config: Path | None, url: str, pair: str | None) -> None:
+    """Exit 2 in one line unless ``pair`` (when given) is a pair the daemon knows."""
+    if pair is None:
+        return
+    settings = load(config) if find_config(config) is not None else None
+
+    async def _check(repository: Repository) -> None:
+        check_pair(pair, await known_pairs(repository, settings), settings)
+
+    on_repository(url, _check)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated
@@ -12,12 +14,15 @@ from bot.cli.common import (
     ConfigOption,
     DatabaseOption,
     UsageError,
+    check_pair,
     fail,
+    known_pairs,
     load,
     on_repository,
     resolve_url,
 )
-from bot.config import ConfigError
+from bot.config import ConfigError, find_config
+from bot.domain.controls import PairControl
 from bot.service.targets import parse_target_value
 from bot.store.migrate import SchemaState, schema_state
 from bot.store.repository import ALL_PAIRS, Repository, paused_reason
@@ -63,37 +68,80 @@ def set_target(
             pair, ratio, outlook, f"target set to {what} (from the next cycle)"
         )
 
-    on_repository(database_url or settings.database_url, _store)
+    on_repository(resolve_url(config, database_url), _store)
     typer.echo(f"{pair}: target set to {what}; the daemon applies it on its next cycle")
 
 
-def _paused_message(who: str, paused: bool, changed: bool, still: str | None) -> str:
-    if paused:
-        return f"{who} paused" if changed else f"{who} was already paused"
-    if not changed and still is None:
-        return f"{who} was not paused"
-    if still is not None:
-        return f"{who} resumed, but still {still}; `hedgebot resume` resumes every pair"
-    return f"{who} resumed"
+@dataclass(frozen=True, slots=True)
+class PauseOutcome:
+    """What a pause or resume changed: the pairs whose state flipped, and for a pair it
+    did not change, why (already so, or still paused by the pause of every pair)."""
+
+    scope: list[str]
+    changed: list[str]
+    unchanged_why: str | None
+
+
+def _pause_outcome(
+    before: Mapping[str, PairControl],
+    after: Mapping[str, PairControl],
+    pair: str | None,
+    known: Sequence[str],
+    paused: bool,
+) -> PauseOutcome:
+    scope = [pair] if pair is not None else list(known)
+    changed = [
+        p for p in scope if (paused_reason(before, p) is None) != (paused_reason(after, p) is None)
+    ]
+    why = None
+    if pair is not None and not changed:
+        still = paused_reason(after, pair)
+        if paused:
+            why = f"{pair} was already {still}"
+        elif still is not None:
+            why = f"{pair} is still {still}; `hedgebot resume` resumes every pair"
+        else:
+            why = f"{pair} was not paused"
+    return PauseOutcome(scope, changed, why)
+
+
+def _pause_text(outcome: PauseOutcome, pair: str | None, paused: bool) -> tuple[str, int]:
+    """The line to print and the exit code: 1 when nothing changed (never a success)."""
+    verb = "paused" if paused else "resumed"
+    if outcome.changed and pair is not None:
+        return f"{pair} {verb}", 0
+    if outcome.changed:
+        return f"every pair {verb}: {', '.join(outcome.changed)}", 0
+    if pair is not None:
+        return f"no pair was {verb}: {outcome.unchanged_why}", 1
+    if paused and not outcome.scope:
+        return "every pair paused (no pair is known yet: each stays paused when it starts)", 0
+    state = "already paused" if paused else "paused"
+    return f"no pair was {verb}: {'every pair was' if paused else 'none was'} {state}", 1
 
 
 def _set_paused(
     config: Path | None, database_url: str | None, pair: str | None, paused: bool, reason: str
-) -> str:
-    if config is not None and pair is not None:
-        try:
-            load(config).pair(pair)
-        except ConfigError as exc:
-            raise fail(str(exc)) from None
+) -> tuple[str, int]:
+    settings = load(config) if find_config(config) is not None else None
     target = pair or ALL_PAIRS
 
-    async def _write(repository: Repository) -> tuple[bool, str | None]:
-        changed = await repository.set_pair_paused(target, paused, reason, "user")
-        still = paused_reason(await repository.pair_controls(), target)
-        return changed, still
+    async def _write(repository: Repository) -> tuple[str, int]:
+        known = await known_pairs(repository, settings)
+        if pair is not None:
+            check_pair(pair, known, settings)
+        before = await repository.pair_controls()
+        await repository.set_pair_paused(target, paused, reason, "user")
+        outcome = _pause_outcome(before, await repository.pair_controls(), pair, known, paused)
+        return _pause_text(outcome, pair, paused)
 
-    changed, still = on_repository(resolve_url(config, database_url), _write)
-    return _paused_message(pair or "every pair", paused, changed, still)
+    return on_repository(resolve_url(config, database_url), _write)
+
+
+def _echo_outcome(text: str, code: int) -> None:
+    if code:
+        raise fail(text, code)
+    typer.echo(text)
 
 
 def pause(
@@ -103,7 +151,7 @@ def pause(
     reason: ReasonOption = None,
 ) -> None:
     """Stop sending orders for PAIR (or every pair) until resumed; survives restarts."""
-    typer.echo(_set_paused(config, database_url, pair, True, reason or "paused by hand"))
+    _echo_outcome(*_set_paused(config, database_url, pair, True, reason or "paused by hand"))
 
 
 def resume(
@@ -113,4 +161,4 @@ def resume(
     reason: ReasonOption = None,
 ) -> None:
     """Let PAIR (or every pair) trade again, whether it was paused by hand or by itself."""
-    typer.echo(_set_paused(config, database_url, pair, False, reason or "resumed by hand"))
+    _echo_outcome(*_set_paused(config, database_url, pair, False, reason or "resumed by hand"))

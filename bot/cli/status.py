@@ -15,6 +15,7 @@ from bot.cli.common import (
     TableFormat,
     on_repository,
     parse_since,
+    require_known_pair,
     resolve_url,
 )
 from bot.service.describe import pair_statuses
@@ -47,6 +48,7 @@ def report(
     """Per pair over the period: spot and perp PnL, funding, fees, net, hedge effectiveness."""
     url = resolve_url(config, database_url)
     since_at = parse_since(since)
+    require_known_pair(config, url, pair)
     reports = on_repository(url, lambda repository: repository.report(pair, since_at))
     rows = [render.report_json(r) for r in reports]
     if output is TableFormat.JSON:

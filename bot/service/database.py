@@ -6,7 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from bot.service.errors import ServiceSetupError
-from bot.store.engine import AsyncEngine, make_url
+from bot.store.engine import AsyncEngine, make_url, url_location
+from bot.store.errors import database_problem
 from bot.store.migrate import SchemaState, head_revision, schema_state, upgrade
 from bot.store.repository import create_engine
 
@@ -38,9 +39,8 @@ async def open_existing(url: str) -> AsyncEngine:
         state = await schema_state(engine)
     except Exception as exc:
         await engine.dispose()
-        raise ServiceSetupError(
-            f"cannot open database {make_url(url).render_as_string(hide_password=True)}: {exc}"
-        ) from None
+        problem = database_problem(exc, url_location(url))
+        raise ServiceSetupError(problem or f"cannot open {url_location(url)}: {exc}") from None
     if state is SchemaState.MISSING:
         await engine.dispose()
         raise ServiceSetupError("the database has no hedgebot schema; run `hedgebot db upgrade`")
@@ -73,6 +73,12 @@ async def prepare_database(url: str, migrate: bool) -> AsyncEngine:
             )
         if state is not SchemaState.CURRENT:
             await upgrade(engine, url)
+    except Exception as exc:
+        await engine.dispose()
+        problem = database_problem(exc, url_location(url))
+        if problem is None:
+            raise
+        raise ServiceSetupError(problem) from None
     except BaseException:
         await engine.dispose()
         raise

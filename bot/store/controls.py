@@ -6,12 +6,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import select
+from sqlalchemy import select, union
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.domain.controls import ALL_PAIRS, PairControl
 from bot.store.database import StoreBase
-from bot.store.tables import PairControlRow, PairTargetRow
+from bot.store.tables import DecisionRow, PairControlRow, PairLeaseRow, PairTargetRow
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,3 +120,14 @@ class Controls(StoreBase):
                 )
             )
             return True
+
+    async def pair_names(self) -> list[str]:
+        """Every pair the database knows: decided on, leased, targeted or paused by name."""
+        query = union(
+            select(DecisionRow.pair).distinct(),
+            select(PairLeaseRow.pair),
+            select(PairTargetRow.pair),
+            select(PairControlRow.pair).where(PairControlRow.pair != ALL_PAIRS),
+        )
+        async with self._read() as session:
+            return sorted(str(name) for name in (await session.execute(query)).scalars())

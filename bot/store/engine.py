@@ -9,12 +9,23 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import event
-from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
 
-__all__ = ["SQLITE_WRITE", "AsyncEngine", "create_engine", "database_location", "make_url"]
+from bot.config import DatabaseUrlError, normalize_database_url
+
+__all__ = [
+    "SQLITE_WRITE",
+    "AsyncEngine",
+    "DatabaseUrlError",
+    "create_engine",
+    "database_location",
+    "make_url",
+    "normalize_database_url",
+    "url_location",
+]
 
 
 def _sqlite_pragmas(dbapi_connection: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
@@ -48,6 +59,7 @@ def create_engine(database_url: str, *, schema: str | None = None) -> AsyncEngin
 
     ``schema`` (Postgres only) puts every table in that schema, via the search path.
     """
+    database_url = normalize_database_url(database_url)
     if database_url.startswith("sqlite"):
         engine = create_async_engine(database_url)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
@@ -63,10 +75,15 @@ def create_engine(database_url: str, *, schema: str | None = None) -> AsyncEngin
 def database_location(engine: AsyncEngine) -> str:
     """Which database the engine opens, for a message: backend, host, port and name;
     never the user or the password."""
-    url = engine.url
-    backend = url.get_backend_name()
+    return url_location(engine.url)
+
+
+def url_location(url: str | URL) -> str:
+    """:func:`database_location` of a URL."""
+    parsed = make_url(url)
+    backend = parsed.get_backend_name()
     if backend == "sqlite":
-        return f"sqlite database {url.database or ':memory:'}"
-    host = url.host or "localhost"
-    port = f":{url.port}" if url.port else ""
-    return f"{backend} database {url.database or ''} at {host}{port}"
+        return f"sqlite database {parsed.database or ':memory:'}"
+    host = parsed.host or "localhost"
+    port = f":{parsed.port}" if parsed.port else ""
+    return f"{backend} database {parsed.database or ''} at {host}{port}"

@@ -42,8 +42,8 @@ async def test_a_refused_connection_is_store_unavailable_on_reads_and_writes(
     with pytest.raises(StoreUnavailable):
         await refused.append_audit("test", "nothing to store")
     message = str(ping.value)
-    assert message.startswith("postgresql database prod at 127.0.0.1:")
-    assert "Connect call failed" in message
+    assert message.startswith("cannot connect to postgresql database prod at 127.0.0.1:")
+    assert message.endswith(": connection refused; is the server running?")
     assert "\n" not in message
     assert "s3cret" not in message
     assert "hedgebot" not in message  # nor the user
@@ -54,8 +54,10 @@ async def test_an_sqlite_file_that_cannot_be_opened_is_store_unavailable(tmp_pat
     path = tmp_path / "missing-directory" / "hedgebot.db"
     engine = create_engine(f"sqlite+aiosqlite:///{path}")
     try:
-        with pytest.raises(StoreUnavailable, match="unable to open database file") as raised:
+        with pytest.raises(StoreUnavailable, match="cannot be opened") as raised:
             await Repository(engine, FakeClock()).last_cycle()
     finally:
         await engine.dispose()
-    assert str(raised.value) == f"sqlite database {path}: unable to open database file"
+    assert str(raised.value) == (
+        f"sqlite database {path} cannot be opened; check the path and its permissions"
+    )

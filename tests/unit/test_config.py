@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.config import ConfigError, load_settings, masked_dump
+from bot.config import ConfigError, find_config, load_settings, masked_dump
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "paper.toml"
@@ -290,3 +290,36 @@ def test_add_margin_is_refused_when_a_pair_uses_cross_margin(tmp_path: Path) -> 
     assert "pairs BTC, ETH use margin_mode 'cross'" in message
     assert "set margin_mode = 'isolated' or on_liquidation_risk = 'reduce'" in message
     assert load_settings(path).risk.on_liquidation_risk == "reduce"
+
+
+def test_a_mistyped_environment_variable_is_an_error_naming_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HEDGEBOT_POLL_INTERVALL_S", "5")
+    message = one_line_error(write(tmp_path, MINIMAL))
+    assert message == (
+        "environment variable HEDGEBOT_POLL_INTERVALL_S sets nothing "
+        "(did you mean HEDGEBOT_POLL_INTERVAL_S?); fix its name or unset it"
+    )
+
+
+def test_a_mistyped_nested_variable_is_an_error_and_known_ones_are_not(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HEDGEBOT_HTTP__PORT", "0")
+    monkeypatch.setenv("HEDGEBOT_CONFIG", "elsewhere.toml")
+    assert load_settings(write(tmp_path, MINIMAL)).http.port == 0
+    monkeypatch.setenv("HEDGEBOT_HTTP__PROT", "8080")
+    assert "HEDGEBOT_HTTP__PROT sets nothing" in one_line_error(write(tmp_path, MINIMAL))
+
+
+def test_a_config_is_found_by_option_then_environment_then_default_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    given = tmp_path / "given.toml"
+    assert find_config(given, {}) == given
+    assert find_config(None, {"HEDGEBOT_CONFIG": "env.toml"}) == Path("env.toml")
+    assert find_config(None, {}) in (None, Path("/etc/hedgebot/hedgebot.toml"))
+    write(tmp_path, MINIMAL)
+    assert find_config(None, {}) == Path("hedgebot.toml")

@@ -9,18 +9,16 @@ import subprocess
 import sys
 import tomllib
 from pathlib import Path
-from typing import Any, get_args, get_origin
+from typing import Any
 
 import yaml
-from pydantic import BaseModel
 from setuptools import find_packages
 
-from bot.config import Settings, load_settings
+from bot.config import NON_SETTINGS_VARIABLES, load_settings, settings_path_exists
 from tests.conftest import ROOT
 
 README = (ROOT / "README.md").read_text(encoding="utf-8")
-# Variables the CLI reads itself, not Settings fields.
-CLI_VARIABLES = {"HEDGEBOT_CONFIG", "HEDGEBOT_MIGRATIONS_DIR", "HEDGEBOT_LIVE_CONFIRM"}
+CLI_VARIABLES = NON_SETTINGS_VARIABLES
 
 
 def compose() -> dict[str, Any]:
@@ -39,28 +37,6 @@ def dockerfile_instructions() -> list[tuple[str, str]]:
             keyword, _, rest = line.partition(" ")
             result.append((keyword.upper(), rest.strip()))
     return result
-
-
-def settings_path_exists(variable: str) -> bool:
-    """Whether HEDGEBOT_A__B__C names a field of Settings (a dict's key matches anything)."""
-    parts = variable.removeprefix("HEDGEBOT_").lower().split("__")
-    model: type[BaseModel] = Settings
-    while parts:
-        field = model.model_fields.get(parts[0])
-        if field is None:
-            return False
-        parts = parts[1:]
-        annotation = field.annotation
-        if get_origin(annotation) is dict:
-            if not parts:
-                return True
-            parts = parts[1:]  # the key, e.g. the account name
-            annotation = get_args(annotation)[1]
-        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-            model = annotation
-            continue
-        return not parts  # a plain value ends the path
-    return True
 
 
 def env_variables(text: str) -> set[str]:
