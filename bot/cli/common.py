@@ -24,6 +24,7 @@ from bot.config import (
     normalize_database_url,
     unknown_pair_message,
 )
+from bot.interrupts import deferred
 from bot.service.database import open_existing
 from bot.service.errors import ServiceSetupError
 from bot.store.engine import url_location
@@ -74,7 +75,8 @@ def load(config: Path | None, **overrides: Any) -> Settings:
     if path is None and "HEDGEBOT_PAIRS" not in os.environ:
         raise fail(NO_CONFIG)
     try:
-        return load_settings(path, **overrides)
+        with deferred():  # pydantic builds the settings' schema here
+            return load_settings(path, **overrides)
     except ConfigError as exc:
         raise fail(str(exc)) from None
 

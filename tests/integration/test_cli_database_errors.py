@@ -66,23 +66,6 @@ def test_a_postgresql_url_without_a_driver_gets_asyncpg(cli: CliRunner) -> None:
     )
 
 
-def test_run_with_an_unreachable_database_says_so_in_one_line(
-    cli: CliRunner, tmp_path: Path
-) -> None:
-    config = write_config(tmp_path)
-    config.write_text(
-        config.read_text().replace(
-            f"sqlite+aiosqlite:///{tmp_path / 'hb.db'}",
-            "postgresql+asyncpg://postgres@127.0.0.1:1/test",
-        )
-    )
-    message = one_line_exit_2(cli, "run", "-c", str(config), "--max-cycles", "1")
-    assert message == (
-        "cannot connect to postgresql database test at 127.0.0.1:1: connection refused; "
-        "is the server running?"
-    )
-
-
 def test_a_config_with_another_driver_names_the_url_to_write_without_its_password(
     cli: CliRunner, tmp_path: Path
 ) -> None:

@@ -42,7 +42,7 @@ def test_help_loads_neither_ccxt_nor_matplotlib_nor_alembic() -> None:
     # Alembic comes with the first schema check (status, audit, run), not with --help.
     code = (
         "import contextlib, io, sys\n"
-        "from bot.cli import main\n"
+        "from bot.entry import main\n"
         "sys.argv = ['hedgebot', '--help']\n"
         "with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):\n"
         "    main()"

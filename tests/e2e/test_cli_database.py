@@ -1,0 +1,28 @@
+"""`hedgebot run` meets a database it cannot use: one line, exit 2, nothing started."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.test_cli import hedgebot, write_config
+
+pytestmark = pytest.mark.slow  # starts hedgebot as a subprocess
+
+
+def test_run_with_an_unreachable_database_says_so_in_one_line(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    config.write_text(
+        config.read_text().replace(
+            f"sqlite+aiosqlite:///{tmp_path / 'hb.db'}",
+            "postgresql+asyncpg://postgres@127.0.0.1:1/test",
+        )
+    )
+    result = hedgebot("run", "-c", str(config), "--max-cycles", "1", cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        "cannot connect to postgresql database test at 127.0.0.1:1: connection refused; "
+        "is the server running?"
+    )
+    assert "Traceback" not in result.stderr
