@@ -23,6 +23,7 @@ from ulid import ULID
 from bot.clock import Clock
 from bot.config import PairConfig, Settings
 from bot.domain.models import FundingPayment
+from bot.domain.strategies import Target
 from bot.exchange.gateway import ExchangeGateway, GatewayError
 from bot.execution.executor import Execution, Executor
 from bot.service.basis import live_contracts
@@ -325,13 +326,8 @@ class HedgeDaemon:
         record = decision_record(
             str(ULID.from_datetime(now)), view, assessment, cycle=cycle, mode=mode, context=context
         )
-        if target is not None and self.targets.needs_skip_audit(pair.name, target):
-            await self._repo.append_audit(
-                "strategy.sell_down_skipped",
-                target.reason,
-                {"outlook": target.inputs.get("outlook")},
-                pair=pair.name,
-            )
+        if target is not None:
+            await self._audit_target(pair, target)
         send = None
         if assessment.order is not None or assessment.add_margin is not None:
             send = Send(view.pair, record, assessment.order, assessment.add_margin)
@@ -344,6 +340,23 @@ class HedgeDaemon:
             )
             spot_sell = Send(view.pair, sale_record, sale.order)
         return _Assessed(pair, record, send, spot_sell)
+
+    async def _audit_target(self, pair: PairConfig, target: Target) -> None:
+        """What the strategy declined to do: a sell-down the pair does not allow (said once
+        per stretch), a basis roll whose net basis is below entry_apr (its one decision)."""
+        if self.targets.needs_skip_audit(pair.name, target):
+            await self._repo.append_audit(
+                "strategy.sell_down_skipped",
+                target.reason,
+                {"outlook": target.inputs.get("outlook")},
+                pair=pair.name,
+            )
+        if target.roll_declined:
+            keys = ("rolled_from", "future_symbol", "annualized_basis", "net_annualized_basis")
+            data = {key: target.inputs.get(key) for key in (*keys, "taker_fee", "entry_apr")}
+            await self._repo.append_audit(
+                "strategy.roll_declined", target.reason, data, pair=pair.name
+            )
 
     async def _record_holds(self, holds: Sequence[_Assessed], report: CycleReport) -> None:
         """Pairs that send nothing are recorded together: one commit per cycle, not per pair."""

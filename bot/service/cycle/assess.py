@@ -96,6 +96,7 @@ class AssessStage:
             self._accounts.perp_gateway(pair),
             now,
             next_contract=view.next_contract,
+            taker_fee=view.market.taker_fee,
         )
         params = HedgeParams(
             target_ratio=target.ratio,
