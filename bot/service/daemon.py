@@ -74,6 +74,11 @@ class CycleReport:
     # Pairs that paused themselves after failing orders: a failed state until resumed.
     auto_paused: dict[str, str] = field(default_factory=dict)  # pair -> reason
 
+    def acted(self, pair: str, action: str) -> None:
+        """The pair's action, beside any other this cycle (a sell-down's spot sell)."""
+        before = self.actions.get(pair)
+        self.actions[pair] = action if before in (None, "none") else f"{before}; {action}"
+
     def failed(self, pair: str, exc: BaseException) -> None:
         self.errors[pair] = f"{type(exc).__name__}: {exc}"
         if isinstance(exc, GatewayError):
@@ -399,10 +404,8 @@ class HedgeDaemon:
                 report.actions[name] = sent
             else:
                 report.executions.append((name, sent))
-                if item.spot_sell:
-                    report.actions.setdefault(name, f"spot sell {sent.status.value}")
-                else:
-                    report.actions[name] = f"order {sent.status.value}"
+                kind = "spot sell" if item.spot_sell else "order"
+                report.acted(name, f"{kind} {sent.status.value}")
 
     async def _guarded(self, pair: PairConfig, cycle: int, work: Awaitable[T]) -> T:
         """Run one pair's step with its log context; audit and re-raise its failure."""
@@ -440,7 +443,10 @@ class HedgeDaemon:
         assessments = []
         for pair in self.pair_state.unfinished(self._pairs):
             view = await self.views.build(pair, snapshots, unresolved.get(pair.name, []), now)
-            assessments.append(await self.assessing.assess(view, now))
+            assessment = await self.assessing.assess(view, now)
+            assessments.append(assessment)
+            if assessment.spot_sell is not None:  # a row of its own: its own order
+                assessments.append(assessment.spot_sell)
         return assessments
 
     def quiet_until(self) -> datetime | None:

@@ -8,7 +8,7 @@ sale: the spot held minus the short.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from decimal import Decimal
 from typing import Any
@@ -17,7 +17,7 @@ from sqlalchemy import select
 
 from bot.clock import FakeClock
 from bot.config import Settings
-from bot.domain.models import Balance, OrderRequest, OrderResult, Side
+from bot.domain.models import Balance, OrderRequest, OrderResult, Side, Ticker
 from bot.exchange.feeds import ManualFeed
 from bot.exchange.gateway import OrderRejectedError
 from bot.exchange.paper import PaperVenue
@@ -199,3 +199,24 @@ async def test_refused_spot_sells_before_a_restart_do_not_count_toward_the_pause
     assert not (await restarted.run_cycle(10)).errors
     assert await repository.pair_controls() == {}
     assert [o[3] for o in await orders(repository) if o[0] == PERP][-1] == "rejected"
+
+
+class NoSpotTickerVenue(PaperVenue):
+    """The paper venue leaving the spot symbol out of its tickers answer (suspended)."""
+
+    async def fetch_tickers(self, symbols: Iterable[str]) -> Mapping[str, Ticker]:
+        return {s: t for s, t in (await super().fetch_tickers(symbols)).items() if s != SPOT}
+
+
+async def test_a_spot_symbol_without_a_ticker_holds_the_sale_back_not_the_hedge(
+    repository: Repository, clock: FakeClock
+) -> None:
+    daemon, venue = await turn_bearish(settings(), repository, clock, NoSpotTickerVenue)
+    # Before: a KeyError failed the pair's cycle, and so its hedge, every cycle.
+    unhedged = await unhedged_per_cycle(daemon, venue, clock, 2)
+    assert await spot_and_short(venue) == (D(10), D(10))
+    assert max(unhedged) == 0, unhedged
+    decisions = await repository.audit_events("BTC", "decision", None, None)
+    assert (
+        f"spot sell not sold this cycle: no bid/ask for {SPOT} in account" in decisions[-1].summary
+    )

@@ -338,7 +338,9 @@ class AssessStage:
         self._quiet.clear()
 
     def _hold_horizon(self, pair: PairConfig, assessment: Assessment, now: datetime) -> datetime:
-        if assessment.action != "none" or not _static_target(pair):
+        if assessment.action != "none" or assessment.spot_sell is not None:
+            return now
+        if not _static_target(pair):
             return now
         if pair.rebalance == "interval":
             slot = interval_slot(now, pair.rebalance_interval_s)
