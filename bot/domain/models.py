@@ -49,6 +49,7 @@ class Market:
     contract_size: Decimal = ONE
     is_perp: bool = False  # any contract, perpetual or dated
     expiry: datetime | None = None  # a dated future's delivery time; None: spot or perpetual
+    taker_fee: Decimal | None = None  # the venue's taker fee rate (0.0005); None: not stated
 
 
 @dataclass(frozen=True, slots=True)

@@ -75,4 +75,5 @@ def market(raw: Mapping[str, Any], precision_mode: Any, exchange: str) -> Market
         # Dated futures (type "future") carry their delivery time; "linear" loads them
         # with the perpetuals on Binance USDⓈ-M (contractType CURRENT_QUARTER...).
         expiry=ms_time(raw.get("expiry")) if raw.get("future") else None,
+        taker_fee=dec_or_none(raw.get("taker")),
     )

@@ -23,6 +23,7 @@ from ulid import ULID
 from bot.clock import Clock
 from bot.config import PairConfig, Settings
 from bot.domain.models import FundingPayment
+from bot.domain.strategies import Target
 from bot.exchange.gateway import ExchangeGateway, GatewayError
 from bot.execution.executor import Execution, Executor
 from bot.service.basis import live_contracts
@@ -66,11 +67,17 @@ class CycleReport:
     errors: dict[str, str] = field(default_factory=dict)  # pair -> error
     # What the cycle saw and did, for metrics and health (bot/service/runtime.py).
     decisions: list[DecisionRecord] = field(default_factory=list)
-    executions: dict[str, Execution] = field(default_factory=dict)  # pair -> order outcome
+    # (pair, order outcome): a sell-down cycle sends the hedge and a spot sell.
+    executions: list[tuple[str, Execution]] = field(default_factory=list)
     funding: list[tuple[str, FundingPayment]] = field(default_factory=list)  # new payments
     exchange_errors: list[str] = field(default_factory=list)  # GatewayError class names
     # Pairs that paused themselves after failing orders: a failed state until resumed.
     auto_paused: dict[str, str] = field(default_factory=dict)  # pair -> reason
+
+    def acted(self, pair: str, action: str) -> None:
+        """The pair's action, beside any other this cycle (a sell-down's spot sell)."""
+        before = self.actions.get(pair)
+        self.actions[pair] = action if before in (None, "none") else f"{before}; {action}"
 
     def failed(self, pair: str, exc: BaseException) -> None:
         self.errors[pair] = f"{type(exc).__name__}: {exc}"
@@ -93,6 +100,7 @@ class _Assessed:
     pair: PairConfig
     record: DecisionRecord
     send: Send | None
+    spot_sell: Send | None = None  # a bearish sell-down's spot sell, beside the hedge
 
 
 class HedgeDaemon:
@@ -235,10 +243,11 @@ class HedgeDaemon:
         report.auto_paused = self.pair_state.auto_paused(self._active)
         assessed = await self._assess_stage(cycle, snapshots, pending, now, report)
         holds = [a for a in assessed if a.send is None]
-        sends = [a for a in assessed if a.send is not None]
-        await self.reconcile.outside_changes([(a.pair, a.record) for a in holds + sends], now)
+        sends = [a.send for a in assessed if a.send is not None]
+        sends += [a.spot_sell for a in assessed if a.spot_sell is not None]
+        await self.reconcile.outside_changes([(a.pair, a.record) for a in assessed], now)
         await self._record_holds(holds, report)
-        await self._send_stage(cycle, [a.send for a in sends if a.send is not None], report)
+        await self._send_stage(cycle, sends, report)
         return report
 
     async def _observe_stage(
@@ -293,6 +302,8 @@ class HedgeDaemon:
                 report.failed(pair.name, outcome)
                 continue
             report.decisions.append(outcome.record)
+            if outcome.spot_sell is not None:
+                report.decisions.append(outcome.spot_sell.record)
             assessed.append(outcome)
         return assessed
 
@@ -311,29 +322,46 @@ class HedgeDaemon:
         strategy = None
         if target is not None:
             strategy = target_inputs(pair, target, self.targets.overridden(pair))
+        context = {
+            "foreign_open_orders": self.reconcile.foreign_open(pair.name),
+            "lease": self.pair_state.lease_inputs(pair.name),
+            "strategy": strategy,
+        }
+        mode = self._settings.mode
         record = decision_record(
-            str(ULID.from_datetime(now)),
-            view,
-            assessment,
-            cycle=cycle,
-            mode=self._settings.mode,
-            context={
-                "foreign_open_orders": self.reconcile.foreign_open(pair.name),
-                "lease": self.pair_state.lease_inputs(pair.name),
-                "strategy": strategy,
-            },
+            str(ULID.from_datetime(now)), view, assessment, cycle=cycle, mode=mode, context=context
         )
-        if target is not None and self.targets.needs_skip_audit(pair.name, target):
+        if target is not None:
+            await self._audit_target(pair, target)
+        send = None
+        if assessment.order is not None or assessment.add_margin is not None:
+            send = Send(view.pair, record, assessment.order, assessment.add_margin)
+        spot_sell = None
+        sale = assessment.spot_sell
+        if sale is not None and sale.order is not None:
+            # Its own decision (and so its own client order id), sent beside the hedge.
+            sale_record = decision_record(
+                str(ULID.from_datetime(now)), view, sale, cycle=cycle, mode=mode, context=context
+            )
+            spot_sell = Send(view.pair, sale_record, sale.order)
+        return _Assessed(pair, record, send, spot_sell)
+
+    async def _audit_target(self, pair: PairConfig, target: Target) -> None:
+        """What the strategy declined to do: a sell-down the pair does not allow (said once
+        per stretch), a basis roll whose net basis is below entry_apr (its one decision)."""
+        if self.targets.needs_skip_audit(pair.name, target):
             await self._repo.append_audit(
                 "strategy.sell_down_skipped",
                 target.reason,
                 {"outlook": target.inputs.get("outlook")},
                 pair=pair.name,
             )
-        send = None
-        if assessment.order is not None or assessment.add_margin is not None:
-            send = Send(view.pair, record, assessment.order, assessment.add_margin)
-        return _Assessed(pair, record, send)
+        if target.roll_declined:
+            keys = ("rolled_from", "future_symbol", "annualized_basis", "net_annualized_basis")
+            data = {key: target.inputs.get(key) for key in (*keys, "taker_fee", "entry_apr")}
+            await self._repo.append_audit(
+                "strategy.roll_declined", target.reason, data, pair=pair.name
+            )
 
     async def _record_holds(self, holds: Sequence[_Assessed], report: CycleReport) -> None:
         """Pairs that send nothing are recorded together: one commit per cycle, not per pair."""
@@ -375,8 +403,9 @@ class HedgeDaemon:
             elif isinstance(sent, str):
                 report.actions[name] = sent
             else:
-                report.actions[name] = f"order {sent.status.value}"
-                report.executions[name] = sent
+                report.executions.append((name, sent))
+                kind = "spot sell" if item.spot_sell else "order"
+                report.acted(name, f"{kind} {sent.status.value}")
 
     async def _guarded(self, pair: PairConfig, cycle: int, work: Awaitable[T]) -> T:
         """Run one pair's step with its log context; audit and re-raise its failure."""
@@ -414,7 +443,10 @@ class HedgeDaemon:
         assessments = []
         for pair in self.pair_state.unfinished(self._pairs):
             view = await self.views.build(pair, snapshots, unresolved.get(pair.name, []), now)
-            assessments.append(await self.assessing.assess(view, now))
+            assessment = await self.assessing.assess(view, now)
+            assessments.append(assessment)
+            if assessment.spot_sell is not None:  # a row of its own: its own order
+                assessments.append(assessment.spot_sell)
         return assessments
 
     def quiet_until(self) -> datetime | None:

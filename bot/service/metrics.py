@@ -143,7 +143,7 @@ class DaemonMetrics:
             self.target_ratio.labels(decision.pair).set(float(decision.target_ratio))
             self.drift.labels(decision.pair).set(float(decision.drift_qty))
             self.decisions.labels(decision.pair, record.action).inc()
-        for pair, execution in report.executions.items():
+        for pair, execution in report.executions:
             self.orders.labels(pair, execution.status.value).inc()
             result = execution.result
             if result is not None and result.fee:

@@ -57,6 +57,8 @@ class TargetSource:
         self._repo = repository
         self._overrides: Mapping[str, PairTarget] = {}
         self._regimes: dict[str, Regime] = {}
+        # The contract each regime was decided on: a basis carry moving to another is a roll.
+        self._contracts: dict[str, str] = {}
         self._candles: dict[str, _CandleCache] = {}
         self._announced_skip: set[str] = set()
         # The spot held when each pair's outlook turned bearish (its sell-down keeps half),
@@ -76,6 +78,8 @@ class TargetSource:
             regime = inputs.get("regime")
             if inputs.get("name") == strategy.name and regime in {r.value for r in Regime}:
                 self._regimes[pair.name] = Regime(str(regime))
+                if inputs.get("future_symbol") is not None:
+                    self._contracts[pair.name] = str(inputs["future_symbol"])
             reference = inputs.get("sell_down_reference")
             since = inputs.get("sell_down_since")
             if strategy.sells_spot and reference is not None and since is not None:
@@ -102,11 +106,12 @@ class TargetSource:
         now: datetime,
         *,
         next_contract: str | None = None,
+        taker_fee: Decimal | None = None,
     ) -> Target:
-        """The pair's target now; records the new regime for the next call.
+        """The pair's target now; records the new regime (and its contract) for the next call.
 
-        For a basis pair, ``observation`` is on the contract it trades now and
-        ``next_contract`` is the one a roll moves to.
+        For a basis pair, ``observation`` is on the contract it trades now, ``next_contract``
+        is the one a roll moves to and ``taker_fee`` the traded contract's.
         """
         strategy = self.strategy(pair)
         spec = strategy.candles
@@ -117,10 +122,13 @@ class TargetSource:
             prior=self._regimes.get(pair.name),
             candles=candles,
             next_contract=next_contract,
+            prior_contract=self._contracts.get(pair.name),
+            taker_fee=taker_fee,
         )
         target = await self._sell_down(pair, strategy, inputs)
         if target.regime is not None:
             self._regimes[pair.name] = target.regime
+            self._contracts[pair.name] = observation.perp_symbol
         return target
 
     async def _sell_down(

@@ -342,9 +342,12 @@ class Orders(StoreBase):
                 totals[pair] = totals.get(pair, Decimal(0)) + amount * price
         return totals
 
-    async def trailing_rejections(self, limit: int) -> dict[str, int]:
+    async def trailing_rejections(
+        self, limit: int, skip_symbols: Sequence[str] = ()
+    ) -> dict[str, int]:
         """Per pair, how many of its latest orders (up to ``limit``) were rejected in a row,
-        counting only orders after the pair's last pause or resume."""
+        counting only orders after the pair's last pause or resume; orders on
+        ``skip_symbols`` (the sell-down's spot sells) neither count nor break the run."""
         counts: dict[str, int] = {}
         async with self._read() as session:
             controls = await load_controls(session)
@@ -352,7 +355,7 @@ class Orders(StoreBase):
             for pair in pairs:
                 query = (
                     select(OrderRow.status, OrderRow.created_at)
-                    .where(OrderRow.pair == pair)
+                    .where(OrderRow.pair == pair, OrderRow.symbol.not_in(skip_symbols))
                     .order_by(OrderRow.id.desc())
                     .limit(limit)
                 )

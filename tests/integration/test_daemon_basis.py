@@ -169,7 +169,7 @@ async def test_roll_closes_the_expiring_contract_then_shorts_the_next(
     daemon, venue = await open_daemon(config, repository, clock, ManualFeed({"BTC": D(60000)}))
     await cycle(daemon, 1)
     assert (await short(venue, DEC), await short(venue, MAR)) == (2, 0)
-    venue.basis_apr = D("0.01")  # below entry: a roll keeps the carry all the same
+    venue.basis_apr = D("0.08")  # 7.1 % net of fees on March: >= entry, the roll goes on
     clock.advance((DEC_EXPIRY - T0).total_seconds() - LEAD_S / 2)
     await cycle(daemon, 2)
     assert (await short(venue, DEC), await short(venue, MAR)) == (0, 0)
@@ -238,9 +238,10 @@ async def test_a_restart_between_closing_and_opening_a_roll_opens_the_next_contr
     clock.advance((DEC_EXPIRY - T0).total_seconds() - LEAD_S / 2)
     await cycle(daemon, 2)
     assert (await short(venue, DEC), await short(venue, MAR)) == (0, 0)
-    # restarted with the next contract's basis below entry: the roll still completes
+    # restarted between the close and the open: the roll completes (its net basis meets
+    # entry_apr), on the contract restored from the last decision
     restarted, venue = await open_daemon(
-        settings({"at_expiry": "roll", "roll_to": [MAR]}, basis_apr="0.01"),
+        settings({"at_expiry": "roll", "roll_to": [MAR]}, basis_apr="0.08"),
         repository,
         clock,
         feed,

@@ -56,18 +56,23 @@ async def test_bearish_sells_spot_to_half_then_hedges_all_of_the_rest_and_sells_
     await repository.set_pair_target("BTC", None, "bearish", "target set to outlook bearish")
     clock.advance(5)
     await cycle(daemon, 2)
-    # The spot leg goes first, alone: the short is unchanged this cycle.
-    assert await spot_and_short(venue) == (D(5), D(7))
+    # The spot sell and the hedge of what it leaves go in the same cycle: 2 of the 7 short
+    # are bought back (reduce-only), so 100% of the 5 BTC kept is hedged at once.
+    assert await spot_and_short(venue) == (D(5), D(5))
     inputs = await last_inputs(repository)
     assert (
         "outlook bearish: sell 5 BTC spot down to 50.00% of 10 BTC (reference)" in inputs["reason"]
     )
     assert D(inputs["strategy"]["sell_down_reference"]) == 10
     assert inputs["strategy"]["sell_down_skipped"] is False
-    spot_order = (await orders(repository))[-1]
+    spot_order = next(o for o in await orders(repository) if o[1] == SPOT)
     assert spot_order[1:4] == (SPOT, "sell", D(5))
     assert spot_order[0].startswith("hb")
     assert len(spot_order[0]) <= 36
+    assert sorted(o[1:4] for o in (await orders(repository))[1:]) == [
+        (SPOT, "sell", D(5)),
+        (PERP, "buy", D(2)),
+    ]
 
     # Within the fill settle window: the spot fill must not count as a perp change.
     clock.advance(5)
@@ -121,8 +126,10 @@ async def test_a_restart_mid_sell_down_resumes_from_the_stored_reference(
     daemon, venue = await open_daemon(config, repository, clock, feed)
     clock.advance(5)
     await cycle(daemon, 1)
-    assert await spot_and_short(venue) == (D(8), D(0))
-    assert "the rest in later cycles" in (await last_inputs(repository))["reason"]
+    # 2 BTC sold, and 2 of the 8 left hedged beside it (12000 per order too).
+    assert await spot_and_short(venue) == (D(8), D(2))
+    reasons = [d.summary for d in await repository.audit_events("BTC", "decision", None, None)]
+    assert any("the rest in later cycles" in r for r in reasons)
 
     # A new daemon (a restart) on the same store: it must keep the reference of 10, not
     # take the 8 held now (which would stop at 4).

@@ -25,6 +25,7 @@ from bot.domain.strategies.basis import (
     annualized_basis,
     basis,
     basis_contract,
+    net_annualized_basis,
 )
 from bot.domain.strategies.fixed import FixedStrategy, fixed
 from bot.domain.strategies.funding_carry import (
@@ -85,6 +86,7 @@ __all__ = [
     "ema",
     "fixed",
     "funding_carry",
+    "net_annualized_basis",
     "outlook",
     "sma",
     "strategy_for",

@@ -48,6 +48,8 @@ class Target:
     sell_down_reference: Decimal | None = None
     # True when the strategy wanted a spot sell-down that the pair does not allow.
     sell_down_skipped: bool = False
+    # True when a basis roll did not enter the next contract (its net basis was too low).
+    roll_declined: bool = False
 
 
 class SetTarget(StrEnum):
@@ -72,7 +74,8 @@ class TargetInputs:
 
     ``candles`` are as fetched (the forming bar may be among them; strategies keep the
     closed ones). ``sell_down_reference`` and ``sold`` carry a spot sell-down across
-    cycles; ``next_contract`` is the contract a basis roll moves to.
+    cycles; ``next_contract`` is the contract a basis roll moves to, ``prior_contract`` the
+    one the prior regime was on, ``taker_fee`` the traded contract's (a fraction).
     """
 
     observation: Observation
@@ -82,6 +85,8 @@ class TargetInputs:
     sell_down_reference: Decimal | None = None
     sold: Decimal = ZERO
     next_contract: str | None = None
+    prior_contract: str | None = None
+    taker_fee: Decimal | None = None
 
 
 # -- the pair's configuration, as strategies read it -----------------------------------------

@@ -38,6 +38,31 @@ def annualized_basis(
     return (future_price / spot_price - ONE) * SECONDS_PER_YEAR / seconds
 
 
+# A carry's round trip on one contract pays the taker fee twice: to open the short, and to
+# buy it back before expiry (``close_before_s``; a settlement at expiry is counted the same,
+# since the market rules carry no delivery fee).
+ROUND_TRIP_TAKER_FEES = 2
+
+
+def net_annualized_basis(
+    spot_price: Decimal,
+    future_price: Decimal,
+    expiry: datetime,
+    now: datetime,
+    taker_fee: Decimal,
+) -> Decimal:
+    """The annualized basis net of a round trip's taker fees on the future (pure).
+
+    (future - spot - 2 x taker_fee x future) / spot, scaled to a year by the time left to
+    expiry: the carry a new short on this contract earns after opening it now and buying
+    it back before expiry.
+    """
+    fees = ROUND_TRIP_TAKER_FEES * taker_fee * future_price / spot_price
+    gross = annualized_basis(spot_price, future_price, expiry, now)
+    left = expiry - now
+    return gross - fees * SECONDS_PER_YEAR / Decimal(left.days * 86400 + left.seconds)
+
+
 def basis(
     spot_price: Decimal,
     future_price: Decimal,
@@ -49,13 +74,20 @@ def basis(
     prior: Regime | None,
     close_before: timedelta = timedelta(0),
     next_contract: str | None = None,
+    taker_fee: Decimal = ZERO,
+    rolled_from: str | None = None,
+    future_symbol: str | None = None,
 ) -> Target:
-    """Cash-and-carry on a dated future: enter at or above ``entry_apr``, hold to expiry.
+    """Cash-and-carry on a dated future: enter when the annualized basis net of a round
+    trip's taker fees is at or above ``entry_apr``, then hold to expiry.
 
     Once entered the position is held whatever the basis does (it converges at expiry).
     From ``close_before`` ahead of expiry the target is 0 (the contract is closed): with
     ``at_expiry`` "roll" and a ``next_contract`` the carry regime is kept, so the caller opens
-    the next contract once this one is flat; otherwise the regime becomes expired.
+    the next contract once this one is flat; otherwise the regime becomes expired. A carry
+    decided on another contract (``rolled_from``) is a roll: it enters this contract only
+    as a flat pair would, its net basis meeting ``entry_apr``; otherwise it stays out
+    (flat, ``roll_declined``) rather than lock in a basis below the hurdle.
     """
     left = expiry - now
     inputs: dict[str, Any] = {
@@ -68,6 +100,7 @@ def basis(
         "close_before_s": int(close_before.total_seconds()),
         "next_contract": next_contract,
         "prior_regime": prior.value if prior else None,
+        "future_symbol": future_symbol,
     }
     apr = (
         annualized_basis(spot_price, future_price, expiry, now)
@@ -79,21 +112,36 @@ def basis(
         return _closing(expiry, now, at_expiry, prior, next_contract, inputs)
     if apr is None:  # unreachable: left > close_before >= 0; keeps the type narrow
         raise ValueError(f"close_before {close_before} must not be negative")
-    if prior is Regime.CARRY:
-        held, why = Regime.CARRY, "held to expiry"
-    elif apr >= entry_apr:
-        held, why = Regime.CARRY, f">= entry {_pct(entry_apr)}: enter"
-    else:
-        held, why = Regime.FLAT, f"< entry {_pct(entry_apr)}: stay out"
-    ratio = ONE if held is Regime.CARRY else ZERO
-    inputs["regime"] = held.value
-    return Target(
-        "basis",
-        ratio,
-        f"basis: annualized {_pct(apr)} {why}, target {ratio}",
-        held,
-        inputs,
-    )
+    if prior is Regime.CARRY and rolled_from is None:
+        inputs["regime"] = Regime.CARRY.value
+        why = f"basis: annualized {_pct(apr)} held to expiry, target 1"
+        return Target("basis", ONE, why, Regime.CARRY, inputs)
+    roll = f"roll from {rolled_from} to {future_symbol}" if prior is Regime.CARRY else None
+    net = net_annualized_basis(spot_price, future_price, expiry, now, taker_fee)
+    return _entry(apr, net, entry_apr, taker_fee, roll, {**inputs, "rolled_from": rolled_from})
+
+
+def _entry(
+    apr: Decimal,
+    net: Decimal,
+    entry_apr: Decimal,
+    taker_fee: Decimal,
+    roll: str | None,
+    inputs: dict[str, Any],
+) -> Target:
+    """Enter when the basis net of fees meets ``entry_apr``, else stay out; a ``roll``
+    (the carry's move to this contract, in words) that stays out is declined."""
+    inputs.update(taker_fee=taker_fee, net_annualized_basis=net)
+    figures = f"annualized {_pct(apr)}, net of fees {_pct(net)} (2 x taker {_pct(taker_fee)})"
+    if net >= entry_apr:
+        inputs["regime"] = Regime.CARRY.value
+        why = f"{roll}: " if roll else ""
+        reason = f"basis: {why}{figures} >= entry_apr {_pct(entry_apr)}: enter, target 1"
+        return Target("basis", ONE, reason, Regime.CARRY, inputs)
+    inputs["regime"] = Regime.FLAT.value
+    why = f"{roll} declined: " if roll else ""
+    reason = f"basis: {why}{figures} < entry_apr {_pct(entry_apr)}: stay out, target 0"
+    return Target("basis", ZERO, reason, Regime.FLAT, inputs, roll_declined=roll is not None)
 
 
 def _closing(
@@ -109,7 +157,10 @@ def _closing(
     regime: Regime
     if rolling and prior in (Regime.CARRY, Regime.FLAT):
         regime = prior
-        why = f"close before expiry, then roll to {next_contract}"
+        why = (
+            f"close before expiry, then roll to {next_contract} if its basis net of fees "
+            "meets entry_apr"
+        )
     else:
         regime, why = Regime.EXPIRED, "close at expiry"
     inputs["regime"] = regime.value
@@ -183,7 +234,8 @@ class BasisStrategy(Strategy):
                 f"{observation.spot_symbol} no spot price from the venue; basis needs a dated "
                 "future and the spot ticker"
             )
-        target = basis(
+        moved = inputs.prior_contract not in (None, self.future_symbol)
+        return basis(
             observation.spot_price,
             observation.price,
             expiry=observation.expiry,
@@ -193,6 +245,7 @@ class BasisStrategy(Strategy):
             prior=inputs.prior,
             close_before=self.close_before,
             next_contract=inputs.next_contract,
+            taker_fee=inputs.taker_fee or ZERO,
+            rolled_from=inputs.prior_contract if moved else None,
+            future_symbol=self.future_symbol,
         )
-        target.inputs["future_symbol"] = self.future_symbol
-        return target

@@ -54,7 +54,8 @@ def outlook(
     sold: Decimal = ZERO,
     coin: str = "",
 ) -> Target:
-    """The allocation matrix: hedge 0, 30 % or 70 %; bearish sells spot to 50 %, hedges the rest.
+    """The allocation matrix: hedge 0, 30 % or 70 %; bearish sells spot to 50 % and hedges
+    100 % of the spot held meanwhile (the shell hedges what each sell leaves).
 
     The bearish sell-down keeps half of ``reference``, the spot held when the view turned
     bearish (``spot_qty`` when no reference is passed): it sells down to that level once
@@ -80,7 +81,7 @@ def outlook(
         if sell > ZERO:
             why = (
                 f"outlook bearish: sell {_qty(sell)}{unit} spot down to {_pct(BEARISH_SPOT_KEEP)} "
-                f"of {_qty(held_at_turn)}{unit} (reference), then hedge 100% of the rest"
+                f"of {_qty(held_at_turn)}{unit} (reference), hedging 100% of the rest meanwhile"
             )
         else:
             why = (

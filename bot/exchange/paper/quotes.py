@@ -60,6 +60,7 @@ class PaperQuotes:
             min_notional=rules.min_notional,
             is_perp=parts.is_contract,
             expiry=(rules.expiry or delivery(parts)) if parts.is_dated else None,
+            taker_fee=self._config.taker_fee_rate,
         )
 
     def quote(self, symbol: str, at: datetime) -> FeedQuote:

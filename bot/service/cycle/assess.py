@@ -36,7 +36,7 @@ from bot.execution.executor import OrderPlan
 from bot.service.cycle.accounts import Accounts
 from bot.service.cycle.market_checks import MarketChecks
 from bot.service.cycle.pair_state import PairState
-from bot.service.cycle.view import PairView
+from bot.service.cycle.view import PairView, SymbolUnavailable, ticker_of
 from bot.service.targets import TargetSource
 
 FOREVER = datetime.max.replace(tzinfo=UTC)
@@ -56,6 +56,8 @@ class Assessment:
     target: Target | None = None
     add_margin: Decimal | None = None  # the liquidation guard moves this much margin in
     liquidity: Mapping[str, Any] | None = None  # the book walk, when one was made
+    # The bearish sell-down's spot sell sent beside this order (its own decision).
+    spot_sell: Assessment | None = None
 
 
 class AssessStage:
@@ -82,7 +84,11 @@ class AssessStage:
         self._quiet: dict[str, datetime] = {}
 
     async def assess(self, view: PairView, now: datetime) -> Assessment:
-        """Target, decision, guard, risk and liquidity for one pair; sends nothing."""
+        """Target, decision, guard, risk and liquidity for one pair; sends nothing.
+
+        While a bearish sell-down is due, its spot sell (``spot_sell``, its own decision) goes
+        in the same cycle as the hedge, which covers the spot the sell leaves: the spot held
+        is never left unhedged while the sale goes on in parts."""
         pair, observation = view.pair, view.observation
         target = await self._targets.target_for(
             pair,
@@ -90,6 +96,7 @@ class AssessStage:
             self._accounts.perp_gateway(pair),
             now,
             next_contract=view.next_contract,
+            taker_fee=view.market.taker_fee,
         )
         params = HedgeParams(
             target_ratio=target.ratio,
@@ -97,8 +104,6 @@ class AssessStage:
             min_notional=pair.min_notional,
             max_order_notional=pair.max_order_notional,
         )
-        decision = self._decide(view, params, now)
-        decision = replace(decision, reason=f"{target.reason}; {decision.reason}")
         risk = self._settings.risk
         guard = liquidation_guard(
             observation,
@@ -107,21 +112,27 @@ class AssessStage:
             view.market,
             view.free_margin,
         )
-        spot_leg = None
-        if guard is None:
-            spot_leg = await self._spot_sell(view, decision, target, now)
-        if spot_leg is not None and spot_leg.action != "denied":
-            return replace(spot_leg, target=target)
-        assessment = await self._check(view, decision, guard, now)
-        if spot_leg is not None:
-            # A denied sell-down must not leave the spot unhedged: the hedge goes ahead.
-            assessment = replace(
-                assessment, summary=f"spot sell {spot_leg.summary}; {assessment.summary}"
-            )
-        return replace(assessment, target=target)
+        sale = None if guard is not None else await self._spot_sell(view, params, target, now)
+        sold = sale.order.intent if sale is not None and sale.order is not None else None
+        missed = sold is not None and self._pair_state.sale_missed(pair.name)
+        decision = self._decide(_after_sale(view, None if missed else sold), params, now)
+        decision = replace(
+            decision, reason=f"{target.reason}; {decision.reason}{_hedged(view, sold, missed)}"
+        )
+        assessment = await self._check(view, decision, guard, now, sold)
+        if sale is None:
+            return replace(assessment, target=target)
+        if sold is not None:
+            return replace(assessment, target=target, spot_sell=replace(sale, target=target))
+        # A denied or skipped sell-down does not hold the hedge back.
+        summary = f"spot sell {sale.summary}; {assessment.summary}"
+        return replace(assessment, target=target, summary=summary)
 
-    def risk_limits(self, view: PairView) -> RiskLimits:
+    def risk_limits(self, view: PairView, sold: OrderIntent | None = None) -> RiskLimits:
+        """The risk gate's limits for the pair; ``sold`` is a spot sell going beside the
+        order checked (it counts toward the daily notional)."""
         pair = view.pair
+        beside = sold.notional if sold is not None else ZERO
         risk = self._settings.risk
         return RiskLimits(
             max_data_age_s=risk.max_data_age_s,
@@ -134,37 +145,46 @@ class AssessStage:
             max_position_notional=pair.max_position_notional,
             max_daily_notional=pair.max_daily_notional,
             daily_traded_notional=self._pair_state.traded_today(pair.name)
-            * view.market.contract_size,
+            * view.market.contract_size
+            + beside,
             min_liquidation_distance=risk.min_liquidation_distance,
         )
 
     async def _spot_sell(
-        self, view: PairView, decision: Decision, target: Target, now: datetime
+        self, view: PairView, params: HedgeParams, target: Target, now: datetime
     ) -> Assessment | None:
-        """The bearish sell-down's spot sell, which goes before the hedge (one order per
-        pair and cycle; the hedge follows next cycle from the new balance). None when there
-        is nothing worth selling (the caller skips it while the liquidation guard acts)."""
+        """The bearish sell-down's spot sell this cycle: at most ``max_order_notional`` and
+        the free spot (coins locked in open orders cannot be sold), the rest in later cycles.
+        None when there is nothing worth selling; action "none" when the spot symbol cannot
+        be traded this cycle (the hedge goes ahead all the same)."""
         pair, observation = view.pair, view.observation
         if not pair.allow_spot_trades or target.spot_sell_qty <= ZERO:
             return None
-        market = view.market_of(pair.spot_symbol)
-        tickers = await self._accounts.spot_gateway(pair).fetch_tickers([pair.spot_symbol])
-        price = tickers[pair.spot_symbol].bid
-        if price <= ZERO:
-            return None
-        # Above max_order_notional the sale goes in parts, one per cycle.
-        amount = round_down(
-            min(target.spot_sell_qty, pair.max_order_notional / price), market.amount_step
-        )
+        account = self._accounts.spot_account(pair)
+        base = decide(observation, params, view.market)
+        try:
+            market = view.market_of(pair.spot_symbol)
+            tickers = await self._accounts.spot_gateway(pair).fetch_tickers([pair.spot_symbol])
+            price = ticker_of(pair.spot_symbol, tickers, account).bid
+        except SymbolUnavailable as exc:
+            summary = f"not sold this cycle: {exc}"
+            return Assessment(pair.name, observation, base, None, "none", summary)
+        wanted = min(target.spot_sell_qty, view.spot_free)
+        amount = round_down(min(wanted, pair.max_order_notional / price), market.amount_step)
         if amount_problem(amount, price, market, pair.min_notional) is not None:
-            return None  # dust: not worth an order; the hedge covers it
+            return None  # dust (or nothing free): not worth an order; the hedge covers it
         intent = OrderIntent(pair.spot_symbol, Side.SELL, amount, False, price)
-        rest = "" if amount == target.spot_sell_qty else " (the rest in later cycles)"
+        notes = []
+        if wanted < target.spot_sell_qty:
+            notes.append(f"{view.spot_free:f} {pair.spot_base} free, the rest locked in orders")
+        if amount < target.spot_sell_qty:
+            notes.append("the rest in later cycles")
+        note = f" ({'; '.join(notes)})" if notes else ""
         reason = (
-            f"{target.reason}; selling {amount:f} {pair.spot_base} on {pair.spot_symbol} "
-            f"first{rest}, the hedge follows next cycle"
+            f"{target.reason}; selling {amount:f} {pair.spot_base} on {pair.spot_symbol}"
+            f"{note}, the hedge of the rest beside it"
         )
-        decision = replace(decision, action="order", reason=reason, intent=intent)
+        decision = replace(base, action="order", reason=reason, intent=intent)
         if view.pending:
             summary = f"{reason}; waiting: {_unresolved(view)}"
             return Assessment(pair.name, observation, decision, None, "waiting", summary)
@@ -178,10 +198,15 @@ class AssessStage:
         return Assessment(pair.name, observation, decision, verdict, "order", reason, plan)
 
     async def _check(
-        self, view: PairView, decision: Decision, guard: GuardAction | None, now: datetime
+        self,
+        view: PairView,
+        decision: Decision,
+        guard: GuardAction | None,
+        now: datetime,
+        sold: OrderIntent | None = None,
     ) -> Assessment:
         """The guard's action replaces the rebalance; then the risk gate, the market and
-        the book."""
+        the book (``sold``: the spot sell going beside it)."""
         observation = view.observation
         if guard is not None:
             decision = replace(
@@ -199,7 +224,7 @@ class AssessStage:
             summary = f"{decision.reason}; waiting: {_unresolved(view)}"
             assessment = replace(assessment, action="waiting", summary=summary)
         elif decision.intent is not None:
-            assessment = await self._order(view, assessment, decision.intent, guard, now)
+            assessment = await self._order(view, assessment, decision.intent, guard, now, sold)
         if observation.unreflected_qty != ZERO:
             assessment = replace(
                 assessment,
@@ -224,14 +249,14 @@ class AssessStage:
         intent: OrderIntent,
         guard: GuardAction | None,
         now: datetime,
+        sold: OrderIntent | None = None,
     ) -> Assessment:
         """The risk gate, then (growing a position) the market gate and (not the guard's
         urgent order) the book."""
         pair = view.pair
         gateway = self._accounts.perp_gateway(pair)
-        verdict = check(
-            intent, view.observation, self.risk_limits(view), now, view.market.contract_size
-        )
+        limits = self.risk_limits(view, sold)
+        verdict = check(intent, view.observation, limits, now, view.market.contract_size)
         if verdict.approved and not intent.reduce_only:
             verdict = await self._checks.gate(pair, gateway, now) or verdict
         if not verdict.approved:
@@ -313,7 +338,9 @@ class AssessStage:
         self._quiet.clear()
 
     def _hold_horizon(self, pair: PairConfig, assessment: Assessment, now: datetime) -> datetime:
-        if assessment.action != "none" or not _static_target(pair):
+        if assessment.action != "none" or assessment.spot_sell is not None:
+            return now
+        if not _static_target(pair):
             return now
         if pair.rebalance == "interval":
             slot = interval_slot(now, pair.rebalance_interval_s)
@@ -329,6 +356,26 @@ class AssessStage:
         if len(self._quiet) != pair_count:
             return None
         return min(self._quiet.values())
+
+
+def _after_sale(view: PairView, sold: OrderIntent | None) -> PairView:
+    """The view as the hedge sees it: the spot a sell going this cycle leaves."""
+    if sold is None:
+        return view
+    observation = view.observation
+    return replace(
+        view, observation=replace(observation, spot_qty=observation.spot_qty - sold.amount)
+    )
+
+
+def _hedged(view: PairView, sold: OrderIntent | None, missed: bool) -> str:
+    """What the hedge covers while a spot sell goes beside it."""
+    if sold is None:
+        return ""
+    if missed:
+        return " (hedging all the spot held: the last spot sell did not fill in full)"
+    left = view.observation.spot_qty - sold.amount
+    return f" (hedging the {left:f} {view.pair.spot_base} left after this cycle's spot sell)"
 
 
 def _unresolved(view: PairView) -> str:

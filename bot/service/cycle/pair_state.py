@@ -65,6 +65,7 @@ class PairState:
         self._controls: dict[str, PairControl] = {}
         self._traded_today: dict[str, Decimal] = {}
         self._failures: dict[str, int] = {}  # consecutive rejected or failed orders per pair
+        self._sale_missed: set[str] = set()  # pairs whose last spot sell did not fill in full
         self._finished: set[str] = set()  # basis pairs whose contracts have all expired
         self._unannounced: list[PairConfig] = []  # audited by the next cycle
 
@@ -124,9 +125,11 @@ class PairState:
             self._traded_today = await self._repo.traded_notional_since(midnight)
 
     async def restore_failures(self) -> None:
-        """Rejections before a restart still count toward the automatic pause."""
+        """Rejections before a restart still count toward the automatic pause (a refused
+        spot sell does not)."""
         limit = self._settings.risk.max_consecutive_failures
-        self._failures = await self._repo.trailing_rejections(limit)
+        spots = sorted({p.spot_symbol for p in self._pairs})
+        self._failures = await self._repo.trailing_rejections(limit, spots)
 
     def paused(self, pair: str) -> str | None:
         return paused_reason(self._controls, pair)
@@ -162,6 +165,20 @@ class PairState:
         )
         log.warning("pair.auto_paused", pair=pair, reason=why)
         await self._repo.set_pair_paused(pair, True, why, source="auto")
+
+    def spot_sell_done(self, pair: str, filled: bool) -> None:
+        """A sell-down's spot sell was answered: ``filled`` (or its outcome is yet to be
+        looked up), or not (refused, failed, or partly filled). Refusals do not count
+        toward the automatic pause."""
+        if filled:
+            self._sale_missed.discard(pair)
+        else:
+            self._sale_missed.add(pair)
+
+    def sale_missed(self, pair: str) -> bool:
+        """True when the pair's last spot sell did not fill in full: the next hedge covers
+        all the spot held rather than what the next sell would leave."""
+        return pair in self._sale_missed
 
     # Finished contracts --------------------------------------------------------------------
 

@@ -24,6 +24,9 @@ from bot.store.repository import DecisionRecord, Repository
 
 log = structlog.get_logger(__name__)
 
+# A spot sell that ended so sold less than it asked (an unknown outcome is looked up first).
+SALE_MISSED = (OrderStatus.REJECTED, OrderStatus.CANCELED, OrderStatus.PARTIALLY_FILLED)
+
 
 @dataclass(frozen=True, slots=True)
 class Send:
@@ -33,6 +36,11 @@ class Send:
     record: DecisionRecord
     plan: OrderPlan | None = None
     add_margin: Decimal | None = None
+
+    @property
+    def spot_sell(self) -> bool:
+        """A bearish sell-down's spot sell (sent beside the hedge, on the spot account)."""
+        return self.plan is not None and self.plan.intent.symbol == self.pair.spot_symbol
 
 
 class SendStage:
@@ -77,8 +85,11 @@ class SendStage:
     ) -> Execution | str:
         self._inflight.sending(pair.name, self._clock.now())
         lease = self._pair_state.lease(pair.name)
+        # A refused spot sell is not the hedge's failure: it neither counts toward the
+        # pair's automatic pause (which would stop the hedge too) nor resets the count.
+        counts = plan.intent.symbol != pair.spot_symbol
         try:
-            if plan.intent.symbol == pair.spot_symbol:
+            if not counts:
                 self._reconcile.spot_sold(pair.name)
             execution = await self._executor.execute(
                 pair.name,
@@ -108,16 +119,15 @@ class SendStage:
         except (asyncio.CancelledError, StoreUnavailable):
             raise  # shutdown, or nothing could be stored: not the venue's failure
         except Exception as exc:
-            await self._pair_state.failed(pair.name, f"{type(exc).__name__}: {exc}")
+            if counts:
+                await self._pair_state.failed(pair.name, f"{type(exc).__name__}: {exc}")
+            else:
+                self._pair_state.spot_sell_done(pair.name, filled=False)
             raise
-        if execution.status is OrderStatus.REJECTED:
-            await self._pair_state.failed(pair.name, execution.reason or "rejected")
-        elif execution.status in (
-            OrderStatus.FILLED,
-            OrderStatus.PARTIALLY_FILLED,
-            OrderStatus.ACCEPTED,
-        ):
-            self._pair_state.succeeded(pair.name)
+        if counts:
+            await self._count(pair.name, execution)
+        else:
+            self._pair_state.spot_sell_done(pair.name, execution.status not in SALE_MISSED)
         self._inflight.sent(pair.name, self._clock.now())
         log.info(
             "order.done",
@@ -126,6 +136,18 @@ class SendStage:
             reason=execution.reason,
         )
         return execution
+
+    async def _count(self, pair: str, execution: Execution) -> None:
+        """A rejected order counts toward the pair's automatic pause; one that went through
+        starts the count afresh."""
+        if execution.status is OrderStatus.REJECTED:
+            await self._pair_state.failed(pair, execution.reason or "rejected")
+        elif execution.status in (
+            OrderStatus.FILLED,
+            OrderStatus.PARTIALLY_FILLED,
+            OrderStatus.ACCEPTED,
+        ):
+            self._pair_state.succeeded(pair)
 
     async def _margin(self, pair: PairConfig, record: DecisionRecord, amount: Decimal) -> str:
         """The liquidation guard's margin transfer, audited as ``risk.margin_added``."""

@@ -67,13 +67,19 @@ class PairView:
     account_equity: Decimal | None  # the perp wallet's equity (with its positions' PnL)
     next_contract: str | None = None  # where a basis roll goes next
     pending: Sequence[StoredOrder] = ()  # our orders of unknown outcome
+    spot_free: Decimal = ZERO  # the spot coin not locked in open orders (a sale's most)
 
     def market_of(self, symbol: str) -> Market:
         """The rules of the perp or, for a spot sell, of the spot market."""
         if symbol == self.pair.perp_symbol:
             return self.market
-        if self.spot_market is None or symbol != self.pair.spot_symbol:
+        if symbol != self.pair.spot_symbol:
             raise KeyError(symbol)
+        if self.spot_market is None:
+            raise SymbolUnavailable(
+                f"no market for {symbol}: the venue did not list it at the last market "
+                "reload (delisted?); not traded this cycle"
+            )
         return self.spot_market
 
 
@@ -159,6 +165,7 @@ class ViewBuilder:
             contract, observe_pair(contract, self._accounts, snapshots, self._markets), market, now
         )
         free_margin, equity = margin_inputs(contract, self._accounts, snapshots)
+        spot = snapshots[self._accounts.spot_account(contract)].balances.get(contract.spot_base)
         return PairView(
             pair=contract,
             observation=observation,
@@ -168,4 +175,5 @@ class ViewBuilder:
             account_equity=equity,
             next_contract=following,
             pending=tuple(pending),
+            spot_free=spot.free if spot else ZERO,
         )
