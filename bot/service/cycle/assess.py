@@ -13,6 +13,7 @@ from decimal import Decimal
 from typing import Any
 
 from bot.config import PairConfig, Settings
+from bot.domain.margin import MaintenanceTiers
 from bot.domain.models import ZERO, Decision, HedgeParams, Observation, OrderIntent, Side
 from bot.domain.quantize import amount_problem, ioc_limit_price, round_down
 from bot.domain.rebalance import (
@@ -80,6 +81,10 @@ class AssessStage:
         self._held: dict[str, tuple[tuple[Any, ...], Decision]] = {}
         # Per pair, until when its last cycle's hold would repeat (absent: no promise).
         self._quiet: dict[str, datetime] = {}
+        # The risk checks' view of the venue: per contract its maintenance margin tiers,
+        # per pair the leverage set at start (new margin is locked at it).
+        self._tiers: dict[str, MaintenanceTiers] = {}
+        self._leverages: dict[str, Decimal] = {}
 
     async def assess(self, view: PairView, now: datetime) -> Assessment:
         """Target, decision, guard, risk and liquidity for one pair; sends nothing."""
@@ -106,6 +111,7 @@ class AssessStage:
             risk.on_liquidation_risk,
             view.market,
             view.free_margin,
+            self._maintenance(view.market.symbol),
         )
         spot_leg = None
         if guard is None:
@@ -136,7 +142,22 @@ class AssessStage:
             daily_traded_notional=self._pair_state.traded_today(pair.name)
             * view.market.contract_size,
             min_liquidation_distance=risk.min_liquidation_distance,
+            # Cross margin: the liquidation price depends on the whole wallet, not estimated.
+            maintenance=self._maintenance(view.market.symbol)
+            if pair.margin_mode == "isolated"
+            else None,
+            venue_leverage=self._leverages.get(pair.name),
         )
+
+    def use_leverages(self, leverages: Mapping[str, Decimal]) -> None:
+        """The leverage set on each pair's contracts at start."""
+        self._leverages.update(leverages)
+
+    def _maintenance(self, symbol: str) -> MaintenanceTiers:
+        tiers = self._tiers.get(symbol)
+        if tiers is None:
+            tiers = self._tiers[symbol] = self._settings.maintenance(symbol)[1]
+        return tiers
 
     async def _spot_sell(
         self, view: PairView, decision: Decision, target: Target, now: datetime
