@@ -443,14 +443,15 @@ class RiskConfig(_Frozen):
     # Liquidation guard: when (liquidation - mark) / mark of a position falls under this,
     # act before anything else: "reduce" closes the position with reduce-only orders (the
     # hedge reopens at the current price with fresh margin), "add_margin" moves margin
-    # into the isolated position until the distance is 1.5 x this again.
+    # into the isolated position until the distance is 1.5 x this again. The pre-trade
+    # check denies an order whose estimated liquidation price is this close after it.
     min_liquidation_distance: Annotated[Decimal, Field(gt=0, lt=1)] = Decimal("0.1")
     on_liquidation_risk: Literal["reduce", "add_margin"] = "reduce"
-    # The venue's maintenance margin rate, assumed when checking each pair's leverage
-    # against min_liquidation_distance: a fresh isolated position at leverage L is
-    # liquidated about 1/L - this from its entry. Default: Binance's first tier for BTC
-    # (0.4 %); larger positions and smaller coins have higher tiers. Paper mode uses
-    # paper.maintenance_margin_rate, the rate the paper venue liquidates with.
+    # The venue's maintenance margin rate, one for every size, with which testnet and live
+    # estimate liquidation prices (Binance's isolated formula): each pair's leverage
+    # against min_liquidation_distance, the pre-trade estimate, the guard's margin top-up.
+    # Default: Binance's first tier for BTC (0.4 %); larger positions and smaller coins
+    # have higher tiers. Paper mode uses the paper venue's own (PaperConfig.maintenance).
     maintenance_margin_rate: Annotated[Decimal, Field(ge=0, lt=Decimal("0.5"))] = Decimal("0.004")
     # A pair pauses itself after this many consecutive rejected or failed orders.
     max_consecutive_failures: Annotated[int, Field(ge=1, le=1000)] = 3
