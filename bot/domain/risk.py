@@ -175,8 +175,10 @@ def liquidation_after(
     """The position (signed base) and its liquidation price after an order of signed base
     ``signed`` fills at ``price``, by the venue's formula with ``limits.maintenance`` (pure).
 
-    The position's margin now is the one its reported liquidation price implies; fills the
-    venue does not show yet count as filled at ``price`` too. None when it cannot be told:
+    The position's margin now is the one its reported liquidation price implies, and new
+    margin is locked at its leverage (without a position: ``venue_leverage``, else
+    ``pair_leverage``); fills the venue does not show yet count as filled at ``price``
+    too. None when it cannot be told:
     no tiers, a position without a liquidation price, or a flat result.
     """
     tiers = limits.maintenance
@@ -184,12 +186,14 @@ def liquidation_after(
     if tiers is None:
         return None
     qty = entry = margin = ZERO
+    leverage = limits.venue_leverage or limits.pair_leverage
     if position is not None and position.qty != ZERO:
         if position.liquidation_price is None:
             return None
         qty, entry = position.qty, position.entry_price
         margin = margin_at_liquidation_price(qty, entry, position.liquidation_price, tiers)
-    leverage = limits.venue_leverage or limits.pair_leverage
+        if position.leverage > ZERO:
+            leverage = position.leverage  # the venue's, for what it adds to this position
     fill = signed + observation.unreflected_qty
     qty, entry, margin = position_after_fill(qty, entry, margin, fill, price, leverage)
     liquidation = isolated_liquidation_price_with_margin(qty, entry, margin, tiers)

@@ -33,6 +33,7 @@ from bot.domain.risk import (
     liquidation_guard,
 )
 from bot.domain.strategies import Target, strategy_kind
+from bot.domain.symbols import Symbol
 from bot.execution.executor import OrderPlan
 from bot.service.cycle.accounts import Accounts
 from bot.service.cycle.market_checks import MarketChecks
@@ -142,16 +143,22 @@ class AssessStage:
             daily_traded_notional=self._pair_state.traded_today(pair.name)
             * view.market.contract_size,
             min_liquidation_distance=risk.min_liquidation_distance,
-            # Cross margin: the liquidation price depends on the whole wallet, not estimated.
-            maintenance=self._maintenance(view.market.symbol)
-            if pair.margin_mode == "isolated"
-            else None,
+            maintenance=self._estimated_with(view),
             venue_leverage=self._leverages.get(pair.name),
         )
 
     def use_leverages(self, leverages: Mapping[str, Decimal]) -> None:
         """The leverage set on each pair's contracts at start."""
         self._leverages.update(leverages)
+
+    def _estimated_with(self, view: PairView) -> MaintenanceTiers | None:
+        """The tiers the pre-trade check estimates liquidation prices with; None where the
+        isolated linear formula does not apply: cross margin (the whole wallet backs the
+        position) and inverse contracts (margined in the base coin)."""
+        symbol = view.market.symbol
+        if view.pair.margin_mode != "isolated" or Symbol.parse(symbol).inverse:
+            return None
+        return self._maintenance(symbol)
 
     def _maintenance(self, symbol: str) -> MaintenanceTiers:
         tiers = self._tiers.get(symbol)
