@@ -178,8 +178,8 @@ def liquidation_after(
     The position's margin now is the one its reported liquidation price implies, and new
     margin is locked at its leverage (without a position: ``venue_leverage``, else
     ``pair_leverage``); fills the venue does not show yet count as filled at ``price``
-    too. None when it cannot be told:
-    no tiers, a position without a liquidation price, or a flat result.
+    too. None when it cannot be told (no tiers, a position without a liquidation price)
+    or the position comes out flat.
     """
     tiers = limits.maintenance
     position = observation.position

@@ -120,13 +120,15 @@ def test_at_the_venues_liquidation_price_margin_balance_equals_maintenance_margi
     assert abs(_margin_balance_less_maintenance(position, liquidation)) < D("1e-15") * (qty * price)
 
 
-def _observed(position: Position, mark: Decimal) -> Observation:
+def _observed(position: Position | None, mark: Decimal) -> Observation:
+    """The venue's ``position`` (None: flat) marked at ``mark``, bid and ask there too."""
+    qty = position.qty if position is not None else ZERO
     return Observation(
         pair="BTC",
         spot_symbol="BTC/USDT",
         perp_symbol=PERP,
-        spot_qty=abs(position.qty),
-        perp_qty=position.qty,
+        spot_qty=abs(qty),
+        perp_qty=qty,
         price=mark,
         bid=mark,
         ask=mark,
@@ -194,20 +196,7 @@ async def _estimate_and_fill(
         await venue.create_order(_sell(held, "held"))
     fill_at = (price * move).quantize(CENT)
     feed.set_price("BTC", fill_at)
-    position = (await venue.fetch_positions([PERP])).get(PERP)
-    observation = Observation(
-        pair="BTC",
-        spot_symbol="BTC/USDT",
-        perp_symbol=PERP,
-        spot_qty=held + order,
-        perp_qty=-held,
-        price=fill_at,
-        bid=fill_at,
-        ask=fill_at,
-        funding_rate=ZERO,
-        observed_at=T0,
-        position=position,
-    )
+    observation = _observed((await venue.fetch_positions([PERP])).get(PERP), fill_at)
     limits = RiskLimits(
         max_data_age_s=D(60),
         max_leverage=D(20),
