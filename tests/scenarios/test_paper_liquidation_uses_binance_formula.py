@@ -19,7 +19,7 @@ import asyncio
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from bot.clock import FakeClock
@@ -108,11 +108,19 @@ prices = st.decimals(D(1000), D(200_000), places=2)
 leverages = st.integers(1, 20).map(D)
 
 
+def _allowed(notional: Decimal, leverage: Decimal) -> bool:
+    """Whether Binance lets a position of ``notional`` (up to its size at liquidation) run
+    at ``leverage``: a tier's highest leverage is 1 / (2 x its rate). Above it the paper
+    venue (which does not refuse) would liquidate the position at once."""
+    return 2 * BTC_TIERS.tier(notional * (1 + 1 / leverage)).rate * leverage <= 1
+
+
 @settings(max_examples=40, deadline=None)
 @given(qty=quantities, price=prices, leverage=leverages)
 def test_at_the_venues_liquidation_price_margin_balance_equals_maintenance_margin(
     qty: Decimal, price: Decimal, leverage: Decimal
 ) -> None:
+    assume(_allowed(qty * price, leverage))
     position = asyncio.run(_short(_venue(price, leverage)[0], qty))
     liquidation = position.liquidation_price
     assert liquidation is not None
@@ -172,6 +180,7 @@ async def _top_up(qty: Decimal, leverage: Decimal, rise: Decimal) -> tuple[Decim
 def test_the_guards_top_up_puts_the_venues_liquidation_price_at_the_target(
     qty: Decimal, leverage: Decimal, rise: Decimal
 ) -> None:
+    assume(_allowed(qty * 60000, leverage))
     target, after = asyncio.run(_top_up(qty, leverage, rise))
     # The top-up is rounded up to a cent: the price lands at the target or past it (away
     # from the mark) by at most what one cent of margin moves it, 0.01 / (qty x (1 + rate)):
@@ -225,6 +234,7 @@ async def _estimate_and_fill(
 def test_the_pre_trade_estimate_is_the_venues_liquidation_price_after_the_fill(
     held: Decimal, order: Decimal, price: Decimal, move: Decimal, leverage: Decimal
 ) -> None:
+    assume(_allowed((held + order) * price * move, leverage) and _allowed(held * price, leverage))
     estimate, venue = asyncio.run(_estimate_and_fill(held, order, price, move, leverage))
     # Equal up to the 28 digits Decimal divides to (the margin held is the one the
     # reported liquidation price implies).
