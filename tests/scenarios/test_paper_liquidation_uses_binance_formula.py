@@ -25,7 +25,6 @@ from hypothesis import strategies as st
 from bot.clock import FakeClock
 from bot.config import PaperConfig
 from bot.domain.margin import (
-    MaintenanceTiers,
     isolated_liquidation_price_with_margin,
     margin_at_liquidation_price,
 )
@@ -239,8 +238,3 @@ def test_the_pre_trade_estimate_is_the_venues_liquidation_price_after_the_fill(
     # Equal up to the 28 digits Decimal divides to (the margin held is the one the
     # reported liquidation price implies).
     assert abs(estimate - venue) <= D("1e-18") * venue, (estimate, venue)
-
-
-def test_flat_tiers_are_one_rate_for_every_notional() -> None:
-    flat = MaintenanceTiers.flat(D("0.004"))
-    assert flat.margin(D(10**9)) == D(4 * 10**6)

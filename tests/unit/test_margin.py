@@ -86,6 +86,10 @@ BTC = MaintenanceTiers(
 )
 
 
+def test_flat_tiers_are_one_rate_for_every_notional() -> None:
+    assert MaintenanceTiers.flat(D("0.004")).margin(D(-(10**9))) == D(4 * 10**6)
+
+
 def test_the_tier_is_the_one_of_the_notional_at_the_liquidation_price() -> None:
     # 0.5 BTC 5x short at 60000: ~35800 at liquidation, first tier.
     assert isolated_liquidation_price(D("-0.5"), D(60000), D(5), BTC) == D(36000) / D("0.502")
