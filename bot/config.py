@@ -35,6 +35,7 @@ from pydantic_settings import (
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from bot.domain.margin import MaintenanceTier, MaintenanceTiers, isolated_liquidation_price
 from bot.domain.strategies import strategy_kind
 from bot.domain.symbols import Symbol, parse_or_none
 
@@ -364,6 +365,65 @@ class SimFeedConfig(_Frozen):
     step_seconds: PositiveDecimal = Decimal(1)
 
 
+class MaintenanceTierConfig(_Frozen):
+    """One maintenance margin tier, as Binance's GET /fapi/v1/leverageBracket lists it
+    (notionalFloor, notionalCap, maintMarginRatio, cum): a position of a notional above
+    ``floor`` and up to ``cap`` keeps ``notional x rate - amount`` of margin."""
+
+    floor: NonNegativeDecimal
+    cap: PositiveDecimal | None = None  # None: the last tier, no cap
+    rate: Annotated[Decimal, Field(ge=0, lt=1)]
+    amount: NonNegativeDecimal = Decimal(0)
+
+
+def _tiers(*rows: tuple[int, int | None, str, int]) -> tuple[MaintenanceTierConfig, ...]:
+    return tuple(
+        MaintenanceTierConfig(
+            floor=Decimal(floor),
+            cap=None if cap is None else Decimal(cap),
+            rate=Decimal(rate),
+            amount=Decimal(amount),
+        )
+        for floor, cap, rate, amount in rows
+    )
+
+
+def _binance_tiers() -> dict[str, tuple[MaintenanceTierConfig, ...]]:
+    """BTCUSDT's tiers as Binance announced them on 2021-03-18, and ETHUSDT's of the same
+    year; the amounts follow from the rates (the margin is continuous across tiers).
+    Binance changes its tiers: copy the current ones from leverageBracket to follow them."""
+    btc = _tiers(
+        (0, 50_000, "0.004", 0),
+        (50_000, 250_000, "0.005", 50),
+        (250_000, 1_000_000, "0.01", 1_300),
+        (1_000_000, 10_000_000, "0.025", 16_300),
+        (10_000_000, 20_000_000, "0.05", 266_300),
+        (20_000_000, 50_000_000, "0.1", 1_266_300),
+        (50_000_000, 100_000_000, "0.125", 2_516_300),
+        (100_000_000, 200_000_000, "0.15", 5_016_300),
+        (200_000_000, 300_000_000, "0.25", 25_016_300),
+        (300_000_000, None, "0.5", 100_016_300),
+    )
+    eth = _tiers(
+        (0, 10_000, "0.005", 0),
+        (10_000, 100_000, "0.0065", 15),
+        (100_000, 500_000, "0.01", 365),
+        (500_000, 1_000_000, "0.02", 5_365),
+        (1_000_000, 2_000_000, "0.05", 35_365),
+        (2_000_000, 5_000_000, "0.1", 135_365),
+        (5_000_000, 10_000_000, "0.125", 260_365),
+        (10_000_000, 20_000_000, "0.15", 510_365),
+        (20_000_000, None, "0.25", 2_510_365),
+    )
+    return {"BTC": btc, "ETH": eth}
+
+
+def _maintenance_tiers(rows: Sequence[MaintenanceTierConfig]) -> MaintenanceTiers:
+    return MaintenanceTiers(
+        tuple(MaintenanceTier(row.floor, row.cap, row.rate, row.amount) for row in rows)
+    )
+
+
 class PaperConfig(_Frozen):
     """The simulated venue used in paper mode."""
 
@@ -377,7 +437,13 @@ class PaperConfig(_Frozen):
     seed: int = 42
     spread_bps: Annotated[Decimal, Field(ge=0, le=1000)] = Decimal(2)
     taker_fee_rate: FeeRate = Decimal("0.0005")
+    # Liquidation uses Binance's formula with the maintenance margin tiers of the contract's
+    # base coin (default: BTCUSDT's and ETHUSDT's, see _binance_tiers); a coin without
+    # tiers keeps maintenance_margin_rate for every notional.
     maintenance_margin_rate: Annotated[Decimal, Field(gt=0, lt=Decimal("0.5"))] = Decimal("0.005")
+    maintenance_tiers: dict[str, tuple[MaintenanceTierConfig, ...]] = Field(
+        default_factory=_binance_tiers
+    )
     funding_interval_hours: Annotated[int, Field(ge=1, le=24)] = 8
     quote_asset: str = "USDT"
     sim: SimFeedConfig = Field(default_factory=SimFeedConfig)
@@ -391,7 +457,21 @@ class PaperConfig(_Frozen):
     def _check_replay(self) -> PaperConfig:
         if self.feed == "replay" and not self.replay_files:
             raise ValueError("feed 'replay' needs replay_files = { 'BTC/USDT:USDT' = 'btc.csv' }")
+        for coin, rows in self.maintenance_tiers.items():
+            try:
+                _maintenance_tiers(rows)
+            except ValueError as exc:
+                raise ValueError(f"paper.maintenance_tiers.{coin}: {exc}") from None
         return self
+
+    def maintenance(self, symbol: str) -> tuple[str, MaintenanceTiers]:
+        """The maintenance margin tiers the paper venue liquidates ``symbol`` with, and the
+        setting they come from."""
+        coin = Symbol.parse(symbol).base
+        rows = self.maintenance_tiers.get(coin)
+        if rows:
+            return f"paper.maintenance_tiers.{coin}", _maintenance_tiers(rows)
+        return "paper.maintenance_margin_rate", MaintenanceTiers.flat(self.maintenance_margin_rate)
 
 
 class RiskConfig(_Frozen):
@@ -407,14 +487,15 @@ class RiskConfig(_Frozen):
     # Liquidation guard: when (liquidation - mark) / mark of a position falls under this,
     # act before anything else: "reduce" closes the position with reduce-only orders (the
     # hedge reopens at the current price with fresh margin), "add_margin" moves margin
-    # into the isolated position until the distance is 1.5 x this again.
+    # into the isolated position until the distance is 1.5 x this again. The pre-trade
+    # check denies an order whose estimated liquidation price is this close after it.
     min_liquidation_distance: Annotated[Decimal, Field(gt=0, lt=1)] = Decimal("0.1")
     on_liquidation_risk: Literal["reduce", "add_margin"] = "reduce"
-    # The venue's maintenance margin rate, assumed when checking each pair's leverage
-    # against min_liquidation_distance: a fresh isolated position at leverage L is
-    # liquidated about 1/L - this from its entry. Default: Binance's first tier for BTC
-    # (0.4 %); larger positions and smaller coins have higher tiers. Paper mode uses
-    # paper.maintenance_margin_rate, the rate the paper venue liquidates with.
+    # The venue's maintenance margin rate, one for every size, with which testnet and live
+    # estimate liquidation prices (Binance's isolated formula): each pair's leverage
+    # against min_liquidation_distance, the pre-trade estimate, the guard's margin top-up.
+    # Default: Binance's first tier for BTC (0.4 %); larger positions and smaller coins
+    # have higher tiers. Paper mode uses the paper venue's own (PaperConfig.maintenance).
     maintenance_margin_rate: Annotated[Decimal, Field(ge=0, lt=Decimal("0.5"))] = Decimal("0.004")
     # A pair pauses itself after this many consecutive rejected or failed orders.
     max_consecutive_failures: Annotated[int, Field(ge=1, le=1000)] = 3
@@ -578,20 +659,42 @@ class Settings(BaseSettings):
             )
         return self
 
-    def _check_pair_leverage(self, pair: PairConfig) -> None:
+    def maintenance(self, symbol: str) -> tuple[str, MaintenanceTiers]:
+        """The maintenance margin tiers the venue liquidates ``symbol`` with, as far as the
+        configuration knows them, and the setting they come from: the paper venue's own;
+        on a real venue one rate, risk.maintenance_margin_rate, for every notional."""
         if self.mode == "paper":
-            rate_key, rate = "paper", self.paper.maintenance_margin_rate
-        else:
-            rate_key, rate = "risk", self.risk.maintenance_margin_rate
-        # A fresh isolated position is liquidated about 1/L - mmr from its entry
-        # (bot.domain.margin.isolated_liquidation_price).
-        distance = 1 / pair.leverage - rate
+            return self.paper.maintenance(symbol)
+        rate = self.risk.maintenance_margin_rate
+        return "risk.maintenance_margin_rate", MaintenanceTiers.flat(rate)
+
+    def _check_pair_leverage(self, pair: PairConfig) -> None:
+        """A fresh short at the pair's leverage opens outside the liquidation guard.
+
+        Its liquidation price is Binance's formula with the tier of its notional: the
+        pair's max_position_notional when set (the largest it may grow to, so the highest
+        tier it reaches); otherwise the config does not know the size and takes the first
+        tier, and the pre-trade check estimates each order's tier when it is sent.
+        """
+        source, tiers = self.maintenance(pair.perp_symbol)
+        # A short of `notional` at entry 1 (one unit of quote per unit of base).
+        notional = pair.max_position_notional or Decimal(1)
+        liquidation = isolated_liquidation_price(-notional, Decimal(1), pair.leverage, tiers)
+        if liquidation is None:
+            return
+        distance = liquidation - 1
         if distance <= self.risk.min_liquidation_distance:
             # A new position would open inside the guard and be closed at once.
+            tier = tiers.tier(notional * liquidation)
+            size = (
+                f" for max_position_notional {pair.max_position_notional}"
+                if pair.max_position_notional is not None
+                else ""
+            )
             raise ValueError(
                 f"pair {pair.name}: leverage {pair.leverage} opens positions about "
-                f"{100 * distance:.1f}% from liquidation (1/leverage less "
-                f"{rate_key}.maintenance_margin_rate {rate}), inside "
+                f"{100 * distance:.1f}% from liquidation (maintenance margin rate "
+                f"{tier.rate} of {source}{size}), inside "
                 f"risk.min_liquidation_distance {self.risk.min_liquidation_distance}; "
                 "lower the leverage or the distance"
             )

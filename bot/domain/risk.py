@@ -6,6 +6,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 
+from bot.domain.margin import (
+    MaintenanceTiers,
+    isolated_liquidation_price_with_margin,
+    margin_at_liquidation_price,
+    margin_to_move_liquidation,
+    position_after_fill,
+)
 from bot.domain.models import ONE, ZERO, Market, Observation, OrderIntent, Side
 from bot.domain.quantize import base_to_contracts
 
@@ -26,8 +33,13 @@ class RiskLimits:
     max_daily_notional: Decimal | None = None
     daily_traded_notional: Decimal = ZERO  # this UTC day's fills of the pair, in quote
     # Orders that add to a position are denied while the mark is closer than this
-    # fraction to the liquidation price.
+    # fraction to the liquidation price, or would be after the order.
     min_liquidation_distance: Decimal | None = None
+    # The venue's maintenance margin tiers for the contract: with them the liquidation
+    # price after an order is estimated (None: not estimated, as for cross margin).
+    maintenance: MaintenanceTiers | None = None
+    # The leverage the venue locks new margin at (None: pair_leverage).
+    venue_leverage: Decimal | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,17 +95,9 @@ def check(
             f"position notional after the order {exposure:.2f} > max_position_notional "
             f"{limits.max_position_notional}",
         )
-    distance = liquidation_distance(observation)
-    if (
-        limits.min_liquidation_distance is not None
-        and distance is not None
-        and distance < limits.min_liquidation_distance
-    ):
-        return Verdict(
-            False,
-            f"mark is {distance:.4f} from the liquidation price < min_liquidation_distance "
-            f"{limits.min_liquidation_distance}: nothing may add to the position",
-        )
+    denied = _liquidation_denial(signed, intent.reference_price, observation, limits)
+    if denied is not None:
+        return denied
     if limits.account_equity is not None:
         cap = limits.account_equity * limits.max_leverage
         if exposure > cap:
@@ -133,6 +137,69 @@ def check_spot_sell(
     return Verdict(True, f"spot sell notional {notional:.2f} within limits")
 
 
+def _liquidation_denial(
+    signed: Decimal, price: Decimal, observation: Observation, limits: RiskLimits
+) -> Verdict | None:
+    """The denial of an order of signed base ``signed`` filling at ``price`` when the
+    position is, or after the order would be, closer to liquidation than the guard allows:
+    the guard would close it at once, and the rebalance reopen it (pure)."""
+    minimum = limits.min_liquidation_distance
+    if minimum is None:
+        return None
+    distance = liquidation_distance(observation)
+    if distance is not None and distance < minimum:
+        return Verdict(
+            False,
+            f"mark is {distance:.4f} from the liquidation price < min_liquidation_distance "
+            f"{minimum}: nothing may add to the position",
+        )
+    estimate = liquidation_after(signed, price, observation, limits)
+    if estimate is None or observation.price <= ZERO:
+        return None
+    qty, liquidation = estimate
+    gap = liquidation - observation.price
+    after = (gap if qty < ZERO else -gap) / observation.price
+    if after >= minimum:
+        return None
+    return Verdict(
+        False,
+        f"estimated liquidation price {liquidation:.2f} after the order is {after:.4f} "
+        f"from the mark {observation.price} < min_liquidation_distance {minimum}: the "
+        "guard would close the position at once; lower the leverage or the distance",
+    )
+
+
+def liquidation_after(
+    signed: Decimal, price: Decimal, observation: Observation, limits: RiskLimits
+) -> tuple[Decimal, Decimal] | None:
+    """The position (signed base) and its liquidation price after an order of signed base
+    ``signed`` fills at ``price``, by the venue's formula with ``limits.maintenance`` (pure).
+
+    The position's margin now is the one its reported liquidation price implies, and new
+    margin is locked at its leverage (without a position: ``venue_leverage``, else
+    ``pair_leverage``); fills the venue does not show yet count as filled at ``price``
+    too. None when it cannot be told (no tiers, a position without a liquidation price)
+    or the position comes out flat.
+    """
+    tiers = limits.maintenance
+    position = observation.position
+    if tiers is None:
+        return None
+    qty = entry = margin = ZERO
+    leverage = limits.venue_leverage or limits.pair_leverage
+    if position is not None and position.qty != ZERO:
+        if position.liquidation_price is None:
+            return None
+        qty, entry = position.qty, position.entry_price
+        margin = margin_at_liquidation_price(qty, entry, position.liquidation_price, tiers)
+        if position.leverage > ZERO:
+            leverage = position.leverage  # the venue's, for what it adds to this position
+    fill = signed + observation.unreflected_qty
+    qty, entry, margin = position_after_fill(qty, entry, margin, fill, price, leverage)
+    liquidation = isolated_liquidation_price_with_margin(qty, entry, margin, tiers)
+    return None if liquidation is None else (qty, liquidation)
+
+
 def liquidation_distance(observation: Observation) -> Decimal | None:
     """How far the mark may move against the position before it is liquidated, as a
     fraction of the mark (``(liq - mark) / mark`` for a short); None without a position
@@ -165,6 +232,7 @@ def liquidation_guard(
     mode: str,
     market: Market,
     free_margin: Decimal | None,
+    tiers: MaintenanceTiers,
 ) -> GuardAction | None:
     """The guard's action when the mark is closer than ``min_distance`` to liquidation.
 
@@ -172,7 +240,8 @@ def liquidation_guard(
     reduction leaves the liquidation price where it is; the guard closes the position
     (reduce-only) and the hedge is reopened at the current price with fresh margin.
     ``add_margin``: the margin that moves the liquidation price to ``1.5 x min_distance``
-    from the mark; when ``free_margin`` cannot pay it, the guard reduces instead.
+    from the mark by the venue's formula with the maintenance ``tiers`` (rounded up to a
+    cent, so a little further); when ``free_margin`` cannot pay it, the guard reduces.
     """
     distance = liquidation_distance(observation)
     position = observation.position
@@ -189,8 +258,7 @@ def liquidation_guard(
     if mode == "add_margin":
         short = position.qty < ZERO
         target = mark * (ONE + RESTORE_FACTOR * min_distance * (ONE if short else -ONE))
-        # Each unit of margin moves an isolated liquidation price by 1 / qty.
-        needed = abs(target - position.liquidation_price) * qty
+        needed = margin_to_move_liquidation(position.qty, position.liquidation_price, target, tiers)
         needed = needed.quantize(Decimal("0.01"), rounding="ROUND_CEILING")
         if free_margin is not None and needed <= free_margin:
             return GuardAction(

@@ -177,6 +177,7 @@ class HedgeDaemon:
             now,
         )
         await self.pair_state.restore_failures()
+        self.assessing.use_leverages(leverages)
         for pair in self._active:
             gateway = self.accounts.perp_gateway(pair)
             for symbol in live_contracts(pair, self.observing.markets, now):

@@ -22,6 +22,8 @@ from tests.support.builders import open_daemon
 D = Decimal
 START = datetime(2026, 1, 1, 0, 0, 5, tzinfo=UTC)  # between funding times
 PERP = "BTC/USDT:USDT"
+# A 1 BTC 5x short opened at 60000 (12000 margin), by Binance's formula with BTCUSDT's tiers.
+LIQUIDATION = (D(12000) + 50 + 60000) / D("1.005")
 
 
 def settings(pair: dict[str, Any], risk: dict[str, Any] | None = None, **paper: Any) -> Settings:
@@ -65,10 +67,11 @@ async def test_liquidation_guard_closes_a_5x_short_before_the_venue_liquidates_i
     ]
     assert guards
     first = guards[0]
-    # The short opened at 60000 and 5x: liquidation at 60000 x (1 + 1/5 - 0.005) = 71700; the
-    # guard (distance 0.1) acts at the first mark above 71700 / 1.1 = 65181.8: 65400.
+    # The short opened at 60000 and 5x holds 12000; Binance's formula in BTCUSDT's second
+    # tier (0.5 %, amount 50) liquidates it at (12000 + 50 + 60000) / 1.005 = 71691.54; the
+    # guard (distance 0.1) acts at the first mark above 71691.54 / 1.1 = 65174.1: 65400.
     observed = first.data["inputs"]["observation"]
-    assert D(observed["liquidation_price"]) == D(71700)
+    assert D(observed["liquidation_price"]) == LIQUIDATION
     assert D(observed["price"]) == D(65400)
     closing = [o for o in await repository.orders() if o.reduce_only]
     assert closing[0].status == "filled"
@@ -89,7 +92,7 @@ async def test_without_the_guard_the_same_path_liquidates_the_5x_short(
         await daemon.run_cycle(cycle)
         clock.advance(10)
     [liquidation] = venue.liquidations()
-    assert liquidation.average_price == D(71700)
+    assert liquidation.average_price == LIQUIDATION
 
 
 async def test_add_margin_guard_moves_the_liquidation_price_then_reduces_when_funds_run_out(
@@ -105,9 +108,10 @@ async def test_add_margin_guard_moves_the_liquidation_price_then_reduces_when_fu
 
     assert venue.liquidations() == []
     [added] = await repository.audit_events(kind="risk.margin_added")
-    # At 65400 the target is 65400 x 1.15 = 75210: 75210 - 71700 = 3510 USDT on 1 BTC.
-    assert added.data["amount"] == "3510.00"
-    # Later 3450 more would be needed with about 460 free: the guard closes the short.
+    # At 65400 the target is 65400 x 1.15 = 75210: on 1 BTC in the same tier the margin
+    # that moves the liquidation price there is (75210 - 71691.54) x 1.005 = 3536.05 USDT.
+    assert added.data["amount"] == "3536.05"
+    # Later about 3470 more would be needed with about 430 free: the guard closes the short.
     closing = [o for o in await repository.orders() if o.reduce_only]
     assert closing
     assert closing[0].status == "filled"

@@ -150,7 +150,8 @@ def test_leverage_that_opens_inside_the_liquidation_guard_is_a_config_error(
     with pytest.raises(ConfigError) as caught:
         load_settings(path)
     message = str(caught.value)
-    assert "leverage 10 opens positions about 9.5% from liquidation" in message
+    # Binance's formula, BTCUSDT's first tier (0.4 %): 1.1 / 1.004 - 1 = 9.6 %.
+    assert "leverage 10 opens positions about 9.6% from liquidation" in message
     assert "risk.min_liquidation_distance 0.1" in message
     assert load_settings(path, risk={"min_liquidation_distance": "0.05"}).pairs[0].leverage == 10
 
@@ -261,20 +262,59 @@ def test_leverage_whose_liquidation_after_maintenance_margin_is_inside_the_guard
     path.write_text(path.read_text() + '\n[accounts.main]\nexchange = "binance"\n')
     message = one_line_error(path, risk={"min_liquidation_distance": "0.11"})
     assert "pair BTC: leverage 9 opens positions about 10.7% from liquidation" in message
-    assert "less risk.maintenance_margin_rate 0.004" in message
+    assert "(maintenance margin rate 0.004 of risk.maintenance_margin_rate)" in message
     assert "inside risk.min_liquidation_distance 0.11" in message
     assert "lower the leverage or the distance" in message
 
 
-def test_paper_mode_checks_leverage_with_the_paper_venues_maintenance_margin_rate(
+def test_paper_mode_checks_leverage_with_the_paper_venues_maintenance_tiers(
     tmp_path: Path,
 ) -> None:
-    # The paper venue liquidates with paper.maintenance_margin_rate (0.005 by default).
+    # The paper venue liquidates BTC with BTCUSDT's tiers: a position of unknown size is
+    # taken in the first, 0.4 %: (1 + 1/9) / 1.004 - 1 = 10.67 %.
     path = write(tmp_path, MINIMAL + 'leverage = "9"\n')
     message = one_line_error(path, risk={"min_liquidation_distance": "0.107"})
-    assert "about 10.6% from liquidation" in message
-    assert "less paper.maintenance_margin_rate 0.005" in message
+    assert "about 10.7% from liquidation" in message
+    assert "(maintenance margin rate 0.004 of paper.maintenance_tiers.BTC)" in message
     assert load_settings(path, risk={"min_liquidation_distance": "0.106"}).pairs[0].leverage == 9
+
+
+def test_leverage_is_checked_in_the_tier_of_the_pairs_max_position_notional(
+    tmp_path: Path,
+) -> None:
+    # 5x opens a small short 19.5 % from liquidation; one of 15 M notional is liquidated
+    # in the 5 % tier (amount 266300): (1.2 + 266300 / 15 M) / 1.05 - 1 = 16.0 %.
+    path = write(tmp_path, MINIMAL + 'leverage = "5"\n')
+    assert load_settings(path, risk={"min_liquidation_distance": "0.17"}).pairs[0].leverage == 5
+    capped = write(tmp_path, MINIMAL + 'leverage = "5"\nmax_position_notional = "15000000"\n')
+    message = one_line_error(capped, risk={"min_liquidation_distance": "0.17"})
+    assert "leverage 5 opens positions about 16.0% from liquidation" in message
+    assert (
+        "(maintenance margin rate 0.05 of paper.maintenance_tiers.BTC for "
+        "max_position_notional 15000000)" in message
+    )
+
+
+def test_a_paper_coin_without_tiers_uses_the_paper_maintenance_margin_rate(
+    tmp_path: Path,
+) -> None:
+    text = MINIMAL.replace("BTC", "SOL") + 'leverage = "9"\n'
+    message = one_line_error(write(tmp_path, text), risk={"min_liquidation_distance": "0.107"})
+    # (1 + 1/9) / 1.005 - 1 = 10.56 %
+    assert "about 10.6% from liquidation" in message
+    assert "(maintenance margin rate 0.005 of paper.maintenance_margin_rate)" in message
+
+
+def test_a_paper_maintenance_table_with_a_gap_is_a_one_line_config_error(tmp_path: Path) -> None:
+    text = (
+        MINIMAL
+        + "[[paper.maintenance_tiers.BTC]]\nfloor = 0\ncap = 50000\nrate = 0.004\n"
+        + "[[paper.maintenance_tiers.BTC]]\nfloor = 60000\nrate = 0.005\namount = 50\n"
+    )
+    message = one_line_error(write(tmp_path, text))
+    assert "paper.maintenance_tiers.BTC: maintenance tier 2: floor 60000 must be the cap" in (
+        message
+    )
 
 
 def test_add_margin_is_refused_when_a_pair_uses_cross_margin(tmp_path: Path) -> None:

@@ -422,8 +422,9 @@ async def test_position_reports_the_isolated_liquidation_price() -> None:
     position = (await rig.venue.fetch_positions([BTC_PERP]))[BTC_PERP]
     assert position.leverage == D(5)
     assert position.margin == D(59994) / 5
-    # short: entry * (1 + 1/leverage - maintenance margin rate)
-    assert position.liquidation_price == D(59994) * (1 + D("0.2") - D("0.005"))
+    # Binance's short: (margin + amount + qty x entry) / (qty x (1 + rate)), in BTCUSDT's
+    # second tier (the notional at ~71700 is above 50000): rate 0.5 %, amount 50.
+    assert position.liquidation_price == (D(59994) / 5 + 50 + D(59994)) / D("1.005")
 
 
 @pytest.mark.asyncio
@@ -431,12 +432,12 @@ async def test_short_is_liquidated_when_the_mark_crosses_its_liquidation_price()
     rig = await _rig({"USDT": D(100_000)})
     await rig.venue.set_leverage(BTC_PERP, D(5))
     opened = await rig.venue.create_order(_order(BTC_PERP, Side.SELL, "1", "s"))
-    liquidation = D(59994) * D("1.195")  # 71692.83
-    rig.feed.set_price("BTC", D("71692.82"))
+    liquidation = (D(59994) / 5 + 50 + D(59994)) / D("1.005")  # 71684.378
+    rig.feed.set_price("BTC", D("71684.37"))
     assert BTC_PERP in await rig.venue.fetch_positions([BTC_PERP])
     assert rig.venue.liquidations() == []
 
-    rig.feed.set_price("BTC", D("71692.83"))
+    rig.feed.set_price("BTC", D("71684.38"))
     assert await rig.venue.fetch_positions([BTC_PERP]) == {}
     margin = D(59994) / 5
     usdt = (await rig.venue.fetch_balances())["USDT"]
@@ -446,7 +447,7 @@ async def test_short_is_liquidated_when_the_mark_crosses_its_liquidation_price()
     assert record.side is Side.BUY
     assert record.average_price == liquidation
     assert record.reason is not None
-    assert "liquidated: mark 71692.83 crossed liquidation price" in record.reason
+    assert "liquidated: mark 71684.38 crossed liquidation price" in record.reason
     assert await rig.venue.fetch_order(BTC_PERP, record.client_order_id) == record
 
 

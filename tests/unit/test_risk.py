@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from bot.domain.margin import MaintenanceTiers
 from bot.domain.models import Market, Observation, OrderIntent, Position, Side
 from bot.domain.risk import (
     RiskLimits,
@@ -13,6 +14,7 @@ from bot.domain.risk import (
     check,
     check_margin_transfer,
     check_spot_sell,
+    liquidation_after,
     liquidation_distance,
     liquidation_guard,
 )
@@ -172,6 +174,45 @@ def test_orders_adding_to_a_position_near_liquidation_are_denied_but_reduce_only
     assert check(order(Side.BUY, reduce_only=True), near, limits, NOW).approved
 
 
+def test_an_order_that_would_open_a_short_inside_the_guard_distance_is_denied() -> None:
+    # A 5x short of 0.1 at 60000, flat 0.5 %: liquidation 60000 x 1.2 / 1.005 = 71641.79,
+    # 0.1940 from the mark.
+    limits = replace(
+        LIMITS, pair_leverage=D(5), min_liquidation_distance=D("0.195"), maintenance=FLAT
+    )
+    verdict = check(order(), observe(perp="0"), limits, NOW)
+    assert verdict == Verdict(
+        False,
+        "estimated liquidation price 71641.79 after the order is 0.1940 from the mark 60000 "
+        "< min_liquidation_distance 0.195: the guard would close the position at once; "
+        "lower the leverage or the distance",
+    )
+    assert check(order(), observe(perp="0"), replace(limits, venue_leverage=D(4)), NOW).approved
+    assert check(order(), observe(perp="0"), replace(limits, maintenance=None), NOW).approved
+
+
+def test_an_order_that_grows_a_short_is_estimated_with_the_margin_it_holds() -> None:
+    # 1 BTC short at 60000, liquidation 90000 (margin added earlier), mark 66000: 0.364.
+    obs = positioned(price="66000", liquidation="90000")
+    limits = replace(
+        LIMITS,
+        pair_leverage=D(5),
+        maintenance=FLAT,
+        account_equity=None,
+        max_order_notional=D(10**6),
+    )
+    # Held: 90000 x 1.005 - 60000 = 30450; selling 1 at 66000 and 5x adds 13200:
+    # (43650 + 126000) / (2 x 1.005) = 84402.99, 0.2788 from the mark.
+    estimate = liquidation_after(D(-1), D(66000), obs, limits)
+    assert estimate == (D(-2), D(169650) / D("2.010"))
+    strict = replace(limits, min_liquidation_distance=D("0.3"))
+    sell = OrderIntent(BTC, Side.SELL, D(1), False, D(66000))
+    verdict = check(sell, obs, strict, NOW)
+    assert not verdict.approved
+    assert "estimated liquidation price 84402.99 after the order is 0.2788" in verdict.reason
+    assert check(sell, obs, replace(strict, min_liquidation_distance=D("0.27")), NOW).approved
+
+
 def test_liquidation_distance_of_a_short_and_of_a_long() -> None:
     assert liquidation_distance(positioned(price="65000")) == D(6700) / D(65000)
     long = positioned(perp="1", price="50000", liquidation="45000")
@@ -189,14 +230,19 @@ MARKET = Market(
     price_step=D("0.1"),
     is_perp=True,
 )
+FLAT = MaintenanceTiers.flat(D("0.005"))
 
 
 def test_guard_does_nothing_while_the_distance_is_kept() -> None:
-    assert liquidation_guard(positioned(price="65000"), D("0.1"), "reduce", MARKET, D(0)) is None
+    assert (
+        liquidation_guard(positioned(price="65000"), D("0.1"), "reduce", MARKET, D(0), FLAT) is None
+    )
 
 
 def test_guard_reduce_closes_the_short_reduce_only() -> None:
-    action = liquidation_guard(positioned(price="65400"), D("0.1"), "reduce", MARKET, D(10**6))
+    action = liquidation_guard(
+        positioned(price="65400"), D("0.1"), "reduce", MARKET, D(10**6), FLAT
+    )
     assert action is not None
     assert action.add_margin is None
     assert action.intent == OrderIntent(BTC, Side.BUY, D(1), True, D(65400))
@@ -204,20 +250,25 @@ def test_guard_reduce_closes_the_short_reduce_only() -> None:
 
 
 def test_guard_add_margin_moves_the_liquidation_price_to_one_and_a_half_times_the_minimum() -> None:
-    action = liquidation_guard(positioned(price="65400"), D("0.1"), "add_margin", MARKET, D(5000))
+    action = liquidation_guard(
+        positioned(price="65400"), D("0.1"), "add_margin", MARKET, D(5000), FLAT
+    )
     assert action is not None
     assert action.intent is None
-    # target 65400 x 1.15 = 75210; 1 BTC short: 75210 - 71700 = 3510
-    assert action.add_margin == D("3510.00")
+    # target 65400 x 1.15 = 75210; a short's liquidation price moves 1 / (qty x (1 + mmr))
+    # per unit of margin: (75210 - 71700) x 1 x 1.005 = 3527.55
+    assert action.add_margin == D("3527.55")
 
 
 def test_guard_add_margin_falls_back_to_reduce_when_the_margin_is_not_free() -> None:
-    action = liquidation_guard(positioned(price="65400"), D("0.1"), "add_margin", MARKET, D(3000))
+    action = liquidation_guard(
+        positioned(price="65400"), D("0.1"), "add_margin", MARKET, D(3000), FLAT
+    )
     assert action is not None
     assert action.add_margin is None
     assert action.intent is not None
     assert action.intent.reduce_only
-    assert "adding 3510.00 margin is not possible (3000 free)" in action.reason
+    assert "adding 3527.55 margin is not possible (3000 free)" in action.reason
 
 
 def test_margin_transfer_obeys_kill_switch_pause_and_stale_data() -> None:
@@ -258,6 +309,10 @@ def gate_inputs(draw: st.DrawFn) -> tuple[OrderIntent, Observation, RiskLimits, 
         min_liquidation_distance=draw(
             st.none() | st.decimals(min_value=D("0.01"), max_value=D("0.5"), places=2)
         ),
+        maintenance=draw(
+            st.none()
+            | st.decimals(min_value=D(0), max_value=D("0.1"), places=3).map(MaintenanceTiers.flat)
+        ),
     )
     now = AT + timedelta(seconds=draw(st.integers(min_value=0, max_value=120)))
     return intent, obs, limits, now
@@ -291,6 +346,11 @@ def test_no_approved_order_breaks_a_configured_limit(
     distance = liquidation_distance(obs)
     if limits.min_liquidation_distance is not None and distance is not None:
         assert distance >= limits.min_liquidation_distance
+    after = liquidation_after(signed, intent.reference_price, obs, limits)
+    if limits.min_liquidation_distance is not None and after is not None:
+        qty, price = after
+        gap = (price - obs.price if qty < 0 else obs.price - price) / obs.price
+        assert gap >= limits.min_liquidation_distance
 
 
 # -- spot sells (the bearish sell-down) ---------------------------------------------------

@@ -4,9 +4,10 @@ the remembered orders, and what time does to the account without a request.
 * **Funding** is settled at every funding boundary (every ``funding_interval_hours`` on
   the UTC clock from midnight) crossed since the last settlement: ``-qty * mark * rate``,
   so a short receives when the rate is positive. A new account is not back-paid.
-* **Liquidation**: when the mark reaches a position's isolated liquidation price, the
-  position is closed at that price and its whole margin is lost; the event is recorded
-  as an order ``liquidation-<n>``.
+* **Liquidation**: when the mark reaches a position's isolated liquidation price
+  (Binance's formula with the maintenance tiers of ``PaperConfig.maintenance``, from the
+  margin the position holds), the position is closed at that price and its whole margin
+  is lost; the event is recorded as an order ``liquidation-<n>``.
 * **Settlement**: a dated future still open at its expiry is closed at the feed's spot
   price (its basis 0 by then), the PnL realized; recorded as an order ``settlement-<n>``.
 
@@ -23,6 +24,7 @@ from decimal import Decimal
 
 from bot.config import PaperConfig
 from bot.domain.margin import (
+    MaintenanceTiers,
     initial_margin,
     isolated_liquidation_price,
     isolated_liquidation_price_with_margin,
@@ -138,6 +140,7 @@ class PaperLedger:
         self._liquidation_at: dict[
             str, tuple[tuple[Decimal, Decimal, Decimal], Decimal | None]
         ] = {}
+        self._tiers: dict[str, MaintenanceTiers] = {}
 
     # -- balances and orders ---------------------------------------------------------------
 
@@ -228,7 +231,7 @@ class PaperLedger:
                 f"{asset} margin, {self.free(asset):f} free"
             )
         liquidation = isolated_liquidation_price(
-            position.qty, position.entry_price, leverage, self._config.maintenance_margin_rate
+            position.qty, position.entry_price, leverage, self.maintenance(position.symbol)
         )
         mark = self._quote(position.symbol, now).price
         if liquidation is not None and crossed(position.qty, mark, liquidation):
@@ -260,13 +263,17 @@ class PaperLedger:
         if cached is not None and cached[0] == key:
             return cached[1]
         price = isolated_liquidation_price_with_margin(
-            position.qty,
-            position.entry_price,
-            position.margin,
-            self._config.maintenance_margin_rate,
+            position.qty, position.entry_price, position.margin, self.maintenance(position.symbol)
         )
         self._liquidation_at[position.symbol] = (key, price)
         return price
+
+    def maintenance(self, symbol: str) -> MaintenanceTiers:
+        """The maintenance margin tiers ``symbol`` is liquidated with (built once)."""
+        tiers = self._tiers.get(symbol)
+        if tiers is None:
+            tiers = self._tiers[symbol] = self._config.maintenance(symbol)[1]
+        return tiers
 
     def positions(self, symbols: set[str], now: datetime) -> dict[str, Position]:
         """Open positions among ``symbols``, marked at ``quote``; flat ones are absent."""

@@ -13,6 +13,7 @@ from decimal import Decimal
 from typing import Any
 
 from bot.config import PairConfig, Settings
+from bot.domain.margin import MaintenanceTiers
 from bot.domain.models import ZERO, Decision, HedgeParams, Observation, OrderIntent, Side
 from bot.domain.quantize import amount_problem, ioc_limit_price, round_down
 from bot.domain.rebalance import (
@@ -32,6 +33,7 @@ from bot.domain.risk import (
     liquidation_guard,
 )
 from bot.domain.strategies import Target, strategy_kind
+from bot.domain.symbols import Symbol
 from bot.execution.executor import OrderPlan
 from bot.service.cycle.accounts import Accounts
 from bot.service.cycle.market_checks import MarketChecks
@@ -82,6 +84,10 @@ class AssessStage:
         self._held: dict[str, tuple[tuple[Any, ...], Decision]] = {}
         # Per pair, until when its last cycle's hold would repeat (absent: no promise).
         self._quiet: dict[str, datetime] = {}
+        # The risk checks' view of the venue: per contract its maintenance margin tiers,
+        # per pair the leverage set at start (new margin is locked at it).
+        self._tiers: dict[str, MaintenanceTiers] = {}
+        self._leverages: dict[str, Decimal] = {}
 
     async def assess(self, view: PairView, now: datetime) -> Assessment:
         """Target, decision, guard, risk and liquidity for one pair; sends nothing.
@@ -111,6 +117,7 @@ class AssessStage:
             risk.on_liquidation_risk,
             view.market,
             view.free_margin,
+            self._maintenance(view.market.symbol),
         )
         sale = None if guard is not None else await self._spot_sell(view, params, target, now)
         sold = sale.order.intent if sale is not None and sale.order is not None else None
@@ -148,7 +155,28 @@ class AssessStage:
             * view.market.contract_size
             + beside,
             min_liquidation_distance=risk.min_liquidation_distance,
+            maintenance=self._estimated_with(view),
+            venue_leverage=self._leverages.get(pair.name),
         )
+
+    def use_leverages(self, leverages: Mapping[str, Decimal]) -> None:
+        """The leverage set on each pair's contracts at start."""
+        self._leverages.update(leverages)
+
+    def _estimated_with(self, view: PairView) -> MaintenanceTiers | None:
+        """The tiers the pre-trade check estimates liquidation prices with; None where the
+        isolated linear formula does not apply: cross margin (the whole wallet backs the
+        position) and inverse contracts (margined in the base coin)."""
+        symbol = view.market.symbol
+        if view.pair.margin_mode != "isolated" or Symbol.parse(symbol).inverse:
+            return None
+        return self._maintenance(symbol)
+
+    def _maintenance(self, symbol: str) -> MaintenanceTiers:
+        tiers = self._tiers.get(symbol)
+        if tiers is None:
+            tiers = self._tiers[symbol] = self._settings.maintenance(symbol)[1]
+        return tiers
 
     async def _spot_sell(
         self, view: PairView, params: HedgeParams, target: Target, now: datetime
