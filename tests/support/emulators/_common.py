@@ -1,0 +1,116 @@
+"""Pieces every venue emulator shares: decimal rendering and rounding, the loopback server.
+
+Nothing here knows a venue's protocol: each emulator keeps its own routes, errors and
+request checks, and subclasses ``LoopbackServer`` for the aiohttp plumbing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterable
+from decimal import ROUND_DOWN, ROUND_UP, Decimal
+from typing import Any, Self
+
+from aiohttp import web
+
+HOST = "127.0.0.1"
+
+
+def fmt(value: Decimal) -> str:
+    """Render a Decimal as venues' JSON strings do: plain notation, no exponent."""
+    if value == 0:
+        return "0"
+    return format(value.normalize(), "f")
+
+
+def fmt_fixed(value: Decimal, places: int = 8) -> str:
+    """Render a Decimal with a fixed number of places (some fields are padded)."""
+    return format(value.quantize(Decimal(1).scaleb(-places)), "f")
+
+
+def floor_to(value: Decimal, step: Decimal) -> Decimal:
+    """Round ``value`` down to a multiple of ``step``."""
+    return (value / step).to_integral_value(rounding=ROUND_DOWN) * step
+
+
+def ceil_to(value: Decimal, step: Decimal) -> Decimal:
+    """Round ``value`` up to a multiple of ``step``."""
+    return (value / step).to_integral_value(rounding=ROUND_UP) * step
+
+
+def is_multiple(value: Decimal, step: Decimal) -> bool:
+    """Whether ``value`` is an exact multiple of ``step``."""
+    return (value / step) == (value / step).to_integral_value()
+
+
+def decimals_of(step: Decimal) -> int:
+    """Number of decimal places a step allows (0.001 → 3, 1 → 0)."""
+    exponent = step.normalize().as_tuple().exponent
+    return max(0, -exponent) if isinstance(exponent, int) else 0
+
+
+class LoopbackServer:
+    """An aiohttp server on 127.0.0.1 that sends every request to ``_dispatch``.
+
+    Subclasses implement ``_dispatch``; ``add_routes`` serves extra routes (a control
+    API) that are matched first. ``_hold`` waits, but returns at once on ``stop()``.
+    """
+
+    def __init__(self) -> None:
+        self.url = ""
+        self._runner: web.AppRunner | None = None
+        self._closing = asyncio.Event()
+        self._extra_routes: list[web.AbstractRouteDef] = []
+
+    async def _dispatch(self, request: web.Request) -> web.StreamResponse:
+        raise NotImplementedError
+
+    def add_routes(self, routes: Iterable[web.AbstractRouteDef]) -> None:
+        """Serve ``routes`` beside the emulated API (matched first); call before start()."""
+        if self._runner is not None:
+            raise RuntimeError("add_routes() must be called before start()")
+        self._extra_routes.extend(routes)
+
+    async def start(self, host: str = HOST, port: int = 0) -> None:
+        """Serve on ``host:port`` (port 0 picks a free one) and set ``url``."""
+        if host != HOST:
+            raise ValueError("the emulator only listens on 127.0.0.1")
+        app = web.Application()
+        app.router.add_routes(self._extra_routes)
+        app.router.add_route("*", "/{tail:.*}", self._dispatch)
+        runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
+        await runner.setup()
+        site = web.TCPSite(runner, host, port)
+        await site.start()
+        bound_port = int(runner.addresses[0][1])
+        self._runner = runner
+        self._closing = asyncio.Event()
+        self.url = f"http://{host}:{bound_port}"
+
+    async def stop(self) -> None:
+        """Stop serving; held (TIMEOUT) answers are released at once."""
+        self._closing.set()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> Self:
+        """Start on a free port."""
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        """Stop."""
+        await self.stop()
+
+    async def _hold(self, delay_s: float) -> None:
+        try:
+            await asyncio.wait_for(self._closing.wait(), timeout=delay_s)
+        except TimeoutError:
+            pass
+
+
+def json_body(value: Any) -> str:
+    """Compact JSON, as venues send it."""
+    return json.dumps(value, separators=(",", ":"))
