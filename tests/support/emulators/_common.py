@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Iterable
+from dataclasses import dataclass
 from decimal import ROUND_DOWN, ROUND_UP, Decimal
 from typing import Any, Self
 
@@ -109,6 +110,59 @@ class LoopbackServer:
             await asyncio.wait_for(self._closing.wait(), timeout=delay_s)
         except TimeoutError:
             pass
+
+
+ORDER_FAULTS = ("PARTIAL_FILL", "DROP_AFTER_ACCEPT")
+
+
+@dataclass
+class FaultRule:
+    """One injected fault: which requests it hits and how many times more."""
+
+    fault: Any  # a venue's Fault enum member
+    path: str | None
+    method: str | None
+    remaining: int
+    params: dict[str, Any]
+
+    def matches(self, method: str, path: str, creates_order: bool) -> bool:
+        """``path`` matches exactly or as a prefix of path segments; without a path,
+        PARTIAL_FILL and DROP_AFTER_ACCEPT hit order creation and the rest any request."""
+        if self.remaining <= 0:
+            return False
+        if self.method is not None and self.method.upper() != method:
+            return False
+        if self.path is not None:
+            return path == self.path or path.startswith(self.path.rstrip("/") + "/")
+        if self.fault.name in ORDER_FAULTS:
+            return creates_order
+        return True
+
+
+class FaultQueue:
+    """Injected faults, consumed in the order they were injected."""
+
+    def __init__(self) -> None:
+        self.rules: list[FaultRule] = []
+
+    def add(
+        self, fault: Any, path: str | None, method: str | None, count: int, params: dict[str, Any]
+    ) -> None:
+        """Make the next ``count`` matching requests fail with ``fault``."""
+        self.rules.append(FaultRule(fault, path, method, count, dict(params)))
+
+    def clear(self) -> None:
+        """Drop every pending fault."""
+        self.rules.clear()
+
+    def take(self, method: str, path: str, creates_order: bool) -> FaultRule | None:
+        """The first rule this request matches, one use of it spent."""
+        for rule in self.rules:
+            if rule.matches(method, path, creates_order):
+                rule.remaining -= 1
+                self.rules = [r for r in self.rules if r.remaining > 0]
+                return rule
+        return None
 
 
 def json_body(value: Any) -> str:

@@ -43,13 +43,12 @@ import json
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from aiohttp import web
 
-from tests.support.emulators._common import LoopbackServer, json_body
+from tests.support.emulators._common import FaultQueue, FaultRule, LoopbackServer, json_body
 from tests.support.emulators.bybit._bybit_account_api import AccountApi
 from tests.support.emulators.bybit._bybit_engine import Engine
 from tests.support.emulators.bybit._bybit_http import (
@@ -78,24 +77,6 @@ log = logging.getLogger(__name__)
 CCXT_API_KEYS = ("spot", "futures", "v2", "public", "private")
 ENV_PREFIX = {"mainnet": "", "testnet": "/testnet", "demo": "/demo"}
 ORDER_CREATE = "/v5/order/create"
-
-
-@dataclass
-class _FaultRule:
-    fault: Fault
-    path: str | None
-    method: str | None
-    remaining: int
-    params: dict[str, Any]
-
-    def matches(self, method: str, path: str, creates_order: bool) -> bool:
-        if self.remaining <= 0 or (self.method and self.method.upper() != method):
-            return False
-        if self.path is not None:
-            return path == self.path or path.startswith(self.path.rstrip("/") + "/")
-        if self.fault in (Fault.PARTIAL_FILL, Fault.DROP_AFTER_ACCEPT):
-            return creates_order
-        return True
 
 
 def generated_markets(count: int) -> list[EmulatedMarket]:
@@ -157,7 +138,7 @@ class BybitEmulator(LoopbackServer):
         self.request_log: list[tuple[str, str]] = []
         self.env_log: list[str] = []
         self.unknown_requests: list[tuple[str, str]] = []
-        self._faults: list[_FaultRule] = []
+        self._faults = FaultQueue()
 
     def _route_table(self) -> dict[tuple[str, str], Route]:
         m, a, o = self.market_api, self.account_api, self.order_api
@@ -285,7 +266,7 @@ class BybitEmulator(LoopbackServer):
         PARTIAL_FILL and DROP_AFTER_ACCEPT match order creation and the rest match any
         request. Rules are consumed in the order they were injected.
         """
-        self._faults.append(_FaultRule(fault, path, method, count, dict(params)))
+        self._faults.add(fault, path, method, count, params)
 
     def clear_faults(self) -> None:
         """Drop every pending fault."""
@@ -343,7 +324,7 @@ class BybitEmulator(LoopbackServer):
             params = self._params(request, payload)
         except BybitError as exc:
             return self._answer(exc)
-        rule = self._take_fault(method, path, route.creates_order)
+        rule = self._faults.take(method, path, route.creates_order)
         ctx = RequestContext()
         if rule is not None:
             early = await self._early_fault(rule, route, params, ctx)
@@ -371,16 +352,8 @@ class BybitEmulator(LoopbackServer):
             params.update(body)
         return params
 
-    def _take_fault(self, method: str, path: str, creates_order: bool) -> _FaultRule | None:
-        for rule in self._faults:
-            if rule.matches(method, path, creates_order):
-                rule.remaining -= 1
-                self._faults = [r for r in self._faults if r.remaining > 0]
-                return rule
-        return None
-
     async def _early_fault(
-        self, rule: _FaultRule, route: Route, params: dict[str, Any], ctx: RequestContext
+        self, rule: FaultRule, route: Route, params: dict[str, Any], ctx: RequestContext
     ) -> web.StreamResponse | None:
         """Answer a fault that pre-empts processing, or set flags and return None."""
         p, fault = rule.params, rule.fault
