@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from decimal import ROUND_DOWN, ROUND_UP, Decimal
+from decimal import ROUND_DOWN, ROUND_UP, Decimal, InvalidOperation
 from typing import Any, Self
 
 from aiohttp import web
@@ -63,6 +63,7 @@ class LoopbackServer:
         self._runner: web.AppRunner | None = None
         self._closing = asyncio.Event()
         self._extra_routes: list[web.AbstractRouteDef] = []
+        self._faults = FaultQueue()
 
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
         raise NotImplementedError
@@ -110,6 +111,40 @@ class LoopbackServer:
             await asyncio.wait_for(self._closing.wait(), timeout=delay_s)
         except TimeoutError:
             pass
+
+    # ------------------------------------------------------------------ faults
+    def inject(
+        self,
+        fault: Any,
+        *,
+        path: str | None = None,
+        method: str | None = None,
+        count: int = 1,
+        **params: Any,
+    ) -> None:
+        """Make the next ``count`` matching requests fail with ``fault`` (a venue's Fault).
+
+        ``path`` matches exactly or as a prefix of path segments; without it,
+        PARTIAL_FILL and DROP_AFTER_ACCEPT match order creation and the rest match
+        any request. Rules are consumed in the order they were injected.
+        """
+        self._faults.add(fault, path, method, count, params)
+
+    def clear_faults(self) -> None:
+        """Drop every pending fault."""
+        self._faults.clear()
+
+    async def _after_processing(
+        self, rule: FaultRule | None, request: web.Request, response: web.StreamResponse
+    ) -> web.StreamResponse:
+        """Faults that strike once the request ran: cut the connection, or answer late."""
+        if rule is not None and rule.fault.name == "DROP_AFTER_ACCEPT":
+            if request.transport is not None:
+                request.transport.abort()
+            return response
+        if rule is not None and rule.fault.name == "TIMEOUT":
+            await self._hold(float(rule.params.get("delay_s", 2.0)))
+        return response
 
 
 ORDER_FAULTS = ("PARTIAL_FILL", "DROP_AFTER_ACCEPT")
@@ -162,6 +197,14 @@ class FaultQueue:
                 rule.remaining -= 1
                 self.rules = [r for r in self.rules if r.remaining > 0]
                 return rule
+        return None
+
+
+def decimal_or_none(params: Mapping[str, Any], name: str) -> Decimal | None:
+    """A request parameter as a Decimal, None when absent or malformed (for logs)."""
+    try:
+        return Decimal(str(params[name])) if params.get(name) else None
+    except InvalidOperation:
         return None
 
 

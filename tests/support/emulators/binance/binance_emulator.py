@@ -22,7 +22,7 @@ from typing import Any
 
 from aiohttp import web
 
-from tests.support.emulators._common import FaultQueue, FaultRule, LoopbackServer
+from tests.support.emulators._common import FaultRule, LoopbackServer, decimal_or_none
 from tests.support.emulators.binance._binance_api import BinanceApi, Params, RequestContext, Route
 from tests.support.emulators.binance._binance_engine import Engine
 from tests.support.emulators.binance._binance_models import (
@@ -97,7 +97,6 @@ class BinanceEmulator(LoopbackServer):
         self.order_log: list[OrderLogEntry] = []
         self.request_log: list[tuple[str, str]] = []
         self.unknown_requests: list[tuple[str, str]] = []
-        self._faults = FaultQueue()
         self._recent: deque[float] = deque()
 
     # ------------------------------------------------------------------ ccxt
@@ -179,27 +178,6 @@ class BinanceEmulator(LoopbackServer):
         """Pay/charge funding on open positions at the current rates (income FUNDING_FEE)."""
         self._engine.settle_funding()
 
-    def inject(
-        self,
-        fault: Fault,
-        *,
-        path: str | None = None,
-        method: str | None = None,
-        count: int = 1,
-        **params: Any,
-    ) -> None:
-        """Make the next ``count`` matching requests fail with ``fault``.
-
-        ``path`` matches exactly or as a prefix of path segments; without it,
-        PARTIAL_FILL and DROP_AFTER_ACCEPT match order creation and the rest match
-        any request. Rules are consumed in the order they were injected.
-        """
-        self._faults.add(fault, path, method, count, params)
-
-    def clear_faults(self) -> None:
-        """Drop every pending fault."""
-        self._faults.clear()
-
     # ------------------------------------------------------------------ assertions
     def orders(self) -> list[EmulatedOrder]:
         """Orders the exchange accepted, oldest first (status, executed qty, avg price)."""
@@ -251,13 +229,7 @@ class BinanceEmulator(LoopbackServer):
             if early is not None:
                 return early
         response = self._process(route, params, ctx, request)
-        if rule is not None and rule.fault is Fault.DROP_AFTER_ACCEPT:
-            if request.transport is not None:
-                request.transport.abort()
-            return response
-        if rule is not None and rule.fault is Fault.TIMEOUT:
-            await self._hold(float(rule.params.get("delay_s", 2.0)))
-        return response
+        return await self._after_processing(rule, request, response)
 
     async def _early_fault(
         self, rule: FaultRule, route: Route, params: Params, ctx: RequestContext
@@ -349,12 +321,6 @@ class BinanceEmulator(LoopbackServer):
         if venue is None:
             return
 
-        def dec(name: str) -> Decimal | None:
-            try:
-                return Decimal(params[name]) if params.get(name) else None
-            except InvalidOperation:
-                return None
-
         self.order_log.append(
             OrderLogEntry(
                 time_ms=int(self._clock() * 1000),
@@ -363,8 +329,8 @@ class BinanceEmulator(LoopbackServer):
                 symbol=params.get("symbol"),
                 side=params.get("side"),
                 type=params.get("type"),
-                qty=dec("quantity"),
-                price=dec("price"),
+                qty=decimal_or_none(params, "quantity"),
+                price=decimal_or_none(params, "price"),
                 reduce_only=params.get("reduceOnly", "false").lower() == "true",
                 outcome=outcome,
                 fills=tuple((f.price, f.qty) for f in order.fills) if order else (),

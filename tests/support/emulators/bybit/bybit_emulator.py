@@ -48,7 +48,7 @@ from typing import Any
 
 from aiohttp import web
 
-from tests.support.emulators._common import FaultQueue, FaultRule, LoopbackServer, json_body
+from tests.support.emulators._common import FaultRule, LoopbackServer, decimal_or_none, json_body
 from tests.support.emulators.bybit._bybit_account_api import AccountApi
 from tests.support.emulators.bybit._bybit_engine import Engine
 from tests.support.emulators.bybit._bybit_http import (
@@ -138,7 +138,6 @@ class BybitEmulator(LoopbackServer):
         self.request_log: list[tuple[str, str]] = []
         self.env_log: list[str] = []
         self.unknown_requests: list[tuple[str, str]] = []
-        self._faults = FaultQueue()
 
     def _route_table(self) -> dict[tuple[str, str], Route]:
         m, a, o = self.market_api, self.account_api, self.order_api
@@ -251,27 +250,6 @@ class BybitEmulator(LoopbackServer):
         """Serve at most ``rows`` linear instruments a page (Bybit: 1000)."""
         self.market_api.page_cap = rows
 
-    def inject(
-        self,
-        fault: Fault,
-        *,
-        path: str | None = None,
-        method: str | None = None,
-        count: int = 1,
-        **params: Any,
-    ) -> None:
-        """Make the next ``count`` matching requests fail with ``fault``.
-
-        ``path`` matches exactly or as a prefix of path segments; without it,
-        PARTIAL_FILL and DROP_AFTER_ACCEPT match order creation and the rest match any
-        request. Rules are consumed in the order they were injected.
-        """
-        self._faults.add(fault, path, method, count, params)
-
-    def clear_faults(self) -> None:
-        """Drop every pending fault."""
-        self._faults.clear()
-
     # ------------------------------------------------------------------ assertions
     @property
     def margin_mode(self) -> str:
@@ -331,13 +309,7 @@ class BybitEmulator(LoopbackServer):
             if early is not None:
                 return early
         response = self._process(env, path, route, params, payload, ctx, request)
-        if rule is not None and rule.fault is Fault.DROP_AFTER_ACCEPT:
-            if request.transport is not None:
-                request.transport.abort()
-            return response
-        if rule is not None and rule.fault is Fault.TIMEOUT:
-            await self._hold(float(rule.params.get("delay_s", 2.0)))
-        return response
+        return await self._after_processing(rule, request, response)
 
     @staticmethod
     def _params(request: web.Request, payload: str) -> dict[str, Any]:
@@ -443,12 +415,6 @@ class BybitEmulator(LoopbackServer):
         if not route.creates_order:
             return
 
-        def dec(name: str) -> Decimal | None:
-            try:
-                return Decimal(str(params[name])) if params.get(name) else None
-            except InvalidOperation:
-                return None
-
         self.order_log.append(
             OrderLogEntry(
                 time_ms=self._engine.now_ms(),
@@ -457,8 +423,8 @@ class BybitEmulator(LoopbackServer):
                 symbol=params.get("symbol"),
                 side=params.get("side"),
                 order_type=params.get("orderType"),
-                qty=dec("qty"),
-                price=dec("price"),
+                qty=decimal_or_none(params, "qty"),
+                price=decimal_or_none(params, "price"),
                 reduce_only=str(params.get("reduceOnly", False)).lower() == "true",
                 outcome=outcome,
                 fills=tuple((f.price, f.qty) for f in order.fills) if order else (),
