@@ -7,6 +7,9 @@ needs for what the daemon does (look an order up by client id, list positions).
 
 from __future__ import annotations
 
+import asyncio
+import signal
+import sys
 import time
 from decimal import Decimal
 from typing import Any
@@ -645,3 +648,31 @@ async def test_unknown_path_answers_404_route_not_found(
     with pytest.raises(ccxt.BadRequest, match="10017"):
         await bybit.publicGetV5MarketRecentTrade({"category": "linear", "symbol": "BTCUSDT"})
     assert bybit_emulator.unknown_requests == [("GET", "/v5/market/recent-trade")]
+
+
+async def test_module_runs_the_emulator_in_its_own_process_steered_over_http() -> None:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "tests.support.emulators.bybit",
+        "--port",
+        "0",
+        stdout=asyncio.subprocess.PIPE,
+    )
+    try:
+        assert process.stdout is not None
+        url = (await asyncio.wait_for(process.stdout.readline(), 20)).decode().strip()
+        async with aiohttp.ClientSession() as session:
+            for path, body in (("balance", {"coin": "USDT", "amount": "500"}), ("fault", {})):
+                async with session.post(f"{url}/_control/{path}", json=body) as answer:
+                    assert answer.status == (200 if path == "balance" else 400)
+            async with session.get(f"{url}/_control/ccxt_config") as answer:
+                config = await answer.json()
+        client = ccxt.bybit({**config, "apiKey": "k", "secret": "s", "timeout_on_exit": 0})
+        try:
+            assert (await client.fetch_balance())["USDT"]["total"] == 500
+        finally:
+            await client.close()
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(process.wait(), 20) == 0
