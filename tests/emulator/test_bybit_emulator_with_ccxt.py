@@ -295,6 +295,31 @@ async def test_fetch_closed_orders_asks_filled_only_so_a_partly_filled_ioc_is_mi
     assert [(o["status"], o["filled"], o["remaining"]) for o in both] == [("canceled", 0.01, 0.0)]
 
 
+async def test_cancel_by_client_id_then_again_raises_order_not_found(
+    bybit_emulator: BybitEmulator, bybit: Any
+) -> None:
+    fund(bybit_emulator)
+    await bybit.create_order(PERP, "limit", "buy", 0.01, 59_000, {"clientOrderId": "c"})
+    await bybit.create_order(SPOT, "limit", "buy", 0.01, 59_000, {"clientOrderId": "c"})
+    assert bybit_emulator.balance("USDT") == 10_000
+    await bybit.cancel_order(None, PERP, {"orderLinkId": "c"})
+    with pytest.raises(ccxt.OrderNotFound, match="110001"):
+        await bybit.cancel_order(None, PERP, {"orderLinkId": "c"})
+    await bybit.cancel_order(None, SPOT, {"orderLinkId": "c"})
+    with pytest.raises(ccxt.OrderNotFound, match="170213"):
+        await bybit.cancel_order(None, SPOT, {"orderLinkId": "c"})
+    linear, spot = bybit_emulator.order("c"), bybit_emulator.order("c", "spot")
+    assert linear is not None
+    assert spot is not None
+    assert (linear.status, spot.status) == ("Cancelled", "Cancelled")
+
+
+async def test_unknown_symbol_on_market_data_is_bad_symbol(bybit: Any) -> None:
+    request = {"category": "linear", "symbol": "NOPEUSDT"}
+    with pytest.raises(ccxt.BadSymbol):
+        await bybit.publicGetV5MarketTickers(request)
+
+
 async def test_reduce_only_without_a_position_or_the_wrong_way_raises_invalid_order(
     bybit_emulator: BybitEmulator, bybit: Any
 ) -> None:

@@ -80,13 +80,20 @@ class Book:
             raise KeyError(f"unknown market {name!r}")
         return text
 
-    def instrument(self, category: str | None, symbol: str | None) -> Instrument:
-        """The instrument of a category, or Bybit's 10001 (category or symbol invalid)."""
+    def instrument(
+        self, category: str | None, symbol: str | None, *, public: bool = False
+    ) -> Instrument:
+        """The instrument of a category, or Bybit's 10001 (category or symbol invalid).
+
+        Market-data endpoints word an unknown symbol "Not supported symbols".
+        """
         if category not in ("spot", "linear"):
             raise params_error(f"Illegal category: {category}")
         found = self.instruments[category].get(symbol or "")
         if found is None:
-            raise params_error("params error: symbol invalid")
+            raise params_error(
+                "Not supported symbols" if public else "params error: symbol invalid"
+            )
         return found
 
     def check_category(self, category: str | None) -> Category:

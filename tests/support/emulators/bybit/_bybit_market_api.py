@@ -209,7 +209,7 @@ class MarketApi:
         cat = self.book.check_category(category)
         symbol = params.get("symbol")
         if symbol:
-            rows = [self._ticker(self.book.instrument(cat, symbol))]
+            rows = [self._ticker(self.book.instrument(cat, symbol, public=True))]
         else:
             base = params.get("baseCoin")
             rows = [
@@ -222,7 +222,7 @@ class MarketApi:
     def orderbook(self, params: Params) -> JSON:
         """GET /v5/market/orderbook (``b``/``a`` levels, ``ts``, ``u``)."""
         cat = self.book.check_category(params.get("category"))
-        inst = self.book.instrument(cat, params.get("symbol"))
+        inst = self.book.instrument(cat, params.get("symbol"), public=True)
         limit = int_param(
             params, "limit", 1 if cat == "spot" else 25, 1, 200 if cat == "spot" else 500
         )
@@ -240,7 +240,7 @@ class MarketApi:
 
     def _kline_rows(self, params: Params) -> tuple[str, Instrument, list[tuple[Any, ...]]]:
         category = params.get("category") or "linear"
-        inst = self.book.instrument(category, params.get("symbol"))
+        inst = self.book.instrument(category, params.get("symbol"), public=True)
         interval = str(params.get("interval") or "")
         if interval not in INTERVALS_MS:
             raise params_error("params error: interval invalid")
@@ -276,7 +276,7 @@ class MarketApi:
         cat = self.book.check_category(params.get("category"))
         if cat != "linear":
             raise params_error("params error: category only support linear or inverse")
-        inst = self.book.instrument(cat, params.get("symbol"))
+        inst = self.book.instrument(cat, params.get("symbol"), public=True)
         start = int_param(params, "startTime", 0, 0, 1 << 62)
         end = int_param(params, "endTime", 1 << 62, 0, 1 << 62)
         limit = int_param(params, "limit", 200, 1, 200)
@@ -293,7 +293,7 @@ class MarketApi:
 
     def open_interest(self, params: Params) -> JSON:
         """GET /v5/market/open-interest: the configured open interest, one point."""
-        inst = self.book.instrument(params.get("category"), params.get("symbol"))
+        inst = self.book.instrument(params.get("category"), params.get("symbol"), public=True)
         return {
             "symbol": inst.symbol,
             "category": inst.category,
