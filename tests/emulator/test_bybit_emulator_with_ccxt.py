@@ -143,6 +143,15 @@ async def test_stale_timestamp_fails_even_load_markets_with_invalid_nonce_a_netw
         assert (await client.fetch_balance())["info"]["retCode"] == 0
 
 
+async def test_without_fetch_currencies_load_markets_is_public_only() -> None:
+    async with (
+        BybitEmulator(clock=OffsetClock(30)) as emu,
+        ccxt_client(emu, has={"fetchCurrencies": False}) as client,
+    ):
+        await client.load_markets()
+        assert emu.requests_to("/v5/asset/coin/query-info") == 0
+
+
 async def test_a_timestamp_from_the_future_is_refused_too() -> None:
     async with BybitEmulator(clock=OffsetClock(-5)) as emu, ccxt_client(emu) as client:
         with pytest.raises(ccxt.InvalidNonce):

@@ -5,35 +5,46 @@ constructor URL overrides (``BybitEmulator.ccxt_config()``). Tests steer it with
 ``set_price``, ``set_balance``, ``inject`` (faults), ``position_view_lag_s`` and the
 limiters, and assert on ``order_log``, ``request_log``, ``orders()`` and ``position()``.
 
-What ccxt (4.5) does against a unified account, for whoever writes the venue module:
+What ccxt (4.5.90) does against a unified account, for whoever writes the venue module
+(each point is a test in ``tests/emulator/test_bybit_emulator_with_ccxt.py``):
 
-- ``load_markets`` asks /v5/market/instruments-info once for ``category=spot`` (no
-  cursor) and, per linear call, twice (``limit=1000``, and ``status=PreLaunch``),
-  walking ``nextPageCursor``; with keys it also asks /v5/asset/coin/query-info
-  (``fetchCurrencies``; cost 28 in ccxt's limiter). Category names: ``spot``,
-  ``linear`` (perps ``BTC/USDT:USDT``, dated futures ``BTC/USDT:USDT-270326``);
-  ``inverse`` and ``option`` are answered empty.
-- The first private call asks /v5/user/query-api and /v5/account/info to learn the
-  account is unified (``uta: 1``, ``unifiedMarginStatus`` 6); after that ccxt sends
-  UTA requests (``accountType=UNIFIED``, ``category`` on every order call).
-- ``create_order`` answers only ids (status None): Bybit's create returns
-  ``{orderId, orderLinkId}``. ``clientOrderId`` becomes ``orderLinkId``.
-- Looking an order up by client id: ``fetch_order`` refuses without
-  ``params={"acknowledged": True}`` and always sends ``orderId`` (so pass the id,
-  not the client id). By client id use ``fetch_open_orders(symbol,
-  params={"orderLinkId": cid})`` — /v5/order/realtime finds the order open *or*
-  recently closed (its last 500) when asked by ``orderLinkId`` — and, for older or
-  post-restart orders, ``fetch_canceled_and_closed_orders(symbol,
-  params={"orderLinkId": cid})`` (/v5/order/history). ``fetch_closed_orders`` adds
-  ``orderStatus=Filled``: a partly filled IOC (Cancelled) is not in it.
-- ``set_margin_mode`` is account-wide on a unified account (/v5/account/set-margin-mode,
-  the symbol is ignored); ``set_leverage`` to the current value raises ``BadRequest``
-  (110043 "leverage not modified"); ``fetch_positions`` takes at most one symbol and
-  otherwise lists by ``settleCoin`` (USDT by default); ccxt has no ``add_margin`` for
-  Bybit: call ``privatePostV5PositionAddMargin`` (isolated margin mode only).
-- Errors come as HTTP 200 with ``retCode`` ≠ 0. 10002 (timestamp/recvWindow) is
+- ``load_markets``: with keys, first the *signed* /v5/asset/coin/query-info
+  (``fetchCurrencies``, cost 28 in ccxt's limiter), so a bad key or a skewed clock
+  fails market loading; ``{"has": {"fetchCurrencies": False}}`` keeps it public. Then
+  /v5/market/instruments-info: ``category=spot`` once (Bybit does not page spot), and
+  ``category=linear`` twice (``limit=1000``; ``status=PreLaunch``), walking
+  ``nextPageCursor``. ccxt's default types add ``inverse`` and six ``option`` calls
+  (answered empty); ``ccxt_config()`` asks for ``spot`` and ``linear`` only. Symbols:
+  ``BTC/USDT`` (spot), ``BTC/USDT:USDT`` (perp, contractSize 1), dated
+  ``BTC/USDT:USDT-270326`` (id ``BTCUSDT-26MAR27``).
+- The first private call also asks /v5/user/query-api and /v5/account/info (``uta:
+  1``, ``unifiedMarginStatus`` 6); ccxt then sends UTA requests
+  (``accountType=UNIFIED``, ``category`` on order calls). In demo mode
+  (``enable_demo_trading``) it skips both and the currency call.
+- ``create_order`` returns ids only (status, filled: None): Bybit answers
+  ``{orderId, orderLinkId}``. ``clientOrderId`` is sent as ``orderLinkId``.
+- Looking an order up by client id: ``fetch_open_orders(symbol,
+  params={"orderLinkId": cid})`` — /v5/order/realtime asked by ``orderLinkId`` finds
+  the order open *or* recently closed (the last 500 a category) — then, for an
+  order gone from that cache (a venue restart), ``fetch_canceled_and_closed_orders(
+  symbol, params={"orderLinkId": cid})`` (/v5/order/history). Not ``fetch_order``,
+  ``fetch_open_order`` or ``fetch_closed_order`` with ``id=None``: ccxt sends
+  ``orderId=None``, which Bybit looks up first, so OrderNotFound; ``fetch_order`` by
+  the venue id also needs ``params={"acknowledged": True}``. Not
+  ``fetch_closed_orders`` either: it adds ``orderStatus=Filled``, so a partly
+  filled IOC (Cancelled) is missing. ``cancel_order(None, symbol,
+  params={"orderLinkId": cid})`` works.
+- A partly filled spot IOC is ``PartiallyFilledCanceled``, which ccxt does not map:
+  it reports ``closed`` with ``filled < amount``; a linear one is ``canceled``.
+- ``set_margin_mode`` is account-wide (/v5/account/set-margin-mode; the symbol is
+  ignored); ``set_leverage`` to the current value raises ``BadRequest`` (110043
+  "leverage not modified"), which a caller should treat as done; ``fetch_positions``
+  refuses more than one symbol and without one lists by ``settleCoin`` (USDT);
+  ccxt has no ``add_margin`` for Bybit: ``privatePostV5PositionAddMargin``
+  (isolated margin mode only); hedge mode needs ``params={"hedged": True}``.
+- Errors are HTTP 200 with ``retCode`` ≠ 0. 10002 (timestamp/recvWindow) is
   ``InvalidNonce``, a ccxt *NetworkError*; 10003/10004 ``AuthenticationError``;
-  10006 ``RateLimitExceeded``; HTTP 403 (IP limit) ``ExchangeNotAvailable``.
+  10006 ``RateLimitExceeded``; the per-IP HTTP 403 is ``RateLimitExceeded`` too.
 """
 
 from __future__ import annotations
