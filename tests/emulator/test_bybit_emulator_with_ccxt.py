@@ -577,6 +577,42 @@ async def test_settled_funding_shows_in_funding_history_and_rate_history(
     assert {e["type"] for e in ledger} >= {"trade"}
 
 
+async def test_mark_price_candles_open_interest_and_fees_are_served(
+    bybit_emulator: BybitEmulator, bybit: Any
+) -> None:
+    bybit_emulator.set_price("BTC", Decimal(62_000))
+    candles = await bybit.fetch_ohlcv(PERP, "1h", limit=2, params={"price": "mark"})
+    assert candles[-1][4] == 62_000
+    interest = await bybit.fetch_open_interest(PERP)
+    assert interest["openInterestAmount"] == 50_000
+    fee = await bybit.fetch_trading_fee(PERP)
+    assert (fee["maker"], fee["taker"]) == (0.0002, 0.00055)
+
+
+async def test_transaction_log_has_trades_and_funding_settlements(
+    bybit_emulator: BybitEmulator, bybit: Any
+) -> None:
+    fund(bybit_emulator)
+    await bybit.create_order(PERP, "market", "buy", 0.1, None, {"clientOrderId": "l"})
+    bybit_emulator.settle_funding()
+    answer = await bybit.privateGetV5AccountTransactionLog({"accountType": "UNIFIED"})
+    rows = answer["result"]["list"]
+    assert [r["type"] for r in rows] == ["SETTLEMENT", "TRADE"]
+    assert Decimal(rows[0]["funding"]) == Decimal("-0.6")  # a long pays, at the mark
+    assert rows[1]["orderLinkId"] == "l"
+
+
+async def test_cancel_all_cancels_the_symbols_open_orders(
+    bybit_emulator: BybitEmulator, bybit: Any
+) -> None:
+    fund(bybit_emulator)
+    for cid in ("a", "b"):
+        await bybit.create_order(PERP, "limit", "buy", 0.01, 59_000, {"clientOrderId": cid})
+    await bybit.cancel_all_orders(PERP)
+    assert await bybit.fetch_open_orders(PERP) == []
+    assert {o.status for o in bybit_emulator.orders()} == {"Cancelled"}
+
+
 # ---------------------------------------------------------------- limits and faults
 
 
@@ -633,6 +669,14 @@ async def test_server_error_and_timeouts_surface_as_network_errors(
     with pytest.raises(ccxt.RequestTimeout):
         await bybit.create_order(PERP, "market", "sell", 0.01, None, {"clientOrderId": "slow"})
     assert bybit_emulator.order("slow") is not None
+
+
+async def test_system_frequency_protection_429_raises_rate_limit_exceeded(
+    bybit_emulator: BybitEmulator, bybit: Any
+) -> None:
+    bybit_emulator.inject(Fault.SERVER_ERROR, path="/v5/market/tickers", status=429, body="")
+    with pytest.raises(ccxt.RateLimitExceeded):
+        await bybit.fetch_tickers([PERP])
 
 
 async def test_reject_fault_maps_by_ret_code(bybit_emulator: BybitEmulator, bybit: Any) -> None:

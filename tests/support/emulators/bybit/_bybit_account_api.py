@@ -166,7 +166,6 @@ class AccountApi:
             "equity": fmt(equity),
             "usdValue": fmt(equity * self._usd(coin)),
             "walletBalance": fmt(wallet),
-            "free": "",
             "locked": fmt(holdings.locked.get(coin, ZERO)),
             "spotHedgingQty": "0",
             "borrowAmount": "0",

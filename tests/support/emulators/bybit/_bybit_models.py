@@ -25,8 +25,9 @@ class Fault(enum.Enum):
     IP_BAN = "ip_ban"
     """HTTP 403 "access too frequent" (plain text), as Bybit's per-IP limit answers."""
     SERVER_ERROR = "server_error"
-    """HTTP ``status`` (default 503) with a plain-text ``body``; or, with ``code``, HTTP 200
-    and that ``retCode``/``msg`` (e.g. 10016 "Internal system error")."""
+    """HTTP ``status`` (default 503; 429 is Bybit's "system level frequency protection")
+    with a plain-text ``body``; or, with ``code``, HTTP 200 and that ``retCode``/``msg``
+    (e.g. 10016 "Internal system error")."""
     TIMEOUT = "timeout"
     """Hold the answer ``delay_s`` (default 2 s), then 10016; ``accept=True`` executes first."""
     DROP_AFTER_ACCEPT = "drop_after_accept"
