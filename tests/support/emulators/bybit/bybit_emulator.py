@@ -97,7 +97,7 @@ def generated_markets(count: int) -> list[EmulatedMarket]:
     twelve perp-only, as on the real venue.
     """
     extra = []
-    for i in range(max(0, count - len(DEFAULT_MARKETS))):
+    for i in range(max(0, round((count - len(DEFAULT_MARKETS)) * 12 / 11))):
         kind = i % 12
         extra.append(
             EmulatedMarket(
