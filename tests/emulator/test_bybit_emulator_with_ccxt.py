@@ -532,6 +532,17 @@ async def test_position_view_lag_shows_the_old_position_until_it_passes(
     assert row["contracts"] == 0.01
 
 
+async def test_wallet_view_lags_with_the_positions(
+    bybit_emulator: BybitEmulator, bybit: Any
+) -> None:
+    fund(bybit_emulator)
+    bybit_emulator.position_view_lag_s = 30
+    await bybit.create_order(PERP, "market", "sell", 0.01, None, {"clientOrderId": "w"})
+    balance = await bybit.fetch_balance()
+    assert balance["USDT"]["total"] == 10_000  # the fee is not in the view yet
+    assert bybit_emulator.balance("USDT") < 10_000
+
+
 # ---------------------------------------------------------------- market data, funding
 
 
@@ -677,6 +688,31 @@ async def test_system_frequency_protection_429_raises_rate_limit_exceeded(
     bybit_emulator.inject(Fault.SERVER_ERROR, path="/v5/market/tickers", status=429, body="")
     with pytest.raises(ccxt.RateLimitExceeded):
         await bybit.fetch_tickers([PERP])
+
+
+async def test_a_lost_answer_is_resolved_by_looking_the_client_id_up(
+    bybit_emulator: BybitEmulator, bybit: Any
+) -> None:
+    fund(bybit_emulator)
+    bybit_emulator.inject(Fault.DROP_AFTER_ACCEPT)
+    with pytest.raises(ccxt.NetworkError):
+        await bybit.create_order(PERP, "market", "sell", 0.01, None, {"clientOrderId": "lost"})
+    [order] = await bybit.fetch_open_orders(PERP, None, None, {"orderLinkId": "lost"})
+    assert (order["status"], order["filled"]) == ("closed", 0.01)
+    with pytest.raises(ccxt.InvalidOrder, match="110072"):  # a blind resend is refused
+        await bybit.create_order(PERP, "market", "sell", 0.01, None, {"clientOrderId": "lost"})
+
+
+async def test_a_request_timed_out_before_acceptance_leaves_no_order_to_find(
+    bybit_emulator: BybitEmulator, bybit: Any
+) -> None:
+    fund(bybit_emulator)
+    bybit_emulator.inject(Fault.TIMEOUT, path="/v5/order/create", delay_s=0)
+    with pytest.raises(ccxt.ExchangeError, match="10016"):
+        await bybit.create_order(PERP, "market", "sell", 0.01, None, {"clientOrderId": "t"})
+    assert await bybit.fetch_open_orders(PERP, None, None, {"orderLinkId": "t"}) == []
+    await bybit.create_order(PERP, "market", "sell", 0.01, None, {"clientOrderId": "t"})
+    assert bybit_emulator.position("BTCUSDT") == Decimal("-0.01")
 
 
 async def test_reject_fault_maps_by_ret_code(bybit_emulator: BybitEmulator, bybit: Any) -> None:
