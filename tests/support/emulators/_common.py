@@ -208,6 +208,14 @@ def decimal_or_none(params: Mapping[str, Any], name: str) -> Decimal | None:
         return None
 
 
+def partial_fraction(params: Mapping[str, Any]) -> Decimal:
+    """The ``fraction`` of a PARTIAL_FILL fault (default one half)."""
+    try:
+        return Decimal(str(params.get("fraction", "0.5")))
+    except InvalidOperation:
+        raise ValueError("PARTIAL_FILL fraction must be a decimal") from None
+
+
 def json_body(value: Any) -> str:
     """Compact JSON, as venues send it."""
     return json.dumps(value, separators=(",", ":"))

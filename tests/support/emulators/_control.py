@@ -10,11 +10,12 @@ import asyncio
 import signal
 from collections.abc import Awaitable, Callable
 from decimal import Decimal, InvalidOperation
-from typing import Any, Protocol
+from typing import Any
 
 from aiohttp import web
 
-HOST = "127.0.0.1"
+from tests.support.emulators._common import HOST, LoopbackServer
+
 CONTROL_PREFIX = "/_control"
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -66,19 +67,7 @@ def guarded(handler: Handler) -> Handler:
     return run
 
 
-class _Injectable(Protocol):
-    def inject(
-        self,
-        fault: Any,
-        *,
-        path: str | None = None,
-        method: str | None = None,
-        count: int = 1,
-        **params: Any,
-    ) -> None: ...
-
-
-async def inject_fault(emulator: _Injectable, fault_enum: Any, request: web.Request) -> None:
+async def inject_fault(emulator: LoopbackServer, fault_enum: Any, request: web.Request) -> None:
     """Parse ``{"fault", "path", "method", "count", "params"}`` and inject it."""
     body = await json_object(request)
     try:
@@ -98,15 +87,7 @@ async def inject_fault(emulator: _Injectable, fault_enum: Any, request: web.Requ
     emulator.inject(kind, path=path, method=method, count=count, **params)
 
 
-class _Server(Protocol):
-    url: str
-
-    async def start(self, host: str = HOST, port: int = 0) -> None: ...
-
-    async def stop(self) -> None: ...
-
-
-async def serve_until_signalled(emulator: _Server, port: int) -> None:
+async def serve_until_signalled(emulator: LoopbackServer, port: int) -> None:
     """Start, print the URL as the first stdout line, run until SIGTERM/SIGINT, stop."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

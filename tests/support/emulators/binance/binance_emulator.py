@@ -17,12 +17,17 @@ import logging
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Sequence
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from aiohttp import web
 
-from tests.support.emulators._common import FaultRule, LoopbackServer, decimal_or_none
+from tests.support.emulators._common import (
+    FaultRule,
+    LoopbackServer,
+    decimal_or_none,
+    partial_fraction,
+)
 from tests.support.emulators.binance._binance_api import BinanceApi, Params, RequestContext, Route
 from tests.support.emulators.binance._binance_engine import Engine
 from tests.support.emulators.binance._binance_models import (
@@ -266,10 +271,7 @@ class BinanceEmulator(LoopbackServer):
                 )
             )
         if rule.fault is Fault.PARTIAL_FILL:
-            try:
-                ctx.partial = Decimal(str(p.get("fraction", "0.5")))
-            except InvalidOperation:
-                raise ValueError("PARTIAL_FILL fraction must be a decimal") from None
+            ctx.partial = partial_fraction(p)
         return None
 
     def _process(

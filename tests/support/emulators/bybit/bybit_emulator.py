@@ -54,12 +54,18 @@ import json
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from aiohttp import web
 
-from tests.support.emulators._common import FaultRule, LoopbackServer, decimal_or_none, json_body
+from tests.support.emulators._common import (
+    FaultRule,
+    LoopbackServer,
+    decimal_or_none,
+    json_body,
+    partial_fraction,
+)
 from tests.support.emulators.bybit._bybit_account_api import AccountApi
 from tests.support.emulators.bybit._bybit_engine import Engine
 from tests.support.emulators.bybit._bybit_http import (
@@ -366,10 +372,7 @@ class BybitEmulator(LoopbackServer):
             await self._hold(float(p.get("delay_s", 2.0)))
             return self._answer(BybitError(10016, "Server Timeout"))
         if fault is Fault.PARTIAL_FILL:
-            try:
-                ctx.partial = Decimal(str(p.get("fraction", "0.5")))
-            except InvalidOperation:
-                raise ValueError("PARTIAL_FILL fraction must be a decimal") from None
+            ctx.partial = partial_fraction(p)
         return None
 
     def _process(
