@@ -662,6 +662,11 @@ async def test_ip_limit_breach_answers_403_which_ccxt_maps_to_rate_limit_exceede
         await bybit.fetch_time()  # banned: every request is refused
     bybit_emulator.ip_limiter.banned_until = 0
     assert await bybit.fetch_time() > 0
+    bybit_emulator.ip_limiter = IpLimiter()  # Bybit's 600 per 5 s
+    bybit_emulator.inject(Fault.IP_BAN, path="/v5/order/create")
+    with pytest.raises(ccxt.RateLimitExceeded, match="403"):
+        await bybit.create_order(PERP, "market", "sell", 0.01, None)
+    assert bybit_emulator.order_log[-1].outcome == "rejected:http-403"
 
 
 async def test_server_error_and_timeouts_surface_as_network_errors(
