@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from decimal import Decimal
+from typing import Any
 
 from tests.support.emulators._common import ceil_to, floor_to
 from tests.support.emulators.bybit._bybit_models import (
@@ -87,9 +88,7 @@ class Book:
 
         Market-data endpoints word an unknown symbol "Not supported symbols".
         """
-        if category not in ("spot", "linear"):
-            raise params_error(f"Illegal category: {category}")
-        found = self.instruments[category].get(symbol or "")
+        found = self.instruments[self.check_category(category)].get(symbol or "")
         if found is None:
             raise params_error(
                 "Not supported symbols" if public else "params error: symbol invalid"
@@ -104,9 +103,9 @@ class Book:
             return "linear"
         raise params_error(f"Illegal category: {category}")
 
-    def replace_market(self, base: str, **changes: object) -> None:
+    def replace_market(self, base: str, **changes: Any) -> None:
         """Swap a coin's market spec (e.g. another ``qty_step``) from now on."""
-        market = replace(self.markets[self.resolve_base(base)], **changes)  # type: ignore[arg-type]
+        market = replace(self.markets[self.resolve_base(base)], **changes)
         for table in self.instruments.values():
             for symbol, inst in list(table.items()):
                 if inst.market.base == market.base:
@@ -155,7 +154,7 @@ class Book:
         """(open time, open, high, low, close) from the price history, oldest first."""
         history = self.history[base]
         first = max(start // step_ms * step_ms, (end // step_ms - limit + 1) * step_ms)
-        rows = []
+        rows: list[tuple[int, Decimal, Decimal, Decimal, Decimal]] = []
         prev = history[0][1] if history else self.quotes[base].last
         index = 0
         open_time = first

@@ -9,7 +9,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from tests.support.emulators._common import fmt
+from tests.support.emulators._common import decimals_of, fmt
 from tests.support.emulators.bybit._bybit_engine import Engine, Params
 from tests.support.emulators.bybit._bybit_models import Instrument, params_error
 
@@ -105,7 +105,7 @@ class MarketApi:
             "launchTime": str(LAUNCH_MS),
             "deliveryTime": str(inst.delivery_ms),
             "deliveryFeeRate": "0.0005" if dated else "",
-            "priceScale": str(max(0, -m.tick_size.normalize().as_tuple().exponent)),  # type: ignore[operator]
+            "priceScale": str(decimals_of(m.tick_size)),
             "leverageFilter": {
                 "minLeverage": "1",
                 "maxLeverage": f"{m.max_leverage}.00",

@@ -82,6 +82,7 @@ from tests.support.emulators.bybit._bybit_market_api import MarketApi
 from tests.support.emulators.bybit._bybit_models import (
     DEFAULT_MARKETS,
     BybitError,
+    Category,
     EmulatedMarket,
     EmulatedOrder,
     Fault,
@@ -277,9 +278,9 @@ class BybitEmulator(LoopbackServer):
         """Orders the exchange accepted, oldest first."""
         return list(self._engine.orders.values())
 
-    def order(self, order_link_id: str, category: str = "linear") -> EmulatedOrder | None:
+    def order(self, order_link_id: str, category: Category = "linear") -> EmulatedOrder | None:
         """The accepted order with this orderLinkId, if any."""
-        found = self._engine.link_ids.get((category, order_link_id))  # type: ignore[arg-type]
+        found = self._engine.link_ids.get((category, order_link_id))
         return self._engine.orders.get(found) if found else None
 
     def position(self, symbol: str, idx: int | None = None) -> Decimal:
