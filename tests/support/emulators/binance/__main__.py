@@ -35,16 +35,25 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import signal
 import sys
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from aiohttp import web
 
+from tests.support.emulators._control import (
+    CONTROL_PREFIX,
+    ControlError,
+    decimal_field,
+    guarded,
+    inject_fault,
+    json_object,
+    serve_until_signalled,
+    text_field,
+)
 from tests.support.emulators.binance._binance_models import (
     DEFAULT_MARKETS,
     EmulatedMarket,
@@ -53,11 +62,6 @@ from tests.support.emulators.binance._binance_models import (
     OrderLogEntry,
 )
 from tests.support.emulators.binance.binance_emulator import BinanceEmulator
-
-HOST = "127.0.0.1"
-CONTROL_PREFIX = "/_control"
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,47 +127,6 @@ def _order_json(order: EmulatedOrder) -> dict[str, Any]:
     }
 
 
-class ControlError(Exception):
-    """A malformed control request (answered 400)."""
-
-
-def _decimal(body: dict[str, Any], name: str) -> Decimal:
-    raw = body.get(name)
-    if raw is None or isinstance(raw, bool):
-        raise ControlError(f"{name} is required")
-    try:
-        return Decimal(str(raw))
-    except InvalidOperation:
-        raise ControlError(f"{name} must be a decimal, got {raw!r}") from None
-
-
-def _text(body: dict[str, Any], name: str) -> str:
-    raw = body.get(name)
-    if not isinstance(raw, str) or not raw:
-        raise ControlError(f"{name} must be a non-empty string")
-    return raw
-
-
-async def _body(request: web.Request) -> dict[str, Any]:
-    try:
-        body = await request.json()
-    except ValueError:
-        raise ControlError("the body must be a JSON object") from None
-    if not isinstance(body, dict):
-        raise ControlError("the body must be a JSON object")
-    return body
-
-
-def _guarded(handler: Handler) -> Handler:
-    async def run(request: web.Request) -> web.StreamResponse:
-        try:
-            return await handler(request)
-        except (ControlError, KeyError, ValueError) as exc:
-            return web.json_response({"error": str(exc)}, status=400)
-
-    return run
-
-
 class _ControlApi:
     """The handlers of the ``/_control/`` routes that steer and inspect an self.emulator."""
 
@@ -178,9 +141,9 @@ class _ControlApi:
         return web.json_response(self.emulator.ccxt_config(production_error_classes=False))
 
     async def price(self, request: web.Request) -> web.StreamResponse:
-        body = await _body(request)
-        spread = _decimal(body, "spread_bps") if "spread_bps" in body else Decimal(2)
-        self.emulator.set_price(_text(body, "base"), _decimal(body, "price"), spread)
+        body = await json_object(request)
+        spread = decimal_field(body, "spread_bps") if "spread_bps" in body else Decimal(2)
+        self.emulator.set_price(text_field(body, "base"), decimal_field(body, "price"), spread)
         return web.json_response({"ok": True})
 
     async def spot_balance(self, request: web.Request) -> web.StreamResponse:
@@ -191,39 +154,24 @@ class _ControlApi:
             return web.json_response(
                 {"asset": asset, "amount": str(self.emulator.spot_balance(asset))}
             )
-        body = await _body(request)
-        self.emulator.set_spot_balance(_text(body, "asset"), _decimal(body, "amount"))
+        body = await json_object(request)
+        self.emulator.set_spot_balance(text_field(body, "asset"), decimal_field(body, "amount"))
         return web.json_response({"ok": True})
 
     async def futures_balance(self, request: web.Request) -> web.StreamResponse:
-        body = await _body(request)
-        self.emulator.set_futures_balance(_text(body, "asset"), _decimal(body, "amount"))
+        body = await json_object(request)
+        self.emulator.set_futures_balance(text_field(body, "asset"), decimal_field(body, "amount"))
         return web.json_response({"ok": True})
 
     async def lag(self, request: web.Request) -> web.StreamResponse:
-        seconds = _decimal(await _body(request), "seconds")
+        seconds = decimal_field(await json_object(request), "seconds")
         if seconds < 0:
             raise ControlError("seconds must be >= 0")
         self.emulator.position_view_lag_s = float(seconds)
         return web.json_response({"ok": True})
 
     async def fault(self, request: web.Request) -> web.StreamResponse:
-        body = await _body(request)
-        try:
-            kind = Fault(_text(body, "fault"))
-        except ValueError:
-            allowed = ", ".join(f.value for f in Fault)
-            raise ControlError(f"fault must be one of {allowed}") from None
-        params = body.get("params", {})
-        count = body.get("count", 1)
-        if not isinstance(params, dict) or not isinstance(count, int) or count < 1:
-            raise ControlError("params must be an object and count an integer >= 1")
-        path, method = body.get("path"), body.get("method")
-        if (path is not None and not isinstance(path, str)) or (
-            method is not None and not isinstance(method, str)
-        ):
-            raise ControlError("path and method must be strings")
-        self.emulator.inject(kind, path=path, method=method, count=count, **params)
+        await inject_fault(self.emulator, Fault, request)
         return web.json_response({"ok": True})
 
     async def clear_faults(self, _: web.Request) -> web.StreamResponse:
@@ -268,19 +216,19 @@ def control_routes(emulator: RecordingEmulator) -> list[web.RouteDef]:
     api = _ControlApi(emulator)
     p = CONTROL_PREFIX
     return [
-        web.get(f"{p}/health", _guarded(api.health)),
-        web.get(f"{p}/ccxt_config", _guarded(api.ccxt_config)),
-        web.post(f"{p}/price", _guarded(api.price)),
-        web.get(f"{p}/spot_balance", _guarded(api.spot_balance)),
-        web.post(f"{p}/spot_balance", _guarded(api.spot_balance)),
-        web.post(f"{p}/futures_balance", _guarded(api.futures_balance)),
-        web.post(f"{p}/lag", _guarded(api.lag)),
-        web.post(f"{p}/fault", _guarded(api.fault)),
-        web.post(f"{p}/clear_faults", _guarded(api.clear_faults)),
-        web.get(f"{p}/order_log", _guarded(api.order_log)),
-        web.get(f"{p}/orders", _guarded(api.orders)),
-        web.get(f"{p}/requests", _guarded(api.requests)),
-        web.get(f"{p}/position", _guarded(api.position)),
+        web.get(f"{p}/health", guarded(api.health)),
+        web.get(f"{p}/ccxt_config", guarded(api.ccxt_config)),
+        web.post(f"{p}/price", guarded(api.price)),
+        web.get(f"{p}/spot_balance", guarded(api.spot_balance)),
+        web.post(f"{p}/spot_balance", guarded(api.spot_balance)),
+        web.post(f"{p}/futures_balance", guarded(api.futures_balance)),
+        web.post(f"{p}/lag", guarded(api.lag)),
+        web.post(f"{p}/fault", guarded(api.fault)),
+        web.post(f"{p}/clear_faults", guarded(api.clear_faults)),
+        web.get(f"{p}/order_log", guarded(api.order_log)),
+        web.get(f"{p}/orders", guarded(api.orders)),
+        web.get(f"{p}/requests", guarded(api.requests)),
+        web.get(f"{p}/position", guarded(api.position)),
     ]
 
 
@@ -300,16 +248,7 @@ async def serve(port: int, lag_s: float, extra_bases: Sequence[str] = ()) -> Non
     emulator = RecordingEmulator(markets_with(extra_bases))
     emulator.position_view_lag_s = lag_s
     emulator.add_routes(control_routes(emulator))
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
-    await emulator.start(HOST, port)
-    try:
-        print(emulator.url, flush=True)
-        await stop.wait()
-    finally:
-        await emulator.stop()
+    await serve_until_signalled(emulator, port)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -5,8 +5,15 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 from datetime import datetime
-from decimal import ROUND_DOWN, ROUND_UP, Decimal
+from decimal import Decimal
 from typing import Literal
+
+from tests.support.emulators._common import ceil_to as ceil_to
+from tests.support.emulators._common import decimals_of as decimals_of
+from tests.support.emulators._common import floor_to as floor_to
+from tests.support.emulators._common import fmt as fmt
+from tests.support.emulators._common import fmt_fixed as fmt_fixed
+from tests.support.emulators._common import is_multiple as is_multiple
 
 Venue = Literal["spot", "futures"]
 ZERO = Decimal(0)
@@ -205,37 +212,3 @@ class PositionState:
     update_ms: int = 0
     # Margin moved into an isolated position (POST /fapi/v1/positionMargin type 1).
     added_margin: Decimal = ZERO
-
-
-def fmt(value: Decimal) -> str:
-    """Render a Decimal like Binance's JSON strings: plain notation, no exponent."""
-    if value == 0:
-        return "0"
-    text = format(value.normalize(), "f")
-    return text
-
-
-def fmt_fixed(value: Decimal, places: int = 8) -> str:
-    """Render a Decimal with a fixed number of places (Binance pads many fields)."""
-    return format(value.quantize(Decimal(1).scaleb(-places)), "f")
-
-
-def floor_to(value: Decimal, step: Decimal) -> Decimal:
-    """Round ``value`` down to a multiple of ``step``."""
-    return (value / step).to_integral_value(rounding=ROUND_DOWN) * step
-
-
-def ceil_to(value: Decimal, step: Decimal) -> Decimal:
-    """Round ``value`` up to a multiple of ``step``."""
-    return (value / step).to_integral_value(rounding=ROUND_UP) * step
-
-
-def is_multiple(value: Decimal, step: Decimal) -> bool:
-    """Whether ``value`` is an exact multiple of ``step``."""
-    return (value / step) == (value / step).to_integral_value()
-
-
-def decimals_of(step: Decimal) -> int:
-    """Number of decimal places a step allows (0.001 → 3, 1 → 0)."""
-    exponent = step.normalize().as_tuple().exponent
-    return max(0, -exponent) if isinstance(exponent, int) else 0

@@ -10,20 +10,24 @@ Tests steer it with ``set_price``, ``set_*_balance``, ``inject`` (faults) and
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import functools
 import json
 import logging
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
-from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from collections.abc import AsyncIterator, Callable, Sequence
+from decimal import Decimal
 from typing import Any
 
 from aiohttp import web
 
+from tests.support.emulators._common import (
+    FaultRule,
+    LoopbackServer,
+    decimal_or_none,
+    partial_fraction,
+)
 from tests.support.emulators.binance._binance_api import BinanceApi, Params, RequestContext, Route
 from tests.support.emulators.binance._binance_engine import Engine
 from tests.support.emulators.binance._binance_models import (
@@ -70,26 +74,6 @@ RATE_LIMIT_MSG = (
 )
 
 
-@dataclass
-class _FaultRule:
-    fault: Fault
-    path: str | None
-    method: str | None
-    remaining: int
-    params: dict[str, Any]
-
-    def matches(self, method: str, path: str, creates_order: bool) -> bool:
-        if self.remaining <= 0:
-            return False
-        if self.method is not None and self.method.upper() != method:
-            return False
-        if self.path is not None:
-            return path == self.path or path.startswith(self.path.rstrip("/") + "/")
-        if self.fault in (Fault.PARTIAL_FILL, Fault.DROP_AFTER_ACCEPT):
-            return creates_order
-        return True
-
-
 @functools.cache
 def _linear_error_classes() -> dict[str, Any]:
     """ccxt's USDⓈ-M error table (``exceptions['linear']['exact']``), code → class."""
@@ -100,7 +84,7 @@ def _linear_error_classes() -> dict[str, Any]:
     return table
 
 
-class BinanceEmulator:
+class BinanceEmulator(LoopbackServer):
     """Binance spot + USDⓈ-M futures REST emulator served by aiohttp on loopback."""
 
     def __init__(
@@ -111,58 +95,16 @@ class BinanceEmulator:
         clock: Callable[[], float] | None = None,
     ) -> None:
         """Create the emulator; ``clock`` returns epoch seconds (default wall clock)."""
+        super().__init__()
         self._clock = clock or time.time
         self._engine = Engine(markets or DEFAULT_MARKETS, quote_asset, self._clock)
         self._api = BinanceApi(self._engine)
-        self.url = ""
         self.order_log: list[OrderLogEntry] = []
         self.request_log: list[tuple[str, str]] = []
         self.unknown_requests: list[tuple[str, str]] = []
-        self._faults: list[_FaultRule] = []
-        self._runner: web.AppRunner | None = None
-        self._closing = asyncio.Event()
         self._recent: deque[float] = deque()
-        self._extra_routes: list[web.AbstractRouteDef] = []
 
-    # ------------------------------------------------------------------ lifecycle
-    def add_routes(self, routes: Iterable[web.AbstractRouteDef]) -> None:
-        """Serve ``routes`` beside the emulated API (matched first); call before start()."""
-        if self._runner is not None:
-            raise RuntimeError("add_routes() must be called before start()")
-        self._extra_routes.extend(routes)
-
-    async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
-        """Serve on ``host:port`` (port 0 picks a free one) and set ``url``."""
-        if host != "127.0.0.1":
-            raise ValueError("the emulator only listens on 127.0.0.1")
-        app = web.Application()
-        app.router.add_routes(self._extra_routes)
-        app.router.add_route("*", "/{tail:.*}", self._dispatch)
-        runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
-        await runner.setup()
-        site = web.TCPSite(runner, host, port)
-        await site.start()
-        bound_port = int(runner.addresses[0][1])
-        self._runner = runner
-        self._closing = asyncio.Event()
-        self.url = f"http://{host}:{bound_port}"
-
-    async def stop(self) -> None:
-        """Stop serving; held (TIMEOUT) answers are released at once."""
-        self._closing.set()
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-
-    async def __aenter__(self) -> BinanceEmulator:
-        """Start on a free port."""
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        """Stop."""
-        await self.stop()
-
+    # ------------------------------------------------------------------ ccxt
     def ccxt_config(self, *, production_error_classes: bool = True) -> dict[str, Any]:
         """ccxt binance constructor config that points every API at this emulator.
 
@@ -241,27 +183,6 @@ class BinanceEmulator:
         """Pay/charge funding on open positions at the current rates (income FUNDING_FEE)."""
         self._engine.settle_funding()
 
-    def inject(
-        self,
-        fault: Fault,
-        *,
-        path: str | None = None,
-        method: str | None = None,
-        count: int = 1,
-        **params: Any,
-    ) -> None:
-        """Make the next ``count`` matching requests fail with ``fault``.
-
-        ``path`` matches exactly or as a prefix of path segments; without it,
-        PARTIAL_FILL and DROP_AFTER_ACCEPT match order creation and the rest match
-        any request. Rules are consumed in the order they were injected.
-        """
-        self._faults.append(_FaultRule(fault, path, method, count, dict(params)))
-
-    def clear_faults(self) -> None:
-        """Drop every pending fault."""
-        self._faults.clear()
-
     # ------------------------------------------------------------------ assertions
     def orders(self) -> list[EmulatedOrder]:
         """Orders the exchange accepted, oldest first (status, executed qty, avg price)."""
@@ -306,31 +227,17 @@ class BinanceEmulator:
             log.warning("binance emulator: no route for %s %s", method, path)
             return self._error(BinanceError(404, -5000, f"{method} {path} is not emulated."))
         venue = route.creates_order
-        rule = self._take_fault(method, path, venue is not None)
+        rule = self._faults.take(method, path, venue is not None)
         ctx = RequestContext()
         if rule is not None:
             early = await self._early_fault(rule, route, params, ctx)
             if early is not None:
                 return early
         response = self._process(route, params, ctx, request)
-        if rule is not None and rule.fault is Fault.DROP_AFTER_ACCEPT:
-            if request.transport is not None:
-                request.transport.abort()
-            return response
-        if rule is not None and rule.fault is Fault.TIMEOUT:
-            await self._hold(float(rule.params.get("delay_s", 2.0)))
-        return response
-
-    def _take_fault(self, method: str, path: str, creates_order: bool) -> _FaultRule | None:
-        for rule in self._faults:
-            if rule.matches(method, path, creates_order):
-                rule.remaining -= 1
-                self._faults = [r for r in self._faults if r.remaining > 0]
-                return rule
-        return None
+        return await self._after_processing(rule, request, response)
 
     async def _early_fault(
-        self, rule: _FaultRule, route: Route, params: Params, ctx: RequestContext
+        self, rule: FaultRule, route: Route, params: Params, ctx: RequestContext
     ) -> web.StreamResponse | None:
         """Answer a fault that pre-empts processing, or set flags and return None."""
         venue = route.creates_order
@@ -364,17 +271,8 @@ class BinanceEmulator:
                 )
             )
         if rule.fault is Fault.PARTIAL_FILL:
-            try:
-                ctx.partial = Decimal(str(p.get("fraction", "0.5")))
-            except InvalidOperation:
-                raise ValueError("PARTIAL_FILL fraction must be a decimal") from None
+            ctx.partial = partial_fraction(p)
         return None
-
-    async def _hold(self, delay_s: float) -> None:
-        try:
-            await asyncio.wait_for(self._closing.wait(), timeout=delay_s)
-        except TimeoutError:
-            pass
 
     def _process(
         self, route: Route, params: Params, ctx: RequestContext, request: web.Request
@@ -425,12 +323,6 @@ class BinanceEmulator:
         if venue is None:
             return
 
-        def dec(name: str) -> Decimal | None:
-            try:
-                return Decimal(params[name]) if params.get(name) else None
-            except InvalidOperation:
-                return None
-
         self.order_log.append(
             OrderLogEntry(
                 time_ms=int(self._clock() * 1000),
@@ -439,8 +331,8 @@ class BinanceEmulator:
                 symbol=params.get("symbol"),
                 side=params.get("side"),
                 type=params.get("type"),
-                qty=dec("quantity"),
-                price=dec("price"),
+                qty=decimal_or_none(params, "quantity"),
+                price=decimal_or_none(params, "price"),
                 reduce_only=params.get("reduceOnly", "false").lower() == "true",
                 outcome=outcome,
                 fills=tuple((f.price, f.qty) for f in order.fills) if order else (),
