@@ -95,6 +95,7 @@ class OkxEmulator:
         self.url = ""
         self.order_log: list[OrderLogEntry] = []
         self.request_log: list[tuple[str, str]] = []
+        self.request_queries: list[dict[str, str]] = []
         self.unknown_requests: list[tuple[str, str]] = []
         self._faults: list[_FaultRule] = []
         self._runner: web.AppRunner | None = None
@@ -268,6 +269,7 @@ class OkxEmulator:
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
         method, path = request.method, request.path
         self.request_log.append((method, path))
+        self.request_queries.append(dict(request.query))
         route = self._routes.get((method, path))
         if route is None:
             self.unknown_requests.append((method, path))
