@@ -9,9 +9,14 @@ beside this one.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
+import urllib.error
+import urllib.request
 from collections.abc import AsyncIterator
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -20,6 +25,7 @@ import pytest
 import pytest_asyncio
 
 from tests.support.emulators.okx import Credentials, Fault, OkxEmulator, generate_markets
+from tests.support.emulators.okx.__main__ import RecordingEmulator, control_routes
 from tests.support.emulators.okx._okx_guard import sign
 from tests.support.emulators.okx.okx_emulator import ccxt_client as _ccxt_client
 
@@ -573,6 +579,22 @@ async def test_fills_and_open_and_closed_orders_are_listed(okx: Any) -> None:
     assert [o["clientOrderId"] for o in closed] == ["f1"]
 
 
+async def test_canceled_unfilled_orders_leave_orders_history_after_two_hours() -> None:
+    clock = ShiftedClock()
+    async with OkxEmulator(clock=clock) as emulator, ccxt_client(emulator) as client:
+        emulator.set_balance("USDT", Decimal(10_000))
+        await client.load_markets()
+        await client.create_order(SWAP, "limit", "buy", 1, 50_000, {"clOrdId": "old1"})
+        await client.cancel_order(None, SWAP, {"clientOrderId": "old1"})
+        listed = await client.privateGetTradeOrdersHistory({"instType": "SWAP"})
+        assert [o["state"] for o in listed["data"]] == ["canceled"]
+        clock.offset = 7201.0
+        client.options["timeDifference"] = -7_201_000  # ccxt signs with the server's time
+        assert (await client.privateGetTradeOrdersHistory({"instType": "SWAP"}))["data"] == []
+        order = await client.fetch_order(None, SWAP, {"clientOrderId": "old1"})
+        assert (order["status"], order["filled"]) == ("canceled", 0)
+
+
 async def test_resting_limit_fills_when_the_price_crosses_it(
     okx_emulator: OkxEmulator, okx: Any
 ) -> None:
@@ -746,3 +768,66 @@ async def test_post_with_an_empty_or_broken_body_answers_50000_or_50002(
     headers = _headers(okx_emulator.credentials, "POST", path, "{")
     status, answer = await _raw(okx_emulator, "POST", path, "{", **headers)
     assert (status, answer["code"]) == (400, "50002")
+
+
+# ---------------------------------------------------------------- own process, control API
+
+
+async def test_control_api_steers_and_inspects_the_emulator_over_http() -> None:
+    emulator = RecordingEmulator(demo=True)
+    emulator.add_routes(control_routes(emulator))
+    async with emulator, aiohttp.ClientSession() as session:
+
+        async def call(method: str, path: str, body: Any = None) -> tuple[int, Any]:
+            url = f"{emulator.url}/_control/{path}"
+            async with session.request(method, url, json=body) as answer:
+                return answer.status, await answer.json()
+
+        assert await call("POST", "price", {"base": "BTC", "price": "61000"}) == (200, {"ok": True})
+        await call("POST", "balance", {"ccy": "USDT", "amount": "5000"})
+        await call("POST", "account", {"acctLv": "2", "posMode": "long_short_mode"})
+        await call("POST", "fault", {"fault": "reject", "count": 2})
+        await call("POST", "clear_faults")
+        assert (await call("GET", "balance?ccy=USDT"))[1] == {"ccy": "USDT", "amount": "5000"}
+        config = (await call("GET", "ccxt_config"))[1]
+        async with ccxt_client(emulator, sandbox=True, **config) as client:
+            await client.load_markets()
+            await client.create_order(SWAP, "market", "sell", 1, None, {"hedged": True})
+        assert (await call("GET", f"position?instId={SWAP_ID}"))[1]["position"] == "-1"
+        assert [o["pos_side"] for o in (await call("GET", "orders"))[1]["orders"]] == ["short"]
+        assert (await call("GET", "order_log"))[1]["entries"][0]["outcome"] == "accepted"
+        paths = [r["path"] for r in (await call("GET", "requests"))[1]["requests"]]
+        assert "/api/v5/trade/batch-orders" in paths
+        assert (await call("POST", "account", {"posMode": "hedge"}))[0] == 400
+        assert (await call("POST", "fault", {"fault": "nope"}))[0] == 400
+
+
+def test_module_runs_the_emulator_in_its_own_process() -> None:
+    command = [
+        sys.executable,
+        "-m",
+        "tests.support.emulators.okx",
+        "--port",
+        "0",
+        "--markets",
+        "50",
+    ]
+    root = Path(__file__).resolve().parents[2]
+    process = subprocess.Popen(command, cwd=root, stdout=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout is not None
+        url = process.stdout.readline().strip()
+        assert url.startswith("http://127.0.0.1:")
+        query = f"{url}/api/v5/public/instruments?instType=SWAP"
+        with urllib.request.urlopen(query, timeout=30) as answer:  # noqa: S310 - loopback
+            assert len(json.loads(answer.read())["data"]) == 50
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(f"{url}/api/v5/public/instruments?instType=linear", timeout=30)  # noqa: S310
+        assert json.loads(refused.value.read())["code"] == "51000"
+        refused.value.close()
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+        if process.stdout is not None:
+            process.stdout.close()
+    assert process.returncode == 0

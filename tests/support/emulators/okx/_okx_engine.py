@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from tests.support.emulators.binance._binance_models import ceil_to, floor_to, is_multiple
 from tests.support.emulators.okx._okx_account import TAKER_FEE, Account
 from tests.support.emulators.okx._okx_models import (
     ZERO,
@@ -24,9 +25,6 @@ from tests.support.emulators.okx._okx_models import (
     OkxError,
     OkxMarket,
     OrderRejected,
-    ceil_to,
-    floor_to,
-    is_multiple,
 )
 
 CLIENT_ID = re.compile(r"^[A-Za-z0-9]{1,32}$")

@@ -5,7 +5,10 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from decimal import ROUND_DOWN, ROUND_UP, Decimal
+from decimal import Decimal
+
+# Rendering decimals is the same on every venue: the Binance emulator's copy serves.
+from tests.support.emulators.binance._binance_models import fmt
 
 ZERO = Decimal(0)
 ONE = Decimal(1)
@@ -313,28 +316,6 @@ class PositionState:
     funding_fee: Decimal = ZERO
 
 
-def fmt(value: Decimal) -> str:
-    """Render a Decimal like OKX's JSON strings: plain notation, no exponent."""
-    if value == 0:
-        return "0"
-    return format(value.normalize(), "f")
-
-
 def fmt_ratio(value: Decimal, places: int = 8) -> str:
     """Render a derived figure (ratio, liquidation price) rounded to ``places``."""
     return fmt(value.quantize(Decimal(1).scaleb(-places)))
-
-
-def floor_to(value: Decimal, step: Decimal) -> Decimal:
-    """Round ``value`` down to a multiple of ``step``."""
-    return (value / step).to_integral_value(rounding=ROUND_DOWN) * step
-
-
-def ceil_to(value: Decimal, step: Decimal) -> Decimal:
-    """Round ``value`` up to a multiple of ``step``."""
-    return (value / step).to_integral_value(rounding=ROUND_UP) * step
-
-
-def is_multiple(value: Decimal, step: Decimal) -> bool:
-    """Whether ``value`` is an exact multiple of ``step``."""
-    return (value / step) == (value / step).to_integral_value()

@@ -28,6 +28,7 @@ from tests.support.emulators.okx._okx_public import (
 )
 
 MAX_BATCH = 20
+CANCELED_UNFILLED_KEPT_MS = 2 * 3600 * 1000  # orders-history drops them after 2 hours
 
 
 class BatchFailed(Exception):
@@ -169,10 +170,12 @@ class TradeApi:
         inst_id, ord_type = params.get("instId"), params.get("ordType")
         state = params.get("state")
         limit = min(int_param(params, "limit", 100) or 100, 100)
+        cutoff = self.engine.now_ms() - CANCELED_UNFILLED_KEPT_MS
         rows = [
             o
             for o in sorted(self.engine.orders.values(), key=lambda o: o.time_ms, reverse=True)
             if o.is_open == open_ones
+            and not (o.state == "canceled" and o.filled == 0 and o.update_ms < cutoff)
             and (not inst_type or o.inst.inst_type == inst_type)
             and (not inst_id or o.inst.inst_id == inst_id)
             and (not ord_type or o.ord_type in str(ord_type).split(","))
