@@ -24,7 +24,7 @@ import ccxt.async_support as ccxt
 import pytest
 import pytest_asyncio
 
-from tests.support.emulators.okx import Credentials, Fault, OkxEmulator, generate_markets
+from tests.support.emulators.okx import Credentials, Fault, OkxEmulator
 from tests.support.emulators.okx.__main__ import RecordingEmulator, control_routes
 from tests.support.emulators.okx._okx_guard import sign
 from tests.support.emulators.okx.okx_emulator import ccxt_client as _ccxt_client
@@ -158,7 +158,7 @@ async def test_suspended_instrument_is_inactive_and_refuses_orders(
 
 
 async def test_real_sized_market_list_loads_600_spot_and_600_swaps() -> None:
-    async with OkxEmulator(markets=generate_markets(600)) as emulator:
+    async with OkxEmulator(markets=600) as emulator:
         async with ccxt_client(
             emulator, options={"fetchMarkets": {"types": ["spot", "swap"]}}
         ) as c:

@@ -297,7 +297,10 @@ class Account:
     ) -> Fill:
         market = order.inst.market
         ccy = market.quote if order.inst.is_contract or order.side == "sell" else market.base
-        change = pnl + fee if order.inst.is_contract else ZERO
+        if order.inst.is_contract:
+            change = pnl + fee
+        else:  # what the spot order received, net of the fee
+            change = (size if order.side == "buy" else size * price) + fee
         bill = self.add_bill(
             "2",
             "1" if order.side == "buy" else "2",

@@ -12,10 +12,11 @@ import itertools
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
-from tests.support.emulators.binance._binance_models import ceil_to, floor_to, is_multiple
+from tests.support.emulators.binance._binance_models import ceil_to, floor_to
+from tests.support.emulators.okx import _okx_checks as checks
 from tests.support.emulators.okx._okx_account import TAKER_FEE, Account
 from tests.support.emulators.okx._okx_models import (
     ZERO,
@@ -27,11 +28,8 @@ from tests.support.emulators.okx._okx_models import (
     OrderRejected,
 )
 
-CLIENT_ID = re.compile(r"^[A-Za-z0-9]{1,32}$")
-ORDER_TYPES = ("market", "limit", "post_only", "fok", "ioc", "optimal_limit_ioc")
 TAKES_AT_ONCE = ("market", "fok", "ioc", "optimal_limit_ioc")
 EIGHT_HOURS_MS = 8 * 3600 * 1000
-ACCOUNT_MODE_MSG = "You can't complete this request under your current account mode."
 
 
 @dataclass
@@ -42,22 +40,6 @@ class Quote:
     ask: Decimal
     last: Decimal
     mark: Decimal
-
-
-def _flag(raw: Any) -> bool:
-    return raw is True or (isinstance(raw, str) and raw.lower() == "true")
-
-
-def _size(raw: Any, name: str) -> Decimal:
-    if raw is None or raw == "":
-        raise OrderRejected("50014", f"Parameter {name} can not be empty.")
-    try:
-        value = Decimal(str(raw))
-    except InvalidOperation:
-        raise OrderRejected("51000", f"Parameter {name} error") from None
-    if not value.is_finite() or value <= 0:
-        raise OrderRejected("51000", f"Parameter {name} error")
-    return value
 
 
 class Engine:
@@ -230,10 +212,14 @@ class Engine:
 
     def place(self, item: Mapping[str, Any], partial: Decimal | None) -> EmulatedOrder:
         """Validate and execute one order of POST /trade/order or /trade/batch-orders."""
-        inst, side, ord_type, size, price = self._shape(item)
-        td_mode, pos_side = self._modes(inst, item)
-        cl_id = self._client_id(item)
-        reduce_only = _flag(item.get("reduceOnly"))
+        try:
+            inst = self.inst(item.get("instId"))
+        except OkxError as exc:
+            raise OrderRejected(exc.code, exc.msg) from None
+        side, ord_type, size, price = checks.shape(inst, item)
+        td_mode, pos_side = checks.modes(inst, item, self.account.acct_lv, self.account.pos_mode)
+        cl_id = checks.client_id(item, self.orders.values(), self.client_order_id_scope)
+        reduce_only = checks.flag(item.get("reduceOnly"))
         closing = self._closing_size(inst, side, td_mode, pos_side, reduce_only)
         limit = price if ord_type not in ("market", "optimal_limit_ioc") else None
         if ord_type == "post_only" and self._walk(inst, side, size, limit):
@@ -267,70 +253,6 @@ class Engine:
             self._fill(order, fill_price, fill_size, maker=False)
         self._settle_state(order, post_only_canceled or closing is not None)
         return order
-
-    def _shape(self, item: Mapping[str, Any]) -> tuple[Instrument, str, str, Decimal, Decimal]:
-        try:
-            inst = self.inst(item.get("instId"))
-        except OkxError as exc:
-            raise OrderRejected(exc.code, exc.msg) from None
-        if inst.market.state != "live":
-            raise OrderRejected("51022", "Instrument suspended.")
-        side = item.get("side")
-        if side not in ("buy", "sell"):
-            raise OrderRejected("51000", "Parameter side error")
-        ord_type = item.get("ordType")
-        if ord_type not in ORDER_TYPES:
-            raise OrderRejected("51000", "Parameter ordType error")
-        size = _size(item.get("sz"), "sz")
-        if not is_multiple(size, inst.lot):
-            raise OrderRejected("51121", "Order quantity must be a multiple of the lot size.")
-        if size < inst.min_size:
-            raise OrderRejected(
-                "51020", "Your order should meet or exceed the minimum order amount."
-            )
-        price = ZERO
-        if ord_type not in ("market", "optimal_limit_ioc"):
-            price = _size(item.get("px"), "px")
-            if not is_multiple(price, inst.market.tick_sz):
-                raise OrderRejected("51000", "Parameter px error")
-        return inst, side, ord_type, size, price
-
-    def _modes(self, inst: Instrument, item: Mapping[str, Any]) -> tuple[str, str]:
-        td_mode = item.get("tdMode")
-        if not td_mode:
-            raise OrderRejected("50014", "Parameter tdMode can not be empty.")
-        if td_mode not in ("cross", "isolated", "cash"):
-            raise OrderRejected("51000", "Parameter tdMode error")
-        if not inst.is_contract:
-            if td_mode != "cash":  # spot margin trading is not emulated
-                raise OrderRejected("51000", "Parameter tdMode error")
-            return td_mode, ""
-        if self.account.acct_lv == "1":
-            raise OrderRejected("51010", ACCOUNT_MODE_MSG)
-        if td_mode == "cash":
-            raise OrderRejected("51000", "Parameter tdMode error")
-        pos_side = item.get("posSide") or ""
-        if self.account.pos_mode == "net_mode":
-            if pos_side not in ("", "net"):
-                raise OrderRejected("51000", "Parameter posSide error")
-            return td_mode, "net"
-        if pos_side not in ("long", "short"):
-            raise OrderRejected("51000", "Parameter posSide error")
-        return td_mode, pos_side
-
-    def _client_id(self, item: Mapping[str, Any]) -> str:
-        cl_id = str(item.get("clOrdId") or "")
-        if not cl_id:
-            return ""
-        if not CLIENT_ID.match(cl_id):
-            raise OrderRejected("51000", "Parameter clOrdId error")
-        taken = any(
-            o.cl_ord_id == cl_id and (self.client_order_id_scope == "all" or o.is_open)
-            for o in self.orders.values()
-        )
-        if taken:
-            raise OrderRejected("51016", "Duplicated clOrdId")
-        return cl_id
 
     def _closing_size(
         self, inst: Instrument, side: str, td_mode: str, pos_side: str, reduce_only: bool

@@ -34,6 +34,7 @@ from tests.support.emulators.okx._okx_models import (
     OkxError,
     OkxMarket,
     OrderLogEntry,
+    generate_markets,
 )
 from tests.support.emulators.okx._okx_private import AccountApi
 from tests.support.emulators.okx._okx_public import JSON, PublicApi, RequestContext, Route
@@ -76,13 +77,17 @@ class OkxEmulator:
     def __init__(
         self,
         *,
-        markets: Sequence[OkxMarket] | None = None,
+        markets: Sequence[OkxMarket] | int | None = None,
         clock: Callable[[], float] | None = None,
         credentials: Credentials | None = None,
         demo: bool = False,
     ) -> None:
-        """Create the emulator; ``clock`` returns epoch seconds (default wall clock),
-        ``demo`` makes the key a demo-trading one (``x-simulated-trading: 1``)."""
+        """Create the emulator; ``markets`` lists the coins, or is a count of spot pairs and
+        perpetuals to make up (``generate_markets``: 600 is real-sized); ``clock`` returns
+        epoch seconds (default wall clock); ``demo`` makes the key a demo-trading one
+        (``x-simulated-trading: 1``)."""
+        if isinstance(markets, int):
+            markets = generate_markets(markets)
         self._clock = clock or time.time
         self.credentials = credentials or Credentials(demo=demo)
         self._engine = Engine(markets or DEFAULT_MARKETS, self._clock)
