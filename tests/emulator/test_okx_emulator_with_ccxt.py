@@ -641,6 +641,29 @@ async def test_market_data_tickers_books_candles_mark_and_time(
     assert okx_emulator.unknown_requests == []
 
 
+async def test_fetch_tickers_of_spot_and_swap_asks_only_the_first_symbols_type(
+    okx_emulator: OkxEmulator, okx: Any
+) -> None:
+    tickers = await okx.fetch_tickers([SPOT, SWAP])
+    assert sorted(tickers) == [SPOT]  # the perpetual is silently missing
+    assert okx_emulator.request_queries[-1] == {"instType": "SPOT"}
+    assert okx.has.get("fetchBidsAsks") is None
+
+
+async def test_fetch_funding_rates_asks_every_perpetual_with_inst_id_any(
+    okx_emulator: OkxEmulator, okx: Any
+) -> None:
+    rates = await okx.fetch_funding_rates([SWAP, "ETH/USDT:USDT"])
+    assert sorted(rates) == [SWAP, "ETH/USDT:USDT"]
+    assert okx_emulator.request_queries[-1] == {"instId": "ANY"}
+
+
+async def test_funding_history_with_the_gateways_linear_sub_type_is_refused(okx: Any) -> None:
+    # ccxt forwards the unified subType into the query, where OKX's bills take a number.
+    with pytest.raises(ccxt.BadRequest, match="Parameter subType error"):
+        await okx.fetch_funding_history(None, None, None, {"type": "swap", "subType": "linear"})
+
+
 # ---------------------------------------------------------------- limits and faults
 
 

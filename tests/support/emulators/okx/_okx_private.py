@@ -325,6 +325,9 @@ class AccountApi:
     def bills(self, params: Params, ctx: RequestContext) -> JSON:
         """GET /account/bills(-archive): newest first; filters type, subType, instType,
         instId, ccy, mgnMode, begin, end; ``limit`` up to 100."""
+        for name in ("type", "subType"):
+            if not str(params.get(name) or "0").isdigit():
+                raise param_error(name)  # e.g. ccxt passing a unified subType "linear" on
         begin, end = int_param(params, "begin"), int_param(params, "end")
         limit = min(int_param(params, "limit", 100) or 100, 100)
         match = {

@@ -273,33 +273,35 @@ class PublicApi:
         return inst
 
     def funding_rate(self, params: Params, ctx: RequestContext) -> JSON:
-        """GET /public/funding-rate?instId (perpetuals only)."""
+        """GET /public/funding-rate?instId (perpetuals only; ``ANY``: every perpetual)."""
+        if params.get("instId") == "ANY":
+            return [self._funding_row(i) for i in self._of_type("SWAP")]
+        return [self._funding_row(self._swap(params))]
+
+    def _funding_row(self, inst: Instrument) -> JSON:
         eng = self.engine
-        inst = self._swap(params)
         rate = eng.funding_rates[inst.inst_id]
         settled = [e for e in eng.funding_events if e.inst_id == inst.inst_id]
         next_ms = eng.next_funding_ms()
-        return [
-            {
-                "formulaType": "withRate",
-                "fundingRate": fmt(rate),
-                "fundingTime": str(next_ms),
-                "impactValue": "20000",
-                "instId": inst.inst_id,
-                "instType": "SWAP",
-                "interestRate": "0.0001",
-                "maxFundingRate": "0.0375",
-                "method": "current_period",
-                "minFundingRate": "-0.0375",
-                "nextFundingRate": "",
-                "nextFundingTime": str(next_ms + 8 * 3_600_000),
-                "premium": "0",
-                "settFundingRate": fmt(settled[-1].rate) if settled else fmt(rate),
-                "settState": "settled",
-                "sign": "",
-                "ts": str(eng.now_ms()),
-            }
-        ]
+        return {
+            "formulaType": "withRate",
+            "fundingRate": fmt(rate),
+            "fundingTime": str(next_ms),
+            "impactValue": "20000",
+            "instId": inst.inst_id,
+            "instType": "SWAP",
+            "interestRate": "0.0001",
+            "maxFundingRate": "0.0375",
+            "method": "current_period",
+            "minFundingRate": "-0.0375",
+            "nextFundingRate": "",
+            "nextFundingTime": str(next_ms + 8 * 3_600_000),
+            "premium": "0",
+            "settFundingRate": fmt(settled[-1].rate) if settled else fmt(rate),
+            "settState": "settled",
+            "sign": "",
+            "ts": str(eng.now_ms()),
+        }
 
     def funding_rate_history(self, params: Params, ctx: RequestContext) -> JSON:
         """GET /public/funding-rate-history: settlements of ``settle_funding``, newest first."""
