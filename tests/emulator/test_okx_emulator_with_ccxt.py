@@ -553,9 +553,7 @@ async def test_fetch_positions_reports_contracts_size_entry_and_leverage(
     assert okx_emulator.request_queries[-1] == {"instId": SWAP_ID}
 
 
-async def test_position_view_lag_hides_a_fill_until_it_has_passed(
-    okx_emulator: OkxEmulator, okx: Any
-) -> None:
+async def test_position_view_lag_hides_a_fill_until_it_has_passed() -> None:
     clock = ShiftedClock()
     async with OkxEmulator(clock=clock) as emulator, ccxt_client(emulator) as client:
         emulator.set_balance("USDT", Decimal(10_000))

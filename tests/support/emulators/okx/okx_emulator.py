@@ -392,9 +392,8 @@ class OkxEmulator:
     ) -> web.StreamResponse:
         try:
             if route.signed:
-                headers = {k: v for k, v in request.headers.items()}
                 authenticate(
-                    headers, request.method, request.raw_path, raw_body,
+                    request.headers, request.method, request.raw_path, raw_body,
                     self._clock(), self.credentials,
                 )  # fmt: skip
             keys = self._limit_keys(route, params, ctx)
