@@ -328,6 +328,26 @@ async def test_leverage_above_the_instrument_maximum_answers_59102(okx: Any) -> 
         await okx.set_leverage(126, SWAP)  # refused by ccxt before sending
 
 
+async def test_isolated_leverage_in_long_short_mode_needs_a_pos_side(
+    okx_emulator: OkxEmulator, okx: Any
+) -> None:
+    okx_emulator.set_position_mode("long_short_mode")
+    with pytest.raises(ccxt.BadRequest, match="Parameter posSide error"):
+        await okx.set_leverage(3, SWAP, {"marginMode": "isolated"})  # ccxt sends posSide net
+    await okx.set_leverage(3, SWAP, {"marginMode": "isolated", "posSide": "short"})
+    leverage = await okx.fetch_leverage(SWAP, {"marginMode": "isolated"})
+    assert (leverage["longLeverage"], leverage["shortLeverage"]) == (10, 3)
+
+
+async def test_set_margin_mode_is_only_set_leverage_with_a_margin_mode(
+    okx_emulator: OkxEmulator, okx: Any
+) -> None:
+    # OKX has no margin-mode setting: tdMode is chosen per order.
+    await okx.set_margin_mode("isolated", SWAP, {"lever": 4})
+    assert okx_emulator.request_log[-1] == ("POST", "/api/v5/account/set-leverage")
+    assert (await okx.fetch_leverage(SWAP, {"marginMode": "isolated"}))["longLeverage"] == 4
+
+
 async def test_set_position_mode_then_fetch_position_mode(okx: Any) -> None:
     assert (await okx.fetch_position_mode(SWAP))["hedged"] is False
     await okx.set_position_mode(True)
