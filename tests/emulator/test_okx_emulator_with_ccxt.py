@@ -552,6 +552,18 @@ async def test_reduce_only_fills_at_most_the_position_and_cancels_the_rest(
     assert okx_emulator.position(SWAP_ID) == 0
 
 
+async def test_reduce_only_limit_rests_until_the_price_reaches_it(
+    okx_emulator: OkxEmulator, okx: Any
+) -> None:
+    await sell(okx, 2, "o2")
+    params = {"clOrdId": "r3", "reduceOnly": True}
+    await okx.create_order(SWAP, "limit", "buy", 2, 59_000, params)
+    assert (await okx.fetch_order(None, SWAP, {"clientOrderId": "r3"}))["status"] == "open"
+    okx_emulator.set_price("BTC", Decimal(58_900))
+    assert (await okx.fetch_order(None, SWAP, {"clientOrderId": "r3"}))["status"] == "closed"
+    assert okx_emulator.position(SWAP_ID) == 0
+
+
 # ---------------------------------------------------------------- positions, fills, funding
 
 

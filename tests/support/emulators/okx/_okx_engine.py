@@ -251,7 +251,8 @@ class Engine:
         self.orders[order.ord_id] = order
         for fill_price, fill_size in fills:
             self._fill(order, fill_price, fill_size, maker=False)
-        self._settle_state(order, post_only_canceled or closing is not None)
+        capped = closing is not None and closing < size  # the rest would open a position
+        self._settle_state(order, post_only_canceled or capped)
         return order
 
     def _closing_size(
