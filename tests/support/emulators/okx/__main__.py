@@ -48,15 +48,14 @@ from typing import Any
 
 from aiohttp import web
 
-from tests.support.emulators.binance.__main__ import (
+from tests.support.emulators._control import (
     ControlError,
-    RequestRecord,
-    _body,
-    _decimal,
-    _guarded,
-    _num,
-    _text,
+    decimal_field,
+    guarded,
+    json_object,
+    text_field,
 )
+from tests.support.emulators.binance.__main__ import RequestRecord, _num
 from tests.support.emulators.okx._okx_models import (
     DEFAULT_MARKETS,
     EmulatedOrder,
@@ -132,9 +131,9 @@ class _ControlApi:
         return web.json_response(self.emulator.ccxt_config())
 
     async def price(self, request: web.Request) -> web.StreamResponse:
-        body = await _body(request)
-        spread = _decimal(body, "spread_bps") if "spread_bps" in body else Decimal(2)
-        self.emulator.set_price(_text(body, "base"), _decimal(body, "price"), spread)
+        body = await json_object(request)
+        spread = decimal_field(body, "spread_bps") if "spread_bps" in body else Decimal(2)
+        self.emulator.set_price(text_field(body, "base"), decimal_field(body, "price"), spread)
         return web.json_response({"ok": True})
 
     async def balance(self, request: web.Request) -> web.StreamResponse:
@@ -143,35 +142,35 @@ class _ControlApi:
             if not ccy:
                 raise ControlError("ccy is required")
             return web.json_response({"ccy": ccy, "amount": str(self.emulator.balance(ccy))})
-        body = await _body(request)
-        self.emulator.set_balance(_text(body, "ccy"), _decimal(body, "amount"))
+        body = await json_object(request)
+        self.emulator.set_balance(text_field(body, "ccy"), decimal_field(body, "amount"))
         return web.json_response({"ok": True})
 
     async def account(self, request: web.Request) -> web.StreamResponse:
-        body = await _body(request)
+        body = await json_object(request)
         if "acctLv" in body:
-            level = _text(body, "acctLv")
+            level = text_field(body, "acctLv")
             if level not in ("1", "2", "3", "4"):
                 raise ControlError("acctLv is 1, 2, 3 or 4")
             self.emulator.set_account_level(level)
         if "posMode" in body:
-            mode = _text(body, "posMode")
+            mode = text_field(body, "posMode")
             if mode not in ("net_mode", "long_short_mode"):
                 raise ControlError("posMode is net_mode or long_short_mode")
             self.emulator.set_position_mode(mode)
         return web.json_response({"ok": True})
 
     async def lag(self, request: web.Request) -> web.StreamResponse:
-        seconds = _decimal(await _body(request), "seconds")
+        seconds = decimal_field(await json_object(request), "seconds")
         if seconds < 0:
             raise ControlError("seconds must be >= 0")
         self.emulator.position_view_lag_s = float(seconds)
         return web.json_response({"ok": True})
 
     async def fault(self, request: web.Request) -> web.StreamResponse:
-        body = await _body(request)
+        body = await json_object(request)
         try:
-            kind = Fault(_text(body, "fault"))
+            kind = Fault(text_field(body, "fault"))
         except ValueError:
             allowed = ", ".join(f.value for f in Fault)
             raise ControlError(f"fault must be one of {allowed}") from None
@@ -225,20 +224,20 @@ def control_routes(emulator: RecordingEmulator) -> list[web.RouteDef]:
     api = _ControlApi(emulator)
     p = CONTROL_PREFIX
     return [
-        web.get(f"{p}/health", _guarded(api.health)),
-        web.get(f"{p}/ccxt_config", _guarded(api.ccxt_config)),
-        web.post(f"{p}/price", _guarded(api.price)),
-        web.get(f"{p}/balance", _guarded(api.balance)),
-        web.post(f"{p}/balance", _guarded(api.balance)),
-        web.post(f"{p}/account", _guarded(api.account)),
-        web.post(f"{p}/lag", _guarded(api.lag)),
-        web.post(f"{p}/fault", _guarded(api.fault)),
-        web.post(f"{p}/clear_faults", _guarded(api.clear_faults)),
-        web.post(f"{p}/funding", _guarded(api.funding)),
-        web.get(f"{p}/order_log", _guarded(api.order_log)),
-        web.get(f"{p}/orders", _guarded(api.orders)),
-        web.get(f"{p}/requests", _guarded(api.requests)),
-        web.get(f"{p}/position", _guarded(api.position)),
+        web.get(f"{p}/health", guarded(api.health)),
+        web.get(f"{p}/ccxt_config", guarded(api.ccxt_config)),
+        web.post(f"{p}/price", guarded(api.price)),
+        web.get(f"{p}/balance", guarded(api.balance)),
+        web.post(f"{p}/balance", guarded(api.balance)),
+        web.post(f"{p}/account", guarded(api.account)),
+        web.post(f"{p}/lag", guarded(api.lag)),
+        web.post(f"{p}/fault", guarded(api.fault)),
+        web.post(f"{p}/clear_faults", guarded(api.clear_faults)),
+        web.post(f"{p}/funding", guarded(api.funding)),
+        web.get(f"{p}/order_log", guarded(api.order_log)),
+        web.get(f"{p}/orders", guarded(api.orders)),
+        web.get(f"{p}/requests", guarded(api.requests)),
+        web.get(f"{p}/position", guarded(api.position)),
     ]
 
 

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 # Rendering decimals is the same on every venue: the Binance emulator's copy serves.
-from tests.support.emulators.binance._binance_models import fmt
+from tests.support.emulators._common import fmt as fmt
 
 ZERO = Decimal(0)
 ONE = Decimal(1)
