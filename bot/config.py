@@ -33,7 +33,6 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
 
 from bot.domain.margin import MaintenanceTier, MaintenanceTiers, isolated_liquidation_price
 from bot.domain.strategies import strategy_kind
@@ -66,7 +65,7 @@ def normalize_database_url(url: str) -> str:
     backend is a :class:`DatabaseUrlError` that names the URL to write (password hidden)."""
     try:
         parsed = make_url(url)
-    except ArgumentError:
+    except Exception:  # SQLAlchemy's ArgumentError (the config stays off its exceptions)
         raise DatabaseUrlError(
             f"database_url is not a database URL; write e.g. {_EXAMPLES}"
         ) from None

@@ -136,6 +136,8 @@ def status_json(row: PairStatus) -> dict[str, Any]:
         "health": row.health,
         "held_by": row.held_by,
         "paused": row.paused,
+        "daemon": row.daemon,
+        "last_cycle_at": row.decided_at.isoformat(),
     }
 
 

@@ -14,6 +14,7 @@ from typing import Any
 from bot.domain.controls import pause_text
 from bot.store.orders import StoredOrder
 from bot.store.read_models import PairFigures, PairStatusRecord, ReadModels
+from bot.store.status_facts import DaemonFacts
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +30,7 @@ class PairStatus(PairFigures):
     strategy_detail: str = ""  # e.g. "outlook neutral", "regime bear"
     pending_target: str | None = None  # set with set-target after the last decision
     paused: str | None = None  # why the pair is paused (`hedgebot pause`, or automatically)
+    daemon: str = "running"  # running, stopped (given back or no daemon) or stale (lapsed)
 
     @property
     def target_text(self) -> str:
@@ -77,22 +79,44 @@ def health_text(record: PairStatusRecord) -> str:
     return "ok"
 
 
+def _utc(at: datetime) -> str:
+    return at.strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def daemon_state(facts: DaemonFacts, decided_at: datetime) -> tuple[str, str | None]:
+    """Whether a daemon runs the pair (``running``, ``stopped`` or ``stale``) and, when
+    none does, the health line that says so."""
+    last = f"last cycle {_utc(decided_at)}"
+    if facts.leased and facts.holder is None:
+        return "stopped", f"stopped: its daemon stopped at {_utc(facts.expires_at or decided_at)}"
+    if facts.leased and facts.expires_at is not None and facts.expires_at < facts.now:
+        return "stale", (
+            f"stale: its daemon's lease lapsed at {_utc(facts.expires_at)} ({last}); "
+            "is it hung or killed? start `hedgebot run` again"
+        )
+    if not facts.leased and facts.live_instances == 0:
+        return "stopped", f"stopped: no daemon is running ({last})"
+    return "running", None
+
+
 def pair_status(record: PairStatusRecord) -> PairStatus:
     """A pair's stored status, in the words ``hedgebot status`` shows."""
     paused = None if record.pause is None else pause_text(record.pause, record.pair)
     pending = record.pending_target
     order = record.last_order
+    daemon, not_running = daemon_state(record.daemon, record.decided_at)
     return PairStatus(
         **record.figures(),
         last_action=describe_order(order) if order else "none yet",
         last_action_at=order.updated_at if order else None,
         foreign_open_orders=record.foreign_open_orders,
-        health=paused or health_text(record),
+        health=not_running or paused or health_text(record),
         held_by=record.held_by,
         strategy=str(record.strategy.get("name", "fixed")),
         strategy_detail=strategy_detail(record.strategy),
         pending_target=None if pending is None else pending.outlook or str(pending.ratio),
         paused=paused,
+        daemon=daemon,
     )
 
 

@@ -15,11 +15,13 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.domain.controls import PairControl, active_pause
+from bot.domain.rebalance import drift, hedge_ratio
 from bot.domain.report import PairReport, ReportFill, ReportPoint, pair_report
 from bot.store.audit_log import AuditEvent, event_from_row
 from bot.store.controls import PairTarget, load_controls
 from bot.store.database import StoreBase
 from bot.store.orders import StoredOrder, order_from_row
+from bot.store.status_facts import DaemonFacts, FilledSince, daemon_facts, filled_since
 from bot.store.tables import (
     AuditEventRow,
     DecisionRow,
@@ -36,6 +38,9 @@ _Points = Select[str, datetime, Decimal, Decimal, Decimal]
 _Fills = Select[str, datetime, str, Decimal, Decimal, Decimal]
 _Payments = Select[str, Decimal]
 
+# A daemon beats at every cycle; one silent this long is not running (status without a
+# config does not know the poll interval: an hour covers any sensible one).
+HEARTBEAT_WITHIN_S = 3600.0
 # Audit kinds that say a pair is not trading normally since its last decision.
 FAILURE_KINDS = ("cycle.observe_failed", "pair.error")
 
@@ -73,6 +78,8 @@ class PairStatusRecord(PairFigures):
     pending_target: PairTarget | None  # set with set-target after the decision
     pause: PairControl | None  # the pause that holds the pair now
     failure: AuditEvent | None  # the latest observe failure or pair error since
+    filled_since: FilledSince  # what the pair's orders filled after the observation
+    daemon: DaemonFacts  # who runs the pair now
 
 
 def _report_queries(pair: str | None, since: datetime | None) -> tuple[_Points, _Fills, _Payments]:
@@ -121,8 +128,9 @@ class ReadModels(StoreBase):
                 )
             ).all()
             controls = await load_controls(session)
+            now = await self._db_now(session)
             return [
-                await _status_record(session, decision, observation, controls)
+                await _status_record(session, decision, observation, controls, now)
                 for decision, observation in rows
                 if pairs is None or decision.pair in pairs
             ]
@@ -165,6 +173,7 @@ async def _status_record(
     decision: DecisionRow,
     observation: ObservationRow,
     controls: Mapping[str, PairControl],
+    now: datetime,
 ) -> PairStatusRecord:
     last_order = (
         await session.execute(
@@ -179,16 +188,18 @@ async def _status_record(
     if override is not None and override.set_at > decision.created_at:
         pending = PairTarget(override.pair, override.ratio, override.outlook, override.set_at)
     inputs = decision.inputs or {}
+    since = await filled_since(session, observation)
+    spot, perp = observation.spot_qty + since.spot, observation.perp_qty + since.perp
     return PairStatusRecord(
         pair=decision.pair,
         mode=decision.mode,
         price=observation.price,
-        spot_qty=observation.spot_qty,
-        hedge_qty=-observation.perp_qty,
-        ratio=decision.ratio,
+        spot_qty=spot,
+        hedge_qty=-perp,
+        ratio=hedge_ratio(spot, perp) if since else decision.ratio,
         target_ratio=decision.target_ratio,
         band=decision.band,
-        drift_qty=decision.drift_qty,
+        drift_qty=drift(spot, perp, decision.target_ratio) if since else decision.drift_qty,
         decided_at=decision.created_at,
         action=decision.action,
         verdict=decision.verdict,
@@ -199,6 +210,8 @@ async def _status_record(
         pending_target=pending,
         pause=active_pause(controls, decision.pair),
         failure=await _last_failure(session, decision),
+        filled_since=since,
+        daemon=await daemon_facts(session, decision.pair, now, HEARTBEAT_WITHIN_S),
     )
 
 

@@ -29,7 +29,9 @@ def test_pause_survives_a_restart_and_resume_lets_the_pair_trade(tmp_path: Path)
     )
     btc = next(row for row in status if row["pair"] == "BTC")
     assert btc["paused"] == "paused by the user: checking keys"
-    assert btc["health"] == btc["paused"]
+    # The run ended: no daemon runs the pair, which health says before the pause.
+    assert btc["daemon"] == "stopped"
+    assert btc["health"].startswith("stopped: its daemon stopped at ")
 
     resumed = hedgebot("resume", "BTC", "-c", str(config), cwd=tmp_path)
     assert resumed.stdout.strip() == "BTC resumed"

@@ -214,6 +214,7 @@ async def test_stale_observation_is_denied_and_audited(
     [denied] = await repository.audit_events(kind="risk.denied")
     assert "old" in denied.summary
     assert await repository.orders() == []
+    await daemon.pair_state.claim()  # the hour also lapsed the lease: the next cycle renews it
     [status] = await pair_statuses(repository)
     assert status.health.startswith("not trading: observation is 3600.0s old")
 

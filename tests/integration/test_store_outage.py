@@ -3,7 +3,9 @@ names the database and the problem, and never the password."""
 
 from __future__ import annotations
 
+import asyncio
 import socket
+import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -20,6 +22,14 @@ def closed_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+async def _sqlite_threads_finished() -> None:
+    """Wait for aiosqlite's worker threads: a failed connect leaves one that answers its
+    last future after the test's loop closed, an error pinned on the next test."""
+    workers = [t for t in threading.enumerate() if "_connection_worker_thread" in t.name]
+    for worker in workers:
+        await asyncio.to_thread(worker.join, 10)
 
 
 @pytest_asyncio.fixture
@@ -58,6 +68,7 @@ async def test_an_sqlite_file_that_cannot_be_opened_is_store_unavailable(tmp_pat
             await Repository(engine, FakeClock()).last_cycle()
     finally:
         await engine.dispose()
+        await _sqlite_threads_finished()
     assert str(raised.value) == (
         f"sqlite database {path} cannot be opened; check the path and its permissions"
     )
