@@ -12,9 +12,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
+from typing import Any, TypeVar
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
 
 from bot.domain.models import ONE
 from bot.domain.report import (
@@ -29,6 +31,8 @@ from bot.domain.report import (
 )
 from bot.domain.symbols import Symbol
 from bot.store.tables import FillRow, FundingPaymentRow, ObservationRow, OrderRow
+
+_Query = TypeVar("_Query", bound=Select[*tuple[Any, ...]])  # each loader's own row type
 
 
 @dataclass
@@ -69,6 +73,21 @@ class ReportSeries:
         return wanted
 
 
+def _in_period(
+    query: _Query,
+    at: InstrumentedAttribute[datetime],
+    pair_of: InstrumentedAttribute[str],
+    pair: str | None,
+    since: datetime | None,
+) -> _Query:
+    """``query`` of ``pair`` (or every pair) since ``since`` (or ever)."""
+    if since is not None:
+        query = query.where(at >= since)
+    if pair is not None:
+        query = query.where(pair_of == pair)
+    return query
+
+
 def _codes(assets: PairAssets) -> tuple[str, str]:
     return assets.base, assets.quote
 
@@ -90,10 +109,7 @@ async def _load_points(
         ObservationRow.spot_price,
         ObservationRow.spot_symbol,
     ).order_by(ObservationRow.observed_at, ObservationRow.id)
-    if since is not None:
-        query = query.where(ObservationRow.observed_at >= since)
-    if pair is not None:
-        query = query.where(ObservationRow.pair == pair)
+    query = _in_period(query, ObservationRow.observed_at, ObservationRow.pair, pair, since)
     for name, at, spot, perp, price, spot_price, spot_symbol in await session.execute(query):
         series.points.setdefault(name, []).append(ReportPoint(at, spot, perp, price, spot_price))
         series.assets.setdefault(name, _assets(spot_symbol))
@@ -118,10 +134,7 @@ async def _load_fills(
         .outerjoin(ObservationRow, ObservationRow.id == OrderRow.decision_id)
         .order_by(FillRow.filled_at, FillRow.id)
     )
-    if since is not None:
-        query = query.where(FillRow.filled_at >= since)
-    if pair is not None:
-        query = query.where(OrderRow.pair == pair)
+    query = _in_period(query, FillRow.filled_at, OrderRow.pair, pair, since)
     for name, symbol, at, side, amount, price, fee, fee_asset, size in await session.execute(query):
         spot = Symbol.parse(symbol).is_spot
         coins = amount if spot else amount * (size or ONE)
@@ -142,10 +155,7 @@ async def _load_funding(
         FundingPaymentRow.mark_price,
         FundingPaymentRow.symbol,
     ).order_by(FundingPaymentRow.paid_at, FundingPaymentRow.id)
-    if since is not None:
-        query = query.where(FundingPaymentRow.paid_at >= since)
-    if pair is not None:
-        query = query.where(FundingPaymentRow.pair == pair)
+    query = _in_period(query, FundingPaymentRow.paid_at, FundingPaymentRow.pair, pair, since)
     for name, at, amount, asset, mark, symbol in await session.execute(query):
         series.funding.setdefault(name, []).append(ReportFunding(at, amount, asset, mark))
         series.assets.setdefault(name, _assets(symbol))

@@ -13,16 +13,27 @@ from tests.support.report_records import PERP, SPOT, at, observe, pay_funding, t
 D = Decimal
 
 
-async def hedged(repository: Repository) -> None:
-    """1 BTC held and shorted from 60000 to 61000; the hedge sold inside the first minute."""
+async def hedged(repository: Repository, fee: str = "0", fee_asset: str = "USDT") -> None:
+    """1 BTC held and shorted at 60000 inside the first minute (paying ``fee``), 61000 at
+    the end."""
     await observe(repository, "00", at(0), spot="1", perp="0", price="60000")
+    await trade(
+        repository,
+        "00",
+        at(0.5),
+        symbol=PERP,
+        side=Side.SELL,
+        amount="1",
+        price="60000",
+        fee=fee,
+        fee_asset=fee_asset,
+    )
     await observe(repository, "01", at(1), spot="1", perp="-1", price="61000")
 
 
 async def test_a_bnb_fee_is_converted_at_the_bnb_price_of_its_time(
     repository: Repository,
 ) -> None:
-    await observe(repository, "00", at(0), spot="1", perp="0", price="60000")
     await observe(
         repository,
         "b0",
@@ -34,40 +45,17 @@ async def test_a_bnb_fee_is_converted_at_the_bnb_price_of_its_time(
         spot_symbol="BNB/USDT",
         perp_symbol="BNB/USDT:USDT",
     )
-    await trade(
-        repository,
-        "00",
-        at(0.5),
-        symbol=PERP,
-        side=Side.SELL,
-        amount="1",
-        price="60000",
-        fee="0.05",
-        fee_asset="BNB",
-    )
-    await observe(repository, "01", at(1), spot="1", perp="-1", price="61000")
+    await hedged(repository, fee="0.05", fee_asset="BNB")
     report = {r.pair: r for r in await repository.report()}["BTC"]
     assert report.fees == D(30)  # 0.05 BNB x 600
     assert report.fees_unconverted == {}
-    assert report.net == D(-30)
+    assert report.net == D(-30)  # spot +1000, perp -1000
 
 
 async def test_a_fee_without_a_stored_price_is_shown_per_asset_not_summed(
     repository: Repository,
 ) -> None:
-    await observe(repository, "00", at(0), spot="1", perp="0", price="60000")
-    await trade(
-        repository,
-        "00",
-        at(0.5),
-        symbol=PERP,
-        side=Side.SELL,
-        amount="1",
-        price="60000",
-        fee="0.05",
-        fee_asset="BNB",
-    )
-    await observe(repository, "01", at(1), spot="1", perp="-1", price="61000")
+    await hedged(repository, fee="0.05", fee_asset="BNB")
     [report] = await repository.report()
     assert report.fees == 0
     assert report.fees_unconverted == {"BNB": D("0.05")}
