@@ -20,10 +20,9 @@ from bot.domain.report import (
     value_changes,
 )
 from bot.store.repository import Repository
-from tests.support.report_records import T0, at, observe
+from tests.support.report_records import T0, observe_basis
 
 D = Decimal
-MAR = "BTC/USDT:USDT-260327"
 
 prices = st.integers(min_value=1000, max_value=100000).map(D)
 quantities = st.integers(min_value=1, max_value=1000).map(lambda n: D(n) / 100)
@@ -119,18 +118,7 @@ def test_the_hedge_legs_changes_sum_to_its_pnl(trades: list[tuple[Decimal, Decim
 async def test_the_report_measures_a_basis_pair_on_both_of_its_prices(
     repository: Repository,
 ) -> None:
-    spot = [60000, 61000, 59000, 62000]
-    future = [61000, 61500, 60500, 62200]
-    for i, (s, f) in enumerate(zip(spot, future, strict=True)):
-        await observe(
-            repository,
-            f"0{i}",
-            at(i),
-            spot="1",
-            perp="-0.5",
-            price=str(f),
-            spot_price=str(s),
-            perp_symbol=MAR,
-        )
+    moves = [(60000, 61000), (61000, 61500), (59000, 60500), (62000, 62200)]
+    await observe_basis(repository, moves, perp="-0.5")
     [report] = await repository.report()
     assert report.hedge_effectiveness == 1 - D(20345000) / D(38000000)

@@ -11,26 +11,15 @@ from bot.clock import FakeClock
 from bot.exchange.feeds import ManualFeed
 from bot.store.repository import Repository
 from tests.support import builders
-from tests.support.report_records import T0, at, observe
+from tests.support.report_records import MARCH, T0, at, observe, observe_basis
 
 D = Decimal
-MAR = "BTC/USDT:USDT-260327"
 
 
 async def test_a_basis_pairs_spot_is_valued_at_the_spot_price(repository: Repository) -> None:
     # 1 BTC held, 1 BTC short of the March future; the future's premium shrinks from 1000
     # to 500 while the spot gains 700: the hedge earned the 500 of basis it gave up.
-    for number, (future, spot) in enumerate([(61000, 60000), (61500, 60800), (61200, 60700)]):
-        await observe(
-            repository,
-            f"0{number}",
-            at(number),
-            spot="1",
-            perp="-1",
-            price=str(future),
-            spot_price=str(spot),
-            perp_symbol=MAR,
-        )
+    await observe_basis(repository, [(60000, 61000), (60800, 61500), (60700, 61200)], perp="-1")
     [report] = await repository.report()
     assert report.spot_pnl == D(700)  # 60000 -> 60700, not the future's 61000 -> 61200
     assert report.perp_pnl == D(-200)
@@ -42,8 +31,8 @@ async def test_observations_without_a_spot_price_are_counted_and_said(
     repository: Repository,
 ) -> None:
     # Two rows recorded before the spot price was stored, then one with it.
-    await observe(repository, "00", at(0), spot="1", perp="-1", price="61000", perp_symbol=MAR)
-    await observe(repository, "01", at(1), spot="1", perp="-1", price="61500", perp_symbol=MAR)
+    await observe(repository, "00", at(0), spot="1", perp="-1", price="61000", perp_symbol=MARCH)
+    await observe(repository, "01", at(1), spot="1", perp="-1", price="61500", perp_symbol=MARCH)
     await observe(
         repository,
         "02",
@@ -52,7 +41,7 @@ async def test_observations_without_a_spot_price_are_counted_and_said(
         perp="-1",
         price="61200",
         spot_price="60700",
-        perp_symbol=MAR,
+        perp_symbol=MARCH,
     )
     [report] = await repository.report()
     assert report.unpriced_spot == 2

@@ -25,6 +25,7 @@ D = Decimal
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 PERP = "BTC/USDT:USDT"
 SPOT = "BTC/USDT"
+MARCH = "BTC/USDT:USDT-260327"
 
 
 def at(minutes: float) -> datetime:
@@ -74,6 +75,24 @@ async def observe(
             contract_size=D(contract_size),
         )
     )
+
+
+async def observe_basis(
+    repository: Repository, prices: list[tuple[int, int]], *, perp: str
+) -> None:
+    """A basis pair on the March future, 1 BTC held and ``perp`` of the future, observed
+    once a minute at each (spot price, future price)."""
+    for number, (spot, future) in enumerate(prices):
+        await observe(
+            repository,
+            f"0{number}",
+            at(number),
+            spot="1",
+            perp=perp,
+            price=str(future),
+            spot_price=str(spot),
+            perp_symbol=MARCH,
+        )
 
 
 async def trade(
