@@ -183,6 +183,9 @@ def report_json(row: PairReport) -> dict[str, Any]:
         "fees": money(row.fees),
         "net": money(row.net),
         "hedge_effectiveness": money(row.hedge_effectiveness, 6),
+        "unpriced_spot": row.unpriced_spot,
+        "fees_unconverted": {a: money(v) for a, v in sorted(row.fees_unconverted.items())},
+        "funding_unconverted": {a: money(v) for a, v in sorted(row.funding_unconverted.items())},
     }
 
 
@@ -207,6 +210,27 @@ def report_table(since: str, rows: list[dict[str, Any]]) -> Table:
             row["hedge_effectiveness"] or "-",
         )
     return result
+
+
+def report_notes(rows: list[dict[str, Any]]) -> list[str]:
+    """What the figures of each row leave out or approximate, one line each."""
+    notes: list[str] = []
+    for row in rows:
+        pair, unpriced = row["pair"], row["unpriced_spot"]
+        if unpriced:
+            notes.append(
+                f"{pair}: {unpriced} of {row['observations']} observations have no spot price "
+                "(stored before it was kept, or not observed): their spot is valued at the "
+                "contract's price"
+            )
+        for label, key in (("fees", "fees_unconverted"), ("funding", "funding_unconverted")):
+            if row[key]:
+                amounts = ", ".join(f"{v} {a}" for a, v in row[key].items())
+                notes.append(
+                    f"{pair}: {label} of {amounts} not in net: no stored price of that asset "
+                    "near their time"
+                )
+    return notes
 
 
 # -- audit ----------------------------------------------------------------------------

@@ -59,3 +59,5 @@ def report(
         return
     start = since_at.isoformat() if since_at else "the start"
     render.print_table(render.report_table(start, rows))
+    for note in render.report_notes(rows):
+        typer.echo(note)

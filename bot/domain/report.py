@@ -1,47 +1,103 @@
 """What a pair's hedge earned and cost over a period, and how well it hedged (pure).
 
-From the stored series only: observations (spot and perp quantity, price), the perp's
-fills and the funding payments. Every figure is in the quote asset.
+From the stored series only: observations (spot and perp quantity in coins, the
+contract's price and, where observed, the spot's), the pair's fills (perp and spot, in
+coins: contracts x contract size) and its funding payments. Every figure is in the pair's
+quote asset.
 
-* spot PnL: the spot held between two observations times the price change, summed.
-* perp PnL: average-cost accounting of the fills on top of the position at the first
+* spot PnL: per interval between two observations, the spot held times the *spot* price
+  change, less what a spot sale inside the interval did not earn after it
+  (``sold x (price after - sale price)``). An observation without a spot price (a
+  perpetual pair's, or a basis pair's stored before the spot price was kept) values the
+  spot at the contract's price; ``unpriced_spot`` counts them so the report can say so.
+* perp PnL: average-cost accounting of the perp fills on top of the position at the first
   observation (valued at its price): realized on reductions, unrealized at the last price.
-* net = spot PnL + perp PnL + funding - fees.
-* hedge effectiveness: ``1 - var(hedged value changes) / var(spot value changes)`` between
-  consecutive observations, where a change is ``qty x price change`` with the spot
-  quantity (unhedged) or spot + signed perp quantity (hedged): 1 for a full hedge, 0.75
-  for a half hedge, 0 for none; None when the spot value never changed.
+* fees and funding: converted to the quote at their own time, a coin's at the fill's price
+  (a fee) or the payment's mark price (funding), another asset's (BNB) at the nearest
+  stored observation of it within ``PRICE_WINDOW``; what cannot be converted is kept per
+  asset (``fees_unconverted``, ``funding_unconverted``) and left out of ``net``.
+* net = spot PnL + perp PnL + funding - fees (the fees of spot sales included).
+* hedge effectiveness: ``1 - var(hedged changes) / var(unhedged changes)`` over the
+  intervals, where the unhedged change is the spot leg's value change (above) and the
+  hedged change adds the hedge leg's: position x contract price change, plus each perp
+  fill inside the interval marked from its own price to the interval's end. Funding and
+  fees are carry and costs, shown on their own lines, not price risk: left out. 1 for a
+  full hedge whose contract moves with the spot, 0 for none, 0.75 for a half hedge only
+  when both legs move alike; None when the spot's value never changed.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import datetime
+from bisect import bisect_left
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from decimal import Decimal
 from itertools import pairwise
 
 from bot.domain.models import ONE, ZERO
 
+# How far from a fee's or a payment's time a stored price of its asset may be taken.
+PRICE_WINDOW = timedelta(hours=1)
+
 
 @dataclass(frozen=True, slots=True)
 class ReportPoint:
-    """One stored observation: spot and signed perp quantity (base) at a price."""
+    """One stored observation: spot and signed perp quantity (coins) at the contract's
+    price, and the spot's price where it was observed."""
 
     at: datetime
     spot_qty: Decimal
     perp_qty: Decimal
     price: Decimal
+    spot_price: Decimal | None = None
+
+    @property
+    def spot_value_price(self) -> Decimal:
+        """The price the spot is valued at: its own, else the contract's."""
+        return self.price if self.spot_price is None else self.spot_price
 
 
 @dataclass(frozen=True, slots=True)
 class ReportFill:
-    """One perp fill: signed base quantity (negative = sold), price, fee in quote."""
+    """One fill: signed quantity in coins (negative = sold), price, fee in ``fee_asset``
+    (None: the quote); ``spot`` for a spot order (a sell-down), else the hedge's."""
 
     at: datetime
     qty: Decimal
     price: Decimal
     fee: Decimal
+    fee_asset: str | None = None
+    spot: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ReportFunding:
+    """One funding payment (positive = received) in ``asset`` (None: the quote)."""
+
+    at: datetime
+    amount: Decimal
+    asset: str | None = None
+    mark_price: Decimal | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PriceBook:
+    """Stored prices in the quote of assets other than the pair's, oldest first."""
+
+    series: Mapping[str, Sequence[tuple[datetime, Decimal]]] = field(default_factory=dict)
+
+    def near(self, asset: str, at: datetime) -> Decimal | None:
+        """The stored price nearest ``at`` within ``PRICE_WINDOW``; None without one."""
+        return _nearest(self.series.get(asset, ()), at)
+
+
+@dataclass(frozen=True, slots=True)
+class PairAssets:
+    """The pair's coin and the quote its figures are in."""
+
+    base: str
+    quote: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +114,9 @@ class PairReport:
     funding: Decimal
     fees: Decimal
     hedge_effectiveness: Decimal | None
+    unpriced_spot: int = 0  # observations whose spot is valued at the contract's price
+    fees_unconverted: Mapping[str, Decimal] = field(default_factory=dict)
+    funding_unconverted: Mapping[str, Decimal] = field(default_factory=dict)
 
     @property
     def perp_pnl(self) -> Decimal:
@@ -68,25 +127,56 @@ class PairReport:
         return self.spot_pnl + self.perp_pnl + self.funding - self.fees
 
 
+def _nearest(series: Sequence[tuple[datetime, Decimal]], at: datetime) -> Decimal | None:
+    index = bisect_left(series, at, key=lambda item: item[0])
+    near = [series[i] for i in (index - 1, index) if 0 <= i < len(series)]
+    if not near:
+        return None
+    when, price = min(near, key=lambda item: abs(item[0] - at))
+    return price if abs(when - at) <= PRICE_WINDOW else None
+
+
 def _scaled_variance(values: Sequence[Decimal]) -> Decimal:
     # n^2 x the variance, without dividing: the ratio of two is then exact for exact inputs.
     total = sum(values, ZERO)
     return len(values) * sum((v * v for v in values), ZERO) - total * total
 
 
-def hedge_effectiveness(points: Sequence[ReportPoint]) -> Decimal | None:
-    """``1 - var(hedged changes) / var(unhedged changes)``; None without spot variance."""
-    unhedged: list[Decimal] = []
-    hedged: list[Decimal] = []
+def value_changes(
+    points: Sequence[ReportPoint], fills: Sequence[ReportFill] = ()
+) -> tuple[list[Decimal], list[Decimal]]:
+    """Per interval between consecutive observations, the spot leg's and the hedge leg's
+    value change: quantity held x its own price change, plus each fill of that leg inside
+    the interval (``[before, after)``) marked from its price to the interval's end."""
+    spot: list[Decimal] = []
+    hedge: list[Decimal] = []
+    ordered = sorted(fills, key=lambda f: f.at)
     for before, after in pairwise(points):
-        move = after.price - before.price
-        unhedged.append(before.spot_qty * move)
-        hedged.append((before.spot_qty + before.perp_qty) * move)
+        spot_end, hedge_end = after.spot_value_price, after.price
+        spot_change = before.spot_qty * (spot_end - before.spot_value_price)
+        hedge_change = before.perp_qty * (hedge_end - before.price)
+        for fill in ordered:
+            if before.at <= fill.at < after.at:
+                if fill.spot:
+                    spot_change += fill.qty * (spot_end - fill.price)
+                else:
+                    hedge_change += fill.qty * (hedge_end - fill.price)
+        spot.append(spot_change)
+        hedge.append(hedge_change)
+    return spot, hedge
+
+
+def hedge_effectiveness(
+    points: Sequence[ReportPoint], fills: Sequence[ReportFill] = ()
+) -> Decimal | None:
+    """``1 - var(hedged changes) / var(unhedged changes)``; None without spot variance."""
+    unhedged, hedge = value_changes(points, fills)
     if not unhedged:
         return None
     spot_variance = _scaled_variance(unhedged)
     if spot_variance == ZERO:
         return None
+    hedged = [s + h for s, h in zip(unhedged, hedge, strict=True)]
     return ONE - _scaled_variance(hedged) / spot_variance
 
 
@@ -112,24 +202,67 @@ def _perp_pnl(
     return realized, qty * (end_price - entry)
 
 
+@dataclass(frozen=True, slots=True)
+class _Converter:
+    """Amounts in any asset to the quote, at their time, with the prices the store has."""
+
+    points: Sequence[ReportPoint]
+    assets: PairAssets | None
+    prices: PriceBook
+
+    def price(self, asset: str, at: datetime, own: Decimal | None) -> Decimal | None:
+        """``asset``'s price in the quote at ``at``: 1 for the quote; the pair's coin at
+        ``own`` (the fill's or the payment's price) or its nearest observation; another
+        asset at its nearest stored observation."""
+        if self.assets is None or asset == self.assets.quote:
+            return ONE
+        if asset == self.assets.base:
+            if own is not None:
+                return own
+            return _nearest([(p.at, p.spot_value_price) for p in self.points], at)
+        return self.prices.near(asset, at)
+
+    def total(
+        self, items: Sequence[tuple[Decimal, str | None, datetime, Decimal | None]]
+    ) -> tuple[Decimal, dict[str, Decimal]]:
+        """The sum in the quote of what converts, and per asset what does not."""
+        converted = ZERO
+        left: dict[str, Decimal] = {}
+        for amount, asset, at, own in items:
+            price = ONE if asset is None else self.price(asset, at, own)
+            if price is None:
+                left[str(asset)] = left.get(str(asset), ZERO) + amount
+            else:
+                converted += amount * price
+        return converted, left
+
+
 def pair_report(
     pair: str,
     points: Sequence[ReportPoint],
     fills: Sequence[ReportFill],
-    funding: Sequence[Decimal],
+    funding: Sequence[ReportFunding],
     since: datetime | None,
     until: datetime,
+    *,
+    assets: PairAssets | None = None,
+    prices: PriceBook | None = None,
 ) -> PairReport:
-    """The pair's PnL, costs and hedge effectiveness over ``points`` (oldest first)."""
-    spot_pnl = ZERO
-    for before, after in pairwise(points):
-        spot_pnl += before.spot_qty * (after.price - before.price)
+    """The pair's PnL, costs and hedge effectiveness over ``points`` (oldest first).
+
+    ``assets`` names the pair's coin and quote (without it every fee and payment is taken
+    as quote); ``prices`` holds other assets' stored prices to convert fees paid in them.
+    """
+    spot_changes, _ = value_changes(points, fills)
     realized = unrealized = ZERO
     if points:
         first, last = points[0], points[-1]
         # The first observation's position is the starting point: fills before it are in it.
-        later = [f for f in fills if f.at >= first.at]
+        later = [f for f in fills if f.at >= first.at and not f.spot]
         realized, unrealized = _perp_pnl(first.perp_qty, first.price, later, last.price)
+    convert = _Converter(points, assets, prices or PriceBook())
+    fees, fees_left = convert.total([(f.fee, f.fee_asset, f.at, f.price) for f in fills])
+    paid, paid_left = convert.total([(p.amount, p.asset, p.at, p.mark_price) for p in funding])
     return PairReport(
         pair=pair,
         since=since,
@@ -137,10 +270,13 @@ def pair_report(
         observations=len(points),
         start_price=points[0].price if points else None,
         end_price=points[-1].price if points else None,
-        spot_pnl=spot_pnl,
+        spot_pnl=sum(spot_changes, ZERO),
         perp_realized_pnl=realized,
         perp_unrealized_pnl=unrealized,
-        funding=sum(funding, ZERO),
-        fees=sum((f.fee for f in fills), ZERO),
-        hedge_effectiveness=hedge_effectiveness(points),
+        funding=paid,
+        fees=fees,
+        hedge_effectiveness=hedge_effectiveness(points, fills),
+        unpriced_spot=sum(1 for p in points if p.spot_price is None),
+        fees_unconverted=fees_left,
+        funding_unconverted=paid_left,
     )

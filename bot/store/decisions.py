@@ -28,16 +28,16 @@ class DecisionRecord:
     verdict: str | None
     inputs: Mapping[str, Any]
     summary: str
+    contract_size: Decimal = Decimal(1)  # of the perp: its orders' contracts x this = coins
 
 
-def _observation_values(
-    observation_id: str, observation: Observation, cycle: int
-) -> dict[str, Any]:
+def _observation_values(record: DecisionRecord) -> dict[str, Any]:
+    observation = record.observation
     position = observation.position
     return {
-        "id": observation_id,
+        "id": record.decision_id,
         "pair": observation.pair,
-        "cycle": cycle,
+        "cycle": record.cycle,
         "observed_at": observation.observed_at,
         "spot_symbol": observation.spot_symbol,
         "perp_symbol": observation.perp_symbol,
@@ -52,6 +52,8 @@ def _observation_values(
         "liquidation_price": position.liquidation_price if position else None,
         "unrealized_pnl": position.unrealized_pnl if position else None,
         "leverage": position.leverage if position else None,
+        "spot_price": observation.spot_price,
+        "contract_size": record.contract_size,
     }
 
 
@@ -93,7 +95,7 @@ class Decisions(StoreBase):
         if not records:
             return
         now = self._clock.now()
-        observations = [_observation_values(r.decision_id, r.observation, r.cycle) for r in records]
+        observations = [_observation_values(r) for r in records]
         decisions = [_decision_values(r, now) for r in records]
         audits = [self._decision_audit(r, now) for r in records]
         async with self._write() as session:

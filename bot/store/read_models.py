@@ -11,32 +11,25 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.domain.controls import PairControl, active_pause
 from bot.domain.rebalance import drift, hedge_ratio
-from bot.domain.report import PairReport, ReportFill, ReportPoint, pair_report
+from bot.domain.report import PairReport
 from bot.store.audit_log import AuditEvent, event_from_row
 from bot.store.controls import PairTarget, load_controls
 from bot.store.database import StoreBase
 from bot.store.orders import StoredOrder, order_from_row
+from bot.store.report_series import load_report_series
 from bot.store.status_facts import DaemonFacts, FilledSince, daemon_facts, filled_since
 from bot.store.tables import (
     AuditEventRow,
     DecisionRow,
-    FillRow,
-    FundingPaymentRow,
     ObservationRow,
     OrderRow,
     PairTargetRow,
 )
-
-# What a report reads: (pair, time, spot, perp, price) observations, (pair, time, side,
-# amount, price, fee) perp fills and (pair, amount) funding payments.
-_Points = Select[str, datetime, Decimal, Decimal, Decimal]
-_Fills = Select[str, datetime, str, Decimal, Decimal, Decimal]
-_Payments = Select[str, Decimal]
 
 # A daemon beats at every cycle; one silent this long is not running (status without a
 # config does not know the poll interval: an hour covers any sensible one).
@@ -82,32 +75,6 @@ class PairStatusRecord(PairFigures):
     daemon: DaemonFacts  # who runs the pair now
 
 
-def _report_queries(pair: str | None, since: datetime | None) -> tuple[_Points, _Fills, _Payments]:
-    """The observations, perp fills and funding payments a report reads."""
-    observations = select(
-        ObservationRow.pair,
-        ObservationRow.observed_at,
-        ObservationRow.spot_qty,
-        ObservationRow.perp_qty,
-        ObservationRow.price,
-    ).order_by(ObservationRow.observed_at, ObservationRow.id)
-    fills = select(
-        OrderRow.pair, FillRow.filled_at, FillRow.side, FillRow.amount, FillRow.price, FillRow.fee
-    ).join(OrderRow, OrderRow.id == FillRow.order_id)
-    # Perp fills only: a spot sell (the bearish sell-down) is not a hedge trade.
-    fills = fills.where(OrderRow.symbol.contains(":"))
-    funding = select(FundingPaymentRow.pair, FundingPaymentRow.amount)
-    if since is not None:
-        observations = observations.where(ObservationRow.observed_at >= since)
-        fills = fills.where(FillRow.filled_at >= since)
-        funding = funding.where(FundingPaymentRow.paid_at >= since)
-    if pair is not None:
-        observations = observations.where(ObservationRow.pair == pair)
-        fills = fills.where(OrderRow.pair == pair)
-        funding = funding.where(FundingPaymentRow.pair == pair)
-    return observations, fills, funding
-
-
 class ReadModels(StoreBase):
     """The status of every pair and the PnL report."""
 
@@ -139,33 +106,11 @@ class ReadModels(StoreBase):
         self, pair: str | None = None, since: datetime | None = None
     ) -> list[PairReport]:
         """Per pair (or one), PnL, costs and hedge effectiveness from the stored series
-        since ``since`` (everything when None) up to now. Perp fill amounts are taken as
-        base quantities (linear perps of contract size 1)."""
+        since ``since`` (everything when None) up to now (bot/store/report_series.py)."""
         until = self._clock.now()
-        observations, fills, funding = _report_queries(pair, since)
-        points: dict[str, list[ReportPoint]] = {}
-        pair_fills: dict[str, list[ReportFill]] = {}
-        payments: dict[str, list[Decimal]] = {}
         async with self._read() as session:
-            for name, at, spot, perp, price in (await session.execute(observations)).all():
-                points.setdefault(name, []).append(ReportPoint(at, spot, perp, price))
-            for name, at, side, amount, price, fee in (await session.execute(fills)).all():
-                signed = amount if side == "buy" else -amount
-                pair_fills.setdefault(name, []).append(ReportFill(at, signed, price, fee))
-            for name, amount in (await session.execute(funding)).all():
-                payments.setdefault(name, []).append(amount)
-        names = sorted(set(points) | set(pair_fills) | set(payments))
-        return [
-            pair_report(
-                name,
-                points.get(name, []),
-                pair_fills.get(name, []),
-                payments.get(name, []),
-                since,
-                until,
-            )
-            for name in names
-        ]
+            series = await load_report_series(session, pair, since)
+        return series.reports(since, until)
 
 
 async def _status_record(

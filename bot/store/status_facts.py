@@ -60,10 +60,12 @@ async def filled_since(session: AsyncSession, observation: ObservationRow) -> Fi
         )
     ).all()
     spot = perp = ZERO
+    # Orders count contracts, observations coins (a row before 0007 has no size: 1).
+    size = observation.contract_size or Decimal(1)
     for symbol, side, filled in rows:
         signed = filled if side == "buy" else -filled
         if symbol == observation.perp_symbol:
-            perp += signed
+            perp += signed * size
         elif symbol == observation.spot_symbol:
             spot += signed
     return FilledSince(spot, perp)

@@ -109,6 +109,10 @@ class ObservationRow(Base):
     liquidation_price: Mapped[Decimal | None] = mapped_column(Money, nullable=True)
     unrealized_pnl: Mapped[Decimal | None] = mapped_column(Money, nullable=True)
     leverage: Mapped[Decimal | None] = mapped_column(Money, nullable=True)
+    # The spot's own price where it was observed (a basis pair's); NULL before 0007.
+    spot_price: Mapped[Decimal | None] = mapped_column(Money, nullable=True)
+    # Coins per contract of the perp: its fills (in contracts) x this = coins; NULL before 0007.
+    contract_size: Mapped[Decimal | None] = mapped_column(Money, nullable=True)
 
 
 class DecisionRow(Base):

@@ -19,6 +19,7 @@ def observation_inputs(observation: Observation) -> dict[str, Any]:
         "reported_perp_qty": observation.perp_qty - observation.unreflected_qty,
         "unreflected_qty": observation.unreflected_qty,
         "price": observation.price,
+        "spot_price": observation.spot_price,
         "bid": observation.bid,
         "ask": observation.ask,
         "funding_rate": observation.funding_rate,
@@ -72,4 +73,5 @@ def decision_record(
             **({"strategy": context["strategy"]} if context.get("strategy") is not None else {}),
         },
         summary=assessment.summary,
+        contract_size=view.market.contract_size,
     )

@@ -1,0 +1,205 @@
+"""The stored series a report reads, in the report's units (``hedgebot report``).
+
+Observations are stored in coins; orders and fills in the venue's unit, contracts for a
+contract (a spot order's amount is coins). A perp fill becomes coins here, with the
+contract size stored with the observation its order was decided on (NULL on rows stored
+before revision 0007: taken as 1, what every earlier report assumed).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, TypeVar
+
+from sqlalchemy import Select, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
+
+from bot.domain.models import ONE
+from bot.domain.report import (
+    PRICE_WINDOW,
+    PairAssets,
+    PairReport,
+    PriceBook,
+    ReportFill,
+    ReportFunding,
+    ReportPoint,
+    pair_report,
+)
+from bot.domain.symbols import Symbol
+from bot.store.tables import FillRow, FundingPaymentRow, ObservationRow, OrderRow
+
+_Query = TypeVar("_Query", bound=Select[*tuple[Any, ...]])  # each loader's own row type
+
+
+@dataclass
+class ReportSeries:
+    """Per pair: observations, fills (coins) and funding; the pair's coin and quote; and
+    per quote the stored prices of other assets its fees or funding were paid in."""
+
+    points: dict[str, list[ReportPoint]] = field(default_factory=dict)
+    fills: dict[str, list[ReportFill]] = field(default_factory=dict)
+    funding: dict[str, list[ReportFunding]] = field(default_factory=dict)
+    assets: dict[str, PairAssets] = field(default_factory=dict)
+    books: dict[str, PriceBook] = field(default_factory=dict)
+
+    def reports(self, since: datetime | None, until: datetime) -> list[PairReport]:
+        names = sorted(set(self.points) | set(self.fills) | set(self.funding))
+        return [self._report(name, since, until) for name in names]
+
+    def _report(self, name: str, since: datetime | None, until: datetime) -> PairReport:
+        assets = self.assets.get(name)
+        return pair_report(
+            name,
+            self.points.get(name, []),
+            self.fills.get(name, []),
+            self.funding.get(name, []),
+            since,
+            until,
+            assets=assets,
+            prices=self.books.get(assets.quote) if assets else None,
+        )
+
+    def foreign_assets(self) -> set[tuple[str, str]]:
+        """(asset, quote) of every fee or payment in neither the pair's coin nor quote."""
+        wanted: set[tuple[str, str]] = set()
+        for name, assets in self.assets.items():
+            used = [f.fee_asset for f in self.fills.get(name, [])]
+            used += [p.asset for p in self.funding.get(name, [])]
+            wanted |= {(a, assets.quote) for a in used if a not in (None, *_codes(assets))}
+        return wanted
+
+
+def _in_period(
+    query: _Query,
+    at: InstrumentedAttribute[datetime],
+    pair_of: InstrumentedAttribute[str],
+    pair: str | None,
+    since: datetime | None,
+) -> _Query:
+    """``query`` of ``pair`` (or every pair) since ``since`` (or ever)."""
+    if since is not None:
+        query = query.where(at >= since)
+    if pair is not None:
+        query = query.where(pair_of == pair)
+    return query
+
+
+def _codes(assets: PairAssets) -> tuple[str, str]:
+    return assets.base, assets.quote
+
+
+def _assets(symbol: str) -> PairAssets:
+    parsed = Symbol.parse(symbol)
+    return PairAssets(parsed.base, parsed.quote)
+
+
+async def _load_points(
+    session: AsyncSession, series: ReportSeries, pair: str | None, since: datetime | None
+) -> None:
+    query = select(
+        ObservationRow.pair,
+        ObservationRow.observed_at,
+        ObservationRow.spot_qty,
+        ObservationRow.perp_qty,
+        ObservationRow.price,
+        ObservationRow.spot_price,
+        ObservationRow.spot_symbol,
+    ).order_by(ObservationRow.observed_at, ObservationRow.id)
+    query = _in_period(query, ObservationRow.observed_at, ObservationRow.pair, pair, since)
+    for name, at, spot, perp, price, spot_price, spot_symbol in await session.execute(query):
+        series.points.setdefault(name, []).append(ReportPoint(at, spot, perp, price, spot_price))
+        series.assets.setdefault(name, _assets(spot_symbol))
+
+
+async def _load_fills(
+    session: AsyncSession, series: ReportSeries, pair: str | None, since: datetime | None
+) -> None:
+    query = (
+        select(
+            OrderRow.pair,
+            OrderRow.symbol,
+            FillRow.filled_at,
+            FillRow.side,
+            FillRow.amount,
+            FillRow.price,
+            FillRow.fee,
+            FillRow.fee_asset,
+            ObservationRow.contract_size,
+        )
+        .join(OrderRow, OrderRow.id == FillRow.order_id)
+        .outerjoin(ObservationRow, ObservationRow.id == OrderRow.decision_id)
+        .order_by(FillRow.filled_at, FillRow.id)
+    )
+    query = _in_period(query, FillRow.filled_at, OrderRow.pair, pair, since)
+    for name, symbol, at, side, amount, price, fee, fee_asset, size in await session.execute(query):
+        spot = Symbol.parse(symbol).is_spot
+        coins = amount if spot else amount * (size or ONE)
+        signed = coins if side == "buy" else -coins
+        fill = ReportFill(at, signed, price, fee, fee_asset, spot=spot)
+        series.fills.setdefault(name, []).append(fill)
+        series.assets.setdefault(name, _assets(symbol))
+
+
+async def _load_funding(
+    session: AsyncSession, series: ReportSeries, pair: str | None, since: datetime | None
+) -> None:
+    query = select(
+        FundingPaymentRow.pair,
+        FundingPaymentRow.paid_at,
+        FundingPaymentRow.amount,
+        FundingPaymentRow.asset,
+        FundingPaymentRow.mark_price,
+        FundingPaymentRow.symbol,
+    ).order_by(FundingPaymentRow.paid_at, FundingPaymentRow.id)
+    query = _in_period(query, FundingPaymentRow.paid_at, FundingPaymentRow.pair, pair, since)
+    for name, at, amount, asset, mark, symbol in await session.execute(query):
+        series.funding.setdefault(name, []).append(ReportFunding(at, amount, asset, mark))
+        series.assets.setdefault(name, _assets(symbol))
+
+
+async def _load_books(
+    session: AsyncSession, series: ReportSeries, wanted: Iterable[tuple[str, str]]
+) -> None:
+    """The observed prices of the other assets fees or funding were paid in: those of a
+    pair whose spot is ``asset/quote``, near the period."""
+    symbols = {f"{asset}/{quote}": (asset, quote) for asset, quote in wanted}
+    if not symbols:
+        return
+    times = [f.at for fills in series.fills.values() for f in fills]
+    times += [p.at for payments in series.funding.values() for p in payments]
+    query = (
+        select(
+            ObservationRow.spot_symbol,
+            ObservationRow.observed_at,
+            ObservationRow.price,
+            ObservationRow.spot_price,
+        )
+        .where(
+            ObservationRow.spot_symbol.in_(symbols),
+            ObservationRow.observed_at >= min(times) - PRICE_WINDOW,
+            ObservationRow.observed_at <= max(times) + PRICE_WINDOW,
+        )
+        .order_by(ObservationRow.observed_at, ObservationRow.id)
+    )
+    prices: dict[str, dict[str, list[tuple[datetime, Decimal]]]] = {}
+    for spot_symbol, at, price, spot_price in await session.execute(query):
+        asset, quote = symbols[spot_symbol]
+        book = prices.setdefault(quote, {}).setdefault(asset, [])
+        book.append((at, price if spot_price is None else spot_price))
+    series.books = {quote: PriceBook(assets) for quote, assets in prices.items()}
+
+
+async def load_report_series(
+    session: AsyncSession, pair: str | None, since: datetime | None
+) -> ReportSeries:
+    """What a report of ``pair`` (or every pair) since ``since`` reads, in coins."""
+    series = ReportSeries()
+    await _load_points(session, series, pair, since)
+    await _load_fills(session, series, pair, since)
+    await _load_funding(session, series, pair, since)
+    await _load_books(session, series, series.foreign_assets())
+    return series
