@@ -130,7 +130,7 @@ class HedgeDaemon:
         )
         self.reconcile = ReconcileStage(self.accounts, self.observing, self.inflight, repository)
         self.targets = TargetSource(settings, repository)
-        self.views = ViewBuilder(self.accounts, markets, self.inflight)
+        self.views = ViewBuilder(self.accounts, markets, self.inflight, risk.max_price_deviation)
         self.assessing = AssessStage(settings, self.accounts, self.targets, self.pair_state)
         self.sending = SendStage(
             repository,

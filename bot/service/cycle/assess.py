@@ -17,6 +17,7 @@ from bot.domain.models import ZERO, Decision, HedgeParams, Observation, OrderInt
 from bot.domain.quantize import amount_problem, ioc_limit_price, round_down
 from bot.domain.rebalance import (
     decide,
+    held,
     holds_while_unchanged,
     interval_slot,
     interval_start,
@@ -97,6 +98,8 @@ class AssessStage:
             min_notional=pair.min_notional,
             max_order_notional=pair.max_order_notional,
         )
+        if view.price_problem is not None:
+            return self._bad_quotes(view, params, target, view.price_problem)
         decision = self._decide(view, params, now)
         decision = replace(decision, reason=f"{target.reason}; {decision.reason}")
         risk = self._settings.risk
@@ -119,6 +122,24 @@ class AssessStage:
                 assessment, summary=f"spot sell {spot_leg.summary}; {assessment.summary}"
             )
         return replace(assessment, target=target)
+
+    def _bad_quotes(
+        self, view: PairView, params: HedgeParams, target: Target, problem: str
+    ) -> Assessment:
+        """Quotes that cannot price an order hold the pair: nothing is decided on them
+        (not even the liquidation guard's order), and the denial says why."""
+        decision = held(view.observation, params, "no order on these quotes")
+        decision = replace(decision, reason=f"{target.reason}; {decision.reason}")
+        verdict = Verdict(False, problem)
+        return Assessment(
+            view.pair.name,
+            view.observation,
+            decision,
+            verdict,
+            "denied",
+            f"denied: {problem}",
+            target=target,
+        )
 
     def risk_limits(self, view: PairView) -> RiskLimits:
         pair = view.pair
