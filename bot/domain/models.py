@@ -49,6 +49,9 @@ class Market:
     contract_size: Decimal = ONE
     is_perp: bool = False  # any contract, perpetual or dated
     expiry: datetime | None = None  # a dated future's delivery time; None: spot or perpetual
+    # The venue takes a reduce-only order under min_notional (Binance USDⓈ-M), so a
+    # residual position below it can still be closed.
+    reduce_only_below_min_notional: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -85,7 +85,8 @@ def decide(observation: Observation, params: HedgeParams, market: Market) -> Dec
     detail = f"drift {_num(drift_qty)}"
     if caps:
         detail += "; " + ", ".join(caps)
-    problem = amount_problem(amount, price, market, params.min_notional)
+    closes = reduce_only and contracts_to_base(amount, market) == abs(perp)
+    problem = amount_problem(amount, price, market, params.min_notional, closes_position=closes)
     if problem is not None:
         return decision(f"{where}: no order, {what}: {problem} ({detail})")
     if caps:
