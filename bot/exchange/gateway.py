@@ -138,7 +138,14 @@ class ExchangeGateway(Protocol):
         ...
 
     async def fetch_funding_payments(self, symbols: Iterable[str]) -> list[FundingPayment]:
-        """Return funding payments not yet handed out by this call."""
+        """Return funding payments not yet committed: the same ones again (and any newer)
+        until ``commit_funding`` says they are stored."""
+        ...
+
+    async def commit_funding(self) -> None:
+        """The payments the last ``fetch_funding_payments`` returned are stored: move the
+        cursor past them. Called only after the store's transaction committed, so a failed
+        write loses nothing (the store skips a payment it already has)."""
         ...
 
     async def fetch_ohlcv(

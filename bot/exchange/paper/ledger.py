@@ -444,11 +444,13 @@ class PaperLedger:
         if len(state.pending_funding) > MAX_PENDING_FUNDING:
             del state.pending_funding[: len(state.pending_funding) - MAX_PENDING_FUNDING]
 
-    def take_funding(self, symbols: set[str]) -> list[FundingPayment]:
-        """Funding settled on ``symbols`` and not yet handed out, oldest first; once."""
-        taken = [p for p in self.state.pending_funding if p.symbol in symbols]
-        if taken:
-            self.state.pending_funding = [
-                p for p in self.state.pending_funding if p.symbol not in symbols
-            ]
-        return taken
+    def pending_funding(self, symbols: set[str]) -> list[FundingPayment]:
+        """Funding settled on ``symbols`` and not yet dropped (stored), oldest first."""
+        return [p for p in self.state.pending_funding if p.symbol in symbols]
+
+    def drop_funding(self, stored: list[FundingPayment]) -> bool:
+        """Forget the payments the store has; whether any were pending."""
+        kept = [p for p in self.state.pending_funding if p not in stored]
+        dropped = len(kept) != len(self.state.pending_funding)
+        self.state.pending_funding = kept
+        return dropped
