@@ -74,8 +74,9 @@ class AssessStage:
         self._targets = targets
         self._pair_state = pair_state
         self._checks = MarketChecks(timedelta(seconds=float(settings.risk.market_stats_refresh_s)))
-        # Interval rebalancing: the last interval in which each pair reached its target.
-        self._interval_done: dict[str, int] = {}
+        # Interval rebalancing: the last interval in which each pair reached its target,
+        # and that target (a new one is acted on at once, whatever the strategy).
+        self._interval_done: dict[str, tuple[int, Decimal]] = {}
         # A hold that depends on quantities and params alone is reused while they stay the
         # same, rather than decided again (see quiet_until, which the backtest relies on).
         self._held: dict[str, tuple[tuple[Any, ...], Decision]] = {}
@@ -304,7 +305,7 @@ class AssessStage:
         pair, observation = view.pair, view.observation
         if pair.rebalance == "interval":
             slot = interval_slot(now, pair.rebalance_interval_s)
-            if self._interval_done.get(pair.name) == slot:
+            if self._interval_done.get(pair.name) == (slot, params.target_ratio):
                 next_at = interval_start(slot + 1, pair.rebalance_interval_s)
                 return wait_for_interval(observation, params, next_at)
             # Due: trade to the target itself (the min notional still applies).
@@ -334,12 +335,17 @@ class AssessStage:
         self._quiet.clear()
 
     def _hold_horizon(self, pair: PairConfig, assessment: Assessment, now: datetime) -> datetime:
-        if assessment.action != "none" or not _static_target(pair):
+        if assessment.action != "none":
             return now
         if pair.rebalance == "interval":
+            # At the target: done until the next interval, whatever the strategy.
             slot = interval_slot(now, pair.rebalance_interval_s)
-            self._interval_done[pair.name] = slot  # at the target: done until the next one
+            self._interval_done[pair.name] = (slot, assessment.decision.target_ratio)
+            if not _static_target(pair):
+                return now  # its target may move with the market: no quiet promise
             return interval_start(slot + 1, pair.rebalance_interval_s)
+        if not _static_target(pair):
+            return now
         if holds_while_unchanged(assessment.decision, assessment.observation.spot_qty):
             return FOREVER
         return now
