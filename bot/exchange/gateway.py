@@ -73,6 +73,12 @@ class ExchangeGateway(Protocol):
 
     name: str
 
+    @property
+    def hedge_mode(self) -> bool:
+        """True when the account holds separate long and short positions per symbol
+        (known once the markets are loaded); hedgebot then trades only the short side."""
+        ...
+
     async def load_markets(
         self, symbols: Iterable[str], reload: bool = False
     ) -> Mapping[str, Market]:

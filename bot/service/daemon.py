@@ -29,7 +29,7 @@ from bot.service.basis import live_contracts
 from bot.service.cycle.accounts import Accounts, account_names, round_robin
 from bot.service.cycle.assess import FOREVER, Assessment, AssessStage
 from bot.service.cycle.inflight import InflightStage
-from bot.service.cycle.leverage import start_leverages
+from bot.service.cycle.leverage import refuse_net_long_in_hedge_mode, start_leverages
 from bot.service.cycle.observe import AccountSnapshot, ObserveStage
 from bot.service.cycle.pair_state import PairState
 from bot.service.cycle.reconcile import ReconcileStage
@@ -156,6 +156,7 @@ class HedgeDaemon:
         """Load markets, set leverage and margin mode per pair, record the start."""
         await self.load_markets()
         self._active = self.pair_state.unfinished(self._pairs)
+        refuse_net_long_in_hedge_mode(self._active, self.accounts)
         await self.reconcile.restore()
         await self.targets.restore(self._pairs)
         await self.targets.load_overrides()

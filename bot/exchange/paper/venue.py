@@ -276,6 +276,11 @@ class PaperVenue:
             self._ledger.add_margin(symbol, amount)
             change.changed = True
 
+    @property
+    def hedge_mode(self) -> bool:
+        """The paper account is in one-way mode: one net position per symbol."""
+        return False
+
     def leverage(self, symbol: str) -> Decimal:
         """Leverage of the open position, else the one set for ``symbol`` (default 1)."""
         return self._ledger.leverage(symbol)
