@@ -298,9 +298,10 @@ class PaperVenue:
 
     def settle_horizon(self) -> tuple[datetime, list[tuple[str, Decimal, bool]]]:
         """What can next change the account without a request: the next funding time or
-        open dated position's expiry, whichever is first, and per open position (symbol, liquidation price, short?) the price the mark must reach
-        (at or above it for a short, at or below for a long). A backtest settles only at the
-        steps where one of them may be met."""
+        open dated position's expiry, whichever is first, and per open position (symbol,
+        liquidation price, short?) the price the mark must reach (at or above it for a
+        short, at or below for a long). A backtest settles only at the steps where one of
+        them may be met."""
         return self._ledger.settle_horizon(self._clock.now())
 
     def settle_due(self) -> bool:
