@@ -10,6 +10,8 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
 
+import pytest
+
 from bot.clock import FakeClock
 from bot.domain.models import HedgeParams, Market, Observation, Ticker
 from bot.domain.rebalance import decide
@@ -55,33 +57,29 @@ async def held_with(repository: Repository, venue: BadBookVenue, fragment: str) 
     assert fragment in status.health
 
 
-async def test_a_crossed_book_sends_nothing_and_status_says_so(
-    repository: Repository, clock: FakeClock
+@pytest.mark.parametrize(
+    ("bid", "ask", "why"),
+    [
+        pytest.param("60100", "59900", "crossed book: bid 60100 > ask 59900", id="crossed"),
+        # The book's touch at half the mark (60,000; the last trade without a position).
+        pytest.param("30000", "30010", "from the reference price 60000", id="far-from-mark"),
+    ],
+)
+async def test_a_bad_book_sends_nothing_and_status_says_why(
+    bid: str, ask: str, why: str, repository: Repository, clock: FakeClock
 ) -> None:
     daemon, venue = await unhedged(repository, clock)
-    venue.bad = (D(60100), D(59900))
+    venue.bad = (D(bid), D(ask))
 
     report = await daemon.run_cycle(1)
 
     assert report.actions["BTC"] == "denied"
-    await held_with(repository, venue, "crossed book: bid 60100 > ask 59900")
+    await held_with(repository, venue, why)
 
     # Once the book is sane again, the hedge goes out.
     venue.bad = None
     clock.advance(10)
     assert (await daemon.run_cycle(2)).actions["BTC"].startswith("order")
-
-
-async def test_a_touch_far_from_the_mark_sends_nothing_and_status_says_so(
-    repository: Repository, clock: FakeClock
-) -> None:
-    daemon, venue = await unhedged(repository, clock)
-    venue.bad = (D(30000), D(30010))  # the book's touch, while the mark is 60,000
-
-    report = await daemon.run_cycle(1)
-
-    assert report.actions["BTC"] == "denied"
-    await held_with(repository, venue, "from the reference price 60000")
 
 
 async def test_the_deviation_allowed_is_configurable(

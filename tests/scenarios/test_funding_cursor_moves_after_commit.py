@@ -14,13 +14,13 @@ import pytest_asyncio
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.clock import Clock, FakeClock, SystemClock
-from bot.config import Settings
 from bot.domain.models import FundingPayment
 from bot.exchange.ccxt_gateway import CcxtGateway
 from bot.exchange.feeds import ManualFeed
 from bot.service.wiring import BuiltDaemon, build_daemon
 from bot.store.errors import StoreUnavailable
 from bot.store.repository import Repository
+from tests.scenarios.on_binance import binance_settings
 from tests.support.builders import open_daemon, pair, settings
 from tests.support.emulators.binance import BinanceEmulator
 
@@ -69,26 +69,9 @@ async def test_paper_funding_survives_a_failed_write(engine: AsyncEngine) -> Non
 async def on_emulator(
     emulator: BinanceEmulator, engine: AsyncEngine
 ) -> AsyncIterator[tuple[Any, FundingOutage, CcxtGateway]]:
-    emulator.set_spot_balance("BTC", D(1))
-    emulator.set_futures_balance("USDT", D(100000))
     clock: Clock = SystemClock()
     repository = FundingOutage(engine, clock)
-    config = Settings(
-        mode="testnet",
-        poll_interval_s=1,
-        pairs=[pair("BTC", max_order_notional="200000", leverage="2")],
-        accounts={
-            "main": {
-                "exchange": "binance",
-                "api_key": "test-key",
-                "secret": "test-secret",
-                "ccxt_config": {**emulator.ccxt_config(), "timeout": 1000},
-                "rate_limit_per_s": "500",
-            }
-        },
-        risk={"max_data_age_s": "30", "order_settle_s": "1"},
-    )
-    built: BuiltDaemon = await build_daemon(config, repository, clock)
+    built: BuiltDaemon = await build_daemon(binance_settings(emulator), repository, clock)
     gateway = built.gateways["main"]
     assert isinstance(gateway, CcxtGateway)
     gateway.funding_poll = timedelta(0)

@@ -22,6 +22,7 @@ from bot.domain.strategies.registry import STRATEGIES, strategy_for
 from bot.exchange.gateway import FatalError
 from bot.service.wiring import BuiltDaemon, build_daemon
 from bot.store.repository import Repository
+from tests.scenarios.on_binance import binance_settings
 from tests.support.builders import pair
 from tests.support.emulators.binance import BinanceEmulator
 
@@ -33,24 +34,10 @@ Build = Callable[..., Any]
 
 @pytest_asyncio.fixture
 async def build(emulator: BinanceEmulator, engine: AsyncEngine) -> AsyncIterator[Build]:
-    emulator.set_spot_balance("BTC", D(1))
-    emulator.set_futures_balance("USDT", D(100000))
     opened: list[BuiltDaemon] = []
 
     async def make(**extra: Any) -> BuiltDaemon:
-        config = Settings(
-            mode="testnet",
-            pairs=[pair("BTC", leverage="2", **extra)],
-            accounts={
-                "main": {
-                    "exchange": "binance",
-                    "api_key": "test-key",
-                    "secret": "test-secret",
-                    "ccxt_config": {**emulator.ccxt_config(), "timeout": 1000},
-                    "rate_limit_per_s": "500",
-                }
-            },
-        )
+        config = binance_settings(emulator, **extra)
         built = await build_daemon(config, Repository(engine, SystemClock()), SystemClock())
         opened.append(built)
         return built

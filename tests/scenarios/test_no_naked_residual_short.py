@@ -14,13 +14,13 @@ import pytest_asyncio
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.clock import FakeClock, SystemClock
-from bot.config import Settings
 from bot.domain.models import Market
 from bot.domain.quantize import amount_problem
 from bot.exchange.ccxt_markets import market as ccxt_market
 from bot.exchange.feeds import ManualFeed
 from bot.service.wiring import BuiltDaemon, build_daemon
 from bot.store.repository import Repository
+from tests.scenarios.on_binance import binance_settings
 from tests.support.builders import open_daemon, pair, settings
 from tests.support.emulators.binance import BinanceEmulator
 
@@ -95,23 +95,7 @@ def test_the_ccxt_adapter_marks_binance_futures_as_exempt() -> None:
 
 @pytest_asyncio.fixture
 async def on_emulator(emulator: BinanceEmulator, engine: AsyncEngine) -> AsyncIterator[Any]:
-    emulator.set_spot_balance("BTC", D(1))
-    emulator.set_futures_balance("USDT", D(100000))
-    config = Settings(
-        mode="testnet",
-        poll_interval_s=1,
-        pairs=[pair("BTC", max_order_notional="200000", leverage="2")],
-        accounts={
-            "main": {
-                "exchange": "binance",
-                "api_key": "test-key",
-                "secret": "test-secret",
-                "ccxt_config": {**emulator.ccxt_config(), "timeout": 1000},
-                "rate_limit_per_s": "500",
-            }
-        },
-        risk={"max_data_age_s": "30", "order_settle_s": "1"},
-    )
+    config = binance_settings(emulator)
     built: BuiltDaemon = await build_daemon(
         config, Repository(engine, SystemClock()), SystemClock()
     )
