@@ -500,6 +500,9 @@ class RiskConfig(_Frozen):
     max_consecutive_failures: Annotated[int, Field(ge=1, le=1000)] = 3
     # Open interest and 24h volume are fetched at most this often per symbol.
     market_stats_refresh_s: Annotated[Decimal, Field(ge=0, le=86400)] = Decimal(300)
+    # A pair sends nothing while its bid or ask is further than this (a fraction) from
+    # the mark (the last trade when there is no position), or its book is crossed.
+    max_price_deviation: Annotated[Decimal, Field(gt=0, lt=1)] = Decimal("0.05")
 
 
 class AccountConfig(_Frozen):

@@ -90,3 +90,32 @@ def largest_amount_within(
         qty += level.amount
         cost += level.amount * level.price
     return round_down(qty, amount_step)
+
+
+def quote_problem(
+    symbol: str,
+    bid: Decimal,
+    ask: Decimal,
+    reference: Decimal | None,
+    max_deviation: Decimal,
+    source: str = "mark",
+) -> str | None:
+    """Why ``bid``/``ask`` of ``symbol`` cannot price an order, or None when they can: a
+    bid or ask that is not a positive price, a crossed book (bid above ask), or a touch
+    further than ``max_deviation`` (a fraction) from ``reference`` (the mark, or the last
+    trade when the venue shows no mark; no reference: not checked)."""
+    if bid <= ZERO or ask <= ZERO:
+        return f"no usable bid/ask for {symbol} (bid {bid}, ask {ask}): not traded this cycle"
+    if bid > ask:
+        return f"crossed book: bid {bid} > ask {ask} on {symbol}: not traded this cycle"
+    if reference is None or reference <= ZERO:
+        return None
+    for name, price in (("bid", bid), ("ask", ask)):
+        deviation = abs(price - reference) / reference
+        if deviation > max_deviation:
+            return (
+                f"{name} {price} of {symbol} is {deviation * 100:.1f}% from the reference "
+                f"price {reference} ({source}) > max_price_deviation {max_deviation}: "
+                "not traded this cycle"
+            )
+    return None

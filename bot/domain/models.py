@@ -50,6 +50,9 @@ class Market:
     is_perp: bool = False  # any contract, perpetual or dated
     expiry: datetime | None = None  # a dated future's delivery time; None: spot or perpetual
     taker_fee: Decimal | None = None  # the venue's taker fee rate (0.0005); None: not stated
+    # The venue takes a reduce-only order under min_notional (Binance USDⓈ-M), so a
+    # residual position below it can still be closed.
+    reduce_only_below_min_notional: bool = False
 
 
 @dataclass(frozen=True, slots=True)

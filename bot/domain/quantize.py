@@ -50,11 +50,19 @@ def contracts_to_base(contracts: Decimal, market: Market) -> Decimal:
 
 
 def amount_problem(
-    contracts: Decimal, price: Decimal, market: Market, min_notional: Decimal = ZERO
+    contracts: Decimal,
+    price: Decimal,
+    market: Market,
+    min_notional: Decimal = ZERO,
+    *,
+    closes_position: bool = False,
 ) -> str | None:
     """Why ``contracts`` at ``price`` cannot be ordered on ``market``, or None when it can.
 
     ``min_notional`` is the pair's own floor; the stricter of it and the market's applies.
+    A reduce-only order that closes the whole position (``closes_position``) is not held
+    to the pair's floor, nor to the market's where the venue takes such orders under it
+    (``Market.reduce_only_below_min_notional``): no residual position is left behind.
     """
     if contracts < market.amount_step:
         return f"amount {contracts:f} below one amount step {market.amount_step:f}"
@@ -66,6 +74,8 @@ def amount_problem(
         return f"amount {contracts:f} above max amount {market.max_amount:f}"
     notional = contracts_to_base(contracts, market) * price
     floor = max(market.min_notional, min_notional)
+    if closes_position:
+        floor = ZERO if market.reduce_only_below_min_notional else market.min_notional
     if notional < floor:
         return f"notional {notional:.2f} below min notional {floor:f}"
     return None

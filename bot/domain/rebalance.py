@@ -75,6 +75,8 @@ def decide(observation: Observation, params: HedgeParams, market: Market) -> Dec
     side = Side.SELL if drift_qty > ZERO else Side.BUY
     reduce_only = (side is Side.SELL and perp > ZERO) or (side is Side.BUY and perp < ZERO)
     price = reference_price(observation, side)
+    if price <= ZERO:
+        return decision(f"{where}: no order, no usable price (price {observation.price})")
     amount, caps = _capped(
         base_to_contracts(abs(drift_qty), market), perp, price, reduce_only, params, market
     )
@@ -83,7 +85,8 @@ def decide(observation: Observation, params: HedgeParams, market: Market) -> Dec
     detail = f"drift {_num(drift_qty)}"
     if caps:
         detail += "; " + ", ".join(caps)
-    problem = amount_problem(amount, price, market, params.min_notional)
+    closes = reduce_only and contracts_to_base(amount, market) == abs(perp)
+    problem = amount_problem(amount, price, market, params.min_notional, closes_position=closes)
     if problem is not None:
         return decision(f"{where}: no order, {what}: {problem} ({detail})")
     if caps:
@@ -137,6 +140,12 @@ def interval_start(slot: int, interval_s: int) -> datetime:
 def wait_for_interval(observation: Observation, params: HedgeParams, next_at: datetime) -> Decision:
     """The hold of interval rebalancing between two rebalance times (no order, whatever the
     drift): the ratio and drift are still reported."""
+    return held(observation, params, f"interval rebalancing, no order until {next_at.isoformat()}")
+
+
+def held(observation: Observation, params: HedgeParams, why: str) -> Decision:
+    """No order, whatever the drift, because of ``why``; the ratio and drift are still
+    reported."""
     ratio = hedge_ratio(observation.spot_qty, observation.perp_qty)
     drift_qty = drift(observation.spot_qty, observation.perp_qty, params.target_ratio)
     shown = "none" if ratio is None else f"{ratio:.4f}"
@@ -148,8 +157,7 @@ def wait_for_interval(observation: Observation, params: HedgeParams, next_at: da
         band=params.band,
         action="none",
         reason=(
-            f"ratio {shown}, target {params.target_ratio:.4f}: interval rebalancing, "
-            f"no order until {next_at.isoformat()} (drift {_num(drift_qty)})"
+            f"ratio {shown}, target {params.target_ratio:.4f}: {why} (drift {_num(drift_qty)})"
         ),
     )
 

@@ -91,6 +91,7 @@ class CcxtGateway:
         self._hedge_mode: bool | None = None
         self.funding_poll = FUNDING_POLL
         self._funding_cursor: datetime | None = None
+        self._funding_fetched: datetime | None = None  # the cursor once those are stored
         self._funding_polled_at: datetime | None = None
 
     @classmethod
@@ -205,8 +206,9 @@ class CcxtGateway:
         return ccxt_parse.funding_rates(raw, wanted, self._clock.now())
 
     async def fetch_funding_payments(self, symbols: Iterable[str]) -> list[FundingPayment]:
-        """Funding income since the last call, all symbols in one request (the first call
-        looks back a week); polled at most once a minute, as funding comes every few hours."""
+        """Funding income since the last committed payment, all symbols in one request (the
+        first call looks back a week); polled at most once a minute, as funding comes every
+        few hours."""
         wanted = {s for s in symbols if is_contract(s)}
         now = self._clock.now()
         if not wanted or not self._client.has.get("fetchFundingHistory"):
@@ -226,10 +228,15 @@ class CcxtGateway:
             {"type": "swap", "subType": "linear"},
         )
         self._funding_polled_at = now
-        payments, self._funding_cursor = ccxt_parse.funding_history(
+        payments, self._funding_fetched = ccxt_parse.funding_history(
             raw, wanted, since, self._markets
         )
         return payments
+
+    async def commit_funding(self) -> None:
+        """The fetched payments are stored: the next look starts after them."""
+        if self._funding_fetched is not None:
+            self._funding_cursor, self._funding_fetched = self._funding_fetched, None
 
     async def fetch_market_stats(self, symbol: str) -> MarketStats:
         """24h quote volume (fetch_ticker) and open interest (fetch_open_interest), in quote;

@@ -22,6 +22,11 @@ def is_contract(symbol: str) -> bool:
     return parse_symbol(symbol).is_contract
 
 
+# Venues whose futures take a reduce-only order under the min notional. Binance USDⓈ-M:
+# -4164 "Order's notional must be no smaller than 5 (unless you choose reduce only)".
+REDUCE_ONLY_BELOW_MIN_NOTIONAL = frozenset({"binance", "binanceusdm"})
+
+
 def load_only_types(client: Any, symbols: Iterable[str]) -> None:
     """Tell ``client`` to load only the market types ``symbols`` need (spot, linear)."""
     types = sorted({"linear" if is_contract(s) else "spot" for s in symbols})
@@ -61,6 +66,7 @@ def market(raw: Mapping[str, Any], precision_mode: Any, exchange: str) -> Market
     limits = raw.get("limits") or {}
     amount_limits = limits.get("amount") or {}
     cost_limits = limits.get("cost") or {}
+    is_perp = bool(raw.get("swap") or raw.get("future"))
     return Market(
         symbol=raw["symbol"],
         base=raw["base"],
@@ -71,9 +77,10 @@ def market(raw: Mapping[str, Any], precision_mode: Any, exchange: str) -> Market
         max_amount=dec_or_none(amount_limits.get("max")),
         min_notional=dec_or_none(cost_limits.get("min")) or ZERO,
         contract_size=dec_or_none(raw.get("contractSize")) or ONE,
-        is_perp=bool(raw.get("swap") or raw.get("future")),
+        is_perp=is_perp,
         # Dated futures (type "future") carry their delivery time; "linear" loads them
         # with the perpetuals on Binance USDⓈ-M (contractType CURRENT_QUARTER...).
         expiry=ms_time(raw.get("expiry")) if raw.get("future") else None,
         taker_fee=dec_or_none(raw.get("taker")),
+        reduce_only_below_min_notional=is_perp and exchange in REDUCE_ONLY_BELOW_MIN_NOTIONAL,
     )

@@ -73,6 +73,12 @@ class ExchangeGateway(Protocol):
 
     name: str
 
+    @property
+    def hedge_mode(self) -> bool:
+        """True when the account holds separate long and short positions per symbol
+        (known once the markets are loaded); hedgebot then trades only the short side."""
+        ...
+
     async def load_markets(
         self, symbols: Iterable[str], reload: bool = False
     ) -> Mapping[str, Market]:
@@ -138,7 +144,14 @@ class ExchangeGateway(Protocol):
         ...
 
     async def fetch_funding_payments(self, symbols: Iterable[str]) -> list[FundingPayment]:
-        """Return funding payments not yet handed out by this call."""
+        """Return funding payments not yet committed: the same ones again (and any newer)
+        until ``commit_funding`` says they are stored."""
+        ...
+
+    async def commit_funding(self) -> None:
+        """The payments the last ``fetch_funding_payments`` returned are stored: move the
+        cursor past them. Called only after the store's transaction committed, so a failed
+        write loses nothing (the store skips a payment it already has)."""
         ...
 
     async def fetch_ohlcv(

@@ -30,7 +30,7 @@ from bot.service.basis import live_contracts
 from bot.service.cycle.accounts import Accounts, account_names, round_robin
 from bot.service.cycle.assess import FOREVER, Assessment, AssessStage
 from bot.service.cycle.inflight import InflightStage
-from bot.service.cycle.leverage import start_leverages
+from bot.service.cycle.leverage import refuse_net_long_in_hedge_mode, start_leverages
 from bot.service.cycle.observe import AccountSnapshot, ObserveStage
 from bot.service.cycle.pair_state import PairState
 from bot.service.cycle.reconcile import ReconcileStage
@@ -138,7 +138,7 @@ class HedgeDaemon:
         )
         self.reconcile = ReconcileStage(self.accounts, self.observing, self.inflight, repository)
         self.targets = TargetSource(settings, repository)
-        self.views = ViewBuilder(self.accounts, markets, self.inflight)
+        self.views = ViewBuilder(self.accounts, markets, self.inflight, risk.max_price_deviation)
         self.assessing = AssessStage(settings, self.accounts, self.targets, self.pair_state)
         self.sending = SendStage(
             repository,
@@ -164,6 +164,7 @@ class HedgeDaemon:
         """Load markets, set leverage and margin mode per pair, record the start."""
         await self.load_markets()
         self._active = self.pair_state.unfinished(self._pairs)
+        refuse_net_long_in_hedge_mode(self._active, self.accounts)
         await self.reconcile.restore()
         await self.targets.restore(self._pairs)
         await self.targets.load_overrides()

@@ -1,5 +1,5 @@
-"""One bad symbol errors one pair: a ticker missing from the tickers answer, a bid of 0,
-or a market the venue no longer lists stops only the pair that trades it; every other
+"""One bad symbol errors one pair: a ticker missing from the tickers answer or a market
+the venue no longer lists (a bid of 0 holds it) stops only the pair that trades it; every other
 pair on the account keeps hedging and guarding in the same cycle."""
 
 from __future__ import annotations
@@ -95,15 +95,19 @@ async def test_a_ticker_missing_from_the_answer_errors_only_its_pair(
     assert statuses["BTC"].health == "ok"
 
 
-async def test_a_bid_of_zero_for_one_symbol_errors_only_its_pair(
+async def test_a_bid_of_zero_for_one_symbol_holds_only_its_pair(
     repository: Repository, clock: FakeClock
 ) -> None:
+    """A bid of 0 holds its pair (denied, status says why; see
+    tests/scenarios/test_bad_book_sends_nothing.py); BTC orders in the same cycle."""
     daemon, venue = await two_pairs(repository, clock)
     venue.zero_bid = frozenset({ETH_PERP})
 
     report = await daemon.run_cycle(1)
 
-    only_eth_failed(report)
+    assert report.errors == {}
+    assert report.actions["ETH"] == "denied"
+    assert report.actions["BTC"].startswith("order")
     assert await venue.fetch_positions([ETH_PERP]) == {}  # nothing sent on a bid of 0
 
 

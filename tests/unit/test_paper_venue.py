@@ -354,7 +354,9 @@ async def test_short_receives_funding_at_each_8_hour_boundary() -> None:
     assert payments[0].asset == "USDT"
     assert payments[0].position_qty == D(-1)
     assert payments[0].mark_price == D(60000)
-    # handed out once
+    # handed out again until committed (stored), then no more
+    assert await rig.venue.fetch_funding_payments([BTC_PERP]) == payments
+    await rig.venue.commit_funding()
     assert await rig.venue.fetch_funding_payments([BTC_PERP]) == []
     rig.clock.advance(16 * 3600)  # 16:00 and 00:00 next day
     later = await rig.venue.fetch_funding_payments([BTC_PERP])

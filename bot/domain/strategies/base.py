@@ -191,6 +191,12 @@ class Strategy(ABC):
     def highest_ratio(self) -> Decimal:
         """The largest hedge ratio the strategy can ask for (leverage is sized on it)."""
 
+    def lowest_ratio(self) -> Decimal:
+        """The smallest hedge ratio the strategy can ask for; below 0 it can ask for a net
+        long (a long perp), which an account in hedge mode cannot give (hedgebot trades
+        only its short side there)."""
+        return ZERO
+
     @abstractmethod
     def target(self, inputs: TargetInputs) -> Target:
         """The target ratio for these inputs (pure)."""

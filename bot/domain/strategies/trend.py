@@ -121,6 +121,9 @@ class TrendStrategy(Strategy):
     def highest_ratio(self) -> Decimal:
         return max(self.bear_ratio, abs(self.bull_ratio))
 
+    def lowest_ratio(self) -> Decimal:
+        return min(self.bear_ratio, self.bull_ratio)
+
     @property
     def candles(self) -> CandleSpec:
         history = EMA_HISTORY_FACTOR if self.ma == "ema" else 1

@@ -102,7 +102,8 @@ class PaperMatcher:
         if not _reaches(request, price):
             return self._expire(request, price)
         notional = request.amount * price
-        if notional < market.min_notional:
+        exempt = request.reduce_only and market.reduce_only_below_min_notional
+        if notional < market.min_notional and not exempt:
             raise OrderRejectedError(
                 f"notional {notional:f} below the min notional {market.min_notional:f} of "
                 f"{request.symbol}"

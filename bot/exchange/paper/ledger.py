@@ -323,15 +323,21 @@ class PaperLedger:
     # -- what time does --------------------------------------------------------------------
 
     def settle_horizon(self, now: datetime) -> tuple[datetime, list[tuple[str, Decimal, bool]]]:
-        """The next funding time, and per open position (symbol, liquidation price, short?)
-        the price the mark must reach (at or above it for a short, at or below for a long)."""
+        """The next funding time or open dated position's expiry, whichever comes first,
+        and per open position (symbol, liquidation price, short?) the price the mark must
+        reach (at or above it for a short, at or below for a long)."""
         last = self.state.last_funding_at or now
         triggers: list[tuple[str, Decimal, bool]] = []
         for position in self.state.positions.values():
             liquidation = self.liquidation_price(position)
             if liquidation is not None:
                 triggers.append((position.symbol, liquidation, position.qty < ZERO))
-        return self._next_funding(last), triggers
+        return min([self._next_funding(last), *self._expiries()]), triggers
+
+    def _expiries(self) -> list[datetime]:
+        """The expiry of every open dated position."""
+        expiries = (self._market(p.symbol).expiry for p in self.state.positions.values())
+        return [expiry for expiry in expiries if expiry is not None]
 
     def settle(self, now: datetime) -> bool:
         """Apply liquidations, funding and expiries due up to ``now``; True when the account
@@ -341,18 +347,22 @@ class PaperLedger:
         if state.last_funding_at is None:
             state.last_funding_at = now  # never back-pay a state that has no funding clock
             changed = True
-        if now < self._next_funding(state.last_funding_at):
-            return self._liquidate_crossed(now) or changed
-        for boundary in funding_times(
-            state.last_funding_at, now, self._config.funding_interval_hours
-        ):
-            # At each boundary, in time order: a position liquidated before it pays nothing.
-            self._liquidate_crossed(boundary)
-            self._pay_funding(boundary)
-            state.last_funding_at = boundary
+        if now >= self._next_funding(state.last_funding_at):
+            self._pay_funding_between(state.last_funding_at, now)
             changed = True
+        # An expiry between funding times is settled as soon as it is reached.
         changed = self._settle_expired(now) or changed
         return self._liquidate_crossed(now) or changed
+
+    def _pay_funding_between(self, last: datetime, now: datetime) -> None:
+        """Every funding boundary in ``(last, now]``, in time order."""
+        for boundary in funding_times(last, now, self._config.funding_interval_hours):
+            # At each boundary, in time order: a contract that expired before it is settled
+            # at its expiry, a position liquidated before it pays nothing.
+            self._settle_expired(boundary)
+            self._liquidate_crossed(boundary)
+            self._pay_funding(boundary)
+            self.state.last_funding_at = boundary
 
     def _next_funding(self, last: datetime) -> datetime:
         if self._funding_due is None or self._funding_due[0] != last:
@@ -451,11 +461,13 @@ class PaperLedger:
         if len(state.pending_funding) > MAX_PENDING_FUNDING:
             del state.pending_funding[: len(state.pending_funding) - MAX_PENDING_FUNDING]
 
-    def take_funding(self, symbols: set[str]) -> list[FundingPayment]:
-        """Funding settled on ``symbols`` and not yet handed out, oldest first; once."""
-        taken = [p for p in self.state.pending_funding if p.symbol in symbols]
-        if taken:
-            self.state.pending_funding = [
-                p for p in self.state.pending_funding if p.symbol not in symbols
-            ]
-        return taken
+    def pending_funding(self, symbols: set[str]) -> list[FundingPayment]:
+        """Funding settled on ``symbols`` and not yet dropped (stored), oldest first."""
+        return [p for p in self.state.pending_funding if p.symbol in symbols]
+
+    def drop_funding(self, stored: list[FundingPayment]) -> bool:
+        """Forget the payments the store has; whether any were pending."""
+        kept = [p for p in self.state.pending_funding if p not in stored]
+        dropped = len(kept) != len(self.state.pending_funding)
+        self.state.pending_funding = kept
+        return dropped

@@ -61,6 +61,8 @@ class PaperQuotes:
             is_perp=parts.is_contract,
             expiry=(rules.expiry or delivery(parts)) if parts.is_dated else None,
             taker_fee=self._config.taker_fee_rate,
+            # As on Binance USDⓈ-M: a reduce-only order may be under the min notional.
+            reduce_only_below_min_notional=parts.is_contract,
         )
 
     def quote(self, symbol: str, at: datetime) -> FeedQuote:

@@ -96,6 +96,8 @@ class PaperVenue:
         self._lock = asyncio.Lock()
         # Settled by settle_due (no save there): saved at the next settle of a request.
         self._settled_unsaved = False
+        # The funding payments handed out and not yet committed (see commit_funding).
+        self._funding_fetched: list[FundingPayment] = []
 
     @classmethod
     async def open(
@@ -236,11 +238,16 @@ class PaperVenue:
         return order if order is not None and order.symbol == symbol else None
 
     async def fetch_funding_payments(self, symbols: Iterable[str]) -> list[FundingPayment]:
-        """Funding settled on ``symbols`` since the last call, oldest first; hands them out once."""
+        """Funding settled on ``symbols`` and not yet committed, oldest first."""
+        async with self._change():
+            self._funding_fetched = self._ledger.pending_funding(set(symbols))
+        return list(self._funding_fetched)
+
+    async def commit_funding(self) -> None:
+        """The fetched payments are stored: they are handed out no more."""
         async with self._change() as change:
-            taken = self._ledger.take_funding(set(symbols))
-            change.changed = bool(taken)
-        return taken
+            change.changed = self._ledger.drop_funding(self._funding_fetched)
+            self._funding_fetched = []
 
     async def close(self) -> None:
         """Save the account, the feed's position in its walk included."""
@@ -269,6 +276,11 @@ class PaperVenue:
             self._ledger.add_margin(symbol, amount)
             change.changed = True
 
+    @property
+    def hedge_mode(self) -> bool:
+        """The paper account is in one-way mode: one net position per symbol."""
+        return False
+
     def leverage(self, symbol: str) -> Decimal:
         """Leverage of the open position, else the one set for ``symbol`` (default 1)."""
         return self._ledger.leverage(symbol)
@@ -285,10 +297,11 @@ class PaperVenue:
         return self._ledger.liquidations()
 
     def settle_horizon(self) -> tuple[datetime, list[tuple[str, Decimal, bool]]]:
-        """What can next change the account without a request: the next funding time, and
-        per open position (symbol, liquidation price, short?) the price the mark must reach
-        (at or above it for a short, at or below for a long). A backtest settles only at the
-        steps where one of them may be met."""
+        """What can next change the account without a request: the next funding time or
+        open dated position's expiry, whichever is first, and per open position (symbol,
+        liquidation price, short?) the price the mark must reach (at or above it for a
+        short, at or below for a long). A backtest settles only at the steps where one of
+        them may be met."""
         return self._ledger.settle_horizon(self._clock.now())
 
     def settle_due(self) -> bool:

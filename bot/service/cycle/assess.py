@@ -18,6 +18,7 @@ from bot.domain.models import ZERO, Decision, HedgeParams, Observation, OrderInt
 from bot.domain.quantize import amount_problem, ioc_limit_price, round_down
 from bot.domain.rebalance import (
     decide,
+    held,
     holds_while_unchanged,
     interval_slot,
     interval_start,
@@ -77,8 +78,9 @@ class AssessStage:
         self._targets = targets
         self._pair_state = pair_state
         self._checks = MarketChecks(timedelta(seconds=float(settings.risk.market_stats_refresh_s)))
-        # Interval rebalancing: the last interval in which each pair reached its target.
-        self._interval_done: dict[str, int] = {}
+        # Interval rebalancing: the last interval in which each pair reached its target,
+        # and that target (a new one is acted on at once, whatever the strategy).
+        self._interval_done: dict[str, tuple[int, Decimal]] = {}
         # A hold that depends on quantities and params alone is reused while they stay the
         # same, rather than decided again (see quiet_until, which the backtest relies on).
         self._held: dict[str, tuple[tuple[Any, ...], Decision]] = {}
@@ -110,6 +112,8 @@ class AssessStage:
             min_notional=pair.min_notional,
             max_order_notional=pair.max_order_notional,
         )
+        if view.price_problem is not None:
+            return self._bad_quotes(view, params, target, view.price_problem)
         risk = self._settings.risk
         guard = liquidation_guard(
             observation,
@@ -134,6 +138,24 @@ class AssessStage:
         # A denied or skipped sell-down does not hold the hedge back.
         summary = f"spot sell {sale.summary}; {assessment.summary}"
         return replace(assessment, target=target, summary=summary)
+
+    def _bad_quotes(
+        self, view: PairView, params: HedgeParams, target: Target, problem: str
+    ) -> Assessment:
+        """Quotes that cannot price an order hold the pair: nothing is decided on them
+        (not even the liquidation guard's order), and the denial says why."""
+        decision = held(view.observation, params, "no order on these quotes")
+        decision = replace(decision, reason=f"{target.reason}; {decision.reason}")
+        verdict = Verdict(False, problem)
+        return Assessment(
+            view.pair.name,
+            view.observation,
+            decision,
+            verdict,
+            "denied",
+            f"denied: {problem}",
+            target=target,
+        )
 
     def risk_limits(self, view: PairView, sold: OrderIntent | None = None) -> RiskLimits:
         """The risk gate's limits for the pair; ``sold`` is a spot sell going beside the
@@ -336,7 +358,7 @@ class AssessStage:
         pair, observation = view.pair, view.observation
         if pair.rebalance == "interval":
             slot = interval_slot(now, pair.rebalance_interval_s)
-            if self._interval_done.get(pair.name) == slot:
+            if self._interval_done.get(pair.name) == (slot, params.target_ratio):
                 next_at = interval_start(slot + 1, pair.rebalance_interval_s)
                 return wait_for_interval(observation, params, next_at)
             # Due: trade to the target itself (the min notional still applies).
@@ -368,12 +390,15 @@ class AssessStage:
     def _hold_horizon(self, pair: PairConfig, assessment: Assessment, now: datetime) -> datetime:
         if assessment.action != "none" or assessment.spot_sell is not None:
             return now
+        if pair.rebalance == "interval":
+            # At the target: done until the next interval, whatever the strategy.
+            slot = interval_slot(now, pair.rebalance_interval_s)
+            self._interval_done[pair.name] = (slot, assessment.decision.target_ratio)
+            if not _static_target(pair):
+                return now  # its target may move with the market: no quiet promise
+            return interval_start(slot + 1, pair.rebalance_interval_s)
         if not _static_target(pair):
             return now
-        if pair.rebalance == "interval":
-            slot = interval_slot(now, pair.rebalance_interval_s)
-            self._interval_done[pair.name] = slot  # at the target: done until the next one
-            return interval_start(slot + 1, pair.rebalance_interval_s)
         if holds_while_unchanged(assessment.decision, assessment.observation.spot_qty):
             return FOREVER
         return now

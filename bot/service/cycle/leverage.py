@@ -1,4 +1,5 @@
-"""The leverage each pair starts with: the lowest whose margin fits its perp wallet."""
+"""What each pair starts with: the lowest leverage whose margin fits its perp wallet, and
+a refusal of a net long on an account in hedge mode."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from decimal import Decimal
 from bot.config import PairConfig
 from bot.domain.margin import lowest_leverage
 from bot.domain.models import ZERO, Market, settle_asset
+from bot.domain.strategies import strategy_for
+from bot.exchange.gateway import FatalError
 from bot.service.cycle.accounts import Accounts
 from bot.service.cycle.observe import AccountSnapshot
 from bot.service.cycle.view import observe_pair, on_its_contract
@@ -17,6 +20,21 @@ from bot.service.targets import TargetSource
 # Leverage at start covers the hedge's margin with this much of the wallet, leaving room
 # for fees and price moves.
 MARGIN_HEADROOM = Decimal("0.9")
+
+
+def refuse_net_long_in_hedge_mode(pairs: Sequence[PairConfig], accounts: Accounts) -> None:
+    """FatalError (one line, naming the pair) when a pair's strategy can ask for a net
+    long (its lowest ratio is below 0) on an account in hedge mode, where hedgebot trades
+    only the short side: the long could never be opened."""
+    for pair in pairs:
+        lowest = strategy_for(pair).lowest_ratio()
+        if lowest < ZERO and accounts.perp_gateway(pair).hedge_mode:
+            raise FatalError(
+                f"pair {pair.name}: strategy {pair.strategy} can ask for a net long (ratio "
+                f"{lowest}) but account {accounts.perp_account(pair)} is in hedge mode, where "
+                "hedgebot trades only the short side; switch the account to one-way mode or "
+                "keep the strategy's ratios at 0 or above"
+            )
 
 
 def start_leverages(

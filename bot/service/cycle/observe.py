@@ -175,9 +175,13 @@ class ObserveStage:
             if not by_symbol:
                 return []
             payments = await gateway.fetch_funding_payments(list(by_symbol))
-            # One transaction for all of them (many after an outage, or in a backtest).
-            return await self._repo.record_fundings(
+            # One transaction for all of them (many after an outage, or in a backtest); the
+            # venue's cursor moves only once it committed: a failed write loses nothing.
+            new = await self._repo.record_fundings(
                 account, [(by_symbol[p.symbol], p) for p in payments if p.symbol in by_symbol]
             )
+            if payments:
+                await gateway.commit_funding()
+            return new
 
         return await self._accounts.each(collect)

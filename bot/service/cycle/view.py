@@ -11,7 +11,8 @@ from datetime import datetime
 from decimal import Decimal
 
 from bot.config import PairConfig
-from bot.domain.models import ZERO, Market, Observation, Ticker, settle_asset
+from bot.domain.liquidity import quote_problem
+from bot.domain.models import ZERO, Market, Observation, Position, Ticker, settle_asset
 from bot.exchange.gateway import RetryableError
 from bot.service.basis import contract_for
 from bot.service.cycle.accounts import Accounts
@@ -28,19 +29,47 @@ class SymbolUnavailable(RetryableError):
 
 def ticker_of(symbol: str, tickers: Mapping[str, Ticker], account: str) -> Ticker:
     """The symbol's ticker from the account's answer; ``SymbolUnavailable`` when it is
-    absent or its bid or ask is not a positive price."""
+    absent. A ticker that cannot price an order (a bid of 0, a crossed book) is the
+    view's ``price_problem``: the pair is held, and says why."""
     ticker = tickers.get(symbol)
     if ticker is None:
         raise SymbolUnavailable(
             f"no bid/ask for {symbol} in account {account}'s tickers answer: the symbol may "
             "be delisted or suspended; not traded this cycle"
         )
-    if ticker.bid <= ZERO or ticker.ask <= ZERO:
-        raise SymbolUnavailable(
-            f"no usable bid/ask for {symbol} on account {account} (bid {ticker.bid}, ask "
-            f"{ticker.ask}): the symbol may be suspended; not traded this cycle"
-        )
     return ticker
+
+
+def _sane(ticker: Ticker) -> bool:
+    return ZERO < ticker.bid <= ticker.ask
+
+
+def price_problem(
+    pair: PairConfig,
+    accounts: Accounts,
+    snapshots: Mapping[str, AccountSnapshot],
+    observation: Observation,
+    max_deviation: Decimal,
+) -> str | None:
+    """Why the pair's quotes cannot price an order this cycle (see ``quote_problem``):
+    the perp's touch against its mark (the last trade without a position), and the spot
+    ticker where the pair reads one."""
+    account = accounts.perp_account(pair)
+    ticker = ticker_of(pair.perp_symbol, snapshots[account].tickers, account)
+    position = observation.position
+    if position is not None and position.mark_price > ZERO:
+        reference, source = position.mark_price, "mark"
+    else:
+        reference, source = ticker.last, "last trade"
+    problem = quote_problem(
+        pair.perp_symbol, ticker.bid, ticker.ask, reference, max_deviation, source
+    )
+    spot = snapshots[accounts.spot_account(pair)].spot_tickers.get(pair.spot_symbol)
+    if problem is None and spot is not None:
+        problem = quote_problem(
+            spot.symbol, spot.bid, spot.ask, spot.last, max_deviation, "last trade"
+        )
+    return problem
 
 
 def market_of(symbol: str, markets: Mapping[str, Market], account: str) -> Market:
@@ -68,6 +97,7 @@ class PairView:
     next_contract: str | None = None  # where a basis roll goes next
     pending: Sequence[StoredOrder] = ()  # our orders of unknown outcome
     spot_free: Decimal = ZERO  # the spot coin not locked in open orders (a sale's most)
+    price_problem: str | None = None  # why the quotes cannot price an order: held
 
     def market_of(self, symbol: str) -> Market:
         """The rules of the perp or, for a spot sell, of the spot market."""
@@ -117,16 +147,23 @@ def observe_pair(
         perp_symbol=pair.perp_symbol,
         spot_qty=spot.total if spot else ZERO,
         perp_qty=position.qty if position else ZERO,
-        price=position.mark_price if position and position.mark_price else ticker.mid,
+        price=_price(position, ticker),
         bid=ticker.bid,
         ask=ticker.ask,
         funding_rate=funding.rate if funding else ZERO,
         observed_at=ticker.timestamp,
         position=position,
         funding_interval_hours=funding.interval_hours if funding else None,
-        spot_price=spot_ticker.mid if spot_ticker else None,
+        spot_price=spot_ticker.mid if spot_ticker and _sane(spot_ticker) else None,
         expiry=market.expiry if market else None,
     )
+
+
+def _price(position: Position | None, ticker: Ticker) -> Decimal:
+    """The mark, else the mid of a sane book, else the last trade (never half a price)."""
+    if position is not None and position.mark_price > ZERO:
+        return position.mark_price
+    return ticker.mid if _sane(ticker) else ticker.last
 
 
 def margin_inputs(
@@ -144,9 +181,14 @@ class ViewBuilder:
     """Builds each pair's ``PairView`` from the snapshots, once per pair per cycle."""
 
     def __init__(
-        self, accounts: Accounts, markets: Mapping[str, Market], inflight: InflightStage
+        self,
+        accounts: Accounts,
+        markets: Mapping[str, Market],
+        inflight: InflightStage,
+        max_price_deviation: Decimal,
     ) -> None:
         self._accounts = accounts
+        self._max_deviation = max_price_deviation
         self._markets = markets
         self._inflight = inflight
 
@@ -176,4 +218,7 @@ class ViewBuilder:
             next_contract=following,
             pending=tuple(pending),
             spot_free=spot.free if spot else ZERO,
+            price_problem=price_problem(
+                contract, self._accounts, snapshots, observation, self._max_deviation
+            ),
         )
