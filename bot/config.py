@@ -853,6 +853,36 @@ NON_SETTINGS_VARIABLES = frozenset(
 DEFAULT_CONFIG_PATHS = (Path("hedgebot.toml"), Path("/etc/hedgebot/hedgebot.toml"))
 
 
+def paper_start_problems(settings: Settings) -> list[str]:
+    """In paper mode, what would leave a pair holding forever from the first cycle: a coin
+    the paper account does not hold (nothing to hedge), a settle asset it does not hold
+    (no margin: every order refused), a replay feed without the pair's prices. One line
+    each; empty in the other modes."""
+    if settings.mode != "paper":
+        return []
+    paper = settings.paper
+    problems = []
+    for pair in settings.pairs:
+        spot, perp = Symbol.parse(pair.spot_symbol), Symbol.parse(pair.perp_symbol)
+        if not paper.balances.get(spot.base):
+            problems.append(
+                f"pair {pair.name}: the paper account holds no {spot.base}, so there is "
+                f"nothing to hedge; add {spot.base} = <amount> to [paper] balances"
+            )
+        settle = perp.settle or perp.quote
+        if not paper.balances.get(settle):
+            problems.append(
+                f"pair {pair.name}: the paper account holds no {settle} to margin "
+                f"{pair.perp_symbol}; add {settle} = <amount> to [paper] balances"
+            )
+        if paper.feed == "replay" and pair.perp_symbol not in paper.replay_files:
+            problems.append(
+                f"pair {pair.name}: the replay feed has no prices for {pair.perp_symbol}; "
+                f"add it to paper.replay_files"
+            )
+    return problems
+
+
 def find_config(given: Path | None, environ: Mapping[str, str] | None = None) -> Path | None:
     """The config file a command uses: ``--config``, else $HEDGEBOT_CONFIG, else the first
     of :data:`DEFAULT_CONFIG_PATHS` that exists; None when there is none."""

@@ -22,6 +22,7 @@ from bot.config import (
     find_config,
     load_settings,
     normalize_database_url,
+    paper_start_problems,
     unknown_pair_message,
 )
 from bot.interrupts import deferred
@@ -173,3 +174,13 @@ def require_known_pair(config: Path | None, url: str, pair: str | None) -> None:
         check_pair(pair, await known_pairs(repository, settings), settings)
 
     on_repository(url, _check)
+
+
+def load_for_start(config: Path | None, **overrides: Any) -> Settings:
+    """:func:`load`, then refuse (exit 2, one line) a paper pair that would hold forever
+    (:func:`~bot.config.paper_start_problems`): said before anything is written."""
+    settings = load(config, **overrides)
+    problems = paper_start_problems(settings)
+    if problems:
+        raise fail("; ".join(problems))
+    return settings

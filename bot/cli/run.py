@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from bot.cli import render
-from bot.cli.common import ConfigOption, TableFormat, fail, load, run_async
+from bot.cli.common import ConfigOption, TableFormat, fail, load_for_start, run_async
 from bot.config import Settings, masked_dump
 from bot.exchange.gateway import GatewayError
 from bot.logging import configure_logging
@@ -27,7 +27,7 @@ class LogFormat(StrEnum):
 
 def check_config(config: ConfigOption = None) -> None:
     """Validate the configuration and print it, secrets masked."""
-    settings = load(config)
+    settings = load_for_start(config)
     typer.echo(json.dumps(masked_dump(settings), indent=2))
     typer.echo(f"config ok: {len(settings.pairs)} pair(s), mode {settings.mode}", err=True)
 
@@ -73,7 +73,7 @@ def run(
     ] = False,
 ) -> None:
     """Run the hedging daemon until SIGINT/SIGTERM (or --max-cycles)."""
-    settings = load(config)
+    settings = load_for_start(config)
     _check_mode(settings, live)
     configure_logging(
         log_format.value if log_format else settings.log_format,
@@ -99,7 +99,7 @@ def plan(
     live: Annotated[bool, typer.Option("--live", help="Allow reading a live config.")] = False,
 ) -> None:
     """What the daemon would do now for each pair; sends nothing, writes nothing."""
-    settings = load(config)
+    settings = load_for_start(config)
     if settings.mode == "live" and not live:
         raise fail('mode "live": pass --live to read the live accounts (plan sends nothing)')
     configure_logging("json", level=logging.WARNING, to_stderr=True)

@@ -4,11 +4,12 @@ and the systemd notifications, started and stopped together.
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Mapping, Sequence
 
 import structlog
 
-from bot.config import Settings
+from bot.config import HttpConfig, Settings
 from bot.exchange.gateway import ExchangeGateway
 from bot.service.alerts import AuditAlerts
 from bot.service.daemon import CycleObserver, CycleReport
@@ -97,10 +98,7 @@ class ServiceRuntime:
         try:
             port = await http.start()
         except OSError as exc:
-            raise ServiceSetupError(
-                f"http: cannot listen on {config.host}:{config.port} ({exc.strerror or exc}); "
-                "set [http] port (HEDGEBOT_HTTP__PORT) to a free port, or [http] enabled = false"
-            ) from None
+            raise _cannot_listen(config, exc) from None
         self.http = http
         return port
 
@@ -138,3 +136,27 @@ class ServiceRuntime:
             await self.http.stop()
             self.http = None
         self.notifier.close()
+
+
+def _cannot_listen(config: HttpConfig, exc: OSError) -> ServiceSetupError:
+    return ServiceSetupError(
+        f"http: cannot listen on {config.host}:{config.port} ({exc.strerror or exc}); "
+        "set [http] port (HEDGEBOT_HTTP__PORT) to a free port, or [http] enabled = false"
+    )
+
+
+def check_http_port(config: HttpConfig) -> None:
+    """Before anything is written: the configured port can be listened on (bound and let
+    go again; the address is reused as aiohttp reuses it). A clear error, not a database
+    file left behind by a start that could never serve."""
+    if not config.enabled or config.port == 0:
+        return
+    try:
+        infos = socket.getaddrinfo(config.host, config.port, type=socket.SOCK_STREAM)
+        family, kind, proto, _, address = infos[0]
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind(address)
+            probe.listen()
+    except OSError as exc:
+        raise _cannot_listen(config, exc) from None

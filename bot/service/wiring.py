@@ -27,7 +27,7 @@ from bot.execution.executor import Executor
 from bot.service.daemon import Assessment, HedgeDaemon, default_instance_id
 from bot.service.database import open_for_reading, prepare_database
 from bot.service.errors import ServiceSetupError
-from bot.service.runtime import ServiceRuntime
+from bot.service.runtime import ServiceRuntime, check_http_port
 from bot.service.venues import open_gateways
 from bot.store.instance import InstanceLockedError, runs_alone, single_instance
 from bot.store.repository import Repository
@@ -157,6 +157,7 @@ async def serve(settings: Settings, max_cycles: int | None = None, migrate: bool
     Raises :class:`ServiceSetupError` (one line) when it cannot start as configured."""
     clock = SystemClock()
     instance_id = default_instance_id()
+    check_http_port(settings.http)  # before the database is created or migrated
     engine = await prepare_database(settings.database_url, migrate)
     try:
         async with single_instance(
