@@ -443,7 +443,7 @@ async def test_the_add_margin_guard_moves_margin_on_the_exchange(
     await guarded.load_markets()
     before = (await stack.gateway.fetch_positions([PERP]))[PERP].liquidation_price
     await guarded.run_cycle(2)
-    [added] = await stack.repository.audit_events(kind="risk.margin_added")
+    [added] = await stack.repository.audit_events(kind="margin.done")
     after = (await stack.gateway.fetch_positions([PERP]))[PERP].liquidation_price
     assert before is not None
     assert after is not None

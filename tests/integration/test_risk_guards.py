@@ -104,7 +104,7 @@ async def test_add_margin_guard_moves_the_liquidation_price_then_reduces_when_fu
     await run_path(daemon, clock, 26)
 
     assert venue.liquidations() == []
-    [added] = await repository.audit_events(kind="risk.margin_added")
+    [added] = await repository.audit_events(kind="margin.done")
     # At 65400 the target is 65400 x 1.15 = 75210: 75210 - 71700 = 3510 USDT on 1 BTC.
     assert added.data["amount"] == "3510.00"
     # Later 3450 more would be needed with about 460 free: the guard closes the short.

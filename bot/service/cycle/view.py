@@ -6,7 +6,7 @@ Every later stage reads the ``PairView``; none goes back to the per-account snap
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
@@ -17,7 +17,7 @@ from bot.service.basis import contract_for
 from bot.service.cycle.accounts import Accounts
 from bot.service.cycle.inflight import InflightStage
 from bot.service.cycle.observe import AccountSnapshot
-from bot.store.repository import StoredOrder
+from bot.store.repository import StoredMarginTransfer, StoredOrder
 
 
 class SymbolUnavailable(RetryableError):
@@ -67,6 +67,7 @@ class PairView:
     account_equity: Decimal | None  # the perp wallet's equity (with its positions' PnL)
     next_contract: str | None = None  # where a basis roll goes next
     pending: Sequence[StoredOrder] = ()  # our orders of unknown outcome
+    pending_margin: Sequence[StoredMarginTransfer] = ()  # our margin transfers, likewise
 
     def market_of(self, symbol: str) -> Market:
         """The rules of the perp or, for a spot sell, of the spot market."""
@@ -75,6 +76,14 @@ class PairView:
         if self.spot_market is None or symbol != self.pair.spot_symbol:
             raise KeyError(symbol)
         return self.spot_market
+
+
+@dataclass(frozen=True, slots=True)
+class Unresolved:
+    """Per pair, our orders and margin transfers whose outcome is not known yet."""
+
+    orders: Mapping[str, Sequence[StoredOrder]] = field(default_factory=dict)
+    margin: Mapping[str, Sequence[StoredMarginTransfer]] = field(default_factory=dict)
 
 
 def on_its_contract(
@@ -150,6 +159,7 @@ class ViewBuilder:
         snapshots: Mapping[str, AccountSnapshot],
         pending: Sequence[StoredOrder],
         now: datetime,
+        pending_margin: Sequence[StoredMarginTransfer] = (),
     ) -> PairView:
         contract, following = on_its_contract(pair, self._accounts, snapshots, self._markets, now)
         market = market_of(
@@ -168,4 +178,5 @@ class ViewBuilder:
             account_equity=equity,
             next_contract=following,
             pending=tuple(pending),
+            pending_margin=tuple(pending_margin),
         )

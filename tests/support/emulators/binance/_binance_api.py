@@ -122,6 +122,9 @@ class BinanceApi:
             ("POST", f"{f}/v1/leverage"): Route(self.fut_set_leverage, signed=True),
             ("POST", f"{f}/v1/marginType"): Route(self.fut_set_margin_type, signed=True),
             ("POST", f"{f}/v1/positionMargin"): Route(self.fut_position_margin, signed=True),
+            ("GET", f"{f}/v1/positionMargin/history"): Route(
+                self.fut_position_margin_history, signed=True
+            ),
             ("GET", f"{f}/v1/positionSide/dual"): Route(self.fut_get_dual, signed=True),
             ("POST", f"{f}/v1/positionSide/dual"): Route(self.fut_set_dual, signed=True),
             ("POST", f"{f}/v1/order"): Route(self.fut_create, signed=True, creates_order="futures"),
@@ -1045,6 +1048,32 @@ class BinanceApi:
             "msg": "Successfully modify position margin.",
             "type": 1,
         }
+
+    def fut_position_margin_history(self, params: Params, ctx: RequestContext) -> JSON:
+        """GET /fapi/v1/positionMargin/history: one symbol's margin changes, oldest first
+        (``type``, ``startTime``, ``endTime`` default now, ``limit`` default 500)."""
+        market = self.engine.market_for(params.get("symbol"), "futures")
+        kind = self._int(params, "type")
+        start = self._int(params, "startTime")
+        end = self._int(params, "endTime", self.engine.now_ms())
+        limit = self._int(params, "limit", 500) or 500
+        rows = [
+            {
+                "symbol": c.symbol,
+                "type": c.type,
+                "deltaType": c.delta_type,
+                "amount": fmt(c.amount),
+                "asset": c.asset,
+                "time": c.time_ms,
+                "positionSide": c.position_side,
+            }
+            for c in self.engine.margin_history
+            if c.symbol == market.symbol_id
+            and (kind is None or c.type == kind)
+            and (start is None or c.time_ms >= start)
+            and (end is None or c.time_ms <= end)
+        ]
+        return rows[:limit]
 
     def fut_get_dual(self, params: Params, ctx: RequestContext) -> JSON:
         """GET /fapi/v1/positionSide/dual."""

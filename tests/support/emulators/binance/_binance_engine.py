@@ -20,6 +20,7 @@ from tests.support.emulators.binance._binance_models import (
     Fill,
     FundingEvent,
     IncomeEntry,
+    MarginChange,
     PositionState,
     Venue,
     ceil_to,
@@ -232,6 +233,7 @@ class Engine:
         self.orders: dict[int, EmulatedOrder] = {}
         self.client_ids: dict[tuple[Venue, str], int] = {}
         self.income: list[IncomeEntry] = []
+        self.margin_history: list[MarginChange] = []
         self.lag_s = 0.0
         self.client_order_id_scope = "all"
         self._fut_history: list[tuple[float, FuturesSnapshot]] = []
@@ -957,6 +959,9 @@ class Engine:
         self._snapshot_futures()
         state.added_margin += amount
         state.update_ms = self.now_ms()
+        self.margin_history.append(
+            MarginChange(market.symbol_id, 1, amount, market.quote, state.update_ms, position_side)
+        )
         return market, amount
 
     def set_margin_type(self, symbol: str | None, raw: str | None) -> None:

@@ -32,6 +32,7 @@ from tests.support.emulators.binance._binance_models import (
     EmulatedMarket,
     EmulatedOrder,
     Fault,
+    MarginChange,
     OrderLogEntry,
     Venue,
 )
@@ -283,6 +284,11 @@ class BinanceEmulator:
     def futures_balance(self, asset: str) -> Decimal:
         """True futures wallet balance (no lag)."""
         return self._engine.acct.wallet.get(asset, Decimal(0))
+
+    @property
+    def margin_log(self) -> list[MarginChange]:
+        """Every isolated-margin change the exchange applied, oldest first."""
+        return list(self._engine.margin_history)
 
     def requests_to(self, path: str, method: str | None = None) -> int:
         """How many requests hit ``path`` (and ``method``)."""
