@@ -49,6 +49,8 @@ class Market:
     contract_size: Decimal = ONE
     is_perp: bool = False  # any contract, perpetual or dated
     expiry: datetime | None = None  # a dated future's delivery time; None: spot or perpetual
+    # None: open for trading; else why not, in the venue's word (Binance SETTLING, BREAK).
+    suspended: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -123,16 +123,17 @@ class CcxtGateway:
         self, symbols: Iterable[str], reload: bool = False
     ) -> Mapping[str, Market]:
         """Load only the market types the symbols need; precision and limits from ccxt.
-        ccxt answers from its cache once loaded: ``reload`` makes it ask the exchange."""
+        ccxt answers from its cache once loaded: ``reload`` makes it ask the exchange. A
+        symbol the exchange does not list is absent from the answer."""
         wanted = list(symbols)
-        contracts = [s for s in wanted if is_contract(s)]
         ccxt_markets.load_only_types(self._client, wanted)
         await self._call("load_markets", self._client.load_markets, reload)
-        result = ccxt_markets.markets(self._client, wanted, self.name)
+        result = ccxt_markets.markets(self._client, wanted)
         self._markets.update(result)
         # Position mode is account data: a keyless client (the live price feed) skips it.
-        if contracts and self._hedge_mode is None and self._client.apiKey:
-            await self._detect_position_mode(contracts[0])
+        listed = [s for s in wanted if is_contract(s) and s in result]
+        if listed and self._hedge_mode is None and self._client.apiKey:
+            await self._detect_position_mode(listed[0])
         return result
 
     async def _detect_position_mode(self, symbol: str) -> None:

@@ -817,3 +817,36 @@ async def test_drop_after_accept_on_position_margin_applies_the_change_and_loses
     [change] = await binance.fetch_margin_adjustment_history(PERP)
     assert change["amount"] == 20
     assert [c.amount for c in emulator.margin_log] == [Decimal(20)]
+
+
+# ---------------------------------------------------------------- suspended, delisted
+
+
+async def test_a_suspended_perp_keeps_its_market_inactive_loses_its_ticker_and_refuses_orders(
+    emulator: BinanceEmulator, binance: Any
+) -> None:
+    fund(emulator)
+    emulator.suspend("BTC")
+    markets = await binance.load_markets(True)
+    assert markets[PERP]["active"] is False
+    assert markets[PERP]["info"]["status"] == "SETTLING"
+    assert markets[SPOT]["active"] is True
+    assert PERP not in await binance.fetch_bids_asks()
+    with pytest.raises(ccxt.BadRequest, match="-4140"):
+        await binance.create_order(PERP, "market", "sell", 0.01, None)
+    emulator.resume("BTC")
+    await binance.create_order(PERP, "market", "sell", 0.01, None)
+
+
+async def test_a_delisted_perp_leaves_exchange_info_and_orders_on_it_are_invalid_symbol(
+    emulator: BinanceEmulator, binance: Any
+) -> None:
+    fund(emulator)
+    emulator.delist("ETH")
+    markets = await binance.load_markets(True)
+    assert "ETH/USDT:USDT" not in markets
+    assert "ETH/USDT" in markets
+    with pytest.raises(ccxt.BadSymbol, match="-1121"):
+        await binance.fapiPrivatePostOrder(
+            {"symbol": "ETHUSDT", "side": "SELL", "type": "MARKET", "quantity": "0.1"}
+        )

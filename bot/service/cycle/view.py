@@ -45,12 +45,17 @@ def ticker_of(symbol: str, tickers: Mapping[str, Ticker], account: str) -> Ticke
 
 def market_of(symbol: str, markets: Mapping[str, Market], account: str) -> Market:
     """The symbol's loaded trading rules; ``SymbolUnavailable`` when the venue did not list
-    it at the last market reload."""
+    it at the last market reload, or lists it as not trading (suspended)."""
     market = markets.get(symbol)
     if market is None:
         raise SymbolUnavailable(
             f"no market for {symbol} on account {account}: the venue did not list it at the "
             "last market reload (delisted?); not traded this cycle"
+        )
+    if market.suspended is not None:
+        raise SymbolUnavailable(
+            f"{symbol} is not trading on account {account} (status {market.suspended} at the "
+            "last market reload): suspended; not traded this cycle"
         )
     return market
 

@@ -152,12 +152,22 @@ class BinanceApi:
                     400, -1100, "Illegal characters found in parameter 'symbols'."
                 ) from None
             return [eng.market_for(str(n), venue) for n in names]
-        return [m for m in eng.markets.values() if (m.spot if venue == "spot" else m.perp)]
+        return [
+            m
+            for m in eng.markets.values()
+            if (m.spot if venue == "spot" else m.perp) and eng.listed(venue, m)
+        ]
 
     def _one_or_many(
         self, venue: Venue, params: Params, render: Callable[[EmulatedMarket], JSON]
     ) -> JSON:
-        rows = [render(m) for m in self._markets(venue, params)]
+        """One row for ``symbol``, else a row per market; a suspended market has no quote
+        (left out of a listing, -1121 when named, as Binance's tickers do)."""
+        markets = self._markets(venue, params)
+        trading = [m for m in markets if self.engine.quoted(venue, m)]
+        if "symbol" in params and not trading:
+            raise BinanceError(400, -1121, "Invalid symbol.")
+        rows = [render(m) for m in trading]
         return rows[0] if "symbol" in params else rows
 
     @staticmethod
@@ -421,7 +431,7 @@ class BinanceApi:
             symbols.append(
                 {
                     "symbol": m.symbol_id,
-                    "status": "TRADING",
+                    "status": self.engine.symbol_status("spot", m),
                     "baseAsset": m.base,
                     "baseAssetPrecision": 8,
                     "quoteAsset": m.quote,
@@ -503,7 +513,7 @@ class BinanceApi:
                     "contractType": "PERPETUAL",
                     "deliveryDate": 4133404800000,
                     "onboardDate": 1569398400000,
-                    "status": "TRADING",
+                    "status": self.engine.symbol_status("futures", m),
                     "maintMarginPercent": "2.5000",
                     "requiredMarginPercent": "5.0000",
                     "baseAsset": m.base,
