@@ -39,7 +39,12 @@ from bot.service.cycle.send import Send, SendStage, fmt_ratio
 from bot.service.cycle.view import Unresolved, ViewBuilder
 from bot.service.targets import TargetSource, target_inputs
 from bot.store.errors import StoreUnavailable
-from bot.store.repository import DecisionRecord, Repository, StoredOrder
+from bot.store.repository import (
+    DecisionRecord,
+    Repository,
+    StoredMarginTransfer,
+    StoredOrder,
+)
 
 __all__ = [
     "FOREVER",
@@ -425,9 +430,18 @@ class HedgeDaemon:
         unresolved: dict[str, list[StoredOrder]] = {}
         for order in await self._repo.unresolved_orders():
             unresolved.setdefault(order.pair, []).append(order)
+        transfers: dict[str, list[StoredMarginTransfer]] = {}
+        for transfer in await self._repo.unresolved_margin_transfers():
+            transfers.setdefault(transfer.pair, []).append(transfer)
         assessments = []
         for pair in self.pair_state.unfinished(self._pairs):
-            view = await self.views.build(pair, snapshots, unresolved.get(pair.name, []), now)
+            view = await self.views.build(
+                pair,
+                snapshots,
+                unresolved.get(pair.name, []),
+                now,
+                pending_margin=transfers.get(pair.name, ()),
+            )
             assessments.append(await self.assessing.assess(view, now))
         return assessments
 
