@@ -35,14 +35,9 @@ class MarginTransferIntent:
 
 
 @dataclass(frozen=True, slots=True)
-class StoredMarginTransfer:
-    client_id: str
-    decision_id: str
-    pair: str
-    venue: str
-    symbol: str
-    amount: Decimal
-    asset: str
+class StoredMarginTransfer(MarginTransferIntent):
+    """A stored transfer: its intent, what became of it and when."""
+
     state: str
     reason: str | None
     venue_time: datetime | None

@@ -12,7 +12,7 @@ database, as a restart would."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from decimal import Decimal
 
 import pytest
@@ -22,9 +22,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from bot.clock import SystemClock
 from bot.config import Settings
 from bot.exchange.ccxt_gateway import CcxtGateway
-from bot.service.daemon import HedgeDaemon
+from bot.service.daemon import CycleReport, HedgeDaemon
 from bot.service.wiring import BuiltDaemon, build_daemon
 from bot.store.repository import Repository
+from tests.support.builders import emulator_pair, emulator_settings
 from tests.support.emulators.binance import BinanceEmulator
 from tests.support.emulators.binance._binance_models import Fault
 
@@ -38,37 +39,9 @@ class ProcessKilled(BaseException):
 
 
 def guarded_settings(emulator: BinanceEmulator) -> Settings:
-    return Settings(
-        mode="testnet",
-        poll_interval_s=1,
-        pairs=[
-            {
-                "name": "BTC",
-                "spot_symbol": "BTC/USDT",
-                "perp_symbol": PERP,
-                "target_ratio": "1",
-                "band": "0.02",
-                "max_order_notional": "200000",
-                "leverage": "2",
-            }
-        ],
-        accounts={
-            "main": {
-                "exchange": "binance",
-                "api_key": "test-key",
-                "secret": "test-secret",
-                "ccxt_config": {**emulator.ccxt_config(), "timeout": 1000},
-                "rate_limit_per_s": "500",
-            }
-        },
-        # The emulator shows a margin change in its history at once: a transfer it has
-        # not shown 1 s after its intent was stored was never sent.
-        risk={
-            "max_data_age_s": "30",
-            "order_settle_s": "1",
-            "on_liquidation_risk": "add_margin",
-        },
-    )
+    # The emulator shows a margin change in its history at once: a transfer it has not
+    # shown order_settle_s (1 s) after its intent was stored was never sent.
+    return emulator_settings(emulator, [emulator_pair()], {"on_liquidation_risk": "add_margin"})
 
 
 class Restarts:
@@ -115,8 +88,14 @@ async def hedged_near_liquidation(
     emulator.set_price("BTC", (liquidation / D("1.08")).quantize(D("0.1")))
 
 
-def dies(gateway: CcxtGateway, *, after_sending: bool) -> Callable[[str, Decimal], Awaitable[None]]:
-    """The gateway's add_margin, with the process dying before or after the request."""
+async def killed_while_adding_margin(
+    restarts: Restarts, monkeypatch: pytest.MonkeyPatch, *, after_sending: bool
+) -> CycleReport:
+    """A daemon hedges, the guard decides a margin transfer in its cycle 2, and the process
+    dies inside the gateway's add_margin: before the request leaves, or after the exchange
+    applied it (its answer never read)."""
+    daemon, gateway = await restarts.start()
+    await hedged_near_liquidation(restarts.emulator, daemon, gateway)
     send = gateway.add_margin
 
     async def add_margin(symbol: str, amount: Decimal) -> None:
@@ -124,7 +103,8 @@ def dies(gateway: CcxtGateway, *, after_sending: bool) -> Callable[[str, Decimal
             await send(symbol, amount)
         raise ProcessKilled
 
-    return add_margin
+    monkeypatch.setattr(gateway, "add_margin", add_margin)
+    return await daemon.run_cycle(2)
 
 
 async def margin_audit(repository: Repository) -> list[str]:
@@ -158,10 +138,7 @@ async def test_a_dropped_answer_is_looked_up_and_the_margin_moves_once(
 async def test_a_daemon_killed_after_sending_finds_the_transfer_at_restart_and_sends_nothing(
     restarts: Restarts, emulator: BinanceEmulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    daemon, gateway = await restarts.start()
-    await hedged_near_liquidation(emulator, daemon, gateway)
-    monkeypatch.setattr(gateway, "add_margin", dies(gateway, after_sending=True))
-    report = await daemon.run_cycle(2)
+    report = await killed_while_adding_margin(restarts, monkeypatch, after_sending=True)
     assert "ProcessKilled" in report.errors["BTC"]
     assert len(emulator.margin_log) == 1
 
@@ -184,10 +161,7 @@ async def test_a_daemon_killed_after_sending_finds_the_transfer_at_restart_and_s
 async def test_a_daemon_killed_before_sending_moves_nothing_and_the_next_start_decides_again(
     restarts: Restarts, emulator: BinanceEmulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    daemon, gateway = await restarts.start()
-    await hedged_near_liquidation(emulator, daemon, gateway)
-    monkeypatch.setattr(gateway, "add_margin", dies(gateway, after_sending=False))
-    await daemon.run_cycle(2)
+    await killed_while_adding_margin(restarts, monkeypatch, after_sending=False)
     assert emulator.margin_log == []
     await asyncio.sleep(1.1)  # past order_settle_s: the history would show it by now
 

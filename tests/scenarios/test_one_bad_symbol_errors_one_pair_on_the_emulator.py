@@ -19,6 +19,7 @@ from bot.service.daemon import HedgeDaemon
 from bot.service.describe import pair_statuses
 from bot.service.wiring import BuiltDaemon, build_daemon
 from bot.store.repository import Repository
+from tests.support.builders import emulator_pair, emulator_settings
 from tests.support.emulators.binance import BinanceEmulator
 from tests.support.emulators.binance._binance_models import DEFAULT_MARKETS, EmulatedMarket
 
@@ -35,34 +36,9 @@ SOL_MARKET = EmulatedMarket(
 )
 
 
-def pair(base: str) -> dict[str, str]:
-    return {
-        "name": base,
-        "spot_symbol": f"{base}/USDT",
-        "perp_symbol": f"{base}/USDT:USDT",
-        "target_ratio": "1",
-        "band": "0.02",
-        "max_order_notional": "200000",
-        "leverage": "2",
-    }
-
-
 def three_pairs(emulator: BinanceEmulator) -> Settings:
-    settings = Settings(
-        mode="testnet",
-        poll_interval_s=1,
-        pairs=[pair("BTC"), pair("ETH"), pair("SOL")],
-        accounts={
-            "main": {
-                "exchange": "binance",
-                "api_key": "test-key",
-                "secret": "test-secret",
-                "ccxt_config": {**emulator.ccxt_config(), "timeout": 1000},
-                "rate_limit_per_s": "500",
-            }
-        },
-        risk={"max_data_age_s": "30", "order_settle_s": "1", "on_liquidation_risk": "add_margin"},
-    )
+    pairs = [emulator_pair(name) for name in ("BTC", "ETH", "SOL")]
+    settings = emulator_settings(emulator, pairs, {"on_liquidation_risk": "add_margin"})
     # Every cycle reloads the markets (the config's floor is 60 s): a change shows at once.
     return settings.model_copy(update={"markets_refresh_s": 0})
 
