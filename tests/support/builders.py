@@ -89,18 +89,20 @@ def emulator_settings(
     """Testnet mode on one account ``main`` of the Binance emulator (its ccxt client times
     out after 1 s); ``risk`` on top of data 30 s old at most and an unknown order called
     lost after 1 s (the emulator answers or drops at once)."""
-    return Settings(
-        mode="testnet",
-        poll_interval_s=1,
-        pairs=list(pairs),
-        accounts={
-            "main": {
-                "exchange": "binance",
-                "api_key": "test-key",
-                "secret": "test-secret",
-                "ccxt_config": {**emulator.ccxt_config(), "timeout": 1000},
-                "rate_limit_per_s": "500",
-            }
-        },
-        risk={"max_data_age_s": "30", "order_settle_s": "1", **(risk or {})},
+    return Settings.model_validate(
+        {
+            "mode": "testnet",
+            "poll_interval_s": 1,
+            "pairs": list(pairs),
+            "accounts": {
+                "main": {
+                    "exchange": "binance",
+                    "api_key": "test-key",
+                    "secret": "test-secret",
+                    "ccxt_config": {**emulator.ccxt_config(), "timeout": 1000},
+                    "rate_limit_per_s": "500",
+                }
+            },
+            "risk": {"max_data_age_s": "30", "order_settle_s": "1", **(risk or {})},
+        }
     )
