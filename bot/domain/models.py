@@ -53,6 +53,8 @@ class Market:
     # The venue takes a reduce-only order under min_notional (Binance USDⓈ-M), so a
     # residual position below it can still be closed.
     reduce_only_below_min_notional: bool = False
+    # None: open for trading; else why not, in the venue's word (Binance SETTLING, BREAK).
+    suspended: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

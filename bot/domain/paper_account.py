@@ -16,6 +16,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, Protocol
 
+from bot.domain.margin_transfers import MarginChange
 from bot.domain.models import Fill, FundingPayment, OrderResult, OrderStatus, Side
 
 ZERO = Decimal(0)
@@ -45,6 +46,9 @@ class PaperAccountState:
     pending_funding: list[FundingPayment] = field(default_factory=list)
     feed_state: dict[str, Any] = field(default_factory=dict)
     trade_seq: int = 0
+    # The margin history (additions to isolated positions), where a transfer whose answer
+    # was lost is looked up; kept 30 days by the paper venue, as Binance keeps them.
+    margin_changes: list[MarginChange] = field(default_factory=list)
 
 
 class PaperAccountStore(Protocol):
@@ -188,6 +192,26 @@ def _funding_from_dict(raw: dict[str, Any]) -> FundingPayment:
     )
 
 
+def _margin_change_to_dict(change: MarginChange) -> dict[str, Any]:
+    return {
+        "symbol": change.symbol,
+        "amount": str(change.amount),
+        "asset": change.asset,
+        "added": change.added,
+        "at": change.at.isoformat(),
+    }
+
+
+def _margin_change_from_dict(raw: dict[str, Any]) -> MarginChange:
+    return MarginChange(
+        symbol=raw["symbol"],
+        amount=Decimal(raw["amount"]),
+        asset=raw["asset"],
+        added=bool(raw["added"]),
+        at=datetime.fromisoformat(raw["at"]),
+    )
+
+
 def state_to_json(state: PaperAccountState) -> str:
     """Serialize exactly: every decimal becomes its string."""
     return json.dumps(
@@ -210,6 +234,7 @@ def state_to_json(state: PaperAccountState) -> str:
             "pending_funding": [_funding_to_dict(p) for p in state.pending_funding],
             "feed_state": state.feed_state,
             "trade_seq": state.trade_seq,
+            "margin_changes": [_margin_change_to_dict(c) for c in state.margin_changes],
         },
         sort_keys=True,
     )
@@ -237,6 +262,8 @@ def state_from_json(raw: str) -> PaperAccountState:
         pending_funding=[_funding_from_dict(p) for p in data["pending_funding"]],
         feed_state=data["feed_state"],
         trade_seq=int(data["trade_seq"]),
+        # Absent from accounts saved before the paper venue kept a margin history.
+        margin_changes=[_margin_change_from_dict(c) for c in data.get("margin_changes", [])],
     )
 
 

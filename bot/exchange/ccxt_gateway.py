@@ -20,6 +20,7 @@ import structlog
 
 from bot.clock import Clock
 from bot.config import AccountConfig, Mode
+from bot.domain.margin_transfers import MarginChange
 from bot.domain.models import (
     ZERO,
     Balance,
@@ -34,7 +35,7 @@ from bot.domain.models import (
     Position,
     Ticker,
 )
-from bot.exchange import ccxt_markets, ccxt_parse
+from bot.exchange import ccxt_margin, ccxt_markets, ccxt_parse
 from bot.exchange.ccxt_client import LIMITER_WAIT_S, CcxtCalls, build_client, make_throttler
 from bot.exchange.ccxt_markets import is_contract
 from bot.exchange.ccxt_parse import dec, dec_or_none
@@ -123,16 +124,17 @@ class CcxtGateway:
         self, symbols: Iterable[str], reload: bool = False
     ) -> Mapping[str, Market]:
         """Load only the market types the symbols need; precision and limits from ccxt.
-        ccxt answers from its cache once loaded: ``reload`` makes it ask the exchange."""
+        ccxt answers from its cache once loaded: ``reload`` makes it ask the exchange. A
+        symbol the exchange does not list is absent from the answer."""
         wanted = list(symbols)
-        contracts = [s for s in wanted if is_contract(s)]
         ccxt_markets.load_only_types(self._client, wanted)
         await self._call("load_markets", self._client.load_markets, reload)
-        result = ccxt_markets.markets(self._client, wanted, self.name)
+        result = ccxt_markets.markets(self._client, wanted)
         self._markets.update(result)
         # Position mode is account data: a keyless client (the live price feed) skips it.
-        if contracts and self._hedge_mode is None and self._client.apiKey:
-            await self._detect_position_mode(contracts[0])
+        listed = [s for s in wanted if is_contract(s) and s in result]
+        if listed and self._hedge_mode is None and self._client.apiKey:
+            await self._detect_position_mode(listed[0])
         return result
 
     async def _detect_position_mode(self, symbol: str) -> None:
@@ -251,20 +253,12 @@ class CcxtGateway:
         return ccxt_parse.market_stats(symbol, ticker, interest, market, self._clock.now())
 
     async def add_margin(self, symbol: str, amount: Decimal) -> None:
-        """Move margin into the isolated position (ccxt add_margin; Binance
-        /fapi/v1/positionMargin); sent once, never retried, as a repeat would add twice."""
-        params: dict[str, Any] = {}
-        if self.hedge_mode:
-            params["positionSide"] = "SHORT"
-        await self._call(
-            "add_margin",
-            self._client.add_margin,
-            symbol,
-            float(amount),
-            params,
-            retry=False,
-            for_order=True,
-        )
+        """Move margin into the isolated position (``ccxt_margin``); sent once."""
+        await ccxt_margin.add_margin(self._calls, self._client, symbol, amount, self.hedge_mode)
+
+    async def fetch_margin_history(self, symbol: str, since: datetime) -> list[MarginChange]:
+        """The symbol's isolated-margin changes since ``since`` (``ccxt_margin``)."""
+        return await ccxt_margin.margin_history(self._calls, self._client, symbol, since)
 
     # -- set-up ----------------------------------------------------------------------------
 

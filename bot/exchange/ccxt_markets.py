@@ -35,14 +35,15 @@ def load_only_types(client: Any, symbols: Iterable[str]) -> None:
         options["types"] = types
 
 
-def markets(client: Any, symbols: Iterable[str], account: str) -> dict[str, Market]:
-    """The loaded markets of ``symbols``; FatalError for one the exchange lacks or an
-    inverse contract."""
+def markets(client: Any, symbols: Iterable[str]) -> dict[str, Market]:
+    """The loaded markets of ``symbols``; a symbol the exchange does not list (delisted) is
+    absent, so the caller drops it and only its pair errors; FatalError for an inverse
+    contract."""
     result: dict[str, Market] = {}
     for symbol in symbols:
-        raw = client.markets.get(symbol)
+        raw = (client.markets or {}).get(symbol)
         if raw is None:
-            raise FatalError(f"{account}: {client.id} has no market {symbol!r}")
+            continue
         if raw.get("inverse"):
             raise FatalError(f"{symbol} is an inverse contract; hedgebot trades linear ones only")
         result[symbol] = market(raw, client.precisionMode, client.id)
@@ -83,4 +84,13 @@ def market(raw: Mapping[str, Any], precision_mode: Any, exchange: str) -> Market
         expiry=ms_time(raw.get("expiry")) if raw.get("future") else None,
         taker_fee=dec_or_none(raw.get("taker")),
         reduce_only_below_min_notional=is_perp and exchange in REDUCE_ONLY_BELOW_MIN_NOTIONAL,
+        suspended=suspension(raw),
     )
+
+
+def suspension(raw: Mapping[str, Any]) -> str | None:
+    """Why ccxt calls the market inactive (the venue's status word), None when it trades."""
+    if raw.get("active") is not False:
+        return None
+    info = raw.get("info") or {}
+    return str(info.get("status") or info.get("contractStatus") or "inactive")

@@ -15,6 +15,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Protocol, runtime_checkable
 
+from bot.domain.margin_transfers import MarginChange
 from bot.domain.models import (
     Balance,
     Candle,
@@ -120,7 +121,13 @@ class ExchangeGateway(Protocol):
 
     async def add_margin(self, symbol: str, amount: Decimal) -> None:
         """Move ``amount`` of the settle asset into the isolated position of ``symbol``;
-        OrderRejectedError when the venue refuses (no position, not enough free)."""
+        OrderRejectedError when the venue refuses (no position, not enough free). Sent
+        once: a lost answer is looked up in ``fetch_margin_history``, never resent."""
+        ...
+
+    async def fetch_margin_history(self, symbol: str, since: datetime) -> list[MarginChange]:
+        """The isolated-margin changes of ``symbol`` the venue made since ``since`` (ours
+        and anyone's, additions and reductions), oldest first."""
         ...
 
     async def fetch_market_stats(self, symbol: str) -> MarketStats:

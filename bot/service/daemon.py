@@ -26,6 +26,7 @@ from bot.domain.models import FundingPayment
 from bot.domain.strategies import Target
 from bot.exchange.gateway import ExchangeGateway, GatewayError
 from bot.execution.executor import Execution, Executor
+from bot.execution.margin import MarginExecutor
 from bot.service.basis import live_contracts
 from bot.service.cycle.accounts import Accounts, account_names, round_robin
 from bot.service.cycle.assess import FOREVER, Assessment, AssessStage
@@ -36,10 +37,15 @@ from bot.service.cycle.pair_state import PairState
 from bot.service.cycle.reconcile import ReconcileStage
 from bot.service.cycle.record import decision_record, observation_inputs
 from bot.service.cycle.send import Send, SendStage, fmt_ratio
-from bot.service.cycle.view import ViewBuilder
+from bot.service.cycle.view import Unresolved, ViewBuilder
 from bot.service.targets import TargetSource, target_inputs
 from bot.store.errors import StoreUnavailable
-from bot.store.repository import DecisionRecord, Repository, StoredOrder
+from bot.store.repository import (
+    DecisionRecord,
+    Repository,
+    StoredMarginTransfer,
+    StoredOrder,
+)
 
 __all__ = [
     "FOREVER",
@@ -123,9 +129,9 @@ class HedgeDaemon:
         self._repo = repository
         self._clock = clock
         self._observer = observer
-        self._executor = executor or Executor(
-            repository, settle_after=timedelta(seconds=float(risk.order_settle_s))
-        )
+        settle_after = timedelta(seconds=float(risk.order_settle_s))
+        self._executor = executor or Executor(repository, settle_after=settle_after)
+        self._margin = MarginExecutor(repository, settle_after=settle_after)
         self.instance_id = instance_id or default_instance_id()
         self.accounts = Accounts(settings, gateways)
         self.observing = ObserveStage(self.accounts, repository, clock, settings.markets_refresh_s)
@@ -143,6 +149,7 @@ class HedgeDaemon:
         self.sending = SendStage(
             repository,
             self._executor,
+            self._margin,
             self.accounts,
             self.inflight,
             self.reconcile,
@@ -254,16 +261,22 @@ class HedgeDaemon:
 
     async def _observe_stage(
         self, cycle: int, report: CycleReport
-    ) -> tuple[dict[str, AccountSnapshot], Mapping[str, list[StoredOrder]]] | None:
-        """Markets, orders of unknown outcome, snapshots, foreign orders, funding, targets;
-        None (and every pair errored) when the venue cannot be observed."""
+    ) -> tuple[dict[str, AccountSnapshot], Unresolved] | None:
+        """Markets, orders and margin transfers of unknown outcome, snapshots, foreign
+        orders, funding, targets; None (and every pair errored) when the venue cannot be
+        observed."""
         structlog.contextvars.bind_contextvars(cycle=cycle)
         try:
             await self.observing.refresh_markets()
             # Resolve orders of unknown outcome first, so the snapshot includes their fills.
-            pending = await self._executor.resolve_unresolved(
-                self.accounts.gateways, self._clock.now(), skip_pairs=self.pair_state.skipped()
+            skipped = self.pair_state.skipped()
+            orders = await self._executor.resolve_unresolved(
+                self.accounts.gateways, self._clock.now(), skip_pairs=skipped
             )
+            margin = await self._margin.resolve_unresolved(
+                self.accounts.gateways, self._clock.now(), skip_pairs=skipped
+            )
+            pending = Unresolved(orders, margin)
             snapshots = await self.observe()
             await self.reconcile.foreign_orders(self._active)
             report.funding = await self.observing.collect_funding(self._active)
@@ -283,7 +296,7 @@ class HedgeDaemon:
         self,
         cycle: int,
         snapshots: Mapping[str, AccountSnapshot],
-        pending: Mapping[str, list[StoredOrder]],
+        pending: Unresolved,
         now: datetime,
         report: CycleReport,
     ) -> list[_Assessed]:
@@ -313,11 +326,17 @@ class HedgeDaemon:
         self,
         pair: PairConfig,
         snapshots: Mapping[str, AccountSnapshot],
-        pending: Mapping[str, list[StoredOrder]],
+        pending: Unresolved,
         cycle: int,
         now: datetime,
     ) -> _Assessed:
-        view = await self.views.build(pair, snapshots, pending.get(pair.name, []), now)
+        view = await self.views.build(
+            pair,
+            snapshots,
+            pending.orders.get(pair.name, []),
+            now,
+            pending_margin=pending.margin.get(pair.name, ()),
+        )
         assessment = await self.assessing.assess(view, now)
         self.assessing.note_hold(pair, assessment, now)
         target = assessment.target
@@ -442,9 +461,18 @@ class HedgeDaemon:
         unresolved: dict[str, list[StoredOrder]] = {}
         for order in await self._repo.unresolved_orders():
             unresolved.setdefault(order.pair, []).append(order)
+        transfers: dict[str, list[StoredMarginTransfer]] = {}
+        for transfer in await self._repo.unresolved_margin_transfers():
+            transfers.setdefault(transfer.pair, []).append(transfer)
         assessments = []
         for pair in self.pair_state.unfinished(self._pairs):
-            view = await self.views.build(pair, snapshots, unresolved.get(pair.name, []), now)
+            view = await self.views.build(
+                pair,
+                snapshots,
+                unresolved.get(pair.name, []),
+                now,
+                pending_margin=transfers.get(pair.name, ()),
+            )
             assessment = await self.assessing.assess(view, now)
             assessments.append(assessment)
             if assessment.spot_sell is not None:  # a row of its own: its own order

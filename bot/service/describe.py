@@ -73,7 +73,7 @@ def health_text(record: PairStatusRecord) -> str:
     if record.action == "denied":
         return f"not trading: {record.verdict}"
     if record.action == "waiting":
-        return "waiting: an order's outcome is not known yet"
+        return "waiting: an order's or a margin transfer's outcome is not known yet"
     if record.action == "liquidity_wait":
         return f"waiting for liquidity: {record.verdict}"
     return "ok"

@@ -1,8 +1,8 @@
 """Reads and writes of the daemon's records: one repository per aggregate, and
 ``Repository``, the one object the daemon, the CLI and the backtest hold.
 
-Each aggregate lives in its own module (audit_log, decisions, orders, leases, funding,
-controls, read_models, paper_accounts) over ``StoreBase`` (database.py), which owns
+Each aggregate lives in its own module (audit_log, decisions, orders, margin_transfers,
+leases, funding, controls, read_models, paper_accounts) over ``StoreBase`` (database.py), which owns
 the sessions, the write transaction and the audit chain. ``Repository`` is all of
 them on one engine, so they share one writer queue on SQLite.
 
@@ -19,6 +19,7 @@ from bot.store.decisions import DecisionRecord, Decisions
 from bot.store.engine import SQLITE_WRITE, create_engine
 from bot.store.funding import Funding
 from bot.store.leases import Leases
+from bot.store.margin_transfers import MarginTransferIntent, MarginTransfers, StoredMarginTransfer
 from bot.store.orders import UNRESOLVED, Orders, StoredFill, StoredOrder
 from bot.store.paper_accounts import PaperAccounts
 from bot.store.read_models import PairStatusRecord, ReadModels
@@ -29,12 +30,14 @@ __all__ = [
     "UNRESOLVED",
     "AuditEvent",
     "DecisionRecord",
+    "MarginTransferIntent",
     "PairControl",
     "PairStatusRecord",
     "PairTarget",
     "Repository",
     "StoreBase",
     "StoredFill",
+    "StoredMarginTransfer",
     "StoredOrder",
     "create_engine",
     "jsonable",
@@ -42,6 +45,16 @@ __all__ = [
 ]
 
 
-class Repository(AuditLog, Decisions, Orders, Leases, Funding, Controls, ReadModels, PaperAccounts):
+class Repository(
+    AuditLog,
+    Decisions,
+    Orders,
+    MarginTransfers,
+    Leases,
+    Funding,
+    Controls,
+    ReadModels,
+    PaperAccounts,
+):
     """All database access of the daemon and the CLI; implements the paper venue's
     ``PaperAccountStore`` port."""

@@ -6,7 +6,7 @@ this revision have neither: NULL, which the report says (spot valued at the cont
 price) or takes as size 1 (what every earlier report assumed).
 
 Revision ID: 0007
-Revises: 0005
+Revises: 0006
 """
 
 from collections.abc import Sequence
@@ -18,7 +18,7 @@ from alembic import op
 MONEY = sa.Numeric(38, 18).with_variant(sa.String(64), "sqlite")
 
 revision: str = "0007"
-down_revision: str | None = "0005"
+down_revision: str | None = "0006"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

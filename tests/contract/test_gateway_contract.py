@@ -6,7 +6,7 @@ from __future__ import annotations
 import decimal
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -14,6 +14,7 @@ import pytest_asyncio
 
 from bot.clock import FakeClock, SystemClock
 from bot.config import AccountConfig, PaperConfig
+from bot.domain.margin_transfers import MarginChange
 from bot.domain.models import OrderRequest, OrderStatus, Side
 from bot.domain.paper_account import InMemoryPaperAccountStore
 from bot.exchange.ccxt_gateway import CcxtGateway
@@ -28,6 +29,7 @@ from tests.support.emulators.binance import BinanceEmulator
 
 D = Decimal
 PERP = "BTC/USDT:USDT"
+LONG_AGO = datetime(2020, 1, 1, tzinfo=UTC)
 
 
 @dataclass
@@ -255,6 +257,22 @@ async def test_adding_margin_without_a_position_is_rejected(venue: Venue) -> Non
     gateway = await prepared(venue)
     with pytest.raises(OrderRejectedError):
         await gateway.add_margin(PERP, D(100))
+    assert await gateway.fetch_margin_history(PERP, LONG_AGO) == []
+
+
+async def test_added_margin_is_listed_in_the_margin_history_once_with_its_exact_amount(
+    venue: Venue,
+) -> None:
+    gateway = await prepared(venue)
+    await gateway.create_order(sell("0.5", "c-history"))
+    assert await gateway.fetch_margin_history(PERP, LONG_AGO) == []
+    await gateway.add_margin(PERP, D("1234.56"))
+    [change] = await gateway.fetch_margin_history(PERP, LONG_AGO)
+    assert change == MarginChange(PERP, D("1234.56"), "USDT", True, change.at)
+    assert change.at.tzinfo is not None
+    # ``since`` is the first instant listed: the change itself, and nothing after it.
+    assert await gateway.fetch_margin_history(PERP, change.at) == [change]
+    assert await gateway.fetch_margin_history(PERP, change.at + timedelta(milliseconds=1)) == []
 
 
 async def test_market_stats_report_open_interest_and_24h_volume_in_quote(venue: Venue) -> None:

@@ -778,3 +778,75 @@ async def test_margin_mode_cannot_change_while_a_position_is_open(
     await binance.create_order(PERP, "market", "sell", 0.01, None)
     with pytest.raises(ccxt.OperationRejected, match="-4048"):
         await binance.set_margin_mode("isolated", PERP)
+
+
+# ---------------------------------------------------------------- isolated margin
+
+
+async def isolated_short(emulator: BinanceEmulator, binance: Any) -> None:
+    fund(emulator)
+    await binance.set_margin_mode("isolated", PERP)
+    await binance.create_order(PERP, "market", "sell", 0.1, None)
+
+
+async def test_added_margin_is_listed_by_fetch_margin_adjustment_history(
+    emulator: BinanceEmulator, binance: Any
+) -> None:
+    await isolated_short(emulator, binance)
+    before = await binance.fetch_margin_adjustment_history(PERP)
+    await binance.add_margin(PERP, 12.5)
+    [change] = await binance.fetch_margin_adjustment_history(PERP)
+    assert before == []
+    assert change["type"] == "add"
+    assert change["amount"] == 12.5
+    assert change["code"] == "USDT"
+    assert change["info"]["positionSide"] == "BOTH"
+    assert change["info"]["deltaType"] == "USER_ADJUST"
+    later = await binance.fetch_margin_adjustment_history(PERP, None, change["timestamp"] + 1)
+    assert later == []
+    assert emulator.margin_log[0].amount == Decimal("12.5")
+
+
+async def test_drop_after_accept_on_position_margin_applies_the_change_and_loses_the_answer(
+    emulator: BinanceEmulator, binance: Any
+) -> None:
+    await isolated_short(emulator, binance)
+    emulator.inject(Fault.DROP_AFTER_ACCEPT, path="/fapi/v1/positionMargin", method="POST")
+    with pytest.raises(ccxt.NetworkError):
+        await binance.add_margin(PERP, 20)
+    [change] = await binance.fetch_margin_adjustment_history(PERP)
+    assert change["amount"] == 20
+    assert [c.amount for c in emulator.margin_log] == [Decimal(20)]
+
+
+# ---------------------------------------------------------------- suspended, delisted
+
+
+async def test_a_suspended_perp_keeps_its_market_inactive_loses_its_ticker_and_refuses_orders(
+    emulator: BinanceEmulator, binance: Any
+) -> None:
+    fund(emulator)
+    emulator.suspend("BTC")
+    markets = await binance.load_markets(True)
+    assert markets[PERP]["active"] is False
+    assert markets[PERP]["info"]["status"] == "SETTLING"
+    assert markets[SPOT]["active"] is True
+    assert PERP not in await binance.fetch_bids_asks()
+    with pytest.raises(ccxt.BadRequest, match="-4140"):
+        await binance.create_order(PERP, "market", "sell", 0.01, None)
+    emulator.resume("BTC")
+    await binance.create_order(PERP, "market", "sell", 0.01, None)
+
+
+async def test_a_delisted_perp_leaves_exchange_info_and_orders_on_it_are_invalid_symbol(
+    emulator: BinanceEmulator, binance: Any
+) -> None:
+    fund(emulator)
+    emulator.delist("ETH")
+    markets = await binance.load_markets(True)
+    assert "ETH/USDT:USDT" not in markets
+    assert "ETH/USDT" in markets
+    with pytest.raises(ccxt.BadSymbol, match="-1121"):
+        await binance.fapiPrivatePostOrder(
+            {"symbol": "ETHUSDT", "side": "SELL", "type": "MARKET", "quantity": "0.1"}
+        )

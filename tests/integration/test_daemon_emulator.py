@@ -23,6 +23,7 @@ from bot.service.daemon import HedgeDaemon
 from bot.service.describe import pair_statuses
 from bot.service.wiring import BuiltDaemon, build_daemon
 from bot.store.repository import Repository
+from tests.support.builders import emulator_pair, emulator_settings
 from tests.support.emulators.binance import BinanceEmulator
 from tests.support.emulators.binance._binance_models import Fault
 from tests.support.emulators.binance.binance_emulator import ccxt_client
@@ -41,34 +42,7 @@ def emulator(emulator: BinanceEmulator) -> BinanceEmulator:
 
 
 def make_settings(emulator: BinanceEmulator, **pair: Any) -> Settings:
-    ccxt_config = {**emulator.ccxt_config(), "timeout": 1000}
-    return Settings(
-        mode="testnet",
-        poll_interval_s=1,
-        pairs=[
-            {
-                "name": "BTC",
-                "spot_symbol": "BTC/USDT",
-                "perp_symbol": PERP,
-                "target_ratio": "1",
-                "band": "0.02",
-                "max_order_notional": "200000",
-                "leverage": "2",
-                **pair,
-            }
-        ],
-        accounts={
-            "main": {
-                "exchange": "binance",
-                "api_key": "test-key",
-                "secret": "test-secret",
-                "ccxt_config": ccxt_config,
-                "rate_limit_per_s": "500",
-            }
-        },
-        # The emulator answers or drops at once: an unknown order is lost after 1 s.
-        risk={"max_data_age_s": "30", "order_settle_s": "1"},
-    )
+    return emulator_settings(emulator, [emulator_pair(**pair)])
 
 
 class Stack:
@@ -443,7 +417,7 @@ async def test_the_add_margin_guard_moves_margin_on_the_exchange(
     await guarded.load_markets()
     before = (await stack.gateway.fetch_positions([PERP]))[PERP].liquidation_price
     await guarded.run_cycle(2)
-    [added] = await stack.repository.audit_events(kind="risk.margin_added")
+    [added] = await stack.repository.audit_events(kind="margin.done")
     after = (await stack.gateway.fetch_positions([PERP]))[PERP].liquidation_price
     assert before is not None
     assert after is not None

@@ -107,7 +107,7 @@ async def test_add_margin_guard_moves_the_liquidation_price_then_reduces_when_fu
     await run_path(daemon, clock, 26)
 
     assert venue.liquidations() == []
-    [added] = await repository.audit_events(kind="risk.margin_added")
+    [added] = await repository.audit_events(kind="margin.done")
     # At 65400 the target is 65400 x 1.15 = 75210: on 1 BTC in the same tier the margin
     # that moves the liquidation price there is (75210 - 71691.54) x 1.005 = 3536.05 USDT.
     assert added.data["amount"] == "3536.05"

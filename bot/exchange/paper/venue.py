@@ -18,12 +18,13 @@ import asyncio
 from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from bot.clock import Clock
 from bot.config import PaperConfig
+from bot.domain.margin_transfers import MarginChange
 from bot.domain.models import (
     ZERO,
     Balance,
@@ -37,6 +38,7 @@ from bot.domain.models import (
     OrderResult,
     Position,
     Ticker,
+    settle_asset,
 )
 from bot.domain.paper_account import PaperAccountState, PaperAccountStore
 from bot.exchange.candles import CandleSource
@@ -45,6 +47,8 @@ from bot.exchange.gateway import ExchangeGateway, FatalError, OrderRejectedError
 from bot.exchange.paper.fills import PaperMatcher
 from bot.exchange.paper.ledger import AccountSummary, PaperLedger, checked_leverage
 from bot.exchange.paper.quotes import PaperQuotes
+
+MARGIN_HISTORY = timedelta(days=30)  # as long as Binance lists margin changes
 
 
 @dataclass(slots=True)
@@ -269,17 +273,26 @@ class PaperVenue:
             change.changed = self._ledger.set_leverage(symbol, leverage, change.now)
 
     async def add_margin(self, symbol: str, amount: Decimal) -> None:
-        """Move ``amount`` of the settle asset into the isolated position of ``symbol``."""
+        """Move ``amount`` of the settle asset into the isolated position of ``symbol``;
+        the change goes into the account's margin history, saved with it."""
         if amount <= ZERO:
             raise OrderRejectedError(f"margin to add must be positive, got {amount:f}")
         async with self._change() as change:
             self._ledger.add_margin(symbol, amount)
+            history = self.state.margin_changes
+            kept = change.now - MARGIN_HISTORY
+            history[:] = [c for c in history if c.at >= kept]
+            history.append(MarginChange(symbol, amount, settle_asset(symbol), True, change.now))
             change.changed = True
 
     @property
     def hedge_mode(self) -> bool:
         """The paper account is in one-way mode: one net position per symbol."""
         return False
+
+    async def fetch_margin_history(self, symbol: str, since: datetime) -> list[MarginChange]:
+        """The margin history of ``symbol`` since ``since``, oldest first."""
+        return [c for c in self.state.margin_changes if c.symbol == symbol and c.at >= since]
 
     def leverage(self, symbol: str) -> Decimal:
         """Leverage of the open position, else the one set for ``symbol`` (default 1)."""

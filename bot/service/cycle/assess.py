@@ -286,6 +286,12 @@ class AssessStage:
     def _margin_transfer(
         self, view: PairView, assessment: Assessment, amount: Decimal, now: datetime
     ) -> Assessment:
+        if view.pending_margin:
+            transfer = view.pending_margin[0].client_id
+            summary = (
+                f"{assessment.summary}; waiting: margin transfer {transfer} is not resolved yet"
+            )
+            return replace(assessment, action="waiting", summary=summary)
         verdict = check_margin_transfer(view.observation, self.risk_limits(view), now)
         if verdict.approved:
             return replace(assessment, verdict=verdict, action="add_margin", add_margin=amount)

@@ -1,5 +1,6 @@
 """Send: the intent is stored, then the order or margin transfer is sent, then the answer
-is recorded. A lost answer is resolved by the executor looking the client id up."""
+is recorded. A lost answer is resolved by looking it up (an order by its client id, a
+margin transfer in the venue's margin history), never by sending again."""
 
 from __future__ import annotations
 
@@ -11,15 +12,16 @@ import structlog
 
 from bot.clock import Clock
 from bot.config import PairConfig
-from bot.domain.models import OrderStatus, settle_asset
-from bot.exchange.gateway import GatewayError
+from bot.domain.margin_transfers import TransferState
+from bot.domain.models import OrderStatus
 from bot.execution.executor import Execution, Executor, OrderPlan
+from bot.execution.margin import MarginExecutor
 from bot.service.cycle.accounts import Accounts
 from bot.service.cycle.inflight import InflightStage
 from bot.service.cycle.pair_state import PairState
 from bot.service.cycle.reconcile import ReconcileStage
 from bot.store.errors import StoreUnavailable
-from bot.store.leases import LeaseLostError
+from bot.store.leases import Lease, LeaseLostError
 from bot.store.repository import DecisionRecord, Repository
 
 log = structlog.get_logger(__name__)
@@ -50,6 +52,7 @@ class SendStage:
         self,
         repository: Repository,
         executor: Executor,
+        margin_executor: MarginExecutor,
         accounts: Accounts,
         inflight: InflightStage,
         reconcile: ReconcileStage,
@@ -58,6 +61,7 @@ class SendStage:
     ) -> None:
         self._repo = repository
         self._executor = executor
+        self._margin_executor = margin_executor
         self._accounts = accounts
         self._inflight = inflight
         self._reconcile = reconcile
@@ -101,21 +105,7 @@ class SendStage:
                 send_by=self._pair_state.send_by(),
             )
         except LeaseLostError as exc:
-            # Another daemon holds the pair now (this one stalled past its lease): it
-            # trades the pair, this one stores and sends nothing.
-            self._pair_state.lost(pair.name)
-            log.warning("lease.lost", error=str(exc))
-            await self._repo.append_audit(
-                "lease.lost",
-                f"order not stored or sent: {exc}",
-                {
-                    "holder": self._pair_state.instance_id,
-                    "token": lease.token if lease else None,
-                },
-                pair=pair.name,
-                decision_id=record.decision_id,
-            )
-            return "lease lost"
+            return await self._lease_lost(pair, record, lease, exc, "order")
         except (asyncio.CancelledError, StoreUnavailable):
             raise  # shutdown, or nothing could be stored: not the venue's failure
         except Exception as exc:
@@ -149,29 +139,55 @@ class SendStage:
         ):
             self._pair_state.succeeded(pair)
 
-    async def _margin(self, pair: PairConfig, record: DecisionRecord, amount: Decimal) -> str:
-        """The liquidation guard's margin transfer, audited as ``risk.margin_added``."""
-        settle = settle_asset(pair.perp_symbol)
-        try:
-            await self._accounts.perp_gateway(pair).add_margin(pair.perp_symbol, amount)
-        except GatewayError as exc:
-            await self._repo.append_audit(
-                "risk.add_margin_failed",
-                f"adding {amount} {settle} margin to {pair.perp_symbol} failed: {exc}",
-                {"amount": amount, "error": str(exc)},
-                pair=pair.name,
-                decision_id=record.decision_id,
-            )
-            await self._pair_state.failed(pair.name, f"add_margin: {exc}")
-            return "add_margin_failed"
+    async def _lease_lost(
+        self,
+        pair: PairConfig,
+        record: DecisionRecord,
+        lease: Lease | None,
+        exc: LeaseLostError,
+        what: str,
+    ) -> str:
+        """Another daemon holds the pair now (this one stalled past its lease): it trades
+        the pair, this one stores and sends nothing."""
+        self._pair_state.lost(pair.name)
+        log.warning("lease.lost", error=str(exc))
         await self._repo.append_audit(
-            "risk.margin_added",
-            f"added {amount} {settle} margin to {pair.perp_symbol}: {record.decision.reason}",
-            {"amount": amount, "asset": settle, "symbol": pair.perp_symbol},
+            "lease.lost",
+            f"{what} not stored or sent: {exc}",
+            {"holder": self._pair_state.instance_id, "token": lease.token if lease else None},
             pair=pair.name,
             decision_id=record.decision_id,
         )
-        return "add_margin"
+        return "lease lost"
+
+    async def _margin(self, pair: PairConfig, record: DecisionRecord, amount: Decimal) -> str:
+        """The liquidation guard's margin transfer: intent stored first, sent once, its
+        outcome (``margin.done`` / ``failed`` / ``unknown``) stored and audited."""
+        lease = self._pair_state.lease(pair.name)
+        try:
+            outcome = await self._margin_executor.transfer(
+                pair.name,
+                record.decision_id,
+                pair.perp_symbol,
+                amount,
+                self._accounts.perp_gateway(pair),
+                lease=lease,
+                lease_margin=self._pair_state.lease_margin,
+                send_by=self._pair_state.send_by(),
+            )
+        except LeaseLostError as exc:
+            return await self._lease_lost(pair, record, lease, exc, "margin transfer")
+        if outcome.state is TransferState.FAILED:
+            await self._pair_state.failed(pair.name, f"add_margin: {outcome.reason}")
+        elif outcome.state is TransferState.DONE:
+            self._pair_state.succeeded(pair.name)
+        log.info(
+            "margin.transfer_done",
+            client_id=outcome.client_id,
+            state=outcome.state.value,
+            reason=outcome.reason,
+        )
+        return f"add_margin {outcome.state.value}"
 
 
 def fmt_ratio(value: Decimal | None) -> str | None:

@@ -6,7 +6,7 @@ Every later stage reads the ``PairView``; none goes back to the per-account snap
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
@@ -18,7 +18,7 @@ from bot.service.basis import contract_for
 from bot.service.cycle.accounts import Accounts
 from bot.service.cycle.inflight import InflightStage
 from bot.service.cycle.observe import AccountSnapshot
-from bot.store.repository import StoredOrder
+from bot.store.repository import StoredMarginTransfer, StoredOrder
 
 
 class SymbolUnavailable(RetryableError):
@@ -74,12 +74,17 @@ def price_problem(
 
 def market_of(symbol: str, markets: Mapping[str, Market], account: str) -> Market:
     """The symbol's loaded trading rules; ``SymbolUnavailable`` when the venue did not list
-    it at the last market reload."""
+    it at the last market reload, or lists it as not trading (suspended)."""
     market = markets.get(symbol)
     if market is None:
         raise SymbolUnavailable(
             f"no market for {symbol} on account {account}: the venue did not list it at the "
             "last market reload (delisted?); not traded this cycle"
+        )
+    if market.suspended is not None:
+        raise SymbolUnavailable(
+            f"{symbol} is not trading on account {account} (status {market.suspended} at the "
+            "last market reload): suspended; not traded this cycle"
         )
     return market
 
@@ -98,6 +103,7 @@ class PairView:
     pending: Sequence[StoredOrder] = ()  # our orders of unknown outcome
     spot_free: Decimal = ZERO  # the spot coin not locked in open orders (a sale's most)
     price_problem: str | None = None  # why the quotes cannot price an order: held
+    pending_margin: Sequence[StoredMarginTransfer] = ()  # our margin transfers, likewise
 
     def market_of(self, symbol: str) -> Market:
         """The rules of the perp or, for a spot sell, of the spot market."""
@@ -111,6 +117,14 @@ class PairView:
                 "reload (delisted?); not traded this cycle"
             )
         return self.spot_market
+
+
+@dataclass(frozen=True, slots=True)
+class Unresolved:
+    """Per pair, our orders and margin transfers whose outcome is not known yet."""
+
+    orders: Mapping[str, Sequence[StoredOrder]] = field(default_factory=dict)
+    margin: Mapping[str, Sequence[StoredMarginTransfer]] = field(default_factory=dict)
 
 
 def on_its_contract(
@@ -198,6 +212,7 @@ class ViewBuilder:
         snapshots: Mapping[str, AccountSnapshot],
         pending: Sequence[StoredOrder],
         now: datetime,
+        pending_margin: Sequence[StoredMarginTransfer] = (),
     ) -> PairView:
         contract, following = on_its_contract(pair, self._accounts, snapshots, self._markets, now)
         market = market_of(
@@ -221,4 +236,5 @@ class ViewBuilder:
             price_problem=price_problem(
                 contract, self._accounts, snapshots, observation, self._max_deviation
             ),
+            pending_margin=tuple(pending_margin),
         )

@@ -122,6 +122,9 @@ class BinanceApi:
             ("POST", f"{f}/v1/leverage"): Route(self.fut_set_leverage, signed=True),
             ("POST", f"{f}/v1/marginType"): Route(self.fut_set_margin_type, signed=True),
             ("POST", f"{f}/v1/positionMargin"): Route(self.fut_position_margin, signed=True),
+            ("GET", f"{f}/v1/positionMargin/history"): Route(
+                self.fut_position_margin_history, signed=True
+            ),
             ("GET", f"{f}/v1/positionSide/dual"): Route(self.fut_get_dual, signed=True),
             ("POST", f"{f}/v1/positionSide/dual"): Route(self.fut_set_dual, signed=True),
             ("POST", f"{f}/v1/order"): Route(self.fut_create, signed=True, creates_order="futures"),
@@ -149,12 +152,22 @@ class BinanceApi:
                     400, -1100, "Illegal characters found in parameter 'symbols'."
                 ) from None
             return [eng.market_for(str(n), venue) for n in names]
-        return [m for m in eng.markets.values() if (m.spot if venue == "spot" else m.perp)]
+        return [
+            m
+            for m in eng.markets.values()
+            if (m.spot if venue == "spot" else m.perp) and eng.listed(venue, m)
+        ]
 
     def _one_or_many(
         self, venue: Venue, params: Params, render: Callable[[EmulatedMarket], JSON]
     ) -> JSON:
-        rows = [render(m) for m in self._markets(venue, params)]
+        """One row for ``symbol``, else a row per market; a suspended market has no quote
+        (left out of a listing, -1121 when named, as Binance's tickers do)."""
+        markets = self._markets(venue, params)
+        trading = [m for m in markets if self.engine.quoted(venue, m)]
+        if "symbol" in params and not trading:
+            raise BinanceError(400, -1121, "Invalid symbol.")
+        rows = [render(m) for m in trading]
         return rows[0] if "symbol" in params else rows
 
     @staticmethod
@@ -418,7 +431,7 @@ class BinanceApi:
             symbols.append(
                 {
                     "symbol": m.symbol_id,
-                    "status": "TRADING",
+                    "status": self.engine.symbol_status("spot", m),
                     "baseAsset": m.base,
                     "baseAssetPrecision": 8,
                     "quoteAsset": m.quote,
@@ -500,7 +513,7 @@ class BinanceApi:
                     "contractType": "PERPETUAL",
                     "deliveryDate": 4133404800000,
                     "onboardDate": 1569398400000,
-                    "status": "TRADING",
+                    "status": self.engine.symbol_status("futures", m),
                     "maintMarginPercent": "2.5000",
                     "requiredMarginPercent": "5.0000",
                     "baseAsset": m.base,
@@ -1045,6 +1058,32 @@ class BinanceApi:
             "msg": "Successfully modify position margin.",
             "type": 1,
         }
+
+    def fut_position_margin_history(self, params: Params, ctx: RequestContext) -> JSON:
+        """GET /fapi/v1/positionMargin/history: one symbol's margin changes, oldest first
+        (``type``, ``startTime``, ``endTime`` default now, ``limit`` default 500)."""
+        market = self.engine.market_for(params.get("symbol"), "futures")
+        kind = self._int(params, "type")
+        start = self._int(params, "startTime")
+        end = self._int(params, "endTime", self.engine.now_ms())
+        limit = self._int(params, "limit", 500) or 500
+        rows = [
+            {
+                "symbol": c.symbol,
+                "type": c.type,
+                "deltaType": c.delta_type,
+                "amount": fmt(c.amount),
+                "asset": c.asset,
+                "time": c.time_ms,
+                "positionSide": c.position_side,
+            }
+            for c in self.engine.margin_history
+            if c.symbol == market.symbol_id
+            and (kind is None or c.type == kind)
+            and (start is None or c.time_ms >= start)
+            and (end is None or c.time_ms <= end)
+        ]
+        return rows[:limit]
 
     def fut_get_dual(self, params: Params, ctx: RequestContext) -> JSON:
         """GET /fapi/v1/positionSide/dual."""

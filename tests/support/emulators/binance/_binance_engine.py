@@ -20,6 +20,7 @@ from tests.support.emulators.binance._binance_models import (
     Fill,
     FundingEvent,
     IncomeEntry,
+    MarginChange,
     PositionState,
     Venue,
     ceil_to,
@@ -232,6 +233,11 @@ class Engine:
         self.orders: dict[int, EmulatedOrder] = {}
         self.client_ids: dict[tuple[Venue, str], int] = {}
         self.income: list[IncomeEntry] = []
+        self.margin_history: list[MarginChange] = []
+        # Per (venue, symbol id): a status other than TRADING (suspended), or delisted.
+        self.status: dict[tuple[Venue, str], str] = {}
+        self.delisted: set[tuple[Venue, str]] = set()
+        self.quoted_while_suspended: set[tuple[Venue, str]] = set()
         self.lag_s = 0.0
         self.client_order_id_scope = "all"
         self._fut_history: list[tuple[float, FuturesSnapshot]] = []
@@ -287,9 +293,24 @@ class Engine:
         market = self.by_id.get(symbol or "")
         if market is None or (venue == "spot" and not market.spot):
             raise BinanceError(400, -1121, "Invalid symbol.")
+        if (venue, market.symbol_id) in self.delisted:
+            raise BinanceError(400, -1121, "Invalid symbol.")
         if venue == "futures" and not market.perp:
             raise BinanceError(400, -1121, "Invalid symbol.")
         return market
+
+    def quoted(self, venue: Venue, market: EmulatedMarket) -> bool:
+        """Whether the ticker endpoints quote the market (trading, or suspended but quoted)."""
+        key = (venue, market.symbol_id)
+        return self.symbol_status(venue, market) == "TRADING" or key in self.quoted_while_suspended
+
+    def symbol_status(self, venue: Venue, market: EmulatedMarket) -> str:
+        """exchangeInfo's status of the market on ``venue``: TRADING unless suspended."""
+        return self.status.get((venue, market.symbol_id), "TRADING")
+
+    def listed(self, venue: Venue, market: EmulatedMarket) -> bool:
+        """Whether the venue still lists the market (it was not delisted)."""
+        return (venue, market.symbol_id) not in self.delisted
 
     def set_step_size(self, symbol_or_base: str, step: Decimal) -> None:
         """Replace a coin's market with one of another LOT_SIZE stepSize."""
@@ -545,6 +566,10 @@ class Engine:
         self, venue: Venue, params: Mapping[str, str]
     ) -> tuple[EmulatedMarket, str, str, str]:
         market = self.market_for(params.get("symbol"), venue)
+        if self.symbol_status(venue, market) != "TRADING":
+            if venue == "futures":
+                raise BinanceError(400, -4140, "Invalid symbol status for opening position.")
+            raise BinanceError(400, -1013, "Market is closed.")
         side = params.get("side", "")
         if side not in ("BUY", "SELL"):
             raise BinanceError(
@@ -957,6 +982,9 @@ class Engine:
         self._snapshot_futures()
         state.added_margin += amount
         state.update_ms = self.now_ms()
+        self.margin_history.append(
+            MarginChange(market.symbol_id, 1, amount, market.quote, state.update_ms, position_side)
+        )
         return market, amount
 
     def set_margin_type(self, symbol: str | None, raw: str | None) -> None:

@@ -33,7 +33,9 @@ class Fault(enum.Enum):
     TIMEOUT = "timeout"
     """Hold the answer ``delay_s`` (default 2 s), then -1007; ``accept=True`` executes first."""
     DROP_AFTER_ACCEPT = "drop_after_accept"
-    """Order creation: the order is accepted (and filled), then the connection is cut."""
+    """The request is executed, then the connection is cut before the answer: an order is
+    accepted (and filled), a margin change (``path="/fapi/v1/positionMargin"``) applied.
+    Without ``path`` it matches order creation only."""
     PARTIAL_FILL = "partial_fill"
     """The next order fills only ``fraction`` (default 0.5); the rest rests or expires."""
     REJECT = "reject"
@@ -201,6 +203,19 @@ class FundingEvent:
     rate: Decimal
     time_ms: int
     mark_price: Decimal
+
+
+@dataclass(frozen=True)
+class MarginChange:
+    """One isolated-margin change (``/fapi/v1/positionMargin/history``)."""
+
+    symbol: str
+    type: int  # 1 add, 2 reduce
+    amount: Decimal
+    asset: str
+    time_ms: int
+    position_side: str
+    delta_type: str = "USER_ADJUST"
 
 
 @dataclass

@@ -36,6 +36,7 @@ from tests.support.emulators.binance._binance_models import (
     EmulatedMarket,
     EmulatedOrder,
     Fault,
+    MarginChange,
     OrderLogEntry,
     Venue,
 )
@@ -158,6 +159,37 @@ class BinanceEmulator(LoopbackServer):
         """Change a coin's LOT_SIZE stepSize (exchangeInfo and order checks) from now on."""
         self._engine.set_step_size(symbol_or_base, Decimal(step))
 
+    def suspend(
+        self,
+        symbol_or_base: str,
+        venue: Venue = "futures",
+        status: str = "",
+        *,
+        quoted: bool = False,
+    ) -> None:
+        """Suspend a coin's market on ``venue``: exchangeInfo shows ``status`` (futures
+        SETTLING, spot BREAK by default), its ticker is gone from the ticker endpoints
+        (``quoted``: still there, stale), and orders are refused (futures -4140 "Invalid
+        symbol status for opening position.", spot -1013 "Market is closed."). ``resume``
+        undoes it."""
+        market = self._engine.markets[self._engine.resolve_base(symbol_or_base)]
+        default = "SETTLING" if venue == "futures" else "BREAK"
+        self._engine.status[(venue, market.symbol_id)] = status or default
+        if quoted:
+            self._engine.quoted_while_suspended.add((venue, market.symbol_id))
+
+    def resume(self, symbol_or_base: str, venue: Venue = "futures") -> None:
+        """Trade a suspended market again."""
+        market = self._engine.markets[self._engine.resolve_base(symbol_or_base)]
+        self._engine.status.pop((venue, market.symbol_id), None)
+        self._engine.quoted_while_suspended.discard((venue, market.symbol_id))
+
+    def delist(self, symbol_or_base: str, venue: Venue = "futures") -> None:
+        """Delist a coin's market on ``venue``: gone from exchangeInfo and the tickers;
+        every request naming it is -1121 "Invalid symbol."."""
+        market = self._engine.markets[self._engine.resolve_base(symbol_or_base)]
+        self._engine.delisted.add((venue, market.symbol_id))
+
     def set_funding_rate(self, base: str, rate: Decimal) -> None:
         """Set the funding rate premiumIndex reports and ``settle_funding`` applies."""
         self._engine.set_funding_rate(base, Decimal(rate))
@@ -204,6 +236,11 @@ class BinanceEmulator(LoopbackServer):
     def futures_balance(self, asset: str) -> Decimal:
         """True futures wallet balance (no lag)."""
         return self._engine.acct.wallet.get(asset, Decimal(0))
+
+    @property
+    def margin_log(self) -> list[MarginChange]:
+        """Every isolated-margin change the exchange applied, oldest first."""
+        return list(self._engine.margin_history)
 
     def requests_to(self, path: str, method: str | None = None) -> int:
         """How many requests hit ``path`` (and ``method``)."""

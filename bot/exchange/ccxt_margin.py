@@ -1,0 +1,86 @@
+"""Isolated-margin transfers through ccxt: the transfer itself and the venue's history of
+them, where a transfer whose answer was lost is looked up (it has no client id).
+
+Binance: ``add_margin`` is ``POST /fapi/v1/positionMargin`` (type 1), and
+``fetch_margin_adjustment_history`` is ``GET /fapi/v1/positionMargin/history`` (the last
+30 days, startTime and endTime at most 30 days apart). ccxt rounds the amount to the
+market's amount precision before sending it: an amount that rounding would change is
+refused here, not sent as another figure (the look-up matches the exact amount).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from bot.domain.margin_transfers import MarginChange
+from bot.exchange.ccxt_client import CcxtCalls
+from bot.exchange.ccxt_parse import dec, ms_time
+from bot.exchange.gateway import FatalError, OrderRejectedError
+
+
+async def add_margin(
+    calls: CcxtCalls, client: Any, symbol: str, amount: Decimal, hedge_mode: bool
+) -> None:
+    """Move ``amount`` into the isolated position of ``symbol``; sent once, never retried,
+    as a repeat would add twice."""
+    with calls.translated("add_margin", for_order=True):
+        sent = client.amount_to_precision(symbol, str(amount))
+    if Decimal(sent) != amount:
+        raise OrderRejectedError(
+            f"margin {amount} for {symbol} is finer than the market's amount precision; "
+            f"ccxt would send {sent}: not sent"
+        )
+    params: dict[str, Any] = {"positionSide": "SHORT"} if hedge_mode else {}
+    await calls.call(
+        "add_margin",
+        client.add_margin,
+        symbol,
+        float(amount),
+        params,
+        retry=False,
+        for_order=True,
+    )
+
+
+async def margin_history(
+    calls: CcxtCalls, client: Any, symbol: str, since: datetime
+) -> list[MarginChange]:
+    """The symbol's isolated-margin changes since ``since`` (ccxt
+    ``fetch_margin_adjustment_history``), oldest first."""
+    if not client.has.get("fetchMarginAdjustmentHistory"):
+        raise FatalError(
+            f"{client.id} has no margin history in ccxt: a margin transfer whose answer "
+            "was lost cannot be looked up"
+        )
+    raw = await calls.call(
+        "fetch_margin_adjustment_history",
+        client.fetch_margin_adjustment_history,
+        symbol,
+        None,
+        int(since.timestamp() * 1000),
+    )
+    return margin_changes(raw, symbol)
+
+
+def margin_changes(raw: Sequence[Any], symbol: str) -> list[MarginChange]:
+    """ccxt's margin modifications as domain values; the amount from the venue's own
+    string (``info.amount``) where it has one, so nothing passes through a float."""
+    changes = []
+    for item in raw:
+        at = ms_time(item.get("timestamp"))
+        if item.get("symbol") != symbol or at is None or item.get("amount") is None:
+            continue
+        info = item.get("info") or {}
+        changes.append(
+            MarginChange(
+                symbol=symbol,
+                amount=abs(dec(info.get("amount") or item["amount"])),
+                asset=str(item.get("code") or info.get("asset") or ""),
+                added=item.get("type") == "add",
+                at=at,
+            )
+        )
+    return sorted(changes, key=lambda change: change.at)
