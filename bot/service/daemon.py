@@ -27,11 +27,14 @@ from bot.domain.strategies import Target
 from bot.exchange.gateway import ExchangeGateway, GatewayError
 from bot.execution.executor import Execution, Executor
 from bot.execution.margin import MarginExecutor
-from bot.service.basis import live_contracts
 from bot.service.cycle.accounts import Accounts, account_names, round_robin
 from bot.service.cycle.assess import FOREVER, Assessment, AssessStage
 from bot.service.cycle.inflight import InflightStage
-from bot.service.cycle.leverage import refuse_net_long_in_hedge_mode, start_leverages
+from bot.service.cycle.leverage import (
+    apply_start_leverages,
+    refuse_net_long_in_hedge_mode,
+    start_leverages,
+)
 from bot.service.cycle.observe import AccountSnapshot, ObserveStage
 from bot.service.cycle.pair_state import PairState
 from bot.service.cycle.reconcile import ReconcileStage
@@ -186,25 +189,10 @@ class HedgeDaemon:
         )
         await self.pair_state.restore_failures()
         self.assessing.use_leverages(leverages)
-        for pair in self._active:
-            gateway = self.accounts.perp_gateway(pair)
-            for symbol in live_contracts(pair, self.observing.markets, now):
-                await gateway.set_margin_mode(symbol, pair.margin_mode)
-                await gateway.set_leverage(symbol, leverages[pair.name])
-        names = [p.name for p in self._pairs]
-        await self._repo.append_audit(
-            "daemon.start",
-            f"hedgebot started in {self._settings.mode} mode with "
-            f"{len(names)} pair(s): {', '.join(names)}",
-            {
-                "mode": self._settings.mode,
-                "instance": self.instance_id,
-                "accounts": sorted(self.accounts.gateways),
-                "pairs": names,
-                "poll_interval_s": self._settings.poll_interval_s,
-            },
+        await apply_start_leverages(
+            self._active, self.accounts, self.observing.markets, leverages, now
         )
-        log.info("daemon.started", mode=self._settings.mode, pairs=len(names))
+        await _record_start(self._repo, self._settings, self.instance_id, self.accounts)
 
     async def stop(self, reason: str) -> None:
         """Give back the leases and record the stop; the caller closes venues and database."""
@@ -522,3 +510,22 @@ class HedgeDaemon:
 def default_instance_id() -> str:
     """Host, process and a random suffix: unique per start, readable in the audit log."""
     return f"{socket.gethostname()[:64]}:{os.getpid()}:{str(ULID())[-6:].lower()}"
+
+
+async def _record_start(
+    repository: Repository, settings: Settings, instance_id: str, accounts: Accounts
+) -> None:
+    """Audit (``daemon.start``) and log the start: mode, instance, accounts, pairs."""
+    names = [p.name for p in settings.pairs]
+    await repository.append_audit(
+        "daemon.start",
+        f"hedgebot started in {settings.mode} mode with {len(names)} pair(s): {', '.join(names)}",
+        {
+            "mode": settings.mode,
+            "instance": instance_id,
+            "accounts": sorted(accounts.gateways),
+            "pairs": names,
+            "poll_interval_s": settings.poll_interval_s,
+        },
+    )
+    log.info("daemon.started", mode=settings.mode, pairs=len(names))

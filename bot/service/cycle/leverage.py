@@ -12,6 +12,7 @@ from bot.domain.margin import lowest_leverage
 from bot.domain.models import ZERO, Market, settle_asset
 from bot.domain.strategies import strategy_for
 from bot.exchange.gateway import FatalError
+from bot.service.basis import live_contracts
 from bot.service.cycle.accounts import Accounts
 from bot.service.cycle.observe import AccountSnapshot
 from bot.service.cycle.view import observe_pair, on_its_contract
@@ -65,3 +66,18 @@ def start_leverages(
             available = wallet.total * MARGIN_HEADROOM if wallet else ZERO
             result[pair.name] = lowest_leverage(needs[settle], available, pair.leverage)
     return result
+
+
+async def apply_start_leverages(
+    pairs: Sequence[PairConfig],
+    accounts: Accounts,
+    markets: Mapping[str, Market],
+    leverages: Mapping[str, Decimal],
+    now: datetime,
+) -> None:
+    """Set each pair's margin mode and start leverage on every contract it may trade."""
+    for pair in pairs:
+        gateway = accounts.perp_gateway(pair)
+        for symbol in live_contracts(pair, markets, now):
+            await gateway.set_margin_mode(symbol, pair.margin_mode)
+            await gateway.set_leverage(symbol, leverages[pair.name])
