@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from bot.domain.words import plural
 from bot.exchange.feeds import (
     FeedError,
     FeedQuote,
@@ -126,7 +127,7 @@ def load_path(
     steps = all_times[lo:hi]
     if len(steps) < 2:
         raise FeedError(
-            f"{by_coin[coins[0]]}: {len(steps)} row(s) between --from and --to; "
+            f"{by_coin[coins[0]]}: {plural(len(steps), 'row')} between --from and --to; "
             "a backtest needs at least 2"
         )
     return RecordedPath(feed=feed, replay=replay, files=by_coin, steps=steps)

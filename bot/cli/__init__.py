@@ -14,6 +14,8 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Plain help: typer's rich help labels every flag "<bool>".
+    rich_markup_mode=None,
 )
 # In the order `hedgebot --help` lists them.
 app.command("check-config")(run.check_config)

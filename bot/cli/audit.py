@@ -30,16 +30,19 @@ from bot.cli.common import (
     with_repository,
 )
 from bot.cli.render import AuditFormat
+from bot.domain.words import plural
 from bot.store.audit import ChainReport, verify_chain
 from bot.store.repository import AuditEvent, Repository
 
 audit_app = typer.Typer(
     help="The audit log, oldest first (with no subcommand); verify, export.",
     invoke_without_command=True,
+    rich_markup_mode=None,
 )
 
 KindOption = Annotated[
-    str | None, typer.Option("--kind", "-k", help="Kind or kind prefix, e.g. order.")
+    str | None,
+    typer.Option("--kind", "-k", help="Kind or kind prefix, e.g. order.", metavar="KIND"),
 ]
 AUDIT_PAGE = 500  # events read per query when streaming (follow, export, verify)
 
@@ -144,7 +147,9 @@ def audit_verify(
     anchor: Annotated[
         str | None,
         typer.Option(
-            "--anchor", help="ID:HASH of a head recorded earlier; fails if it was rewritten."
+            "--anchor",
+            help="ID:HASH of a head recorded earlier; fails if it was rewritten.",
+            metavar="ID:HASH",
         ),
     ] = None,
 ) -> None:
@@ -153,15 +158,16 @@ def audit_verify(
     anchored = _parse_anchor(anchor)
     report: ChainReport = on_repository(url, lambda repository: verify_chain(repository, anchored))
     if report.broken is not None:
-        raise fail(f"{report.broken.describe()}; {report.intact} event(s) before it are intact", 1)
+        before = plural(report.intact, "event")
+        verb = "is" if report.intact == 1 else "are"
+        raise fail(f"{report.broken.describe()}; {before} before it {verb} intact", 1)
     if report.anchor_problem is not None:
         raise fail(report.anchor_problem, 1)
     if report.head_id is None:
         typer.echo("audit chain intact: 0 events")
         return
-    typer.echo(
-        f"audit chain intact: {report.intact} events (#{report.first_id} to #{report.head_id})"
-    )
+    events = plural(report.intact, "event")
+    typer.echo(f"audit chain intact: {events} (#{report.first_id} to #{report.head_id})")
     # Kept elsewhere (a note, a ticket, another machine), the head makes a rewrite of
     # the chain detectable: `verify --anchor ID:HASH`.
     typer.echo(f"head {report.head_id}:{report.head_hash}")
@@ -176,7 +182,7 @@ class ExportFormat(StrEnum):
 
 @audit_app.command("export")
 def audit_export(
-    output: Annotated[Path, typer.Option("--output", "-o", help="File to write.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="File to write.", metavar="FILE")],
     config: ConfigOption = None,
     database_url: DatabaseOption = None,
     file_format: Annotated[ExportFormat, typer.Option("--format", "-f")] = ExportFormat.JSONL,

@@ -34,16 +34,24 @@ def backtest(
     config: ConfigOption = None,
     funding: Annotated[
         Path | None,
-        typer.Option("--funding", help="Funding CSV (timestamp,funding_rate) for every perp."),
+        typer.Option(
+            "--funding",
+            help="Funding CSV (timestamp,funding_rate) for every perp.",
+            metavar="FILE",
+        ),
     ] = None,
     start: Annotated[
-        str | None, typer.Option("--from", help="First time replayed (ISO 8601, UTC if naive).")
+        str | None,
+        typer.Option(
+            "--from", help="First time replayed (ISO 8601, UTC if naive).", metavar="TIME"
+        ),
     ] = None,
     end: Annotated[
-        str | None, typer.Option("--to", help="Last time replayed (ISO 8601, UTC if naive).")
+        str | None,
+        typer.Option("--to", help="Last time replayed (ISO 8601, UTC if naive).", metavar="TIME"),
     ] = None,
     out: Annotated[
-        Path, typer.Option("--out", help="Folder for summary.json and report.png.")
+        Path, typer.Option("--out", help="Folder for summary.json and report.png.", metavar="DIR")
     ] = Path("backtest-out"),
     compare: Annotated[
         bool,

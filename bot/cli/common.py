@@ -37,14 +37,20 @@ T = TypeVar("T")
 
 ConfigOption = Annotated[
     Path | None,
-    typer.Option("--config", "-c", help="TOML config file.", envvar="HEDGEBOT_CONFIG"),
+    typer.Option(
+        "--config", "-c", help="TOML config file.", envvar="HEDGEBOT_CONFIG", metavar="FILE"
+    ),
 ]
 DatabaseOption = Annotated[
     str | None,
-    typer.Option("--database-url", help="Overrides database_url of the config."),
+    typer.Option("--database-url", help="Overrides database_url of the config.", metavar="URL"),
 ]
-PairOption = Annotated[str | None, typer.Option("--pair", "-p", help="Only this pair.")]
-SinceOption = Annotated[str | None, typer.Option("--since", help="ISO 8601 time.")]
+PairOption = Annotated[
+    str | None, typer.Option("--pair", "-p", help="Only this pair.", metavar="PAIR")
+]
+SinceOption = Annotated[
+    str | None, typer.Option("--since", help="ISO 8601 time (UTC when naive).", metavar="TIME")
+]
 
 
 class TableFormat(StrEnum):

@@ -27,9 +27,14 @@ from bot.service.targets import parse_target_value
 from bot.store.migrate import SchemaState, schema_state
 from bot.store.repository import ALL_PAIRS, Repository, paused_reason
 
-ReasonOption = Annotated[str | None, typer.Option("--reason", "-r", help="Why, for the audit.")]
+ReasonOption = Annotated[
+    str | None, typer.Option("--reason", "-r", help="Why, for the audit.", metavar="TEXT")
+]
 PairArgument = Annotated[
-    str | None, typer.Argument(help="The pair; every pair when left out.", show_default=False)
+    str | None,
+    typer.Argument(
+        help="The pair; every pair when left out.", show_default=False, metavar="[PAIR]"
+    ),
 ]
 
 
@@ -42,7 +47,7 @@ def _target_text(ratio: Decimal | None, outlook: str | None) -> str:
 
 
 def set_target(
-    pair: Annotated[str, typer.Argument(help="The pair's name.")],
+    pair: Annotated[str, typer.Argument(help="The pair's name.", metavar="PAIR")],
     value: Annotated[
         str,
         typer.Argument(

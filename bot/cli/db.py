@@ -8,7 +8,7 @@ from bot.cli.common import ConfigOption, DatabaseOption, resolve_url, run_async
 from bot.service.database import prepare_database
 from bot.store.migrate import SchemaState, head_revision, schema_state
 
-db_app = typer.Typer(help="Database schema commands.", no_args_is_help=True)
+db_app = typer.Typer(help="Database schema commands.", no_args_is_help=True, rich_markup_mode=None)
 
 
 @db_app.command("upgrade")

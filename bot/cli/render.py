@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 import sys
 from contextlib import nullcontext
 from decimal import Decimal
@@ -16,15 +17,17 @@ from rich.console import Console
 from rich.table import Table
 
 from bot.domain.report import PairReport
+from bot.domain.words import plural
 from bot.service.describe import PairStatus
 from bot.store.repository import AuditEvent, jsonable
 
 if TYPE_CHECKING:
     from bot.service.daemon import Assessment
 
-CONSOLE_WIDTH = 200
 CSV_HEADER = ["id", "ts", "pair", "kind", "summary", "decision_id", "data"]
-TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
+TIME_FORMAT = "%Y-%m-%d %H:%M:%S UTC"  # every stored time is UTC
+# Tables fit the terminal; piped to a file they take this width (or $COLUMNS).
+PIPED_WIDTH = 160
 
 
 class AuditFormat(StrEnum):
@@ -42,7 +45,26 @@ def table(title: str, *columns: str) -> Table:
 
 
 def print_table(rendered: Table) -> None:
-    Console(width=CONSOLE_WIDTH).print(rendered)
+    width = shutil.get_terminal_size(fallback=(PIPED_WIDTH, 24)).columns
+    Console(width=width).print(rendered)
+
+
+def at_step(value: Any, step: Any) -> str:
+    """``value`` with as many places as ``step`` has (a price at the market's tick, a
+    quantity at its step); as it is when the step is not known."""
+    if value is None:
+        return "-"
+    number = Decimal(str(value))
+    if step is None or Decimal(str(step)) <= 0:
+        return str(number)
+    exponent = Decimal(str(step)).normalize().as_tuple().exponent
+    places = max(0, -exponent) if isinstance(exponent, int) else 0
+    return f"{number:.{places}f}"
+
+
+def ratio_text(value: Any) -> str:
+    """A hedge ratio as tables show it: four places."""
+    return "-" if value is None else f"{Decimal(str(value)):.4f}"
 
 
 def print_json(value: Any) -> None:
@@ -89,6 +111,10 @@ def plan_json(a: Assessment) -> dict[str, Any]:
         "order": _plan_order(a),
         "verdict": None if a.verdict is None else a.verdict.reason,
         "reason": a.summary,
+        "price_step": None if a.market is None else str(a.market.price_step),
+        "quantity_step": None
+        if a.market is None
+        else str(a.market.amount_step * a.market.contract_size),
     }
 
 
@@ -99,14 +125,15 @@ def plan_table(mode: str, rows: list[dict[str, Any]]) -> Table:
         "reason",
     )
     for row in rows:
+        step = row["quantity_step"]
         result.add_row(
             row["pair"],
-            row["price"],
-            row["spot_qty"],
-            row["hedge_qty"],
-            row["ratio"] or "-",
+            at_step(row["price"], row["price_step"]),
+            at_step(row["spot_qty"], step),
+            at_step(row["hedge_qty"], step),
+            ratio_text(row["ratio"]),
             row["target_ratio"],
-            row["drift_qty"],
+            at_step(row["drift_qty"], step),
             row["action"],
             row["order"] or "-",
             row["reason"],
@@ -152,13 +179,13 @@ def status_table(rows: list[PairStatus]) -> Table:
         result.add_row(
             r.pair,
             r.mode,
-            str(r.price),
-            str(r.spot_qty),
-            str(r.hedge_qty),
-            "-" if r.ratio is None else f"{r.ratio:.4f}",
+            at_step(r.price, r.price_step),
+            at_step(r.spot_qty, r.quantity_step),
+            at_step(r.hedge_qty, r.quantity_step),
+            ratio_text(r.ratio),
             r.target_text,
             str(r.band),
-            str(r.drift_qty),
+            at_step(r.drift_qty, r.quantity_step),
             r.last_action,
             "-" if r.last_action_at is None else r.last_action_at.strftime(TIME_FORMAT),
             str(r.foreign_open_orders),
@@ -273,7 +300,8 @@ def _event_line(event: AuditEvent) -> str:
 
 
 def _events_table(events: list[AuditEvent]) -> Table:
-    result = table(f"hedgebot audit ({len(events)} events)", "id", "ts", "pair", "kind", "summary")
+    title = f"hedgebot audit ({plural(len(events), 'event')})"
+    result = table(title, "id", "ts", "pair", "kind", "summary")
     for event in events:
         result.add_row(
             str(event.id),

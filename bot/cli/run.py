@@ -13,6 +13,7 @@ import typer
 from bot.cli import render
 from bot.cli.common import ConfigOption, TableFormat, fail, load_for_start, run_async
 from bot.config import Settings, masked_dump
+from bot.domain.words import plural
 from bot.exchange.gateway import GatewayError
 from bot.logging import configure_logging
 
@@ -29,7 +30,7 @@ def check_config(config: ConfigOption = None) -> None:
     """Validate the configuration and print it, secrets masked."""
     settings = load_for_start(config)
     typer.echo(json.dumps(masked_dump(settings), indent=2))
-    typer.echo(f"config ok: {len(settings.pairs)} pair(s), mode {settings.mode}", err=True)
+    typer.echo(f"config ok: {plural(len(settings.pairs), 'pair')}, mode {settings.mode}", err=True)
 
 
 def _check_mode(settings: Settings, live: bool) -> None:

@@ -24,6 +24,7 @@ from bot.clock import Clock
 from bot.config import PairConfig, Settings
 from bot.domain.models import FundingPayment
 from bot.domain.strategies import Target
+from bot.domain.words import plural
 from bot.exchange.gateway import ExchangeGateway, GatewayError
 from bot.execution.executor import Execution, Executor
 from bot.execution.margin import MarginExecutor
@@ -519,7 +520,8 @@ async def _record_start(
     names = [p.name for p in settings.pairs]
     await repository.append_audit(
         "daemon.start",
-        f"hedgebot started in {settings.mode} mode with {len(names)} pair(s): {', '.join(names)}",
+        f"hedgebot started in {settings.mode} mode with {plural(len(names), 'pair')}: "
+        f"{', '.join(names)}",
         {
             "mode": settings.mode,
             "instance": instance_id,

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from bot.domain.controls import pause_text
@@ -31,6 +32,8 @@ class PairStatus(PairFigures):
     pending_target: str | None = None  # set with set-target after the last decision
     paused: str | None = None  # why the pair is paused (`hedgebot pause`, or automatically)
     daemon: str = "running"  # running, stopped (given back or no daemon) or stale (lapsed)
+    price_step: Decimal | None = None  # the market's tick, to show the price at
+    quantity_step: Decimal | None = None  # its quantity step in coins
 
     @property
     def target_text(self) -> str:
@@ -117,7 +120,13 @@ def pair_status(record: PairStatusRecord) -> PairStatus:
         pending_target=None if pending is None else pending.outlook or str(pending.ratio),
         paused=paused,
         daemon=daemon,
+        price_step=_step(record.steps.get("price")),
+        quantity_step=_step(record.steps.get("quantity")),
     )
+
+
+def _step(value: Any) -> Decimal | None:
+    return None if value is None else Decimal(str(value))
 
 
 async def pair_statuses(store: ReadModels, pairs: Sequence[str] | None = None) -> list[PairStatus]:

@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 import structlog
 
 from bot.config import HttpConfig, Settings
+from bot.domain.words import plural
 from bot.exchange.gateway import ExchangeGateway
 from bot.service.alerts import AuditAlerts
 from bot.service.daemon import CycleObserver, CycleReport
@@ -60,7 +61,7 @@ class _SystemdProgress:
         self._watchdog.progress()
         ok = 0 if "*" in report.errors else self._pairs - len(report.errors)
         self._notifier.status(
-            f"cycle {report.cycle}: {ok}/{self._pairs} pair(s) ok in {duration_s:.2f} s"
+            f"cycle {report.cycle}: {ok} of {plural(self._pairs, 'pair')} ok in {duration_s:.2f} s"
         )
 
 

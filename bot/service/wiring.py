@@ -20,6 +20,7 @@ import structlog
 from bot.clock import Clock, SystemClock
 from bot.config import PAPER_ACCOUNT, Settings
 from bot.domain.paper_account import InMemoryPaperAccountStore, PaperAccountStore
+from bot.domain.words import plural
 from bot.exchange.feeds import PriceFeed
 from bot.exchange.gateway import ExchangeGateway, FatalError
 from bot.exchange.paper import PaperVenue
@@ -213,7 +214,7 @@ async def run_until_stopped(built: BuiltDaemon, stop: asyncio.Event, max_cycles:
     stopping.cancel()
     try:
         cycles = await asyncio.wait_for(asyncio.shield(running), timeout=SHUTDOWN_GRACE_S)
-        reason = "signal" if stop.is_set() else f"ran {cycles} cycle(s)"
+        reason = "signal" if stop.is_set() else f"ran {plural(cycles, 'cycle')}"
     except TimeoutError:
         running.cancel()
         await asyncio.gather(running, return_exceptions=True)

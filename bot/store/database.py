@@ -11,7 +11,7 @@ import asyncio
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from datetime import datetime
-from decimal import Decimal
+from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
 from sqlalchemy import select, text
@@ -23,11 +23,25 @@ from bot.store.engine import SQLITE_WRITE, database_location
 from bot.store.errors import is_outage, unavailable
 from bot.store.tables import AuditEventRow
 
+# Stored JSON keeps at most this many decimal places: a division's 28 digits (a computed
+# liquidation price) say nothing a reader or a later check needs.
+JSON_PLACES = 12
+_JSON_QUANTUM = Decimal(1).scaleb(-JSON_PLACES)
+
+
+def _decimal_text(value: Decimal) -> str:
+    exponent = value.as_tuple().exponent
+    if isinstance(exponent, int) and exponent < -JSON_PLACES:
+        rounded = f"{value.quantize(_JSON_QUANTUM, rounding=ROUND_HALF_EVEN):f}"
+        return rounded.rstrip("0").rstrip(".")
+    return str(value)
+
 
 def jsonable(value: Any) -> Any:
-    """Decimals and datetimes as strings, recursively, for JSON columns."""
+    """Decimals (at most :data:`JSON_PLACES` places) and datetimes as strings,
+    recursively, for JSON columns."""
     if isinstance(value, Decimal):
-        return str(value)
+        return _decimal_text(value)
     if isinstance(value, datetime):
         return value.isoformat()
     if isinstance(value, Mapping):

@@ -68,6 +68,7 @@ class PairStatusRecord(PairFigures):
     foreign_open_orders: int  # open orders on the perp that hedgebot did not place
     held_by: str | None  # the daemon (host:pid:suffix) that made the decision
     strategy: Mapping[str, Any]  # the decision's strategy inputs ({"name": "fixed"…})
+    steps: Mapping[str, Any]  # the price tick and quantity step figures are shown at
     pending_target: PairTarget | None  # set with set-target after the decision
     pause: PairControl | None  # the pause that holds the pair now
     failure: AuditEvent | None  # the latest observe failure or pair error since
@@ -152,6 +153,7 @@ async def _status_record(
         foreign_open_orders=int(inputs.get("foreign_open_orders", 0)),
         held_by=(inputs.get("lease") or {}).get("holder"),
         strategy=inputs.get("strategy") or {},
+        steps=inputs.get("steps") or {},
         pending_target=pending,
         pause=active_pause(controls, decision.pair),
         failure=await _last_failure(session, decision),

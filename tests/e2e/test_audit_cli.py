@@ -81,7 +81,7 @@ def test_verify_names_an_edited_event_in_one_line_and_exits_1(ran: Path, tmp_pat
     assert line.startswith(f"audit chain broken at event #{target_id} (order.filled, ")
     assert str(ts)[:19].replace(" ", "T") in line
     assert "does not match its stored hash" in line
-    assert f"{target_id - 1} event(s) before it are intact" in line
+    assert f"{target_id - 1} events before it are intact" in line
 
 
 def test_verify_names_the_event_after_a_deleted_one(ran: Path, tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ a daemon still runs the pair (never `ok` for a daemon that is not running)."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import sqlite3
 from pathlib import Path
@@ -52,7 +53,11 @@ def test_status_shows_the_hedge_after_the_last_fill_and_a_stopped_daemon(
     assert btc["last_cycle_at"].startswith(btc["last_action_at"][:10])
     table = hedgebot("status", cwd=tmp_path).stdout
     assert "stopped" in table
-    assert "0.999" in table
+    btc_row = next(line for line in table.splitlines() if line.startswith("│ BTC"))
+    cells = [cell.strip() for cell in btc_row.split("│")]
+    # The price at the paper market's tick (0.01), quantities at its step (0.001).
+    assert re.fullmatch(r"\d+\.\d\d", cells[3])
+    assert cells[4:7] == ["1.000", "0.999", "0.9990"]
 
 
 def test_a_pair_whose_daemon_vanished_is_stale_not_ok(tmp_path: Path) -> None:

@@ -67,3 +67,13 @@ def test_the_domain_does_no_io(path: Path) -> None:
     )
     wrong = [m for m in imported_modules(path) if any(within(m, p) for p in impure)]
     assert wrong == [], f"{path.relative_to(BOT.parent)} imports {wrong}"
+
+
+def test_stored_json_keeps_at_most_twelve_decimal_places() -> None:
+    from decimal import Decimal
+
+    from bot.store.database import jsonable
+
+    data = {"liquidation_price": Decimal("4473.089839046199701937406855"), "qty": Decimal("0.333")}
+    assert jsonable(data) == {"liquidation_price": "4473.0898390462", "qty": "0.333"}
+    assert jsonable([Decimal("1E-20"), Decimal("2.50")]) == ["0", "2.50"]

@@ -14,7 +14,15 @@ from typing import Any
 
 from bot.config import PairConfig, Settings
 from bot.domain.margin import MaintenanceTiers
-from bot.domain.models import ZERO, Decision, HedgeParams, Observation, OrderIntent, Side
+from bot.domain.models import (
+    ZERO,
+    Decision,
+    HedgeParams,
+    Market,
+    Observation,
+    OrderIntent,
+    Side,
+)
 from bot.domain.quantize import amount_problem, ioc_limit_price, round_down
 from bot.domain.rebalance import (
     decide,
@@ -61,6 +69,7 @@ class Assessment:
     liquidity: Mapping[str, Any] | None = None  # the book walk, when one was made
     # The bearish sell-down's spot sell sent beside this order (its own decision).
     spot_sell: Assessment | None = None
+    market: Market | None = None  # the traded contract's rules (steps to show figures at)
 
 
 class AssessStage:
@@ -92,6 +101,11 @@ class AssessStage:
         self._leverages: dict[str, Decimal] = {}
 
     async def assess(self, view: PairView, now: datetime) -> Assessment:
+        """:meth:`_assess`, with the contract's rules the figures are shown at."""
+        assessment = await self._assess(view, now)
+        return replace(assessment, market=view.market)
+
+    async def _assess(self, view: PairView, now: datetime) -> Assessment:
         """Target, decision, guard, risk and liquidity for one pair; sends nothing.
 
         While a bearish sell-down is due, its spot sell (``spot_sell``, its own decision) goes

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
-from bot.domain.models import Observation
+from bot.domain.models import Market, Observation
 from bot.service.cycle.assess import Assessment
 from bot.service.cycle.view import PairView
 from bot.store.repository import DecisionRecord
@@ -28,6 +29,11 @@ def observation_inputs(observation: Observation) -> dict[str, Any]:
         "liquidation_price": position.liquidation_price if position else None,
         "unrealized_pnl": position.unrealized_pnl if position else None,
     }
+
+
+def market_steps(market: Market) -> dict[str, Decimal]:
+    """The steps figures are shown at: the price tick, and a quantity step in coins."""
+    return {"price": market.price_step, "quantity": market.amount_step * market.contract_size}
 
 
 def decision_record(
@@ -57,6 +63,7 @@ def decision_record(
         verdict=verdict,
         inputs={
             "observation": observation_inputs(assessment.observation),
+            "steps": market_steps(view.market),
             "foreign_open_orders": context["foreign_open_orders"],
             "lease": context["lease"],
             "liquidity": assessment.liquidity,
