@@ -29,10 +29,10 @@ SCRIPTS = Path(sys.executable).parent
 def _environment() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("HEDGEBOT_")}
     env["PATH"] = f"{SCRIPTS}{os.pathsep}{env.get('PATH', '')}"
-    # A free port for /metrics (other daemons may hold 8780), and cycles 0.5 s apart
+    # A free port for /metrics (other daemons may hold 8780), and cycles 0.2 s apart
     # rather than the example's 2 s: the same daemon, only less waiting.
     env["HEDGEBOT_HTTP__PORT"] = "0"
-    env["HEDGEBOT_POLL_INTERVAL_S"] = "0.5"
+    env["HEDGEBOT_POLL_INTERVAL_S"] = "0.2"
     env["COLUMNS"] = "120"
     return env
 
