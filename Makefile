@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 CONFIG ?= examples/paper.toml
 
-.PHONY: demo test test-fast lint bench bench-backtest bench-scale setup clean
+.PHONY: demo test test-fast lint docs bench bench-backtest bench-scale setup clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "hedgebot needs Python 3.11 or newer"'
@@ -33,6 +33,11 @@ lint: setup
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/lint-imports
+
+## docs: build the documentation site (docs/, mkdocs.yml) in strict mode, into a temporary
+## folder: a broken link or anchor fails it
+docs: setup
+	tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && $(BIN)/mkdocs build --strict --quiet --site-dir "$$tmp"
 
 ## bench: the quick benchmarks (a few minutes); bench-scale runs SCALE_SECONDS (default 300)
 bench: setup

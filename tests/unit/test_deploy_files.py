@@ -1,5 +1,5 @@
 """The deployment files, checked without Docker or systemd: they parse, lint, and name
-only settings that exist and things the README tells the user about."""
+only settings that exist and things the deploy guide (docs/deploy.md) tells the user about."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from setuptools import find_packages
 from bot.config import NON_SETTINGS_VARIABLES, load_settings, settings_path_exists
 from tests.conftest import ROOT
 
-README = (ROOT / "README.md").read_text(encoding="utf-8")
+DEPLOY_GUIDE = (ROOT / "docs" / "deploy.md").read_text(encoding="utf-8")
 CLI_VARIABLES = NON_SETTINGS_VARIABLES
 
 
@@ -182,12 +182,12 @@ def test_settings_path_check_rejects_a_misspelt_variable() -> None:
     assert not settings_path_exists("HEDGEBOT_DATABASE")
 
 
-def test_readme_names_the_compose_services_files_and_commands() -> None:
+def test_deploy_guide_names_the_compose_services_files_and_commands() -> None:
     document = compose()
     for name in document["services"]:
-        assert f"`{name}`" in README
+        assert f"`{name}`" in DEPLOY_GUIDE
     for name in document["secrets"]:
-        assert name in README
+        assert name in DEPLOY_GUIDE
     for text in (
         "docker compose up -d",
         "deploy/docker/hedgebot.env",
@@ -195,7 +195,7 @@ def test_readme_names_the_compose_services_files_and_commands() -> None:
         "POSTGRES_PASSWORD",
         "api_key_file",
     ):
-        assert text in README
+        assert text in DEPLOY_GUIDE
 
 
 def systemd_unit() -> dict[str, list[str]]:
@@ -228,7 +228,7 @@ def test_systemd_unit_is_notify_with_watchdog_and_hardened() -> None:
     assert "AF_UNIX" in unit["RestrictAddressFamilies"][0]  # the notify socket
 
 
-def test_readme_install_guide_covers_the_service_steps() -> None:
+def test_deploy_guide_covers_the_service_steps() -> None:
     for text in (
         "useradd",
         "chmod 600",
@@ -236,7 +236,7 @@ def test_readme_install_guide_covers_the_service_steps() -> None:
         "journalctl -u hedgebot",
         "deploy/hedgebot.env.example",
     ):
-        assert text in README
+        assert text in DEPLOY_GUIDE
 
 
 def test_systemd_analyze_verifies_the_unit(tmp_path: Path) -> None:
