@@ -8,6 +8,7 @@ fails the tests; elsewhere they are skipped with the reason.
 from __future__ import annotations
 
 import asyncio
+import decimal
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -56,6 +57,16 @@ def _create_on_postgres(statement: str) -> None:
         if os.environ.get("CI") == "true":
             pytest.fail(f"{reason}; CI must run the Postgres tests")
         pytest.skip(reason)
+
+
+@pytest.fixture(autouse=True)
+def _decimal_context_restored() -> Iterator[None]:
+    """Each test ends with the decimal context it began with: ccxt, used raw by the
+    emulator tests, sets ROUND_HALF_UP and traps on the context it finds (the daemon
+    gives it a copy), which would change later tests' rounding."""
+    saved = decimal.getcontext().copy()
+    yield
+    decimal.setcontext(saved)
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ import json
 import shutil
 import sys
 from contextlib import nullcontext
-from decimal import Decimal
+from decimal import ROUND_HALF_EVEN, Decimal
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -59,7 +59,8 @@ def at_step(value: Any, step: Any) -> str:
         return str(number)
     exponent = Decimal(str(step)).normalize().as_tuple().exponent
     places = max(0, -exponent) if isinstance(exponent, int) else 0
-    return f"{number:.{places}f}"
+    shown = number.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_EVEN)
+    return f"{shown:f}"
 
 
 def ratio_text(value: Any) -> str:
