@@ -894,46 +894,53 @@ def find_config(given: Path | None, environ: Mapping[str, str] | None = None) ->
     return next((path for path in DEFAULT_CONFIG_PATHS if path.is_file()), None)
 
 
-def settings_path_exists(variable: str) -> bool:
-    """Whether HEDGEBOT_A__B__C names a field of Settings (a dict's key matches anything)."""
+def _walk_variable(variable: str) -> tuple[bool, str | None]:
+    """Whether HEDGEBOT_A__B__C names a field of Settings (a dict's key matches anything)
+    and, when it does not, the nearest variable that does (None if none is close)."""
     parts = variable.removeprefix(ENV_PREFIX).lower().split("__")
+    done: list[str] = []
     model: type[BaseModel] = Settings
     while parts:
         field = model.model_fields.get(parts[0])
         if field is None:
-            return False
-        parts = parts[1:]
+            close = difflib.get_close_matches(parts[0], list(model.model_fields), n=1)
+            if not close:
+                return False, None
+            return False, ENV_PREFIX + "__".join([*done, close[0], *parts[1:]]).upper()
+        done.append(parts.pop(0))
         annotation = field.annotation
         if get_origin(annotation) is dict:
             if not parts:
-                return True
-            parts = parts[1:]  # the key, e.g. the account name
+                return True, None
+            done.append(parts.pop(0))  # the key, e.g. the account name
             annotation = get_args(annotation)[1]
         if isinstance(annotation, type) and issubclass(annotation, BaseModel):
             model = annotation
             continue
-        return not parts  # a plain value ends the path
-    return True
+        return not parts, None  # a plain value ends the path
+    return True, None
 
 
-def _settings_variables() -> list[str]:
-    return [ENV_PREFIX + name.upper() for name in Settings.model_fields]
+def settings_path_exists(variable: str) -> bool:
+    """Whether HEDGEBOT_A__B__C names a field of Settings (a dict's key matches anything)."""
+    return _walk_variable(variable)[0]
 
 
 def check_environment(environ: Mapping[str, str] | None = None) -> None:
     """ConfigError naming the first ``HEDGEBOT_*`` variable that sets nothing: a typo in a
-    variable is an error like a typo in a key, not a silently ignored setting."""
+    variable is an error like a typo in a key, not a silently ignored setting. Its value
+    is never shown (a mistyped secret's name carries the secret)."""
     names = os.environ if environ is None else environ
     for variable in sorted(names):
         if not variable.upper().startswith(ENV_PREFIX) or variable in NON_SETTINGS_VARIABLES:
             continue
-        if settings_path_exists(variable):
+        exists, nearest = _walk_variable(variable)
+        if exists:
             continue
-        known = [*_settings_variables(), *NON_SETTINGS_VARIABLES]
-        close = difflib.get_close_matches(variable.split("__")[0].upper(), known, n=1)
-        hint = f" (did you mean {close[0]}?)" if close else ""
+        hint = f" (did you mean {nearest}?)" if nearest else ""
         raise ConfigError(
-            f"environment variable {variable} sets nothing{hint}; fix its name or unset it"
+            f"config error: environment variable {variable} sets nothing{hint}; "
+            "fix its name or unset it"
         )
 
 

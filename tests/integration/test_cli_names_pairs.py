@@ -108,7 +108,7 @@ def test_a_mistyped_environment_variable_stops_a_command_in_one_line(
     result = invoke(cli, "check-config", "-c", str(config), env={"HEDGEBOT_POLL_INTERVALL_S": "5"})
     assert result.exit_code == 2
     assert result.stderr.strip() == (
-        "environment variable HEDGEBOT_POLL_INTERVALL_S sets nothing "
+        "config error: environment variable HEDGEBOT_POLL_INTERVALL_S sets nothing "
         "(did you mean HEDGEBOT_POLL_INTERVAL_S?); fix its name or unset it"
     )
     status = invoke(cli, "status", env={"HEDGEBOT_DATABSE_URL": "x"})

@@ -213,7 +213,7 @@ def test_a_mistyped_environment_variable_is_an_error_naming_it(
     monkeypatch.setenv("HEDGEBOT_POLL_INTERVALL_S", "5")
     message = one_line_error(write(tmp_path, MINIMAL))
     assert message == (
-        "environment variable HEDGEBOT_POLL_INTERVALL_S sets nothing "
+        "config error: environment variable HEDGEBOT_POLL_INTERVALL_S sets nothing "
         "(did you mean HEDGEBOT_POLL_INTERVAL_S?); fix its name or unset it"
     )
 
