@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 CONFIG ?= examples/paper.toml
 
-.PHONY: demo test test-fast lint bench bench-backtest bench-scale setup clean
+.PHONY: demo test test-fast lint bench bench-backtest bench-scale setup install clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "hedgebot needs Python 3.11 or newer"'
@@ -14,6 +14,20 @@ $(BIN)/.installed: pyproject.toml
 	touch $@
 
 setup: $(BIN)/.installed
+
+## install: the daemon alone, for a service (README "Deploy"): a virtualenv at PREFIX with a
+## non-editable install of this checkout and the Postgres driver; no dev tools, nothing of
+## the checkout needed afterwards (the migrations go to PREFIX/share/hedgebot/migrations).
+## Built from a copy of what the package is made of, so a `sudo make install` leaves no
+## root-owned build files in the checkout. Run it again to upgrade.
+PREFIX ?= /opt/hedgebot
+install:
+	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "hedgebot needs Python 3.11 or newer"'
+	$(PYTHON) -m venv $(PREFIX)
+	src=$$(mktemp -d) && trap 'rm -rf "$$src"' EXIT && \
+	  cp -R pyproject.toml README.md bot migrations "$$src" && \
+	  $(PREFIX)/bin/python -m pip install --quiet --disable-pip-version-check "$$src[postgres]"
+	$(PREFIX)/bin/hedgebot --help > /dev/null
 
 ## demo: run the paper daemon on SQLite with simulated prices (Ctrl-C stops it)
 demo: setup
