@@ -53,6 +53,7 @@ bench: setup
 	$(BIN)/python bench/bench_cycle.py
 	$(BIN)/python bench/bench_ccxt.py
 	$(BIN)/python bench/bench_backtest.py
+	$(BIN)/python bench/bench_cli.py
 
 bench-backtest: setup
 	$(BIN)/python bench/bench_backtest.py
