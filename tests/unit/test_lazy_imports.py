@@ -36,6 +36,7 @@ NOT_FOR_READING = (
     "bot.logging",
     "bot.cli.run",
     "bot.cli.backtest",
+    "sqlalchemy.dialects.postgresql",  # on SQLite
 )
 READ_COMMANDS = [["status"], ["audit", "-n", "50"], ["report"], ["report", "--pair", "BTC"]]
 
