@@ -19,12 +19,13 @@ setup: $(BIN)/.installed
 ## non-editable install of this checkout and the Postgres driver; no dev tools, nothing of
 ## the checkout needed afterwards (the migrations go to PREFIX/share/hedgebot/migrations).
 ## Built from a copy of what the package is made of, so a `sudo make install` leaves no
-## root-owned build files in the checkout. Run it again to upgrade.
+## root-owned build files in the checkout; umask 022 so the service user can read it.
+## Run it again to upgrade.
 PREFIX ?= /opt/hedgebot
 install:
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "hedgebot needs Python 3.11 or newer"'
-	$(PYTHON) -m venv $(PREFIX)
-	src=$$(mktemp -d) && trap 'rm -rf "$$src"' EXIT && \
+	umask 022 && $(PYTHON) -m venv $(PREFIX)
+	umask 022 && src=$$(mktemp -d) && trap 'rm -rf "$$src"' EXIT && \
 	  cp -R pyproject.toml README.md bot migrations "$$src" && \
 	  $(PREFIX)/bin/python -m pip install --quiet --disable-pip-version-check "$$src[postgres]"
 	$(PREFIX)/bin/hedgebot --help > /dev/null

@@ -55,12 +55,28 @@ def clean_env() -> dict[str, str]:
     }
 
 
-def run(args: list[str], cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def run(
+    args: list[str], cwd: Path, timeout: float = 120, umask: int = -1
+) -> subprocess.CompletedProcess[str]:
     result = subprocess.run(
-        args, cwd=cwd, env=clean_env(), capture_output=True, text=True, timeout=timeout
+        args,
+        cwd=cwd,
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        umask=umask,
     )
     assert result.returncode == 0, f"{args}: {result.stdout}\n{result.stderr}"
     return result
+
+
+def world_readable(path: Path) -> bool:
+    """Readable by another user (the service's): o+r for a file, o+rx for a directory."""
+    if path.is_symlink():
+        return True
+    need = 0o005 if path.is_dir() else 0o004
+    return path.stat().st_mode & need == need
 
 
 def install(tmp_path: Path) -> Path:
@@ -76,7 +92,10 @@ def install(tmp_path: Path) -> Path:
     prefix = tmp_path / "opt"
     # The interpreter the dev venv was made from: a fresh host's python3.
     python = getattr(sys, "_base_executable", sys.executable)
-    run(["make", "install", f"PREFIX={prefix}", f"PYTHON={python}"], cwd=source, timeout=540)
+    # A root shell's umask may be 077; the service user must still read the install.
+    make = ["make", "install", f"PREFIX={prefix}", f"PYTHON={python}"]
+    run(make, cwd=source, timeout=540, umask=0o077)
+    assert [p for p in prefix.rglob("*") if not world_readable(p)] == []
     # The build ran on a copy: a `sudo make install` leaves nothing root-owned behind.
     assert sorted(p.name for p in source.iterdir()) == sorted(PACKAGE_SOURCES)
     shutil.rmtree(source)
