@@ -74,34 +74,31 @@ def test_help_loads_neither_ccxt_nor_matplotlib_nor_alembic() -> None:
     assert loaded_after(code, modules) == dict.fromkeys(modules, False)
 
 
+# Two decisions of BTC, each with a filled order: a perp sell, then a spot buy.
+TRADES = [
+    ("01A", PERP, Side.SELL, "1", "60000", "0"),
+    ("01B", SPOT, Side.BUY, "0.1", "61000", "-1"),
+]
+
+
 async def _fill(url: str) -> None:
     engine = create_engine(url)
     try:
         await upgrade(engine, url)
         repository = Repository(engine, FakeClock(T0))
-        await observe(repository, "01A", at(0), spot="1", perp="0", price="60000")
-        await trade(
-            repository,
-            "01A",
-            at(0),
-            symbol=PERP,
-            side=Side.SELL,
-            amount="1",
-            price="60000",
-            fee="3",
-        )
-        await observe(repository, "01B", at(1), spot="1", perp="-1", price="61000")
-        await trade(
-            repository,
-            "01B",
-            at(1),
-            symbol=SPOT,
-            side=Side.BUY,
-            amount="0.1",
-            price="61000",
-            fee="0.0001",
-            fee_asset="BTC",
-        )
+        for minute, (decision, symbol, side, amount, price, perp) in enumerate(TRADES):
+            when = at(minute)
+            await observe(repository, decision, when, spot="1", perp=perp, price=price)
+            await trade(
+                repository,
+                decision,
+                when,
+                symbol=symbol,
+                side=side,
+                amount=amount,
+                price=price,
+                fee="0.5",
+            )
     finally:
         await engine.dispose()
 
