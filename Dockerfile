@@ -6,9 +6,11 @@ ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
 RUN python -m venv /opt/venv
-# The package from this checkout (not from an index), with the Postgres driver.
+# The package from this checkout (not from an index), with the Postgres driver; the
+# migrations go with it, to /opt/venv/share/hedgebot/migrations (pyproject's data-files).
 COPY pyproject.toml README.md ./
 COPY bot ./bot
+COPY migrations ./migrations
 RUN /opt/venv/bin/pip install ".[postgres]"
 
 FROM python:3.11-slim AS runtime
@@ -16,11 +18,9 @@ RUN groupadd --system --gid 10001 hedgebot \
     && useradd --system --uid 10001 --gid hedgebot --home-dir /var/lib/hedgebot \
        --create-home --shell /usr/sbin/nologin hedgebot
 COPY --from=build /opt/venv /opt/venv
-COPY migrations /opt/hedgebot/migrations
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
-    HEDGEBOT_MIGRATIONS_DIR=/opt/hedgebot/migrations \
     HEDGEBOT_LOG_FORMAT=json
 WORKDIR /var/lib/hedgebot
 # Numeric, so the runtime can check it is not root without reading /etc/passwd.

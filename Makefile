@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 CONFIG ?= examples/paper.toml
 
-.PHONY: demo test test-fast lint docs bench bench-backtest bench-scale setup clean
+.PHONY: demo test test-fast lint docs bench bench-backtest bench-scale setup install clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "hedgebot needs Python 3.11 or newer"'
@@ -14,6 +14,21 @@ $(BIN)/.installed: pyproject.toml
 	touch $@
 
 setup: $(BIN)/.installed
+
+## install: the daemon alone, for a service (README "Deploy"): a virtualenv at PREFIX with a
+## non-editable install of this checkout and the Postgres driver; no dev tools, nothing of
+## the checkout needed afterwards (the migrations go to PREFIX/share/hedgebot/migrations).
+## Built from a copy of what the package is made of, so a `sudo make install` leaves no
+## root-owned build files in the checkout; umask 022 so the service user can read it.
+## Run it again to upgrade.
+PREFIX ?= /opt/hedgebot
+install:
+	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "hedgebot needs Python 3.11 or newer"'
+	umask 022 && $(PYTHON) -m venv $(PREFIX)
+	umask 022 && src=$$(mktemp -d) && trap 'rm -rf "$$src"' EXIT && \
+	  cp -R pyproject.toml README.md bot migrations "$$src" && \
+	  $(PREFIX)/bin/python -m pip install --quiet --disable-pip-version-check "$$src[postgres]"
+	$(PREFIX)/bin/hedgebot --help > /dev/null
 
 ## demo: run the paper daemon on SQLite with simulated prices (Ctrl-C stops it)
 demo: setup
@@ -44,6 +59,7 @@ bench: setup
 	$(BIN)/python bench/bench_cycle.py
 	$(BIN)/python bench/bench_ccxt.py
 	$(BIN)/python bench/bench_backtest.py
+	$(BIN)/python bench/bench_cli.py
 
 bench-backtest: setup
 	$(BIN)/python bench/bench_backtest.py

@@ -1,17 +1,22 @@
 """Applying the Alembic migrations and telling whether a database is up to date.
 
-Alembic (about 0.2 s to import) is imported by the functions that use it, so commands
-that never look at the schema (``hedgebot --help``, ``check-config``) do not load it.
+Alembic (about 0.1 s to import, and as much again to load the migration scripts) is
+imported by the functions that apply migrations or explain an unusual schema. The common
+check, a database at the newest revision, reads the ``alembic_version`` table and the
+revision ids of the migration files directly, so read commands (``status``, ``audit``,
+``report``) never load Alembic.
 """
 
 from __future__ import annotations
 
 import os
+import re
+import sysconfig
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, inspect, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 if TYPE_CHECKING:
@@ -25,16 +30,49 @@ class SchemaState(StrEnum):
     UNKNOWN = "unknown"  # the database carries a revision this code does not know
 
 
+VERSION_TABLE = "alembic_version"  # Alembic's default; migrations/env.py keeps it
+# `revision = "0007"` / `down_revision: str | None = "0005"` in a migration script.
+_REVISION_LINE = re.compile(
+    r"^(down_revision|revision)\s*(?::[^=\n]*)?=\s*(?:[\"']([^\"']+)[\"']|None)\s*$", re.MULTILINE
+)
+
+
+def installed_migrations_dir() -> Path:
+    """Where a (non-editable) install puts the migrations: ``<prefix>/share/hedgebot/migrations``
+    (pyproject.toml's data-files)."""
+    return Path(sysconfig.get_path("data")) / "share" / "hedgebot" / "migrations"
+
+
 def migrations_dir() -> Path:
-    """Where the migrations live: $HEDGEBOT_MIGRATIONS_DIR, else the source tree's."""
+    """Where the migrations live: $HEDGEBOT_MIGRATIONS_DIR, else the source tree's (a
+    checkout or an editable install), else the installed copy."""
     override = os.environ.get("HEDGEBOT_MIGRATIONS_DIR")
-    candidate = Path(override) if override else Path(__file__).resolve().parents[2] / "migrations"
-    if not (candidate / "env.py").is_file():
-        raise FileNotFoundError(
-            f"migrations not found at {candidate}; set HEDGEBOT_MIGRATIONS_DIR to the "
-            "project's migrations/ folder"
-        )
-    return candidate
+    if override:
+        candidates = [Path(override)]
+    else:
+        source_tree = Path(__file__).resolve().parents[2] / "migrations"
+        candidates = [source_tree, installed_migrations_dir()]
+    for candidate in candidates:
+        if (candidate / "env.py").is_file():
+            return candidate
+    raise FileNotFoundError(
+        f"migrations not found at {' or '.join(map(str, candidates))}; set "
+        "HEDGEBOT_MIGRATIONS_DIR to the project's migrations/ folder"
+    )
+
+
+def script_head() -> str | None:
+    """The newest revision, read from the migration scripts without Alembic; None when
+    they do not form one simple chain (a merge, a branch), which Alembic then sorts out."""
+    revisions: dict[str, str | None] = {}
+    for path in sorted((migrations_dir() / "versions").glob("*.py")):
+        found = {m[1]: m[2] for m in _REVISION_LINE.finditer(path.read_text(encoding="utf-8"))}
+        revision = found.get("revision")
+        if revision is None or "down_revision" not in found:
+            return None
+        revisions[revision] = found.get("down_revision")
+    heads = set(revisions) - {down for down in revisions.values() if down is not None}
+    return heads.pop() if len(heads) == 1 else None
 
 
 def alembic_config(database_url: str) -> Config:
@@ -50,6 +88,9 @@ def alembic_config(database_url: str) -> Config:
 
 def head_revision() -> str | None:
     """The newest migration this code ships."""
+    head = script_head()
+    if head is not None:
+        return head
     from alembic.script import ScriptDirectory
 
     return ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
@@ -61,9 +102,21 @@ def _current_revision(connection: Connection) -> str | None:
     return MigrationContext.configure(connection).get_current_revision()
 
 
+def _stored_revisions(connection: Connection) -> list[str] | None:
+    """The rows of the version table; None when there is no version table."""
+    if not inspect(connection).has_table(VERSION_TABLE):
+        return None
+    rows = connection.execute(text(f"SELECT version_num FROM {VERSION_TABLE}"))  # noqa: S608
+    return [str(row[0]) for row in rows]
+
+
 async def schema_state(engine: AsyncEngine) -> SchemaState:
-    """Compare the database's revision with the newest migration."""
+    """Compare the database's revision with the newest migration. A database at the
+    newest revision is told without Alembic; anything else asks Alembic."""
     async with engine.connect() as connection:
+        stored = await connection.run_sync(_stored_revisions)
+        if stored is not None and len(stored) == 1 and stored[0] == script_head():
+            return SchemaState.CURRENT
         current = await connection.run_sync(_current_revision)
     if current is None:
         return SchemaState.MISSING

@@ -70,10 +70,72 @@ def test_dockerfile_is_multi_stage_non_root_with_healthcheck_and_entrypoint() ->
     assert ("CMD", '["run", "--migrate"]') in instructions
 
 
-def test_dockerignore_keeps_secrets_and_the_venv_out_of_the_build_context() -> None:
-    ignored = (ROOT / ".dockerignore").read_text(encoding="utf-8").splitlines()
-    for pattern in (".git", ".venv", ".env", "secrets", "*.db", "deploy/*.env"):
-        assert pattern in ignored
+def dockerignore_patterns() -> list[str]:
+    lines = (ROOT / ".dockerignore").read_text(encoding="utf-8").splitlines()
+    return [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+
+
+def _pattern_regex(pattern: str) -> re.Pattern[str]:
+    """Docker's pattern syntax: ``*`` and ``?`` within a path element, ``**`` across them."""
+    parts = re.split(r"(\*\*/?|\*|\?)", pattern.strip("/"))
+    wildcards = {"**/": "(?:.*/)?", "**": ".*", "*": "[^/]*", "?": "[^/]"}
+    return re.compile("".join(wildcards.get(part, re.escape(part)) for part in parts))
+
+
+def docker_ignored(path: str, patterns: list[str]) -> bool:
+    """Whether the build context leaves ``path`` out: the last pattern matching the path or
+    one of its parent directories decides, ``!`` puts it back in (Docker's rules)."""
+    elements = path.split("/")
+    prefixes = ["/".join(elements[:n]) for n in range(1, len(elements) + 1)]
+    ignored = False
+    for pattern in patterns:
+        regex = _pattern_regex(pattern.removeprefix("!"))
+        if any(regex.fullmatch(prefix) for prefix in prefixes):
+            ignored = not pattern.startswith("!")
+    return ignored
+
+
+def test_docker_ignored_follows_dockers_rules() -> None:
+    patterns = ["*", "!bot", "**/__pycache__", "data/*.db"]
+    assert docker_ignored("tests/unit/x.py", patterns)
+    assert not docker_ignored("bot/cli/x.py", patterns)
+    assert docker_ignored("bot/cli/__pycache__/x.pyc", patterns)
+    assert not docker_ignored("bot", ["bot/*"])
+    assert docker_ignored("data/a.db", ["data/*.db"])
+    assert not docker_ignored("data/sub/a.db", ["data/*.db"])
+
+
+def readme_docker_ignored() -> list[str]:
+    """The paths the deploy guide says Docker leaves out of the build context."""
+    claims = re.findall(r"((?:`[^`]+`,?\s*(?:and\s+)?)+)are git- and docker-ignored", DEPLOY_GUIDE)
+    assert claims, "the deploy guide no longer says what .dockerignore leaves out"
+    return [name for claim in claims for name in re.findall(r"`([^`]+)`", claim)]
+
+
+def test_dockerignore_leaves_out_what_the_guide_says_and_keeps_what_the_image_copies() -> None:
+    patterns = dockerignore_patterns()
+    named = readme_docker_ignored()
+    assert {".env", "secrets/", "deploy/docker/hedgebot.env"} <= set(named)
+    left_out = [f"{name}api_key" if name.endswith("/") else name for name in named]
+    left_out += [
+        ".git/HEAD",
+        ".venv/bin/python",
+        "hedgebot.db",
+        "hedgebot.db-wal",
+        "hedgebot.db.lock",
+        "data/hedgebot.db",
+        "tests/support/emulators/binance.py",
+        "bench/bench_cycle.py",
+        "docs/architecture.md",
+        "examples/paper.toml",
+        "bot/__pycache__/config.cpython-311.pyc",
+        "hedgebot.egg-info/PKG-INFO",
+    ]
+    assert [p for p in left_out if not docker_ignored(p, patterns)] == []
+    kept = ["pyproject.toml", "README.md", "bot/config.py", "bot/py.typed", "migrations/env.py"]
+    versions = ROOT / "migrations" / "versions"
+    kept += [f"migrations/versions/{p.name}" for p in versions.glob("*.py")]
+    assert [p for p in kept if docker_ignored(p, patterns)] == []
 
 
 # What the image needs at run time: the package's sources (built into the venv) and the
@@ -89,9 +151,8 @@ def test_the_image_copies_only_what_runs() -> None:
             copied += [source.removeprefix("./").rstrip("/") for source in sources]
     assert copied, "the build stage copies nothing from the checkout"
     assert set(copied) <= IMAGE_SOURCES, sorted(set(copied) - IMAGE_SOURCES)
-    ignored = (ROOT / ".dockerignore").read_text(encoding="utf-8").splitlines()
-    for pattern in ("tests", "bench", "docs"):
-        assert pattern in ignored  # not even in the build context
+    for path in ("tests/conftest.py", "bench/machine.py", "docs/architecture.md"):
+        assert docker_ignored(path, dockerignore_patterns())  # not even in the build context
 
 
 def test_the_package_holds_bot_only_without_tests_or_the_emulator() -> None:
@@ -244,9 +305,41 @@ def test_systemd_analyze_verifies_the_unit(tmp_path: Path) -> None:
     hedgebot = Path(sys.executable).parent / "hedgebot"
     text = (ROOT / "deploy" / "hedgebot.service").read_text(encoding="utf-8")
     unit = tmp_path / "hedgebot.service"
-    unit.write_text(text.replace("/opt/hedgebot/.venv/bin/hedgebot", str(hedgebot)))
+    unit.write_text(text.replace("/opt/hedgebot/bin/hedgebot", str(hedgebot)))
     result = subprocess.run(
         ["systemd-analyze", "verify", str(unit)], capture_output=True, text=True, check=False
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout + result.stderr == ""
+
+
+def makefile_default(name: str) -> str:
+    text = (ROOT / "Makefile").read_text(encoding="utf-8")
+    found = re.search(rf"^{name} \?= (\S+)$", text, flags=re.MULTILINE)
+    assert found, name
+    return found[1]
+
+
+def test_the_unit_runs_what_make_install_installs_where_the_guide_puts_it() -> None:
+    unit = systemd_unit()
+    prefix = makefile_default("PREFIX")
+    assert f"make install PREFIX={prefix}" in DEPLOY_GUIDE
+    assert unit["ExecStart"] == [f"{prefix}/bin/hedgebot run --migrate"]
+    # The installed package finds its migrations itself: no path into a checkout.
+    assert not [v for v in unit.get("Environment", []) if "MIGRATIONS" in v]
+    recipe = DEPLOY_GUIDE.split("## As a systemd service", 1)[1].split("\n## ", 1)[0]
+    assert "make setup" not in recipe  # the dev install is not the service's
+
+
+def test_the_database_lives_in_the_units_writable_state_directory() -> None:
+    unit = systemd_unit()
+    state = f"/var/lib/{unit['StateDirectory'][0]}"
+    assert unit["WorkingDirectory"] == [state]
+    assert unit["ReadWritePaths"] == [state]
+    env = (ROOT / "deploy" / "hedgebot.env.example").read_text(encoding="utf-8")
+    url = re.search(r"^HEDGEBOT_DATABASE_URL=(\S+)$", env, flags=re.MULTILINE)
+    assert url
+    assert url[1] == f"sqlite+aiosqlite:///{state}/hedgebot.db"
+    config = re.search(r"^HEDGEBOT_CONFIG=(\S+)$", env, flags=re.MULTILINE)
+    assert config
+    assert Path(config[1]).parent == Path(unit["EnvironmentFile"][0]).parent  # /etc/hedgebot

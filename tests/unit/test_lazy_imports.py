@@ -1,21 +1,44 @@
 """What the installed command loads: heavy libraries only on the paths that use them.
 
 ``import ccxt.async_support`` costs about 0.6 s and 80 MB, matplotlib a large part of a
-second; ``hedgebot --help``, ``status``, ``audit`` and the paper daemon on simulated
-prices use neither. Each check runs in a fresh interpreter, since this process has
-imported both.
+second, Alembic and the migration scripts 0.2 s; ``hedgebot --help``, ``status``,
+``audit`` and ``report`` use none of them, nor the daemon's wiring or the exchange code,
+and the paper daemon on simulated prices uses neither ccxt nor matplotlib. Each check
+runs in a fresh interpreter, since this process has imported them all.
 """
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
+from bot.clock import FakeClock
+from bot.domain.models import Side
+from bot.store.migrate import upgrade
+from bot.store.repository import Repository, create_engine
+from tests.support.report_records import PERP, SPOT, T0, at, observe, trade
+
 HEAVY = ("ccxt", "matplotlib")
+# What a command that reads the database has no use for.
+NOT_FOR_READING = (
+    *HEAVY,
+    "alembic",
+    "bot.exchange",
+    "bot.service.wiring",
+    "bot.service.daemon",
+    "bot.backtest",
+    "bot.logging",
+    "bot.cli.run",
+    "bot.cli.backtest",
+    "sqlalchemy.dialects.postgresql",  # on SQLite
+)
+READ_COMMANDS = [["status"], ["audit", "-n", "50"], ["report"], ["report", "--pair", "BTC"]]
 
 
 def loaded_after(code: str, modules: tuple[str, ...] = HEAVY) -> dict[str, bool]:
@@ -49,6 +72,76 @@ def test_help_loads_neither_ccxt_nor_matplotlib_nor_alembic() -> None:
     )
     modules = (*HEAVY, "alembic")
     assert loaded_after(code, modules) == dict.fromkeys(modules, False)
+
+
+# Two decisions of BTC, each with a filled order: a perp sell, then a spot buy.
+TRADES = [
+    ("01A", PERP, Side.SELL, "1", "60000", "0"),
+    ("01B", SPOT, Side.BUY, "0.1", "61000", "-1"),
+]
+
+
+async def _fill(url: str) -> None:
+    engine = create_engine(url)
+    try:
+        await upgrade(engine, url)
+        repository = Repository(engine, FakeClock(T0))
+        for minute, (decision, symbol, side, amount, price, perp) in enumerate(TRADES):
+            when = at(minute)
+            await observe(repository, decision, when, spot="1", perp=perp, price=price)
+            await trade(
+                repository,
+                decision,
+                when,
+                symbol=symbol,
+                side=side,
+                amount=amount,
+                price=price,
+                fee="0.5",
+            )
+    finally:
+        await engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A database with decisions, orders, fills and audit events of one pair."""
+    path: Path = tmp_path_factory.mktemp("reads") / "hedgebot.db"
+    url = f"sqlite+aiosqlite:///{path}"
+    asyncio.run(_fill(url))
+    return url
+
+
+def command_code(argv: list[str]) -> str:
+    """Python that runs ``hedgebot ARGV`` as the console script does; fails on an error."""
+    return (
+        "import contextlib, io, sys\n"
+        "from bot.entry import main\n"
+        f"sys.argv = {['hedgebot', *argv]!r}\n"
+        "out = io.StringIO()\n"
+        "with contextlib.redirect_stdout(out):\n"
+        "    try:\n"
+        "        main()\n"
+        "    except SystemExit as exit:\n"
+        "        assert not exit.code, exit.code\n"
+        "assert out.getvalue().strip(), 'no output'"
+    )
+
+
+@pytest.mark.parametrize("argv", READ_COMMANDS, ids=" ".join)
+def test_the_read_commands_load_only_the_store_and_the_tables(
+    argv: list[str], database_url: str
+) -> None:
+    code = command_code([*argv, "--database-url", database_url])
+    loaded = loaded_after(code, NOT_FOR_READING)
+    assert [name for name, yes in loaded.items() if yes] == []
+
+
+def test_the_read_probe_sees_a_command_that_loads_them(tmp_path: Path) -> None:
+    # Creating the schema of a new database takes Alembic: the probe reports it.
+    url = f"sqlite+aiosqlite:///{tmp_path / 'new.db'}"
+    loaded = loaded_after(command_code(["db", "upgrade", "--database-url", url]), ("alembic",))
+    assert loaded == {"alembic": True}
 
 
 def test_the_paper_daemon_wiring_loads_neither_ccxt_nor_matplotlib() -> None:
