@@ -33,10 +33,16 @@ def dashboard(
     database_url: DatabaseOption = None,
     host: Annotated[
         str | None,
-        typer.Option(help="Address to listen on; default the config's [http] host, else loopback."),
+        typer.Option(
+            help="Address to listen on; default the config's [http] host, else loopback.",
+            metavar="HOST",
+        ),
     ] = None,
     port: Annotated[
-        int, typer.Option(min=0, max=65535, help="Port to listen on (0: any free port).")
+        int,
+        typer.Option(
+            min=0, max=65535, help="Port to listen on (0: any free port).", metavar="PORT"
+        ),
     ] = DEFAULT_PORT,
 ) -> None:
     """Serve the read-only dashboard over the database until Ctrl-C (no daemon needed)."""

@@ -160,3 +160,10 @@ def test_promtool_lints_the_daemons_metrics() -> None:
         check=False,
     )
     assert result.returncode == 0, (result.stdout + result.stderr).decode()
+
+
+def test_every_exported_metric_is_in_the_deploy_page() -> None:
+    page = (DEPLOY.parent / "docs" / "deploy.md").read_text(encoding="utf-8")
+    for family in DaemonMetrics().registry.collect():
+        shown = family.name + ("_total" if family.type == "counter" else "")
+        assert f"`{shown}" in page, shown
