@@ -63,6 +63,16 @@ SECURITY_HEADERS = {
 }
 
 Json = dict[str, Any]
+LOOPBACK_NAMES = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
+def allowed_hosts(bind_host: str) -> frozenset[str] | None:
+    """The Host names the dashboard answers to: on a loopback address only loopback names,
+    so that a web page elsewhere cannot read it through DNS rebinding; None (any name)
+    on another address, where the network in front decides who reaches it."""
+    if bind_host in LOOPBACK_NAMES or bind_host.startswith("127."):
+        return LOOPBACK_NAMES | {bind_host}
+    return None
 
 
 def _num(value: Decimal | None) -> str | None:
@@ -186,9 +196,12 @@ class _Answers:
 class DashboardApi:
     """The page and its JSON over one repository (read only)."""
 
-    def __init__(self, repository: Repository, clock: Clock | None = None) -> None:
+    def __init__(
+        self, repository: Repository, clock: Clock | None = None, bind_host: str = "127.0.0.1"
+    ) -> None:
         self._repo = repository
         self._clock = clock or SystemClock()
+        self._hosts = allowed_hosts(bind_host)
         self._reads = DashboardReads(repository.engine, self._clock)
         self._answers = _Answers()
         folder = resources.files("bot.service").joinpath("dashboard_assets")
@@ -257,6 +270,7 @@ class DashboardApi:
         self, handler: Callable[[web.Request], Awaitable[Json]]
     ) -> Callable[[web.Request], Awaitable[web.Response]]:
         async def respond(request: web.Request) -> web.Response:
+            self._check_host(request)
             try:
                 body = await handler(request)
             except BadQuery as exc:
@@ -269,13 +283,20 @@ class DashboardApi:
 
         return respond
 
-    async def _root(self, _request: web.Request) -> web.Response:
+    def _check_host(self, request: web.Request) -> None:
+        if self._hosts is not None and request.url.host not in self._hosts:
+            raise web.HTTPMisdirectedRequest(text="this dashboard answers on loopback names only")
+
+    async def _root(self, request: web.Request) -> web.Response:
+        self._check_host(request)
         raise web.HTTPFound("/dashboard/")
 
-    async def _page(self, _request: web.Request) -> web.Response:
+    async def _page(self, request: web.Request) -> web.Response:
+        self._check_host(request)
         return self._serve("index.html")
 
     async def _asset(self, request: web.Request) -> web.Response:
+        self._check_host(request)
         name = request.match_info["name"]
         if name not in ASSETS:
             raise web.HTTPNotFound()
@@ -294,7 +315,7 @@ class DashboardServer:
     """The dashboard alone over a database (``hedgebot dashboard``): no daemon needed."""
 
     def __init__(self, repository: Repository, host: str, port: int) -> None:
-        self._api = DashboardApi(repository)
+        self._api = DashboardApi(repository, bind_host=host)
         self._host = host
         self._port = port
         self._runner: web.AppRunner | None = None

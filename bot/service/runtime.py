@@ -97,7 +97,7 @@ class ServiceRuntime:
         config = self._settings.http
         if not config.enabled:
             return None
-        dashboard = DashboardApi(self._repo) if config.dashboard else None
+        dashboard = DashboardApi(self._repo, bind_host=config.host) if config.dashboard else None
         http = HttpService(config, self.health, self.metrics, self._repo, dashboard)
         try:
             port = await http.start()

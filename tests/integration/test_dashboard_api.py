@@ -17,7 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from bot.clock import FakeClock
 from bot.config import HttpConfig
 from bot.exchange.feeds import ManualFeed
-from bot.service.dashboard import SECURITY_HEADERS, DashboardApi
+from bot.service.dashboard import SECURITY_HEADERS, DashboardApi, allowed_hosts
 from bot.service.http import HttpService, ServiceHealth
 from bot.service.metrics import DaemonMetrics
 from bot.store.dashboard_reads import DashboardReads
@@ -161,6 +161,17 @@ async def test_the_page_is_served_with_its_assets_and_a_strict_content_policy(
     script = await (await client.get("/dashboard/dashboard.js")).text()
     assert "innerHTML" not in script
     assert "https://" not in script
+
+
+async def test_on_loopback_it_answers_loopback_names_only(
+    client: TestClient[Any, Any],
+) -> None:
+    # A page on another site, its name re-pointed at 127.0.0.1 (DNS rebinding), reads nothing.
+    for path in ("/api/pairs", "/api/audit", "/dashboard/", "/"):
+        answer = await client.get(path, headers={"Host": "evil.example:8780"})
+        assert answer.status == 421
+    assert (await client.get("/api/pairs", headers={"Host": "localhost:8780"})).status == 200
+    assert allowed_hosts("10.0.0.5") is None  # behind a network of one's own: any name
 
 
 async def test_the_dashboard_takes_no_writes(client: TestClient[Any, Any]) -> None:

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import socket
+import tomllib
+from fnmatch import fnmatch
 from pathlib import Path
 
 from typer.testing import CliRunner
 
 from bot.cli import app
+from bot.service.dashboard import ASSETS
 from tests.unit.test_lazy_imports import loaded_after
 
 
@@ -42,3 +45,13 @@ def test_a_port_in_use_is_one_line_and_exit_2(tmp_path: Path) -> None:
     [line] = result.output.splitlines()
     assert line.startswith(f"dashboard: cannot listen on 127.0.0.1:{port}")
     assert "--port" in line
+
+
+def test_the_wheel_carries_every_file_the_dashboard_serves() -> None:
+    root = Path(__file__).resolve().parents[2]
+    pyproject = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))
+    globs = pyproject["tool"]["setuptools"]["package-data"]["bot.service"]
+    folder = root / "bot" / "service" / "dashboard_assets"
+    assert {p.name for p in folder.iterdir()} == set(ASSETS)
+    for name in ASSETS:
+        assert any(fnmatch(f"dashboard_assets/{name}", glob) for glob in globs), name
