@@ -561,6 +561,8 @@ class HttpConfig(_Frozen):
     host: str = "127.0.0.1"
     # 0 picks a free port (tests); the bound port is logged as http.listening.
     port: Annotated[int, Field(ge=0, le=65535)] = 8780
+    # The read-only dashboard at /dashboard/ (and its JSON under /api/), beside the probes.
+    dashboard: bool = True
 
 
 AlertEvent = Literal["fill", "risk_denied", "paused", "order_failed", "stale_feed"]

@@ -29,6 +29,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "status": ("bot.cli.status", "status"),
     "set-target": ("bot.cli.controls", "set_target"),
     "report": ("bot.cli.status", "report"),
+    "dashboard": ("bot.cli.dashboard", "dashboard"),
     "pause": ("bot.cli.controls", "pause"),
     "resume": ("bot.cli.controls", "resume"),
     "backtest": ("bot.cli.backtest", "backtest"),

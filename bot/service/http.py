@@ -1,5 +1,8 @@
 """Health, readiness and metrics over HTTP (aiohttp): ``/healthz``, ``/readyz``, ``/metrics``.
 
+The read-only dashboard (bot/service/dashboard.py: ``/dashboard/`` and ``/api/…``) is
+served beside them unless ``[http] dashboard = false``.
+
 ``/healthz`` answers 200 while the process runs (Docker's HEALTHCHECK, a liveness probe).
 ``/readyz`` answers 200 only when the daemon is doing its job — a recent cycle without
 errors, the database answering, no pair failing — and 503 with the reasons in JSON
@@ -10,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 import structlog
@@ -18,7 +21,9 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from bot.config import HttpConfig
+from bot.domain.controls import PairControl
 from bot.service.daemon import CycleReport
+from bot.service.dashboard import DashboardApi
 from bot.service.metrics import DaemonMetrics
 from bot.store.errors import StoreUnavailable
 
@@ -34,6 +39,10 @@ class Database(Protocol):
 
     async def ping(self) -> None:
         """Return when the database answers; raise StoreUnavailable when it cannot."""
+        ...
+
+    async def pair_controls(self) -> Mapping[str, PairControl]:
+        """The stored pauses and resumes, by pair ("*": every pair)."""
         ...
 
 
@@ -53,6 +62,7 @@ class ServiceHealth:
         self._last_ok: float | None = None
         self._last_cycle: int | None = None
         self._failed: dict[str, str] = {}
+        self.pairs: tuple[str, ...] = tuple(pairs)
         self._auto_paused: dict[str, str] = {}
 
     def cycle_started(self, cycle: int) -> None:
@@ -98,11 +108,13 @@ class HttpService:
         health: ServiceHealth,
         metrics: DaemonMetrics,
         database: Database,
+        dashboard: DashboardApi | None = None,
     ) -> None:
         self._config = config
         self._health = health
         self._metrics = metrics
         self._database = database
+        self._dashboard = dashboard
         self._runner: web.AppRunner | None = None
         self.port: int | None = None
 
@@ -111,6 +123,8 @@ class HttpService:
         app.router.add_get("/healthz", self._healthz)
         app.router.add_get("/readyz", self._readyz)
         app.router.add_get("/metrics", self._metrics_page)
+        if self._dashboard is not None:
+            self._dashboard.add_routes(app)
         return app
 
     async def start(self) -> int:
@@ -161,7 +175,20 @@ class HttpService:
             return web.json_response({"status": "not ready", "reasons": reasons}, status=503)
         return web.json_response({"status": "ready", "reasons": []})
 
+    async def _scrape_database(self) -> None:
+        """``hedgebot_database_up`` and ``hedgebot_pair_paused``, read now."""
+        up = await self._database_problem() is None
+        controls: Mapping[str, PairControl] | None = None
+        if up:
+            try:
+                async with asyncio.timeout(DATABASE_PING_TIMEOUT_S):
+                    controls = await self._database.pair_controls()
+            except Exception as exc:
+                log.warning("metrics.controls_unread", error=f"{type(exc).__name__}: {exc}")
+        self._metrics.scraped(self._health.pairs, up, controls)
+
     async def _metrics_page(self, _request: web.Request) -> web.Response:
+        await self._scrape_database()
         response = web.Response(body=self._metrics.render())
         response.content_type = CONTENT_TYPE_LATEST.split(";")[0]
         response.charset = "utf-8"

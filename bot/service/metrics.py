@@ -6,13 +6,16 @@ daemons in one process — or two tests — do not see each other's numbers.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
+from decimal import Decimal
 from typing import Protocol, runtime_checkable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from bot.domain.controls import PairControl, paused_reason
+from bot.domain.risk import liquidation_distance
 from bot.exchange.gateway import ExchangeGateway
 from bot.service.daemon import CycleReport
 
@@ -67,6 +70,7 @@ class DaemonMetrics:
         )
         self._define_pair_metrics(r)
         self._define_error_and_money_metrics(r)
+        self._with_distance: set[str] = set()
         self._limiter = _LimiterWaits()
         r.register(self._limiter)
 
@@ -79,6 +83,26 @@ class DaemonMetrics:
         )
         self.target_ratio = Gauge(
             "hedgebot_target_ratio", "Target hedge ratio of the pair.", ["pair"], registry=r
+        )
+        self.band = Gauge(
+            "hedgebot_band_ratio",
+            "Band around the target inside which the ratio is left alone.",
+            ["pair"],
+            registry=r,
+        )
+        self.liquidation_distance = Gauge(
+            "hedgebot_liquidation_distance_ratio",
+            "How far the mark may move against the hedge before liquidation, as a fraction "
+            "of the mark (absent without a position).",
+            ["pair"],
+            registry=r,
+        )
+        self.paused = Gauge(
+            "hedgebot_pair_paused",
+            "1 while the pair is paused (by `hedgebot pause` or by itself), else 0; "
+            "read from the database at scrape time.",
+            ["pair"],
+            registry=r,
         )
         self.drift = Gauge(
             "hedgebot_drift_base_qty",
@@ -100,6 +124,11 @@ class DaemonMetrics:
         )
 
     def _define_error_and_money_metrics(self, r: CollectorRegistry) -> None:
+        self.database_up = Gauge(
+            "hedgebot_database_up",
+            "1 when the database answered a ping at scrape time, else 0.",
+            registry=r,
+        )
         self.pair_errors = Counter(
             "hedgebot_pair_errors", "Cycles in which a pair failed.", ["pair"], registry=r
         )
@@ -141,7 +170,9 @@ class DaemonMetrics:
             if decision.ratio is not None:
                 self.hedge_ratio.labels(decision.pair).set(float(decision.ratio))
             self.target_ratio.labels(decision.pair).set(float(decision.target_ratio))
+            self.band.labels(decision.pair).set(float(decision.band))
             self.drift.labels(decision.pair).set(float(decision.drift_qty))
+            self._set_distance(decision.pair, liquidation_distance(record.observation))
             self.decisions.labels(decision.pair, record.action).inc()
         for pair, execution in report.executions:
             self.orders.labels(pair, execution.status.value).inc()
@@ -154,6 +185,25 @@ class DaemonMetrics:
             self.exchange_errors.labels(error_class).inc()
         for pair, payment in report.funding:
             self.funding.labels(pair, payment.asset).inc(float(payment.amount))
+
+    def _set_distance(self, pair: str, distance: Decimal | None) -> None:
+        """The pair's liquidation distance; no sample at all without a position."""
+        if distance is not None:
+            self.liquidation_distance.labels(pair).set(float(distance))
+            self._with_distance.add(pair)
+        elif pair in self._with_distance:
+            self.liquidation_distance.remove(pair)
+            self._with_distance.discard(pair)
+
+    def scraped(
+        self, pairs: Sequence[str], database_up: bool, controls: Mapping[str, PairControl] | None
+    ) -> None:
+        """What is read at scrape time: the database's answer and, when it answered,
+        which pairs are paused."""
+        self.database_up.set(1 if database_up else 0)
+        if controls is not None:
+            for pair in pairs:
+                self.paused.labels(pair).set(0 if paused_reason(controls, pair) is None else 1)
 
     def render(self) -> bytes:
         """The registry in Prometheus' text format."""

@@ -14,6 +14,7 @@ from bot.domain.words import plural
 from bot.exchange.gateway import ExchangeGateway
 from bot.service.alerts import AuditAlerts
 from bot.service.daemon import CycleObserver, CycleReport
+from bot.service.dashboard import DashboardApi
 from bot.service.errors import ServiceSetupError
 from bot.service.http import HttpService, ServiceHealth
 from bot.service.metrics import DaemonMetrics
@@ -91,11 +92,13 @@ class ServiceRuntime:
         )
 
     async def start_http(self) -> int | None:
-        """Listen for /healthz, /readyz and /metrics; the bound port, None when disabled."""
+        """Listen for /healthz, /readyz, /metrics and the dashboard; the bound port, None
+        when disabled."""
         config = self._settings.http
         if not config.enabled:
             return None
-        http = HttpService(config, self.health, self.metrics, self._repo)
+        dashboard = DashboardApi(self._repo, bind_host=config.host) if config.dashboard else None
+        http = HttpService(config, self.health, self.metrics, self._repo, dashboard)
         try:
             port = await http.start()
         except OSError as exc:
