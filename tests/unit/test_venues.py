@@ -1,0 +1,122 @@
+"""The venue registry, the venue modules' error codes and the generic path's start-up
+check, on a hand-written stand-in for a ccxt client."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import ccxt
+import pytest
+
+from bot.exchange.ccxt_client import CcxtCalls
+from bot.exchange.gateway import FatalError, OrderRejectedError, RetryableError
+from bot.exchange.venues import BinanceVenue, GenericVenue, NotModified, venue_class
+
+PERP = "BTC/USDT:USDT"
+
+
+class FakeClient:
+    """What ``CcxtCalls`` and a venue touch on a ccxt client."""
+
+    def __init__(self, exchange_id: str = "kraken", **has: bool) -> None:
+        self.id = exchange_id
+        self.rateLimit = 100
+        self.enableRateLimit = True
+        self.last_response_headers: dict[str, str] = {}
+        self.has = {
+            "createOrder": True,
+            "fetchOrder": True,
+            "cancelOrder": True,
+            "fetchBalance": True,
+            "fetchPositions": True,
+            **has,
+        }
+        self.lookup_error: Exception | None = ccxt.OrderNotFound("kraken order not found")
+        self.lookups: list[tuple[Any, ...]] = []
+
+    async def fetch_order(self, order_id: Any, symbol: str, params: dict[str, Any]) -> Any:
+        self.lookups.append((order_id, symbol, params))
+        if self.lookup_error is not None:
+            raise self.lookup_error
+        return {"id": "1", "clientOrderId": "someone-else"}
+
+
+def generic(client: FakeClient) -> GenericVenue:
+    calls = CcxtCalls("main", client, translator=GenericVenue.translator())
+    return GenericVenue(client, calls)
+
+
+def scrub(text: str) -> str:
+    return text
+
+
+@pytest.mark.parametrize(
+    ("exchange_id", "expected"),
+    [("binance", BinanceVenue), ("binanceusdm", BinanceVenue), ("kraken", GenericVenue)],
+)
+def test_the_registry_picks_the_venue_module_by_ccxt_id(
+    exchange_id: str, expected: type[Any]
+) -> None:
+    assert venue_class(exchange_id) is expected
+
+
+def test_binance_no_need_to_change_margin_type_is_done_not_an_error() -> None:
+    exc = ccxt.OperationRejected('binance {"code":-4046,"msg":"No need to change margin type."}')
+    assert isinstance(BinanceVenue.translate(exc, "set_margin_mode", False, scrub), NotModified)
+
+
+def test_a_refused_timestamp_is_a_clock_to_fix_never_a_retry() -> None:
+    exc = ccxt.InvalidNonce('binance {"code":-1021,"msg":"Timestamp outside recvWindow"}')
+    read = BinanceVenue.translate(exc, "fetch_positions", False, scrub)
+    order = BinanceVenue.translate(exc, "create_order", True, scrub)
+    assert isinstance(read, FatalError)
+    assert "clock" in str(read)
+    assert isinstance(order, OrderRejectedError)
+    assert "not placed" in str(order)
+    # The generic path keeps ccxt's meaning (a network error: retried).
+    assert isinstance(GenericVenue.translate(exc, "fetch_positions", False, scrub), RetryableError)
+
+
+def test_codes_are_whole_numbers_of_the_message_not_pieces_of_a_timestamp() -> None:
+    exc = ccxt.ExchangeError("binance error at 1700000000000: -40460 something")
+    assert not isinstance(BinanceVenue.translate(exc, "x", False, scrub), NotModified)
+
+
+def test_binance_leverage_must_be_whole() -> None:
+    venue = BinanceVenue(FakeClient("binance"), CcxtCalls("main", FakeClient("binance")))
+    assert venue.leverage_value(Decimal(3)) == 3
+    with pytest.raises(FatalError, match="whole number"):
+        venue.leverage_value(Decimal("2.5"))
+
+
+async def test_the_generic_path_refuses_a_venue_without_the_calls_it_needs() -> None:
+    venue = generic(FakeClient(fetchPositions=False))
+    with pytest.raises(FatalError, match="fetchPositions") as refused:
+        await venue.check_capabilities(PERP)
+    assert "\n" not in str(refused.value)
+
+
+async def test_the_generic_path_accepts_a_venue_that_finds_no_order_for_an_unused_client_id() -> (
+    None
+):
+    client = FakeClient()
+    await generic(client).check_capabilities(PERP)
+    [(order_id, symbol, params)] = client.lookups
+    assert (order_id, symbol) == (None, PERP)
+    assert params["clientOrderId"].startswith("hb")
+
+
+@pytest.mark.parametrize(
+    "error",
+    [ccxt.ArgumentsRequired("kraken fetchOrder() requires an id"), None],
+    ids=["needs-the-venue-id", "ignores-the-client-id"],
+)
+async def test_the_generic_path_refuses_a_venue_that_cannot_look_up_by_client_id(
+    error: Exception | None,
+) -> None:
+    client = FakeClient()
+    client.lookup_error = error
+    with pytest.raises(FatalError, match="client id") as refused:
+        await generic(client).check_capabilities(PERP)
+    assert "\n" not in str(refused.value)
