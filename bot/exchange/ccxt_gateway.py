@@ -226,6 +226,8 @@ class CcxtGateway:
         ):
             return []
         since = self._funding_cursor or now - FUNDING_LOOKBACK
+        if self.venue.funding_window is not None:  # the venue answers no further back
+            since = max(since, now - self.venue.funding_window)
         raw = await self._call(
             "fetch_funding_history",
             self._client.fetch_funding_history,

@@ -108,7 +108,9 @@ def positions(
             leverage=dec_or_none(raw.get("leverage")) or ONE,
             liquidation_price=dec_or_none(raw.get("liquidationPrice")),
             margin=dec_or_none(raw.get("initialMargin") or raw.get("collateral")) or ZERO,
-            updated_at=ms_time(raw.get("timestamp")),
+            # When the position last changed: ccxt's ``timestamp`` is its creation on
+            # Bybit and OKX (``createdTime``, ``cTime``), its update on Binance.
+            updated_at=ms_time(raw.get("lastUpdateTimestamp") or raw.get("timestamp")),
         )
     return result
 

@@ -11,8 +11,16 @@ import pytest
 
 from bot.exchange.ccxt_client import CcxtCalls
 from bot.exchange.gateway import FatalError, OrderRejectedError, RetryableError
-from bot.exchange.venues import BinanceVenue, GenericVenue, NotModified, venue_class
+from bot.exchange.venues import (
+    BinanceVenue,
+    BybitVenue,
+    GenericVenue,
+    NotModified,
+    bybit,
+    venue_class,
+)
 
+D = Decimal
 PERP = "BTC/USDT:USDT"
 
 
@@ -53,7 +61,12 @@ def scrub(text: str) -> str:
 
 @pytest.mark.parametrize(
     ("exchange_id", "expected"),
-    [("binance", BinanceVenue), ("binanceusdm", BinanceVenue), ("kraken", GenericVenue)],
+    [
+        ("binance", BinanceVenue),
+        ("binanceusdm", BinanceVenue),
+        ("bybit", BybitVenue),
+        ("kraken", GenericVenue),
+    ],
 )
 def test_the_registry_picks_the_venue_module_by_ccxt_id(
     exchange_id: str, expected: type[Any]
@@ -120,3 +133,47 @@ async def test_the_generic_path_refuses_a_venue_that_cannot_look_up_by_client_id
     with pytest.raises(FatalError, match="client id") as refused:
         await generic(client).check_capabilities(PERP)
     assert "\n" not in str(refused.value)
+
+
+def bybit_error(code: int, msg: str, cls: type[Exception] = ccxt.ExchangeError) -> Exception:
+    return cls(f'bybit {{"retCode":{code},"retMsg":"{msg}","result":{{}},"time":1796151442985}}')
+
+
+def test_bybit_not_modified_codes_are_done() -> None:
+    for code in (110043, 110026, 110025):
+        exc = bybit_error(code, "not modified", ccxt.BadRequest)
+        assert isinstance(BybitVenue.translate(exc, "set_leverage", False, scrub), NotModified)
+
+
+def test_bybit_refused_timestamp_is_a_clock_to_fix() -> None:
+    exc = bybit_error(
+        10002, "invalid request, please check your server timestamp", ccxt.InvalidNonce
+    )
+    assert isinstance(BybitVenue.translate(exc, "fetch_balance", False, scrub), FatalError)
+    assert isinstance(BybitVenue.translate(exc, "create_order", True, scrub), OrderRejectedError)
+
+
+def test_bybit_internal_error_on_an_order_leaves_its_outcome_unknown_not_rejected() -> None:
+    exc = bybit_error(10016, "Internal system error.")
+    assert isinstance(BybitVenue.translate(exc, "create_order", True, scrub), RetryableError)
+
+
+def test_bybit_unified_wallet_total_is_the_wallet_and_equity_adds_the_unrealised_pnl() -> None:
+    raw = {
+        "total": {"USDT": 10000.0},
+        "free": {"USDT": 7000.0},
+        "info": {
+            "result": {
+                "list": [
+                    {
+                        "accountType": "UNIFIED",
+                        "coin": [
+                            {"coin": "USDT", "walletBalance": "10000", "equity": "9500"},
+                        ],
+                    }
+                ]
+            }
+        },
+    }
+    usdt = bybit.margin_balances(raw)["USDT"]
+    assert (usdt.total, usdt.equity, usdt.free) == (D(10000), D(9500), D(7000))

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from bot.exchange.venues.base import CcxtVenue, NotModified
 from bot.exchange.venues.binance import BinanceVenue
+from bot.exchange.venues.bybit import BybitVenue
 from bot.exchange.venues.generic import GenericVenue
 
-VENUES: tuple[type[CcxtVenue], ...] = (BinanceVenue,)
+VENUES: tuple[type[CcxtVenue], ...] = (BinanceVenue, BybitVenue)
 
 
 def venue_class(exchange_id: str) -> type[CcxtVenue]:
@@ -18,4 +19,12 @@ def venue_class(exchange_id: str) -> type[CcxtVenue]:
     return GenericVenue
 
 
-__all__ = ["VENUES", "BinanceVenue", "CcxtVenue", "GenericVenue", "NotModified", "venue_class"]
+__all__ = [
+    "VENUES",
+    "BinanceVenue",
+    "BybitVenue",
+    "CcxtVenue",
+    "GenericVenue",
+    "NotModified",
+    "venue_class",
+]

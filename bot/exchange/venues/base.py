@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any, ClassVar
 
@@ -76,6 +77,8 @@ class CcxtVenue:
     unknown_outcome_codes: ClassVar[frozenset[str]] = frozenset()
     #: Codes that no retry or wait can fix (bad parameters, leverage out of range).
     fatal_codes: ClassVar[frozenset[str]] = frozenset()
+    #: How far back the funding history can be asked (None: as far as the bot wants).
+    funding_window: ClassVar[timedelta | None] = None
     #: The longest client order id the venue takes, and which characters.
     client_id_length: ClassVar[int] = 36
     client_id_pattern: ClassVar[re.Pattern[str]] = re.compile(r"[A-Za-z0-9_-]+")
@@ -255,13 +258,16 @@ class CcxtVenue:
 
     async def cancel(self, symbol: str, client_order_id: str) -> None:
         """Cancel by client id, once; an order the venue does not know is not an error."""
+        await self._cancel_with(symbol, {"clientOrderId": client_order_id})
+
+    async def _cancel_with(self, symbol: str, params: dict[str, Any]) -> None:
         try:
             await self.calls.call(
                 "cancel_order",
                 self.client.cancel_order,
                 None,
                 symbol,
-                {"clientOrderId": client_order_id},
+                params,
                 retry=False,
                 for_order=True,
             )
@@ -347,6 +353,18 @@ class CcxtVenue:
                 "mode cannot use it; choose another exchange, or set testnet = "
                 "'sandbox'/'demo'"
             )
+
+
+async def tickers_per_type(calls: CcxtCalls, client: Any, symbols: Sequence[str]) -> Raw:
+    """``fetch_tickers`` once per market type of ``symbols``: venues (and ccxt) that answer
+    one type a request refuse or silently drop a mixed list."""
+    by_type: dict[str, list[str]] = {}
+    for symbol in symbols:
+        by_type.setdefault(str(client.market(symbol)["type"]), []).append(symbol)
+    result: dict[str, Any] = {}
+    for kind, wanted in sorted(by_type.items()):
+        result.update(await calls.call(f"fetch_tickers({kind})", client.fetch_tickers, wanted))
+    return result
 
 
 def _clock_error(label: str, what: str, for_order: bool, message: str) -> GatewayError:
