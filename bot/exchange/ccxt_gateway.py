@@ -289,7 +289,7 @@ class CcxtGateway:
         # ccxt truncates silently to the step; refuse instead of sending something else.
         unit = self.venue.coins_per_unit(request.symbol)
         units = request.amount / unit
-        amount = self._client.amount_to_precision(request.symbol, str(units))
+        amount = self._client.amount_to_precision(request.symbol, f"{units:f}")
         if Decimal(amount) != units:
             raise OrderRejectedError(
                 f"amount {request.amount} of {request.symbol} is not on the exchange's step; "

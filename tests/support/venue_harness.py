@@ -312,9 +312,14 @@ class OkxHarness(Harness):
         return D(self.emulator.position("BTC-USDT-SWAP")) * self.CONTRACT
 
     def accepted(self) -> list[Accepted]:
+        # OKX names a limit IOC order's type "ioc".
+        kinds = {"ioc": "limit", "fok": "limit"}
         return [
             Accepted(
-                e.cl_ord_id or "", (e.side or "").lower(), e.reduce_only, (e.ord_type or "").lower()
+                e.cl_ord_id or "",
+                (e.side or "").lower(),
+                e.reduce_only,
+                kinds.get(e.ord_type or "", e.ord_type or ""),
             )
             for e in self.emulator.order_log
             if e.outcome == "accepted" and (e.inst_id or "").endswith("-SWAP")
@@ -353,7 +358,9 @@ class OkxHarness(Harness):
         async with okx_client(self.emulator, sandbox=True) as user:
             await user.load_markets()
             contracts = float(amount / self.CONTRACT)
-            await user.create_order(PERP, "market", "buy", contracts, None, {"reduceOnly": True})
+            # The hedge is an isolated position (the pairs' default margin mode).
+            params = {"reduceOnly": True, "marginMode": "isolated"}
+            await user.create_order(PERP, "market", "buy", contracts, None, params)
 
 
 HARNESSES = ("binance", "bybit", "okx")

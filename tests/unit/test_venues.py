@@ -16,7 +16,9 @@ from bot.exchange.venues import (
     BybitVenue,
     GenericVenue,
     NotModified,
+    OkxVenue,
     bybit,
+    okx,
     venue_class,
 )
 
@@ -65,6 +67,7 @@ def scrub(text: str) -> str:
         ("binance", BinanceVenue),
         ("binanceusdm", BinanceVenue),
         ("bybit", BybitVenue),
+        ("okx", OkxVenue),
         ("kraken", GenericVenue),
     ],
 )
@@ -177,3 +180,35 @@ def test_bybit_unified_wallet_total_is_the_wallet_and_equity_adds_the_unrealised
     }
     usdt = bybit.margin_balances(raw)["USDT"]
     assert (usdt.total, usdt.equity, usdt.free) == (D(10000), D(9500), D(7000))
+
+
+def test_okx_loads_its_own_market_types_never_binances_linear() -> None:
+    venue = OkxVenue(FakeClient("okx"), CcxtCalls("main", FakeClient("okx")))
+    assert venue.market_types([PERP, "BTC/USDT"]) == ["spot", "swap"]
+    assert venue.market_types(["BTC/USDT:USDT-261225"]) == ["future"]
+
+
+def test_okx_refused_timestamp_and_leverage_above_the_maximum_are_not_retried() -> None:
+    nonce = ccxt.InvalidNonce('okx {"code":"50102","msg":"Timestamp request expired"}')
+    assert isinstance(OkxVenue.translate(nonce, "fetch_positions", False, scrub), FatalError)
+    too_high = ccxt.ExchangeError('okx {"code":"59102","msg":"Leverage exceeds the maximum"}')
+    assert isinstance(OkxVenue.translate(too_high, "set_leverage", False, scrub), FatalError)
+
+
+def test_okx_wallet_total_is_the_cash_balance_and_equity_adds_the_unrealised_pnl() -> None:
+    raw = {
+        "total": {"USDT": 9500.0},
+        "info": {
+            "data": [
+                {
+                    "details": [
+                        {"ccy": "USDT", "cashBal": "10000", "eq": "9500", "availBal": "7000"},
+                        {"ccy": "BTC", "cashBal": "0.5", "eq": "0.5", "availBal": "0.5"},
+                    ]
+                }
+            ]
+        },
+    }
+    balances = okx.account_balances(raw)
+    assert (balances["USDT"].total, balances["USDT"].equity) == (D(10000), D(9500))
+    assert balances["BTC"].total == D("0.5")

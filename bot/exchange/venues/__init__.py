@@ -7,8 +7,9 @@ from bot.exchange.venues.base import CcxtVenue, NotModified
 from bot.exchange.venues.binance import BinanceVenue
 from bot.exchange.venues.bybit import BybitVenue
 from bot.exchange.venues.generic import GenericVenue
+from bot.exchange.venues.okx import OkxVenue
 
-VENUES: tuple[type[CcxtVenue], ...] = (BinanceVenue, BybitVenue)
+VENUES: tuple[type[CcxtVenue], ...] = (BinanceVenue, BybitVenue, OkxVenue)
 
 
 def venue_class(exchange_id: str) -> type[CcxtVenue]:
@@ -26,5 +27,6 @@ __all__ = [
     "CcxtVenue",
     "GenericVenue",
     "NotModified",
+    "OkxVenue",
     "venue_class",
 ]

@@ -23,6 +23,7 @@ What a venue decides:
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import timedelta
 from decimal import Decimal
@@ -43,6 +44,9 @@ from bot.exchange.gateway import (
 )
 
 Raw = Mapping[str, Any]
+
+#: How long a one-wallet venue's balance answer serves the margin read after the spot read.
+WALLET_REUSE_S = 1.0
 
 _CODE = re.compile(r"(?<![\d.])-?\d{3,6}(?![\d.])")
 
@@ -86,6 +90,8 @@ class CcxtVenue:
     def __init__(self, client: Any, calls: CcxtCalls) -> None:
         self.client = client
         self.calls = calls
+        self.hedge_mode = False  # as ``position_mode`` last found it
+        self._kept_wallet: tuple[float, Raw] | None = None
 
     # -- errors ----------------------------------------------------------------------------
 
@@ -159,6 +165,10 @@ class CcxtVenue:
 
     async def position_mode(self, symbol: str) -> bool:
         """Whether the account holds separate long and short positions (hedge mode)."""
+        self.hedge_mode = await self._read_position_mode(symbol)
+        return self.hedge_mode
+
+    async def _read_position_mode(self, symbol: str) -> bool:
         if not self.client.has.get("fetchPositionMode"):
             return False
         answer = await self.calls.call(
@@ -191,6 +201,20 @@ class CcxtVenue:
             {"type": "swap", "subType": "linear"},
         )
         return ccxt_parse.margin_balances(raw)
+
+    async def one_wallet(self, keep: bool) -> Raw:
+        """The balance answer of a venue whose one wallet holds the spot coins and the
+        contracts' margin. The spot read (``keep``) leaves it for the margin read that
+        follows it in the same observation, which takes it instead of asking again: the
+        answer is the same, and venues limit the balance endpoint tightly (OKX: 10 per
+        2 s)."""
+        kept, self._kept_wallet = self._kept_wallet, None
+        if not keep and kept is not None and time.monotonic() - kept[0] < WALLET_REUSE_S:
+            return kept[1]
+        raw: Raw = await self.calls.call("fetch_balance", self.client.fetch_balance)
+        if keep:
+            self._kept_wallet = (time.monotonic(), raw)
+        return raw
 
     async def positions(self, symbols: Sequence[str]) -> list[Raw]:
         """ccxt positions of ``symbols`` (more may come back: the caller filters)."""

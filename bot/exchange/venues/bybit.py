@@ -18,8 +18,9 @@ One wallet holds the spot coins and the contracts' margin. What differs from pla
   ``add_margin`` for Bybit), isolated margin only; leverage may have decimals.
 * hedge mode: a symbol's positions come as ``positionIdx`` 1 and 2; an order says
   ``hedged`` and ccxt picks the short side's index (2) for a sell and a reduce-only buy.
-* the margin wallet: ccxt's ``total`` is ``walletBalance`` (no uPnL); the equity is the
-  coin's ``equity`` row (wallet + uPnL).
+* the wallet: one answer serves the spot and the margin read of an observation; ccxt's
+  ``total`` is ``walletBalance`` (no uPnL), the equity the coin's ``equity`` (wallet +
+  uPnL).
 * positions: ccxt's ``timestamp`` is the position's ``createdTime``; its
   ``lastUpdateTimestamp`` (``updatedTime``) is when it last changed (``ccxt_parse``).
 * errors: 10002 (timestamp outside ``recvWindow``, ccxt ``InvalidNonce``) is a clock to
@@ -60,19 +61,18 @@ class BybitVenue(CcxtVenue):
     # /v5/execution/list: startTime at most 7 days before endTime (now, when not sent).
     funding_window: ClassVar[timedelta | None] = timedelta(days=7) - timedelta(minutes=5)
 
-    async def position_mode(self, symbol: str) -> bool:
+    async def _read_position_mode(self, symbol: str) -> bool:
         """Hedge mode shows a symbol's positions as ``positionIdx`` 1 and 2, even flat."""
         rows = await self.calls.call("fetch_positions", self.client.fetch_positions, [symbol])
         return any(str((row.get("info") or {}).get("positionIdx", "0")) != "0" for row in rows)
 
+    async def spot_balances(self) -> Mapping[str, Balance]:
+        """The unified wallet's coins."""
+        return ccxt_parse.balances(await self.one_wallet(keep=True))
+
     async def margin_balances(self) -> Mapping[str, Balance]:
         """The unified wallet: ``total`` the wallet balance, ``equity`` with the uPnL."""
-        raw = await self.calls.call(
-            "fetch_balance(swap)",
-            self.client.fetch_balance,
-            {"type": "swap", "subType": "linear"},
-        )
-        return margin_balances(raw)
+        return margin_balances(await self.one_wallet(keep=False))
 
     async def positions(self, symbols: Sequence[str]) -> list[Raw]:
         """Every open linear position, one request per settle coin of ``symbols``."""
