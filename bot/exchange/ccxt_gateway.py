@@ -252,7 +252,8 @@ class CcxtGateway:
                 "fetch_open_interest", self._client.fetch_open_interest, symbol
             )
         market = self._markets.get(symbol)
-        return ccxt_parse.market_stats(symbol, ticker, interest, market, self._clock.now())
+        volume = self.venue.quote_volume_24h(symbol, ticker)
+        return ccxt_parse.market_stats(symbol, ticker, interest, market, self._clock.now(), volume)
 
     async def add_margin(self, symbol: str, amount: Decimal) -> None:
         """Move margin into the isolated position; sent once, never retried, as a repeat
@@ -309,6 +310,7 @@ class CcxtGateway:
         """Send once (never retried: a lost answer is looked up), then confirm the fill."""
         self.venue.check_client_order_id(request.client_order_id)
         amount, price = self._check_precision(request)
+        await self.venue.before_send(request)
         ack = await self._call(
             "create_order",
             self._client.create_order,

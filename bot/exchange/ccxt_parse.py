@@ -230,15 +230,16 @@ def market_stats(
     open_interest: Mapping[str, Any] | None,
     market: Market | None,
     now: datetime,
+    quote_volume: Decimal | None,
 ) -> MarketStats:
-    """24h quote volume from a ccxt ticker, open interest (in the quote asset) from a ccxt
-    open-interest answer when there is one."""
+    """24h quote volume (as the venue module reads it from the ticker), open interest (in
+    the quote asset) from a ccxt open-interest answer when there is one."""
     return MarketStats(
         symbol=symbol,
         open_interest_value=None
         if open_interest is None
         else open_interest_value(open_interest, ticker, market),
-        quote_volume_24h=dec_or_none(ticker.get("quoteVolume")),
+        quote_volume_24h=quote_volume,
         timestamp=ms_time(ticker.get("timestamp")) or now,
     )
 

@@ -232,6 +232,10 @@ class CcxtVenue:
             await self.calls.call("fetch_tickers", self.client.fetch_tickers, list(symbols))
         )
 
+    def quote_volume_24h(self, symbol: str, ticker: Raw) -> Decimal | None:
+        """The 24h traded volume in the quote asset of a ccxt ticker."""
+        return ccxt_parse.dec_or_none(ticker.get("quoteVolume"))
+
     def funding_history_params(self) -> dict[str, Any]:
         """``params`` of ``fetch_funding_history`` for every linear contract at once."""
         return {"type": "swap", "subType": "linear"}
@@ -241,6 +245,9 @@ class CcxtVenue:
         return {"type": "swap", "subType": "linear"}
 
     # -- orders ----------------------------------------------------------------------------
+
+    async def before_send(self, request: OrderRequest) -> None:
+        """Last check before an order is sent (the venue's own duplicate guard suffices)."""
 
     def order_params(self, request: OrderRequest, hedge_mode: bool) -> dict[str, Any]:
         """``params`` of ``create_order``: client id, reduce-only, IOC for a limit."""

@@ -13,7 +13,10 @@ What differs from plain ccxt (ccxt 4.5.90; each point is proven against the emul
   therefore records the pair's mode for its orders and leverage calls.
 * an order by its client id: ``fetch_order(None, symbol, {"clientOrderId": id})``
   (51603 "order does not exist" when none); its trades /trade/fills by ``ordId``.
-  Client ids are 1 to 32 letters and digits.
+  Client ids are 1 to 32 letters and digits. OKX refuses a used id (51016) only while
+  its order is live, so an id is looked up before it is sent (``before_send``).
+* the 24h quote volume of a contract: ccxt leaves it out; ``volCcy24h`` (base coins
+  there) times the last price.
 * reads: positions of the whole account in one request (no instrument named); tickers
   once per instrument type (ccxt asks the first symbol's type only and silently drops the
   rest); the funding history without the unified ``subType`` (its bills take a number).
@@ -40,7 +43,7 @@ from typing import Any, ClassVar
 from bot.domain.models import ONE, ZERO, Balance, OrderRequest
 from bot.exchange.ccxt_markets import is_contract
 from bot.exchange.ccxt_parse import dec, dec_or_none
-from bot.exchange.gateway import FatalError, parse_symbol
+from bot.exchange.gateway import DuplicateOrderError, FatalError, parse_symbol
 from bot.exchange.venues.base import CcxtVenue, Raw, tickers_per_type
 
 DEFAULT_MARGIN_MODE = "cross"
@@ -94,6 +97,15 @@ class OkxVenue(CcxtVenue):
         """Bid/ask per symbol, one request per instrument type."""
         return await tickers_per_type(self.calls, self.client, symbols)
 
+    def quote_volume_24h(self, symbol: str, ticker: Raw) -> Decimal | None:
+        """ccxt leaves a contract's quote volume out: OKX's ``volCcy24h`` is its volume
+        in base coins there, valued at the last price."""
+        if not is_contract(symbol):
+            return super().quote_volume_24h(symbol, ticker)
+        coins = dec_or_none((ticker.get("info") or {}).get("volCcy24h"))
+        last = dec_or_none(ticker.get("last"))
+        return None if coins is None or last is None else coins * last
+
     def funding_history_params(self) -> dict[str, Any]:
         """Bills of type 8 (ccxt's), nothing unified forwarded into OKX's query."""
         return {}
@@ -101,6 +113,16 @@ class OkxVenue(CcxtVenue):
     def open_orders_params(self) -> dict[str, Any]:
         """/trade/orders-pending without an instrument type: every pending order."""
         return {}
+
+    async def before_send(self, request: OrderRequest) -> None:
+        """OKX refuses a used ``clOrdId`` (51016) only while its order is live: a done
+        order's id would be taken again. So the id is looked up first, and an order
+        already at the venue is never sent twice (one more request per order)."""
+        if await self.find_order(request.symbol, request.client_order_id) is not None:
+            raise DuplicateOrderError(
+                f"create_order: client order id {request.client_order_id} is already at OKX "
+                "(it accepts a used id once its order is done): not sent again; look it up"
+            )
 
     def order_params(self, request: OrderRequest, hedge_mode: bool) -> dict[str, Any]:
         """The pair's margin mode as ``tdMode`` (contracts); hedge mode says ``hedged``."""
