@@ -238,7 +238,7 @@ class CcxtGateway:
         )
         self._funding_polled_at = now
         payments, self._funding_cursor = ccxt_parse.funding_history(
-            raw, wanted, since, self._markets
+            raw, wanted, since, self._markets, self.venue.funding_sign
         )
         return payments
 

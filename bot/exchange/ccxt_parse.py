@@ -197,9 +197,11 @@ def funding_history(
     wanted: Collection[str],
     since: datetime,
     markets: Mapping[str, Market],
+    sign: int = 1,
 ) -> tuple[list[FundingPayment], datetime]:
-    """The wanted symbols' payments in a ccxt funding history, and where the next look
-    starts (1 ms after the newest payment of any symbol, else ``since``)."""
+    """The wanted symbols' payments in a ccxt funding history (received positive: ``sign``
+    -1 where ccxt's ``amount`` is what the position paid), and where the next look starts
+    (1 ms after the newest payment of any symbol, else ``since``)."""
     payments: list[FundingPayment] = []
     for item in raw:
         paid_at = ms_time(item.get("timestamp"))
@@ -213,7 +215,7 @@ def funding_history(
         payments.append(
             FundingPayment(
                 symbol=symbol,
-                amount=dec(item.get("amount")),
+                amount=dec(item.get("amount")) * sign,
                 asset=item.get("code") or (market.quote if market else "USDT"),
                 rate=None,  # the income history reports amounts only
                 position_qty=None,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -18,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.clock import SystemClock
 from bot.config import Settings
+from bot.exchange.gateway import FatalError
 from bot.service.daemon import HedgeDaemon
 from bot.service.wiring import BuiltDaemon, build_daemon
 from bot.store.repository import Repository
@@ -245,3 +247,43 @@ async def test_a_restart_finds_an_order_of_unknown_outcome_by_client_id_and_neve
     assert order.status == "filled"
     assert len(venue.accepted()) == 1
     assert venue.position() == D(-1)
+
+
+# ---------------------------------------------------------------- account set-ups
+
+
+async def test_hedge_mode_account_is_hedged_on_its_short_side(
+    open_stack: Any, venue: Harness
+) -> None:
+    await venue.enable_hedge_mode()
+    stack = await open_stack()
+    gateway = stack.built.gateways["main"]
+    assert getattr(gateway, "hedge_mode", False)
+    await stack.cycles(2)
+    assert venue.position() == D(-1)
+    dehedge = await open_stack([pair(target_ratio="0.5")])
+    await dehedge.cycles(2)
+    assert venue.position() == D("-0.5")
+    assert [a.side for a in venue.accepted()] == ["sell", "buy"]
+
+
+async def test_funding_payments_are_recorded_once_each(open_stack: Any, venue: Harness) -> None:
+    stack = await open_stack()
+    gateway = stack.built.gateways["main"]
+    gateway.funding_poll = timedelta(0)
+    await stack.cycles(2)
+    venue.settle_funding(D("0.0001"))
+    await stack.cycles(2)
+    [event] = await stack.repository.audit_events(kind="funding")
+    assert event.summary.startswith("funding received")
+    assert await stack.repository.funding_total("BTC") > 0
+
+
+@pytest.mark.parametrize("venue", ["bybit"], indirect=True)
+async def test_bybit_pairs_of_one_account_must_agree_on_the_account_wide_margin_mode(
+    open_stack: Any, venue: Harness
+) -> None:
+    venue.emulator.set_balance("ETH", D(10))
+    with pytest.raises(FatalError, match="whole unified account") as refused:
+        await open_stack([pair(), pair("ETH", margin_mode="cross")], on_liquidation_risk="reduce")
+    assert "\n" not in str(refused.value)

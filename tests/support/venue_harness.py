@@ -90,6 +90,14 @@ class Harness:
         follow in that cycle: the order is stored with an unknown outcome."""
         raise NotImplementedError
 
+    async def enable_hedge_mode(self) -> None:
+        """Switch the account to hedge mode (separate long and short positions)."""
+        raise NotImplementedError
+
+    def settle_funding(self, rate: Decimal) -> None:
+        """Pay funding at ``rate`` on the open BTC perp position now."""
+        raise NotImplementedError
+
     @property
     def lag_s(self) -> float:
         return float(self.emulator.position_view_lag_s)
@@ -172,6 +180,13 @@ class BinanceHarness(Harness):
                 True,
             ),
         ]
+
+    async def enable_hedge_mode(self) -> None:
+        self.emulator.set_dual_side_position(True)
+
+    def settle_funding(self, rate: Decimal) -> None:
+        self.emulator.set_funding_rate(COIN, rate)
+        self.emulator.settle_funding()
 
     def lose_next_order_and_its_lookups(self) -> None:
         self.emulator.inject(BinanceFault.DROP_AFTER_ACCEPT)
@@ -266,6 +281,15 @@ class BybitHarness(Harness):
             FaultCase("rejected", lambda: e.inject(BybitFault.REJECT, **create), True),
         ]
 
+    async def enable_hedge_mode(self) -> None:
+        async with bybit_client(self.emulator) as user:
+            await user.load_markets()
+            await user.set_position_mode(True, PERP)
+
+    def settle_funding(self, rate: Decimal) -> None:
+        self.emulator.set_funding_rate(COIN, rate)
+        self.emulator.settle_funding()
+
     def lose_next_order_and_its_lookups(self) -> None:
         self.emulator.inject(BybitFault.DROP_AFTER_ACCEPT)
         for path in ("/v5/order/realtime", "/v5/order/history"):
@@ -349,6 +373,13 @@ class OkxHarness(Harness):
             FaultCase("partial-fill", lambda: e.inject(OkxFault.PARTIAL_FILL, fraction="0.4")),
             FaultCase("rejected", lambda: e.inject(OkxFault.REJECT), True),
         ]
+
+    async def enable_hedge_mode(self) -> None:
+        self.emulator.set_position_mode("long_short_mode")
+
+    def settle_funding(self, rate: Decimal) -> None:
+        self.emulator.set_funding_rate("BTC-USDT-SWAP", rate)
+        self.emulator.settle_funding()
 
     def lose_next_order_and_its_lookups(self) -> None:
         self.emulator.inject(OkxFault.DROP_AFTER_ACCEPT)

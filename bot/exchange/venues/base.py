@@ -81,6 +81,9 @@ class CcxtVenue:
     unknown_outcome_codes: ClassVar[frozenset[str]] = frozenset()
     #: Codes that no retry or wait can fix (bad parameters, leverage out of range).
     fatal_codes: ClassVar[frozenset[str]] = frozenset()
+    #: 1 where ccxt's funding history ``amount`` is income (received positive), -1 where
+    #: it is what the position paid.
+    funding_sign: ClassVar[int] = 1
     #: How far back the funding history can be asked (None: as far as the bot wants).
     funding_window: ClassVar[timedelta | None] = None
     #: The longest client order id the venue takes, and which characters.

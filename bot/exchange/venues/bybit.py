@@ -14,7 +14,7 @@ One wallet holds the spot coins and the contracts' margin. What differs from pla
   /v5/execution/list by ``orderId``. A cancel names the ``orderLinkId``.
 * set-up: 110043 (leverage not modified), 110026 (margin mode not modified) and 110025
   (position mode not modified) are done; the margin mode is account-wide
-  (/v5/account/set-margin-mode); add-margin is /v5/position/add-margin (ccxt has no
+  (/v5/account/set-margin-mode: the pairs of one account must agree on it); add-margin is /v5/position/add-margin (ccxt has no
   ``add_margin`` for Bybit), isolated margin only; leverage may have decimals.
 * hedge mode: a symbol's positions come as ``positionIdx`` 1 and 2; an order says
   ``hedged`` and ccxt picks the short side's index (2) for a sell and a reduce-only buy.
@@ -23,6 +23,8 @@ One wallet holds the spot coins and the contracts' margin. What differs from pla
   uPnL).
 * positions: ccxt's ``timestamp`` is the position's ``createdTime``; its
   ``lastUpdateTimestamp`` (``updatedTime``) is when it last changed (``ccxt_parse``).
+* funding: /v5/execution/list (``execType`` Funding) within 7 days of now; ccxt's
+  ``amount`` is the ``execFee``, what the position paid (a short receiving is negative).
 * errors: 10002 (timestamp outside ``recvWindow``, ccxt ``InvalidNonce``) is a clock to
   fix; 10016 (internal error or timeout) on an order leaves its outcome unknown: looked
   up, never a rejection.
@@ -42,6 +44,7 @@ from bot.domain.models import ZERO, Balance, OrderRequest
 from bot.exchange import ccxt_parse
 from bot.exchange.ccxt_markets import is_contract
 from bot.exchange.ccxt_parse import dec_or_none
+from bot.exchange.gateway import FatalError
 from bot.exchange.venues.base import CcxtVenue, Raw, tickers_per_type
 
 _ORDERS_BY_LINK = ("fetch_open_orders", "fetch_canceled_and_closed_orders")
@@ -58,8 +61,27 @@ class BybitVenue(CcxtVenue):
     clock_codes: ClassVar[frozenset[str]] = frozenset({"10002"})
     unknown_outcome_codes: ClassVar[frozenset[str]] = frozenset({"10016", "10000"})
     client_id_length: ClassVar[int] = 36
+    # ccxt's funding amount is the Funding execution's execFee: what the position paid.
+    funding_sign: ClassVar[int] = -1
     # /v5/execution/list: startTime at most 7 days before endTime (now, when not sent).
     funding_window: ClassVar[timedelta | None] = timedelta(days=7) - timedelta(minutes=5)
+
+    def __init__(self, client: Any, calls: Any) -> None:
+        super().__init__(client, calls)
+        self._account_margin: tuple[str, str] | None = None  # (mode, the symbol that set it)
+
+    async def set_margin_mode(self, symbol: str, margin_mode: str) -> None:
+        """Bybit's margin mode is the whole unified account's: pairs on one account must
+        agree on it, or the last would silently change the others'."""
+        if self._account_margin is not None and self._account_margin[0] != margin_mode:
+            mode, other = self._account_margin
+            raise FatalError(
+                f"{symbol}: margin_mode {margin_mode!r}, but {other} on the same Bybit account "
+                f"asks for {mode!r}; Bybit sets the margin mode for the whole unified account: "
+                "give its pairs one margin_mode"
+            )
+        await super().set_margin_mode(symbol, margin_mode)
+        self._account_margin = (margin_mode, symbol)
 
     async def _read_position_mode(self, symbol: str) -> bool:
         """Hedge mode shows a symbol's positions as ``positionIdx`` 1 and 2, even flat."""
