@@ -14,8 +14,9 @@ One wallet holds the spot coins and the contracts' margin. What differs from pla
   /v5/execution/list by ``orderId``. A cancel names the ``orderLinkId``.
 * set-up: 110043 (leverage not modified), 110026 (margin mode not modified) and 110025
   (position mode not modified) are done; the margin mode is account-wide
-  (/v5/account/set-margin-mode: the pairs of one account must agree on it); add-margin is /v5/position/add-margin (ccxt has no
-  ``add_margin`` for Bybit), isolated margin only; leverage may have decimals.
+  (/v5/account/set-margin-mode: the pairs of one account must agree on it); add-margin
+  is /v5/position/add-margin (ccxt has no ``add_margin`` for Bybit), isolated margin
+  only; leverage may have decimals.
 * hedge mode: a symbol's positions come as ``positionIdx`` 1 and 2; an order says
   ``hedged`` and ccxt picks the short side's index (2) for a sell and a reduce-only buy.
 * the wallet: one answer serves the spot and the margin read of an observation; ccxt's
