@@ -10,7 +10,12 @@ import ccxt
 import pytest
 
 from bot.exchange.ccxt_client import CcxtCalls
-from bot.exchange.gateway import FatalError, OrderRejectedError, RetryableError
+from bot.exchange.gateway import (
+    DuplicateOrderError,
+    FatalError,
+    OrderRejectedError,
+    RetryableError,
+)
 from bot.exchange.venues import (
     BinanceVenue,
     BybitVenue,
@@ -212,3 +217,14 @@ def test_okx_wallet_total_is_the_cash_balance_and_equity_adds_the_unrealised_pnl
     balances = okx.account_balances(raw)
     assert (balances["USDT"].total, balances["USDT"].equity) == (D(10000), D(9500))
     assert balances["BTC"].total == D("0.5")
+
+
+@pytest.mark.parametrize(
+    ("venue", "code"),
+    [(BinanceVenue, "-4116"), (BybitVenue, "110072"), (BybitVenue, "170141"), (OkxVenue, "51016")],
+)
+def test_each_venues_used_client_id_code_is_a_duplicate_to_look_up(
+    venue: type[Any], code: str
+) -> None:
+    exc = ccxt.InvalidOrder(f'{{"code":{code},"msg":"order id already used"}}')
+    assert isinstance(venue.translate(exc, "create_order", True, scrub), DuplicateOrderError)

@@ -37,6 +37,7 @@ from bot.exchange.ccxt_client import CcxtCalls
 from bot.exchange.ccxt_markets import is_contract
 from bot.exchange.ccxt_translate import order_not_found, translate
 from bot.exchange.gateway import (
+    DuplicateOrderError,
     FatalError,
     GatewayError,
     OrderRejectedError,
@@ -71,6 +72,8 @@ class CcxtVenue:
     #: ccxt ``fetchMarkets.types`` per kind of symbol; None: ccxt's defaults.
     contract_type: ClassVar[str | None] = None
     spot_type: ClassVar[str | None] = None
+    #: The venue's codes for a client order id used before (the earlier order exists).
+    duplicate_codes: ClassVar[frozenset[str]] = frozenset()
     #: The venue's codes for "already as asked" (margin mode, leverage, position mode).
     not_modified_codes: ClassVar[frozenset[str]] = frozenset()
     #: The venue's codes for a request refused for its timestamp (ccxt ``InvalidNonce``):
@@ -119,6 +122,8 @@ class CcxtVenue:
         message = f"{what}: {type(exc).__name__}: {scrub(str(exc))}"
         if codes & cls.not_modified_codes:
             return NotModified(message)
+        if for_order and codes & cls.duplicate_codes:
+            return DuplicateOrderError(message)
         clock = cls.clock_codes and isinstance(exc, ccxt_errors.InvalidNonce)
         if clock or codes & cls.clock_codes:
             return _clock_error(cls.label, what, for_order, message)

@@ -37,6 +37,7 @@ class BinanceVenue(CcxtVenue):
     contract_type: ClassVar[str | None] = "linear"
     spot_type: ClassVar[str | None] = "spot"
     not_modified_codes: ClassVar[frozenset[str]] = frozenset({"-4046"})
+    duplicate_codes: ClassVar[frozenset[str]] = frozenset({"-4116"})
     clock_codes: ClassVar[frozenset[str]] = frozenset({"-1021"})
 
     async def margin_balances(self) -> Mapping[str, Balance]:

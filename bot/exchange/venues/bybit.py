@@ -59,6 +59,7 @@ class BybitVenue(CcxtVenue):
     contract_type: ClassVar[str | None] = "linear"
     spot_type: ClassVar[str | None] = "spot"
     not_modified_codes: ClassVar[frozenset[str]] = frozenset({"110043", "110026", "110025"})
+    duplicate_codes: ClassVar[frozenset[str]] = frozenset({"110072", "170141"})
     clock_codes: ClassVar[frozenset[str]] = frozenset({"10002"})
     unknown_outcome_codes: ClassVar[frozenset[str]] = frozenset({"10016", "10000"})
     client_id_length: ClassVar[int] = 36

@@ -55,6 +55,7 @@ class OkxVenue(CcxtVenue):
     exchange_ids: ClassVar[frozenset[str]] = frozenset({"okx", "myokx", "okxus"})
     label: ClassVar[str] = "OKX"
     spot_type: ClassVar[str | None] = "spot"
+    duplicate_codes: ClassVar[frozenset[str]] = frozenset({"51016"})
     clock_codes: ClassVar[frozenset[str]] = frozenset({"50102"})
     fatal_codes: ClassVar[frozenset[str]] = frozenset({"59102", "59000"})
     client_id_length: ClassVar[int] = 32
