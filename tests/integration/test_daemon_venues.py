@@ -18,7 +18,8 @@ import pytest_asyncio
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.clock import SystemClock
-from bot.config import Settings
+from bot.config import AccountConfig, Settings
+from bot.exchange.ccxt_gateway import CcxtGateway
 from bot.exchange.gateway import FatalError
 from bot.service.daemon import HedgeDaemon
 from bot.service.wiring import BuiltDaemon, build_daemon
@@ -281,9 +282,16 @@ async def test_funding_payments_are_recorded_once_each(open_stack: Any, venue: H
 
 @pytest.mark.parametrize("venue", ["bybit"], indirect=True)
 async def test_bybit_pairs_of_one_account_must_agree_on_the_account_wide_margin_mode(
-    open_stack: Any, venue: Harness
+    venue: Harness,
 ) -> None:
-    venue.emulator.set_balance("ETH", D(10))
-    with pytest.raises(FatalError, match="whole unified account") as refused:
-        await open_stack([pair(), pair("ETH", margin_mode="cross")], on_liquidation_risk="reduce")
+    account = AccountConfig(**venue.account())
+    gateway = CcxtGateway.from_config("main", account, "testnet", SystemClock())
+    try:
+        await gateway.load_markets([PERP, "ETH/USDT:USDT"])
+        await gateway.set_margin_mode(PERP, "isolated")
+        with pytest.raises(FatalError, match="whole unified account") as refused:
+            await gateway.set_margin_mode("ETH/USDT:USDT", "cross")
+    finally:
+        await gateway.close()
     assert "\n" not in str(refused.value)
+    assert venue.emulator.margin_mode == "ISOLATED_MARGIN"  # the other pair's stands

@@ -8,6 +8,7 @@ from typing import Any
 
 import ccxt
 import pytest
+from ulid import ULID
 
 from bot.exchange.ccxt_client import CcxtCalls
 from bot.exchange.gateway import (
@@ -26,6 +27,7 @@ from bot.exchange.venues import (
     okx,
     venue_class,
 )
+from bot.execution.executor import client_order_id
 
 D = Decimal
 PERP = "BTC/USDT:USDT"
@@ -228,3 +230,20 @@ def test_each_venues_used_client_id_code_is_a_duplicate_to_look_up(
 ) -> None:
     exc = ccxt.InvalidOrder(f'{{"code":{code},"msg":"order id already used"}}')
     assert isinstance(venue.translate(exc, "create_order", True, scrub), DuplicateOrderError)
+
+
+@pytest.mark.parametrize("venue", [BinanceVenue, BybitVenue, OkxVenue, GenericVenue])
+def test_the_daemons_client_order_ids_fit_every_venues_rule(venue: type[Any]) -> None:
+    client = FakeClient(next(iter(venue.exchange_ids), "kraken"))
+    checker = venue(client, CcxtCalls("main", client))
+    for _ in range(100):
+        checker.check_client_order_id(client_order_id(str(ULID())))  # raises if not
+
+
+def test_an_id_okx_would_refuse_is_not_sent() -> None:
+    client = FakeClient("okx")
+    venue = OkxVenue(client, CcxtCalls("main", client))
+    with pytest.raises(OrderRejectedError, match="not sent"):
+        venue.check_client_order_id("hb-with-hyphens")
+    with pytest.raises(OrderRejectedError, match="not sent"):
+        venue.check_client_order_id("hb" + "0" * 31)  # 33 characters

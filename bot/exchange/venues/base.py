@@ -162,13 +162,14 @@ class CcxtVenue:
             )
 
     def check_client_order_id(self, client_order_id: str) -> None:
-        """A client order id the venue would refuse is a bug, not a rejection."""
+        """Refuse, before sending, a client order id the venue would refuse (the daemon's
+        ``hb`` + ULID, 28 letters and digits, fits every venue module's rule)."""
         if len(client_order_id) > self.client_id_length or not self.client_id_pattern.fullmatch(
             client_order_id
         ):
-            raise FatalError(
+            raise OrderRejectedError(
                 f"client order id {client_order_id!r} does not fit {self.label}'s rule "
-                f"(at most {self.client_id_length} of {self.client_id_pattern.pattern})"
+                f"(at most {self.client_id_length} of {self.client_id_pattern.pattern}): not sent"
             )
 
     async def position_mode(self, symbol: str) -> bool:
