@@ -283,6 +283,9 @@ class CcxtVenue:
             raise
         return dict(found)
 
+    #: The ``fetch_my_trades`` parameter naming the venue's order id.
+    trades_order_param: ClassVar[str] = "orderId"
+
     async def order_trades(self, symbol: str, order: Raw) -> list[Raw]:
         """The trades of a (partly) filled order."""
         return list(
@@ -292,7 +295,7 @@ class CcxtVenue:
                 symbol,
                 None,
                 None,
-                {"orderId": order["id"]},
+                {self.trades_order_param: order["id"]},
             )
         )
 
@@ -302,15 +305,7 @@ class CcxtVenue:
 
     async def _cancel_with(self, symbol: str, params: dict[str, Any]) -> None:
         try:
-            await self.calls.call(
-                "cancel_order",
-                self.client.cancel_order,
-                None,
-                symbol,
-                params,
-                retry=False,
-                for_order=True,
-            )
+            await self._send_once("cancel_order", self.client.cancel_order, None, symbol, params)
         except OrderRejectedError as exc:
             if not order_not_found(exc):
                 raise
@@ -359,15 +354,17 @@ class CcxtVenue:
 
     async def add_margin(self, symbol: str, amount: Decimal, hedge_mode: bool) -> None:
         """Move ``amount`` into the isolated position; sent once, never retried."""
-        await self.calls.call(
+        await self._send_once(
             "add_margin",
             self.client.add_margin,
             symbol,
             float(amount),
             self.add_margin_params(hedge_mode),
-            retry=False,
-            for_order=True,
         )
+
+    async def _send_once(self, what: str, fn: Callable[..., Any], *args: Any) -> Any:
+        """A write a repeat would do twice: never retried, an unknown failure a refusal."""
+        return await self.calls.call(what, fn, *args, retry=False, for_order=True)
 
     def add_margin_params(self, hedge_mode: bool) -> dict[str, Any]:
         """``params`` of ``add_margin``."""

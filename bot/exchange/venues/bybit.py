@@ -151,13 +151,7 @@ class BybitVenue(CcxtVenue):
             "margin": str(amount),
             "positionIdx": 2 if hedge_mode else 0,
         }
-        await self.calls.call(
-            "add_margin",
-            self.client.privatePostV5PositionAddMargin,
-            request,
-            retry=False,
-            for_order=True,
-        )
+        await self._send_once("add_margin", self.client.privatePostV5PositionAddMargin, request)
 
 
 def margin_balances(raw: Mapping[str, Any]) -> dict[str, Balance]:

@@ -60,6 +60,7 @@ class OkxVenue(CcxtVenue):
     fatal_codes: ClassVar[frozenset[str]] = frozenset({"59102", "59000"})
     client_id_length: ClassVar[int] = 32
     client_id_pattern: ClassVar[re.Pattern[str]] = re.compile(r"[A-Za-z0-9]+")
+    trades_order_param: ClassVar[str] = "ordId"  # /trade/fills by the venue's order id
 
     def __init__(self, client: Any, calls: Any) -> None:
         super().__init__(client, calls)
@@ -134,19 +135,6 @@ class OkxVenue(CcxtVenue):
                 params["hedged"] = True
         return params
 
-    async def order_trades(self, symbol: str, order: Raw) -> list[Raw]:
-        """/trade/fills by ``ordId``."""
-        return list(
-            await self.calls.call(
-                "fetch_my_trades",
-                self.client.fetch_my_trades,
-                symbol,
-                None,
-                None,
-                {"ordId": order["id"]},
-            )
-        )
-
     async def set_margin_mode(self, symbol: str, margin_mode: str) -> None:
         """OKX names the margin mode per order: remember it for the symbol's orders and
         leverage (nothing is sent)."""
@@ -192,12 +180,8 @@ class OkxVenue(CcxtVenue):
             "type": "add",
             "amt": str(amount),
         }
-        await self.calls.call(
-            "add_margin",
-            self.client.privatePostAccountPositionMarginBalance,
-            request,
-            retry=False,
-            for_order=True,
+        await self._send_once(
+            "add_margin", self.client.privatePostAccountPositionMarginBalance, request
         )
 
     def enable_testnet(self, choice: str) -> None:
