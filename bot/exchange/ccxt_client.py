@@ -1,4 +1,4 @@
-"""The ccxt client of one exchange account (keys, ``ccxt_config``, the testnet switch) and
+"""The ccxt client of one exchange account (keys, ``ccxt_config``) and
 the way every request goes through it (``CcxtCalls``: one limiter, a private decimal
 context, ccxt's exceptions translated, one bounded retry policy)."""
 
@@ -17,14 +17,17 @@ import structlog
 from asyncio_throttle.throttler import Throttler
 from ccxt.base import errors as ccxt_errors
 
-from bot.config import AccountConfig, Mode
+from bot.config import AccountConfig
 from bot.exchange.ccxt_translate import Secrets, translate
-from bot.exchange.gateway import FatalError, RetryableError
+from bot.exchange.gateway import FatalError, GatewayError, RetryableError
 from bot.exchange.retry import RetryPolicy, with_retries
 
 log = structlog.get_logger(__name__)
 
 LIMITER_WAIT_S = 0.001  # a request held longer than this by the limiter counts as a wait
+
+#: How a ccxt exception becomes the bot's: (exception, what, for_order, scrub, retry_after).
+Translator = Callable[[Exception, str, bool, Callable[[str], str], "float | None"], GatewayError]
 
 
 def make_throttler(requests_per_s: Decimal) -> Throttler:
@@ -34,8 +37,9 @@ def make_throttler(requests_per_s: Decimal) -> Throttler:
     return Throttler(rate_limit=1, period=float(1 / requests_per_s))
 
 
-def build_client(account: AccountConfig, mode: Mode, *, with_keys: bool = True) -> Any:
-    """A ccxt client for the account: keys, ccxt_config, testnet switch."""
+def build_client(account: AccountConfig, *, with_keys: bool = True) -> Any:
+    """A ccxt client for the account: keys and ``ccxt_config`` (the testnet switch is the
+    venue module's, ``CcxtVenue.enable_testnet``)."""
     if account.exchange not in ccxt_async.exchanges:
         raise FatalError(f"exchange {account.exchange!r} is not a ccxt exchange id")
     config: dict[str, Any] = {"enableRateLimit": True, "options": {"fetchCurrencies": False}}
@@ -48,29 +52,7 @@ def build_client(account: AccountConfig, mode: Mode, *, with_keys: bool = True) 
             if secret is not None:
                 config[key] = secret.get_secret_value()
     config = _deep_merge(config, account.ccxt_config)
-    client = getattr(ccxt_async, account.exchange)(config)
-    if mode == "testnet":
-        _enable_testnet(client, account)
-    return client
-
-
-def _enable_testnet(client: Any, account: AccountConfig) -> None:
-    has_demo = callable(getattr(client, "enable_demo_trading", None)) and bool(
-        client.urls.get("demo")
-    )
-    has_sandbox = bool(client.urls.get("test"))
-    choice: str = account.testnet
-    if choice == "auto":
-        choice = "demo" if has_demo else "sandbox" if has_sandbox else "sandbox or demo trading"
-    if choice == "demo" and has_demo:
-        client.enable_demo_trading(True)
-    elif choice == "sandbox" and has_sandbox:
-        client.set_sandbox_mode(True)
-    else:
-        raise FatalError(
-            f"exchange {account.exchange!r} offers no {choice} in ccxt, so testnet mode "
-            "cannot use it; choose another exchange, or set testnet = 'sandbox'/'demo'"
-        )
+    return getattr(ccxt_async, account.exchange)(config)
 
 
 def _deep_merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
@@ -100,8 +82,10 @@ class CcxtCalls:
         policy: RetryPolicy | None = None,
         account: AccountConfig | None = None,
         sleep: Callable[[float], Awaitable[None]] | None = None,
+        translator: Translator = translate,
     ) -> None:
         self._name = name
+        self._translate = translator
         self._client = client
         self._policy = policy or RetryPolicy()
         self._secrets = Secrets(account)
@@ -144,7 +128,9 @@ class CcxtCalls:
             with decimal.localcontext():
                 yield
         except ccxt_errors.BaseError as exc:
-            raise translate(exc, what, for_order, self._secrets.scrub, self._retry_after()) from exc
+            raise self._translate(
+                exc, what, for_order, self._secrets.scrub, self._retry_after()
+            ) from exc
 
     async def call(
         self,

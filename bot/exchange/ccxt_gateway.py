@@ -5,8 +5,11 @@ The generic ccxt path: this class places and looks up orders and makes every cal
 ``_call`` (the limiter, the retry policy, a private decimal context, the translation of
 ccxt's exceptions). What ccxt answers is turned into domain values by ``ccxt_parse`` (floats
 become ``Decimal(str(x))``) and ``ccxt_markets``; its exceptions into the error taxonomy by
-``ccxt_translate``; the client is built by ``ccxt_client``. No ccxt dict or exception
-leaves ``bot/exchange/``.
+``ccxt_translate``; the client is built by ``ccxt_client``. What one exchange means by a
+call (order look-up by client id, error codes, balances, hedge-mode and margin calls,
+testnet, the quantity unit) is its venue module's (``bot.exchange.venues``): this class
+asks no question about which exchange it talks to. No ccxt dict or exception leaves
+``bot/exchange/``.
 """
 
 from __future__ import annotations
@@ -40,9 +43,10 @@ from bot.exchange.ccxt_client import LIMITER_WAIT_S, CcxtCalls, build_client, ma
 from bot.exchange.ccxt_markets import is_contract
 from bot.exchange.ccxt_parse import dec, dec_or_none
 from bot.exchange.ccxt_parse import interval_hours as _interval_hours
-from bot.exchange.ccxt_translate import Secrets, order_not_found, translate
+from bot.exchange.ccxt_translate import Secrets, translate
 from bot.exchange.gateway import FatalError, OrderRejectedError, RetryableError, parse_symbol
 from bot.exchange.retry import RetryPolicy
+from bot.exchange.venues import CcxtVenue, venue_class
 
 # Importable from here as before the split (tests, bench, bot.exchange.live_feed).
 __all__ = [
@@ -80,14 +84,24 @@ class CcxtGateway:
         policy: RetryPolicy | None = None,
         account: AccountConfig | None = None,
         sleep: Callable[[float], Awaitable[None]] | None = None,
+        venue: type[CcxtVenue] | None = None,
     ) -> None:
         self.name = name
         self._client = client
         self._clock = clock
+        venue = venue or venue_class(client.id)
         self._calls = CcxtCalls(
-            name, client, requests_per_s=requests_per_s, policy=policy, account=account, sleep=sleep
+            name,
+            client,
+            requests_per_s=requests_per_s,
+            policy=policy,
+            account=account,
+            sleep=sleep,
+            translator=venue.translator(),
         )
         self._call = self._calls.call
+        self.venue = venue(client, self._calls)
+        self._checked = False
         self._markets: dict[str, Market] = {}
         self._hedge_mode: bool | None = None
         self.funding_poll = FUNDING_POLL
@@ -99,9 +113,12 @@ class CcxtGateway:
     def from_config(
         cls, name: str, account: AccountConfig, mode: Mode, clock: Clock
     ) -> CcxtGateway:
-        """A gateway for ``[accounts.NAME]`` in ``mode`` (testnet switches the client)."""
-        client = build_client(account, mode)
-        return cls(name, client, clock, requests_per_s=account.rate_limit_per_s, account=account)
+        """A gateway for ``[accounts.NAME]`` in ``mode`` (testnet: the venue's test site)."""
+        client = build_client(account)
+        gateway = cls(name, client, clock, requests_per_s=account.rate_limit_per_s, account=account)
+        if mode == "testnet":
+            gateway.venue.enable_testnet(account.testnet)
+        return gateway
 
     @property
     def requests_per_s(self) -> Decimal:
@@ -123,31 +140,28 @@ class CcxtGateway:
     async def load_markets(
         self, symbols: Iterable[str], reload: bool = False
     ) -> Mapping[str, Market]:
-        """Load only the market types the symbols need; precision and limits from ccxt.
-        ccxt answers from its cache once loaded: ``reload`` makes it ask the exchange. A
-        symbol the exchange does not list is absent from the answer."""
+        """Load only the market types the symbols need; precision and limits from ccxt, in
+        coins. ccxt answers from its cache once loaded: ``reload`` asks the exchange. The
+        first load with keys checks what the venue can do and reads its position mode."""
         wanted = list(symbols)
-        ccxt_markets.load_only_types(self._client, wanted)
+        ccxt_markets.load_only_types(self._client, self.venue.market_types(wanted))
         await self._call("load_markets", self._client.load_markets, reload)
-        result = ccxt_markets.markets(self._client, wanted)
+        result = ccxt_markets.markets(self._client, wanted, self.name, self.venue.coins_per_unit)
         self._markets.update(result)
-        # Position mode is account data: a keyless client (the live price feed) skips it.
-        listed = [s for s in wanted if is_contract(s) and s in result]
-        if listed and self._hedge_mode is None and self._client.apiKey:
-            await self._detect_position_mode(listed[0])
+        # A symbol the exchange does not list is absent from the answer.
+        contracts = [s for s in wanted if is_contract(s) and s in result]
+        # Account data: a keyless client (the live price feed) skips it.
+        if self._client.apiKey and not self._checked:
+            await self.venue.check_capabilities(contracts[0] if contracts else None)
+            self._checked = True
+        if contracts and self._hedge_mode is None and self._client.apiKey:
+            self._hedge_mode = await self.venue.position_mode(contracts[0])
+            log.info(
+                "exchange.position_mode",
+                account=self.name,
+                mode="hedge" if self._hedge_mode else "one-way",
+            )
         return result
-
-    async def _detect_position_mode(self, symbol: str) -> None:
-        if not self._client.has.get("fetchPositionMode"):
-            self._hedge_mode = False
-            return
-        answer = await self._call("fetch_position_mode", self._client.fetch_position_mode, symbol)
-        self._hedge_mode = bool(answer.get("hedged"))
-        log.info(
-            "exchange.position_mode",
-            account=self.name,
-            mode="hedge" if self._hedge_mode else "one-way",
-        )
 
     @property
     def hedge_mode(self) -> bool:
@@ -158,30 +172,23 @@ class CcxtGateway:
 
     async def fetch_balances(self) -> Mapping[str, Balance]:
         """Spot wallet balances."""
-        raw = await self._call("fetch_balance(spot)", self._client.fetch_balance, {"type": "spot"})
-        return ccxt_parse.balances(raw)
+        return await self.venue.spot_balances()
 
     async def fetch_margin_balances(self) -> Mapping[str, Balance]:
-        """The linear-perp wallet: the wallet balance and the equity (with uPnL) per asset."""
-        raw = await self._call(
-            "fetch_balance(swap)", self._client.fetch_balance, {"type": "swap", "subType": "linear"}
-        )
-        return ccxt_parse.margin_balances(raw, self._client.id)
+        """The linear-contract wallet: the wallet balance and the equity (with uPnL)."""
+        return await self.venue.margin_balances()
 
     async def fetch_positions(self, symbols: Iterable[str]) -> Mapping[str, Position]:
         """Signed base quantity per symbol; in hedge mode, the short side (our hedge)."""
         wanted = list(symbols)
-        raw_positions = await self._call("fetch_positions", self._client.fetch_positions, wanted)
+        raw_positions = await self.venue.positions(wanted)
         return ccxt_parse.positions(raw_positions, wanted, self.hedge_mode)
 
     async def fetch_tickers(self, symbols: Iterable[str]) -> Mapping[str, Ticker]:
-        """Best bid and ask (bookTicker where the exchange has it) per symbol; a symbol the
-        answer has no bid/ask for is absent (its pair reports it, the others go on)."""
+        """Best bid and ask per symbol; a symbol the answer has no bid/ask for is absent
+        (its pair reports it, the others go on)."""
         wanted = list(symbols)
-        if self._client.has.get("fetchBidsAsks"):
-            raw = await self._call("fetch_bids_asks", self._client.fetch_bids_asks, wanted)
-        else:
-            raw = await self._call("fetch_tickers", self._client.fetch_tickers, wanted)
+        raw = await self.venue.tickers(wanted)
         return ccxt_parse.tickers(raw, wanted, self._clock.now())
 
     async def fetch_ohlcv(
@@ -195,9 +202,11 @@ class CcxtGateway:
         return ccxt_parse.candles(raw)
 
     async def fetch_order_book(self, symbol: str, depth: int = 20) -> OrderBook:
-        """The top ``depth`` levels of each side."""
+        """The top ``depth`` levels of each side, amounts in coins."""
         raw = await self._call("fetch_order_book", self._client.fetch_order_book, symbol, depth)
-        return ccxt_parse.order_book(symbol, raw, depth, self._clock.now())
+        return ccxt_parse.order_book(
+            symbol, raw, depth, self._clock.now(), self.venue.coins_per_unit(symbol)
+        )
 
     async def fetch_funding_rates(self, symbols: Iterable[str]) -> Mapping[str, FundingRate]:
         """Current funding rate per perp symbol (dated futures pay no funding)."""
@@ -221,17 +230,19 @@ class CcxtGateway:
         ):
             return []
         since = self._funding_cursor or now - FUNDING_LOOKBACK
+        if self.venue.funding_window is not None:  # the venue answers no further back
+            since = max(since, now - self.venue.funding_window)
         raw = await self._call(
             "fetch_funding_history",
             self._client.fetch_funding_history,
             None,
             int(since.timestamp() * 1000),
             None,
-            {"type": "swap", "subType": "linear"},
+            self.venue.funding_history_params(),
         )
         self._funding_polled_at = now
         payments, self._funding_fetched = ccxt_parse.funding_history(
-            raw, wanted, since, self._markets
+            raw, wanted, since, self._markets, self.venue.funding_sign
         )
         return payments
 
@@ -250,11 +261,15 @@ class CcxtGateway:
                 "fetch_open_interest", self._client.fetch_open_interest, symbol
             )
         market = self._markets.get(symbol)
-        return ccxt_parse.market_stats(symbol, ticker, interest, market, self._clock.now())
+        volume = self.venue.quote_volume_24h(symbol, ticker)
+        return ccxt_parse.market_stats(symbol, ticker, interest, market, self._clock.now(), volume)
 
     async def add_margin(self, symbol: str, amount: Decimal) -> None:
-        """Move margin into the isolated position (``ccxt_margin``); sent once."""
-        await ccxt_margin.add_margin(self._calls, self._client, symbol, amount, self.hedge_mode)
+        """Move margin into the isolated position (the venue module's call) after checking
+        ccxt would send the exact amount; sent once, never retried, as a repeat would add
+        twice."""
+        ccxt_margin.check_precision(self._calls, self._client, symbol, amount)
+        await self.venue.add_margin(symbol, amount, self.hedge_mode)
 
     async def fetch_margin_history(self, symbol: str, since: datetime) -> list[MarginChange]:
         """The symbol's isolated-margin changes since ``since`` (``ccxt_margin``)."""
@@ -263,35 +278,22 @@ class CcxtGateway:
     # -- set-up ----------------------------------------------------------------------------
 
     async def set_leverage(self, symbol: str, leverage: Decimal) -> None:
-        """Set and verify the symbol's leverage (Binance takes whole numbers only)."""
-        if leverage != leverage.to_integral_value():
+        """Set and verify the symbol's leverage ("already so" is done)."""
+        await self.venue.set_leverage(symbol, leverage)
+        seen = await self.venue.leverage(symbol)
+        if seen is not None and seen != leverage:
             raise FatalError(
-                f"{symbol}: leverage {leverage} must be a whole number on {self._client.id}"
+                f"{symbol}: leverage set to {leverage} but the exchange reports {seen}"
             )
-        await self._call("set_leverage", self._client.set_leverage, int(leverage), symbol)
-        if self._client.has.get("fetchLeverage"):
-            raw = await self._call("fetch_leverage", self._client.fetch_leverage, symbol)
-            seen = raw.get("longLeverage") or raw.get("shortLeverage")
-            if seen is not None and dec(seen) != leverage:
-                raise FatalError(
-                    f"{symbol}: leverage set to {leverage} but the exchange reports {seen}"
-                )
 
     async def set_margin_mode(self, symbol: str, margin_mode: str) -> None:
         """Set and verify isolated/cross margin for the symbol."""
-        try:
-            await self._call("set_margin_mode", self._client.set_margin_mode, margin_mode, symbol)
-        except OrderRejectedError as exc:
-            # "No need to change margin type": already as asked.
-            if "-4046" not in str(exc) and "no need" not in str(exc).lower():
-                raise FatalError(f"{symbol}: cannot set margin mode {margin_mode}: {exc}") from exc
-        if self._client.has.get("fetchMarginMode"):
-            raw = await self._call("fetch_margin_mode", self._client.fetch_margin_mode, symbol)
-            seen = raw.get("marginMode")
-            if seen is not None and seen != margin_mode:
-                raise FatalError(
-                    f"{symbol}: margin mode set to {margin_mode} but the exchange reports {seen}"
-                )
+        await self.venue.set_margin_mode(symbol, margin_mode)
+        seen = await self.venue.margin_mode(symbol)
+        if seen is not None and seen != margin_mode:
+            raise FatalError(
+                f"{symbol}: margin mode set to {margin_mode} but the exchange reports {seen}"
+            )
 
     # -- orders ----------------------------------------------------------------------------
 
@@ -301,11 +303,13 @@ class CcxtGateway:
 
     def _on_grid(self, request: OrderRequest) -> tuple[str, str | None]:
         # ccxt truncates silently to the step; refuse instead of sending something else.
-        amount = self._client.amount_to_precision(request.symbol, str(request.amount))
-        if Decimal(amount) != request.amount:
+        unit = self.venue.coins_per_unit(request.symbol)
+        units = request.amount / unit
+        amount = self._client.amount_to_precision(request.symbol, f"{units:f}")
+        if Decimal(amount) != units:
             raise OrderRejectedError(
                 f"amount {request.amount} of {request.symbol} is not on the exchange's step; "
-                f"ccxt would send {amount}: not sent"
+                f"ccxt would send {Decimal(amount) * unit}: not sent"
             )
         price = None
         if request.price is not None:
@@ -319,15 +323,9 @@ class CcxtGateway:
 
     async def create_order(self, request: OrderRequest) -> OrderResult:
         """Send once (never retried: a lost answer is looked up), then confirm the fill."""
+        self.venue.check_client_order_id(request.client_order_id)
         amount, price = self._check_precision(request)
-        params: dict[str, Any] = {"clientOrderId": request.client_order_id}
-        is_perp = is_contract(request.symbol)
-        if is_perp and self.hedge_mode:
-            params["positionSide"] = "SHORT"  # hedge mode: our hedge is the short side
-        elif request.reduce_only:
-            params["reduceOnly"] = True
-        if request.order_type == "limit":
-            params["timeInForce"] = "IOC"
+        await self.venue.before_send(request)
         ack = await self._call(
             "create_order",
             self._client.create_order,
@@ -336,11 +334,13 @@ class CcxtGateway:
             request.side.value,
             amount,
             price,
-            params,
+            self.venue.order_params(request, self.hedge_mode),
             retry=False,
             for_order=True,
         )
+        unit = self.venue.coins_per_unit(request.symbol)
         sent = dec_or_none(ack.get("amount"))
+        sent = None if sent is None else sent * unit
         try:
             confirmed = await self.fetch_order(request.symbol, request.client_order_id)
         except RetryableError as exc:
@@ -348,7 +348,7 @@ class CcxtGateway:
                 "order.confirm_failed", client_order_id=request.client_order_id, error=str(exc)
             )
             confirmed = None
-        result = confirmed or ccxt_parse.order(ack, request.symbol, [], self._clock.now())
+        result = confirmed or ccxt_parse.order(ack, request.symbol, [], self._clock.now(), unit)
         if sent is not None and sent != request.amount:
             note = f"the exchange took amount {sent}, not {request.amount}"
             result = ccxt_parse.with_reason(result, note)
@@ -360,29 +360,14 @@ class CcxtGateway:
 
     async def fetch_order(self, symbol: str, client_order_id: str) -> OrderResult | None:
         """The order and its fills by client order id; None when the exchange has none."""
-        try:
-            raw = await self._call(
-                "fetch_order",
-                self._client.fetch_order,
-                None,
-                symbol,
-                {"clientOrderId": client_order_id},
-            )
-        except OrderRejectedError as exc:
-            if order_not_found(exc):
-                return None
-            raise
+        raw = await self.venue.find_order(symbol, client_order_id)
+        if raw is None:
+            return None
         trades: list[Any] = []
         if (dec_or_none(raw.get("filled")) or ZERO) > ZERO and raw.get("id") is not None:
-            trades = await self._call(
-                "fetch_my_trades",
-                self._client.fetch_my_trades,
-                symbol,
-                None,
-                None,
-                {"orderId": raw["id"]},
-            )
-        return ccxt_parse.order(raw, symbol, trades, self._clock.now())
+            trades = await self.venue.order_trades(symbol, raw)
+        unit = self.venue.coins_per_unit(symbol)
+        return ccxt_parse.order(raw, symbol, trades, self._clock.now(), unit)
 
     async def fetch_open_orders(self, symbols: Iterable[str]) -> list[OrderResult]:
         """Open perp orders on these symbols, in one request for the whole account."""
@@ -398,30 +383,19 @@ class CcxtGateway:
             None,
             None,
             None,
-            {"type": "swap", "subType": "linear"},
+            self.venue.open_orders_params(),
         )
         now = self._clock.now()
+        unit = self.venue.coins_per_unit
         return [
-            ccxt_parse.order(item, item["symbol"], [], now)
+            ccxt_parse.order(item, item["symbol"], [], now, unit(item["symbol"]))
             for item in raw
             if item.get("symbol") in wanted
         ]
 
     async def cancel_order(self, symbol: str, client_order_id: str) -> OrderResult | None:
         """Cancel by client order id and return the order's final state."""
-        try:
-            await self._call(
-                "cancel_order",
-                self._client.cancel_order,
-                None,
-                symbol,
-                {"clientOrderId": client_order_id},
-                retry=False,
-                for_order=True,
-            )
-        except OrderRejectedError as exc:
-            if not order_not_found(exc):
-                raise
+        await self.venue.cancel(symbol, client_order_id)
         return await self.fetch_order(symbol, client_order_id)
 
     async def close(self) -> None:

@@ -1,7 +1,8 @@
 """Isolated-margin transfers through ccxt: the transfer itself and the venue's history of
 them, where a transfer whose answer was lost is looked up (it has no client id).
 
-Binance: ``add_margin`` is ``POST /fapi/v1/positionMargin`` (type 1), and
+The transfer itself is the venue module's call (``bot/exchange/venues``); this module
+checks its amount first. Binance: ``add_margin`` is ``POST /fapi/v1/positionMargin`` (type 1), and
 ``fetch_margin_adjustment_history`` is ``GET /fapi/v1/positionMargin/history`` (the last
 30 days, startTime and endTime at most 30 days apart). ccxt rounds the amount to the
 market's amount precision before sending it: an amount that rounding would change is
@@ -21,11 +22,9 @@ from bot.exchange.ccxt_parse import dec, ms_time
 from bot.exchange.gateway import FatalError, OrderRejectedError
 
 
-async def add_margin(
-    calls: CcxtCalls, client: Any, symbol: str, amount: Decimal, hedge_mode: bool
-) -> None:
-    """Move ``amount`` into the isolated position of ``symbol``; sent once, never retried,
-    as a repeat would add twice."""
+def check_precision(calls: CcxtCalls, client: Any, symbol: str, amount: Decimal) -> None:
+    """Refuse (OrderRejectedError) an amount ccxt would round before sending: the look-up
+    of a lost answer matches the exact amount, so another figure must never be sent."""
     with calls.translated("add_margin", for_order=True):
         sent = client.amount_to_precision(symbol, str(amount))
     if Decimal(sent) != amount:
@@ -33,16 +32,6 @@ async def add_margin(
             f"margin {amount} for {symbol} is finer than the market's amount precision; "
             f"ccxt would send {sent}: not sent"
         )
-    params: dict[str, Any] = {"positionSide": "SHORT"} if hedge_mode else {}
-    await calls.call(
-        "add_margin",
-        client.add_margin,
-        symbol,
-        float(amount),
-        params,
-        retry=False,
-        for_order=True,
-    )
 
 
 async def margin_history(

@@ -6,7 +6,7 @@ decimal places (significant digits are refused).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from decimal import Decimal
 from typing import Any
 
@@ -27,18 +27,29 @@ def is_contract(symbol: str) -> bool:
 REDUCE_ONLY_BELOW_MIN_NOTIONAL = frozenset({"binance", "binanceusdm"})
 
 
-def load_only_types(client: Any, symbols: Iterable[str]) -> None:
-    """Tell ``client`` to load only the market types ``symbols`` need (spot, linear)."""
-    types = sorted({"linear" if is_contract(s) else "spot" for s in symbols})
+def load_only_types(client: Any, types: Iterable[str] | None) -> None:
+    """Tell ``client`` to load only these market types (``fetchMarkets.types``, the
+    venue's names for them); None leaves ccxt's own choice."""
+    if types is None:
+        return
     options = client.options.setdefault("fetchMarkets", {})
     if isinstance(options, dict):
-        options["types"] = types
+        options["types"] = list(types)
 
 
-def markets(client: Any, symbols: Iterable[str]) -> dict[str, Market]:
-    """The loaded markets of ``symbols``; a symbol the exchange does not list (delisted) is
-    absent, so the caller drops it and only its pair errors; FatalError for an inverse
-    contract."""
+def _coins(symbol: str) -> Decimal:
+    return ONE
+
+
+def markets(
+    client: Any,
+    symbols: Iterable[str],
+    account: str,
+    coins_per_unit: Callable[[str], Decimal] = _coins,
+) -> dict[str, Market]:
+    """The loaded markets of ``symbols``, quantities in coins (``coins_per_unit``: coins
+    per ccxt amount unit); a symbol the exchange does not list (delisted) is absent, so
+    the caller drops it and only its pair errors; FatalError for an inverse contract."""
     result: dict[str, Market] = {}
     for symbol in symbols:
         raw = (client.markets or {}).get(symbol)
@@ -46,7 +57,7 @@ def markets(client: Any, symbols: Iterable[str]) -> dict[str, Market]:
             continue
         if raw.get("inverse"):
             raise FatalError(f"{symbol} is an inverse contract; hedgebot trades linear ones only")
-        result[symbol] = market(raw, client.precisionMode, client.id)
+        result[symbol] = market(raw, client.precisionMode, client.id, coins_per_unit(symbol))
     return result
 
 
@@ -61,23 +72,27 @@ def step(value: Any, precision_mode: Any, exchange: str) -> Decimal:
     return dec(value)  # TICK_SIZE: the step itself
 
 
-def market(raw: Mapping[str, Any], precision_mode: Any, exchange: str) -> Market:
-    """One ccxt market dict as a Market."""
+def market(
+    raw: Mapping[str, Any], precision_mode: Any, exchange: str, unit: Decimal = ONE
+) -> Market:
+    """One ccxt market dict as a Market; ``unit`` coins per ccxt amount unit (1 where
+    ccxt counts coins, the contract's size where it counts contracts)."""
     precision = raw.get("precision") or {}
     limits = raw.get("limits") or {}
     amount_limits = limits.get("amount") or {}
     cost_limits = limits.get("cost") or {}
     is_perp = bool(raw.get("swap") or raw.get("future"))
+    max_amount = dec_or_none(amount_limits.get("max"))
     return Market(
         symbol=raw["symbol"],
         base=raw["base"],
         quote=raw["quote"],
-        amount_step=step(precision.get("amount"), precision_mode, exchange),
+        amount_step=step(precision.get("amount"), precision_mode, exchange) * unit,
         price_step=step(precision.get("price"), precision_mode, exchange),
-        min_amount=dec_or_none(amount_limits.get("min")) or ZERO,
-        max_amount=dec_or_none(amount_limits.get("max")),
+        min_amount=(dec_or_none(amount_limits.get("min")) or ZERO) * unit,
+        max_amount=None if max_amount is None else max_amount * unit,
         min_notional=dec_or_none(cost_limits.get("min")) or ZERO,
-        contract_size=dec_or_none(raw.get("contractSize")) or ONE,
+        contract_size=(dec_or_none(raw.get("contractSize")) or ONE) / unit,
         is_perp=is_perp,
         # Dated futures (type "future") carry their delivery time; "linear" loads them
         # with the perpetuals on Binance USDⓈ-M (contractType CURRENT_QUARTER...).

@@ -75,41 +75,11 @@ def balances(raw: Mapping[str, Any]) -> dict[str, Balance]:
     }
 
 
-# ccxt ids whose linear-perp wallet answer is Binance's /fapi/v2|v3/account (or /balance).
-_BINANCE_IDS = frozenset({"binance", "binanceusdm"})
-
-
-def margin_balances(raw: Mapping[str, Any], exchange_id: str) -> dict[str, Balance]:
-    """A ccxt balance answer of the linear-perp wallet: ``total`` the wallet balance,
-    ``equity`` the wallet with its open positions' unrealized PnL.
-
-    Binance: ccxt's ``total`` is the raw ``marginBalance`` (wallet + uPnL; ``balance`` on
-    /fapi/v2|v3/balance), so both figures come from the raw asset rows ccxt keeps in
-    ``info``. Other venues: ccxt's ``total`` stands for both (no mapping checked yet).
-    """
-    parsed = balances(raw)
-    rows = _binance_asset_rows(raw.get("info")) if exchange_id in _BINANCE_IDS else {}
-    result: dict[str, Balance] = {}
-    for asset, balance in parsed.items():
-        row = rows.get(asset)
-        if row is None:
-            result[asset] = replace(balance, equity=balance.total)
-            continue
-        wallet = dec_or_none(row.get("walletBalance")) or dec_or_none(row.get("balance"))
-        if wallet is None:
-            wallet = balance.total
-        unrealized = dec_or_none(row.get("unrealizedProfit")) or dec_or_none(row.get("crossUnPnl"))
-        equity = dec_or_none(row.get("marginBalance")) or wallet + (unrealized or ZERO)
-        result[asset] = replace(balance, total=wallet, equity=equity)
-    return result
-
-
-def _binance_asset_rows(info: Any) -> dict[str, Mapping[str, Any]]:
-    """The raw per-asset rows: ``assets`` of /fapi/v2|v3/account, or /balance's list."""
-    rows = info.get("assets") if isinstance(info, Mapping) else info
-    if not isinstance(rows, list):
-        return {}
-    return {row["asset"]: row for row in rows if isinstance(row, Mapping) and "asset" in row}
+def margin_balances(raw: Mapping[str, Any]) -> dict[str, Balance]:
+    """A ccxt balance answer of the linear-contract wallet read as plain ccxt: its
+    ``total`` stands for the wallet and the equity both. A venue whose ``total`` means
+    something else reads its own raw rows (``bot.exchange.venues``)."""
+    return {asset: replace(b, equity=b.total) for asset, b in balances(raw).items()}
 
 
 def positions(
@@ -138,7 +108,9 @@ def positions(
             leverage=dec_or_none(raw.get("leverage")) or ONE,
             liquidation_price=dec_or_none(raw.get("liquidationPrice")),
             margin=dec_or_none(raw.get("initialMargin") or raw.get("collateral")) or ZERO,
-            updated_at=ms_time(raw.get("timestamp")),
+            # When the position last changed: ccxt's ``timestamp`` is its creation on
+            # Bybit and OKX (``createdTime``, ``cTime``), its update on Binance.
+            updated_at=ms_time(raw.get("lastUpdateTimestamp") or raw.get("timestamp")),
         )
     return result
 
@@ -184,11 +156,14 @@ def candles(raw: Iterable[list[Any]] | None) -> list[Candle]:
     return result
 
 
-def order_book(symbol: str, raw: Mapping[str, Any], depth: int, now: datetime) -> OrderBook:
-    """The top ``depth`` levels of each side of a ccxt order book."""
+def order_book(
+    symbol: str, raw: Mapping[str, Any], depth: int, now: datetime, unit: Decimal = ONE
+) -> OrderBook:
+    """The top ``depth`` levels of each side of a ccxt order book; ``unit`` coins per
+    ccxt amount unit (a contract's size where ccxt counts contracts)."""
 
     def levels(side: Any) -> tuple[BookLevel, ...]:
-        return tuple(BookLevel(price=dec(p), amount=dec(a)) for p, a, *_ in side[:depth])
+        return tuple(BookLevel(price=dec(p), amount=dec(a) * unit) for p, a, *_ in side[:depth])
 
     return OrderBook(
         symbol=symbol,
@@ -222,9 +197,11 @@ def funding_history(
     wanted: Collection[str],
     since: datetime,
     markets: Mapping[str, Market],
+    sign: int = 1,
 ) -> tuple[list[FundingPayment], datetime]:
-    """The wanted symbols' payments in a ccxt funding history, and where the next look
-    starts (1 ms after the newest payment of any symbol, else ``since``)."""
+    """The wanted symbols' payments in a ccxt funding history (received positive: ``sign``
+    -1 where ccxt's ``amount`` is what the position paid), and where the next look starts
+    (1 ms after the newest payment of any symbol, else ``since``)."""
     payments: list[FundingPayment] = []
     for item in raw:
         paid_at = ms_time(item.get("timestamp"))
@@ -238,7 +215,7 @@ def funding_history(
         payments.append(
             FundingPayment(
                 symbol=symbol,
-                amount=dec(item.get("amount")),
+                amount=dec(item.get("amount")) * sign,
                 asset=item.get("code") or (market.quote if market else "USDT"),
                 rate=None,  # the income history reports amounts only
                 position_qty=None,
@@ -255,15 +232,16 @@ def market_stats(
     open_interest: Mapping[str, Any] | None,
     market: Market | None,
     now: datetime,
+    quote_volume: Decimal | None,
 ) -> MarketStats:
-    """24h quote volume from a ccxt ticker, open interest (in the quote asset) from a ccxt
-    open-interest answer when there is one."""
+    """24h quote volume (as the venue module reads it from the ticker), open interest (in
+    the quote asset) from a ccxt open-interest answer when there is one."""
     return MarketStats(
         symbol=symbol,
         open_interest_value=None
         if open_interest is None
         else open_interest_value(open_interest, ticker, market),
-        quote_volume_24h=dec_or_none(ticker.get("quoteVolume")),
+        quote_volume_24h=quote_volume,
         timestamp=ms_time(ticker.get("timestamp")) or now,
     )
 
@@ -292,13 +270,18 @@ def _status(status: Any, filled: Decimal) -> OrderStatus:
 
 
 def order(
-    raw: Mapping[str, Any], symbol: str, trades: Iterable[Mapping[str, Any]], now: datetime
+    raw: Mapping[str, Any],
+    symbol: str,
+    trades: Iterable[Mapping[str, Any]],
+    now: datetime,
+    unit: Decimal = ONE,
 ) -> OrderResult:
-    """A ccxt order and its trades; the fee is the trades' sum, the average price theirs
-    when the order reports none."""
-    filled = dec_or_none(raw.get("filled")) or ZERO
-    amount = dec_or_none(raw.get("amount")) or filled
-    fills = tuple(fill(t, symbol, now) for t in trades)
+    """A ccxt order and its trades, amounts in coins (``unit`` coins per ccxt amount
+    unit); the fee is the trades' sum, the average price theirs when the order reports
+    none."""
+    filled = (dec_or_none(raw.get("filled")) or ZERO) * unit
+    amount = (dec_or_none(raw.get("amount")) or ZERO) * unit or filled
+    fills = tuple(fill(t, symbol, now, unit) for t in trades)
     fee = sum((f.fee for f in fills), ZERO)
     fee_asset = fills[0].fee_asset if fills else None
     average = dec_or_none(raw.get("average"))
@@ -320,14 +303,14 @@ def order(
     )
 
 
-def fill(raw: Mapping[str, Any], symbol: str, now: datetime) -> Fill:
-    """One ccxt trade."""
+def fill(raw: Mapping[str, Any], symbol: str, now: datetime, unit: Decimal = ONE) -> Fill:
+    """One ccxt trade, its amount in coins (``unit`` coins per ccxt amount unit)."""
     fee = raw.get("fee") or {}
     return Fill(
         trade_id=str(raw.get("id")),
         symbol=symbol,
         side=Side(raw.get("side") or "buy"),
-        amount=dec(raw.get("amount")),
+        amount=dec(raw.get("amount")) * unit,
         price=dec(raw.get("price")),
         fee=dec_or_none(fee.get("cost")) or ZERO,
         fee_asset=fee.get("currency") or "",

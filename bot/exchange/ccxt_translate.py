@@ -24,7 +24,7 @@ from bot.exchange.gateway import (
 )
 
 _QUERY = re.compile(r"\?\S*")
-_DUPLICATE = re.compile(r"duplicat|-4116|-2010.*duplicate", re.IGNORECASE)
+_DUPLICATE = re.compile(r"duplicat", re.IGNORECASE)  # venue codes: bot.exchange.venues
 
 
 class Secrets:

@@ -29,7 +29,7 @@ class LiveFeed:
     def from_config(cls, config: PaperConfig, clock: Clock) -> LiveFeed:
         """A keyless client of ``config.live_exchange`` with ``live_ccxt_config``."""
         account = AccountConfig(exchange=config.live_exchange, ccxt_config=config.live_ccxt_config)
-        client = build_client(account, "live", with_keys=False)
+        client = build_client(account, with_keys=False)
         return cls(CcxtGateway(f"live-feed:{config.live_exchange}", client, clock))
 
     async def refresh(self, symbols: Iterable[str]) -> None:

@@ -1,5 +1,7 @@
-"""One suite, every venue: the paper venue and the ccxt adapter on the Binance emulator
-must behave the same wherever the daemon relies on them."""
+"""One suite, every venue: the paper venue and the ccxt adapter on the Binance, Bybit and
+OKX emulators (each through its venue module, in testnet mode) must behave the same
+wherever the daemon relies on them. Client ids are letters and digits, as the daemon's
+are (OKX takes nothing else)."""
 
 from __future__ import annotations
 
@@ -25,7 +27,7 @@ from bot.exchange.gateway import (
     OrderRejectedError,
 )
 from bot.exchange.paper import PaperVenue
-from tests.support.emulators.binance import BinanceEmulator
+from tests.support.venue_harness import HARNESSES, open_harness
 
 D = Decimal
 PERP = "BTC/USDT:USDT"
@@ -38,7 +40,7 @@ class Venue:
     set_price: Callable[[Decimal], None]
 
 
-@pytest_asyncio.fixture(params=["paper", "ccxt-binance-emulator"])
+@pytest_asyncio.fixture(params=["paper", *HARNESSES])
 async def venue(request: pytest.FixtureRequest) -> AsyncIterator[Venue]:
     if request.param == "paper":
         feed = ManualFeed({"BTC": D(60000)})
@@ -47,23 +49,15 @@ async def venue(request: pytest.FixtureRequest) -> AsyncIterator[Venue]:
         yield Venue(paper, lambda price: feed.set_price("BTC", price))
         await paper.close()
         return
-    emulator = BinanceEmulator()
-    await emulator.start()
-    emulator.set_spot_balance("BTC", D(1))
-    emulator.set_futures_balance("USDT", D(100000))
-    account = AccountConfig(
-        exchange="binance",
-        api_key="k",
-        secret="s",
-        ccxt_config=emulator.ccxt_config(),
-        rate_limit_per_s=D(500),
-    )
+    harness = await open_harness(request.param)
+    harness.fund()
+    account = AccountConfig(**harness.account())
     gateway = CcxtGateway.from_config("main", account, "testnet", SystemClock())
     try:
-        yield Venue(gateway, lambda price: emulator.set_price("BTC", price))
+        yield Venue(gateway, harness.set_price)
     finally:
         await gateway.close()
-        await emulator.stop()
+        await harness.close()
 
 
 def sell(amount: str, coid: str, **extra: object) -> OrderRequest:
@@ -118,7 +112,7 @@ async def test_margin_wallet_total_leaves_out_the_unrealized_pnl_its_equity_coun
     venue: Venue,
 ) -> None:
     gateway = await prepared(venue)
-    await gateway.create_order(sell("0.5", "c-equity"))
+    await gateway.create_order(sell("0.5", "cequity"))
     before = (await gateway.fetch_margin_balances())["USDT"]
     venue.set_price(D(63000))  # the 0.5 BTC short loses about 1,500
     unrealized = (await gateway.fetch_positions([PERP]))[PERP].unrealized_pnl
@@ -137,7 +131,7 @@ async def test_funding_rate_is_reported_for_the_perp(venue: Venue) -> None:
 async def test_market_sell_fills_completely_with_fee_and_opens_a_short(venue: Venue) -> None:
     gateway = await prepared(venue)
     ticker = (await gateway.fetch_tickers([PERP]))[PERP]
-    result = await gateway.create_order(sell("0.5", "c-fill"))
+    result = await gateway.create_order(sell("0.5", "cfill"))
     assert result.status is OrderStatus.FILLED
     assert result.filled == D("0.5")
     assert result.average_price == ticker.bid
@@ -151,44 +145,45 @@ async def test_market_sell_fills_completely_with_fee_and_opens_a_short(venue: Ve
 
 async def test_order_is_found_by_client_id_and_unknown_ids_are_none(venue: Venue) -> None:
     gateway = await prepared(venue)
-    sent = await gateway.create_order(sell("0.2", "c-find"))
-    found = await gateway.fetch_order(PERP, "c-find")
+    sent = await gateway.create_order(sell("0.2", "cfind"))
+    found = await gateway.fetch_order(PERP, "cfind")
     assert found is not None
     assert (found.status, found.filled, found.average_price) == (
         sent.status,
         sent.filled,
         sent.average_price,
     )
-    assert await gateway.fetch_order(PERP, "c-never-sent") is None
+    assert await gateway.fetch_order(PERP, "cneversent") is None
 
 
 async def test_a_client_id_cannot_be_used_twice(venue: Venue) -> None:
     gateway = await prepared(venue)
-    await gateway.create_order(sell("0.1", "c-dup"))
+    await gateway.create_order(sell("0.1", "cdup"))
     with pytest.raises(DuplicateOrderError):
-        await gateway.create_order(sell("0.1", "c-dup"))
+        await gateway.create_order(sell("0.1", "cdup"))
     assert (await gateway.fetch_positions([PERP]))[PERP].qty == D("-0.1")
 
 
 async def test_reduce_only_cannot_open_or_grow_a_position(venue: Venue) -> None:
     gateway = await prepared(venue)
     with pytest.raises(OrderRejectedError):
-        await gateway.create_order(sell("0.1", "c-ro", reduce_only=True))
+        await gateway.create_order(sell("0.1", "cro", reduce_only=True))
     assert PERP not in await gateway.fetch_positions([PERP])
 
 
 async def test_amount_off_the_step_is_refused_and_not_sent(venue: Venue) -> None:
     gateway = await prepared(venue)
+    step = (await gateway.load_markets([PERP]))[PERP].amount_step
     with pytest.raises(OrderRejectedError):
-        await gateway.create_order(sell("0.0005", "c-step"))
-    assert await gateway.fetch_order(PERP, "c-step") is None
+        await gateway.create_order(sell(str(step / 2), "cstep"))
+    assert await gateway.fetch_order(PERP, "cstep") is None
 
 
 async def test_ioc_limit_beyond_the_touch_fills_nothing(venue: Venue) -> None:
     gateway = await prepared(venue)
     ticker = (await gateway.fetch_tickers([PERP]))[PERP]
     far = ticker.ask + 1000
-    result = await gateway.create_order(sell("0.1", "c-ioc", order_type="limit", price=far))
+    result = await gateway.create_order(sell("0.1", "cioc", order_type="limit", price=far))
     assert result.status is OrderStatus.CANCELED
     assert result.filled == 0
     assert PERP not in await gateway.fetch_positions([PERP])
@@ -196,7 +191,7 @@ async def test_ioc_limit_beyond_the_touch_fills_nothing(venue: Venue) -> None:
 
 async def test_position_is_marked_to_the_new_price(venue: Venue) -> None:
     gateway = await prepared(venue)
-    await gateway.create_order(sell("0.5", "c-mark"))
+    await gateway.create_order(sell("0.5", "cmark"))
     venue.set_price(D(54000))
     position = (await gateway.fetch_positions([PERP]))[PERP]
     assert position.mark_price == D(54000)
@@ -240,7 +235,7 @@ async def test_added_margin_moves_the_short_liquidation_price_up_and_leaves_less
     venue: Venue,
 ) -> None:
     gateway = await prepared(venue)
-    await gateway.create_order(sell("0.5", "c-margin"))
+    await gateway.create_order(sell("0.5", "cmargin"))
     before = (await gateway.fetch_positions([PERP]))[PERP]
     free_before = (await gateway.fetch_margin_balances())["USDT"].free
     await gateway.add_margin(PERP, D(3000))
@@ -292,8 +287,8 @@ async def test_orders_and_lookups_leave_the_decimal_context_as_they_found_it(
     # ccxt sets ROUND_HALF_UP and the Underflow trap on the context it finds.
     gateway = await prepared(venue)
     before = decimal.getcontext().copy()
-    await gateway.create_order(sell("0.5", "c-context"))
-    await gateway.fetch_order(PERP, "c-context")
+    await gateway.create_order(sell("0.5", "ccontext"))
+    await gateway.fetch_order(PERP, "ccontext")
     await gateway.fetch_positions([PERP])
     after = decimal.getcontext()
     assert after.rounding == before.rounding
@@ -316,7 +311,7 @@ async def test_a_spot_ioc_sell_fills_from_the_spot_wallet_and_is_found_by_client
         symbol=SPOT,
         side=Side.SELL,
         amount=D("0.4"),
-        client_order_id="c-spot",
+        client_order_id="cspot",
         order_type="limit",
         price=ticker.bid - 100,
     )
@@ -324,8 +319,8 @@ async def test_a_spot_ioc_sell_fills_from_the_spot_wallet_and_is_found_by_client
     assert result.status is OrderStatus.FILLED
     assert result.filled == D("0.4")
     assert (await gateway.fetch_balances())["BTC"].total == D("0.6")
-    found = await gateway.fetch_order(SPOT, "c-spot")
+    found = await gateway.fetch_order(SPOT, "cspot")
     assert found is not None
     assert (found.status, found.filled) == (OrderStatus.FILLED, D("0.4"))
-    assert await gateway.fetch_order(SPOT, "c-spot-never-sent") is None
+    assert await gateway.fetch_order(SPOT, "cspotneversent") is None
     assert PERP not in await gateway.fetch_positions([PERP])

@@ -1,7 +1,9 @@
-"""Crash safety: `hedgebot run` killed with SIGKILL over and over, against the emulator.
+"""Crash safety: `hedgebot run` killed with SIGKILL over and over, against each venue's
+emulator in turn (Binance, Bybit, OKX: the default 90 kills shared out, 30 each).
 
-The emulator runs in its own process (``python -m tests.support.emulators.binance``); the
-daemon is the real command, restarted after every kill. The spot balance and the price
+Each emulator runs in its own process (``python -m tests.support.emulators.<venue>``);
+the daemon is the real command in testnet mode through that venue's module, restarted
+after every kill. The spot balance and the price
 keep moving, so orders keep being needed. Each kill is timed one of several ways, all from
 outside the daemon (no hooks in its code):
 
@@ -23,8 +25,9 @@ After each kill, the database and the emulator's logs say where the kill landed:
 Every order a kill left open must be settled by a later start (the executor's
 ``resolve_unresolved``), never sent again; the exchange and the database must agree.
 
-``CRASH_TEST_KILLS``, ``CRASH_TEST_SEED``, ``CRASH_TEST_LAG`` (the emulator's position
-view lag) and ``CRASH_TEST_PRELOAD=0`` (every start a plain ``hedgebot`` console script,
+``CRASH_TEST_KILLS`` (the total), ``CRASH_TEST_VENUES`` (``binance,bybit,okx``),
+``CRASH_TEST_SEED``, ``CRASH_TEST_LAG`` (the emulator's position view lag) and
+``CRASH_TEST_PRELOAD=0`` (every start a plain ``hedgebot`` console script,
 about 3 s of imports each) change the run.
 """
 
@@ -55,7 +58,8 @@ pytestmark = pytest.mark.slow
 HEDGEBOT = Path(sys.executable).parent / "hedgebot"
 ROOT = Path(__file__).resolve().parents[2]
 SEED = int(os.environ.get("CRASH_TEST_SEED", "20240611"))
-KILLS = int(os.environ.get("CRASH_TEST_KILLS", "60"))
+KILLS = int(os.environ.get("CRASH_TEST_KILLS", "90"))  # shared out among the venues
+VENUES = tuple(os.environ.get("CRASH_TEST_VENUES", "binance,bybit,okx").split(","))
 PRELOAD = os.environ.get("CRASH_TEST_PRELOAD", "1") == "1"
 PRELOAD_AHEAD = 2
 # Binance's position view lags fills; the daemon must not hedge twice across restarts.
@@ -70,7 +74,6 @@ SPOT_LOW, SPOT_HIGH, SPOT_FINAL = Decimal(1), Decimal(2), Decimal("1.5")
 KILL_MODES = {"random": 7, "on_decision": 5, "on_intent": 4, "held_answer": 2, "lost_answer": 1}
 WINDOWS = ("intent_not_stored", "stored_not_sent", "sent_no_answer", "answered_not_stored")
 UNRESOLVED = ("pending", "accepted", "partially_filled", "unknown")
-EXCHANGE_STATUS = {"FILLED": "filled", "EXPIRED": "canceled", "CANCELED": "canceled"}
 
 CONFIG = """
 mode = "testnet"
@@ -87,12 +90,7 @@ max_data_age_s = "30"
 order_settle_s = "1"
 
 [accounts.main]
-exchange = "binance"
-api_key = "crash-test-key"
-secret = "crash-test-secret"
-rate_limit_per_s = "1000"
-ccxt_config = {ccxt_config}
-
+{account}
 [[pairs]]
 name = "BTC"
 spot_symbol = "BTC/USDT"
@@ -151,13 +149,23 @@ def query(db: Path, sql: str, *args: Any) -> list[tuple[Any, ...]]:
 
 
 class EmulatorProcess:
-    """``python -m tests.support.emulators.binance`` on 127.0.0.1, steered through its control
-    API; started in the project root, where the ``tests`` package is importable."""
+    """``python -m tests.support.emulators.<venue>`` on 127.0.0.1, steered through its
+    control API; started in the project root, where the ``tests`` package is importable.
+
+    This base is Binance's (spot and USDⓈ-M futures wallets); ``BybitProcess`` and
+    ``OkxProcess`` speak their emulators' control APIs. Every method answers in the
+    daemon's terms: coins, the client order id, ``filled``/``canceled``."""
+
+    venue = "binance"
+    module = "tests.support.emulators.binance"
+    order_path = "/fapi/v1/order"
+    lookup_paths: tuple[str, ...] = ("/fapi/v1/order",)
+    poll_s = POLL_S
 
     def __init__(self, log_path: Path, *args: str) -> None:
         self._log = log_path.open("w")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "tests.support.emulators.binance", "--port", "0", *args],
+            [sys.executable, "-m", self.module, "--port", "0", *args],
             cwd=ROOT,
             stdout=subprocess.PIPE,
             stderr=self._log,
@@ -187,6 +195,17 @@ class EmulatorProcess:
         with urllib.request.urlopen(request, timeout=30) as answer:  # noqa: S310
             return json.loads(answer.read())
 
+    def fund(self) -> None:
+        self.call("POST", "futures_balance", {"asset": "USDT", "amount": "1000000"})
+
+    def account(self) -> str:
+        """The ``[accounts.main]`` table's body for this venue."""
+        config = {**self.call("GET", "ccxt_config"), "timeout": 5000}
+        return (
+            'exchange = "binance"\napi_key = "crash-test-key"\nsecret = "crash-test-secret"\n'
+            f'rate_limit_per_s = "1000"\nccxt_config = {toml_value(config)}\n'
+        )
+
     def set_spot(self, amount: Decimal) -> None:
         self.call("POST", "spot_balance", {"asset": "BTC", "amount": str(amount)})
 
@@ -194,7 +213,7 @@ class EmulatorProcess:
         self.call("POST", "price", {"base": "BTC", "price": str(price)})
 
     def order_fault(self, fault: str, **params: Any) -> None:
-        body = {"fault": fault, "path": "/fapi/v1/order", "method": "POST", "params": params}
+        body = {"fault": fault, "path": self.order_path, "method": "POST", "params": params}
         self.call("POST", "fault", body)
 
     def position(self) -> Decimal:
@@ -204,16 +223,38 @@ class EmulatorProcess:
         return Decimal(self.call("GET", "spot_balance?asset=BTC")["amount"])
 
     def order_log(self) -> list[dict[str, Any]]:
-        return [e for e in self.call("GET", "order_log")["entries"] if e["venue"] == "futures"]
+        """Every perp order request: ``client_order_id`` and ``outcome``."""
+        return [
+            {"client_order_id": e["client_order_id"], "outcome": e["outcome"]}
+            for e in self.call("GET", "order_log")["entries"]
+            if e["venue"] == "futures"
+        ]
 
-    def orders(self) -> list[dict[str, Any]]:
-        return [o for o in self.call("GET", "orders")["orders"] if o["venue"] == "futures"]
+    def orders(self) -> dict[str, dict[str, Any]]:
+        """The perp orders the exchange holds by client id: ``status``, ``filled`` (coins)."""
+        states = {"FILLED": "filled", "EXPIRED": "canceled", "CANCELED": "canceled"}
+        return {
+            o["client_order_id"]: {
+                "status": states.get(o["status"], o["status"]),
+                "filled": Decimal(o["executed_qty"]),
+            }
+            for o in self.call("GET", "orders")["orders"]
+            if o["venue"] == "futures"
+        }
 
     def new_requests(self) -> list[dict[str, Any]]:
         """API requests since the last call."""
         answer = self.call("GET", f"requests?since={self._requests_seen}")
         self._requests_seen = answer["next"]
         return list(answer["requests"])
+
+    def looked_up(self) -> set[str]:
+        """Client ids the daemon looked up since the last call."""
+        return {
+            r["client_order_id"]
+            for r in self.new_requests()
+            if r["method"] == "GET" and r["path"] in self.lookup_paths and r["client_order_id"]
+        }
 
     def close(self) -> None:
         if self.process.poll() is None:
@@ -226,6 +267,123 @@ class EmulatorProcess:
         if self.process.stdout is not None:
             self.process.stdout.close()
         self._log.close()
+
+
+class BybitProcess(EmulatorProcess):
+    """The Bybit v5 emulator: one unified wallet; testnet mode reaches its demo prefix."""
+
+    venue = "bybit"
+    module = "tests.support.emulators.bybit"
+    order_path = "/v5/order/create"
+    lookup_paths = ("/v5/order/realtime", "/v5/order/history")
+
+    def fund(self) -> None:
+        self.call("POST", "balance", {"coin": "USDT", "amount": "1000000"})
+
+    def account(self) -> str:
+        config = {**self.call("GET", "ccxt_config"), "timeout": 5000}
+        return (
+            'exchange = "bybit"\napi_key = "k"\nsecret = "s"\n'
+            f'rate_limit_per_s = "1000"\nccxt_config = {toml_value(config)}\n'
+        )
+
+    def set_spot(self, amount: Decimal) -> None:
+        self.call("POST", "balance", {"coin": "BTC", "amount": str(amount)})
+
+    def position(self) -> Decimal:
+        return Decimal(self.call("GET", "position?symbol=BTCUSDT")["position"])
+
+    def spot(self) -> Decimal:
+        return Decimal(self.call("GET", "balance?coin=BTC")["amount"])
+
+    def order_log(self) -> list[dict[str, Any]]:
+        return [
+            {"client_order_id": e["order_link_id"], "outcome": e["outcome"]}
+            for e in self.call("GET", "order_log")["entries"]
+            if e["category"] == "linear"
+        ]
+
+    def orders(self) -> dict[str, dict[str, Any]]:
+        states = {
+            "Filled": "filled",
+            "Cancelled": "canceled",
+            "PartiallyFilledCanceled": "canceled",
+        }
+        return {
+            o["order_link_id"]: {
+                "status": states.get(o["status"], o["status"]),
+                "filled": Decimal(o["cum_exec_qty"]),
+            }
+            for o in self.call("GET", "orders")["orders"]
+            if o["category"] == "linear"
+        }
+
+
+class OkxProcess(EmulatorProcess):
+    """The OKX v5 emulator with a demo key (ccxt's sandbox); its perp counts contracts."""
+
+    venue = "okx"
+    module = "tests.support.emulators.okx"
+    order_path = "/api/v5/trade/batch-orders"
+    lookup_paths = ("/api/v5/trade/order",)
+    contract = Decimal("0.01")
+    # OKX limits the balance and positions endpoints to 10 requests per 2 s: a cycle
+    # every 0.2 s asks each 5 times a second.
+    poll_s = 0.2
+
+    def fund(self) -> None:
+        self.call("POST", "balance", {"ccy": "USDT", "amount": "1000000"})
+
+    def account(self) -> str:
+        config = self.call("GET", "ccxt_config")
+        keys = {k: config.pop(k) for k in ("apiKey", "secret", "password")}
+        return (
+            f'exchange = "okx"\napi_key = "{keys["apiKey"]}"\nsecret = "{keys["secret"]}"\n'
+            f'password = "{keys["password"]}"\nrate_limit_per_s = "1000"\n'
+            f"ccxt_config = {toml_value({**config, 'timeout': 5000})}\n"
+        )
+
+    def set_spot(self, amount: Decimal) -> None:
+        self.call("POST", "balance", {"ccy": "BTC", "amount": str(amount)})
+
+    def position(self) -> Decimal:
+        contracts = Decimal(self.call("GET", "position?instId=BTC-USDT-SWAP")["position"])
+        return contracts * self.contract
+
+    def spot(self) -> Decimal:
+        return Decimal(self.call("GET", "balance?ccy=BTC")["amount"])
+
+    def order_log(self) -> list[dict[str, Any]]:
+        return [
+            {"client_order_id": e["cl_ord_id"], "outcome": e["outcome"]}
+            for e in self.call("GET", "order_log")["entries"]
+            if (e["inst_id"] or "").endswith("-SWAP")
+        ]
+
+    def orders(self) -> dict[str, dict[str, Any]]:
+        return {
+            o["cl_ord_id"]: {
+                "status": o["state"],
+                "filled": Decimal(o["acc_fill_sz"]) * self.contract,
+            }
+            for o in self.call("GET", "orders")["orders"]
+            if o["inst_id"].endswith("-SWAP")
+        }
+
+
+PROCESSES: dict[str, type[EmulatorProcess]] = {
+    "binance": EmulatorProcess,
+    "bybit": BybitProcess,
+    "okx": OkxProcess,
+}
+
+
+def start_emulator(venue: str, log_path: Path) -> EmulatorProcess:
+    """The venue's emulator process, lagging its position view by ``LAG_S``."""
+    extra = ("--demo",) if venue == "okx" else ()
+    emulator = PROCESSES[venue](log_path, "--lag", LAG_S, *extra)
+    emulator.fund()
+    return emulator
 
 
 # ---------------------------------------------------------------------- the daemon
@@ -361,17 +519,14 @@ class Coverage:
     looked_up: set[str] = field(default_factory=set)
     max_hedge: Decimal = Decimal(0)
     startup_s: list[float] = field(default_factory=list)
+    found_at_restart: int = 0  # orders a kill left open, found by client id after it
 
 
 def classify_kill(db: Path, emulator: EmulatorProcess, coverage: Coverage, after: str) -> str:
     """Record where the kill landed in the life of this run's orders (decisions after
     ``after``); return the newest decision id."""
     newest = query(db, "SELECT max(id) FROM decisions")[0][0] or after
-    coverage.looked_up |= {
-        r["client_order_id"]
-        for r in emulator.new_requests()
-        if r["method"] == "GET" and r["path"] == "/fapi/v1/order" and r["client_order_id"]
-    }
+    coverage.looked_up |= emulator.looked_up()
     decisions = [
         row[0]
         for row in query(
@@ -435,7 +590,7 @@ def test_emulator_process_serves_the_api_and_its_control_api_on_loopback(
         emulator.order_fault("timeout", accept=True, delay_s=1)
         emulator.call("POST", "clear_faults", {})
         assert emulator.order_log() == []
-        assert emulator.orders() == []
+        assert emulator.orders() == {}
         assert [(r["method"], r["path"]) for r in emulator.new_requests()] == [
             ("GET", "/fapi/v1/ticker/bookTicker")
         ]
@@ -457,28 +612,48 @@ def test_emulator_process_serves_the_api_and_its_control_api_on_loopback(
 
 
 @pytest.mark.timeout(900)
-# One story told in order (60 kills, each checked where it happens): split, it reads worse.
-def test_sigkill_at_every_step_of_an_order_never_duplicates_or_loses_one(  # noqa: C901
+def test_sigkill_at_every_step_of_an_order_never_duplicates_or_loses_one(
     tmp_path: Path,
 ) -> None:
+    """The kills are shared out among the venues (30 each of the default 90), each venue's
+    story checked on its own; every window must be hit on one venue or another."""
     rng = random.Random(SEED)
+    covered: Counter[str] = Counter()
+    found = 0
+    lines = []
+    for venue in VENUES:
+        folder = tmp_path / venue
+        folder.mkdir()
+        coverage, line = crash_story(venue, max(1, KILLS // len(VENUES)), rng, folder)
+        covered.update(coverage.windows)
+        found += coverage.found_at_restart
+        lines.append(line)
+    print("\n" + "\n".join(lines))
+    hits = ", ".join(f"{w} {n}" for w, n in sorted(covered.items()))
+    for window in WINDOWS:
+        assert covered[window] >= 1, f"no kill landed in {window} on any venue: {hits}"
+    assert found >= 1, "no order a kill left open was found at the exchange after a restart"
+
+
+# One story told in order (each kill checked where it happens): split, it reads worse.
+def crash_story(venue: str, kills: int, rng: random.Random, tmp_path: Path) -> tuple[Coverage, str]:
+    """``kills`` SIGKILLs of `hedgebot run` on ``venue``'s emulator, then a clean run;
+    the outcome checked; returns the coverage and a one-line summary with the time."""
     db = tmp_path / "hedgebot.db"
     daemon_log = (tmp_path / "daemon.log").open("w")
-    emulator = EmulatorProcess(tmp_path / "emulator.log", "--lag", LAG_S)
+    emulator = start_emulator(venue, tmp_path / "emulator.log")
     daemon: DaemonProcess | None = None
     preloaded: deque[DaemonProcess] = deque()
     coverage = Coverage()
     starts = 0
     began = time.monotonic()
     try:
-        emulator.call("POST", "futures_balance", {"asset": "USDT", "amount": "1000000"})
-        ccxt_config = {**emulator.call("GET", "ccxt_config"), "timeout": 5000}
         config = tmp_path / "hedgebot.toml"
         config.write_text(
             CONFIG.format(
                 db=db,
-                poll=POLL_S,
-                ccxt_config=toml_value(ccxt_config),
+                poll=emulator.poll_s,
+                account=emulator.account(),
                 perp=PERP,
                 target=TARGET,
                 band=BAND,
@@ -487,8 +662,8 @@ def test_sigkill_at_every_step_of_an_order_never_duplicates_or_loses_one(  # noq
         spot = SPOT_HIGH
         emulator.set_spot(spot)
         last_decision = ""
-        for run in range(KILLS):
-            while PRELOAD and len(preloaded) < PRELOAD_AHEAD and run + len(preloaded) + 1 < KILLS:
+        for run in range(kills):
+            while PRELOAD and len(preloaded) < PRELOAD_AHEAD and run + len(preloaded) + 1 < kills:
                 upcoming = run + len(preloaded) + 1
                 preloaded.append(DaemonProcess(config, daemon_log, upcoming, gated=True))
             # Move the spot balance so that the hedge must grow or shrink by several orders.
@@ -540,7 +715,7 @@ def test_sigkill_at_every_step_of_an_order_never_duplicates_or_loses_one(  # noq
         # A final clean run on a stable balance settles what the kills left and exits 0.
         emulator.set_spot(SPOT_FINAL)
         emulator.set_price(Decimal(60000))
-        daemon = DaemonProcess(config, daemon_log, KILLS, "--max-cycles", str(FINAL_CYCLES))
+        daemon = DaemonProcess(config, daemon_log, kills, "--max-cycles", str(FINAL_CYCLES))
         starts += 1
         code = daemon.wait(timeout=120)
         daemon = None
@@ -549,13 +724,12 @@ def test_sigkill_at_every_step_of_an_order_never_duplicates_or_loses_one(  # noq
 
         summary = check_outcome(db, emulator, coverage, starts)
         hits = ", ".join(f"{w} {n}" for w, n in sorted(coverage.windows.items()))
-        print(
-            f"\ncrash safety (seed {SEED}): {KILLS} kills {dict(coverage.kill_modes)}, "
+        line = (
+            f"crash safety on {venue} (seed {SEED}): {kills} kills {dict(coverage.kill_modes)}, "
             f"{starts} starts (median {statistics.median(coverage.startup_s):.2f} s to "
             f"daemon.started), {summary}; windows hit: {hits}; {elapsed:.0f} s"
         )
-        for window in WINDOWS:
-            assert coverage.windows[window] >= 1, f"no kill landed in {window}: {hits}"
+        return coverage, line
     finally:
         for process in (daemon, *preloaded):
             if process is not None:
@@ -566,7 +740,7 @@ def test_sigkill_at_every_step_of_an_order_never_duplicates_or_loses_one(  # noq
 
 def check_outcome(db: Path, emulator: EmulatorProcess, coverage: Coverage, starts: int) -> str:
     log = emulator.order_log()
-    at_exchange = {o["client_order_id"]: o for o in emulator.orders()}
+    at_exchange = emulator.orders()
     rows = query(
         db, "SELECT client_order_id, decision_id, status, side, filled, reason FROM orders"
     )
@@ -596,7 +770,7 @@ def check_outcome(db: Path, emulator: EmulatorProcess, coverage: Coverage, start
 
     # The database agrees with the exchange about every fill.
     for coid, order in at_exchange.items():
-        assert Decimal(stored[coid][4]) == Decimal(order["executed_qty"]), (stored[coid], order)
+        assert Decimal(stored[coid][4]) == order["filled"], (stored[coid], order)
     net = sum((Decimal(r[4]) * (1 if r[3] == "buy" else -1) for r in rows), Decimal(0))
     position = emulator.position()
     assert net == position
@@ -631,13 +805,13 @@ def check_outcome(db: Path, emulator: EmulatorProcess, coverage: Coverage, start
         if coid in at_exchange:
             found_at_restart += 1
             assert sends[coid] == 1
-            assert status == EXCHANGE_STATUS[at_exchange[coid]["status"]], (coid, window)
+            assert status == at_exchange[coid]["status"], (coid, window)
         else:
             assert coid not in sends or window == "rejected_not_stored", (coid, window)
             assert status == "rejected", (coid, window, status)
         if window == "stored_not_sent":
             assert "never sent" in reason, reason
-    assert found_at_restart >= 1
+    coverage.found_at_restart = found_at_restart
     return (
         f"{len(at_exchange)} orders at the exchange, {len(rows)} in the database, "
         f"{len(coverage.left_open)} left open by kills and settled after a restart "

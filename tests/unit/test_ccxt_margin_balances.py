@@ -1,4 +1,5 @@
-"""The USDⓈ-M wallet as ccxt's own Binance parser leaves it, read by ``ccxt_parse``."""
+"""The USDⓈ-M wallet as ccxt's own Binance parser leaves it, read by the Binance venue
+module; any other venue's by plain ccxt (``ccxt_parse``)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import ccxt
 import pytest
 
 from bot.exchange import ccxt_parse
+from bot.exchange.venues import binance
 
 D = Decimal
 
@@ -58,19 +60,19 @@ def test_ccxt_binance_total_is_the_margin_balance_so_equity_is_wallet_plus_pnl_o
 ) -> None:
     raw = ccxt_answer(exchange_id, ACCOUNT_V3)
     assert D(str(raw["total"]["USDT"])) == D(9500)  # ccxt: total = marginBalance
-    usdt = ccxt_parse.margin_balances(raw, exchange_id)["USDT"]
+    usdt = binance.margin_balances(raw)["USDT"]
     assert usdt.total == D(10000)
     assert usdt.equity == D(9500)
     assert usdt.free == D(6500)
 
 
 def test_binance_balance_endpoint_rows_give_wallet_and_equity() -> None:
-    usdt = ccxt_parse.margin_balances(ccxt_answer("binanceusdm", BALANCE_V2), "binanceusdm")["USDT"]
+    usdt = binance.margin_balances(ccxt_answer("binanceusdm", BALANCE_V2))["USDT"]
     assert usdt.total == D(10000)
     assert usdt.equity == D(9500)
 
 
 def test_an_unmapped_venue_takes_ccxts_total_for_both() -> None:
     raw = {"total": {"USDT": 9500.0}, "free": {"USDT": 6500.0}, "info": ACCOUNT_V3}
-    usdt = ccxt_parse.margin_balances(raw, "bybit")["USDT"]
+    usdt = ccxt_parse.margin_balances(raw)["USDT"]
     assert usdt.total == usdt.equity == D(9500)

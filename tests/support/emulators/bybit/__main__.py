@@ -27,7 +27,7 @@ API lives on the same server under ``/_control/``:
                                        reduce_only, outcome, …
 ``GET  /_control/orders``              the orders the exchange holds, with their state
 ``GET  /_control/requests?since=N``    every API request from index N: environment,
-                                       method and path
+                                       method, path and the orderLinkId its query names
 ``GET  /_control/position?symbol=S``   the true (unlagged) signed position
 =====================================  ==============================================
 
@@ -167,8 +167,12 @@ class _ControlApi:
 
     async def requests(self, request: web.Request) -> web.StreamResponse:
         since = int(request.query.get("since", "0"))
-        records = list(zip(self.emulator.env_log, self.emulator.request_log, strict=True))[since:]
-        rows = [{"environment": env, "method": m, "path": p} for env, (m, p) in records]
+        emulator = self.emulator
+        records = list(zip(emulator.env_log, emulator.request_log, emulator.link_log, strict=True))
+        rows = [
+            {"environment": env, "method": m, "path": p, "client_order_id": link}
+            for env, (m, p), link in records[since:]
+        ]
         return web.json_response({"next": since + len(rows), "requests": rows})
 
     async def position(self, request: web.Request) -> web.StreamResponse:

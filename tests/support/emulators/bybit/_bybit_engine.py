@@ -325,6 +325,11 @@ class Engine:
             self.account.credit(m.quote, -sign * value - (fee if order.side == "Sell" else ZERO))
             closed = ZERO
         self._record_fill(order, price, qty, fee, rate, fee_coin, maker, closed)
+        if order.category == "linear":
+            # The position changes with the execution: its updatedTime is never before
+            # the execTime (both are read from the clock, a millisecond apart at times).
+            state = self.account.position(order.symbol, order.position_idx)
+            state.updated_ms = max(state.updated_ms, order.updated_ms)
 
     def _record_fill(
         self,

@@ -155,6 +155,7 @@ class BybitEmulator(LoopbackServer):
         self.order_log: list[OrderLogEntry] = []
         self.request_log: list[tuple[str, str]] = []
         self.env_log: list[str] = []
+        self.link_log: list[str | None] = []  # the orderLinkId a request's query names
         self.unknown_requests: list[tuple[str, str]] = []
 
     def _route_table(self) -> dict[tuple[str, str], Route]:
@@ -308,6 +309,7 @@ class BybitEmulator(LoopbackServer):
         method = request.method
         self.request_log.append((method, path))
         self.env_log.append(env)
+        self.link_log.append(request.query.get("orderLinkId"))
         if not self.ip_limiter.allow(self._clock()):
             return web.Response(status=403, text="access too frequent")
         route = self.routes.get((method, path))

@@ -283,7 +283,11 @@ class Account:
         state.realized_pnl += realized + fee
         state.fee += fee
         self._credit(inst.market.quote, realized + fee)
-        return self._record(order, price, size, maker, fee, inst.market.quote, realized)
+        fill = self._record(order, price, size, maker, fee, inst.market.quote, realized)
+        # The position changes with the fill: its uTime is never before the fill's ts
+        # (both are read from the clock, a millisecond apart at times).
+        state.u_time = max(state.u_time, fill.time_ms)
+        return fill
 
     def _record(
         self,

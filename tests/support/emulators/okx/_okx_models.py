@@ -76,7 +76,8 @@ class OkxMarket:
     ``lot_sz``/``min_sz`` are the spot ones (base coin); ``ct_lot_sz``/``ct_min_sz``
     those of the contracts. The emulated book has ``depth_levels`` levels each side of
     ``level_base`` coins, one tick apart; it does not deplete. ``state`` is ``live`` or
-    ``suspend`` (orders refused with 51022).
+    ``suspend`` (orders refused with 51022). ``open_interest`` is everyone else's, in
+    coins, per contract instrument (our positions add to it).
     """
 
     base: str
@@ -98,6 +99,7 @@ class OkxMarket:
     mmr: Decimal = Decimal("0.004")
     funding_rate: Decimal = Decimal("0.0001")
     state: str = "live"
+    open_interest: Decimal = Decimal(50000)
 
     @property
     def spot_id(self) -> str:

@@ -246,7 +246,8 @@ class PublicApi:
         now = self.engine.now_ms()
         after = int_param(params, "after")
         before = int_param(params, "before")
-        newest = ((after - 1) if after is not None else now) // step * step
+        # No bar opens in the future, whatever ``after`` says (ccxt's since + limit bars).
+        newest = min((after - 1) if after is not None else now, now) // step * step
         history = self.engine.price_history[inst.market.base]
         rows: list[JSON] = []
         start = newest
@@ -342,7 +343,7 @@ class PublicApi:
         ]
 
     def open_interest(self, params: Params, ctx: RequestContext) -> JSON:
-        """GET /public/open-interest?instType[&instId]: our own positions only."""
+        """GET /public/open-interest?instType[&instId]: the market's, plus our positions."""
         inst_type = inst_type_param(params)
         if inst_type == "SPOT":
             raise param_error("instType")
@@ -359,6 +360,7 @@ class PublicApi:
                 ),
                 ZERO,
             )
+            oi += i.market.open_interest / i.market.ct_val
             coins = i.base_qty(oi)
             mark = self.engine.mark_of(i.inst_id)
             rows.append(

@@ -1,0 +1,95 @@
+"""Binance (spot and USDⓈ-M futures, two wallets of one account) through ccxt's binance.
+
+What differs from plain ccxt:
+
+* markets: ``linear`` loads the USDⓈ-M perpetuals and dated contracts, ``spot`` the spot
+  market; ccxt counts coins.
+* the USDⓈ-M wallet: ccxt's ``total`` is the raw ``marginBalance`` (wallet + uPnL), so
+  the wallet and the equity come from the raw asset rows ccxt keeps in ``info``
+  (``/fapi/v2|v3/account`` ``assets``, or ``/fapi/v2/balance``'s list).
+* hedge mode (dual side position): our hedge is the ``SHORT`` side, which an order and a
+  margin change name with ``positionSide`` (and then send no ``reduceOnly``).
+* errors: -4046 "No need to change margin type" is done; -1021 (timestamp outside
+  ``recvWindow``, ccxt ``InvalidNonce``) is a clock to fix, not a retry.
+* leverage is a whole number.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import replace
+from decimal import Decimal
+from typing import Any, ClassVar
+
+from bot.domain.models import ZERO, Balance, OrderRequest
+from bot.exchange import ccxt_parse
+from bot.exchange.ccxt_markets import is_contract
+from bot.exchange.ccxt_parse import dec_or_none
+from bot.exchange.gateway import FatalError
+from bot.exchange.venues.base import CcxtVenue
+
+
+class BinanceVenue(CcxtVenue):
+    """Binance spot + USDⓈ-M futures."""
+
+    exchange_ids: ClassVar[frozenset[str]] = frozenset({"binance", "binanceusdm"})
+    label: ClassVar[str] = "Binance"
+    contract_type: ClassVar[str | None] = "linear"
+    spot_type: ClassVar[str | None] = "spot"
+    not_modified_codes: ClassVar[frozenset[str]] = frozenset({"-4046"})
+    duplicate_codes: ClassVar[frozenset[str]] = frozenset({"-4116"})
+    clock_codes: ClassVar[frozenset[str]] = frozenset({"-1021"})
+
+    async def margin_balances(self) -> Mapping[str, Balance]:
+        """The USDⓈ-M wallet: the wallet balance and the equity per asset."""
+        raw = await self.calls.call(
+            "fetch_balance(swap)",
+            self.client.fetch_balance,
+            {"type": "swap", "subType": "linear"},
+        )
+        return margin_balances(raw)
+
+    def order_params(self, request: OrderRequest, hedge_mode: bool) -> dict[str, Any]:
+        """Hedge mode names the short side instead of sending ``reduceOnly``."""
+        params = super().order_params(request, hedge_mode)
+        if hedge_mode and is_contract(request.symbol):
+            params.pop("reduceOnly", None)
+            params["positionSide"] = "SHORT"  # our hedge is the short side
+        return params
+
+    def add_margin_params(self, hedge_mode: bool) -> dict[str, Any]:
+        """Hedge mode: the margin goes to the short side."""
+        return {"positionSide": "SHORT"} if hedge_mode else {}
+
+    def leverage_value(self, leverage: Decimal) -> float | int:
+        """Binance takes whole numbers only."""
+        if leverage != leverage.to_integral_value():
+            raise FatalError(f"leverage {leverage} must be a whole number on Binance")
+        return int(leverage)
+
+
+def margin_balances(raw: Mapping[str, Any]) -> dict[str, Balance]:
+    """ccxt's Binance answer of the USDⓈ-M wallet: ``total`` the wallet balance, ``equity``
+    the wallet with its open positions' unrealized PnL (ccxt's own ``total``)."""
+    rows = _asset_rows(raw.get("info"))
+    result: dict[str, Balance] = {}
+    for asset, balance in ccxt_parse.balances(raw).items():
+        row = rows.get(asset)
+        if row is None:
+            result[asset] = replace(balance, equity=balance.total)
+            continue
+        wallet = dec_or_none(row.get("walletBalance")) or dec_or_none(row.get("balance"))
+        if wallet is None:
+            wallet = balance.total
+        unrealized = dec_or_none(row.get("unrealizedProfit")) or dec_or_none(row.get("crossUnPnl"))
+        equity = dec_or_none(row.get("marginBalance")) or wallet + (unrealized or ZERO)
+        result[asset] = replace(balance, total=wallet, equity=equity)
+    return result
+
+
+def _asset_rows(info: Any) -> dict[str, Mapping[str, Any]]:
+    """The raw per-asset rows: ``assets`` of /fapi/v2|v3/account, or /balance's list."""
+    rows = info.get("assets") if isinstance(info, Mapping) else info
+    if not isinstance(rows, list):
+        return {}
+    return {row["asset"]: row for row in rows if isinstance(row, Mapping) and "asset" in row}

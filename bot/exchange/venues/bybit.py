@@ -1,0 +1,179 @@
+"""Bybit v5, unified trading account (UTA), through ccxt's bybit.
+
+One wallet holds the spot coins and the contracts' margin. What differs from plain ccxt
+(ccxt 4.5.90; each point is proven against the emulator in
+``tests/emulator/test_bybit_emulator_with_ccxt.py``):
+
+* positions: ccxt refuses a list of more than one symbol; without one it lists the open
+  positions by settle coin, so an account's positions are one request per settle coin
+  (``settleCoin``, up to 200 rows), whatever the number of pairs.
+* tickers: one request per market type (ccxt refuses a mixed list).
+* an order by its client id (``orderLinkId``): ``fetch_order`` on a UTA needs the venue's
+  own id, so /v5/order/realtime (open, or among the last 500 closed of a category) is asked
+  by ``orderLinkId``, then /v5/order/history for an order gone from that cache. Its trades:
+  /v5/execution/list by ``orderId``. A cancel names the ``orderLinkId``.
+* set-up: 110043 (leverage not modified), 110026 (margin mode not modified) and 110025
+  (position mode not modified) are done; the margin mode is account-wide
+  (/v5/account/set-margin-mode: the pairs of one account must agree on it); add-margin
+  is /v5/position/add-margin (ccxt has no ``add_margin`` for Bybit), isolated margin
+  only; leverage may have decimals.
+* hedge mode: a symbol's positions come as ``positionIdx`` 1 and 2; an order says
+  ``hedged`` and ccxt picks the short side's index (2) for a sell and a reduce-only buy.
+* the wallet: one answer serves the spot and the margin read of an observation; ccxt's
+  ``total`` is ``walletBalance`` (no uPnL), the equity the coin's ``equity`` (wallet +
+  uPnL).
+* positions: ccxt's ``timestamp`` is the position's ``createdTime``; its
+  ``lastUpdateTimestamp`` (``updatedTime``) is when it last changed (``ccxt_parse``).
+* funding: /v5/execution/list (``execType`` Funding) within 7 days of now; ccxt's
+  ``amount`` is the ``execFee``, what the position paid (a short receiving is negative).
+* errors: 10002 (timestamp outside ``recvWindow``, ccxt ``InvalidNonce``) is a clock to
+  fix; 10016 (internal error or timeout) on an order leaves its outcome unknown: looked
+  up, never a rejection.
+* testnet: ``auto`` is demo trading (api-demo.bybit.com, keys made in the demo account of
+  the live site); ``sandbox`` is testnet.bybit.com with its own keys.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any, ClassVar
+
+from bot.domain.models import ZERO, Balance, OrderRequest
+from bot.exchange import ccxt_parse
+from bot.exchange.ccxt_markets import is_contract
+from bot.exchange.ccxt_parse import dec_or_none
+from bot.exchange.gateway import FatalError
+from bot.exchange.venues.base import CcxtVenue, Raw, tickers_per_type
+
+_ORDERS_BY_LINK = ("fetch_open_orders", "fetch_canceled_and_closed_orders")
+
+
+class BybitVenue(CcxtVenue):
+    """Bybit v5 unified trading account: spot and USDT/USDC linear contracts."""
+
+    exchange_ids: ClassVar[frozenset[str]] = frozenset({"bybit"})
+    label: ClassVar[str] = "Bybit"
+    contract_type: ClassVar[str | None] = "linear"
+    spot_type: ClassVar[str | None] = "spot"
+    not_modified_codes: ClassVar[frozenset[str]] = frozenset({"110043", "110026", "110025"})
+    duplicate_codes: ClassVar[frozenset[str]] = frozenset({"110072", "170141"})
+    clock_codes: ClassVar[frozenset[str]] = frozenset({"10002"})
+    unknown_outcome_codes: ClassVar[frozenset[str]] = frozenset({"10016", "10000"})
+    client_id_length: ClassVar[int] = 36
+    # ccxt's funding amount is the Funding execution's execFee: what the position paid.
+    funding_sign: ClassVar[int] = -1
+    # /v5/execution/list: startTime at most 7 days before endTime (now, when not sent).
+    funding_window: ClassVar[timedelta | None] = timedelta(days=7) - timedelta(minutes=5)
+
+    def __init__(self, client: Any, calls: Any) -> None:
+        super().__init__(client, calls)
+        self._account_margin: tuple[str, str] | None = None  # (mode, the symbol that set it)
+
+    async def set_margin_mode(self, symbol: str, margin_mode: str) -> None:
+        """Bybit's margin mode is the whole unified account's: pairs on one account must
+        agree on it, or the last would silently change the others'."""
+        if self._account_margin is not None and self._account_margin[0] != margin_mode:
+            mode, other = self._account_margin
+            raise FatalError(
+                f"{symbol}: margin_mode {margin_mode!r}, but {other} on the same Bybit account "
+                f"asks for {mode!r}; Bybit sets the margin mode for the whole unified account: "
+                "give its pairs one margin_mode"
+            )
+        await super().set_margin_mode(symbol, margin_mode)
+        self._account_margin = (margin_mode, symbol)
+
+    async def _read_position_mode(self, symbol: str) -> bool:
+        """Hedge mode shows a symbol's positions as ``positionIdx`` 1 and 2, even flat."""
+        rows = await self.calls.call("fetch_positions", self.client.fetch_positions, [symbol])
+        return any(str((row.get("info") or {}).get("positionIdx", "0")) != "0" for row in rows)
+
+    async def spot_balances(self) -> Mapping[str, Balance]:
+        """The unified wallet's coins."""
+        return ccxt_parse.balances(await self.one_wallet(keep=True))
+
+    async def margin_balances(self) -> Mapping[str, Balance]:
+        """The unified wallet: ``total`` the wallet balance, ``equity`` with the uPnL."""
+        return margin_balances(await self.one_wallet(keep=False))
+
+    async def positions(self, symbols: Sequence[str]) -> list[Raw]:
+        """Every open linear position, one request per settle coin of ``symbols``."""
+        settles = sorted({self.client.market(s)["settle"] for s in symbols if is_contract(s)})
+        result: list[Raw] = []
+        for settle in settles:
+            rows = await self.calls.call(
+                f"fetch_positions({settle})",
+                self.client.fetch_positions,
+                None,
+                {"settleCoin": settle, "type": "swap", "subType": "linear"},
+            )
+            result.extend(rows)
+        return result
+
+    async def tickers(self, symbols: Sequence[str]) -> Raw:
+        """Bid/ask per symbol, one request per market type."""
+        return await tickers_per_type(self.calls, self.client, symbols)
+
+    def order_params(self, request: OrderRequest, hedge_mode: bool) -> dict[str, Any]:
+        """Hedge mode: ``hedged`` (ccxt sends the short side's ``positionIdx``)."""
+        params = super().order_params(request, hedge_mode)
+        if hedge_mode and is_contract(request.symbol):
+            params["hedged"] = True
+        return params
+
+    async def find_order(self, symbol: str, client_order_id: str) -> Raw | None:
+        """/v5/order/realtime by ``orderLinkId``, then /v5/order/history."""
+        for what in _ORDERS_BY_LINK:
+            found = await self.calls.call(
+                what,
+                getattr(self.client, what),
+                symbol,
+                None,
+                None,
+                {"orderLinkId": client_order_id},
+            )
+            mine = [o for o in found if o.get("clientOrderId") == client_order_id]
+            if mine:
+                return dict(mine[-1])
+        return None
+
+    async def cancel(self, symbol: str, client_order_id: str) -> None:
+        """Cancel by ``orderLinkId``; an order the venue does not know is not an error."""
+        await self._cancel_with(symbol, {"orderLinkId": client_order_id})
+
+    async def add_margin(self, symbol: str, amount: Decimal, hedge_mode: bool) -> None:
+        """/v5/position/add-margin to the short side; sent once, never retried."""
+        request = {
+            "category": "linear",
+            "symbol": self.client.market(symbol)["id"],
+            "margin": str(amount),
+            "positionIdx": 2 if hedge_mode else 0,
+        }
+        await self._send_once("add_margin", self.client.privatePostV5PositionAddMargin, request)
+
+
+def margin_balances(raw: Mapping[str, Any]) -> dict[str, Balance]:
+    """ccxt's answer of a unified wallet: ``total`` the coin's ``walletBalance`` (ccxt's
+    ``total``), ``equity`` its ``equity`` (wallet + unrealised PnL)."""
+    rows = _coin_rows(raw.get("info"))
+    result: dict[str, Balance] = {}
+    for asset, balance in ccxt_parse.balances(raw).items():
+        row = rows.get(asset, {})
+        equity = dec_or_none(row.get("equity"))
+        if equity is None:
+            equity = balance.total + (dec_or_none(row.get("unrealisedPnl")) or ZERO)
+        result[asset] = replace(balance, equity=equity)
+    return result
+
+
+def _coin_rows(info: Any) -> dict[str, Mapping[str, Any]]:
+    """The ``coin`` rows of /v5/account/wallet-balance's accounts, by coin."""
+    accounts = ((info or {}).get("result") or {}).get("list") if isinstance(info, Mapping) else []
+    rows: dict[str, Mapping[str, Any]] = {}
+    for account in accounts or []:
+        for coin in account.get("coin") or []:
+            if isinstance(coin, Mapping) and "coin" in coin:
+                rows[str(coin["coin"])] = coin
+    return rows

@@ -1,0 +1,224 @@
+"""OKX v5, trading account (one wallet, account level 2 or higher), through ccxt's okx.
+
+What differs from plain ccxt (ccxt 4.5.90; each point is proven against the emulator in
+``tests/emulator/test_okx_emulator_with_ccxt.py``):
+
+* markets: OKX's types are ``spot``, ``swap`` (perpetuals) and ``future`` (dated); a
+  Binance-style ``linear`` answers 51000 "Parameter instType error".
+* quantities: ccxt counts a contract's amounts in contracts (one ``BTC-USDT-SWAP``
+  contract is 0.01 BTC, its ``contractSize``); the gateway converts to coins at the
+  boundary with ``coins_per_unit``, so nothing past ``bot/exchange/`` sees a contract.
+* margin mode: OKX has no such setting; each order names it (``tdMode``, ccxt
+  ``marginMode``), and leverage is set and read per margin mode. ``set_margin_mode``
+  therefore records the pair's mode for its orders and leverage calls.
+* an order by its client id: ``fetch_order(None, symbol, {"clientOrderId": id})``
+  (51603 "order does not exist" when none); its trades /trade/fills by ``ordId``.
+  Client ids are 1 to 32 letters and digits. OKX refuses a used id (51016) only while
+  its order is live, so an id is looked up before it is sent (``before_send``).
+* the 24h quote volume of a contract: ccxt leaves it out; ``volCcy24h`` (base coins
+  there) times the last price.
+* reads: positions of the whole account in one request (no instrument named); tickers
+  once per instrument type (ccxt asks the first symbol's type only and silently drops the
+  rest); the funding history without the unified ``subType`` (its bills take a number).
+* the wallet: ccxt's ``total`` is ``eq`` (cash plus unrealised PnL); the wallet is
+  ``cashBal``, the equity ``eq``.
+* add-margin: ``/account/position/margin-balance`` directly (ccxt 4.5.90's
+  ``add_margin`` raises TypeError after OKX accepted the change).
+* hedge (long/short) mode: an order says ``hedged`` (ccxt sends ``posSide``), isolated
+  leverage and margin name the ``short`` side.
+* errors: 50102 (timestamp expired, ccxt ``InvalidNonce``) is a clock to fix; 59102
+  (leverage above the instrument's maximum) and 59000 (settings refused while positions
+  are open) cannot be cured by a retry.
+* testnet: OKX's demo trading is ccxt's sandbox (header ``x-simulated-trading: 1``),
+  with a demo key made in the live site's demo-trading mode.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from decimal import Decimal
+from typing import Any, ClassVar
+
+from bot.domain.models import ONE, ZERO, Balance, OrderRequest
+from bot.exchange.ccxt_markets import is_contract
+from bot.exchange.ccxt_parse import dec, dec_or_none
+from bot.exchange.gateway import DuplicateOrderError, FatalError, parse_symbol
+from bot.exchange.venues.base import CcxtVenue, Raw, tickers_per_type
+
+DEFAULT_MARGIN_MODE = "cross"
+
+
+class OkxVenue(CcxtVenue):
+    """OKX v5 trading account: spot, USDT perpetuals and dated futures."""
+
+    exchange_ids: ClassVar[frozenset[str]] = frozenset({"okx", "myokx", "okxus"})
+    label: ClassVar[str] = "OKX"
+    spot_type: ClassVar[str | None] = "spot"
+    duplicate_codes: ClassVar[frozenset[str]] = frozenset({"51016"})
+    clock_codes: ClassVar[frozenset[str]] = frozenset({"50102"})
+    fatal_codes: ClassVar[frozenset[str]] = frozenset({"59102", "59000"})
+    client_id_length: ClassVar[int] = 32
+    client_id_pattern: ClassVar[re.Pattern[str]] = re.compile(r"[A-Za-z0-9]+")
+    trades_order_param: ClassVar[str] = "ordId"  # /trade/fills by the venue's order id
+
+    def __init__(self, client: Any, calls: Any) -> None:
+        super().__init__(client, calls)
+        self._margin_modes: dict[str, str] = {}
+
+    def market_types(self, symbols: Iterable[str]) -> list[str]:
+        """``swap`` for perpetuals, ``future`` for dated contracts, ``spot``."""
+        types = set()
+        for symbol in symbols:
+            parsed = parse_symbol(symbol)
+            if not parsed.is_contract:
+                types.add("spot")
+            else:
+                types.add("swap" if parsed.is_perpetual else "future")
+        return sorted(types)
+
+    def coins_per_unit(self, symbol: str) -> Decimal:
+        """A contract's size for swaps and futures (ccxt counts contracts); 1 for spot."""
+        if not is_contract(symbol):
+            return ONE
+        return dec_or_none(self.client.market(symbol).get("contractSize")) or ONE
+
+    async def spot_balances(self) -> Mapping[str, Balance]:
+        """The trading account's coins (cash balances)."""
+        return account_balances(await self.one_wallet(keep=True))
+
+    async def margin_balances(self) -> Mapping[str, Balance]:
+        """The trading account: ``total`` the cash balance, ``equity`` with the uPnL."""
+        return account_balances(await self.one_wallet(keep=False))
+
+    async def positions(self, symbols: Sequence[str]) -> list[Raw]:
+        """Every open position of the account in one request."""
+        return list(await self.calls.call("fetch_positions", self.client.fetch_positions, None))
+
+    async def tickers(self, symbols: Sequence[str]) -> Raw:
+        """Bid/ask per symbol, one request per instrument type."""
+        return await tickers_per_type(self.calls, self.client, symbols)
+
+    def quote_volume_24h(self, symbol: str, ticker: Raw) -> Decimal | None:
+        """ccxt leaves a contract's quote volume out: OKX's ``volCcy24h`` is its volume
+        in base coins there, valued at the last price."""
+        if not is_contract(symbol):
+            return super().quote_volume_24h(symbol, ticker)
+        coins = dec_or_none((ticker.get("info") or {}).get("volCcy24h"))
+        last = dec_or_none(ticker.get("last"))
+        return None if coins is None or last is None else coins * last
+
+    def funding_history_params(self) -> dict[str, Any]:
+        """Bills of type 8 (ccxt's), nothing unified forwarded into OKX's query."""
+        return {}
+
+    def open_orders_params(self) -> dict[str, Any]:
+        """/trade/orders-pending without an instrument type: every pending order."""
+        return {}
+
+    async def before_send(self, request: OrderRequest) -> None:
+        """OKX refuses a used ``clOrdId`` (51016) only while its order is live: a done
+        order's id would be taken again. So the id is looked up first, and an order
+        already at the venue is never sent twice (one more request per order)."""
+        if await self.find_order(request.symbol, request.client_order_id) is not None:
+            raise DuplicateOrderError(
+                f"create_order: client order id {request.client_order_id} is already at OKX "
+                "(it accepts a used id once its order is done): not sent again; look it up"
+            )
+
+    def order_params(self, request: OrderRequest, hedge_mode: bool) -> dict[str, Any]:
+        """The pair's margin mode as ``tdMode`` (contracts); hedge mode says ``hedged``."""
+        params = super().order_params(request, hedge_mode)
+        if is_contract(request.symbol):
+            params["marginMode"] = self._mode(request.symbol)
+            if hedge_mode:
+                params["hedged"] = True
+        return params
+
+    async def set_margin_mode(self, symbol: str, margin_mode: str) -> None:
+        """OKX names the margin mode per order: remember it for the symbol's orders and
+        leverage (nothing is sent)."""
+        if margin_mode not in ("cross", "isolated"):
+            raise FatalError(f"{symbol}: OKX has no margin mode {margin_mode!r}")
+        self._margin_modes[symbol] = margin_mode
+
+    async def margin_mode(self, symbol: str) -> str | None:
+        """The mode the symbol's orders are sent with."""
+        return self._mode(symbol)
+
+    async def set_leverage(self, symbol: str, leverage: Decimal) -> None:
+        """/account/set-leverage for the symbol's margin mode (the short side when
+        isolated in long/short mode)."""
+        await self.calls.call(
+            "set_leverage",
+            self.client.set_leverage,
+            self.leverage_value(leverage),
+            symbol,
+            self._leverage_params(symbol),
+        )
+
+    async def leverage(self, symbol: str) -> Decimal | None:
+        """/account/leverage-info for the symbol's margin mode: the short side's."""
+        raw = await self.calls.call(
+            "fetch_leverage",
+            self.client.fetch_leverage,
+            symbol,
+            {"marginMode": self._mode(symbol)},
+        )
+        seen = raw.get("shortLeverage") or raw.get("longLeverage")
+        return None if seen is None else dec(seen)
+
+    def leverage_value(self, leverage: Decimal) -> float | int:
+        """OKX takes up to two decimals; a whole number is sent as one."""
+        return int(leverage) if leverage == leverage.to_integral_value() else float(leverage)
+
+    async def add_margin(self, symbol: str, amount: Decimal, hedge_mode: bool) -> None:
+        """/account/position/margin-balance to the short side; sent once, never retried."""
+        request = {
+            "instId": self.client.market(symbol)["id"],
+            "posSide": "short" if hedge_mode else "net",
+            "type": "add",
+            "amt": str(amount),
+        }
+        await self._send_once(
+            "add_margin", self.client.privatePostAccountPositionMarginBalance, request
+        )
+
+    def enable_testnet(self, choice: str) -> None:
+        """OKX's demo trading is ccxt's sandbox mode, whatever it is called."""
+        self.client.set_sandbox_mode(True)
+
+    def _mode(self, symbol: str) -> str:
+        return self._margin_modes.get(symbol, DEFAULT_MARGIN_MODE)
+
+    def _leverage_params(self, symbol: str) -> dict[str, Any]:
+        params: dict[str, Any] = {"marginMode": self._mode(symbol)}
+        if params["marginMode"] == "isolated":
+            # ccxt sends posSide "net", which long/short mode refuses; our side is short.
+            params["posSide"] = "short" if self.hedge_mode else "net"
+        return params
+
+
+def account_balances(raw: Mapping[str, Any]) -> dict[str, Balance]:
+    """ccxt's answer of /account/balance: per currency ``total`` the cash balance
+    (``cashBal``), ``equity`` with the unrealised PnL (``eq``), ``free`` the available."""
+    result: dict[str, Balance] = {}
+    for row in _detail_rows(raw.get("info")):
+        asset = str(row.get("ccy") or "")
+        cash = dec_or_none(row.get("cashBal"))
+        if not asset or cash is None:
+            continue
+        free = dec_or_none(row.get("availBal")) or dec_or_none(row.get("availEq")) or ZERO
+        equity = dec_or_none(row.get("eq"))
+        result[asset] = Balance(
+            asset=asset, free=free, total=cash, equity=cash if equity is None else equity
+        )
+    return result
+
+
+def _detail_rows(info: Any) -> list[Mapping[str, Any]]:
+    data = info.get("data") if isinstance(info, Mapping) else None
+    rows: list[Mapping[str, Any]] = []
+    for account in data or []:
+        rows.extend(d for d in account.get("details") or [] if isinstance(d, Mapping))
+    return rows
