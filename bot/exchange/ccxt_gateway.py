@@ -168,6 +168,11 @@ class CcxtGateway:
         """True when the account holds separate long and short positions per symbol."""
         return bool(self._hedge_mode)
 
+    @property
+    def has_margin_history(self) -> bool:
+        """Whether the venue module can read the margin history (Bybit: not in ccxt)."""
+        return self.venue.has_margin_history
+
     # -- account ---------------------------------------------------------------------------
 
     async def fetch_balances(self) -> Mapping[str, Balance]:
@@ -272,8 +277,12 @@ class CcxtGateway:
         await self.venue.add_margin(symbol, amount, self.hedge_mode)
 
     async def fetch_margin_history(self, symbol: str, since: datetime) -> list[MarginChange]:
-        """The symbol's isolated-margin changes since ``since`` (``ccxt_margin``)."""
-        return await ccxt_margin.margin_history(self._calls, self._client, symbol, since)
+        """The symbol's isolated-margin changes since ``since`` (``ccxt_margin``), no
+        further back than the venue answers."""
+        window = self.venue.margin_history_window
+        if window is not None:
+            since = max(since, self._clock.now() - window)
+        return await self.venue.margin_history(symbol, since)
 
     # -- set-up ----------------------------------------------------------------------------
 

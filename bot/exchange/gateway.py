@@ -80,6 +80,12 @@ class ExchangeGateway(Protocol):
         (known once the markets are loaded); hedgebot then trades only the short side."""
         ...
 
+    @property
+    def has_margin_history(self) -> bool:
+        """Whether ``fetch_margin_history`` can answer: without it a margin transfer whose
+        answer was lost cannot be looked up, so the guard may not move margin."""
+        ...
+
     async def load_markets(
         self, symbols: Iterable[str], reload: bool = False
     ) -> Mapping[str, Market]:

@@ -33,6 +33,7 @@ from bot.service.cycle.assess import FOREVER, Assessment, AssessStage
 from bot.service.cycle.inflight import InflightStage
 from bot.service.cycle.leverage import (
     apply_start_leverages,
+    refuse_add_margin_without_history,
     refuse_net_long_in_hedge_mode,
     start_leverages,
 )
@@ -176,6 +177,9 @@ class HedgeDaemon:
         await self.load_markets()
         self._active = self.pair_state.unfinished(self._pairs)
         refuse_net_long_in_hedge_mode(self._active, self.accounts)
+        refuse_add_margin_without_history(
+            self._active, self.accounts, self._settings.risk.on_liquidation_risk
+        )
         await self.reconcile.restore()
         await self.targets.restore(self._pairs)
         await self.targets.load_overrides()

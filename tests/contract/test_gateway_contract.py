@@ -24,6 +24,7 @@ from bot.exchange.feeds import ManualFeed
 from bot.exchange.gateway import (
     DuplicateOrderError,
     ExchangeGateway,
+    FatalError,
     OrderRejectedError,
 )
 from bot.exchange.paper import PaperVenue
@@ -252,14 +253,30 @@ async def test_adding_margin_without_a_position_is_rejected(venue: Venue) -> Non
     gateway = await prepared(venue)
     with pytest.raises(OrderRejectedError):
         await gateway.add_margin(PERP, D(100))
-    assert await gateway.fetch_margin_history(PERP, LONG_AGO) == []
+    if gateway.has_margin_history:
+        assert await gateway.fetch_margin_history(PERP, LONG_AGO) == []
+
+
+async def test_a_venue_without_margin_history_says_so_in_one_line(venue: Venue) -> None:
+    # Bybit: ccxt reads no margin history, so a lost transfer's answer could not be looked
+    # up; the daemon refuses on_liquidation_risk = "add_margin" there at start.
+    gateway = await prepared(venue)
+    if gateway.has_margin_history:
+        assert isinstance(await gateway.fetch_margin_history(PERP, LONG_AGO), list)
+        return
+    with pytest.raises(FatalError) as raised:
+        await gateway.fetch_margin_history(PERP, LONG_AGO)
+    assert "\n" not in str(raised.value)
+    assert "cannot be looked up" in str(raised.value)
 
 
 async def test_added_margin_is_listed_in_the_margin_history_once_with_its_exact_amount(
     venue: Venue,
 ) -> None:
     gateway = await prepared(venue)
-    await gateway.create_order(sell("0.5", "c-history"))
+    if not gateway.has_margin_history:  # proven by the test above
+        return
+    await gateway.create_order(sell("0.5", "chistory"))
     assert await gateway.fetch_margin_history(PERP, LONG_AGO) == []
     await gateway.add_margin(PERP, D("1234.56"))
     [change] = await gateway.fetch_margin_history(PERP, LONG_AGO)

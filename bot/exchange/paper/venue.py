@@ -290,6 +290,11 @@ class PaperVenue:
         """The paper account is in one-way mode: one net position per symbol."""
         return False
 
+    @property
+    def has_margin_history(self) -> bool:
+        """The paper account keeps its margin changes."""
+        return True
+
     async def fetch_margin_history(self, symbol: str, since: datetime) -> list[MarginChange]:
         """The margin history of ``symbol`` since ``since``, oldest first."""
         return [c for c in self.state.margin_changes if c.symbol == symbol and c.at >= since]

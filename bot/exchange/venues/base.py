@@ -25,14 +25,15 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, ClassVar
 
 from ccxt.base import errors as ccxt_errors
 
+from bot.domain.margin_transfers import MarginChange
 from bot.domain.models import ONE, Balance, OrderRequest
-from bot.exchange import ccxt_parse
+from bot.exchange import ccxt_margin, ccxt_parse
 from bot.exchange.ccxt_client import CcxtCalls
 from bot.exchange.ccxt_markets import is_contract
 from bot.exchange.ccxt_translate import order_not_found, translate
@@ -89,6 +90,8 @@ class CcxtVenue:
     funding_sign: ClassVar[int] = 1
     #: How far back the funding history can be asked (None: as far as the bot wants).
     funding_window: ClassVar[timedelta | None] = None
+    #: How far back the margin history can be asked (None: as far as the bot wants).
+    margin_history_window: ClassVar[timedelta | None] = None
     #: The longest client order id the venue takes, and which characters.
     client_id_length: ClassVar[int] = 36
     client_id_pattern: ClassVar[re.Pattern[str]] = re.compile(r"[A-Za-z0-9_-]+")
@@ -365,6 +368,15 @@ class CcxtVenue:
     async def _send_once(self, what: str, fn: Callable[..., Any], *args: Any) -> Any:
         """A write a repeat would do twice: never retried, an unknown failure a refusal."""
         return await self.calls.call(what, fn, *args, retry=False, for_order=True)
+
+    @property
+    def has_margin_history(self) -> bool:
+        """Whether ccxt can read the venue's margin history here."""
+        return bool(self.client.has.get("fetchMarginAdjustmentHistory"))
+
+    async def margin_history(self, symbol: str, since: datetime) -> list[MarginChange]:
+        """The symbol's isolated-margin changes since ``since`` (ccxt's unified call)."""
+        return await ccxt_margin.margin_history(self.calls, self.client, symbol, since)
 
     def add_margin_params(self, hedge_mode: bool) -> dict[str, Any]:
         """``params`` of ``add_margin``."""

@@ -37,12 +37,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, ClassVar
 
+from bot.domain.margin_transfers import MarginChange
 from bot.domain.models import ONE, ZERO, Balance, OrderRequest
 from bot.exchange.ccxt_markets import is_contract
-from bot.exchange.ccxt_parse import dec, dec_or_none
+from bot.exchange.ccxt_parse import dec, dec_or_none, ms_time
 from bot.exchange.gateway import DuplicateOrderError, FatalError, parse_symbol
 from bot.exchange.venues.base import CcxtVenue, Raw, tickers_per_type
 
@@ -61,6 +63,7 @@ class OkxVenue(CcxtVenue):
     client_id_length: ClassVar[int] = 32
     client_id_pattern: ClassVar[re.Pattern[str]] = re.compile(r"[A-Za-z0-9]+")
     trades_order_param: ClassVar[str] = "ordId"  # /trade/fills by the venue's order id
+    margin_history_window: ClassVar[timedelta | None] = timedelta(days=89)  # ccxt: 3 months
 
     def __init__(self, client: Any, calls: Any) -> None:
         super().__init__(client, calls)
@@ -183,6 +186,35 @@ class OkxVenue(CcxtVenue):
         await self._send_once(
             "add_margin", self.client.privatePostAccountPositionMarginBalance, request
         )
+
+    @property
+    def has_margin_history(self) -> bool:
+        """Read from the account's bills (below), not through ccxt's unified call."""
+        return True
+
+    async def margin_history(self, symbol: str, since: datetime) -> list[MarginChange]:
+        """Margin added to ``symbol``'s isolated position since ``since``: the account's
+        bills of type 6, subType 160 (ccxt 4.5.90's unified call breaks parsing them)."""
+        market = self.client.market(symbol)
+        answer = await self.calls.call(
+            "fetch_margin_history",
+            self.client.privateGetAccountBillsArchive,
+            {
+                "instType": "SWAP" if market.get("swap") else "FUTURES",
+                "instId": market["id"],
+                "type": "6",
+                "subType": "160",
+                "begin": str(int(since.timestamp() * 1000)),
+            },
+        )
+        changes = []
+        for row in reversed(answer.get("data") or []):  # newest first on the wire
+            at = ms_time(row.get("ts"))
+            amount = dec_or_none(row.get("posBalChg")) or dec_or_none(row.get("balChg"))
+            if at is None or amount is None or at < since:
+                continue
+            changes.append(MarginChange(symbol, abs(amount), str(row.get("ccy")), True, at))
+        return changes
 
     def enable_testnet(self, choice: str) -> None:
         """OKX's demo trading is ccxt's sandbox mode, whatever it is called."""

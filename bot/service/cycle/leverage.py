@@ -38,6 +38,23 @@ def refuse_net_long_in_hedge_mode(pairs: Sequence[PairConfig], accounts: Account
             )
 
 
+def refuse_add_margin_without_history(
+    pairs: Sequence[PairConfig], accounts: Accounts, on_liquidation_risk: str
+) -> None:
+    """FatalError (one line) when the guard may move margin on an account whose venue
+    cannot list its margin changes: a transfer whose answer was lost could not be looked
+    up, and would be sent blind."""
+    if on_liquidation_risk != "add_margin":
+        return
+    for pair in pairs:
+        if not accounts.perp_gateway(pair).has_margin_history:
+            raise FatalError(
+                f"account {accounts.perp_account(pair)}: on_liquidation_risk 'add_margin' "
+                "needs the venue's margin history to look up a transfer whose answer was "
+                "lost, and ccxt reads none there; set risk.on_liquidation_risk = 'reduce'"
+            )
+
+
 def start_leverages(
     pairs: Sequence[PairConfig],
     accounts: Accounts,
