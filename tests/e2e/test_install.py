@@ -103,9 +103,9 @@ def test_make_install_runs_the_daemon_without_the_checkout(tmp_path: Path) -> No
     upgraded = run([hedgebot, "db", "upgrade", "-c", str(config)], work)
     assert upgraded.stdout.startswith("database schema current at revision ")
     checked = run([hedgebot, "check-config", "-c", str(config)], work)
-    assert checked.stderr.startswith("config ok: 2 pair(s), mode paper")
+    assert checked.stderr.startswith("config ok: 2 pairs, mode paper")
     ran = run([hedgebot, "run", "-c", str(config), "--max-cycles", "2"], work)
-    assert "ran 2 cycle(s)" in ran.stdout + ran.stderr
+    assert "ran 2 cycles" in ran.stdout + ran.stderr
     status = run([hedgebot, "status", "-c", str(config), "--format", "json"], work)
     assert [row["pair"] for row in json.loads(status.stdout)] == ["BTC", "ETH"]
     assert sorted(p.name for p in work.iterdir() if p.suffix == ".db") == ["hb.db"]
