@@ -19,7 +19,9 @@ from bot.service.database import prepare_database
 from bot.store.migrate import SchemaState, head_revision, schema_state
 from bot.store.retention import PruneReport
 
-db_app = typer.Typer(help="Database schema and retention commands.", no_args_is_help=True, rich_markup_mode=None)
+db_app = typer.Typer(
+    help="Database schema and retention commands.", no_args_is_help=True, rich_markup_mode=None
+)
 
 
 @db_app.command("upgrade")
@@ -65,16 +67,16 @@ def db_prune(
     ],
     config: ConfigOption = None,
     database_url: DatabaseOption = None,
-    vacuum: Annotated[
-        bool, typer.Option("--vacuum/--no-vacuum", help="Give the space back (SQLite).")
-    ] = True,
+    no_vacuum: Annotated[
+        bool, typer.Option("--no-vacuum", help="Do not VACUUM SQLite after (space kept).")
+    ] = False,
 ) -> None:
     """Remove old observations, decisions and holds' audit events; keep orders, fills,
     funding, transfers and the rest of the audit log (safe while the daemon runs)."""
     url = resolve_url(config, database_url)
     age = parse_duration(older_than)
     cutoff = datetime.now(UTC) - age
-    report: PruneReport = on_repository(url, lambda repo: repo.prune(cutoff, vacuum=vacuum))
+    report: PruneReport = on_repository(url, lambda repo: repo.prune(cutoff, vacuum=not no_vacuum))
     space = "; space given back (VACUUM)" if report.vacuumed else ""
     typer.echo(
         f"pruned before {cutoff:%Y-%m-%d %H:%M:%S} UTC: {report.decisions} decisions and "

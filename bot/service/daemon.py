@@ -114,6 +114,22 @@ class _Assessed:
     spot_sell: Send | None = None  # a bearish sell-down's spot sell, beside the hedge
 
 
+def _log_holds(holds: Sequence[_Assessed], report: CycleReport) -> None:
+    """Each hold's action in the report and the log (stored or not)."""
+    for held in holds:
+        record = held.record
+        report.actions[held.pair.name] = record.action
+        log.info(
+            "pair.decided",
+            pair=held.pair.name,
+            cycle=report.cycle,
+            decision_id=record.decision_id,
+            action=record.action,
+            ratio=fmt_ratio(record.decision.ratio),
+            reason=record.summary,
+        )
+
+
 class HedgeDaemon:
     """Wires the cycle's stages for every configured pair and runs the loop."""
 
@@ -392,18 +408,7 @@ class HedgeDaemon:
                 report.failed(held.pair.name, exc)
             self.assessing.forget_holds()
             return
-        for held in holds:
-            record = held.record
-            report.actions[held.pair.name] = record.action
-            log.info(
-                "pair.decided",
-                pair=held.pair.name,
-                cycle=report.cycle,
-                decision_id=record.decision_id,
-                action=record.action,
-                ratio=fmt_ratio(record.decision.ratio),
-                reason=record.summary,
-            )
+        _log_holds(holds, report)
 
     async def _send_stage(self, cycle: int, sends: Sequence[Send], report: CycleReport) -> None:
         """Each account's limiter paces its own orders: taking the accounts in turn keeps

@@ -108,9 +108,7 @@ class Retention(StoreBase):
                 )
                 if ids:
                     await session.execute(delete(DecisionRow).where(DecisionRow.id.in_(ids)))
-                    await session.execute(
-                        delete(ObservationRow).where(ObservationRow.id.in_(ids))
-                    )
+                    await session.execute(delete(ObservationRow).where(ObservationRow.id.in_(ids)))
             removed += len(ids)
             if len(ids) < batch:
                 return removed
@@ -170,9 +168,7 @@ class Retention(StoreBase):
                 MarginTransferRow.decision_id.in_(wanted)
             )
             linked |= set((await session.execute(query2)).scalars())
-        return [
-            (r.id, r.kind, r.ts, r.prev_hash, r.decision_id not in linked) for r in rows
-        ]
+        return [(r.id, r.kind, r.ts, r.prev_hash, r.decision_id not in linked) for r in rows]
 
     async def _remove_run(
         self, session: AsyncSession, ids: list[int], kept_id: int, prev_hash: str

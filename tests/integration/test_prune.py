@@ -51,7 +51,8 @@ async def test_prune_keeps_orders_and_the_audit_chain_verifies_after(
     orders = await repository.orders()
     fills = await rows(repository, FillRow.id)
     events = await repository.audit_events()
-    assert len(orders) >= 3 and await rows(repository, DecisionRow.id) == 300
+    assert len(orders) >= 3
+    assert await rows(repository, DecisionRow.id) == 300
     report = await repository.prune(clock.now() - timedelta(hours=1))
     assert report.decisions == 300 - len(orders) - 2  # orders' and each pair's latest kept
     assert await repository.orders() == orders
@@ -104,10 +105,26 @@ async def test_prune_gives_sqlite_space_back(tmp_path: Path, clock: FakeClock) -
     try:
         repository = Repository(engine, clock)
         await history(repository, clock, cycles=120)
-        size = path.stat().st_size + Path(f"{path}-wal").stat().st_size
+        size = path.stat().st_size + Path(f"{path}-wal").stat().st_size  # noqa: ASYNC240
         report = await repository.prune(clock.now())
         assert report.vacuumed
         assert path.stat().st_size < size / 2, (path.stat().st_size, size)
         assert (await verify_chain(repository)).ok
     finally:
         await engine.dispose()
+
+
+async def test_retention_days_makes_the_daemon_prune_once_a_day(
+    repository: Repository, clock: FakeClock
+) -> None:
+    config = settings([pair("BTC")], balances={"BTC": "1", "USDT": "100000"})
+    config = config.model_copy(
+        update={"storage": StorageConfig(record_every_s=0, retention_days=0.001)}
+    )
+    daemon, _ = await open_daemon(config, repository, clock, ManualFeed({"BTC": D(60000)}))
+    for cycle in range(1, 30):
+        assert not (await daemon.run_cycle(cycle)).errors
+        clock.advance(10)
+    [pruned] = await repository.audit_events(kind="db.pruned")  # once a day: once
+    assert pruned.data["decisions"] == 0  # the first cycle: nothing old yet
+    assert (await verify_chain(repository)).ok

@@ -92,4 +92,5 @@ async def test_every_order_links_to_its_decision_and_observation(
         decisions = (await session.execute(select(func.count(DecisionRow.id)))).scalar()
     assert len(rows) >= 6
     assert all(decision and observation for _, decision, observation in rows), rows
-    assert decisions is not None and decisions < 2 * 119  # holds were not all stored
+    assert decisions is not None
+    assert decisions < 2 * 119

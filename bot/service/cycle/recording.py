@@ -23,6 +23,7 @@ from bot.store.repository import DecisionRecord, PairCycle, Repository
 # The strategy inputs whose change is a change of regime (numbers that move every cycle,
 # such as the funding rate a regime is computed from, are not).
 REGIME_KEYS = ("name", "regime", "outlook", "set_target", "future_symbol")
+DAY = timedelta(days=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +74,7 @@ class RecordStage:
         self._repo = repository
         self._every = timedelta(seconds=settings.record_every_s)
         self._last: dict[str, _Stored] = {}
+        self._pruned_at: datetime | None = None  # retention_days: the daemon's last prune
 
     async def record(
         self,
@@ -96,7 +98,17 @@ class RecordStage:
         except Exception:
             self.forget()
             raise
+        await self._retain(now)
         return chosen
+
+    async def _retain(self, now: datetime) -> None:
+        """``retention_days``: prune once a day, as ``db prune`` does, in short batches and
+        without VACUUM (the freed pages are reused by later writes)."""
+        days = self._settings.retention_days
+        if days is None or (self._pruned_at is not None and now - self._pruned_at < DAY):
+            return
+        self._pruned_at = now
+        await self._repo.prune(now - timedelta(days=days), vacuum=False)
 
     def forget(self) -> None:
         """What was stored is not known (a failed write): store the next decisions."""
