@@ -171,17 +171,21 @@ async def _status_record(
 
 
 async def _last_failure(session: AsyncSession, decision: DecisionRow) -> AuditEvent | None:
-    """The latest observe failure or error of the pair (or of every pair) since its decision."""
-    row = (
+    """The latest observe failure or error of the pair (or of every pair) since its decision.
+
+    The ids are read and their max taken here: with ``max(id)`` or ``ORDER BY id LIMIT``
+    SQLite walks the whole log newest first looking for a failure; this way it reads
+    the events since the decision (the time index), few since a failed cycle is
+    followed by a stored decision."""
+    ids = (
         await session.execute(
-            select(AuditEventRow)
-            .where(
-                AuditEventRow.ts >= decision.created_at,
+            select(AuditEventRow.id).where(
                 AuditEventRow.kind.in_(FAILURE_KINDS),
-                (AuditEventRow.pair == decision.pair) | AuditEventRow.pair.is_(None),
+                func.coalesce(AuditEventRow.pair, "").in_([decision.pair, ""]),
+                AuditEventRow.ts >= decision.created_at,
             )
-            .order_by(AuditEventRow.id.desc())
-            .limit(1)
         )
-    ).scalar_one_or_none()
+    ).scalars()
+    latest = max(ids, default=None)
+    row = None if latest is None else await session.get(AuditEventRow, latest)
     return None if row is None else event_from_row(row)

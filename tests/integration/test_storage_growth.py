@@ -4,6 +4,7 @@ order still links to the decision and the observation it was made on."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from decimal import Decimal
 
 from sqlalchemy import func, select
@@ -11,6 +12,7 @@ from sqlalchemy import func, select
 from bot.clock import FakeClock
 from bot.exchange.feeds import ManualFeed
 from bot.service.daemon import HedgeDaemon
+from bot.service.describe import pair_statuses
 from bot.store.repository import Repository
 from bot.store.tables import DecisionRow, ObservationRow, OrderRow
 from tests.support.builders import open_daemon, pair, settings
@@ -94,3 +96,20 @@ async def test_every_order_links_to_its_decision_and_observation(
     assert all(decision and observation for _, decision, observation in rows), rows
     assert decisions is not None
     assert decisions < 2 * 119
+
+
+async def test_status_tells_the_last_cycle_not_the_last_stored_hold(
+    repository: Repository, clock: FakeClock
+) -> None:
+    config = settings([pair("BTC")], balances={"BTC": "1", "USDT": "100000"})
+    daemon, _ = await open_daemon(config, repository, clock, ManualFeed({"BTC": D(60000)}))
+    await run(daemon, clock, range(1, 20))  # the last cycle at 180 s; holds stored at 10-20 s
+    last_cycle = clock.now() - timedelta(seconds=10)
+    [status] = await pair_statuses(repository)
+    assert status.decided_at == last_cycle
+    assert status.ratio == 1
+    assert status.health == "ok"
+    stored = await repository.audit_events(pair="BTC", kind="decision")
+    assert stored[-1].ts < last_cycle - timedelta(seconds=60)
+    cycles = await repository.pair_cycles()
+    assert (cycles["BTC"].cycle, cycles["BTC"].recorded) == (19, False)
