@@ -4,6 +4,7 @@ verifies from the recorded checkpoints; the prune is audited; SQLite gives space
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -128,3 +129,24 @@ async def test_retention_days_makes_the_daemon_prune_once_a_day(
     [pruned] = await repository.audit_events(kind="db.pruned")  # once a day: once
     assert pruned.data["decisions"] == 0  # the first cycle: nothing old yet
     assert (await verify_chain(repository)).ok
+
+
+async def test_a_prune_while_the_daemon_runs_keeps_the_chain_whole(
+    repository: Repository, clock: FakeClock
+) -> None:
+    config = settings([pair("BTC"), pair("ETH", target="0.5")])
+    config = config.model_copy(update={"storage": StorageConfig(record_every_s=0)})
+    feed = ManualFeed({"BTC": D(60000), "ETH": D(3000)})
+    daemon, _ = await open_daemon(config, repository, clock, feed)
+
+    async def cycles(first: int) -> None:
+        for cycle in range(first, first + 40):
+            assert not (await daemon.run_cycle(cycle)).errors
+            clock.advance(10)
+
+    await cycles(1)
+    cutoff = clock.now() - timedelta(seconds=100)
+    _, report = await asyncio.gather(cycles(41), repository.prune(cutoff, batch=7))
+    assert report.decisions > 0
+    chain = await verify_chain(repository)
+    assert chain.ok, chain.broken
