@@ -90,8 +90,17 @@ def _decision_values(record: DecisionRecord, now: datetime) -> dict[str, Any]:
         "action": record.action,
         "reason": d.reason,
         "verdict": record.verdict,
-        "inputs": jsonable(dict(record.inputs)),
+        "inputs": jsonable(_stored_inputs(record)),
     }
+
+
+def _stored_inputs(record: DecisionRecord) -> dict[str, Any]:
+    """A heartbeat's inputs leave the observation out: it is the observation row stored
+    beside it (same id), and a heartbeat is most of what a holding pair stores."""
+    inputs = dict(record.inputs)
+    if record.heartbeat:
+        inputs.pop("observation", None)
+    return inputs
 
 
 class Decisions(StoreBase):

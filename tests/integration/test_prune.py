@@ -9,8 +9,6 @@ from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
-from sqlalchemy import func, select
-
 from bot.clock import FakeClock
 from bot.config import StorageConfig
 from bot.exchange.feeds import ManualFeed
@@ -19,6 +17,7 @@ from bot.store.engine import create_engine
 from bot.store.migrate import upgrade
 from bot.store.repository import Repository
 from bot.store.tables import DecisionRow, FillRow, FundingPaymentRow, ObservationRow
+from tests.integration.test_storage_growth import count
 from tests.support.builders import open_daemon, pair, settings
 
 D = Decimal
@@ -40,25 +39,20 @@ async def history(repository: Repository, clock: FakeClock, cycles: int = 150) -
     clock.advance(86400)
 
 
-async def rows(repository: Repository, column: object) -> int:
-    async with repository._read() as session:
-        return int((await session.execute(select(func.count(column)))).scalar() or 0)
-
-
 async def test_prune_keeps_orders_and_the_audit_chain_verifies_after(
     repository: Repository, clock: FakeClock
 ) -> None:
     await history(repository, clock)
     orders = await repository.orders()
-    fills = await rows(repository, FillRow.id)
+    fills = await count(repository, FillRow.id)
     events = await repository.audit_events()
     assert len(orders) >= 3
-    assert await rows(repository, DecisionRow.id) == 300
+    assert await count(repository, DecisionRow.id) == 300
     report = await repository.prune(clock.now() - timedelta(hours=1))
     assert report.decisions == 300 - len(orders) - 2  # orders' and each pair's latest kept
     assert await repository.orders() == orders
-    assert await rows(repository, FillRow.id) == fills > 0
-    assert await rows(repository, ObservationRow.id) == len(orders) + 2
+    assert await count(repository, FillRow.id) == fills > 0
+    assert await count(repository, ObservationRow.id) == len(orders) + 2
     left = await repository.audit_events()
     kept = {e.kind for e in left}
     assert {"order.intent", "pair.paused", "daemon.start", "db.pruned"} <= kept
@@ -91,7 +85,7 @@ async def test_prune_keeps_funding_and_status(repository: Repository, clock: Fak
         )
     before = await repository.pair_status()
     await repository.prune(clock.now())
-    assert await rows(repository, FundingPaymentRow.id) == 1
+    assert await count(repository, FundingPaymentRow.id) == 1
     after = await repository.pair_status()
     assert [(s.pair, s.ratio, s.decided_at) for s in after] == [
         (s.pair, s.ratio, s.decided_at) for s in before
