@@ -17,6 +17,8 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+import structlog
+
 from bot.config import StorageConfig
 from bot.store.repository import DecisionRecord, PairCycle, Repository
 
@@ -24,6 +26,8 @@ from bot.store.repository import DecisionRecord, PairCycle, Repository
 # such as the funding rate a regime is computed from, are not).
 REGIME_KEYS = ("name", "regime", "outlook", "set_target", "future_symbol")
 DAY = timedelta(days=1)
+
+log = structlog.get_logger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,7 +112,10 @@ class RecordStage:
         if days is None or (self._pruned_at is not None and now - self._pruned_at < DAY):
             return
         self._pruned_at = now
-        await self._repo.prune(now - timedelta(days=days), vacuum=False)
+        try:
+            await self._repo.prune(now - timedelta(days=days), vacuum=False)
+        except Exception as exc:  # the cycle's decisions are stored; the prune waits a day
+            log.warning("retention.prune_failed", error=str(exc))
 
     def forget(self) -> None:
         """What was stored is not known (a failed write): store the next decisions."""
