@@ -60,6 +60,8 @@ bench: setup
 	$(BIN)/python bench/bench_ccxt.py
 	$(BIN)/python bench/bench_backtest.py
 	$(BIN)/python bench/bench_cli.py
+	$(BIN)/python bench/bench_storage.py
+	$(BIN)/python bench/bench_reads.py
 
 bench-backtest: setup
 	$(BIN)/python bench/bench_backtest.py

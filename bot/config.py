@@ -593,6 +593,24 @@ class AlertsConfig(_Frozen):
     poll_interval_s: Annotated[float, Field(gt=0, le=3600)] = 1.0
 
 
+class StorageConfig(_Frozen):
+    """What is stored each cycle and for how long (``[storage]``).
+
+    A hold whose inputs have not materially changed is stored at most every
+    ``record_every_s`` (a heartbeat); an order, a denial, a target, regime or quantity
+    change, a price or ratio move past its step is stored at once."""
+
+    # 0 stores every cycle's decision (as before issue 16).
+    record_every_s: Annotated[float, Field(ge=0, le=86400)] = 300.0
+    # A price move of this fraction since the last stored observation is stored (0.01: 1 %).
+    record_price_step: Annotated[Decimal, Field(gt=0, le=1)] = Decimal("0.01")
+    # A hedge ratio move of this much since the last stored decision is stored.
+    record_ratio_step: Annotated[Decimal, Field(gt=0, le=2)] = Decimal("0.005")
+    # The daemon prunes observations, decisions and heartbeats older than this many days
+    # once a day (orders, fills, funding and transfers are kept); unset: never.
+    retention_days: Annotated[float | None, Field(gt=0)] = None
+
+
 def _check_unique_pairs(pairs: Sequence[PairConfig]) -> None:
     """Pair names are unique, and each perp symbol hedges one pair only."""
     names = [p.name for p in pairs]
@@ -642,6 +660,7 @@ class Settings(BaseSettings):
     accounts: dict[str, AccountConfig] = Field(default_factory=dict)
     http: HttpConfig = Field(default_factory=HttpConfig)
     alerts: AlertsConfig = Field(default_factory=AlertsConfig)
+    storage: StorageConfig = Field(default_factory=StorageConfig)
 
     @model_validator(mode="after")
     def _check_pairs(self) -> Settings:

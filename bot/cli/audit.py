@@ -168,6 +168,9 @@ def audit_verify(
         return
     events = plural(report.intact, "event")
     typer.echo(f"audit chain intact: {events} (#{report.first_id} to #{report.head_id})")
+    if report.resumed:
+        # db prune removed holds' events; the walk went on from the recorded checkpoints.
+        typer.echo(f"verified across {plural(report.resumed, 'checkpoint')} of pruned events")
     # Kept elsewhere (a note, a ticket, another machine), the head makes a rewrite of
     # the chain detectable: `verify --anchor ID:HASH`.
     typer.echo(f"head {report.head_id}:{report.head_hash}")

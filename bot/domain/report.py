@@ -29,7 +29,7 @@ quote asset.
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -151,26 +151,39 @@ def value_changes(
     spot: list[Decimal] = []
     hedge: list[Decimal] = []
     ordered = sorted(fills, key=lambda f: f.at)
+    first = 0  # the fills before it were before every interval still to come
     for before, after in pairwise(points):
         spot_end, hedge_end = after.spot_value_price, after.price
         spot_change = before.spot_qty * (spot_end - before.spot_value_price)
         hedge_change = before.perp_qty * (hedge_end - before.price)
-        for fill in ordered:
-            if before.at <= fill.at < after.at:
-                if fill.spot:
-                    spot_change += fill.qty * (spot_end - fill.price)
-                else:
-                    hedge_change += fill.qty * (hedge_end - fill.price)
+        while first < len(ordered) and ordered[first].at < before.at:
+            first += 1
+        for fill in _until(ordered, first, after.at):
+            if fill.spot:
+                spot_change += fill.qty * (spot_end - fill.price)
+            else:
+                hedge_change += fill.qty * (hedge_end - fill.price)
         spot.append(spot_change)
         hedge.append(hedge_change)
     return spot, hedge
 
 
+def _until(ordered: Sequence[ReportFill], start: int, end: datetime) -> Iterator[ReportFill]:
+    """The fills from ``ordered[start]`` on made before ``end``."""
+    for index in range(start, len(ordered)):
+        if ordered[index].at >= end:
+            return
+        yield ordered[index]
+
+
 def hedge_effectiveness(
-    points: Sequence[ReportPoint], fills: Sequence[ReportFill] = ()
+    points: Sequence[ReportPoint],
+    fills: Sequence[ReportFill] = (),
+    changes: tuple[list[Decimal], list[Decimal]] | None = None,
 ) -> Decimal | None:
-    """``1 - var(hedged changes) / var(unhedged changes)``; None without spot variance."""
-    unhedged, hedge = value_changes(points, fills)
+    """``1 - var(hedged changes) / var(unhedged changes)``; None without spot variance.
+    ``changes``: ``value_changes(points, fills)`` when the caller has it already."""
+    unhedged, hedge = changes if changes is not None else value_changes(points, fills)
     if not unhedged:
         return None
     spot_variance = _scaled_variance(unhedged)
@@ -253,7 +266,8 @@ def pair_report(
     ``assets`` names the pair's coin and quote (without it every fee and payment is taken
     as quote); ``prices`` holds other assets' stored prices to convert fees paid in them.
     """
-    spot_changes, _ = value_changes(points, fills)
+    changes = value_changes(points, fills)
+    spot_changes = changes[0]
     realized = unrealized = ZERO
     if points:
         first, last = points[0], points[-1]
@@ -275,7 +289,7 @@ def pair_report(
         perp_unrealized_pnl=unrealized,
         funding=paid,
         fees=fees,
-        hedge_effectiveness=hedge_effectiveness(points, fills),
+        hedge_effectiveness=hedge_effectiveness(points, fills, changes),
         unpriced_spot=sum(1 for p in points if p.spot_price is None),
         fees_unconverted=fees_left,
         funding_unconverted=paid_left,

@@ -41,6 +41,7 @@ from bot.service.cycle.observe import AccountSnapshot, ObserveStage
 from bot.service.cycle.pair_state import PairState
 from bot.service.cycle.reconcile import ReconcileStage
 from bot.service.cycle.record import decision_record, observation_inputs
+from bot.service.cycle.recording import RecordStage
 from bot.service.cycle.send import Send, SendStage, fmt_ratio
 from bot.service.cycle.view import Unresolved, ViewBuilder
 from bot.service.targets import TargetSource, target_inputs
@@ -114,6 +115,22 @@ class _Assessed:
     spot_sell: Send | None = None  # a bearish sell-down's spot sell, beside the hedge
 
 
+def _log_holds(holds: Sequence[_Assessed], report: CycleReport) -> None:
+    """Each hold's action in the report and the log (stored or not)."""
+    for held in holds:
+        record = held.record
+        report.actions[held.pair.name] = record.action
+        log.info(
+            "pair.decided",
+            pair=held.pair.name,
+            cycle=report.cycle,
+            decision_id=record.decision_id,
+            action=record.action,
+            ratio=fmt_ratio(record.decision.ratio),
+            reason=record.summary,
+        )
+
+
 class HedgeDaemon:
     """Wires the cycle's stages for every configured pair and runs the loop."""
 
@@ -151,6 +168,7 @@ class HedgeDaemon:
         self.targets = TargetSource(settings, repository)
         self.views = ViewBuilder(self.accounts, markets, self.inflight, risk.max_price_deviation)
         self.assessing = AssessStage(settings, self.accounts, self.targets, self.pair_state)
+        self.recording = RecordStage(settings.storage, repository)
         self.sending = SendStage(
             repository,
             self._executor,
@@ -248,7 +266,7 @@ class HedgeDaemon:
         sends = [a.send for a in assessed if a.send is not None]
         sends += [a.spot_sell for a in assessed if a.spot_sell is not None]
         await self.reconcile.outside_changes([(a.pair, a.record) for a in assessed], now)
-        await self._record_holds(holds, report)
+        await self._record_holds(holds, [s.record for s in sends], now, report)
         await self._send_stage(cycle, sends, report)
         return report
 
@@ -377,28 +395,24 @@ class HedgeDaemon:
                 "strategy.roll_declined", target.reason, data, pair=pair.name
             )
 
-    async def _record_holds(self, holds: Sequence[_Assessed], report: CycleReport) -> None:
-        """Pairs that send nothing are recorded together: one commit per cycle, not per pair."""
+    async def _record_holds(
+        self,
+        holds: Sequence[_Assessed],
+        sent: Sequence[DecisionRecord],
+        now: datetime,
+        report: CycleReport,
+    ) -> None:
+        """Pairs that send nothing are recorded together: one commit per cycle, not per
+        pair; a hold that changes nothing only as a heartbeat (cycle/recording.py)."""
         try:
-            await self._repo.record_decisions([a.record for a in holds])
+            await self.recording.record(report.cycle, now, [a.record for a in holds], sent)
         except Exception as exc:
             log.exception("decisions.write_failed", error=str(exc))
             for held in holds:
                 report.failed(held.pair.name, exc)
             self.assessing.forget_holds()
             return
-        for held in holds:
-            record = held.record
-            report.actions[held.pair.name] = record.action
-            log.info(
-                "pair.decided",
-                pair=held.pair.name,
-                cycle=report.cycle,
-                decision_id=record.decision_id,
-                action=record.action,
-                ratio=fmt_ratio(record.decision.ratio),
-                reason=record.summary,
-            )
+        _log_holds(holds, report)
 
     async def _send_stage(self, cycle: int, sends: Sequence[Send], report: CycleReport) -> None:
         """Each account's limiter paces its own orders: taking the accounts in turn keeps

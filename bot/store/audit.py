@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from bot.store.audit_chain import ChainBreak, ChainedEvent, ChainWalk
 from bot.store.audit_log import AuditEvent, AuditLog
+from bot.store.retention import Retention
 
 VERIFY_PAGE = 500
 
@@ -20,6 +21,7 @@ class ChainReport:
     head_hash: str
     broken: ChainBreak | None
     anchor_problem: str | None  # set when an anchor was given and it does not hold
+    resumed: int = 0  # checkpoints of pruned events (db prune) the walk went on from
 
     @property
     def ok(self) -> bool:
@@ -49,7 +51,10 @@ async def verify_chain(
     ``anchor`` is an (id, hash) recorded earlier: the event with that id must still
     carry that hash, which a rewrite of the chain from any point before it changes.
     """
-    walk = ChainWalk()
+    checkpoints = None
+    if isinstance(repository, Retention):
+        checkpoints = await repository.audit_checkpoints()
+    walk = ChainWalk(checkpoints)
     first_id: int | None = None
     anchor_hash: str | None = None
     after = 0
@@ -64,7 +69,12 @@ async def verify_chain(
     problem = None
     if anchor is not None:
         anchor_id, expected = anchor
-        if anchor_hash is None:
+        if anchor_hash is None and walk.resumed and anchor_id < (walk.head_id or 0):
+            problem = (
+                f"anchored event #{anchor_id} was pruned (db prune): take a new anchor "
+                "from the head this command prints"
+            )
+        elif anchor_hash is None:
             problem = (
                 f"anchored event #{anchor_id} is not in the audit log (head is "
                 f"#{walk.head_id}): the log was cut or rewritten since the anchor was taken"
@@ -85,4 +95,5 @@ def _report(walk: ChainWalk, first_id: int | None, anchor_problem: str | None) -
         head_hash=walk.head_hash,
         broken=walk.broken,
         anchor_problem=anchor_problem,
+        resumed=walk.resumed,
     )

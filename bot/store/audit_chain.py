@@ -99,13 +99,18 @@ class ChainBreak:
 
 
 class ChainWalk:
-    """Checks events fed in id order, batch by batch; stops at the first break."""
+    """Checks events fed in id order, batch by batch; stops at the first break.
 
-    def __init__(self) -> None:
+    ``checkpoints`` (``db prune``): per kept event whose predecessors were removed, the
+    hash of the last removed one; the walk goes on from it there (``resumed`` counts)."""
+
+    def __init__(self, checkpoints: Mapping[int, str] | None = None) -> None:
         self.intact = 0
         self.head_id: int | None = None
         self.head_hash = GENESIS_HASH
         self.broken: ChainBreak | None = None
+        self.checkpoints = checkpoints or {}
+        self.resumed = 0
 
     def feed(self, event: ChainedEvent) -> bool:
         """Check the next event; False once the chain is broken (stop feeding)."""
@@ -123,7 +128,9 @@ class ChainWalk:
     def _mismatch(self, event: ChainedEvent) -> str | None:
         if event.hash is None or event.prev_hash is None:
             return "it has no stored hash"
-        if event.prev_hash != self.head_hash:
+        if event.prev_hash != self.head_hash and self.checkpoints.get(event.id) == event.prev_hash:
+            self.resumed += 1
+        elif event.prev_hash != self.head_hash:
             if self.head_id is None:
                 return (
                     f"its prev_hash {event.prev_hash[:16]}… is not the genesis value: "

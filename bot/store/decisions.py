@@ -1,4 +1,5 @@
-"""Decisions and the observations they were made on (one of each per pair and cycle)."""
+"""Decisions and the observations they were made on (one of each per stored decision),
+and each pair's latest cycle (``pair_cycles``: every cycle, stored or not)."""
 
 from __future__ import annotations
 
@@ -9,10 +10,11 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import func, insert, select
+from sqlalchemy.dialects import postgresql, sqlite
 
 from bot.domain.models import Decision, Observation
 from bot.store.database import StoreBase, jsonable
-from bot.store.tables import AuditEventRow, DecisionRow, ObservationRow
+from bot.store.tables import AuditEventRow, DecisionRow, ObservationRow, PairCycleRow
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +31,21 @@ class DecisionRecord:
     inputs: Mapping[str, Any]
     summary: str
     contract_size: Decimal = Decimal(1)  # of the perp: its orders' contracts x this = coins
+    # A hold stored because record_every_s passed, not because anything changed: audited
+    # as a short ``decision.heartbeat``; ``unstored`` holds were not stored before it.
+    heartbeat: bool = False
+    unstored: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class PairCycle:
+    """A pair's cycle: when it ran, what it decided, whether the decision was stored."""
+
+    pair: str
+    cycle: int
+    at: datetime
+    action: str
+    recorded: bool
 
 
 def _observation_values(record: DecisionRecord) -> dict[str, Any]:
@@ -73,8 +90,17 @@ def _decision_values(record: DecisionRecord, now: datetime) -> dict[str, Any]:
         "action": record.action,
         "reason": d.reason,
         "verdict": record.verdict,
-        "inputs": jsonable(dict(record.inputs)),
+        "inputs": jsonable(_stored_inputs(record)),
     }
+
+
+def _stored_inputs(record: DecisionRecord) -> dict[str, Any]:
+    """A heartbeat's inputs leave the observation out: it is the observation row stored
+    beside it (same id), and a heartbeat is most of what a holding pair stores."""
+    inputs = dict(record.inputs)
+    if record.heartbeat:
+        inputs.pop("observation", None)
+    return inputs
 
 
 class Decisions(StoreBase):
@@ -92,19 +118,43 @@ class Decisions(StoreBase):
 
     async def record_decisions(self, records: Sequence[DecisionRecord]) -> None:
         """Store many decisions in one transaction: a cycle's holds cost one commit."""
-        if not records:
+        await self.record_cycle(records, ())
+
+    async def record_cycle(
+        self, records: Sequence[DecisionRecord], cycles: Sequence[PairCycle]
+    ) -> None:
+        """Store ``records`` (observation, decision, audit event each) and the pairs'
+        latest cycles in one transaction."""
+        if not records and not cycles:
             return
         now = self._clock.now()
-        observations = [_observation_values(r) for r in records]
-        decisions = [_decision_values(r, now) for r in records]
-        audits = [self._decision_audit(r, now) for r in records]
         async with self._write() as session:
-            await session.execute(insert(ObservationRow), observations)
-            await session.execute(insert(DecisionRow), decisions)
-            session.add_all(audits)
+            for seen in cycles:  # before the audit rows, which are chained at the commit
+                await session.execute(self._upsert_cycle(seen))
+            if records:
+                observations = [_observation_values(r) for r in records]
+                decisions = [_decision_values(r, now) for r in records]
+                await session.execute(insert(ObservationRow), observations)
+                await session.execute(insert(DecisionRow), decisions)
+                session.add_all([self._decision_audit(r, now) for r in records])
+
+    def _upsert_cycle(self, seen: PairCycle) -> Any:
+        dialect = postgresql if self._postgres else sqlite
+        values = {"cycle": seen.cycle, "at": seen.at, "action": seen.action}
+        values["recorded"] = seen.recorded
+        statement = dialect.insert(PairCycleRow).values(pair=seen.pair, **values)
+        return statement.on_conflict_do_update(index_elements=[PairCycleRow.pair], set_=values)
+
+    async def pair_cycles(self) -> dict[str, PairCycle]:
+        """Each pair's latest cycle (pairs that ran since revision 0008)."""
+        async with self._read() as session:
+            rows = (await session.execute(select(PairCycleRow))).scalars()
+            return {r.pair: PairCycle(r.pair, r.cycle, r.at, r.action, r.recorded) for r in rows}
 
     def _decision_audit(self, record: DecisionRecord, now: datetime) -> AuditEventRow:
         d = record.decision
+        if record.heartbeat:
+            return self._heartbeat_audit(record, now)
         return self._audit_row(
             "risk.denied" if record.action == "denied" else "decision",
             record.summary,
@@ -117,6 +167,26 @@ class Decisions(StoreBase):
                 "drift_qty": d.drift_qty,
                 "band": d.band,
                 "inputs": record.inputs,
+            },
+            pair=d.pair,
+            decision_id=record.decision_id,
+            ts=now,
+        )
+
+    def _heartbeat_audit(self, record: DecisionRecord, now: datetime) -> AuditEventRow:
+        """A short event: the decision row beside it has the inputs."""
+        d, observation = record.decision, record.observation
+        return self._audit_row(
+            "decision.heartbeat",
+            f"{record.summary} (unchanged; {record.unstored} holds since the last stored)",
+            {
+                "action": record.action,
+                "ratio": d.ratio,
+                "target_ratio": d.target_ratio,
+                "price": observation.price,
+                "spot_qty": observation.spot_qty,
+                "perp_qty": observation.perp_qty,
+                "unstored": record.unstored,
             },
             pair=d.pair,
             decision_id=record.decision_id,

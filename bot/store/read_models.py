@@ -28,6 +28,7 @@ from bot.store.tables import (
     DecisionRow,
     ObservationRow,
     OrderRow,
+    PairCycleRow,
     PairTargetRow,
 )
 
@@ -51,6 +52,9 @@ class PairFigures:
     target_ratio: Decimal
     band: Decimal
     drift_qty: Decimal
+    # When the pair was last decided: its latest cycle (``pair_cycles``), which may be
+    # later than the stored decision (a hold that changes nothing is stored only as a
+    # heartbeat); the stored decision's time on a database from before revision 0008.
     decided_at: datetime
 
     def figures(self) -> dict[str, Any]:
@@ -135,6 +139,10 @@ async def _status_record(
         pending = PairTarget(override.pair, override.ratio, override.outlook, override.set_at)
     inputs = decision.inputs or {}
     since = await filled_since(session, observation)
+    cycle = await session.get(PairCycleRow, decision.pair)
+    decided_at = decision.created_at
+    if cycle is not None and cycle.at > decided_at:
+        decided_at = cycle.at
     spot, perp = observation.spot_qty + since.spot, observation.perp_qty + since.perp
     return PairStatusRecord(
         pair=decision.pair,
@@ -146,7 +154,7 @@ async def _status_record(
         target_ratio=decision.target_ratio,
         band=decision.band,
         drift_qty=drift(spot, perp, decision.target_ratio) if since else decision.drift_qty,
-        decided_at=decision.created_at,
+        decided_at=decided_at,
         action=decision.action,
         verdict=decision.verdict,
         last_order=None if last_order is None else order_from_row(last_order),
@@ -163,17 +171,21 @@ async def _status_record(
 
 
 async def _last_failure(session: AsyncSession, decision: DecisionRow) -> AuditEvent | None:
-    """The latest observe failure or error of the pair (or of every pair) since its decision."""
-    row = (
+    """The latest observe failure or error of the pair (or of every pair) since its decision.
+
+    The ids are read and their max taken here: with ``max(id)`` or ``ORDER BY id LIMIT``
+    SQLite walks the whole log newest first looking for a failure; this way it reads
+    the events since the decision (the time index), few since a failed cycle is
+    followed by a stored decision."""
+    ids = (
         await session.execute(
-            select(AuditEventRow)
-            .where(
-                AuditEventRow.ts >= decision.created_at,
+            select(AuditEventRow.id).where(
                 AuditEventRow.kind.in_(FAILURE_KINDS),
-                (AuditEventRow.pair == decision.pair) | AuditEventRow.pair.is_(None),
+                func.coalesce(AuditEventRow.pair, "").in_([decision.pair, ""]),
+                AuditEventRow.ts >= decision.created_at,
             )
-            .order_by(AuditEventRow.id.desc())
-            .limit(1)
         )
-    ).scalar_one_or_none()
+    ).scalars()
+    latest = max(ids, default=None)
+    row = None if latest is None else await session.get(AuditEventRow, latest)
     return None if row is None else event_from_row(row)

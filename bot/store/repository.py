@@ -15,7 +15,7 @@ from bot.domain.controls import ALL_PAIRS, PairControl, paused_reason
 from bot.store.audit_log import AuditEvent, AuditLog
 from bot.store.controls import Controls, PairTarget
 from bot.store.database import StoreBase, jsonable
-from bot.store.decisions import DecisionRecord, Decisions
+from bot.store.decisions import DecisionRecord, Decisions, PairCycle
 from bot.store.engine import SQLITE_WRITE, create_engine
 from bot.store.funding import Funding
 from bot.store.leases import Leases
@@ -23,6 +23,7 @@ from bot.store.margin_transfers import MarginTransferIntent, MarginTransfers, St
 from bot.store.orders import UNRESOLVED, Orders, StoredFill, StoredOrder
 from bot.store.paper_accounts import PaperAccounts
 from bot.store.read_models import PairStatusRecord, ReadModels
+from bot.store.retention import PruneReport, Retention
 
 __all__ = [
     "ALL_PAIRS",
@@ -32,8 +33,10 @@ __all__ = [
     "DecisionRecord",
     "MarginTransferIntent",
     "PairControl",
+    "PairCycle",
     "PairStatusRecord",
     "PairTarget",
+    "PruneReport",
     "Repository",
     "StoreBase",
     "StoredFill",
@@ -55,6 +58,7 @@ class Repository(
     Controls,
     ReadModels,
     PaperAccounts,
+    Retention,
 ):
     """All database access of the daemon and the CLI; implements the paper venue's
     ``PaperAccountStore`` port."""

@@ -114,6 +114,11 @@ class ObservationRow(Base):
     # Coins per contract of the perp: its fills (in contracts) x this = coins; NULL before 0007.
     contract_size: Mapped[Decimal | None] = mapped_column(Money, nullable=True)
 
+    __table_args__ = (
+        Index("ix_observations_pair_id", "pair", "id"),  # the latest observation per pair
+        Index("ix_observations_observed_at", "observed_at"),  # the report's period
+    )
+
 
 class DecisionRow(Base):
     __tablename__ = "decisions"
@@ -133,7 +138,10 @@ class DecisionRow(Base):
     verdict: Mapped[str | None] = mapped_column(Text, nullable=True)
     inputs: Mapped[dict[str, Any]] = mapped_column(JSON)
 
-    __table_args__ = (Index("ix_decisions_pair_created_at", "pair", "created_at"),)
+    __table_args__ = (
+        Index("ix_decisions_pair_created_at", "pair", "created_at"),
+        Index("ix_decisions_pair_id", "pair", "id"),  # the latest decision per pair
+    )
 
 
 class OrderRow(Base):
@@ -211,6 +219,33 @@ class AuditEventRow(Base):
     # The hash chain (bot/store/audit_chain.py): the previous event's hash and this one's.
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
+
+    __table_args__ = (Index("ix_audit_events_pair_id", "pair", "id"),)
+
+
+class AuditCheckpointRow(Base):
+    """A kept audit event whose predecessors ``db prune`` removed: ``prev_hash`` is the
+    hash of the last removed one, so the chain verifies across the gap."""
+
+    __tablename__ = "audit_checkpoints"
+
+    event_id: Mapped[int] = mapped_column(AutoId, primary_key=True, autoincrement=False)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    removed: Mapped[int] = mapped_column(Integer)  # events removed just before it
+    pruned_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class PairCycleRow(Base):
+    """A pair's latest cycle: when it ran, what it decided, whether that was stored
+    (holds that change nothing are stored only as heartbeats)."""
+
+    __tablename__ = "pair_cycles"
+
+    pair: Mapped[str] = mapped_column(String(64), primary_key=True)
+    cycle: Mapped[int] = mapped_column(Integer)
+    at: Mapped[datetime] = mapped_column(UtcDateTime)
+    action: Mapped[str] = mapped_column(String(32))
+    recorded: Mapped[bool]
 
 
 class PaperAccountRow(Base):

@@ -128,3 +128,25 @@ def test_swapped_events_break_the_chain() -> None:
     w = walk(events)
     assert w.broken is not None
     assert w.broken.event_id == 3
+
+
+def walks(events: list[ChainedEvent], checkpoints: dict[int, str]) -> bool:
+    w = ChainWalk(checkpoints)
+    return all(w.feed(event) for event in events)
+
+
+def test_a_pruned_run_verifies_from_its_checkpoint_and_only_from_it() -> None:
+    events = chain(6)
+    hashes = [e.hash or "" for e in events]
+    kept = [events[0], events[3], events[4], events[5]]  # db prune removed #2 and #3
+    assert walk(kept).broken is not None
+    checked = ChainWalk({4: hashes[2]})
+    assert all(checked.feed(event) for event in kept)
+    assert (checked.intact, checked.resumed, checked.head_id) == (4, 1, 6)
+    # A checkpoint does not excuse an edited event, nor a gap it does not name.
+    edited = [*kept[:2], dataclasses.replace(kept[2], summary="changed"), kept[3]]
+    assert not walks(edited, {4: hashes[2]})
+    assert not walks(kept, {5: hashes[2]})
+    assert not walks(kept, {4: hashes[1]})
+    # The first events pruned: the first kept one starts from its checkpoint.
+    assert walks(events[2:], {3: hashes[1]})
