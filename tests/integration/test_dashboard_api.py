@@ -29,9 +29,13 @@ CYCLES = 12
 
 @pytest.fixture
 async def recorded(repository: Repository, clock: FakeClock) -> Repository:
-    """Twelve cycles of a paper daemon on ETH (hedged at 0.5), ten seconds apart."""
+    """Twelve cycles of a paper daemon on ETH (hedged at 0.5), ten seconds apart, each
+    stored (``record_every_s = 0``: no heartbeats between changes)."""
     feed = ManualFeed({"ETH": Decimal(3000)})
     config = settings([pair("ETH", target="0.5")], balances={"ETH": "10", "USDT": "50000"})
+    config = config.model_copy(
+        update={"storage": config.storage.model_copy(update={"record_every_s": 0.0})}
+    )
     daemon, _ = await open_daemon(config, repository, clock, feed)
     for cycle in range(1, CYCLES + 1):
         feed.set_price("ETH", Decimal(3000 + cycle))
