@@ -10,7 +10,6 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import func, insert, select
-from sqlalchemy.dialects import postgresql, sqlite
 
 from bot.domain.models import Decision, Observation
 from bot.store.database import StoreBase, jsonable
@@ -139,7 +138,7 @@ class Decisions(StoreBase):
                 session.add_all([self._decision_audit(r, now) for r in records])
 
     def _upsert_cycle(self, seen: PairCycle) -> Any:
-        dialect = postgresql if self._postgres else sqlite
+        dialect = self._dialect()
         values = {"cycle": seen.cycle, "at": seen.at, "action": seen.action}
         values["recorded"] = seen.recorded
         statement = dialect.insert(PairCycleRow).values(pair=seen.pair, **values)

@@ -357,17 +357,6 @@ class Leases(StoreBase):
             ).scalars()
             return {r.pair: Lease(r.pair, r.holder or "", r.token, r.expires_at) for r in rows}
 
-    def _dialect(self) -> Any:
-        """The backend's INSERT … ON CONFLICT module, imported here: the Postgres one
-        costs every command about 30 ms to import, for nothing on SQLite."""
-        if self._postgres:
-            from sqlalchemy.dialects import postgresql
-
-            return postgresql
-        from sqlalchemy.dialects import sqlite
-
-        return sqlite
-
     def _insert_ignore(self, table: type[PairLeaseRow]) -> Any:
         return self._dialect().insert(table).on_conflict_do_nothing()
 

@@ -17,7 +17,6 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, func, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.store.database import StoreBase
@@ -178,7 +177,7 @@ class Retention(StoreBase):
         for start in range(0, len(ids), BATCH):
             chunk = ids[start : start + BATCH]
             await session.execute(delete(AuditEventRow).where(AuditEventRow.id.in_(chunk)))
-        dialect = postgresql if self._postgres else sqlite
+        dialect = self._dialect()
         now = self._clock.now()
         statement = dialect.insert(AuditCheckpointRow).values(
             event_id=kept_id, prev_hash=prev_hash, removed=len(ids), pruned_at=now
