@@ -35,6 +35,10 @@ poll_interval_s = 0.5
 [http]
 port = 0
 
+# A point a second for the chart (a hold is otherwise stored when something changes).
+[storage]
+record_every_s = 1
+
 [[pairs]]
 name = "BTC"
 spot_symbol = "BTC/USDT"
