@@ -146,7 +146,12 @@ class CcxtGateway:
         wanted = list(symbols)
         ccxt_markets.load_only_types(self._client, self.venue.market_types(wanted))
         await self._call("load_markets", self._client.load_markets, reload)
-        result = ccxt_markets.markets(self._client, wanted, self.name, self.venue.coins_per_unit)
+        result = ccxt_markets.markets(
+            self._client,
+            wanted,
+            self.venue.coins_per_unit,
+            self.venue.reduce_only_below_min_notional,
+        )
         self._markets.update(result)
         # A symbol the exchange does not list is absent from the answer.
         contracts = [s for s in wanted if is_contract(s) and s in result]

@@ -22,11 +22,6 @@ def is_contract(symbol: str) -> bool:
     return parse_symbol(symbol).is_contract
 
 
-# Venues whose futures take a reduce-only order under the min notional. Binance USDⓈ-M:
-# -4164 "Order's notional must be no smaller than 5 (unless you choose reduce only)".
-REDUCE_ONLY_BELOW_MIN_NOTIONAL = frozenset({"binance", "binanceusdm"})
-
-
 def load_only_types(client: Any, types: Iterable[str] | None) -> None:
     """Tell ``client`` to load only these market types (``fetchMarkets.types``, the
     venue's names for them); None leaves ccxt's own choice."""
@@ -44,12 +39,14 @@ def _coins(symbol: str) -> Decimal:
 def markets(
     client: Any,
     symbols: Iterable[str],
-    account: str,
     coins_per_unit: Callable[[str], Decimal] = _coins,
+    reduce_only_below_min_notional: bool = False,
 ) -> dict[str, Market]:
     """The loaded markets of ``symbols``, quantities in coins (``coins_per_unit``: coins
     per ccxt amount unit); a symbol the exchange does not list (delisted) is absent, so
-    the caller drops it and only its pair errors; FatalError for an inverse contract."""
+    the caller drops it and only its pair errors; FatalError for an inverse contract.
+    ``reduce_only_below_min_notional``: the venue's futures take a reduce-only order under
+    the min notional (its venue module says so)."""
     result: dict[str, Market] = {}
     for symbol in symbols:
         raw = (client.markets or {}).get(symbol)
@@ -57,7 +54,13 @@ def markets(
             continue
         if raw.get("inverse"):
             raise FatalError(f"{symbol} is an inverse contract; hedgebot trades linear ones only")
-        result[symbol] = market(raw, client.precisionMode, client.id, coins_per_unit(symbol))
+        result[symbol] = market(
+            raw,
+            client.precisionMode,
+            client.id,
+            coins_per_unit(symbol),
+            reduce_only_below_min_notional,
+        )
     return result
 
 
@@ -73,10 +76,15 @@ def step(value: Any, precision_mode: Any, exchange: str) -> Decimal:
 
 
 def market(
-    raw: Mapping[str, Any], precision_mode: Any, exchange: str, unit: Decimal = ONE
+    raw: Mapping[str, Any],
+    precision_mode: Any,
+    exchange: str,
+    unit: Decimal = ONE,
+    reduce_only_below_min_notional: bool = False,
 ) -> Market:
     """One ccxt market dict as a Market; ``unit`` coins per ccxt amount unit (1 where
-    ccxt counts coins, the contract's size where it counts contracts)."""
+    ccxt counts coins, the contract's size where it counts contracts);
+    ``reduce_only_below_min_notional`` applies to contracts only."""
     precision = raw.get("precision") or {}
     limits = raw.get("limits") or {}
     amount_limits = limits.get("amount") or {}
@@ -98,7 +106,7 @@ def market(
         # with the perpetuals on Binance USDⓈ-M (contractType CURRENT_QUARTER...).
         expiry=ms_time(raw.get("expiry")) if raw.get("future") else None,
         taker_fee=dec_or_none(raw.get("taker")),
-        reduce_only_below_min_notional=is_perp and exchange in REDUCE_ONLY_BELOW_MIN_NOTIONAL,
+        reduce_only_below_min_notional=is_perp and reduce_only_below_min_notional,
         suspended=suspension(raw),
     )
 

@@ -14,10 +14,11 @@ import pytest_asyncio
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.clock import FakeClock, SystemClock
-from bot.domain.models import Market
+from bot.domain.models import ONE, Market
 from bot.domain.quantize import amount_problem
 from bot.exchange.ccxt_markets import market as ccxt_market
 from bot.exchange.feeds import ManualFeed
+from bot.exchange.venues import venue_class
 from bot.service.wiring import BuiltDaemon, build_daemon
 from bot.store.repository import Repository
 from tests.scenarios.on_binance import binance_settings
@@ -86,11 +87,17 @@ def test_the_ccxt_adapter_marks_binance_futures_as_exempt() -> None:
         "linear": True,
     }
     tick_size = 4  # ccxt's TICK_SIZE precision mode
-    assert ccxt_market(raw, tick_size, "binance").reduce_only_below_min_notional
-    assert ccxt_market(raw, tick_size, "binanceusdm").reduce_only_below_min_notional
-    assert not ccxt_market(raw, tick_size, "okx").reduce_only_below_min_notional
+
+    def exempt(exchange: str, market: dict[str, Any]) -> bool:
+        venue = venue_class(exchange)
+        parsed = ccxt_market(market, tick_size, exchange, ONE, venue.reduce_only_below_min_notional)
+        return parsed.reduce_only_below_min_notional
+
+    assert exempt("binance", raw)
+    assert exempt("binanceusdm", raw)
+    assert not exempt("okx", raw)
     spot = {**raw, "symbol": "BTC/USDT", "swap": False}
-    assert not ccxt_market(spot, tick_size, "binance").reduce_only_below_min_notional
+    assert not exempt("binance", spot)
 
 
 @pytest_asyncio.fixture

@@ -92,6 +92,9 @@ class CcxtVenue:
     funding_window: ClassVar[timedelta | None] = None
     #: How far back the margin history can be asked (None: as far as the bot wants).
     margin_history_window: ClassVar[timedelta | None] = None
+    #: Whether the venue's futures take a reduce-only order under the min notional (so a
+    #: residual position below it can still be closed).
+    reduce_only_below_min_notional: ClassVar[bool] = False
     #: The longest client order id the venue takes, and which characters.
     client_id_length: ClassVar[int] = 36
     client_id_pattern: ClassVar[re.Pattern[str]] = re.compile(r"[A-Za-z0-9_-]+")

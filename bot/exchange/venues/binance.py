@@ -33,6 +33,8 @@ class BinanceVenue(CcxtVenue):
     """Binance spot + USDⓈ-M futures."""
 
     exchange_ids: ClassVar[frozenset[str]] = frozenset({"binance", "binanceusdm"})
+    # -4164 "Order's notional must be no smaller than 5 (unless you choose reduce only)".
+    reduce_only_below_min_notional: ClassVar[bool] = True
     label: ClassVar[str] = "Binance"
     contract_type: ClassVar[str | None] = "linear"
     spot_type: ClassVar[str | None] = "spot"
