@@ -59,6 +59,11 @@ async def open_gateways(
             settings, paper_store, clock, feed=feed, venue_class=venue_class
         )
         return {PAPER_ACCOUNT: venue}
+    return await open_exchange_gateways(settings, clock)
+
+
+async def open_exchange_gateways(settings: Settings, clock: Clock) -> dict[str, ExchangeGateway]:
+    """Testnet or live: a ccxt gateway for every account the pairs use, by name."""
     from bot.exchange.ccxt_gateway import CcxtGateway
 
     used = sorted({name for pair in settings.pairs for name in settings.accounts_of(pair)})

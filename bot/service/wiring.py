@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
@@ -25,11 +25,13 @@ from bot.exchange.feeds import PriceFeed
 from bot.exchange.gateway import ExchangeGateway, FatalError
 from bot.exchange.paper import PaperVenue
 from bot.execution.executor import Executor
+from bot.service.cycle.accounts import Accounts
+from bot.service.cycle.observe import load_listed_markets
 from bot.service.daemon import Assessment, HedgeDaemon, default_instance_id
 from bot.service.database import open_for_reading, prepare_database
 from bot.service.errors import ServiceSetupError
 from bot.service.runtime import ServiceRuntime, check_http_port
-from bot.service.venues import open_gateways
+from bot.service.venues import open_exchange_gateways, open_gateways
 from bot.store.instance import InstanceLockedError, runs_alone, single_instance
 from bot.store.repository import Repository
 
@@ -72,15 +74,18 @@ async def build_daemon(
     executor: Executor | None = None,
     instance_id: str | None = None,
     runtime: ServiceRuntime | None = None,
+    gateways: dict[str, ExchangeGateway] | None = None,
 ) -> BuiltDaemon:
-    """The gateways ``settings`` asks for and a daemon over them; nothing started.
+    """The gateways ``settings`` asks for (or ``gateways``, opened already) and a daemon
+    over them; nothing started.
 
     The paper account is kept in ``paper_store`` (default: the repository); ``feed`` and
     ``venue_class`` replace the paper venue's price source and class. With a ``runtime``
     the daemon reports its cycles to it and the runtime reads the gateways' limiters."""
-    gateways = await open_gateways(
-        settings, paper_store or repository, clock, feed=feed, venue_class=venue_class
-    )
+    if gateways is None:
+        gateways = await open_gateways(
+            settings, paper_store or repository, clock, feed=feed, venue_class=venue_class
+        )
     daemon = HedgeDaemon(
         settings,
         repository,
@@ -107,6 +112,7 @@ async def open_daemon(
     instance_id: str | None = None,
     runtime: ServiceRuntime | None = None,
     start: bool = True,
+    gateways: dict[str, ExchangeGateway] | None = None,
 ) -> AsyncIterator[BuiltDaemon]:
     """A started daemon over ``repository``; on exit the runtime, then the gateways close.
 
@@ -127,6 +133,7 @@ async def open_daemon(
             venue_class=venue_class,
             instance_id=instance_id,
             runtime=runtime,
+            gateways=gateways,
         )
         await _start(built, start)
         yield built
@@ -158,8 +165,14 @@ async def serve(settings: Settings, max_cycles: int | None = None, migrate: bool
     Raises :class:`ServiceSetupError` (one line) when it cannot start as configured."""
     clock = SystemClock()
     instance_id = default_instance_id()
-    check_http_port(settings.http)  # before the database is created or migrated
-    engine = await prepare_database(settings.database_url, migrate)
+    # What can refuse the start is checked before the database is created or migrated.
+    check_http_port(settings.http)
+    gateways = await checked_exchange_gateways(settings, clock)
+    try:
+        engine = await prepare_database(settings.database_url, migrate)
+    except BaseException:
+        await _close(gateways)
+        raise
     try:
         async with single_instance(
             engine,
@@ -167,11 +180,37 @@ async def serve(settings: Settings, max_cycles: int | None = None, migrate: bool
             shared=not runs_alone(settings.database_url, settings.mode),
             instance_id=instance_id,
         ):
-            await _serve_locked(settings, Repository(engine, clock), clock, instance_id, max_cycles)
+            repository = Repository(engine, clock)
+            await _serve_locked(settings, repository, clock, instance_id, max_cycles, gateways)
     except InstanceLockedError as exc:
         raise ServiceSetupError(str(exc)) from None
     finally:
+        await _close(gateways)  # closed by the daemon when it ran; closing again is harmless
         await engine.dispose()
+
+
+async def checked_exchange_gateways(
+    settings: Settings, clock: Clock
+) -> dict[str, ExchangeGateway] | None:
+    """Testnet or live: the accounts' gateways with every pair's market loaded, the keys
+    and the venue's capabilities checked (the first load with keys does that); a symbol
+    no venue lists is a :class:`ServiceSetupError`. None in paper mode (its pairs are
+    checked with the config). The daemon then starts on these gateways, from the
+    markets their clients hold."""
+    if settings.mode == "paper":
+        return None
+    gateways = await open_exchange_gateways(settings, clock)
+    try:
+        await load_listed_markets(Accounts(settings, gateways), clock)
+    except BaseException:
+        await _close(gateways)
+        raise
+    return gateways
+
+
+async def _close(gateways: Mapping[str, ExchangeGateway] | None) -> None:
+    for gateway in (gateways or {}).values():
+        await gateway.close()
 
 
 async def _serve_locked(
@@ -180,6 +219,7 @@ async def _serve_locked(
     clock: Clock,
     instance_id: str,
     max_cycles: int | None,
+    gateways: dict[str, ExchangeGateway] | None,
 ) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -193,6 +233,7 @@ async def _serve_locked(
             repository=repository,
             instance_id=instance_id,
             runtime=ServiceRuntime(settings, repository),
+            gateways=gateways,
         ) as built:
             reason = await run_until_stopped(built, stop, max_cycles)
     except FatalError as exc:

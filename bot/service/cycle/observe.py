@@ -10,6 +10,7 @@ import asyncio
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 
 import structlog
 
@@ -20,6 +21,7 @@ from bot.domain.strategies import strategy_kind
 from bot.exchange.gateway import ExchangeGateway, GatewayError
 from bot.service.basis import live_contracts
 from bot.service.cycle.accounts import Accounts
+from bot.service.errors import ServiceSetupError
 from bot.store.repository import Repository
 
 log = structlog.get_logger(__name__)
@@ -56,12 +58,7 @@ class ObserveStage:
 
     def live_contracts(self, pairs: Sequence[PairConfig], account: str) -> list[str]:
         """The live perps or dated contracts of ``pairs`` traded on ``account``."""
-        now = self._clock.now()
-        return [
-            symbol
-            for p in self._accounts.perps_on(account, pairs)
-            for symbol in live_contracts(p, self._markets, now)
-        ]
+        return _live_contracts(self._accounts, account, pairs, self._markets, self._clock.now())
 
     def listed_contracts(self, pairs: Sequence[PairConfig], account: str) -> list[str]:
         """The live contracts of ``pairs`` on ``account`` whose market is loaded: a symbol
@@ -69,35 +66,20 @@ class ObserveStage:
         for every pair on the account); its pair errors when its view is built."""
         return [s for s in self.live_contracts(pairs, account) if s in self._markets]
 
-    def _symbols_of(self, account: str) -> list[str]:
-        """Every perp or live dated contract traded on the account, every spot it may sell,
-        and every spot that prices a basis pair held on it."""
-        pairs = self._accounts.pairs
-        symbols = self.live_contracts(pairs, account)
-        spots = self._accounts.spots_on(account, pairs)
-        symbols += [p.spot_symbol for p in spots if p.allow_spot_trades]
-        symbols += [p.spot_symbol for p in spots if strategy_kind(p.strategy).needs_spot_price]
-        return list(dict.fromkeys(symbols))
-
     async def _load_account(
         self, account: str, gateway: ExchangeGateway, reload: bool
     ) -> tuple[list[str], Mapping[str, Market]]:
         """The symbols the account's pairs need, and the markets its venue lists of them;
         ``reload`` asks the exchange again rather than its client's cache."""
-        symbols = self._symbols_of(account)
+        symbols = _symbols_of(self._accounts, account, self._markets, self._clock.now())
         if not symbols:
             return [], {}
         return symbols, await gateway.load_markets(symbols, reload=reload)
 
     async def load_markets(self) -> None:
         """Trading rules of every symbol a pair trades or prices, from its account (at
-        start: a symbol the venue does not list is a ``GatewayError``)."""
-        for account, gateway in self._accounts.gateways.items():
-            symbols, markets = await self._load_account(account, gateway, reload=False)
-            missing = [s for s in symbols if s not in markets]
-            if missing:
-                raise GatewayError(f"account {account} has no market {', '.join(missing)}")
-            self._markets.update(markets)
+        start: a symbol the venue does not list is a :class:`ServiceSetupError`)."""
+        self._markets.update(await load_listed_markets(self._accounts, self._clock))
         self._loaded_at = time.monotonic()
 
     async def refresh_markets(self) -> None:
@@ -185,3 +167,56 @@ class ObserveStage:
             return new
 
         return await self._accounts.each(collect)
+
+
+def _live_contracts(
+    accounts: Accounts,
+    account: str,
+    pairs: Sequence[PairConfig],
+    markets: Mapping[str, Market],
+    now: datetime,
+) -> list[str]:
+    return [
+        symbol
+        for p in accounts.perps_on(account, pairs)
+        for symbol in live_contracts(p, markets, now)
+    ]
+
+
+def _symbols_of(
+    accounts: Accounts, account: str, markets: Mapping[str, Market], now: datetime
+) -> list[str]:
+    """Every perp or live dated contract traded on the account, every spot it may sell,
+    and every spot that prices a basis pair held on it."""
+    pairs = accounts.pairs
+    symbols = _live_contracts(accounts, account, pairs, markets, now)
+    spots = accounts.spots_on(account, pairs)
+    symbols += [p.spot_symbol for p in spots if p.allow_spot_trades]
+    symbols += [p.spot_symbol for p in spots if strategy_kind(p.strategy).needs_spot_price]
+    return list(dict.fromkeys(symbols))
+
+
+async def load_listed_markets(accounts: Accounts, clock: Clock) -> dict[str, Market]:
+    """The markets of every symbol a pair trades or prices, from its account. A symbol the
+    venue does not list is the config's mistake: :class:`ServiceSetupError` naming it and
+    its pairs (run before anything is written, so a typo refuses the start)."""
+    loaded: dict[str, Market] = {}
+    for account, gateway in accounts.gateways.items():
+        symbols = _symbols_of(accounts, account, loaded, clock.now())
+        if not symbols:
+            continue
+        markets = await gateway.load_markets(symbols)
+        missing = [s for s in symbols if s not in markets]
+        if missing:
+            raise ServiceSetupError(_unlisted(accounts.pairs, account, missing))
+        loaded.update(markets)
+    return loaded
+
+
+def _unlisted(pairs: Sequence[PairConfig], account: str, missing: Sequence[str]) -> str:
+    names = [p.name for p in pairs if {p.spot_symbol, *p.contract_symbols} & set(missing)]
+    return (
+        f"account {account} lists no market {', '.join(missing)} "
+        f"({'pair' if len(names) == 1 else 'pairs'} {', '.join(names)}); check the pair's "
+        "symbols in the config (ccxt's unified form, e.g. BTC/USDT:USDT for a USDT perpetual)"
+    )
