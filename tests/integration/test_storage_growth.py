@@ -113,3 +113,25 @@ async def test_status_tells_the_last_cycle_not_the_last_stored_hold(
     assert stored[-1].ts < last_cycle - timedelta(seconds=60)
     cycles = await repository.pair_cycles()
     assert (cycles["BTC"].cycle, cycles["BTC"].recorded) == (19, False)
+
+
+async def test_a_denial_whose_numbers_move_is_stored_as_a_heartbeat_not_every_cycle(
+    repository: Repository, clock: FakeClock
+) -> None:
+    # Unhedged and capped: every cycle the hedge order is denied, its reason naming the
+    # notional it would reach — a number that moves with the price each cycle, far less
+    # than the 1 % price step. The same denial, its numbers aside, is no change.
+    config = settings(
+        [pair("BTC", max_position_notional="30000")], balances={"BTC": "1", "USDT": "100000"}
+    )
+    feed = ManualFeed({"BTC": D(60000)})
+    daemon, _ = await open_daemon(config, repository, clock, feed)
+    await run(daemon, clock, range(1, 3))
+    before = await count(repository, DecisionRow.id)
+    for cycle in range(3, 183):  # 180 cycles of 10 s: half an hour, the price wiggling
+        feed.set_price("BTC", D(60000) + cycle % 7)
+        await run(daemon, clock, range(cycle, cycle + 1))
+    denied = await repository.audit_events(pair="BTC", kind="risk.denied")
+    assert "max_position_notional" in denied[-1].summary, denied[-1].summary
+    stored = await count(repository, DecisionRow.id) - before
+    assert 1 <= stored <= 7, stored

@@ -2,15 +2,17 @@
 
 A hold whose inputs have not materially changed since the pair's last stored decision is
 not stored each cycle (issue 16): it is stored when something changes — its action or
-verdict, the target, the strategy's regime, the quantities, the foreign orders, the lease,
-the price or the ratio past their steps (``[storage]``), a cycle the pair missed — and
-otherwise as a heartbeat at most every ``record_every_s``. A decision that sends (an
-order, a margin transfer) is always stored, by the send stage. Every cycle still updates
-the pair's ``pair_cycles`` row, so ``status`` knows when it last ran.
+verdict (its numbers aside), the target, the strategy's regime, the quantities, the
+foreign orders, the lease, the price or the ratio past their steps (``[storage]``), a
+cycle the pair missed — and otherwise as a heartbeat at most every ``record_every_s``.
+A decision that sends (an order, a margin transfer) is always stored, by the send stage.
+Every cycle still updates the pair's ``pair_cycles`` row, so ``status`` knows when it
+last ran.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -25,6 +27,10 @@ from bot.store.repository import DecisionRecord, PairCycle, Repository
 # The strategy inputs whose change is a change of regime (numbers that move every cycle,
 # such as the funding rate a regime is computed from, are not).
 REGIME_KEYS = ("name", "regime", "outlook", "set_target", "future_symbol")
+# A verdict's numbers (an age, the notional an order would reach at this cycle's price)
+# move every cycle: the same denial with other numbers is no change (the heartbeat and
+# the price and ratio steps still store it).
+NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
 DAY = timedelta(days=1)
 
 log = structlog.get_logger(__name__)
@@ -49,7 +55,7 @@ def _key(record: DecisionRecord) -> tuple[Any, ...]:
     lease = inputs.get("lease") or {}
     return (
         record.action,
-        record.verdict,
+        None if record.verdict is None else NUMBER.sub("#", record.verdict),
         decision.target_ratio,
         decision.band,
         observation.spot_qty,
