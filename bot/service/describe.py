@@ -13,6 +13,7 @@ from decimal import Decimal
 from typing import Any
 
 from bot.domain.controls import pause_text
+from bot.domain.words import utc_time
 from bot.store.orders import StoredOrder
 from bot.store.read_models import PairFigures, PairStatusRecord, ReadModels
 from bot.store.status_facts import DaemonFacts
@@ -82,19 +83,18 @@ def health_text(record: PairStatusRecord) -> str:
     return "ok"
 
 
-def _utc(at: datetime) -> str:
-    return at.strftime("%Y-%m-%d %H:%M:%S UTC")
-
-
 def daemon_state(facts: DaemonFacts, decided_at: datetime) -> tuple[str, str | None]:
     """Whether a daemon runs the pair (``running``, ``stopped`` or ``stale``) and, when
     none does, the health line that says so."""
-    last = f"last cycle {_utc(decided_at)}"
+    last = f"last cycle {utc_time(decided_at)}"
     if facts.leased and facts.holder is None:
-        return "stopped", f"stopped: its daemon stopped at {_utc(facts.expires_at or decided_at)}"
+        return (
+            "stopped",
+            f"stopped: its daemon stopped at {utc_time(facts.expires_at or decided_at)}",
+        )
     if facts.leased and facts.expires_at is not None and facts.expires_at < facts.now:
         return "stale", (
-            f"stale: its daemon's lease lapsed at {_utc(facts.expires_at)} ({last}); "
+            f"stale: its daemon's lease lapsed at {utc_time(facts.expires_at)} ({last}); "
             "is it hung or killed? start `hedgebot run` again"
         )
     if not facts.leased and facts.live_instances == 0:

@@ -178,8 +178,30 @@ async def test_refused_spot_sells_do_not_pause_the_hedge(
     assert unhedged == [D(5)] + [D(0)] * 4
     assert await spot_and_short(venue) == (D(10), D(10))
     refused = [o for o in await orders(repository) if o[0] == SPOT]
-    assert len(refused) == 5
+    # Tried at 5 s and 15 s; the third waits 20 s after the second (the back-off below).
+    assert len(refused) == 2
     assert {o[3] for o in refused} == {"rejected"}
+
+
+async def test_refused_spot_sells_are_retried_with_a_back_off_not_every_cycle(
+    repository: Repository, clock: FakeClock
+) -> None:
+    daemon, venue = await turn_bearish(settings(), repository, clock, RefusingSpotVenue)
+    for number in range(2, 62):  # 60 cycles of 10 s: ten minutes of a venue refusing
+        clock.advance(10)
+        assert not (await daemon.run_cycle(number)).errors
+    # Before: 60 refused orders, one a cycle. Now the next try waits poll_interval_s x
+    # 2^(n-1) after the n-th refusal in a row: tried at 10, 20, 40, 80, 160 and 320 s.
+    refused = [o for o in await orders(repository) if o[0] == SPOT]
+    assert len(refused) == 6
+    assert await spot_and_short(venue) == (D(10), D(10))  # the hedge covers all the spot
+    held = [
+        e.summary
+        for e in await repository.audit_events(pair="BTC", limit=500)
+        if "spot sell held back" in e.summary
+    ]
+    assert held, "the audit says why no sale was tried"
+    assert "after 6 refusals in a row; next try at " in held[-1]
 
 
 async def test_refused_spot_sells_before_a_restart_do_not_count_toward_the_pause(
@@ -187,7 +209,7 @@ async def test_refused_spot_sells_before_a_restart_do_not_count_toward_the_pause
 ) -> None:
     config = settings(max_consecutive_failures=3)
     daemon, venue = await turn_bearish(config, repository, clock, RefusingSpotVenue)
-    await unhedged_per_cycle(daemon, venue, clock, 4)  # four refused spot sells
+    await unhedged_per_cycle(daemon, venue, clock, 4)  # two refused spot sells (back-off)
     assert isinstance(venue, RefusingSpotVenue)
     restarted = HedgeDaemon(config, repository, venue, clock)
     await restarted.start()

@@ -226,6 +226,9 @@ class AssessStage:
             return None
         account = self._accounts.spot_account(pair)
         base = decide(observation, params, view.market)
+        held = self._pair_state.sale_held(pair.name, now)
+        if held is not None:  # the hedge goes ahead all the same, over all the spot held
+            return Assessment(pair.name, observation, base, None, "none", f"not sold: {held}")
         try:
             market = view.market_of(pair.spot_symbol)
             tickers = await self._accounts.spot_gateway(pair).fetch_tickers([pair.spot_symbol])

@@ -20,12 +20,16 @@ from bot.clock import Clock
 from bot.config import PairConfig, Settings
 from bot.domain.controls import ALL_PAIRS, PairControl, paused_reason
 from bot.domain.models import ZERO, Market
+from bot.domain.words import plural, utc_time
 from bot.service.basis import live_contracts
 from bot.store.instance import runs_alone
 from bot.store.leases import Lease
 from bot.store.repository import Repository
 
 log = structlog.get_logger(__name__)
+
+# The longest a refused spot sell's next try waits (the back-off doubles up to it).
+SALE_RETRY_MAX = timedelta(minutes=15)
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +70,8 @@ class PairState:
         self._traded_today: dict[str, Decimal] = {}
         self._failures: dict[str, int] = {}  # consecutive rejected or failed orders per pair
         self._sale_missed: set[str] = set()  # pairs whose last spot sell did not fill in full
+        # Consecutive refused spot sells per pair, and when the last one was refused.
+        self._sale_refusals: dict[str, tuple[int, datetime]] = {}
         self._finished: set[str] = set()  # basis pairs whose contracts have all expired
         self._unannounced: list[PairConfig] = []  # audited by the next cycle
 
@@ -166,14 +172,39 @@ class PairState:
         log.warning("pair.auto_paused", pair=pair, reason=why)
         await self._repo.set_pair_paused(pair, True, why, source="auto")
 
-    def spot_sell_done(self, pair: str, filled: bool) -> None:
+    def spot_sell_done(self, pair: str, filled: bool, refused: bool = False) -> None:
         """A sell-down's spot sell was answered: ``filled`` (or its outcome is yet to be
         looked up), or not (refused, failed, or partly filled). Refusals do not count
-        toward the automatic pause."""
+        toward the automatic pause; they hold the next spot sells back (``sale_held``)."""
         if filled:
             self._sale_missed.discard(pair)
         else:
             self._sale_missed.add(pair)
+        if refused:
+            count = self._sale_refusals.get(pair, (0, self._clock.now()))[0] + 1
+            self._sale_refusals[pair] = (count, self._clock.now())
+        else:
+            self._sale_refusals.pop(pair, None)
+
+    def sale_held(self, pair: str, now: datetime) -> str | None:
+        """Why the pair's spot sell waits this cycle, or None. After ``n`` refusals in a
+        row the next sell is tried ``poll_interval_s x 2^(n-1)`` after the last (at most
+        ``SALE_RETRY_MAX``): a venue that refuses every sale (a key without spot
+        trading, coins the account cannot sell) is not sent an order every cycle."""
+        refused = self._sale_refusals.get(pair)
+        if refused is None:
+            return None
+        count, at = refused
+        wait = min(
+            timedelta(seconds=self._settings.poll_interval_s) * 2 ** min(count - 1, 30),
+            SALE_RETRY_MAX,
+        )
+        if now >= at + wait:
+            return None
+        return (
+            f"spot sell held back after {plural(count, 'refusal')} in a row; next try "
+            f"at {utc_time(at + wait)}"
+        )
 
     def sale_missed(self, pair: str) -> bool:
         """True when the pair's last spot sell did not fill in full: the next hedge covers

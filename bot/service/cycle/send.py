@@ -112,12 +112,16 @@ class SendStage:
             if counts:
                 await self._pair_state.failed(pair.name, f"{type(exc).__name__}: {exc}")
             else:
-                self._pair_state.spot_sell_done(pair.name, filled=False)
+                self._pair_state.spot_sell_done(pair.name, filled=False, refused=True)
             raise
         if counts:
             await self._count(pair.name, execution)
         else:
-            self._pair_state.spot_sell_done(pair.name, execution.status not in SALE_MISSED)
+            self._pair_state.spot_sell_done(
+                pair.name,
+                execution.status not in SALE_MISSED,
+                refused=execution.status is OrderStatus.REJECTED,
+            )
         self._inflight.sent(pair.name, self._clock.now())
         log.info(
             "order.done",
