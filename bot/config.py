@@ -8,13 +8,11 @@ unknown keys, so a typo is an error rather than a silently ignored setting.
 
 from __future__ import annotations
 
-import difflib
-import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Any, Literal, get_args, get_origin
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AwareDatetime,
@@ -32,8 +30,17 @@ from pydantic_settings import (
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
-from sqlalchemy.engine import make_url
 
+from bot.config_view import (
+    DEFAULT_DATABASE_URL,
+    PAPER_ACCOUNT,
+    ConfigError,
+    check_environment,
+    masked_database_url,
+    normalize_database_url,
+    unknown_pair_message,
+    walk_variable,
+)
 from bot.domain.margin import MaintenanceTier, MaintenanceTiers, isolated_liquidation_price
 from bot.domain.strategies import strategy_kind
 from bot.domain.symbols import Symbol, parse_or_none
@@ -46,52 +53,7 @@ Leverage = Annotated[Decimal, Field(ge=1, le=125)]
 FeeRate = Annotated[Decimal, Field(ge=0, lt=Decimal("0.1"))]
 Mode = Literal["paper", "testnet", "live"]
 
-PAPER_ACCOUNT = "paper"
-
-SQLITE_DRIVER = "sqlite+aiosqlite"
-POSTGRES_DRIVER = "postgresql+asyncpg"
-# A URL that names the backend without a driver gets the driver hedgebot ships.
-_PLAIN = {"sqlite": SQLITE_DRIVER, "postgresql": POSTGRES_DRIVER, "postgres": POSTGRES_DRIVER}
-_EXAMPLES = "sqlite+aiosqlite:///hedgebot.db or postgresql+asyncpg://USER@HOST:5432/DATABASE"
-
-
-class DatabaseUrlError(ValueError):
-    """A database URL hedgebot cannot use; the message says what to write instead."""
-
-
-def normalize_database_url(url: str) -> str:
-    """``url`` with hedgebot's driver: ``postgresql://``/``postgres://`` become
-    ``postgresql+asyncpg://`` and ``sqlite://`` ``sqlite+aiosqlite://``; another driver or
-    backend is a :class:`DatabaseUrlError` that names the URL to write (password hidden)."""
-    try:
-        parsed = make_url(url)
-    except Exception:  # SQLAlchemy's ArgumentError (the config stays off its exceptions)
-        raise DatabaseUrlError(
-            f"database_url is not a database URL; write e.g. {_EXAMPLES}"
-        ) from None
-    name = parsed.drivername
-    if name in (SQLITE_DRIVER, POSTGRES_DRIVER):
-        return url
-    backend = name.partition("+")[0]
-    wanted = _PLAIN.get(backend)
-    if wanted is None:
-        raise DatabaseUrlError(
-            f"database_url uses {backend}, which hedgebot does not support; write e.g. {_EXAMPLES}"
-        )
-    fixed = parsed.set(drivername=wanted)
-    if name == backend:
-        return fixed.render_as_string(hide_password=False)
-    raise DatabaseUrlError(
-        f"database_url uses the driver {name!r}, which hedgebot does not ship; write "
-        f"{fixed.render_as_string(hide_password=True)}"
-    )
-
-
 _PAIR_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$")
-
-
-class ConfigError(Exception):
-    """The configuration cannot be used; the message is one line per problem."""
 
 
 class _Frozen(BaseModel):
@@ -635,7 +597,7 @@ class Settings(BaseSettings):
     )
 
     mode: Mode = "paper"
-    database_url: str = "sqlite+aiosqlite:///hedgebot.db"
+    database_url: str = DEFAULT_DATABASE_URL
 
     @field_validator("database_url")
     @classmethod
@@ -816,26 +778,6 @@ class Settings(BaseSettings):
         raise ConfigError(unknown_pair_message(name, names, "configured pairs"))
 
 
-def nearest_name(name: str, known: Sequence[str]) -> str | None:
-    """The known name ``name`` most likely meant: the same but for case, else the closest."""
-    by_case = [k for k in known if k.casefold() == name.casefold()]
-    if by_case:
-        return by_case[0]
-    folded = {k.casefold(): k for k in known}
-    close = difflib.get_close_matches(name.casefold(), list(folded), n=1, cutoff=0.6)
-    return folded[close[0]] if close else None
-
-
-def unknown_pair_message(name: str, known: Sequence[str], label: str) -> str:
-    """One line: the unknown pair, the nearest known one, and every known pair (``label``
-    says where they come from, e.g. "configured pairs")."""
-    if not known:
-        return f"unknown pair {name!r}: there are no {label} yet; pass --config FILE"
-    nearest = nearest_name(name, known)
-    hint = f" (did you mean {nearest}?)" if nearest else ""
-    return f"unknown pair {name!r}{hint}; {label}: {', '.join(sorted(known))}"
-
-
 _SECRET_FIELDS = frozenset({"api_key", "secret", "password"})
 
 
@@ -858,20 +800,6 @@ def _describe(error: Any) -> str:
     if isinstance(value, dict | list) or location == "":
         return f"{location or 'config'}: {message}"
     return f"{location} = {value!r}: {message}"
-
-
-ENV_PREFIX = "HEDGEBOT_"
-# Variables the command line and the test suite read themselves, not Settings fields.
-NON_SETTINGS_VARIABLES = frozenset(
-    {
-        "HEDGEBOT_CONFIG",
-        "HEDGEBOT_MIGRATIONS_DIR",
-        "HEDGEBOT_LIVE_CONFIRM",
-        "HEDGEBOT_TEST_POSTGRES_URL",
-    }
-)
-# Where a command looks for its config when neither --config nor HEDGEBOT_CONFIG names one.
-DEFAULT_CONFIG_PATHS = (Path("hedgebot.toml"), Path("/etc/hedgebot/hedgebot.toml"))
 
 
 def paper_start_problems(settings: Settings) -> list[str]:
@@ -904,65 +832,9 @@ def paper_start_problems(settings: Settings) -> list[str]:
     return problems
 
 
-def find_config(given: Path | None, environ: Mapping[str, str] | None = None) -> Path | None:
-    """The config file a command uses: ``--config``, else $HEDGEBOT_CONFIG, else the first
-    of :data:`DEFAULT_CONFIG_PATHS` that exists; None when there is none."""
-    if given is not None:
-        return given
-    named = (os.environ if environ is None else environ).get("HEDGEBOT_CONFIG")
-    if named:
-        return Path(named)
-    return next((path for path in DEFAULT_CONFIG_PATHS if path.is_file()), None)
-
-
-def _walk_variable(variable: str) -> tuple[bool, str | None]:
-    """Whether HEDGEBOT_A__B__C names a field of Settings (a dict's key matches anything)
-    and, when it does not, the nearest variable that does (None if none is close)."""
-    parts = variable.removeprefix(ENV_PREFIX).lower().split("__")
-    done: list[str] = []
-    model: type[BaseModel] = Settings
-    while parts:
-        field = model.model_fields.get(parts[0])
-        if field is None:
-            close = difflib.get_close_matches(parts[0], list(model.model_fields), n=1)
-            if not close:
-                return False, None
-            return False, ENV_PREFIX + "__".join([*done, close[0], *parts[1:]]).upper()
-        done.append(parts.pop(0))
-        annotation = field.annotation
-        if get_origin(annotation) is dict:
-            if not parts:
-                return True, None
-            done.append(parts.pop(0))  # the key, e.g. the account name
-            annotation = get_args(annotation)[1]
-        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-            model = annotation
-            continue
-        return not parts, None  # a plain value ends the path
-    return True, None
-
-
 def settings_path_exists(variable: str) -> bool:
     """Whether HEDGEBOT_A__B__C names a field of Settings (a dict's key matches anything)."""
-    return _walk_variable(variable)[0]
-
-
-def check_environment(environ: Mapping[str, str] | None = None) -> None:
-    """ConfigError naming the first ``HEDGEBOT_*`` variable that sets nothing: a typo in a
-    variable is an error like a typo in a key, not a silently ignored setting. Its value
-    is never shown (a mistyped secret's name carries the secret)."""
-    names = os.environ if environ is None else environ
-    for variable in sorted(names):
-        if not variable.upper().startswith(ENV_PREFIX) or variable in NON_SETTINGS_VARIABLES:
-            continue
-        exists, nearest = _walk_variable(variable)
-        if exists:
-            continue
-        hint = f" (did you mean {nearest}?)" if nearest else ""
-        raise ConfigError(
-            f"config error: environment variable {variable} sets nothing{hint}; "
-            "fix its name or unset it"
-        )
+    return walk_variable(variable)[0]
 
 
 def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
@@ -1009,9 +881,7 @@ def masked_dump(settings: Settings) -> dict[str, Any]:
     Also masked: the database password, and credentials passed through ``ccxt_config``.
     """
     dumped = settings.model_dump(mode="json")
-    url = make_url(settings.database_url)
-    if url.password:
-        dumped["database_url"] = url.render_as_string(hide_password=True)
+    dumped["database_url"] = masked_database_url(settings.database_url)
     for account in dumped["accounts"].values():
         options = account["ccxt_config"]
         for key in CCXT_CREDENTIALS & set(options):

@@ -9,20 +9,18 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
 from bot.clock import SystemClock
-from bot.config import (
+from bot.config_view import (
     ConfigError,
+    ConfigView,
     DatabaseUrlError,
-    Settings,
-    check_environment,
     find_config,
-    load_settings,
     normalize_database_url,
-    paper_start_problems,
+    read_view,
     unknown_pair_message,
 )
 from bot.interrupts import deferred
@@ -31,6 +29,9 @@ from bot.service.errors import ServiceSetupError
 from bot.store.engine import url_location
 from bot.store.errors import database_problem
 from bot.store.repository import Repository
+
+if TYPE_CHECKING:  # the settings (pydantic) are built only by the commands that need them
+    from bot.config import Settings
 
 EXIT_USAGE = 2
 T = TypeVar("T")
@@ -83,9 +84,26 @@ def load(config: Path | None, **overrides: Any) -> Settings:
         raise fail(NO_CONFIG)
     try:
         with deferred():  # pydantic builds the settings' schema here
+            from bot.config import load_settings
+
             return load_settings(path, **overrides)
     except ConfigError as exc:
         raise fail(str(exc)) from None
+
+
+def view(config: Path | None) -> ConfigView:
+    """What a reading command needs of the config (found as :func:`load` finds it, or
+    none): its database URL and pair names, without building the settings; exit 2 in
+    one line on a key or variable that names no setting or an unusable URL."""
+    try:
+        return read_view(find_config(config))
+    except ConfigError as exc:
+        raise fail(str(exc)) from None
+
+
+def configured_pairs(config: Path | None) -> Sequence[str] | None:
+    """The config's pair names; None when no config file is found."""
+    return None if find_config(config) is None else view(config).pair_names
 
 
 def resolve_url(config: Path | None, url: str | None) -> str:
@@ -96,18 +114,7 @@ def resolve_url(config: Path | None, url: str | None) -> str:
             return normalize_database_url(url)
         except DatabaseUrlError as exc:
             raise fail(f"--database-url: {exc}") from None
-    if find_config(config) is not None:
-        return load(config).database_url
-    # Reading commands need no pairs: take the URL the daemon would use.
-    try:
-        check_environment()
-    except ConfigError as exc:
-        raise fail(str(exc)) from None
-    default = str(Settings.model_fields["database_url"].default)
-    try:
-        return normalize_database_url(os.environ.get("HEDGEBOT_DATABASE_URL", default))
-    except DatabaseUrlError as exc:
-        raise fail(f"HEDGEBOT_DATABASE_URL: {exc}") from None
+    return view(config).database_url
 
 
 def parse_time(option: str, value: str | None, example: str) -> datetime | None:
@@ -156,17 +163,17 @@ def on_repository(url: str, work: Callable[[Repository], Awaitable[T]]) -> T:
     return run_async(lambda: with_repository(url, work))
 
 
-async def known_pairs(repository: Repository, settings: Settings | None) -> list[str]:
+async def known_pairs(repository: Repository, configured: Sequence[str] | None) -> list[str]:
     """The pairs a command may name: the config's, or the database's when no config."""
-    if settings is not None:
-        return [p.name for p in settings.pairs]
+    if configured is not None:
+        return list(configured)
     return await repository.pair_names()
 
 
-def check_pair(pair: str, known: Sequence[str], settings: Settings | None) -> None:
+def check_pair(pair: str, known: Sequence[str], configured: Sequence[str] | None) -> None:
     """UsageError (one line, exit 2) unless ``pair`` is one of ``known``."""
     if pair not in known:
-        label = "configured pairs" if settings is not None else "pairs in the database"
+        label = "configured pairs" if configured is not None else "pairs in the database"
         raise UsageError(unknown_pair_message(pair, known, label))
 
 
@@ -174,10 +181,10 @@ def require_known_pair(config: Path | None, url: str, pair: str | None) -> None:
     """Exit 2 in one line unless ``pair`` (when given) is a pair the daemon knows."""
     if pair is None:
         return
-    settings = load(config) if find_config(config) is not None else None
+    configured = configured_pairs(config)
 
     async def _check(repository: Repository) -> None:
-        check_pair(pair, await known_pairs(repository, settings), settings)
+        check_pair(pair, await known_pairs(repository, configured), configured)
 
     on_repository(url, _check)
 
@@ -185,6 +192,8 @@ def require_known_pair(config: Path | None, url: str, pair: str | None) -> None:
 def load_for_start(config: Path | None, **overrides: Any) -> Settings:
     """:func:`load`, then refuse (exit 2, one line) a paper pair that would hold forever
     (:func:`~bot.config.paper_start_problems`): said before anything is written."""
+    from bot.config import paper_start_problems
+
     settings = load(config, **overrides)
     problems = paper_start_problems(settings)
     if problems:

@@ -15,13 +15,14 @@ from bot.cli.common import (
     DatabaseOption,
     UsageError,
     check_pair,
+    configured_pairs,
     fail,
     known_pairs,
     load,
     on_repository,
     resolve_url,
 )
-from bot.config import ConfigError, find_config
+from bot.config_view import ConfigError
 from bot.domain.controls import PairControl
 from bot.service.targets import parse_target_value
 from bot.store.migrate import SchemaState, schema_state
@@ -128,13 +129,13 @@ def _pause_text(outcome: PauseOutcome, pair: str | None, paused: bool) -> tuple[
 def _set_paused(
     config: Path | None, database_url: str | None, pair: str | None, paused: bool, reason: str
 ) -> tuple[str, int]:
-    settings = load(config) if find_config(config) is not None else None
+    configured = configured_pairs(config)
     target = pair or ALL_PAIRS
 
     async def _write(repository: Repository) -> tuple[str, int]:
-        known = await known_pairs(repository, settings)
+        known = await known_pairs(repository, configured)
         if pair is not None:
-            check_pair(pair, known, settings)
+            check_pair(pair, known, configured)
         before = await repository.pair_controls()
         await repository.set_pair_paused(target, paused, reason, "user")
         outcome = _pause_outcome(before, await repository.pair_controls(), pair, known, paused)

@@ -18,11 +18,10 @@ from bot.cli.common import (
     ConfigOption,
     DatabaseOption,
     UsageError,
-    load,
     resolve_url,
     run_async,
+    view,
 )
-from bot.config import find_config
 
 # Beside the daemon's default port (8780), so both can run on one host.
 DEFAULT_PORT = 8781
@@ -48,7 +47,7 @@ def dashboard(
     """Serve the read-only dashboard over the database until Ctrl-C (no daemon needed)."""
     url = resolve_url(config, database_url)
     if host is None:
-        host = load(config).http.host if find_config(config) is not None else "127.0.0.1"
+        host = view(config).http_host or "127.0.0.1"
     run_async(lambda: _serve(url, host, port))
 
 

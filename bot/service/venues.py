@@ -8,7 +8,8 @@ paper daemon on simulated prices does not need.
 from __future__ import annotations
 
 from bot.clock import Clock
-from bot.config import PAPER_ACCOUNT, Settings
+from bot.config import Settings
+from bot.config_view import PAPER_ACCOUNT
 from bot.domain.paper_account import PaperAccountStore
 from bot.exchange.feeds import PriceFeed, feed_from_config
 from bot.exchange.gateway import ExchangeGateway

@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 import structlog
 
 from bot.clock import Clock, SystemClock
-from bot.config import PAPER_ACCOUNT, Settings
+from bot.config import Settings
+from bot.config_view import PAPER_ACCOUNT
 from bot.domain.paper_account import InMemoryPaperAccountStore, PaperAccountStore
 from bot.domain.words import plural
 from bot.exchange.feeds import PriceFeed
@@ -28,7 +29,7 @@ from bot.execution.executor import Executor
 from bot.service.cycle.accounts import Accounts
 from bot.service.cycle.observe import load_listed_markets
 from bot.service.daemon import Assessment, HedgeDaemon, default_instance_id
-from bot.service.database import open_for_reading, prepare_database
+from bot.service.database import open_existing, open_for_reading, prepare_database
 from bot.service.errors import ServiceSetupError
 from bot.service.runtime import ServiceRuntime, check_http_port
 from bot.service.venues import open_exchange_gateways, open_gateways
@@ -167,7 +168,11 @@ async def serve(settings: Settings, max_cycles: int | None = None, migrate: bool
     instance_id = default_instance_id()
     # What can refuse the start is checked before the database is created or migrated.
     check_http_port(settings.http)
-    gateways = await checked_exchange_gateways(settings, clock)
+    try:
+        gateways = await checked_exchange_gateways(settings, clock)
+    except ServiceSetupError as exc:
+        await _audit_refused_start(settings.database_url, clock, str(exc))
+        raise
     try:
         engine = await prepare_database(settings.database_url, migrate)
     except BaseException:
@@ -199,13 +204,37 @@ async def checked_exchange_gateways(
     markets their clients hold."""
     if settings.mode == "paper":
         return None
-    gateways = await open_exchange_gateways(settings, clock)
+    try:
+        gateways = await open_exchange_gateways(settings, clock)
+    except FatalError as exc:  # the config asks for what the venue cannot do
+        raise ServiceSetupError(str(exc)) from None
     try:
         await load_listed_markets(Accounts(settings, gateways), clock)
+    except FatalError as exc:  # keys refused, a capability missing: the config's to fix
+        await _close(gateways)
+        raise ServiceSetupError(str(exc)) from None
     except BaseException:
         await _close(gateways)
         raise
     return gateways
+
+
+async def _audit_refused_start(url: str, clock: Clock, reason: str) -> None:
+    """An exchange that refuses the start (keys refused, a market it does not list) is
+    audited as ``daemon.fatal`` in a database that holds hedgebot's schema already, where
+    its operator reads why the daemon is not running; no database is created for it."""
+    try:
+        engine = await open_existing(url)
+    except ServiceSetupError:
+        return  # no database yet, or one this daemon cannot use: nothing is written
+    try:
+        await Repository(engine, clock).append_audit(
+            "daemon.fatal", f"hedgebot cannot run: {reason}"
+        )
+    except Exception as exc:  # the refusal is said on stderr all the same
+        log.warning("daemon.fatal_not_audited", error=str(exc))
+    finally:
+        await engine.dispose()
 
 
 async def _close(gateways: Mapping[str, ExchangeGateway] | None) -> None:

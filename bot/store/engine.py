@@ -14,7 +14,7 @@ from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
 
-from bot.config import DatabaseUrlError, normalize_database_url
+from bot.config_view import DatabaseUrlError, normalize_database_url
 
 __all__ = [
     "SQLITE_WRITE",

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.config import ConfigError, find_config, load_settings, masked_dump
+from bot.config import load_settings, masked_dump
+from bot.config_view import ConfigError, find_config
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "paper.toml"

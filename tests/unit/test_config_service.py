@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.config import ConfigError, load_settings, masked_dump
+from bot.config import load_settings, masked_dump
+from bot.config_view import ConfigError
 
 MINIMAL = """
 [[pairs]]

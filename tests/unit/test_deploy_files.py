@@ -14,7 +14,8 @@ from typing import Any
 import yaml
 from setuptools import find_packages
 
-from bot.config import NON_SETTINGS_VARIABLES, load_settings, settings_path_exists
+from bot.config import load_settings, settings_path_exists
+from bot.config_view import NON_SETTINGS_VARIABLES
 from tests.conftest import ROOT
 
 DEPLOY_GUIDE = (ROOT / "docs" / "deploy.md").read_text(encoding="utf-8")

@@ -23,7 +23,8 @@ from mkdocs.exceptions import Abort
 from pydantic import BaseModel
 
 from bot.cli import app
-from bot.config import NON_SETTINGS_VARIABLES, Settings, settings_path_exists
+from bot.config import Settings, settings_path_exists
+from bot.config_view import NON_SETTINGS_VARIABLES
 from bot.domain.margin_transfers import TransferState
 from bot.domain.models import OrderStatus
 from tests.conftest import ROOT

@@ -37,6 +37,10 @@ NOT_FOR_READING = (
     "bot.cli.run",
     "bot.cli.backtest",
     "sqlalchemy.dialects.postgresql",  # on SQLite
+    # The settings: a read takes the URL and the pairs' names from the config without
+    # building them (bot/config_view.py). (pydantic itself comes with typer.)
+    "pydantic_settings",
+    "bot.config",
 )
 READ_COMMANDS = [["status"], ["audit", "-n", "50"], ["report"], ["report", "--pair", "BTC"]]
 
@@ -134,6 +138,19 @@ def test_the_read_commands_load_only_the_store_and_the_tables(
 ) -> None:
     code = command_code([*argv, "--database-url", database_url])
     loaded = loaded_after(code, NOT_FOR_READING)
+    assert [name for name, yes in loaded.items() if yes] == []
+
+
+@pytest.mark.parametrize("argv", [*READ_COMMANDS, ["audit", "--pair", "BTC"]], ids=" ".join)
+def test_the_read_commands_with_a_config_build_no_settings(
+    argv: list[str], database_url: str, tmp_path: Path
+) -> None:
+    config = tmp_path / "hedgebot.toml"
+    config.write_text(
+        f'database_url = "{database_url}"\n[[pairs]]\nname = "BTC"\n'
+        'spot_symbol = "BTC/USDT"\nperp_symbol = "BTC/USDT:USDT"\n'
+    )
+    loaded = loaded_after(command_code([*argv, "-c", str(config)]), NOT_FOR_READING)
     assert [name for name, yes in loaded.items() if yes] == []
 
 

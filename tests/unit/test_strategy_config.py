@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.config import ConfigError, PairConfig, load_settings
+from bot.config import PairConfig, load_settings
+from bot.config_view import ConfigError
 
 PAIR = """
 [[pairs]]
