@@ -116,3 +116,19 @@ def test_a_mistyped_environment_variable_stops_a_command_in_one_line(
     assert "HEDGEBOT_DATABSE_URL sets nothing (did you mean HEDGEBOT_DATABASE_URL?)" in (
         status.stderr
     )
+
+
+def test_the_emergency_stop_works_on_a_config_whose_values_are_wrong(
+    cli: CliRunner, config: Path
+) -> None:
+    # An edit gone wrong (a band of 5 is refused by check-config and run) must not keep
+    # the operator from pausing, nor from reading the status and the audit.
+    text = config.read_text()
+    config.write_text(text.replace('band = "0.02"', 'band = "5"', 1))
+    assert invoke(cli, "check-config", "-c", str(config)).exit_code == 2
+    paused = invoke(cli, "pause", "BTC", "-c", str(config), "--reason", "emergency")
+    assert paused.exit_code == 0, paused.stderr
+    assert paused.stdout.strip() == "BTC paused"
+    assert invoke(cli, "status", "-c", str(config)).exit_code == 0
+    events = invoke(cli, "audit", "-c", str(config), "--kind", "pair.paused", "--format", "json")
+    assert "emergency" in events.stdout
