@@ -67,15 +67,9 @@ def check(
     Reduce-only orders skip the leverage and notional checks (they only cut risk) but
     not the kill switch or the stale-data check.
     """
-    if limits.kill_switch:
-        return Verdict(False, "kill switch is on")
-    if limits.paused is not None:
-        return Verdict(False, f"pair is paused: {limits.paused}")
-    age = _seconds(now - observation.observed_at)
-    if age > limits.max_data_age_s:
-        return Verdict(
-            False, f"observation is {age:.1f}s old > max_data_age_s {limits.max_data_age_s}"
-        )
+    halted = _halted(observation, limits, now)
+    if halted is not None:
+        return halted
     if intent.reduce_only:
         return Verdict(True, "reduce-only order: only cuts risk")
     if limits.pair_leverage > limits.max_leverage:
@@ -117,15 +111,9 @@ def check_spot_sell(
     the leverage, position and liquidation checks of ``check`` do not apply."""
     if intent.side is not Side.SELL:
         return Verdict(False, f"spot orders may only sell, not {intent.side.value}")
-    if limits.kill_switch:
-        return Verdict(False, "kill switch is on")
-    if limits.paused is not None:
-        return Verdict(False, f"pair is paused: {limits.paused}")
-    age = _seconds(now - observation.observed_at)
-    if age > limits.max_data_age_s:
-        return Verdict(
-            False, f"observation is {age:.1f}s old > max_data_age_s {limits.max_data_age_s}"
-        )
+    halted = _halted(observation, limits, now)
+    if halted is not None:
+        return halted
     if intent.amount > observation.spot_qty:
         return Verdict(
             False, f"spot sell {intent.amount} > spot held {observation.spot_qty}: not sent"
@@ -286,6 +274,15 @@ def liquidation_guard(
 
 def check_margin_transfer(observation: Observation, limits: RiskLimits, now: datetime) -> Verdict:
     """The gate for the guard's margin transfer: kill switch, pause and stale data apply."""
+    halted = _halted(observation, limits, now)
+    if halted is not None:
+        return halted
+    return Verdict(True, "margin transfer only cuts risk")
+
+
+def _halted(observation: Observation, limits: RiskLimits, now: datetime) -> Verdict | None:
+    """The denial every order and transfer meets first: the kill switch, the pair's pause,
+    data older than ``max_data_age_s``; None when none holds it back."""
     if limits.kill_switch:
         return Verdict(False, "kill switch is on")
     if limits.paused is not None:
@@ -295,7 +292,7 @@ def check_margin_transfer(observation: Observation, limits: RiskLimits, now: dat
         return Verdict(
             False, f"observation is {age:.1f}s old > max_data_age_s {limits.max_data_age_s}"
         )
-    return Verdict(True, "margin transfer only cuts risk")
+    return None
 
 
 def _notional_caps(notional: Decimal, limits: RiskLimits) -> Verdict | None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -17,13 +16,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.clock import SystemClock
 from bot.config import Settings
-from bot.exchange.ccxt_gateway import CcxtGateway
 from bot.service.cycle import observe
 from bot.service.daemon import HedgeDaemon
 from bot.service.describe import pair_statuses
-from bot.service.wiring import BuiltDaemon, build_daemon
+from bot.service.wiring import build_daemon
 from bot.store.repository import Repository
 from tests.support.builders import emulator_pair, emulator_settings
+from tests.support.daemon_stack import DaemonStack, daemon_stacks
 from tests.support.emulators.binance import BinanceEmulator
 from tests.support.emulators.binance._binance_models import Fault
 from tests.support.emulators.binance.binance_emulator import ccxt_client
@@ -45,43 +44,18 @@ def make_settings(emulator: BinanceEmulator, **pair: Any) -> Settings:
     return emulator_settings(emulator, [emulator_pair(**pair)])
 
 
-class Stack:
-    def __init__(self, daemon: HedgeDaemon, gateway: CcxtGateway, repository: Repository) -> None:
-        self.daemon = daemon
-        self.gateway = gateway
-        self.repository = repository
-        self.cycle = 0
-
-    async def cycles(self, count: int, pause_s: float = 0.0) -> list[dict[str, str]]:
-        errors = []
-        for _ in range(count):
-            self.cycle += 1
-            report = await self.daemon.run_cycle(self.cycle)
-            errors.append(report.errors)
-            if pause_s:
-                await asyncio.sleep(pause_s)
-        return errors
-
-
 @pytest_asyncio.fixture
 async def open_stack(emulator: BinanceEmulator, engine: AsyncEngine) -> AsyncIterator[Any]:
-    opened: list[BuiltDaemon] = []
-    repository = Repository(engine, SystemClock())
+    async with daemon_stacks(Repository(engine, SystemClock())) as start:
 
-    async def build(risk: dict[str, Any] | None = None, **pair: Any) -> Stack:
-        settings = make_settings(emulator, **pair)
-        if risk:
-            settings = settings.model_copy(update={"risk": settings.risk.model_copy(update=risk)})
-        built = await build_daemon(settings, repository, SystemClock())
-        opened.append(built)
-        gateway = built.gateways["main"]
-        assert isinstance(gateway, CcxtGateway)
-        await built.daemon.start()
-        return Stack(built.daemon, gateway, repository)
+        async def build(risk: dict[str, Any] | None = None, **pair: Any) -> DaemonStack:
+            settings = make_settings(emulator, **pair)
+            if risk:
+                update = {"risk": settings.risk.model_copy(update=risk)}
+                settings = settings.model_copy(update=update)
+            return await start(settings)
 
-    yield build
-    for built in opened:
-        await built.close_gateways()
+        yield build
 
 
 def accepted(emulator: BinanceEmulator) -> list[Any]:
@@ -93,7 +67,9 @@ def assert_no_duplicate_orders(emulator: BinanceEmulator) -> None:
     assert all(count == 1 for count in ids.values()), ids
 
 
-async def assert_every_exchange_order_is_stored(stack: Stack, emulator: BinanceEmulator) -> None:
+async def assert_every_exchange_order_is_stored(
+    stack: DaemonStack, emulator: BinanceEmulator
+) -> None:
     stored = {o.client_order_id for o in await stack.repository.orders()}
     at_exchange = {e.client_order_id for e in accepted(emulator)}
     assert at_exchange <= stored

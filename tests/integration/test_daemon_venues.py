@@ -6,7 +6,6 @@ every fault class, a lagging position view, and a restart with an order of unkno
 
 from __future__ import annotations
 
-import asyncio
 from collections import Counter
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -21,9 +20,8 @@ from bot.clock import SystemClock
 from bot.config import AccountConfig, Settings
 from bot.exchange.ccxt_gateway import CcxtGateway
 from bot.exchange.gateway import FatalError
-from bot.service.daemon import HedgeDaemon
-from bot.service.wiring import BuiltDaemon, build_daemon
 from bot.store.repository import Repository
+from tests.support.daemon_stack import DaemonStack, daemon_stacks
 from tests.support.venue_harness import Harness, fault_names, open_harness
 
 D = Decimal
@@ -66,41 +64,14 @@ def make_settings(venue: Harness, pairs: list[dict[str, Any]], **risk: Any) -> S
     )
 
 
-class Stack:
-    def __init__(self, built: BuiltDaemon, repository: Repository) -> None:
-        self.built = built
-        self.daemon: HedgeDaemon = built.daemon
-        self.repository = repository
-        self.cycle = 0
-
-    async def cycles(self, count: int, pause_s: float = 0.0) -> list[dict[str, str]]:
-        errors = []
-        for _ in range(count):
-            self.cycle += 1
-            report = await self.daemon.run_cycle(self.cycle)
-            errors.append(report.errors)
-            if pause_s:
-                await asyncio.sleep(pause_s)
-        return errors
-
-
 @pytest_asyncio.fixture
 async def open_stack(venue: Harness, engine: AsyncEngine) -> AsyncIterator[Any]:
-    opened: list[BuiltDaemon] = []
-    repository = Repository(engine, SystemClock())
+    async with daemon_stacks(Repository(engine, SystemClock())) as start:
 
-    async def build(pairs: list[dict[str, Any]] | None = None, **risk: Any) -> Stack:
-        settings = make_settings(venue, pairs or [pair()], **risk)
-        built = await build_daemon(settings, repository, SystemClock())
-        opened.append(built)
-        await built.daemon.start()
-        stack = Stack(built, repository)
-        stack.cycle = await repository.last_cycle()
-        return stack
+        async def build(pairs: list[dict[str, Any]] | None = None, **risk: Any) -> DaemonStack:
+            return await start(make_settings(venue, pairs or [pair()], **risk))
 
-    yield build
-    for built in opened:
-        await built.close_gateways()
+        yield build
 
 
 def assert_no_duplicate_orders(venue: Harness) -> None:
@@ -108,7 +79,7 @@ def assert_no_duplicate_orders(venue: Harness) -> None:
     assert all(count == 1 for count in ids.values()), ids
 
 
-async def assert_every_exchange_order_is_stored(stack: Stack, venue: Harness) -> None:
+async def assert_every_exchange_order_is_stored(stack: DaemonStack, venue: Harness) -> None:
     stored = {o.client_order_id for o in await stack.repository.orders()}
     assert {a.client_order_id for a in venue.accepted()} <= stored
 
