@@ -106,15 +106,15 @@ class _RawValues:
     def __init__(self, dialect: Dialect) -> None:
         self._dialect = dialect
         self._money = Money()
-        self._numbers: dict[Any, Decimal] = {}
+        self.numbers: dict[Any, Decimal] = {}  # raw value -> its Decimal
 
     def number(self, raw: Any) -> Decimal:
-        found = self._numbers.get(raw)
+        found = self.numbers.get(raw)
         if found is None:
             found = self._money.process_result_value(raw, self._dialect)
             if found is None:
                 raise ValueError("NULL in a column that holds a number")
-            self._numbers[raw] = found
+            self.numbers[raw] = found
         return found
 
     def optional(self, raw: Any) -> Decimal | None:
@@ -126,6 +126,8 @@ class _RawValues:
         if isinstance(raw, str):
             # Parsed with its zone: several times faster than adding it with replace().
             return datetime.fromisoformat(raw + "+00:00")
+        if raw.tzinfo is UTC:  # asyncpg's timestamptz
+            return raw
         return raw.replace(tzinfo=UTC) if raw.tzinfo is None else raw.astimezone(UTC)
 
 
@@ -163,42 +165,63 @@ async def _load_points(
     ).order_by(ObservationRow.pair, ObservationRow.observed_at, ObservationRow.id)
     query = _in_period(query, ObservationRow.observed_at, ObservationRow.pair, pair, since)
     values = _RawValues(dialect)
-    number, optional, moment = values.number, values.optional, values.moment
+    # ``known(raw) or number(raw)``: the cached Decimal without a call (a zero, falsy,
+    # takes the call and gets the same).
+    known, number, optional, moment = (
+        values.numbers.get,
+        values.number,
+        values.optional,
+        values.moment,
+    )
     current, points = None, []  # the rows come pair by pair
     for name, at, spot, perp, price, spot_price, spot_symbol in await connection.execute(query):
         if name != current:
             current, points = name, series.points.setdefault(name, [])
             if name not in series.assets:
                 series.assets[name] = _assets(spot_symbol)
-        at, spot, perp, price = moment(at), number(spot), number(perp), number(price)
-        points.append(ReportPoint(at, spot, perp, price, optional(spot_price)))
+        spot, perp, price = (
+            known(spot) or number(spot),
+            known(perp) or number(perp),
+            known(price) or number(price),
+        )
+        points.append(ReportPoint(moment(at), spot, perp, price, optional(spot_price)))
 
 
 async def _load_fills(
     session: AsyncSession, series: ReportSeries, pair: str | None, since: datetime | None
 ) -> None:
+    connection = await session.connection()  # raw values, as the points (above)
+    dialect = connection.dialect
     query = (
         select(
             OrderRow.pair,
             OrderRow.symbol,
-            FillRow.filled_at,
+            _raw(FillRow.filled_at),
             FillRow.side,
-            FillRow.amount,
-            FillRow.price,
-            FillRow.fee,
+            *(_raw_number(c, dialect) for c in (FillRow.amount, FillRow.price, FillRow.fee)),
             FillRow.fee_asset,
-            ObservationRow.contract_size,
+            _raw_number(ObservationRow.contract_size, dialect),
         )
         .join(OrderRow, OrderRow.id == FillRow.order_id)
         .outerjoin(ObservationRow, ObservationRow.id == OrderRow.decision_id)
         .order_by(FillRow.filled_at, FillRow.id)
     )
     query = _in_period(query, FillRow.filled_at, OrderRow.pair, pair, since)
-    for name, symbol, at, side, amount, price, fee, fee_asset, size in await session.execute(query):
-        spot = Symbol.parse(symbol).is_spot
-        coins = amount if spot else amount * (size or ONE)
+    values = _RawValues(dialect)
+    spot_symbols: dict[str, bool] = {}
+    for name, symbol, at, side, amount, price, fee, fee_asset, size in await connection.execute(
+        query
+    ):
+        spot = spot_symbols.get(symbol)
+        if spot is None:
+            spot = spot_symbols[symbol] = Symbol.parse(symbol).is_spot
+        coins = values.number(amount)
+        if not spot:
+            coins *= values.optional(size) or ONE
         signed = coins if side == "buy" else -coins
-        fill = ReportFill(at, signed, price, fee, fee_asset, spot=spot)
+        fill = ReportFill(
+            values.moment(at), signed, values.number(price), values.number(fee), fee_asset, spot
+        )
         series.fills.setdefault(name, []).append(fill)
         if name not in series.assets:
             series.assets[name] = _assets(symbol)
