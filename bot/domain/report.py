@@ -33,7 +33,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
-from itertools import pairwise
+from itertools import islice
 
 from bot.domain.models import ONE, ZERO
 
@@ -136,26 +136,16 @@ def _nearest(series: Sequence[tuple[datetime, Decimal]], at: datetime) -> Decima
     return price if abs(when - at) <= PRICE_WINDOW else None
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class ChangeSums:
-    """What the effectiveness needs of the intervals' value changes, summed as they come:
-    their count and, unhedged (the spot leg) and hedged (spot + hedge leg), the sum and the
-    sum of squares. Summed in the intervals' order, oldest first, so every figure is the
-    one the lists of changes would give, digit for digit."""
+    """What the effectiveness needs of the intervals' value changes: their count and,
+    unhedged (the spot leg) and hedged (spot + hedge leg), the sum and the sum of squares."""
 
     count: int = 0
     unhedged: Decimal = ZERO
     unhedged_squares: Decimal = ZERO
     hedged: Decimal = ZERO
     hedged_squares: Decimal = ZERO
-
-    def add(self, spot_change: Decimal, hedge_change: Decimal) -> None:
-        hedged = spot_change + hedge_change
-        self.count += 1
-        self.unhedged += spot_change
-        self.unhedged_squares += spot_change * spot_change
-        self.hedged += hedged
-        self.hedged_squares += hedged * hedged
 
     def effectiveness(self) -> Decimal | None:
         """``1 - var(hedged) / var(unhedged)``; None without spot variance. Each variance
@@ -175,12 +165,17 @@ def interval_changes(
     """Per interval between consecutive observations, the spot leg's and the hedge leg's
     value change: quantity held x its own price change, plus each fill of that leg inside
     the interval (``[before, after)``) marked from its price to the interval's end."""
+    if not points:
+        return
     ordered = sorted(fills, key=lambda f: f.at)
     first, last = 0, len(ordered)  # the fills before ``first`` were before every interval
-    for before, after in pairwise(points):
-        spot_end, hedge_end = after.spot_value_price, after.price
-        spot_change = before.spot_qty * (spot_end - before.spot_value_price)
-        hedge_change = before.perp_qty * (hedge_end - before.price)
+    before = points[0]
+    spot_start, hedge_start = before.spot_value_price, before.price
+    for after in islice(points, 1, None):
+        hedge_end = after.price
+        spot_end = hedge_end if after.spot_price is None else after.spot_price
+        spot_change = before.spot_qty * (spot_end - spot_start)
+        hedge_change = before.perp_qty * (hedge_end - hedge_start)
         while first < last and ordered[first].at < before.at:
             first += 1
         index = first
@@ -192,14 +187,22 @@ def interval_changes(
                 hedge_change += fill.qty * (hedge_end - fill.price)
             index += 1
         yield spot_change, hedge_change
+        before, spot_start, hedge_start = after, spot_end, hedge_end
 
 
 def change_sums(points: Sequence[ReportPoint], fills: Sequence[ReportFill] = ()) -> ChangeSums:
-    """The sums of ``interval_changes(points, fills)``, without keeping the changes."""
-    sums = ChangeSums()
+    """The sums of ``interval_changes(points, fills)`` as they come, without keeping the
+    changes: the same additions in the same order (oldest first) as over lists of them,
+    so every figure is the same to the last digit."""
+    count, unhedged, unhedged_squares, hedged, hedged_squares = 0, ZERO, ZERO, ZERO, ZERO
     for spot_change, hedge_change in interval_changes(points, fills):
-        sums.add(spot_change, hedge_change)
-    return sums
+        both = spot_change + hedge_change
+        count += 1
+        unhedged += spot_change
+        unhedged_squares += spot_change * spot_change
+        hedged += both
+        hedged_squares += both * both
+    return ChangeSums(count, unhedged, unhedged_squares, hedged, hedged_squares)
 
 
 def value_changes(
