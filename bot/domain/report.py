@@ -33,7 +33,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
-from itertools import pairwise
+from itertools import islice
 
 from bot.domain.models import ONE, ZERO
 
@@ -136,61 +136,92 @@ def _nearest(series: Sequence[tuple[datetime, Decimal]], at: datetime) -> Decima
     return price if abs(when - at) <= PRICE_WINDOW else None
 
 
-def _scaled_variance(values: Sequence[Decimal]) -> Decimal:
-    # n^2 x the variance, without dividing: the ratio of two is then exact for exact inputs.
-    total = sum(values, ZERO)
-    return len(values) * sum((v * v for v in values), ZERO) - total * total
+@dataclass(frozen=True, slots=True)
+class ChangeSums:
+    """What the effectiveness needs of the intervals' value changes: their count and,
+    unhedged (the spot leg) and hedged (spot + hedge leg), the sum and the sum of squares."""
+
+    count: int = 0
+    unhedged: Decimal = ZERO
+    unhedged_squares: Decimal = ZERO
+    hedged: Decimal = ZERO
+    hedged_squares: Decimal = ZERO
+
+    def effectiveness(self) -> Decimal | None:
+        """``1 - var(hedged) / var(unhedged)``; None without spot variance. Each variance
+        is n^2 x the variance, without dividing: their ratio is then exact for exact inputs."""
+        if not self.count:
+            return None
+        spot_variance = self.count * self.unhedged_squares - self.unhedged * self.unhedged
+        if spot_variance == ZERO:
+            return None
+        hedged_variance = self.count * self.hedged_squares - self.hedged * self.hedged
+        return ONE - hedged_variance / spot_variance
+
+
+def interval_changes(
+    points: Sequence[ReportPoint], fills: Sequence[ReportFill] = ()
+) -> Iterator[tuple[Decimal, Decimal]]:
+    """Per interval between consecutive observations, the spot leg's and the hedge leg's
+    value change: quantity held x its own price change, plus each fill of that leg inside
+    the interval (``[before, after)``) marked from its price to the interval's end."""
+    if not points:
+        return
+    ordered = sorted(fills, key=lambda f: f.at)
+    first, last = 0, len(ordered)  # the fills before ``first`` were before every interval
+    before = points[0]
+    spot_start, hedge_start = before.spot_value_price, before.price
+    for after in islice(points, 1, None):
+        hedge_end = after.price
+        spot_end = hedge_end if after.spot_price is None else after.spot_price
+        spot_change = before.spot_qty * (spot_end - spot_start)
+        hedge_change = before.perp_qty * (hedge_end - hedge_start)
+        while first < last and ordered[first].at < before.at:
+            first += 1
+        index = first
+        while index < last and ordered[index].at < after.at:
+            fill = ordered[index]
+            if fill.spot:
+                spot_change += fill.qty * (spot_end - fill.price)
+            else:
+                hedge_change += fill.qty * (hedge_end - fill.price)
+            index += 1
+        yield spot_change, hedge_change
+        before, spot_start, hedge_start = after, spot_end, hedge_end
+
+
+def change_sums(points: Sequence[ReportPoint], fills: Sequence[ReportFill] = ()) -> ChangeSums:
+    """The sums of ``interval_changes(points, fills)`` as they come, without keeping the
+    changes: the same additions in the same order (oldest first) as over lists of them,
+    so every figure is the same to the last digit."""
+    count, unhedged, unhedged_squares, hedged, hedged_squares = 0, ZERO, ZERO, ZERO, ZERO
+    for spot_change, hedge_change in interval_changes(points, fills):
+        both = spot_change + hedge_change
+        count += 1
+        unhedged += spot_change
+        unhedged_squares += spot_change * spot_change
+        hedged += both
+        hedged_squares += both * both
+    return ChangeSums(count, unhedged, unhedged_squares, hedged, hedged_squares)
 
 
 def value_changes(
     points: Sequence[ReportPoint], fills: Sequence[ReportFill] = ()
 ) -> tuple[list[Decimal], list[Decimal]]:
-    """Per interval between consecutive observations, the spot leg's and the hedge leg's
-    value change: quantity held x its own price change, plus each fill of that leg inside
-    the interval (``[before, after)``) marked from its price to the interval's end."""
+    """``interval_changes`` as two lists: the spot leg's changes and the hedge leg's."""
     spot: list[Decimal] = []
     hedge: list[Decimal] = []
-    ordered = sorted(fills, key=lambda f: f.at)
-    first = 0  # the fills before it were before every interval still to come
-    for before, after in pairwise(points):
-        spot_end, hedge_end = after.spot_value_price, after.price
-        spot_change = before.spot_qty * (spot_end - before.spot_value_price)
-        hedge_change = before.perp_qty * (hedge_end - before.price)
-        while first < len(ordered) and ordered[first].at < before.at:
-            first += 1
-        for fill in _until(ordered, first, after.at):
-            if fill.spot:
-                spot_change += fill.qty * (spot_end - fill.price)
-            else:
-                hedge_change += fill.qty * (hedge_end - fill.price)
+    for spot_change, hedge_change in interval_changes(points, fills):
         spot.append(spot_change)
         hedge.append(hedge_change)
     return spot, hedge
 
 
-def _until(ordered: Sequence[ReportFill], start: int, end: datetime) -> Iterator[ReportFill]:
-    """The fills from ``ordered[start]`` on made before ``end``."""
-    for index in range(start, len(ordered)):
-        if ordered[index].at >= end:
-            return
-        yield ordered[index]
-
-
 def hedge_effectiveness(
-    points: Sequence[ReportPoint],
-    fills: Sequence[ReportFill] = (),
-    changes: tuple[list[Decimal], list[Decimal]] | None = None,
+    points: Sequence[ReportPoint], fills: Sequence[ReportFill] = ()
 ) -> Decimal | None:
-    """``1 - var(hedged changes) / var(unhedged changes)``; None without spot variance.
-    ``changes``: ``value_changes(points, fills)`` when the caller has it already."""
-    unhedged, hedge = changes if changes is not None else value_changes(points, fills)
-    if not unhedged:
-        return None
-    spot_variance = _scaled_variance(unhedged)
-    if spot_variance == ZERO:
-        return None
-    hedged = [s + h for s, h in zip(unhedged, hedge, strict=True)]
-    return ONE - _scaled_variance(hedged) / spot_variance
+    """``1 - var(hedged changes) / var(unhedged changes)``; None without spot variance."""
+    return change_sums(points, fills).effectiveness()
 
 
 def _perp_pnl(
@@ -266,8 +297,7 @@ def pair_report(
     ``assets`` names the pair's coin and quote (without it every fee and payment is taken
     as quote); ``prices`` holds other assets' stored prices to convert fees paid in them.
     """
-    changes = value_changes(points, fills)
-    spot_changes = changes[0]
+    sums = change_sums(points, fills)
     realized = unrealized = ZERO
     if points:
         first, last = points[0], points[-1]
@@ -284,12 +314,12 @@ def pair_report(
         observations=len(points),
         start_price=points[0].price if points else None,
         end_price=points[-1].price if points else None,
-        spot_pnl=sum(spot_changes, ZERO),
+        spot_pnl=sums.unhedged,
         perp_realized_pnl=realized,
         perp_unrealized_pnl=unrealized,
         funding=paid,
         fees=fees,
-        hedge_effectiveness=hedge_effectiveness(points, fills, changes),
+        hedge_effectiveness=sums.effectiveness(),
         unpriced_spot=sum(1 for p in points if p.spot_price is None),
         fees_unconverted=fees_left,
         funding_unconverted=paid_left,

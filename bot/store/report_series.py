@@ -10,13 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, TypeVar
 
-from sqlalchemy import Select, select
+from sqlalchemy import Dialect, Select, Text, cast, select, type_coerce
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
+from sqlalchemy.types import NullType
 
 from bot.domain.models import ONE
 from bot.domain.report import (
@@ -30,7 +31,7 @@ from bot.domain.report import (
     pair_report,
 )
 from bot.domain.symbols import Symbol
-from bot.store.tables import FillRow, FundingPaymentRow, ObservationRow, OrderRow
+from bot.store.tables import FillRow, FundingPaymentRow, Money, ObservationRow, OrderRow
 
 _Query = TypeVar("_Query", bound=Select[*tuple[Any, ...]])  # each loader's own row type
 
@@ -97,55 +98,133 @@ def _assets(symbol: str) -> PairAssets:
     return PairAssets(parsed.base, parsed.quote)
 
 
+class _RawValues:
+    """The observations' columns as the driver gives them, made the store's types once per
+    distinct value (quantities and prices repeat from one observation to the next): the
+    per-value type processing of a month of rows would cost more than the report itself."""
+
+    def __init__(self, dialect: Dialect) -> None:
+        self._dialect = dialect
+        self._money = Money()
+        self.numbers: dict[Any, Decimal] = {}  # raw value -> its Decimal
+
+    def number(self, raw: Any) -> Decimal:
+        found = self.numbers.get(raw)
+        if found is None:
+            found = self._money.process_result_value(raw, self._dialect)
+            if found is None:
+                raise ValueError("NULL in a column that holds a number")
+            self.numbers[raw] = found
+        return found
+
+    def optional(self, raw: Any) -> Decimal | None:
+        return None if raw is None else self.number(raw)
+
+    @staticmethod
+    def moment(raw: str | datetime) -> datetime:
+        """SQLite's text (``YYYY-MM-DD HH:MM:SS.ffffff``, UTC) or the driver's datetime."""
+        if isinstance(raw, str):
+            # Parsed with its zone: several times faster than adding it with replace().
+            return datetime.fromisoformat(raw + "+00:00")
+        if raw.tzinfo is UTC:  # asyncpg's timestamptz
+            return raw
+        return raw.replace(tzinfo=UTC) if raw.tzinfo is None else raw.astimezone(UTC)
+
+
+def _raw(column: Any) -> Any:
+    """``column`` without its type's per-value processing (done by ``_RawValues``)."""
+    return type_coerce(column, NullType())
+
+
+def _raw_number(column: InstrumentedAttribute[Decimal | None], dialect: Dialect) -> Any:
+    """A Money column as text (SQLite stores text; Postgres' numeric cast to text is
+    cheaper for the driver than a Decimal per value, and repeats: one Decimal per text)."""
+    return _raw(column) if dialect.name == "sqlite" else _raw(cast(column, Text))
+
+
+_POINT_NUMBERS = (
+    ObservationRow.spot_qty,
+    ObservationRow.perp_qty,
+    ObservationRow.price,
+    ObservationRow.spot_price,
+)
+
+
 async def _load_points(
     session: AsyncSession, series: ReportSeries, pair: str | None, since: datetime | None
 ) -> None:
+    # Through the connection (Core) with raw values: ORM result handling and per-value
+    # type processing would cost more than the report of a month of observations.
+    connection = await session.connection()
+    dialect = connection.dialect
     query = select(
         ObservationRow.pair,
-        ObservationRow.observed_at,
-        ObservationRow.spot_qty,
-        ObservationRow.perp_qty,
-        ObservationRow.price,
-        ObservationRow.spot_price,
+        _raw(ObservationRow.observed_at),
+        *(_raw_number(c, dialect) for c in _POINT_NUMBERS),
         ObservationRow.spot_symbol,
-    ).order_by(ObservationRow.observed_at, ObservationRow.id)
+    ).order_by(ObservationRow.pair, ObservationRow.observed_at, ObservationRow.id)
     query = _in_period(query, ObservationRow.observed_at, ObservationRow.pair, pair, since)
-    # Through the connection (Core): ORM result handling would double the cost of a
-    # month of observations.
-    connection = await session.connection()
+    values = _RawValues(dialect)
+    # ``known(raw) or number(raw)``: the cached Decimal without a call (a zero, falsy,
+    # takes the call and gets the same).
+    known, number, optional, moment = (
+        values.numbers.get,
+        values.number,
+        values.optional,
+        values.moment,
+    )
+    current, points = None, []  # the rows come pair by pair
     for name, at, spot, perp, price, spot_price, spot_symbol in await connection.execute(query):
-        series.points.setdefault(name, []).append(ReportPoint(at, spot, perp, price, spot_price))
-        if name not in series.assets:
-            series.assets[name] = _assets(spot_symbol)
+        if name != current:
+            current, points = name, series.points.setdefault(name, [])
+            if name not in series.assets:
+                series.assets[name] = _assets(spot_symbol)
+        spot, perp, price = (
+            known(spot) or number(spot),
+            known(perp) or number(perp),
+            known(price) or number(price),
+        )
+        points.append(ReportPoint(moment(at), spot, perp, price, optional(spot_price)))
 
 
 async def _load_fills(
     session: AsyncSession, series: ReportSeries, pair: str | None, since: datetime | None
 ) -> None:
+    connection = await session.connection()  # raw values, as the points (above)
+    dialect = connection.dialect
     query = (
         select(
             OrderRow.pair,
             OrderRow.symbol,
-            FillRow.filled_at,
+            _raw(FillRow.filled_at),
             FillRow.side,
-            FillRow.amount,
-            FillRow.price,
-            FillRow.fee,
+            *(_raw_number(c, dialect) for c in (FillRow.amount, FillRow.price, FillRow.fee)),
             FillRow.fee_asset,
-            ObservationRow.contract_size,
+            _raw_number(ObservationRow.contract_size, dialect),
         )
         .join(OrderRow, OrderRow.id == FillRow.order_id)
         .outerjoin(ObservationRow, ObservationRow.id == OrderRow.decision_id)
         .order_by(FillRow.filled_at, FillRow.id)
     )
     query = _in_period(query, FillRow.filled_at, OrderRow.pair, pair, since)
-    for name, symbol, at, side, amount, price, fee, fee_asset, size in await session.execute(query):
-        spot = Symbol.parse(symbol).is_spot
-        coins = amount if spot else amount * (size or ONE)
+    values = _RawValues(dialect)
+    spot_symbols: dict[str, bool] = {}
+    for name, symbol, at, side, amount, price, fee, fee_asset, size in await connection.execute(
+        query
+    ):
+        spot = spot_symbols.get(symbol)
+        if spot is None:
+            spot = spot_symbols[symbol] = Symbol.parse(symbol).is_spot
+        coins = values.number(amount)
+        if not spot:
+            coins *= values.optional(size) or ONE
         signed = coins if side == "buy" else -coins
-        fill = ReportFill(at, signed, price, fee, fee_asset, spot=spot)
+        fill = ReportFill(
+            values.moment(at), signed, values.number(price), values.number(fee), fee_asset, spot
+        )
         series.fills.setdefault(name, []).append(fill)
-        series.assets.setdefault(name, _assets(symbol))
+        if name not in series.assets:
+            series.assets[name] = _assets(symbol)
 
 
 async def _load_funding(
@@ -162,7 +241,8 @@ async def _load_funding(
     query = _in_period(query, FundingPaymentRow.paid_at, FundingPaymentRow.pair, pair, since)
     for name, at, amount, asset, mark, symbol in await session.execute(query):
         series.funding.setdefault(name, []).append(ReportFunding(at, amount, asset, mark))
-        series.assets.setdefault(name, _assets(symbol))
+        if name not in series.assets:
+            series.assets[name] = _assets(symbol)
 
 
 async def _load_books(
