@@ -12,11 +12,15 @@ What differs from plain ccxt:
 * errors: -4046 "No need to change margin type" is done; -1021 (timestamp outside
   ``recvWindow``, ccxt ``InvalidNonce``) is a clock to fix, not a retry.
 * leverage is a whole number.
+* reads: the contracts' bid/ask (bookTicker) and funding (premiumIndex) are asked for every
+  contract at once, one request each per observation whatever the number of pairs, and
+  ccxt parses the pairs' rows only. Binance's tickers carry no funding rate, and its
+  premiumIndex no bid/ask, so these are two requests.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from decimal import Decimal
 from typing import Any, ClassVar
@@ -26,7 +30,7 @@ from bot.exchange import ccxt_parse
 from bot.exchange.ccxt_markets import is_contract
 from bot.exchange.ccxt_parse import dec_or_none
 from bot.exchange.gateway import FatalError
-from bot.exchange.venues.base import CcxtVenue
+from bot.exchange.venues.base import CcxtVenue, Raw, parse_wanted
 
 
 class BinanceVenue(CcxtVenue):
@@ -50,6 +54,29 @@ class BinanceVenue(CcxtVenue):
             {"type": "swap", "subType": "linear"},
         )
         return margin_balances(raw)
+
+    async def tickers(self, symbols: Sequence[str]) -> Raw:
+        """Bid/ask per symbol: USDⓈ-M contracts from /fapi/v1/ticker/bookTicker without a
+        symbol (every contract, one request whatever the number of pairs), of which ccxt's
+        ``parse_ticker`` parses the pairs' rows only; spot from ccxt's ``fetch_bids_asks``,
+        which names the symbols (Binance's spot bookTicker answers only those)."""
+        contracts = [s for s in symbols if is_contract(s)]
+        spots = [s for s in symbols if not is_contract(s)]
+        result: dict[str, Any] = {}
+        if spots:
+            result.update(await super().tickers(spots))
+        if contracts:
+            rows = await self.calls.call(
+                "fetch_bids_asks(linear)", self.client.fapiPublicGetTickerBookTicker
+            )
+            result.update(parse_wanted(self.client, rows, contracts, self.client.parse_ticker))
+        return result
+
+    async def funding_rates(self, symbols: Sequence[str]) -> Raw:
+        """/fapi/v1/premiumIndex without a symbol (every contract's mark price and funding,
+        one request), the pairs' rows only parsed by ccxt's ``parse_funding_rate``."""
+        rows = await self.calls.call("fetch_funding_rates", self.client.fapiPublicGetPremiumIndex)
+        return parse_wanted(self.client, rows, symbols, self.client.parse_funding_rate)
 
     def order_params(self, request: OrderRequest, hedge_mode: bool) -> dict[str, Any]:
         """Hedge mode names the short side instead of sending ``reduceOnly``."""
