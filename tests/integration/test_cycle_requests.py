@@ -168,6 +168,13 @@ def counting(client: Any, method: str) -> list[str]:
     return parsed
 
 
+async def unified_tickers(client: Any, symbols: list[str]) -> Any:
+    """ccxt's bid/ask: bookTicker where ccxt has ``fetchBidsAsks``, else its tickers."""
+    if client.has.get("fetchBidsAsks"):
+        return await client.fetch_bids_asks(symbols)
+    return await client.fetch_tickers(symbols)
+
+
 def untimed(values: Mapping[str, Any]) -> dict[str, Any]:
     """The values without the time of their answer (two requests, two times)."""
     return {symbol: replace(value, timestamp=NOW) for symbol, value in values.items()}
@@ -179,10 +186,7 @@ async def test_only_the_pairs_rows_are_parsed_to_ccxts_own_values(venue: Harness
     client = gateway._client
     try:
         # What ccxt's unified calls answer (each parses every listed contract).
-        if client.has.get("fetchBidsAsks"):
-            expected_tickers = await client.fetch_bids_asks(perps)
-        else:
-            expected_tickers = await client.fetch_tickers(perps)
+        expected_tickers = await unified_tickers(client, perps)
         expected_funding = await client.fetch_funding_rates(perps)
         parsed_tickers = counting(client, "parse_ticker")
         parsed_funding = counting(client, "parse_funding_rate")
@@ -240,5 +244,47 @@ async def test_the_gateways_tickers_and_funding_parse_the_asked_symbols_only(
         # Of the LISTED contracts each answer holds, the asked ones only.
         assert sorted(parsed_tickers) == sorted(perps)
         assert sorted(parsed_funding) == sorted(perps)
+    finally:
+        await gateway.close()
+
+
+#: The query naming one symbol's row, per market-data endpoint asked for one perpetual.
+ONE_ROW = {
+    "binance": {
+        "/fapi/v1/ticker/bookTicker": {"symbol": "ETHUSDT"},
+        "/fapi/v1/premiumIndex": {"symbol": "ETHUSDT"},
+    },
+    "bybit": {"/v5/market/tickers": {"category": "linear", "symbol": "ETHUSDT"}},
+    "okx": {
+        "/api/v5/market/tickers": {"instType": "SWAP"},  # /market/ticker is another endpoint
+        "/api/v5/public/funding-rate": {"instId": "ETH-USDT-SWAP"},
+    },
+}
+
+
+async def test_one_perpetual_asks_its_own_row_with_the_same_request(venue: Harness) -> None:
+    perp = "ETH/USDT:USDT"
+    gateway = await gateway_of(venue, [perp])
+    client = gateway._client
+    try:
+        expected_ticker = (await unified_tickers(client, [perp]))[perp]
+        expected_rate = await client.fetch_funding_rate(perp)
+        start = len(venue.emulator.request_log)
+
+        raw_tickers, raw_funding = await gateway.venue.contract_quotes([perp])
+
+        assert requests_since(venue, start) == QUOTES[venue.name]
+        asked = dict(
+            zip(
+                (path for _, path in venue.emulator.request_log[start:]),
+                venue.emulator.request_queries[start:],
+                strict=True,
+            )
+        )
+        assert asked == ONE_ROW[venue.name]
+        assert raw_tickers[perp]["bid"] == expected_ticker["bid"]
+        assert raw_tickers[perp]["ask"] == expected_ticker["ask"]
+        assert raw_funding[perp]["fundingRate"] == expected_rate["fundingRate"]
+        assert raw_funding[perp]["fundingTimestamp"] == expected_rate["fundingTimestamp"]
     finally:
         await gateway.close()

@@ -137,11 +137,13 @@ class BybitVenue(CcxtVenue):
         quotes: dict[str, Any] = {}
         rates: dict[str, Any] = {}
         for kind, wanted in by_market_type(self.client, symbols).items():
-            category = "spot" if kind == "spot" else "linear"
+            request = {"category": "spot" if kind == "spot" else "linear"}
+            if len(wanted) == 1:  # its row alone: the same request, a small answer
+                request["symbol"] = self.client.market(wanted[0])["id"]
             answer = await self.calls.call(
-                f"fetch_tickers({category})",
+                f"fetch_tickers({request['category']})",
                 self.client.publicGetV5MarketTickers,
-                {"category": category},
+                request,
             )
             rows = (answer.get("result") or {}).get("list") or []
             if tickers:

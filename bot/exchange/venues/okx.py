@@ -118,12 +118,15 @@ class OkxVenue(CcxtVenue):
         return result
 
     async def funding_rates(self, symbols: Sequence[str]) -> Raw:
-        """/public/funding-rate?instId=ANY (every perpetual, one request, as ccxt asks it);
+        """/public/funding-rate?instId=ANY (every perpetual, one request, as ccxt asks it; the
+        instrument's id for one symbol);
         the rows of ``symbols`` only parsed by ccxt's ``parse_funding_rate``. OKX keeps the
         rate per instrument (no rate in its tickers), so this is the observation's second
         market-data request."""
+        one = len(symbols) == 1  # its row alone: the same request, a small answer
+        inst_id = self.client.market(symbols[0])["id"] if one else "ANY"
         answer = await self.calls.call(
-            "fetch_funding_rates", self.client.publicGetPublicFundingRate, {"instId": "ANY"}
+            "fetch_funding_rates", self.client.publicGetPublicFundingRate, {"instId": inst_id}
         )
         rows = answer.get("data") or []
         return parse_wanted(self.client, rows, symbols, self.client.parse_funding_rate, "instId")
