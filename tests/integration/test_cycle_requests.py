@@ -288,3 +288,20 @@ async def test_one_perpetual_asks_its_own_row_with_the_same_request(venue: Harne
         assert raw_funding[perp]["fundingTimestamp"] == expected_rate["fundingTimestamp"]
     finally:
         await gateway.close()
+
+
+@pytest.mark.parametrize(
+    "perps", [["BTC/USDT:USDT", "NOPE/USDT:USDT"], ["NOPE/USDT:USDT"]], ids=["two", "one"]
+)
+async def test_a_symbol_the_venue_does_not_list_is_absent_and_the_others_stand(
+    venue: Harness, perps: list[str]
+) -> None:
+    gateway = await gateway_of(venue, ["BTC/USDT:USDT"])
+    try:
+        quotes, funding = await gateway.fetch_contract_quotes(perps)
+        listed = {s for s in perps if s.startswith("BTC")}
+        assert set(quotes) == set(funding) == listed
+        assert set(await gateway.fetch_tickers(perps)) == listed
+        assert set(await gateway.fetch_funding_rates(perps)) == listed
+    finally:
+        await gateway.close()

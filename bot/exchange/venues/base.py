@@ -15,7 +15,7 @@ What a venue decides:
   mode), the look-up of an order by its client id, the trades of an order, the cancel;
 * reads: balances (what ``total`` means in the margin wallet), positions, tickers and
   funding rates, funding history and open orders, each in as few requests per account as
-  the venue allows, and ccxt's parse of the rows the pairs use only (``parse_wanted``);
+  the venue allows, and ccxt's parse of the rows the pairs use only (``parse_rows``);
 * set-up: leverage, margin mode, adding isolated margin, testnet (sandbox or demo);
 * errors: which of the venue's codes mean "already as asked", "the clock is off", "the
   outcome is unknown", before ccxt's class decides (``ccxt_translate``).
@@ -265,6 +265,34 @@ class CcxtVenue:
         tickers = await self.tickers(symbols)
         return tickers, (await self.funding_rates(perpetual) if perpetual else {})
 
+    def parse_rows(
+        self,
+        rows: Iterable[Any],
+        symbols: Iterable[str],
+        parse: Callable[[Any, Any], Any],
+        id_key: str = "symbol",
+    ) -> dict[str, Any]:
+        """ccxt's ``parse`` (``parse_ticker``, ``parse_funding_rate``) of the rows of
+        ``symbols`` only, by symbol: a whole-market answer (600 rows on a real-sized venue)
+        is decoded once, and only the rows the pairs use are parsed. ccxt stays the parser
+        (under the calls' decimal context and error translation); the rows are matched by
+        the venue's market id (``id_key``), so ``rows`` must be of one market type (ids
+        repeat across types). A symbol ccxt does not list is absent from the result."""
+        markets = {}
+        for symbol in symbols:
+            market = known_market(self.client, symbol)
+            if market is not None:
+                markets[market["id"]] = market
+        result: dict[str, Any] = {}
+        with self.calls.translated("parsing an answer", for_order=False):
+            for row in rows:
+                # JSON rows are dicts: the exact check is cheap for 600 of them, the
+                # ``Mapping`` ABC's is not.
+                market = markets.get(row.get(id_key)) if isinstance(row, dict) else None
+                if market is not None:
+                    result[market["symbol"]] = parse(row, market)
+        return result
+
     def quote_volume_24h(self, symbol: str, ticker: Raw) -> Decimal | None:
         """The 24h traded volume in the quote asset of a ccxt ticker."""
         return ccxt_parse.dec_or_none(ticker.get("quoteVolume"))
@@ -432,36 +460,19 @@ def perpetuals(symbols: Iterable[str]) -> list[str]:
 
 def by_market_type(client: Any, symbols: Iterable[str]) -> dict[str, list[str]]:
     """``symbols`` grouped by ccxt market type (``spot``, ``swap``, ``future``), in order:
-    venues whose tickers endpoint answers one type a request are asked once per type."""
+    venues whose tickers endpoint answers one type a request are asked once per type. A
+    symbol ccxt does not list is left out (absent from the answer: its pair reports it)."""
     grouped: dict[str, list[str]] = {}
     for symbol in symbols:
-        grouped.setdefault(str(client.market(symbol)["type"]), []).append(symbol)
+        market = known_market(client, symbol)
+        if market is not None:
+            grouped.setdefault(str(market["type"]), []).append(symbol)
     return dict(sorted(grouped.items()))
 
 
-def parse_wanted(
-    client: Any,
-    rows: Iterable[Any],
-    symbols: Iterable[str],
-    parse: Callable[[Any, Any], Any],
-    id_key: str = "symbol",
-) -> dict[str, Any]:
-    """ccxt's ``parse`` (``parse_ticker``, ``parse_funding_rate``) of the rows of
-    ``symbols`` only, by symbol: a whole-market answer (600 rows on a real-sized venue)
-    is decoded once, and only the rows the pairs use are parsed. ccxt stays the parser;
-    the rows are matched by the venue's market id (``id_key``), so ``rows`` must be of one
-    market type (ids repeat across types)."""
-    markets = {}
-    for symbol in symbols:
-        market = client.market(symbol)
-        markets[market["id"]] = market
-    result: dict[str, Any] = {}
-    for row in rows:
-        # JSON rows are dicts: the exact check is cheap for 600 of them, ``Mapping`` is not.
-        market = markets.get(row.get(id_key)) if isinstance(row, dict) else None
-        if market is not None:
-            result[market["symbol"]] = parse(row, market)
-    return result
+def known_market(client: Any, symbol: str) -> Any:
+    """ccxt's market of ``symbol``; None when its loaded markets do not list it."""
+    return (client.markets or {}).get(symbol)
 
 
 def _clock_error(label: str, what: str, for_order: bool, message: str) -> GatewayError:

@@ -31,7 +31,7 @@ from bot.exchange import ccxt_parse
 from bot.exchange.ccxt_markets import is_contract
 from bot.exchange.ccxt_parse import dec_or_none
 from bot.exchange.gateway import FatalError
-from bot.exchange.venues.base import CcxtVenue, Raw, parse_wanted
+from bot.exchange.venues.base import CcxtVenue, Raw, known_market
 
 
 class BinanceVenue(CcxtVenue):
@@ -70,7 +70,7 @@ class BinanceVenue(CcxtVenue):
             rows = await self._every_or_one(
                 "fetch_bids_asks(linear)", self.client.fapiPublicGetTickerBookTicker, contracts
             )
-            result.update(parse_wanted(self.client, rows, contracts, self.client.parse_ticker))
+            result.update(self.parse_rows(rows, contracts, self.client.parse_ticker))
         return result
 
     async def funding_rates(self, symbols: Sequence[str]) -> Raw:
@@ -79,7 +79,7 @@ class BinanceVenue(CcxtVenue):
         rows = await self._every_or_one(
             "fetch_funding_rates", self.client.fapiPublicGetPremiumIndex, symbols
         )
-        return parse_wanted(self.client, rows, symbols, self.client.parse_funding_rate)
+        return self.parse_rows(rows, symbols, self.client.parse_funding_rate)
 
     async def _every_or_one(
         self, what: str, endpoint: Callable[..., Any], symbols: Sequence[str]
@@ -87,11 +87,9 @@ class BinanceVenue(CcxtVenue):
         """The rows of a USDⓈ-M market-data endpoint: for one symbol, its row alone (weight
         1 or 2 and a small answer); for more, every contract's in one request (weight 5
         for bookTicker, 10 for premiumIndex: still less than one per pair beyond a few)."""
-        if len(symbols) == 1:
-            row = await self.calls.call(
-                what, endpoint, {"symbol": self.client.market(symbols[0])["id"]}
-            )
-            return [row]
+        market = known_market(self.client, symbols[0]) if len(symbols) == 1 else None
+        if market is not None:
+            return [await self.calls.call(what, endpoint, {"symbol": market["id"]})]
         return list(await self.calls.call(what, endpoint))
 
     def order_params(self, request: OrderRequest, hedge_mode: bool) -> dict[str, Any]:

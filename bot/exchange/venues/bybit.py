@@ -48,7 +48,7 @@ from bot.exchange import ccxt_parse
 from bot.exchange.ccxt_markets import is_contract
 from bot.exchange.ccxt_parse import dec_or_none
 from bot.exchange.gateway import FatalError
-from bot.exchange.venues.base import CcxtVenue, Raw, by_market_type, parse_wanted, perpetuals
+from bot.exchange.venues.base import CcxtVenue, Raw, by_market_type, perpetuals
 
 _ORDERS_BY_LINK = ("fetch_open_orders", "fetch_canceled_and_closed_orders")
 
@@ -147,10 +147,10 @@ class BybitVenue(CcxtVenue):
             )
             rows = (answer.get("result") or {}).get("list") or []
             if tickers:
-                quotes.update(parse_wanted(self.client, rows, wanted, self.client.parse_ticker))
+                quotes.update(self.parse_rows(rows, wanted, self.client.parse_ticker))
             if funding:
                 parse = _funding_parser(self.client, answer.get("time"))
-                rates.update(parse_wanted(self.client, rows, perpetuals(wanted), parse))
+                rates.update(self.parse_rows(rows, perpetuals(wanted), parse))
         return quotes, rates
 
     def order_params(self, request: OrderRequest, hedge_mode: bool) -> dict[str, Any]:

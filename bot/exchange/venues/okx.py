@@ -48,7 +48,7 @@ from bot.domain.models import ONE, ZERO, Balance, OrderRequest
 from bot.exchange.ccxt_markets import is_contract
 from bot.exchange.ccxt_parse import dec, dec_or_none, ms_time
 from bot.exchange.gateway import DuplicateOrderError, FatalError, parse_symbol
-from bot.exchange.venues.base import CcxtVenue, Raw, by_market_type, parse_wanted
+from bot.exchange.venues.base import CcxtVenue, Raw, by_market_type, known_market
 
 DEFAULT_MARGIN_MODE = "cross"
 
@@ -112,9 +112,7 @@ class OkxVenue(CcxtVenue):
                 {"instType": inst_type},
             )
             rows = answer.get("data") or []
-            result.update(
-                parse_wanted(self.client, rows, wanted, self.client.parse_ticker, "instId")
-            )
+            result.update(self.parse_rows(rows, wanted, self.client.parse_ticker, "instId"))
         return result
 
     async def funding_rates(self, symbols: Sequence[str]) -> Raw:
@@ -123,13 +121,14 @@ class OkxVenue(CcxtVenue):
         the rows of ``symbols`` only parsed by ccxt's ``parse_funding_rate``. OKX keeps the
         rate per instrument (no rate in its tickers), so this is the observation's second
         market-data request."""
-        one = len(symbols) == 1  # its row alone: the same request, a small answer
-        inst_id = self.client.market(symbols[0])["id"] if one else "ANY"
+        # One symbol: its row alone (the same request, a small answer).
+        market = known_market(self.client, symbols[0]) if len(symbols) == 1 else None
+        inst_id = "ANY" if market is None else market["id"]
         answer = await self.calls.call(
             "fetch_funding_rates", self.client.publicGetPublicFundingRate, {"instId": inst_id}
         )
         rows = answer.get("data") or []
-        return parse_wanted(self.client, rows, symbols, self.client.parse_funding_rate, "instId")
+        return self.parse_rows(rows, symbols, self.client.parse_funding_rate, "instId")
 
     def quote_volume_24h(self, symbol: str, ticker: Raw) -> Decimal | None:
         """ccxt leaves a contract's quote volume out: OKX's ``volCcy24h`` is its volume
