@@ -44,9 +44,10 @@ from bot.exchange.ccxt_markets import is_contract
 from bot.exchange.ccxt_parse import dec, dec_or_none
 from bot.exchange.ccxt_parse import interval_hours as _interval_hours
 from bot.exchange.ccxt_translate import Secrets, translate
-from bot.exchange.gateway import FatalError, OrderRejectedError, RetryableError, parse_symbol
+from bot.exchange.gateway import FatalError, OrderRejectedError, RetryableError
 from bot.exchange.retry import RetryPolicy
 from bot.exchange.venues import CcxtVenue, venue_class
+from bot.exchange.venues.base import perpetuals
 
 # Importable from here as before the split (tests, bench, bot.exchange.live_feed).
 __all__ = [
@@ -220,11 +221,25 @@ class CcxtGateway:
 
     async def fetch_funding_rates(self, symbols: Iterable[str]) -> Mapping[str, FundingRate]:
         """Current funding rate per perp symbol (dated futures pay no funding)."""
-        wanted = [s for s in symbols if parse_symbol(s).is_perpetual]
+        wanted = perpetuals(symbols)
         if not wanted:
             return {}
-        raw = await self._call("fetch_funding_rates", self._client.fetch_funding_rates, wanted)
+        raw = await self.venue.funding_rates(wanted)
         return ccxt_parse.funding_rates(raw, wanted, self._clock.now())
+
+    async def fetch_contract_quotes(
+        self, symbols: Iterable[str]
+    ) -> tuple[Mapping[str, Ticker], Mapping[str, FundingRate]]:
+        """Tickers and funding rates of an account's contracts in as few requests as the
+        venue allows (one where its tickers carry the rate), each endpoint asked once for
+        every symbol; only the symbols' rows of an answer are parsed."""
+        wanted = list(symbols)
+        raw_tickers, raw_funding = await self.venue.contract_quotes(wanted)
+        now = self._clock.now()
+        return (
+            ccxt_parse.tickers(raw_tickers, wanted, now),
+            ccxt_parse.funding_rates(raw_funding, perpetuals(wanted), now),
+        )
 
     async def fetch_funding_payments(self, symbols: Iterable[str]) -> list[FundingPayment]:
         """Funding income since the last committed payment, all symbols in one request (the

@@ -117,6 +117,14 @@ class ExchangeGateway(Protocol):
         """Return the current funding rate per perp symbol."""
         ...
 
+    async def fetch_contract_quotes(
+        self, symbols: Iterable[str]
+    ) -> tuple[Mapping[str, Ticker], Mapping[str, FundingRate]]:
+        """``fetch_tickers`` and ``fetch_funding_rates`` of one observation's contracts,
+        each endpoint asked once for all of them (one request where the venue's tickers
+        carry the funding rate)."""
+        ...
+
     async def set_leverage(self, symbol: str, leverage: Decimal) -> None:
         """Set the perp's leverage before trading it; FatalError if it does not take."""
         ...

@@ -222,6 +222,13 @@ class PaperVenue:
             if parse_symbol(symbol).is_perpetual  # not spot, nor a dated future (no funding)
         }
 
+    async def fetch_contract_quotes(
+        self, symbols: Iterable[str]
+    ) -> tuple[Mapping[str, Ticker], Mapping[str, FundingRate]]:
+        """``fetch_tickers`` and ``fetch_funding_rates`` (the feed answers both)."""
+        wanted = list(symbols)
+        return await self.fetch_tickers(wanted), await self.fetch_funding_rates(wanted)
+
     async def create_order(self, request: OrderRequest) -> OrderResult:
         """Fill a market order now and completely; OrderRejectedError says why not."""
         await self._refresh([request.symbol])

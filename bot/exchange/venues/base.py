@@ -13,8 +13,9 @@ What a venue decides:
   (coins per ccxt amount unit: 1, or a contract's size where ccxt counts contracts);
 * orders: the parameters of an order (client id, reduce-only, hedge-mode side, margin
   mode), the look-up of an order by its client id, the trades of an order, the cancel;
-* reads: balances (what ``total`` means in the margin wallet), positions, tickers,
-  funding history and open orders, each in as few requests per account as the venue allows;
+* reads: balances (what ``total`` means in the margin wallet), positions, tickers and
+  funding rates, funding history and open orders, each in as few requests per account as
+  the venue allows, and ccxt's parse of the rows the pairs use only (``parse_rows``);
 * set-up: leverage, margin mode, adding isolated margin, testnet (sandbox or demo);
 * errors: which of the venue's codes mean "already as asked", "the clock is off", "the
   outcome is unknown", before ccxt's class decides (``ccxt_translate``).
@@ -43,6 +44,7 @@ from bot.exchange.gateway import (
     GatewayError,
     OrderRejectedError,
     RetryableError,
+    parse_symbol,
 )
 
 Raw = Mapping[str, Any]
@@ -247,6 +249,50 @@ class CcxtVenue:
             await self.calls.call("fetch_tickers", self.client.fetch_tickers, list(symbols))
         )
 
+    async def funding_rates(self, symbols: Sequence[str]) -> Raw:
+        """ccxt funding rates by symbol of the perpetuals ``symbols``."""
+        return dict(
+            await self.calls.call(
+                "fetch_funding_rates", self.client.fetch_funding_rates, list(symbols)
+            )
+        )
+
+    async def contract_quotes(self, symbols: Sequence[str]) -> tuple[Raw, Raw]:
+        """ccxt tickers of ``symbols`` and funding rates of its perpetuals, for one
+        observation: here two requests; a venue whose tickers carry the funding rate
+        answers both from one."""
+        perpetual = perpetuals(symbols)
+        tickers = await self.tickers(symbols)
+        return tickers, (await self.funding_rates(perpetual) if perpetual else {})
+
+    def parse_rows(
+        self,
+        rows: Iterable[Any],
+        symbols: Iterable[str],
+        parse: Callable[[Any, Any], Any],
+        id_key: str = "symbol",
+    ) -> dict[str, Any]:
+        """ccxt's ``parse`` (``parse_ticker``, ``parse_funding_rate``) of the rows of
+        ``symbols`` only, by symbol: a whole-market answer (600 rows on a real-sized venue)
+        is decoded once, and only the rows the pairs use are parsed. ccxt stays the parser
+        (under the calls' decimal context and error translation); the rows are matched by
+        the venue's market id (``id_key``), so ``rows`` must be of one market type (ids
+        repeat across types). A symbol ccxt does not list is absent from the result."""
+        markets = {}
+        for symbol in symbols:
+            market = known_market(self.client, symbol)
+            if market is not None:
+                markets[market["id"]] = market
+        result: dict[str, Any] = {}
+        with self.calls.translated("parsing an answer", for_order=False):
+            for row in rows:
+                # JSON rows are dicts: the exact check is cheap for 600 of them, the
+                # ``Mapping`` ABC's is not.
+                market = markets.get(row.get(id_key)) if isinstance(row, dict) else None
+                if market is not None:
+                    result[market["symbol"]] = parse(row, market)
+        return result
+
     def quote_volume_24h(self, symbol: str, ticker: Raw) -> Decimal | None:
         """The 24h traded volume in the quote asset of a ccxt ticker."""
         return ccxt_parse.dec_or_none(ticker.get("quoteVolume"))
@@ -407,16 +453,26 @@ class CcxtVenue:
             )
 
 
-async def tickers_per_type(calls: CcxtCalls, client: Any, symbols: Sequence[str]) -> Raw:
-    """``fetch_tickers`` once per market type of ``symbols``: venues (and ccxt) that answer
-    one type a request refuse or silently drop a mixed list."""
-    by_type: dict[str, list[str]] = {}
+def perpetuals(symbols: Iterable[str]) -> list[str]:
+    """The perpetuals among ``symbols`` (dated futures and spot pay no funding)."""
+    return [s for s in symbols if parse_symbol(s).is_perpetual]
+
+
+def by_market_type(client: Any, symbols: Iterable[str]) -> dict[str, list[str]]:
+    """``symbols`` grouped by ccxt market type (``spot``, ``swap``, ``future``), in order:
+    venues whose tickers endpoint answers one type a request are asked once per type. A
+    symbol ccxt does not list is left out (absent from the answer: its pair reports it)."""
+    grouped: dict[str, list[str]] = {}
     for symbol in symbols:
-        by_type.setdefault(str(client.market(symbol)["type"]), []).append(symbol)
-    result: dict[str, Any] = {}
-    for kind, wanted in sorted(by_type.items()):
-        result.update(await calls.call(f"fetch_tickers({kind})", client.fetch_tickers, wanted))
-    return result
+        market = known_market(client, symbol)
+        if market is not None:
+            grouped.setdefault(str(market["type"]), []).append(symbol)
+    return dict(sorted(grouped.items()))
+
+
+def known_market(client: Any, symbol: str) -> Any:
+    """ccxt's market of ``symbol``; None when its loaded markets do not list it."""
+    return (client.markets or {}).get(symbol)
 
 
 def _clock_error(label: str, what: str, for_order: bool, message: str) -> GatewayError:

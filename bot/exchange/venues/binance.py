@@ -12,11 +12,16 @@ What differs from plain ccxt:
 * errors: -4046 "No need to change margin type" is done; -1021 (timestamp outside
   ``recvWindow``, ccxt ``InvalidNonce``) is a clock to fix, not a retry.
 * leverage is a whole number.
+* reads: the contracts' bid/ask (bookTicker) and funding (premiumIndex) are asked for every
+  contract at once (or the one symbol's row, when there is one), one request each per
+  observation whatever the number of pairs, and ccxt parses the pairs' rows only.
+  Binance's tickers carry no funding rate, and its premiumIndex no bid/ask, so these are
+  two requests.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from decimal import Decimal
 from typing import Any, ClassVar
@@ -26,7 +31,7 @@ from bot.exchange import ccxt_parse
 from bot.exchange.ccxt_markets import is_contract
 from bot.exchange.ccxt_parse import dec_or_none
 from bot.exchange.gateway import FatalError
-from bot.exchange.venues.base import CcxtVenue
+from bot.exchange.venues.base import CcxtVenue, Raw, known_market
 
 
 class BinanceVenue(CcxtVenue):
@@ -50,6 +55,42 @@ class BinanceVenue(CcxtVenue):
             {"type": "swap", "subType": "linear"},
         )
         return margin_balances(raw)
+
+    async def tickers(self, symbols: Sequence[str]) -> Raw:
+        """Bid/ask per symbol: USDⓈ-M contracts from /fapi/v1/ticker/bookTicker (one request
+        whatever the number of pairs), of which ccxt's ``parse_ticker`` parses the pairs'
+        rows only; spot from ccxt's ``fetch_bids_asks``, which names the symbols (Binance's
+        spot bookTicker answers only those)."""
+        contracts = [s for s in symbols if is_contract(s)]
+        spots = [s for s in symbols if not is_contract(s)]
+        result: dict[str, Any] = {}
+        if spots:
+            result.update(await super().tickers(spots))
+        if contracts:
+            rows = await self._every_or_one(
+                "fetch_bids_asks(linear)", self.client.fapiPublicGetTickerBookTicker, contracts
+            )
+            result.update(self.parse_rows(rows, contracts, self.client.parse_ticker))
+        return result
+
+    async def funding_rates(self, symbols: Sequence[str]) -> Raw:
+        """/fapi/v1/premiumIndex (every contract's mark price and funding, one request), the
+        pairs' rows only parsed by ccxt's ``parse_funding_rate``."""
+        rows = await self._every_or_one(
+            "fetch_funding_rates", self.client.fapiPublicGetPremiumIndex, symbols
+        )
+        return self.parse_rows(rows, symbols, self.client.parse_funding_rate)
+
+    async def _every_or_one(
+        self, what: str, endpoint: Callable[..., Any], symbols: Sequence[str]
+    ) -> list[Any]:
+        """The rows of a USDⓈ-M market-data endpoint: for one symbol, its row alone (weight
+        1 or 2 and a small answer); for more, every contract's in one request (weight 5
+        for bookTicker, 10 for premiumIndex: still less than one per pair beyond a few)."""
+        market = known_market(self.client, symbols[0]) if len(symbols) == 1 else None
+        if market is not None:
+            return [await self.calls.call(what, endpoint, {"symbol": market["id"]})]
+        return list(await self.calls.call(what, endpoint))
 
     def order_params(self, request: OrderRequest, hedge_mode: bool) -> dict[str, Any]:
         """Hedge mode names the short side instead of sending ``reduceOnly``."""

@@ -7,7 +7,9 @@ One wallet holds the spot coins and the contracts' margin. What differs from pla
 * positions: ccxt refuses a list of more than one symbol; without one it lists the open
   positions by settle coin, so an account's positions are one request per settle coin
   (``settleCoin``, up to 200 rows), whatever the number of pairs.
-* tickers: one request per market type (ccxt refuses a mixed list).
+* tickers: one /v5/market/tickers request per category (ccxt refuses a mixed list), which
+  also carries the perpetuals' funding rates: a cycle's tickers and funding are one request,
+  and only the pairs' rows of its answer (every symbol of the category) are parsed.
 * an order by its client id (``orderLinkId``): ``fetch_order`` on a UTA needs the venue's
   own id, so /v5/order/realtime (open, or among the last 500 closed of a category) is asked
   by ``orderLinkId``, then /v5/order/history for an order gone from that cache. Its trades:
@@ -35,7 +37,7 @@ One wallet holds the spot coins and the contracts' margin. What differs from pla
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import timedelta
 from decimal import Decimal
@@ -46,7 +48,7 @@ from bot.exchange import ccxt_parse
 from bot.exchange.ccxt_markets import is_contract
 from bot.exchange.ccxt_parse import dec_or_none
 from bot.exchange.gateway import FatalError
-from bot.exchange.venues.base import CcxtVenue, Raw, tickers_per_type
+from bot.exchange.venues.base import CcxtVenue, Raw, by_market_type, perpetuals
 
 _ORDERS_BY_LINK = ("fetch_open_orders", "fetch_canceled_and_closed_orders")
 
@@ -114,7 +116,42 @@ class BybitVenue(CcxtVenue):
 
     async def tickers(self, symbols: Sequence[str]) -> Raw:
         """Bid/ask per symbol, one request per market type."""
-        return await tickers_per_type(self.calls, self.client, symbols)
+        return (await self._quotes(symbols, funding=False))[0]
+
+    async def funding_rates(self, symbols: Sequence[str]) -> Raw:
+        """The funding rates, from the linear tickers (one request)."""
+        return (await self._quotes(symbols, tickers=False))[1]
+
+    async def contract_quotes(self, symbols: Sequence[str]) -> tuple[Raw, Raw]:
+        """Tickers and funding rates from one /v5/market/tickers answer per category."""
+        return await self._quotes(symbols)
+
+    async def _quotes(
+        self, symbols: Sequence[str], *, tickers: bool = True, funding: bool = True
+    ) -> tuple[Raw, Raw]:
+        """/v5/market/tickers once per category (``spot``, ``linear``): its rows carry the
+        bid/ask and, for a perpetual, ``fundingRate`` and ``nextFundingTime`` (what ccxt's
+        ``fetch_funding_rates`` reads from the same endpoint), so one request serves both.
+        Only the rows of ``symbols`` are parsed, by ccxt's ``parse_ticker`` and
+        ``parse_funding_rate`` (the answer's ``time`` stamps the rate, as ccxt does)."""
+        quotes: dict[str, Any] = {}
+        rates: dict[str, Any] = {}
+        for kind, wanted in by_market_type(self.client, symbols).items():
+            request = {"category": "spot" if kind == "spot" else "linear"}
+            if len(wanted) == 1:  # its row alone: the same request, a small answer
+                request["symbol"] = self.client.market(wanted[0])["id"]
+            answer = await self.calls.call(
+                f"fetch_tickers({request['category']})",
+                self.client.publicGetV5MarketTickers,
+                request,
+            )
+            rows = (answer.get("result") or {}).get("list") or []
+            if tickers:
+                quotes.update(self.parse_rows(rows, wanted, self.client.parse_ticker))
+            if funding:
+                parse = _funding_parser(self.client, answer.get("time"))
+                rates.update(self.parse_rows(rows, perpetuals(wanted), parse))
+        return quotes, rates
 
     def order_params(self, request: OrderRequest, hedge_mode: bool) -> dict[str, Any]:
         """Hedge mode: ``hedged`` (ccxt sends the short side's ``positionIdx``)."""
@@ -152,6 +189,12 @@ class BybitVenue(CcxtVenue):
             "positionIdx": 2 if hedge_mode else 0,
         }
         await self._send_once("add_margin", self.client.privatePostV5PositionAddMargin, request)
+
+
+def _funding_parser(client: Any, time: Any) -> Callable[[Any, Any], Any]:
+    """ccxt's ``parse_funding_rate`` of a tickers row stamped with the answer's ``time``
+    (ccxt's ``fetch_funding_rates`` adds it to each row the same way)."""
+    return lambda row, market: client.parse_funding_rate({**row, "timestamp": time}, market)
 
 
 def margin_balances(raw: Mapping[str, Any]) -> dict[str, Balance]:

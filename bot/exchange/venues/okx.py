@@ -19,7 +19,9 @@ What differs from plain ccxt (ccxt 4.5.90; each point is proven against the emul
   there) times the last price.
 * reads: positions of the whole account in one request (no instrument named); tickers
   once per instrument type (ccxt asks the first symbol's type only and silently drops the
-  rest); the funding history without the unified ``subType`` (its bills take a number).
+  rest) and funding rates of every perpetual in one (``instId=ANY``), of which only the
+  pairs' rows are parsed; the funding history without the unified ``subType`` (its bills
+  take a number).
 * the wallet: ccxt's ``total`` is ``eq`` (cash plus unrealised PnL); the wallet is
   ``cashBal``, the equity ``eq``.
 * add-margin: ``/account/position/margin-balance`` directly (ccxt 4.5.90's
@@ -46,7 +48,7 @@ from bot.domain.models import ONE, ZERO, Balance, OrderRequest
 from bot.exchange.ccxt_markets import is_contract
 from bot.exchange.ccxt_parse import dec, dec_or_none, ms_time
 from bot.exchange.gateway import DuplicateOrderError, FatalError, parse_symbol
-from bot.exchange.venues.base import CcxtVenue, Raw, tickers_per_type
+from bot.exchange.venues.base import CcxtVenue, Raw, by_market_type, known_market
 
 DEFAULT_MARGIN_MODE = "cross"
 
@@ -99,8 +101,34 @@ class OkxVenue(CcxtVenue):
         return list(await self.calls.call("fetch_positions", self.client.fetch_positions, None))
 
     async def tickers(self, symbols: Sequence[str]) -> Raw:
-        """Bid/ask per symbol, one request per instrument type."""
-        return await tickers_per_type(self.calls, self.client, symbols)
+        """Bid/ask per symbol: /market/tickers once per instrument type (``SPOT``, ``SWAP``,
+        ``FUTURES``), the rows of ``symbols`` only parsed by ccxt's ``parse_ticker``."""
+        result: dict[str, Any] = {}
+        for kind, wanted in by_market_type(self.client, symbols).items():
+            inst_type = self.client.convert_to_instrument_type(kind)
+            answer = await self.calls.call(
+                f"fetch_tickers({kind})",
+                self.client.publicGetMarketTickers,
+                {"instType": inst_type},
+            )
+            rows = answer.get("data") or []
+            result.update(self.parse_rows(rows, wanted, self.client.parse_ticker, "instId"))
+        return result
+
+    async def funding_rates(self, symbols: Sequence[str]) -> Raw:
+        """/public/funding-rate?instId=ANY (every perpetual, one request, as ccxt asks it; the
+        instrument's id for one symbol);
+        the rows of ``symbols`` only parsed by ccxt's ``parse_funding_rate``. OKX keeps the
+        rate per instrument (no rate in its tickers), so this is the observation's second
+        market-data request."""
+        # One symbol: its row alone (the same request, a small answer).
+        market = known_market(self.client, symbols[0]) if len(symbols) == 1 else None
+        inst_id = "ANY" if market is None else market["id"]
+        answer = await self.calls.call(
+            "fetch_funding_rates", self.client.publicGetPublicFundingRate, {"instId": inst_id}
+        )
+        rows = answer.get("data") or []
+        return self.parse_rows(rows, symbols, self.client.parse_funding_rate, "instId")
 
     def quote_volume_24h(self, symbol: str, ticker: Raw) -> Decimal | None:
         """ccxt leaves a contract's quote volume out: OKX's ``volCcy24h`` is its volume

@@ -1,7 +1,8 @@
 """Observe: the markets' trading rules, one snapshot per account, the funding paid.
 
-Requests grow with accounts, not pairs: one balance, one positions, one tickers and one
-funding request per account serve every pair on it, and all accounts are asked at once.
+Requests grow with accounts, not pairs: one balance, one positions and one tickers request
+per account (and one funding request where the venue's tickers carry no funding rate) serve
+every pair on it, and all accounts are asked at once.
 """
 
 from __future__ import annotations
@@ -129,8 +130,7 @@ class ObserveStage:
             return AccountSnapshot(balances=balances, spot_tickers=spot_tickers)
         margin = await gateway.fetch_margin_balances()
         positions = await gateway.fetch_positions(perps)
-        tickers = await gateway.fetch_tickers(perps)
-        funding = await gateway.fetch_funding_rates(perps)
+        tickers, funding = await gateway.fetch_contract_quotes(perps)
         return AccountSnapshot(balances, margin, positions, tickers, funding, spot_tickers)
 
     async def snapshots(self, pairs: Sequence[PairConfig]) -> dict[str, AccountSnapshot]:

@@ -102,6 +102,7 @@ class BinanceEmulator(LoopbackServer):
         self._api = BinanceApi(self._engine)
         self.order_log: list[OrderLogEntry] = []
         self.request_log: list[tuple[str, str]] = []
+        self.request_queries: list[dict[str, str]] = []  # each request's query, in order
         self.unknown_requests: list[tuple[str, str]] = []
         self._recent: deque[float] = deque()
 
@@ -250,6 +251,7 @@ class BinanceEmulator(LoopbackServer):
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
         method, path = request.method, request.path
         self.request_log.append((method, path))
+        self.request_queries.append(dict(request.query))
         now = self._clock()
         self._recent.append(now)
         while self._recent and self._recent[0] < now - 60:

@@ -154,6 +154,7 @@ class BybitEmulator(LoopbackServer):
         self.ip_limiter = IpLimiter()
         self.order_log: list[OrderLogEntry] = []
         self.request_log: list[tuple[str, str]] = []
+        self.request_queries: list[dict[str, str]] = []  # each request's query, in order
         self.env_log: list[str] = []
         self.link_log: list[str | None] = []  # the orderLinkId a request's query names
         self.unknown_requests: list[tuple[str, str]] = []
@@ -308,6 +309,7 @@ class BybitEmulator(LoopbackServer):
         env, path = split_environment(request.path)
         method = request.method
         self.request_log.append((method, path))
+        self.request_queries.append(dict(request.query))
         self.env_log.append(env)
         self.link_log.append(request.query.get("orderLinkId"))
         if not self.ip_limiter.allow(self._clock()):
