@@ -462,6 +462,7 @@ class HedgeDaemon:
         """What every pair would do now; sends no order and writes nothing."""
         now = self._clock.now()
         self.inflight.new_cycle()
+        self.assessing.new_cycle()
         snapshots = await self.observe()
         await self.targets.load_overrides()
         await self.pair_state.load_risk_state(now)

@@ -242,3 +242,45 @@ async def test_a_spot_symbol_without_a_ticker_holds_the_sale_back_not_the_hedge(
     assert (
         f"spot sell not sold this cycle: no bid/ask for {SPOT} in account" in decisions[-1].summary
     )
+
+
+class CountingVenue(PaperVenue):
+    """The paper venue counting the tickers requests that ask for spot symbols."""
+
+    spot_requests = 0
+
+    async def fetch_tickers(self, symbols: Iterable[str]) -> Mapping[str, Ticker]:
+        wanted = list(symbols)
+        if any(":" not in s for s in wanted):
+            CountingVenue.spot_requests += 1
+        return await super().fetch_tickers(wanted)
+
+
+async def test_a_sell_down_over_many_pairs_asks_the_spot_tickers_once_a_cycle(
+    repository: Repository, clock: FakeClock
+) -> None:
+    coins = ["BTC", "ETH", "SOL", "XRP"]
+    pairs = [
+        builders.pair(
+            coin,
+            leverage="2",
+            min_notional="1",
+            strategy="outlook",
+            outlook={"view": "bearish"},
+            allow_spot_trades=True,
+            max_order_notional="1000",  # the sale goes in parts: several cycles sell
+        )
+        for coin in coins
+    ]
+    balances = {coin: "10" for coin in coins} | {"USDT": "1000000"}
+    config = builders.settings(pairs, balances=balances)
+    feed = ManualFeed(dict.fromkeys(coins, PRICE))
+    daemon, _ = await builders.open_daemon(config, repository, clock, feed, CountingVenue)
+    for number in range(1, 4):
+        CountingVenue.spot_requests = 0
+        clock.advance(10)
+        assert not (await daemon.run_cycle(number)).errors
+        # Before: one spot tickers request per selling pair (4 a cycle).
+        assert CountingVenue.spot_requests == 1, number
+    spot_orders = [o for o in await orders(repository) if ":" not in o[0]]
+    assert len({o[0] for o in spot_orders}) == len(coins)  # every pair sold

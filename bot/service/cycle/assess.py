@@ -47,6 +47,7 @@ from bot.execution.executor import OrderPlan
 from bot.service.cycle.accounts import Accounts
 from bot.service.cycle.market_checks import MarketChecks
 from bot.service.cycle.pair_state import PairState
+from bot.service.cycle.spot_quotes import SpotQuotes
 from bot.service.cycle.view import PairView, SymbolUnavailable, ticker_of
 from bot.service.targets import TargetSource
 
@@ -87,6 +88,7 @@ class AssessStage:
         self._targets = targets
         self._pair_state = pair_state
         self._checks = MarketChecks(timedelta(seconds=float(settings.risk.market_stats_refresh_s)))
+        self._spot_quotes = SpotQuotes(accounts)
         # Interval rebalancing: the last interval in which each pair reached its target,
         # and that target (a new one is acted on at once, whatever the strategy).
         self._interval_done: dict[str, tuple[int, Decimal]] = {}
@@ -231,7 +233,7 @@ class AssessStage:
             return Assessment(pair.name, observation, base, None, "none", f"not sold: {held}")
         try:
             market = view.market_of(pair.spot_symbol)
-            tickers = await self._accounts.spot_gateway(pair).fetch_tickers([pair.spot_symbol])
+            tickers = await self._spot_quotes.tickers(pair)
             price = ticker_of(pair.spot_symbol, tickers, account).bid
         except SymbolUnavailable as exc:
             summary = f"not sold this cycle: {exc}"
@@ -399,6 +401,7 @@ class AssessStage:
 
     def new_cycle(self) -> None:
         self._quiet.clear()
+        self._spot_quotes.new_cycle()
 
     def note_hold(self, pair: PairConfig, assessment: Assessment, now: datetime) -> None:
         """Remember until when this pair's hold repeats while its quantities stay the same."""
