@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import statistics
 import sys
 import tempfile
@@ -33,7 +32,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 
-from bench_venues import REAL_SIZE, VenueEmulator, endpoints, running  # noqa: E402
+from bench_venues import REAL_SIZE, VenueEmulator, cpu_seconds, endpoints, running  # noqa: E402
 from machine import machine_line  # noqa: E402
 
 FREQTRADE = "freqtrade==2026.9"
@@ -41,7 +40,6 @@ VENV = ROOT / "bench" / ".venvs" / "freqtrade"
 PAIRS = ["BTC/USDT:USDT", "ETH/USDT:USDT"]
 LOOP_END = "Throttling with '_process_running()'"
 THROTTLE_S = 1  # freqtrade's process_throttle_secs: one loop a second
-TICKS = os.sysconf("SC_CLK_TCK")
 
 STRATEGY = '''
 from pandas import DataFrame
@@ -118,12 +116,6 @@ def config(ccxt_config: dict[str, Any], userdir: Path) -> dict[str, Any]:
         "bot_name": "bench",
         "initial_state": "running",
     }
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system time of the process so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS
 
 
 @dataclass

@@ -26,7 +26,7 @@ import inspect
 import json
 import logging
 import os
-import resource
+import socket
 import statistics
 import sys
 import tempfile
@@ -63,6 +63,8 @@ REAL_SIZE = 600  # spot and linear markets each, about Bybit's list
 SPOT_COINS = {"binance": Decimal(5), "bybit": Decimal(100), "okx": Decimal(100)}
 MARGIN = Decimal(10_000_000)  # USDT
 FAST_LIMITER = "1000"  # requests/s: a limiter that never waits (ccxt's cost per call)
+READY_POLL_S = 0.05  # between /readyz polls during a start-up
+TICKS = os.sysconf("SC_CLK_TCK")
 PACE_S = 0.2  # between rounds of calls: under every emulator's per-endpoint limit
 # The ccxt methods timed: every unified call that reads or trades (whichever the gateway
 # and the venue modules use; a call made inside another is timed as well).
@@ -359,13 +361,15 @@ class StartUp:
     returncode: int
 
 
-def hedgebot_env(account: dict[str, Any], coins: list[str], database_url: str) -> dict[str, str]:
-    """The whole config in the environment (no config file)."""
+def hedgebot_env(
+    account: dict[str, Any], coins: list[str], database_url: str, http_port: int
+) -> dict[str, str]:
+    """The whole config in the environment (no config file); the HTTP endpoints on."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("HEDGEBOT_")}
     env.update(
         HEDGEBOT_MODE="testnet",
         HEDGEBOT_DATABASE_URL=database_url,
-        HEDGEBOT_HTTP__ENABLED="false",
+        HEDGEBOT_HTTP__PORT=str(http_port),
         HEDGEBOT_LOG_FORMAT="json",
         HEDGEBOT_PAIRS=json.dumps([pair(c) for c in coins]),
         HEDGEBOT_ACCOUNTS=json.dumps({"main": account}),
@@ -373,41 +377,64 @@ def hedgebot_env(account: dict[str, Any], coins: list[str], database_url: str) -
     return env
 
 
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system time of a running process so far (``/proc/PID/stat``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+async def until_ready(process: asyncio.subprocess.Process, port: int) -> None:
+    """Poll ``/readyz`` until it answers 200: the first cycle finished without errors."""
+    url = f"http://127.0.0.1:{port}/readyz"
+    async with aiohttp.ClientSession() as session:
+        while process.returncode is None:
+            try:
+                async with session.get(url) as answer:
+                    if answer.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass  # not listening yet
+            await asyncio.sleep(READY_POLL_S)
+    raise RuntimeError(f"hedgebot exited {process.returncode} before its first cycle")
+
+
 async def start_up(
     emulator: VenueEmulator, coins: list[str], database: Path, restart: bool
 ) -> StartUp:
-    """``hedgebot run --max-cycles 1`` on ``database`` with the venue's default limiter:
-    wall and CPU time from launch to exit, and the requests it sent."""
+    """``hedgebot run`` on ``database`` with the venue's default limiter: wall and CPU time
+    from launch to its first completed cycle (``/readyz`` answers 200), and the requests
+    it sent until then. Stopped with SIGTERM after."""
     account = await emulator.account(None)
-    env = hedgebot_env(account, coins, f"sqlite+aiosqlite:///{database}")
+    port = free_port()
+    env = hedgebot_env(account, coins, f"sqlite+aiosqlite:///{database}", port)
     hedgebot = str(Path(sys.executable).with_name("hedgebot"))
     await emulator.requests()
-    children = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     process = await asyncio.create_subprocess_exec(
         hedgebot,
-        *("run", "--max-cycles", "1", "--migrate"),
+        *("run", "--migrate"),
         cwd=database.parent,
         env=env,
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.PIPE,
     )
-    _, stderr = await process.communicate()
-    wall = time.perf_counter() - started
-    # The emulator is the only other child and it is still running: the difference is
-    # hedgebot's CPU.
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = usage.ru_utime + usage.ru_stime - children.ru_utime - children.ru_stime
+    try:
+        await until_ready(process, port)
+        wall = time.perf_counter() - started
+        cpu = cpu_seconds(process.pid)
+        requests = await emulator.requests()
+        process.terminate()
+    finally:
+        _, stderr = await process.communicate()
     if process.returncode != 0:
         print(f"  hedgebot exited {process.returncode}: {stderr.decode().strip()[-2000:]}")
-    return StartUp(
-        len(coins),
-        restart,
-        wall,
-        cpu,
-        await emulator.requests(),
-        process.returncode or 0,
-    )
+    return StartUp(len(coins), restart, wall, cpu, requests, process.returncode or 0)
 
 
 async def start_ups(emulator: VenueEmulator, sizes: tuple[int, ...]) -> list[StartUp]:
