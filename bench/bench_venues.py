@@ -63,7 +63,7 @@ REAL_SIZE = 600  # spot and linear markets each, about Bybit's list
 SPOT_COINS = {"binance": Decimal(5), "bybit": Decimal(100), "okx": Decimal(100)}
 MARGIN = Decimal(10_000_000)  # USDT
 FAST_LIMITER = "1000"  # requests/s: a limiter that never waits (ccxt's cost per call)
-READY_POLL_S = 0.05  # between /readyz polls during a start-up
+READY_POLL_S = 0.05  # between /readyz polls during a start-up (or 1% of the time so far)
 TICKS = os.sysconf("SC_CLK_TCK")
 PACE_S = 0.2  # between rounds of calls: under every emulator's per-endpoint limit
 # The ccxt methods timed: every unified call that reads or trades (whichever the gateway
@@ -392,6 +392,7 @@ def cpu_seconds(pid: int) -> float:
 async def until_ready(process: asyncio.subprocess.Process, port: int) -> None:
     """Poll ``/readyz`` until it answers 200: the first cycle finished without errors."""
     url = f"http://127.0.0.1:{port}/readyz"
+    started = time.perf_counter()
     async with aiohttp.ClientSession() as session:
         while process.returncode is None:
             try:
@@ -400,7 +401,8 @@ async def until_ready(process: asyncio.subprocess.Process, port: int) -> None:
                         return
             except aiohttp.ClientError:
                 pass  # not listening yet
-            await asyncio.sleep(READY_POLL_S)
+            # Each poll costs the daemon CPU: a long start is polled less often.
+            await asyncio.sleep(max(READY_POLL_S, (time.perf_counter() - started) / 100))
     raise RuntimeError(f"hedgebot exited {process.returncode} before its first cycle")
 
 
