@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 CONFIG ?= examples/paper.toml
 
-.PHONY: demo test test-fast lint docs bench bench-backtest bench-scale setup install clean
+.PHONY: demo test test-fast lint docs bench bench-backtest bench-scale bench-freqtrade setup install clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "hedgebot needs Python 3.11 or newer"'
@@ -58,6 +58,7 @@ docs: setup
 bench: setup
 	$(BIN)/python bench/bench_cycle.py
 	$(BIN)/python bench/bench_ccxt.py
+	$(BIN)/python bench/bench_venues.py
 	$(BIN)/python bench/bench_backtest.py
 	$(BIN)/python bench/bench_cli.py
 	$(BIN)/python bench/bench_storage.py
@@ -65,6 +66,11 @@ bench: setup
 
 bench-backtest: setup
 	$(BIN)/python bench/bench_backtest.py
+
+## bench-freqtrade: freqtrade on the Bybit emulator, beside bench_venues' Bybit figures (the
+## first run installs freqtrade into bench/.venvs/freqtrade from the package index)
+bench-freqtrade: setup
+	$(BIN)/python bench/bench_freqtrade.py
 
 SCALE_SECONDS ?= 300
 bench-scale: setup

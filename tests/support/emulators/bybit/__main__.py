@@ -28,6 +28,7 @@ API lives on the same server under ``/_control/``:
 ``GET  /_control/orders``              the orders the exchange holds, with their state
 ``GET  /_control/requests?since=N``    every API request from index N: environment,
                                        method, path and the orderLinkId its query names
+``GET  /_control/unknown_requests``    ``["METHOD /path", ...]``: requests with no route
 ``GET  /_control/position?symbol=S``   the true (unlagged) signed position
 =====================================  ==============================================
 
@@ -175,6 +176,10 @@ class _ControlApi:
         ]
         return web.json_response({"next": since + len(rows), "requests": rows})
 
+    async def unknown_requests(self, _: web.Request) -> web.StreamResponse:
+        unknown = [f"{method} {path}" for method, path in self.emulator.unknown_requests]
+        return web.json_response(unknown)
+
     async def position(self, request: web.Request) -> web.StreamResponse:
         symbol = request.query.get("symbol", "")
         if not symbol:
@@ -195,6 +200,7 @@ def control_routes(emulator: BybitEmulator) -> list[web.RouteDef]:
         "order_log": api.order_log,
         "orders": api.orders,
         "requests": api.requests,
+        "unknown_requests": api.unknown_requests,
         "position": api.position,
     }
     posts = {

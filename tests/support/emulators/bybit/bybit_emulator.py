@@ -89,6 +89,7 @@ from tests.support.emulators.bybit._bybit_models import (
     OrderLogEntry,
 )
 from tests.support.emulators.bybit._bybit_order_api import OrderApi
+from tests.support.emulators.bybit._bybit_risk_limit import risk_limit
 
 log = logging.getLogger(__name__)
 
@@ -171,6 +172,7 @@ class BybitEmulator(LoopbackServer):
             "index-price-kline": m.price_kline,
             "funding/history": m.funding_history,
             "open-interest": m.open_interest,
+            "risk-limit": lambda params: risk_limit(self._engine.book, params),
         }
         reads = {
             "/v5/user/query-api": a.query_api,
