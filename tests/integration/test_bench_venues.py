@@ -45,7 +45,8 @@ async def test_ccxt_costs_time_the_calls_the_gateway_makes(bench: ModuleType, ve
     # One round: one order, one balance; the tickers come in one call or more.
     assert len(calls["create_order"].cpu_ms) == 1
     assert len(calls["fetch_balance"].wall_ms) == 1
-    assert any(name in calls for name in ("fetch_tickers", "fetch_bids_asks"))
+    # ccxt's unified call, or the endpoint's own method whose rows a venue module parses.
+    assert any("icker" in name or name == "fetch_bids_asks" for name in calls), list(calls)
 
 
 @pytest.mark.slow
