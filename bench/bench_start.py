@@ -131,6 +131,8 @@ def _account(venue: str, config: dict[str, Any]) -> dict[str, Any]:
 
 
 def _settings(venue: str, config: dict[str, Any], coins: list[str], url: str) -> Settings:
+    from tests.support.builders import emulator_pair
+
     return Settings(
         mode="testnet",
         database_url=url,
@@ -138,19 +140,7 @@ def _settings(venue: str, config: dict[str, Any], coins: list[str], url: str) ->
         # A first cycle of 200 order books outlasts the default lease (10 s): the pairs'
         # orders would be refused for a lapsed lease, which is not what this measures.
         lease_s=600,
-        pairs=[
-            {
-                "name": coin,
-                "spot_symbol": f"{coin}/USDT",
-                "perp_symbol": f"{coin}/USDT:USDT",
-                "target_ratio": "1",
-                "band": "0.05",
-                "max_order_notional": "100000",
-                "leverage": "2",
-                "margin_mode": "isolated",
-            }
-            for coin in coins
-        ],
+        pairs=[emulator_pair(coin, margin_mode="isolated") for coin in coins],
         accounts={"main": _account(venue, config)},
         risk={"max_data_age_s": "60", "order_settle_s": "2"},
     )
