@@ -44,7 +44,11 @@ from bot.exchange.ccxt_markets import is_contract
 from bot.exchange.ccxt_parse import dec, dec_or_none
 from bot.exchange.ccxt_parse import interval_hours as _interval_hours
 from bot.exchange.ccxt_translate import Secrets, translate
-from bot.exchange.gateway import FatalError, OrderRejectedError, RetryableError
+from bot.exchange.gateway import (
+    ContractSetting,
+    OrderRejectedError,
+    RetryableError,
+)
 from bot.exchange.retry import RetryPolicy
 from bot.exchange.venues import CcxtVenue, venue_class
 from bot.exchange.venues.base import perpetuals
@@ -306,23 +310,18 @@ class CcxtGateway:
 
     # -- set-up ----------------------------------------------------------------------------
 
+    async def apply_settings(self, wanted: Mapping[str, ContractSetting]) -> None:
+        """Each contract's margin mode and leverage, read in as few requests as the venue
+        allows and set only where they differ (the venue module's)."""
+        await self.venue.apply_settings(wanted)
+
     async def set_leverage(self, symbol: str, leverage: Decimal) -> None:
-        """Set and verify the symbol's leverage ("already so" is done)."""
+        """Set the symbol's leverage ("already so" is done; the answer is the proof)."""
         await self.venue.set_leverage(symbol, leverage)
-        seen = await self.venue.leverage(symbol)
-        if seen is not None and seen != leverage:
-            raise FatalError(
-                f"{symbol}: leverage set to {leverage} but the exchange reports {seen}"
-            )
 
     async def set_margin_mode(self, symbol: str, margin_mode: str) -> None:
-        """Set and verify isolated/cross margin for the symbol."""
+        """Set isolated/cross margin for the symbol ("already so" is done)."""
         await self.venue.set_margin_mode(symbol, margin_mode)
-        seen = await self.venue.margin_mode(symbol)
-        if seen is not None and seen != margin_mode:
-            raise FatalError(
-                f"{symbol}: margin mode set to {margin_mode} but the exchange reports {seen}"
-            )
 
     # -- orders ----------------------------------------------------------------------------
 

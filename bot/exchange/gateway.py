@@ -11,6 +11,7 @@ Errors are classified by what the caller does next:
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Protocol, runtime_checkable
@@ -58,6 +59,15 @@ class DuplicateOrderError(OrderRejectedError):
 
 class FatalError(GatewayError):
     """Bad keys, unknown symbol or bad config; the bot stops the pair."""
+
+
+@dataclass(frozen=True, slots=True)
+class ContractSetting:
+    """How a contract is to be traded: ``margin_mode`` ('isolated' or 'cross') and the
+    leverage."""
+
+    margin_mode: str
+    leverage: Decimal
 
 
 def parse_symbol(symbol: str) -> Symbol:
@@ -131,6 +141,11 @@ class ExchangeGateway(Protocol):
 
     async def set_margin_mode(self, symbol: str, margin_mode: str) -> None:
         """Set 'isolated' or 'cross' margin; FatalError if the venue cannot."""
+        ...
+
+    async def apply_settings(self, wanted: Mapping[str, ContractSetting]) -> None:
+        """Make each contract's margin mode and leverage as ``wanted``, setting only what
+        the venue holds otherwise (safe to repeat); FatalError if the venue cannot."""
         ...
 
     async def add_margin(self, symbol: str, amount: Decimal) -> None:

@@ -445,6 +445,31 @@ async def test_set_leverage_twice_raises_bad_request_110043_leverage_not_modifie
     assert (await bybit.fetch_leverage(PERP))["longLeverage"] == 5
 
 
+async def test_positions_by_settle_coin_list_only_open_ones_with_their_leverage(
+    bybit_emulator: BybitEmulator, bybit: Any
+) -> None:
+    # A flat symbol's leverage is listed only when asked by symbol (Bybit: "if symbol=null
+    # and settleCoin specified, it returns position size greater than zero").
+    fund(bybit_emulator)
+    await bybit.set_leverage(3, PERP)
+    await bybit.set_leverage(4, "ETH/USDT:USDT")
+    await bybit.create_order(PERP, "market", "sell", 0.01)
+    rows = await bybit.fetch_positions(None, {"settleCoin": "USDT", "paginate": True})
+    assert [(r["symbol"], r["leverage"]) for r in rows] == [(PERP, 3)]
+    [flat] = await bybit.fetch_positions(["ETH/USDT:USDT"])
+    assert (flat["contracts"], flat["leverage"]) == (0, 4)
+
+
+async def test_fetch_margin_mode_reads_the_account_wide_mode_once(
+    bybit_emulator: BybitEmulator, bybit: Any
+) -> None:
+    before = len(bybit_emulator.request_log)
+    assert (await bybit.fetch_margin_mode(PERP))["marginMode"] == "cross"
+    assert bybit_emulator.request_log[before:] == [("GET", "/v5/account/info")]
+    await bybit.set_margin_mode("isolated", PERP)
+    assert (await bybit.fetch_margin_mode("ETH/USDT:USDT"))["marginMode"] == "isolated"
+
+
 async def test_set_margin_mode_is_account_wide(bybit_emulator: BybitEmulator, bybit: Any) -> None:
     await bybit.set_margin_mode("isolated", PERP)
     assert bybit_emulator.margin_mode == "ISOLATED_MARGIN"

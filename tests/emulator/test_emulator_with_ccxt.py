@@ -96,6 +96,20 @@ async def test_set_leverage_is_reported_by_fetch_leverage(binance: Any) -> None:
     assert leverage["marginMode"] == "cross"
 
 
+async def test_fetch_leverages_reads_every_symbols_leverage_and_margin_type_at_once(
+    emulator: BinanceEmulator, binance: Any
+) -> None:
+    await binance.set_leverage(7, PERP)
+    await binance.set_margin_mode("isolated", PERP)
+    await binance.fetch_leverages(None, {"subType": "linear"})  # ccxt loads the brackets once
+    before = len(emulator.request_log)
+    answer = await binance.fetch_leverages(None, {"subType": "linear"})
+    assert [p for _, p in emulator.request_log[before:]] == ["/fapi/v1/symbolConfig"]
+    btc, eth = answer[PERP], answer["ETH/USDT:USDT"]
+    assert (btc["marginMode"], btc["shortLeverage"]) == ("isolated", 7)
+    assert (eth["marginMode"], eth["shortLeverage"]) == ("cross", 20)  # the defaults
+
+
 async def test_leverage_above_market_maximum_is_rejected(binance: Any) -> None:
     with pytest.raises(ccxt.BadRequest):
         await binance.set_leverage(101, "ETH/USDT:USDT")

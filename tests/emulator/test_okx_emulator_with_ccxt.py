@@ -887,3 +887,21 @@ def test_module_runs_the_emulator_in_its_own_process() -> None:
         if process.stdout is not None:
             process.stdout.close()
     assert process.returncode == 0
+
+
+async def test_leverage_info_answers_up_to_20_instruments_a_request() -> None:
+    async with OkxEmulator(markets=22) as emulator, ccxt_client(emulator) as client:
+        await client.load_markets()
+        ids = sorted(m["id"] for m in client.markets.values() if m["swap"])
+        emulator.set_leverage(ids[0], 3, "isolated")
+        answer = await client.privateGetAccountLeverageInfo(
+            {"instId": ",".join(ids[:20]), "mgnMode": "isolated"}
+        )
+        rows = {row["instId"]: row for row in answer["data"]}
+        assert len(rows) == 20
+        assert (rows[ids[0]]["lever"], rows[ids[0]]["posSide"]) == ("3", "net")
+        assert rows[ids[1]]["lever"] == "10"  # the default
+        with pytest.raises(ccxt.BadRequest, match=r'"code":"51000".*Parameter instId error'):
+            await client.privateGetAccountLeverageInfo(
+                {"instId": ",".join(ids[:21]), "mgnMode": "isolated"}
+            )

@@ -43,7 +43,13 @@ from bot.domain.models import (
 from bot.domain.paper_account import PaperAccountState, PaperAccountStore
 from bot.exchange.candles import CandleSource
 from bot.exchange.feeds import FeedQuote, PriceFeed, RefreshableFeed
-from bot.exchange.gateway import ExchangeGateway, FatalError, OrderRejectedError, parse_symbol
+from bot.exchange.gateway import (
+    ContractSetting,
+    ExchangeGateway,
+    FatalError,
+    OrderRejectedError,
+    parse_symbol,
+)
 from bot.exchange.paper.fills import PaperMatcher
 from bot.exchange.paper.ledger import AccountSummary, PaperLedger, checked_leverage
 from bot.exchange.paper.quotes import PaperQuotes
@@ -278,6 +284,12 @@ class PaperVenue:
         leverage = checked_leverage(symbol, leverage)
         async with self._change() as change:
             change.changed = self._ledger.set_leverage(symbol, leverage, change.now)
+
+    async def apply_settings(self, wanted: Mapping[str, ContractSetting]) -> None:
+        """Each contract's margin mode (isolated only) and leverage, one after another."""
+        for symbol, setting in sorted(wanted.items()):
+            await self.set_margin_mode(symbol, setting.margin_mode)
+            await self.set_leverage(symbol, setting.leverage)
 
     async def add_margin(self, symbol: str, amount: Decimal) -> None:
         """Move ``amount`` of the settle asset into the isolated position of ``symbol``;

@@ -16,7 +16,9 @@ What a venue decides:
 * reads: balances (what ``total`` means in the margin wallet), positions, tickers and
   funding rates, funding history and open orders, each in as few requests per account as
   the venue allows, and ccxt's parse of the rows the pairs use only (``parse_rows``);
-* set-up: leverage, margin mode, adding isolated margin, testnet (sandbox or demo);
+* set-up: leverage and margin mode (at start every contract's are read in as few
+  requests as the venue allows and only what differs is set, ``apply_settings``), adding
+  isolated margin, testnet (sandbox or demo);
 * errors: which of the venue's codes mean "already as asked", "the clock is off", "the
   outcome is unknown", before ccxt's class decides (``ccxt_translate``).
 """
@@ -28,6 +30,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
+from functools import partial
 from typing import Any, ClassVar
 
 from ccxt.base import errors as ccxt_errors
@@ -39,12 +42,20 @@ from bot.exchange.ccxt_client import CcxtCalls
 from bot.exchange.ccxt_markets import is_contract
 from bot.exchange.ccxt_translate import order_not_found, translate
 from bot.exchange.gateway import (
+    ContractSetting,
     DuplicateOrderError,
     FatalError,
     GatewayError,
     OrderRejectedError,
     RetryableError,
     parse_symbol,
+)
+from bot.exchange.venues.settings import (
+    UNKNOWN,
+    Held,
+    concurrently,
+    held_from_leverages,
+    set_pace,
 )
 
 Raw = Mapping[str, Any]
@@ -97,6 +108,9 @@ class CcxtVenue:
     #: Whether the venue's futures take a reduce-only order under the min notional (so a
     #: residual position below it can still be closed).
     reduce_only_below_min_notional: ClassVar[bool] = False
+    #: The documented rate (requests a second) of the venue's leverage and margin-mode
+    #: set endpoints where they have one of their own; None: the account's limiter alone.
+    set_rate_per_s: ClassVar[Decimal | None] = None
     #: The longest client order id the venue takes, and which characters.
     client_id_length: ClassVar[int] = 36
     client_id_pattern: ClassVar[re.Pattern[str]] = re.compile(r"[A-Za-z0-9_-]+")
@@ -106,6 +120,7 @@ class CcxtVenue:
         self.calls = calls
         self.hedge_mode = False  # as ``position_mode`` last found it
         self._kept_wallet: tuple[float, Raw] | None = None
+        self._set_pace = set_pace(self.set_rate_per_s)
 
     # -- errors ----------------------------------------------------------------------------
 
@@ -364,6 +379,43 @@ class CcxtVenue:
 
     # -- set-up ----------------------------------------------------------------------------
 
+    async def apply_settings(self, wanted: Mapping[str, ContractSetting]) -> None:
+        """Read what the venue holds (``held_settings``), then set the margin modes and
+        the leverages that differ, each set once (its answer is the proof)."""
+        held = await self.held_settings(wanted)
+        modes = {
+            symbol: setting.margin_mode
+            for symbol, setting in wanted.items()
+            if held.get(symbol, UNKNOWN).margin_mode != setting.margin_mode
+        }
+        if modes:
+            await self.set_margin_modes(modes)
+        levers = {
+            symbol: setting.leverage
+            for symbol, setting in wanted.items()
+            if held.get(symbol, UNKNOWN).leverage != setting.leverage
+        }
+        await concurrently(
+            (partial(self.set_leverage, s, lever) for s, lever in sorted(levers.items())),
+            self._set_pace,
+        )
+
+    async def held_settings(self, wanted: Mapping[str, ContractSetting]) -> Mapping[str, Held]:
+        """The margin mode and leverage the venue holds for the contracts, in one request
+        where ccxt reads every symbol's at once (``fetchLeverages``: Binance's
+        /fapi/v1/symbolConfig); else nothing is known and everything is set."""
+        if not self.client.has.get("fetchLeverages"):
+            return {}
+        raw = await self.calls.call("fetch_leverages", self.client.fetch_leverages, sorted(wanted))
+        return held_from_leverages(raw)
+
+    async def set_margin_modes(self, modes: Mapping[str, str]) -> None:
+        """Set each symbol's margin mode (a few at once)."""
+        await concurrently(
+            (partial(self.set_margin_mode, symbol, mode) for symbol, mode in sorted(modes.items())),
+            self._set_pace,
+        )
+
     async def set_leverage(self, symbol: str, leverage: Decimal) -> None:
         """Set the symbol's leverage; "already so" is done."""
         try:
@@ -377,14 +429,6 @@ class CcxtVenue:
         """The leverage as the venue takes it."""
         return float(leverage)
 
-    async def leverage(self, symbol: str) -> Decimal | None:
-        """The leverage the venue reports for the symbol; None when it cannot say."""
-        if not self.client.has.get("fetchLeverage"):
-            return None
-        raw = await self.calls.call("fetch_leverage", self.client.fetch_leverage, symbol)
-        seen = raw.get("shortLeverage") or raw.get("longLeverage")
-        return None if seen is None else ccxt_parse.dec(seen)
-
     async def set_margin_mode(self, symbol: str, margin_mode: str) -> None:
         """Set isolated/cross margin for the symbol; "already so" is done."""
         try:
@@ -395,14 +439,6 @@ class CcxtVenue:
             return
         except OrderRejectedError as exc:
             raise FatalError(f"{symbol}: cannot set margin mode {margin_mode}: {exc}") from exc
-
-    async def margin_mode(self, symbol: str) -> str | None:
-        """The margin mode the venue reports for the symbol; None when it cannot say."""
-        if not self.client.has.get("fetchMarginMode"):
-            return None
-        raw = await self.calls.call("fetch_margin_mode", self.client.fetch_margin_mode, symbol)
-        mode = raw.get("marginMode")
-        return None if mode is None else str(mode)
 
     async def add_margin(self, symbol: str, amount: Decimal, hedge_mode: bool) -> None:
         """Move ``amount`` into the isolated position; sent once, never retried."""

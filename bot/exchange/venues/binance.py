@@ -11,7 +11,9 @@ What differs from plain ccxt:
   margin change name with ``positionSide`` (and then send no ``reduceOnly``).
 * errors: -4046 "No need to change margin type" is done; -1021 (timestamp outside
   ``recvWindow``, ccxt ``InvalidNonce``) is a clock to fix, not a retry.
-* leverage is a whole number.
+* leverage is a whole number; every symbol's leverage and margin type are read at once
+  (ccxt ``fetch_leverages``: /fapi/v1/symbolConfig, weight 5), so start-up sets only the
+  contracts whose setting differs (/fapi/v1/marginType, /fapi/v1/leverage: weight 1 each).
 * reads: the contracts' bid/ask (bookTicker) and funding (premiumIndex) are asked for every
   contract at once (or the one symbol's row, when there is one), one request each per
   observation whatever the number of pairs, and ccxt parses the pairs' rows only.

@@ -18,7 +18,10 @@ One wallet holds the spot coins and the contracts' margin. What differs from pla
   (position mode not modified) are done; the margin mode is account-wide
   (/v5/account/set-margin-mode: the pairs of one account must agree on it); add-margin
   is /v5/position/add-margin (ccxt has no ``add_margin`` for Bybit), isolated margin
-  only; leverage may have decimals.
+  only; leverage may have decimals. Start-up reads the margin mode once
+  (/v5/account/info) and the leverage of the open positions by settle coin; a flat
+  symbol's leverage is listed only when asked by symbol, which costs what a set costs,
+  so a flat symbol's leverage is set (10 a second, /v5/position/set-leverage's limit).
 * hedge mode: a symbol's positions come as ``positionIdx`` 1 and 2; an order says
   ``hedged`` and ccxt picks the short side's index (2) for a sell and a reduce-only buy.
 * the wallet: one answer serves the spot and the margin read of an observation; ccxt's
@@ -47,8 +50,9 @@ from bot.domain.models import ZERO, Balance, OrderRequest
 from bot.exchange import ccxt_parse
 from bot.exchange.ccxt_markets import is_contract
 from bot.exchange.ccxt_parse import dec_or_none
-from bot.exchange.gateway import FatalError
+from bot.exchange.gateway import ContractSetting, FatalError
 from bot.exchange.venues.base import CcxtVenue, Raw, by_market_type, perpetuals
+from bot.exchange.venues.settings import Held
 
 _ORDERS_BY_LINK = ("fetch_open_orders", "fetch_canceled_and_closed_orders")
 
@@ -65,6 +69,8 @@ class BybitVenue(CcxtVenue):
     clock_codes: ClassVar[frozenset[str]] = frozenset({"10002"})
     unknown_outcome_codes: ClassVar[frozenset[str]] = frozenset({"10016", "10000"})
     client_id_length: ClassVar[int] = 36
+    # /v5/position/set-leverage and /v5/account/set-margin-mode: 10 a second per UID.
+    set_rate_per_s: ClassVar[Decimal | None] = Decimal(10)
     # ccxt's funding amount is the Funding execution's execFee: what the position paid.
     funding_sign: ClassVar[int] = -1
     # /v5/execution/list: startTime at most 7 days before endTime (now, when not sent).
@@ -86,6 +92,50 @@ class BybitVenue(CcxtVenue):
             )
         await super().set_margin_mode(symbol, margin_mode)
         self._account_margin = (margin_mode, symbol)
+
+    async def apply_settings(self, wanted: Mapping[str, ContractSetting]) -> None:
+        """The pairs of one account must agree on its margin mode (Bybit's is the whole
+        unified account's), or the last would silently change the others'."""
+        modes = sorted({(s.margin_mode, symbol) for symbol, s in wanted.items()})
+        if len({mode for mode, _ in modes}) > 1:
+            (mode, symbol), (other_mode, other) = modes[0], modes[-1]
+            raise FatalError(
+                f"{other}: margin_mode {other_mode!r}, but {symbol} on the same Bybit account "
+                f"asks for {mode!r}; Bybit sets the margin mode for the whole unified account: "
+                "give its pairs one margin_mode"
+            )
+        await super().apply_settings(wanted)
+
+    async def held_settings(self, wanted: Mapping[str, ContractSetting]) -> Mapping[str, Held]:
+        """The account's margin mode (/v5/account/info, one request) and the leverage of
+        every open position (/v5/position/list by settle coin, one request per 200). A
+        flat symbol's leverage is listed only when asked by symbol, a request of the same
+        cost as setting it: it is set, and "not modified" (110043) is done."""
+        symbols = sorted(wanted)
+        answer = await self.calls.call(
+            "fetch_margin_mode", self.client.fetch_margin_mode, symbols[0]
+        )
+        mode = answer.get("marginMode")
+        held = dict.fromkeys(symbols, Held(None if mode is None else str(mode)))
+        for settle in sorted({self.client.market(s)["settle"] for s in symbols}):
+            rows = await self.calls.call(
+                f"fetch_positions({settle})",
+                self.client.fetch_positions,
+                None,
+                {"settleCoin": settle, "paginate": True},
+            )
+            for row in rows:
+                short_side = str((row.get("info") or {}).get("positionIdx", "0")) in ("0", "2")
+                if row.get("symbol") in held and short_side:
+                    held[row["symbol"]] = replace(
+                        held[row["symbol"]], leverage=dec_or_none(row.get("leverage"))
+                    )
+        return held
+
+    async def set_margin_modes(self, modes: Mapping[str, str]) -> None:
+        """One request: the margin mode is the account's."""
+        symbol, mode = min(modes.items())
+        await super().set_margin_mode(symbol, mode)
 
     async def _read_position_mode(self, symbol: str) -> bool:
         """Hedge mode shows a symbol's positions as ``positionIdx`` 1 and 2, even flat."""

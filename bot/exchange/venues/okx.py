@@ -10,7 +10,9 @@ What differs from plain ccxt (ccxt 4.5.90; each point is proven against the emul
   boundary with ``coins_per_unit``, so nothing past ``bot/exchange/`` sees a contract.
 * margin mode: OKX has no such setting; each order names it (``tdMode``, ccxt
   ``marginMode``), and leverage is set and read per margin mode. ``set_margin_mode``
-  therefore records the pair's mode for its orders and leverage calls.
+  therefore records the pair's mode for its orders and leverage calls. Start-up reads the
+  leverages by /account/leverage-info, 20 instruments a request, and sets those that
+  differ (/account/set-leverage: 20 per 2 s).
 * an order by its client id: ``fetch_order(None, symbol, {"clientOrderId": id})``
   (51603 "order does not exist" when none); its trades /trade/fills by ``ordId``.
   Client ids are 1 to 32 letters and digits. OKX refuses a used id (51016) only while
@@ -46,11 +48,14 @@ from typing import Any, ClassVar
 from bot.domain.margin_transfers import MarginChange
 from bot.domain.models import ONE, ZERO, Balance, OrderRequest
 from bot.exchange.ccxt_markets import is_contract
-from bot.exchange.ccxt_parse import dec, dec_or_none, ms_time
-from bot.exchange.gateway import DuplicateOrderError, FatalError, parse_symbol
+from bot.exchange.ccxt_parse import dec_or_none, ms_time
+from bot.exchange.gateway import ContractSetting, DuplicateOrderError, FatalError, parse_symbol
 from bot.exchange.venues.base import CcxtVenue, Raw, by_market_type, known_market
+from bot.exchange.venues.settings import Held
 
 DEFAULT_MARGIN_MODE = "cross"
+#: /account/leverage-info takes up to 20 instrument ids, comma-separated.
+LEVERAGE_INFO_IDS = 20
 
 
 class OkxVenue(CcxtVenue):
@@ -63,6 +68,8 @@ class OkxVenue(CcxtVenue):
     clock_codes: ClassVar[frozenset[str]] = frozenset({"50102"})
     fatal_codes: ClassVar[frozenset[str]] = frozenset({"59102", "59000"})
     client_id_length: ClassVar[int] = 32
+    # /account/set-leverage: 20 requests per 2 seconds per user.
+    set_rate_per_s: ClassVar[Decimal | None] = Decimal(10)
     client_id_pattern: ClassVar[re.Pattern[str]] = re.compile(r"[A-Za-z0-9]+")
     trades_order_param: ClassVar[str] = "ordId"  # /trade/fills by the venue's order id
     margin_history_window: ClassVar[timedelta | None] = timedelta(days=89)  # ccxt: 3 months
@@ -173,9 +180,37 @@ class OkxVenue(CcxtVenue):
             raise FatalError(f"{symbol}: OKX has no margin mode {margin_mode!r}")
         self._margin_modes[symbol] = margin_mode
 
-    async def margin_mode(self, symbol: str) -> str | None:
-        """The mode the symbol's orders are sent with."""
-        return self._mode(symbol)
+    async def held_settings(self, wanted: Mapping[str, ContractSetting]) -> Mapping[str, Held]:
+        """The margin modes are recorded (OKX names one per order: nothing to set); the
+        leverages are read by /account/leverage-info per margin mode, up to 20
+        instruments a request (OKX's limit)."""
+        for symbol, setting in wanted.items():
+            await self.set_margin_mode(symbol, setting.margin_mode)
+        by_id = {self.client.market(s)["id"]: s for s in wanted}
+        held = {s: Held(setting.margin_mode) for s, setting in wanted.items()}
+        for mode in sorted({s.margin_mode for s in wanted.values()}):
+            ids = sorted(i for i, s in by_id.items() if wanted[s].margin_mode == mode)
+            for start in range(0, len(ids), LEVERAGE_INFO_IDS):
+                answer = await self.calls.call(
+                    "fetch_leverages",
+                    self.client.privateGetAccountLeverageInfo,
+                    {"instId": ",".join(ids[start : start + LEVERAGE_INFO_IDS]), "mgnMode": mode},
+                )
+                for inst_id, lever in self._levers(answer.get("data") or []).items():
+                    held[by_id[inst_id]] = Held(mode, lever)
+        return held
+
+    def _levers(self, rows: Sequence[Mapping[str, Any]]) -> dict[str, Decimal]:
+        """Per instrument, the leverage of our side: ``short`` in long/short mode, else
+        ``net`` (the side the set names, ``_leverage_params``)."""
+        side = "short" if self.hedge_mode else "net"
+        levers: dict[str, Decimal] = {}
+        for row in rows:
+            lever = dec_or_none(row.get("lever"))
+            inst_id = str(row.get("instId"))
+            if lever is not None and (row.get("posSide") == side or inst_id not in levers):
+                levers[inst_id] = lever
+        return levers
 
     async def set_leverage(self, symbol: str, leverage: Decimal) -> None:
         """/account/set-leverage for the symbol's margin mode (the short side when
@@ -187,17 +222,6 @@ class OkxVenue(CcxtVenue):
             symbol,
             self._leverage_params(symbol),
         )
-
-    async def leverage(self, symbol: str) -> Decimal | None:
-        """/account/leverage-info for the symbol's margin mode: the short side's."""
-        raw = await self.calls.call(
-            "fetch_leverage",
-            self.client.fetch_leverage,
-            symbol,
-            {"marginMode": self._mode(symbol)},
-        )
-        seen = raw.get("shortLeverage") or raw.get("longLeverage")
-        return None if seen is None else dec(seen)
 
     def leverage_value(self, leverage: Decimal) -> float | int:
         """OKX takes up to two decimals; a whole number is sent as one."""

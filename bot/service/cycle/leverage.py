@@ -11,7 +11,7 @@ from bot.config import PairConfig
 from bot.domain.margin import lowest_leverage
 from bot.domain.models import ZERO, Market, settle_asset
 from bot.domain.strategies import strategy_for
-from bot.exchange.gateway import FatalError
+from bot.exchange.gateway import ContractSetting, ExchangeGateway, FatalError
 from bot.service.basis import live_contracts
 from bot.service.cycle.accounts import Accounts
 from bot.service.cycle.observe import AccountSnapshot
@@ -92,9 +92,18 @@ async def apply_start_leverages(
     leverages: Mapping[str, Decimal],
     now: datetime,
 ) -> None:
-    """Set each pair's margin mode and start leverage on every contract it may trade."""
-    for pair in pairs:
-        gateway = accounts.perp_gateway(pair)
-        for symbol in live_contracts(pair, markets, now):
-            await gateway.set_margin_mode(symbol, pair.margin_mode)
-            await gateway.set_leverage(symbol, leverages[pair.name])
+    """Each pair's margin mode and start leverage on every contract it may trade, every
+    account at once: the gateway reads what its venue holds in as few requests as it
+    allows and sets only what differs, so a restart sets nothing."""
+
+    async def apply(account: str, gateway: ExchangeGateway) -> list[None]:
+        wanted = {
+            symbol: ContractSetting(pair.margin_mode, leverages[pair.name])
+            for pair in accounts.perps_on(account, pairs)
+            for symbol in live_contracts(pair, markets, now)
+        }
+        if wanted:
+            await gateway.apply_settings(wanted)
+        return []
+
+    await accounts.each(apply)

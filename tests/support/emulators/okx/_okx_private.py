@@ -33,6 +33,10 @@ def _blank(value: Decimal, show: bool) -> str:
     return fmt(value) if show else ""
 
 
+#: /account/leverage-info answers up to 20 instrument ids a request.
+LEVERAGE_INFO_IDS = 20
+
+
 class AccountApi:
     """Handlers of ``/api/v5/account/*`` and ``/api/v5/asset/*`` over one ``Engine``."""
 
@@ -279,13 +283,15 @@ class AccountApi:
         ]
 
     def leverage_info(self, params: Params, ctx: RequestContext) -> JSON:
-        """GET /account/leverage-info?instId=a,b&mgnMode."""
+        """GET /account/leverage-info?instId=a,b&mgnMode: up to 20 instruments."""
         mgn_mode = params.get("mgnMode")
         if mgn_mode not in ("cross", "isolated"):
             raise param_error("mgnMode") if mgn_mode else param_empty("mgnMode")
         ids = [i for i in str(params.get("instId") or "").split(",") if i]
         if not ids:
             raise param_empty("instId")
+        if len(ids) > LEVERAGE_INFO_IDS:  # "no more than 20", comma-separated
+            raise param_error("instId")
         sides = ["net"]
         if mgn_mode == "isolated" and self.account.pos_mode == "long_short_mode":
             sides = ["long", "short"]
