@@ -287,26 +287,9 @@ class CcxtVenue:
         parse: Callable[[Any, Any], Any],
         id_key: str = "symbol",
     ) -> dict[str, Any]:
-        """ccxt's ``parse`` (``parse_ticker``, ``parse_funding_rate``) of the rows of
-        ``symbols`` only, by symbol: a whole-market answer (600 rows on a real-sized venue)
-        is decoded once, and only the rows the pairs use are parsed. ccxt stays the parser
-        (under the calls' decimal context and error translation); the rows are matched by
-        the venue's market id (``id_key``), so ``rows`` must be of one market type (ids
-        repeat across types). A symbol ccxt does not list is absent from the result."""
-        markets = {}
-        for symbol in symbols:
-            market = known_market(self.client, symbol)
-            if market is not None:
-                markets[market["id"]] = market
-        result: dict[str, Any] = {}
+        """ccxt's ``parse`` of the rows of ``symbols`` only (:func:`parse_rows`)."""
         with self.calls.translated("parsing an answer", for_order=False):
-            for row in rows:
-                # JSON rows are dicts: the exact check is cheap for 600 of them, the
-                # ``Mapping`` ABC's is not.
-                market = markets.get(row.get(id_key)) if isinstance(row, dict) else None
-                if market is not None:
-                    result[market["symbol"]] = parse(row, market)
-        return result
+            return parse_rows(self.client, rows, symbols, parse, id_key)
 
     def quote_volume_24h(self, symbol: str, ticker: Raw) -> Decimal | None:
         """The 24h traded volume in the quote asset of a ccxt ticker."""
@@ -487,6 +470,33 @@ class CcxtVenue:
                 "mode cannot use it; choose another exchange, or set testnet = "
                 "'sandbox'/'demo'"
             )
+
+
+def parse_rows(
+    client: Any,
+    rows: Iterable[Any],
+    symbols: Iterable[str],
+    parse: Callable[[Any, Any], Any],
+    id_key: str = "symbol",
+) -> dict[str, Any]:
+    """ccxt's ``parse`` (``parse_ticker``, ``parse_funding_rate``) of the rows of
+    ``symbols`` only, by symbol: a whole-market answer (600 rows on a real-sized venue)
+    is decoded once, and only the rows the pairs use are parsed. ccxt stays the parser;
+    the rows are matched by the venue's market id (``id_key``), so ``rows`` must be of
+    one market type (ids repeat across types). A symbol ccxt does not list is absent."""
+    markets = {}
+    for symbol in symbols:
+        market = known_market(client, symbol)
+        if market is not None:
+            markets[market["id"]] = market
+    result: dict[str, Any] = {}
+    for row in rows:
+        # JSON rows are dicts: the exact check is cheap for 600 of them, the ``Mapping``
+        # ABC's is not.
+        market = markets.get(row.get(id_key)) if isinstance(row, dict) else None
+        if market is not None:
+            result[market["symbol"]] = parse(row, market)
+    return result
 
 
 def perpetuals(symbols: Iterable[str]) -> list[str]:
