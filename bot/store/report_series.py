@@ -4,6 +4,10 @@ Observations are stored in coins; orders and fills in the venue's unit, contract
 contract (a spot order's amount is coins). A perp fill becomes coins here, with the
 contract size stored with the observation its order was decided on (NULL on rows stored
 before revision 0007: taken as 1, what every earlier report assumed).
+
+Given the report's time, whole days already summed are taken from ``report_days``
+(bot/store/report_days.py) instead of their observations, and the days computed from
+rows are kept in ``ReportSeries.days`` for the caller to store after the read.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from typing import Any, TypeVar
 from sqlalchemy import Dialect, Select, Text, cast, select, type_coerce
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
+from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.types import NullType
 
 from bot.domain.models import ONE
@@ -28,9 +33,11 @@ from bot.domain.report import (
     ReportFill,
     ReportFunding,
     ReportPoint,
+    SeriesItem,
     pair_report,
 )
 from bot.domain.symbols import Symbol
+from bot.store.report_days import DayPlan, blocked_days, day_window, plan_days
 from bot.store.tables import FillRow, FundingPaymentRow, Money, ObservationRow, OrderRow
 
 _Query = TypeVar("_Query", bound=Select[*tuple[Any, ...]])  # each loader's own row type
@@ -38,14 +45,16 @@ _Query = TypeVar("_Query", bound=Select[*tuple[Any, ...]])  # each loader's own 
 
 @dataclass
 class ReportSeries:
-    """Per pair: observations, fills (coins) and funding; the pair's coin and quote; and
-    per quote the stored prices of other assets its fees or funding were paid in."""
+    """Per pair: observations (or whole days summed), fills (coins) and funding; the
+    pair's coin and quote; per quote the stored prices of other assets its fees or
+    funding were paid in; and the stored days taken or to store."""
 
-    points: dict[str, list[ReportPoint]] = field(default_factory=dict)
+    points: dict[str, list[SeriesItem]] = field(default_factory=dict)
     fills: dict[str, list[ReportFill]] = field(default_factory=dict)
     funding: dict[str, list[ReportFunding]] = field(default_factory=dict)
     assets: dict[str, PairAssets] = field(default_factory=dict)
     books: dict[str, PriceBook] = field(default_factory=dict)
+    days: DayPlan | None = None
 
     def reports(self, since: datetime | None, until: datetime) -> list[PairReport]:
         names = sorted(set(self.points) | set(self.fills) | set(self.funding))
@@ -151,8 +160,12 @@ _POINT_NUMBERS = (
 
 
 async def _load_points(
-    session: AsyncSession, series: ReportSeries, pair: str | None, since: datetime | None
-) -> None:
+    session: AsyncSession,
+    series: ReportSeries,
+    pair: str | None,
+    since: datetime | None,
+    wanted: ColumnElement[bool] | None = None,
+) -> dict[str, list[ReportPoint]]:
     # Through the connection (Core) with raw values: ORM result handling and per-value
     # type processing would cost more than the report of a month of observations.
     connection = await session.connection()
@@ -164,6 +177,9 @@ async def _load_points(
         ObservationRow.spot_symbol,
     ).order_by(ObservationRow.pair, ObservationRow.observed_at, ObservationRow.id)
     query = _in_period(query, ObservationRow.observed_at, ObservationRow.pair, pair, since)
+    if wanted is not None:
+        query = query.where(wanted)
+    read: dict[str, list[ReportPoint]] = {}
     values = _RawValues(dialect)
     # ``known(raw) or number(raw)``: the cached Decimal without a call (a zero, falsy,
     # takes the call and gets the same).
@@ -173,10 +189,11 @@ async def _load_points(
         values.optional,
         values.moment,
     )
-    current, points = None, []  # the rows come pair by pair
+    current: str | None = None
+    points: list[ReportPoint] = []  # the rows come pair by pair
     for name, at, spot, perp, price, spot_price, spot_symbol in await connection.execute(query):
         if name != current:
-            current, points = name, series.points.setdefault(name, [])
+            current, points = name, read.setdefault(name, [])
             if name not in series.assets:
                 series.assets[name] = _assets(spot_symbol)
         spot, perp, price = (
@@ -185,6 +202,7 @@ async def _load_points(
             known(price) or number(price),
         )
         points.append(ReportPoint(moment(at), spot, perp, price, optional(spot_price)))
+    return read
 
 
 async def _load_fills(
@@ -278,12 +296,28 @@ async def _load_books(
 
 
 async def load_report_series(
-    session: AsyncSession, pair: str | None, since: datetime | None
+    session: AsyncSession,
+    pair: str | None,
+    since: datetime | None,
+    until: datetime | None = None,
 ) -> ReportSeries:
-    """What a report of ``pair`` (or every pair) since ``since`` reads, in coins."""
+    """What a report of ``pair`` (or every pair) since ``since`` reads, in coins; with
+    the report's time ``until``, the whole days before it taken stored where they are."""
     series = ReportSeries()
-    await _load_points(session, series, pair, since)
     await _load_fills(session, series, pair, since)
     await _load_funding(session, series, pair, since)
+    window = None if until is None else day_window(since, until)
+    if window is None:
+        read = await _load_points(session, series, pair, since)
+        series.points.update((name, list(points)) for name, points in read.items())
+    else:
+        blocked = set().union(
+            *(blocked_days(n, pays, series.assets.get(n)) for n, pays in series.funding.items())
+        )
+        plan = series.days = await plan_days(session, pair, window, blocked)
+        read = await _load_points(session, series, pair, since, plan.rows_wanted())
+        for name in sorted(set(read) | plan.pairs()):
+            fills = series.fills.get(name, [])
+            series.points[name] = plan.fold(name, read.get(name, []), fills)
     await _load_books(session, series, series.foreign_assets())
     return series
