@@ -26,12 +26,14 @@ quote asset.
   when both legs move alike; None when the spot's value never changed.
 
 Exactness: the intervals' changes and their sums and sums of squares are computed in
-``EXACT`` (80 significant digits), where every product and addition of the stored
-figures (at most 18 places) is exact, so the sums do not depend on the order they are
-added in: a whole day's sums stored once (``ReportDay``, bot/store/report_days.py) plus
-the other days' give the same digits as one running sum over every interval. Only the
-effectiveness' final division rounds (at the ambient precision). The money figures
-(spot PnL, perp PnL, funding, fees) are the same with and without stored days.
+``EXACT`` (200 significant digits), where every product and addition of the stored
+figures is exact (a stored figure has at most 38 digits, 18 of them places: a change has
+at most about 80, its square 160, a sum of millions of them a few more), so the sums do
+not depend on the order they are added in: a whole day's sums stored once
+(``ReportDay``, bot/store/report_days.py) plus the other days' give the same digits as
+one running sum over every interval. Only the effectiveness' final division rounds (at
+the ambient precision). The money figures (spot PnL, perp PnL, funding, fees) are the
+same with and without stored days.
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ from bot.domain.models import ONE, ZERO
 # How far from a fee's or a payment's time a stored price of its asset may be taken.
 PRICE_WINDOW = timedelta(hours=1)
 # Where the intervals' changes and their sums are exact (see the module docstring).
-EXACT = Context(prec=80)
+EXACT = Context(prec=200)
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,7 +12,7 @@ rows are kept in ``ReportSeries.days`` for the caller to store after the read.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -37,7 +37,7 @@ from bot.domain.report import (
     pair_report,
 )
 from bot.domain.symbols import Symbol
-from bot.store.report_days import DayPlan, blocked_days, day_window, plan_days
+from bot.store.report_days import DayPlan, blocked_days, day_window, fill_prints, plan_days
 from bot.store.tables import FillRow, FundingPaymentRow, Money, ObservationRow, OrderRow
 
 _Query = TypeVar("_Query", bound=Select[*tuple[Any, ...]])  # each loader's own row type
@@ -55,6 +55,7 @@ class ReportSeries:
     assets: dict[str, PairAssets] = field(default_factory=dict)
     books: dict[str, PriceBook] = field(default_factory=dict)
     days: DayPlan | None = None
+    fill_ids: list[tuple[str, datetime, int]] = field(default_factory=list)  # (pair, at, id)
 
     def reports(self, since: datetime | None, until: datetime) -> list[PairReport]:
         names = sorted(set(self.points) | set(self.fills) | set(self.funding))
@@ -165,21 +166,29 @@ async def _load_points(
     pair: str | None,
     since: datetime | None,
     wanted: ColumnElement[bool] | None = None,
-) -> dict[str, list[ReportPoint]]:
+) -> tuple[dict[str, list[ReportPoint]], dict[str, list[str]]]:
+    """The observations per pair, oldest first, and their ids."""
     # Through the connection (Core) with raw values: ORM result handling and per-value
     # type processing would cost more than the report of a month of observations.
     connection = await session.connection()
     dialect = connection.dialect
     query = select(
         ObservationRow.pair,
+        ObservationRow.id,
         _raw(ObservationRow.observed_at),
         *(_raw_number(c, dialect) for c in _POINT_NUMBERS),
         ObservationRow.spot_symbol,
-    ).order_by(ObservationRow.pair, ObservationRow.observed_at, ObservationRow.id)
+    )
     query = _in_period(query, ObservationRow.observed_at, ObservationRow.pair, pair, since)
+    order: tuple[Any, ...] = (ObservationRow.pair, ObservationRow.observed_at, ObservationRow.id)
     if wanted is not None:
+        # Ordered by an expression: ordered by the index's columns, SQLite walks the
+        # whole index in order rather than the wanted ranges and a sort of what they hold.
         query = query.where(wanted)
+        order = (ObservationRow.pair.concat(""), *order[1:])
+    query = query.order_by(*order)
     read: dict[str, list[ReportPoint]] = {}
+    ids: dict[str, list[str]] = {}
     values = _RawValues(dialect)
     # ``known(raw) or number(raw)``: the cached Decimal without a call (a zero, falsy,
     # takes the call and gets the same).
@@ -191,9 +200,13 @@ async def _load_points(
     )
     current: str | None = None
     points: list[ReportPoint] = []  # the rows come pair by pair
-    for name, at, spot, perp, price, spot_price, spot_symbol in await connection.execute(query):
+    unused: list[str] = []
+    keep: Callable[[str], None] = unused.append
+    rows = await connection.execute(query)
+    for name, row_id, at, spot, perp, price, spot_price, spot_symbol in rows:
         if name != current:
             current, points = name, read.setdefault(name, [])
+            keep = ids.setdefault(name, []).append
             if name not in series.assets:
                 series.assets[name] = _assets(spot_symbol)
         spot, perp, price = (
@@ -202,7 +215,8 @@ async def _load_points(
             known(price) or number(price),
         )
         points.append(ReportPoint(moment(at), spot, perp, price, optional(spot_price)))
-    return read
+        keep(row_id)
+    return read, ids
 
 
 async def _load_fills(
@@ -213,6 +227,7 @@ async def _load_fills(
     query = (
         select(
             OrderRow.pair,
+            FillRow.id,
             OrderRow.symbol,
             _raw(FillRow.filled_at),
             FillRow.side,
@@ -227,9 +242,8 @@ async def _load_fills(
     query = _in_period(query, FillRow.filled_at, OrderRow.pair, pair, since)
     values = _RawValues(dialect)
     spot_symbols: dict[str, bool] = {}
-    for name, symbol, at, side, amount, price, fee, fee_asset, size in await connection.execute(
-        query
-    ):
+    rows = await connection.execute(query)
+    for name, fill_id, symbol, at, side, amount, price, fee, fee_asset, size in rows:
         spot = spot_symbols.get(symbol)
         if spot is None:
             spot = spot_symbols[symbol] = Symbol.parse(symbol).is_spot
@@ -241,6 +255,7 @@ async def _load_fills(
             values.moment(at), signed, values.number(price), values.number(fee), fee_asset, spot
         )
         series.fills.setdefault(name, []).append(fill)
+        series.fill_ids.append((name, fill.at, fill_id))
         if name not in series.assets:
             series.assets[name] = _assets(symbol)
 
@@ -308,16 +323,19 @@ async def load_report_series(
     await _load_funding(session, series, pair, since)
     window = None if until is None else day_window(since, until)
     if window is None:
-        read = await _load_points(session, series, pair, since)
+        read, _ = await _load_points(session, series, pair, since)
         series.points.update((name, list(points)) for name, points in read.items())
     else:
         blocked = set().union(
             *(blocked_days(n, pays, series.assets.get(n)) for n, pays in series.funding.items())
         )
-        plan = series.days = await plan_days(session, pair, window, blocked)
-        read = await _load_points(session, series, pair, since, plan.rows_wanted())
-        for name in sorted(set(read) | plan.pairs()):
-            fills = series.fills.get(name, [])
-            series.points[name] = plan.fold(name, read.get(name, []), fills)
+        fills = fill_prints(series.fill_ids)
+        plan = series.days = await plan_days(session, pair, window, blocked, fills)
+        read, ids = await _load_points(session, series, pair, since, plan.rows_wanted())
+        for name in sorted(set(read) | {name for name, _ in plan.cached}):
+            found = read.get(name, [])
+            series.points[name] = plan.fold(
+                name, found, ids.get(name, []), series.fills.get(name, [])
+            )
     await _load_books(session, series, series.foreign_assets())
     return series

@@ -248,6 +248,9 @@ class ReportDayRow(Base):
 
     pair: Mapped[str] = mapped_column(String(64), primary_key=True)
     day: Mapped[date] = mapped_column(Date, primary_key=True)
+    # The day's bounds, for the check's index range over the observations.
+    starts_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    ends_at: Mapped[datetime] = mapped_column(UtcDateTime)
     obs_count: Mapped[int] = mapped_column(Integer)
     obs_max_id: Mapped[str] = mapped_column(String(32))
     fill_count: Mapped[int] = mapped_column(Integer)

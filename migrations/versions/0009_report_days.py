@@ -21,12 +21,16 @@ down_revision: str | None = "0008"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
+UTC_TIME = sa.DateTime(timezone=True)
+
 
 def upgrade() -> None:
     op.create_table(
         "report_days",
         sa.Column("pair", sa.String(64), nullable=False),
         sa.Column("day", sa.Date(), nullable=False),
+        sa.Column("starts_at", UTC_TIME, nullable=False),
+        sa.Column("ends_at", UTC_TIME, nullable=False),
         sa.Column("obs_count", sa.Integer(), nullable=False),
         sa.Column("obs_max_id", sa.String(32), nullable=False),
         sa.Column("fill_count", sa.Integer(), nullable=False),

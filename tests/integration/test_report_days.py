@@ -185,9 +185,9 @@ def _counting(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     load: Callable[..., Any] = report_series._load_points
 
     async def counted(*args: Any, **kwargs: Any) -> Any:
-        points = await load(*args, **kwargs)
+        points, ids = await load(*args, **kwargs)
         read.append(sum(len(p) for p in points.values()))
-        return points
+        return points, ids
 
     monkeypatch.setattr(report_series, "_load_points", counted)
     return read

@@ -71,3 +71,24 @@ def test_summed_days_give_the_report_of_their_observations(
             items.extend(group)
     plain = pair_report("BTC", points, fills, funding, None, until)
     assert repr(pair_report("BTC", items, fills, funding, None, until)) == repr(plain)
+
+
+def test_the_widest_stored_figures_sum_exactly() -> None:
+    """38 digits, 18 of them places (NUMERIC(38,18)): the days summed apart still add up
+    to the digits of one running sum."""
+    wide = [
+        D("12345678901234567890.123456789012345678"),
+        D("98765432109876543210.987654321098765432"),
+    ]
+    points = [
+        ReportPoint(T0 + timedelta(hours=h), wide[h % 2], -wide[(h + 1) % 2], wide[h % 2] - h)
+        for h in range(96)
+    ]
+    fills = [ReportFill(T0 + timedelta(hours=24), wide[0], wide[1], D(0))]
+    items: list[SeriesItem] = [
+        summarize_day(day, list(run), fills)
+        for day, run in groupby(points, key=lambda p: p.at.date())
+    ]
+    until = T0 + timedelta(days=5)
+    plain = pair_report("BTC", points, fills, [], None, until)
+    assert repr(pair_report("BTC", items, fills, [], None, until)) == repr(plain)
