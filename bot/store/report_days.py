@@ -97,9 +97,10 @@ class DayPlan:
     blocked: set[Key] = field(default_factory=set)  # never stored (see the module)
     fresh: list[tuple[Key, ReportDay, Fingerprint]] = field(default_factory=list)
 
-    def rows_wanted(self) -> ColumnElement[bool] | None:
-        """The observations still to read, per pair the ranges between its stored days
-        (the (pair, observed_at) index serves each); None: every one."""
+    def rows_wanted(self, since: datetime | None) -> ColumnElement[bool] | None:
+        """The observations since ``since`` still to read: per pair the ranges between
+        its stored days, each bounded (one range of the (pair, observed_at) index, not a
+        walk of the time index from ``since``); None: every one since ``since``."""
         if not self.cached:
             return None
         at = ObservationRow.observed_at
@@ -108,7 +109,7 @@ class DayPlan:
             stored.setdefault(name, []).append(day)
         ranges: list[ColumnElement[bool]] = []
         for name in self.pairs:
-            low: datetime | None = None
+            low = since
             for first, last in _runs(stored.get(name, [])):
                 ranges.append(and_(ObservationRow.pair == name, *_between(at, low, first)))
                 low = _midnight(last) + DAY

@@ -179,7 +179,10 @@ async def _load_points(
         *(_raw_number(c, dialect) for c in _POINT_NUMBERS),
         ObservationRow.spot_symbol,
     )
-    query = _in_period(query, ObservationRow.observed_at, ObservationRow.pair, pair, since)
+    # With ``wanted``, its ranges bound the period (with ``since`` too, SQLite walks the
+    # time index from ``since`` instead of the ranges).
+    after = since if wanted is None else None
+    query = _in_period(query, ObservationRow.observed_at, ObservationRow.pair, pair, after)
     order: tuple[Any, ...] = (ObservationRow.pair, ObservationRow.observed_at, ObservationRow.id)
     if wanted is not None:
         # Ordered by an expression: ordered by the index's columns, SQLite walks the
@@ -331,7 +334,7 @@ async def load_report_series(
         )
         fills = fill_prints(series.fill_ids)
         plan = series.days = await plan_days(session, pair, window, blocked, fills)
-        read, ids = await _load_points(session, series, pair, since, plan.rows_wanted())
+        read, ids = await _load_points(session, series, pair, since, plan.rows_wanted(since))
         for name in sorted(set(read) | {name for name, _ in plan.cached}):
             found = read.get(name, [])
             series.points[name] = plan.fold(

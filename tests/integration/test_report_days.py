@@ -209,6 +209,15 @@ async def test_a_warm_report_reads_only_the_days_not_stored(
     await repository.report()
     assert read == [total, today]
 
+    # From mid-day 1: the rest of day 1 and today; days 2 and 3 stored.
+    since = T0 + timedelta(hours=30)
+    async with repository._read() as session:
+        at = ObservationRow.observed_at
+        head = select(func.count()).where(at >= since, at < T0 + timedelta(days=2))
+        rest = (await session.execute(head)).scalar()
+    await repository.report(since=since)
+    assert read[2:] == [(rest or 0) + (today or 0)]
+
 
 async def test_a_read_only_sqlite_file_still_reports(tmp_path: Any, now_clock: FakeClock) -> None:
     from bot.store.migrate import upgrade
