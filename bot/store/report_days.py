@@ -24,7 +24,7 @@ from heapq import merge
 from itertools import groupby
 from typing import Any
 
-from sqlalchemy import String, and_, cast, delete, func, or_, select, text
+from sqlalchemy import String, and_, cast, delete, func, insert, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -280,26 +280,26 @@ def _day(row: ReportDayRow) -> ReportDay:
     return ReportDay(row.day, first, last, row.obs_count, row.unpriced_spot, sums)
 
 
-def _row(pair: str, day: ReportDay, print_: Fingerprint) -> ReportDayRow:
+def _row(pair: str, day: ReportDay, print_: Fingerprint) -> dict[str, Any]:
     sums = day.sums
-    return ReportDayRow(
-        pair=pair,
-        day=day.day,
-        starts_at=_midnight(day.day),
-        ends_at=_midnight(day.day) + DAY,
-        obs_count=print_.obs_count,
-        obs_max_id=print_.obs_max_id,
-        fill_count=print_.fill_count,
-        fill_max_id=print_.fill_max_id,
-        unpriced_spot=day.unpriced_spot,
-        intervals=sums.count,
-        unhedged=str(sums.unhedged),
-        unhedged_squares=str(sums.unhedged_squares),
-        hedged=str(sums.hedged),
-        hedged_squares=str(sums.hedged_squares),
-        first_point=_point_text(day.first),
-        last_point=_point_text(day.last),
-    )
+    return {
+        "pair": pair,
+        "day": day.day,
+        "starts_at": _midnight(day.day),
+        "ends_at": _midnight(day.day) + DAY,
+        "obs_count": print_.obs_count,
+        "obs_max_id": print_.obs_max_id,
+        "fill_count": print_.fill_count,
+        "fill_max_id": print_.fill_max_id,
+        "unpriced_spot": day.unpriced_spot,
+        "intervals": sums.count,
+        "unhedged": str(sums.unhedged),
+        "unhedged_squares": str(sums.unhedged_squares),
+        "hedged": str(sums.hedged),
+        "hedged_squares": str(sums.hedged_squares),
+        "first_point": _point_text(day.first),
+        "last_point": _point_text(day.last),
+    }
 
 
 async def store_days(session: AsyncSession, plan: DayPlan) -> None:
@@ -310,4 +310,6 @@ async def store_days(session: AsyncSession, plan: DayPlan) -> None:
         await session.execute(
             delete(ReportDayRow).where(ReportDayRow.pair == name, ReportDayRow.day.in_(doomed))
         )
-    session.add_all(_row(name, day, print_) for (name, _), day, print_ in plan.fresh)
+    if plan.fresh:  # Core's many-rows insert: the ORM's unit of work costs more
+        rows = [_row(name, day, print_) for (name, _), day, print_ in plan.fresh]
+        await session.execute(insert(ReportDayRow), rows)
