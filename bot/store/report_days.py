@@ -7,9 +7,12 @@ A cache, never the truth: an empty table gives the same reports (the figures are
 see bot/domain/report.py). Only whole days are stored, wholly inside the report's period
 and over at least an hour before the report's time, and each with what it was computed
 from: the count and max id of the day's observations and of the fills in that day. A
-read checks them (one grouped query per table) and recomputes a day that changed (a
-late fill, a prune, a backfill); it writes what it computed after the read, and a
-failed write (a read-only or locked file) only means nothing was stored. The days
+read checks them — the observations' in the query that loads the stored days (an index
+range of (pair, observed_at, id) per day), the fills' from the fills the report reads
+anyway — and recomputes a day that changed (a late fill, a prune, a backfill) from the
+rows it reads, with the fingerprint of those very rows. The caller stores what was
+computed after the read; a failed write (a read-only or locked file) only means nothing
+was stored. ``db prune`` deletes the stored days up to its cutoff's day. The days
 around a funding payment in the pair's coin without its mark price are never stored:
 that payment is converted at the nearest observation, which the report must see.
 """
@@ -136,6 +139,8 @@ class DayPlan:
                 pieces.extend(group)
             else:
                 summary = summarize_day(day, group, fills)
+                # max() of ULIDs (digits, capitals) orders as the database's max(id); a
+                # collation ordering them otherwise would only recompute the day each time.
                 made_of = replace(
                     self.fills.get(key, Fingerprint(0, "")),
                     obs_count=len(group),
