@@ -7,7 +7,8 @@ fill every 2 hours, funding every 8 hours. Then times what ``status``, ``audit -
 ``report`` read (the store's read functions the CLI and the dashboard call) and the
 dashboard's ``/api/*`` answers (a fresh API each time: no answer kept), the median of 3.
 ``--postgres URL`` builds the same rows (COPY) in a fresh database on that server, times
-the same, and drops it.
+the same, and drops it. The every-pair month report and ``/api/report?window=30d`` are
+timed cold (no stored day: ``report_days`` emptied before each run) and warm.
 
 Run: `make bench` (or `.venv/bin/python bench/bench_reads.py [--days N] [--pairs N]
 [--postgres postgresql+asyncpg://postgres@127.0.0.1:5432/test]`).
@@ -32,14 +33,14 @@ from typing import Any
 import asyncpg
 from aiohttp.test_utils import make_mocked_request
 from machine import machine_line
-from sqlalchemy import make_url
+from sqlalchemy import delete, make_url
 from ulid import ULID
 
 from bot.clock import FakeClock
 from bot.service.dashboard import DashboardApi
 from bot.store.migrate import upgrade
 from bot.store.repository import Repository, create_engine
-from bot.store.tables import DecisionRow, ObservationRow, OrderRow
+from bot.store.tables import DecisionRow, ObservationRow, OrderRow, ReportDayRow
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
 HEARTBEAT_S = 300
@@ -235,11 +236,19 @@ async def build_postgres(dsn: str, pairs: int, days: int) -> int:
     return count
 
 
-async def timed(label: str, work: Callable[[], Awaitable[Any]], runs: int = 3) -> None:
-    """The median of ``runs`` timings of ``work`` and the size of what it answered."""
+async def timed(
+    label: str,
+    work: Callable[[], Awaitable[Any]],
+    runs: int = 3,
+    before: Callable[[], Awaitable[Any]] | None = None,
+) -> None:
+    """The median of ``runs`` timings of ``work`` (each after ``before``, not timed) and
+    the size of what it answered."""
     times = []
     size = 0
     for _ in range(runs):
+        if before is not None:
+            await before()
         start = time.perf_counter()
         result = await work()
         times.append(time.perf_counter() - start)
@@ -265,17 +274,29 @@ async def measure(url: str, pairs: int) -> None:
     engine = create_engine(url)
     now = START + timedelta(days=31)
     repository = Repository(engine, FakeClock(now))
+
+    async def no_stored_days() -> None:
+        async with engine.begin() as connection:
+            await connection.execute(delete(ReportDayRow))
+
     await timed("status", repository.pair_status)
     await timed("audit -n 50", lambda: repository.audit_events(limit=50))
     await timed("audit -n 50 --pair C07", lambda: repository.audit_events(pair="C07", limit=50))
     await timed("report (one pair)", lambda: repository.report("C07"))
     await timed("report --since 1 day", lambda: repository.report(since=START + timedelta(days=29)))
-    await timed("report (every pair)", repository.report)
+    # Cold: no stored day (each run computes and stores them); warm: every whole day stored.
+    await timed("report (every pair), cold", repository.report, before=no_stored_days)
+    await timed("report (every pair), warm", repository.report)
     api = DashboardApi(repository, FakeClock(now - timedelta(days=1)))  # the last day stored
+    await timed(
+        "/api/report?window=30d, cold",
+        _get(api, "report", "window=30d", "pairs"),
+        before=no_stored_days,
+    )
     await timed("/api/pairs", _get(api, "pairs", "", "pairs"))
     await timed("/api/audit", _get(api, "audit", "limit=25", "events"))
     await timed("/api/report?window=24h", _get(api, "report", "window=24h", "pairs"))
-    await timed("/api/report?window=30d", _get(api, "report", "window=30d", "pairs"))
+    await timed("/api/report?window=30d, warm", _get(api, "report", "window=30d", "pairs"))
     await timed(
         "/api/series?window=30d (C07)", _get(api, "series", "window=30d&pair=C07", "points")
     )

@@ -24,6 +24,16 @@ quote asset.
   fees are carry and costs, shown on their own lines, not price risk: left out. 1 for a
   full hedge whose contract moves with the spot, 0 for none, 0.75 for a half hedge only
   when both legs move alike; None when the spot's value never changed.
+
+Exactness: the intervals' changes and their sums and sums of squares are computed in
+``EXACT`` (200 significant digits), where every product and addition of the stored
+figures is exact (a stored figure has at most 38 digits, 18 of them places: a change has
+at most about 80, its square 160, a sum of millions of them a few more), so the sums do
+not depend on the order they are added in: a whole day's sums stored once
+(``ReportDay``, bot/store/report_days.py) plus the other days' give the same digits as
+one running sum over every interval. Only the effectiveness' final division rounds (at
+the ambient precision). The money figures (spot PnL, perp PnL, funding, fees) are the
+same with and without stored days.
 """
 
 from __future__ import annotations
@@ -31,14 +41,15 @@ from __future__ import annotations
 from bisect import bisect_left
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from decimal import Decimal
-from itertools import islice
+from datetime import date, datetime, timedelta
+from decimal import Context, Decimal, localcontext
 
 from bot.domain.models import ONE, ZERO
 
 # How far from a fee's or a payment's time a stored price of its asset may be taken.
 PRICE_WINDOW = timedelta(hours=1)
+# Where the intervals' changes and their sums are exact (see the module docstring).
+EXACT = Context(prec=200)
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,30 +160,72 @@ class ChangeSums:
 
     def effectiveness(self) -> Decimal | None:
         """``1 - var(hedged) / var(unhedged)``; None without spot variance. Each variance
-        is n^2 x the variance, without dividing: their ratio is then exact for exact inputs."""
+        is n^2 x the variance, exact (``EXACT``), without dividing: only their ratio rounds."""
         if not self.count:
             return None
-        spot_variance = self.count * self.unhedged_squares - self.unhedged * self.unhedged
+        with localcontext(EXACT):
+            spot_variance = self.count * self.unhedged_squares - self.unhedged * self.unhedged
+            hedged_variance = self.count * self.hedged_squares - self.hedged * self.hedged
         if spot_variance == ZERO:
             return None
-        hedged_variance = self.count * self.hedged_squares - self.hedged * self.hedged
         return ONE - hedged_variance / spot_variance
 
 
+@dataclass(frozen=True, slots=True)
+class ReportDay:
+    """A whole UTC day of a pair's observations, summed: its first and last observation,
+    how many there were (and without a spot price), and the sums of the changes of the
+    intervals between them (the fills inside included). In a series it stands for those
+    observations; the intervals from the day before and to the day after are the
+    report's to compute (from ``first`` and ``last``)."""
+
+    day: date
+    first: ReportPoint
+    last: ReportPoint
+    observations: int
+    unpriced_spot: int
+    sums: ChangeSums
+
+
+# What a report walks, oldest first: observations and whole days standing for theirs.
+SeriesItem = ReportPoint | ReportDay
+
+
+def summarize_day(
+    day: date, points: Sequence[ReportPoint], fills: Sequence[ReportFill] = ()
+) -> ReportDay:
+    """``points`` (one day's, oldest first, at least one) as a ``ReportDay``."""
+    unpriced = sum(1 for p in points if p.spot_price is None)
+    return ReportDay(day, points[0], points[-1], len(points), unpriced, change_sums(points, fills))
+
+
+def _ends(item: SeriesItem) -> tuple[ReportPoint, ReportPoint]:
+    return (item, item) if isinstance(item, ReportPoint) else (item.first, item.last)
+
+
+def _steps(items: Sequence[SeriesItem]) -> Iterator[tuple[ReportPoint, ReportPoint]]:
+    """The intervals to walk: between consecutive observations, except those inside a
+    ``ReportDay`` (already summed)."""
+    before: ReportPoint | None = None
+    for item in items:
+        first, last = _ends(item)
+        if before is not None:
+            yield before, first
+        before = last
+
+
 def interval_changes(
-    points: Sequence[ReportPoint], fills: Sequence[ReportFill] = ()
+    points: Sequence[SeriesItem], fills: Sequence[ReportFill] = ()
 ) -> Iterator[tuple[Decimal, Decimal]]:
-    """Per interval between consecutive observations, the spot leg's and the hedge leg's
-    value change: quantity held x its own price change, plus each fill of that leg inside
-    the interval (``[before, after)``) marked from its price to the interval's end."""
-    if not points:
-        return
+    """Per interval between consecutive observations (those inside a ``ReportDay``
+    excepted), the spot leg's and the hedge leg's value change: quantity held x its own
+    price change, plus each fill of that leg inside the interval (``[before, after)``)
+    marked from its price to the interval's end. Exact when run in ``EXACT``."""
     ordered = sorted(fills, key=lambda f: f.at)
     first, last = 0, len(ordered)  # the fills before ``first`` were before every interval
-    before = points[0]
-    spot_start, hedge_start = before.spot_value_price, before.price
-    for after in islice(points, 1, None):
-        hedge_end = after.price
+    for before, after in _steps(points):
+        hedge_start, hedge_end = before.price, after.price
+        spot_start = hedge_start if before.spot_price is None else before.spot_price
         spot_end = hedge_end if after.spot_price is None else after.spot_price
         spot_change = before.spot_qty * (spot_end - spot_start)
         hedge_change = before.perp_qty * (hedge_end - hedge_start)
@@ -187,21 +240,27 @@ def interval_changes(
                 hedge_change += fill.qty * (hedge_end - fill.price)
             index += 1
         yield spot_change, hedge_change
-        before, spot_start, hedge_start = after, spot_end, hedge_end
 
 
-def change_sums(points: Sequence[ReportPoint], fills: Sequence[ReportFill] = ()) -> ChangeSums:
+def change_sums(points: Sequence[SeriesItem], fills: Sequence[ReportFill] = ()) -> ChangeSums:
     """The sums of ``interval_changes(points, fills)`` as they come, without keeping the
-    changes: the same additions in the same order (oldest first) as over lists of them,
-    so every figure is the same to the last digit."""
+    changes, plus each ``ReportDay``'s: exact (``EXACT``), so in any order the same."""
     count, unhedged, unhedged_squares, hedged, hedged_squares = 0, ZERO, ZERO, ZERO, ZERO
-    for spot_change, hedge_change in interval_changes(points, fills):
-        both = spot_change + hedge_change
-        count += 1
-        unhedged += spot_change
-        unhedged_squares += spot_change * spot_change
-        hedged += both
-        hedged_squares += both * both
+    with localcontext(EXACT):
+        for day in points:
+            if isinstance(day, ReportDay):
+                count += day.sums.count
+                unhedged += day.sums.unhedged
+                unhedged_squares += day.sums.unhedged_squares
+                hedged += day.sums.hedged
+                hedged_squares += day.sums.hedged_squares
+        for spot_change, hedge_change in interval_changes(points, fills):
+            both = spot_change + hedge_change
+            count += 1
+            unhedged += spot_change
+            unhedged_squares += spot_change * spot_change
+            hedged += both
+            hedged_squares += both * both
     return ChangeSums(count, unhedged, unhedged_squares, hedged, hedged_squares)
 
 
@@ -211,9 +270,10 @@ def value_changes(
     """``interval_changes`` as two lists: the spot leg's changes and the hedge leg's."""
     spot: list[Decimal] = []
     hedge: list[Decimal] = []
-    for spot_change, hedge_change in interval_changes(points, fills):
-        spot.append(spot_change)
-        hedge.append(hedge_change)
+    with localcontext(EXACT):
+        for spot_change, hedge_change in interval_changes(points, fills):
+            spot.append(spot_change)
+            hedge.append(hedge_change)
     return spot, hedge
 
 
@@ -283,7 +343,7 @@ class _Converter:
 
 def pair_report(
     pair: str,
-    points: Sequence[ReportPoint],
+    points: Sequence[SeriesItem],
     fills: Sequence[ReportFill],
     funding: Sequence[ReportFunding],
     since: datetime | None,
@@ -292,35 +352,43 @@ def pair_report(
     assets: PairAssets | None = None,
     prices: PriceBook | None = None,
 ) -> PairReport:
-    """The pair's PnL, costs and hedge effectiveness over ``points`` (oldest first).
+    """The pair's PnL, costs and hedge effectiveness over ``points`` (oldest first;
+    a ``ReportDay`` stands for its day's observations).
 
     ``assets`` names the pair's coin and quote (without it every fee and payment is taken
     as quote); ``prices`` holds other assets' stored prices to convert fees paid in them.
+    A payment in the pair's coin without its mark price is converted at the nearest
+    observation given as a point: the days around it must not be given summed.
     """
     sums = change_sums(points, fills)
     realized = unrealized = ZERO
+    start_price = end_price = None
     if points:
-        first, last = points[0], points[-1]
+        first, last = _ends(points[0])[0], _ends(points[-1])[1]
+        start_price, end_price = first.price, last.price
         # The first observation's position is the starting point: fills before it are in it.
         later = [f for f in fills if f.at >= first.at and not f.spot]
         realized, unrealized = _perp_pnl(first.perp_qty, first.price, later, last.price)
-    convert = _Converter(points, assets, prices or PriceBook())
+    plain = [p for p in points if isinstance(p, ReportPoint)]
+    days = [d for d in points if isinstance(d, ReportDay)]
+    convert = _Converter(plain, assets, prices or PriceBook())
     fees, fees_left = convert.total([(f.fee, f.fee_asset, f.at, f.price) for f in fills])
     paid, paid_left = convert.total([(p.amount, p.asset, p.at, p.mark_price) for p in funding])
     return PairReport(
         pair=pair,
         since=since,
         until=until,
-        observations=len(points),
-        start_price=points[0].price if points else None,
-        end_price=points[-1].price if points else None,
+        observations=len(plain) + sum(d.observations for d in days),
+        start_price=start_price,
+        end_price=end_price,
         spot_pnl=sums.unhedged,
         perp_realized_pnl=realized,
         perp_unrealized_pnl=unrealized,
         funding=paid,
         fees=fees,
         hedge_effectiveness=sums.effectiveness(),
-        unpriced_spot=sum(1 for p in points if p.spot_price is None),
+        unpriced_spot=sum(1 for p in plain if p.spot_price is None)
+        + sum(d.unpriced_spot for d in days),
         fees_unconverted=fees_left,
         funding_unconverted=paid_left,
     )

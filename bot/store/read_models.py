@@ -21,6 +21,7 @@ from bot.store.audit_log import AuditEvent, event_from_row
 from bot.store.controls import PairTarget, load_controls
 from bot.store.database import StoreBase
 from bot.store.orders import StoredOrder, order_from_row
+from bot.store.report_days import DayPlan, store_days
 from bot.store.report_series import load_report_series
 from bot.store.status_facts import DaemonFacts, FilledSince, daemon_facts, filled_since
 from bot.store.tables import (
@@ -114,8 +115,22 @@ class ReadModels(StoreBase):
         since ``since`` (everything when None) up to now (bot/store/report_series.py)."""
         until = self._clock.now()
         async with self._read() as session:
-            series = await load_report_series(session, pair, since)
-        return series.reports(since, until)
+            series = await load_report_series(session, pair, since, until)
+        reports = series.reports(since, until)
+        await self._store_days(series.days)
+        return reports
+
+    async def _store_days(self, plan: DayPlan | None) -> None:
+        """Store the days the report computed (bot/store/report_days.py); a cache: a
+        failure (a read-only or locked file, an outage) stores nothing and is not the
+        report's."""
+        if plan is None or not (plan.fresh or plan.stale):
+            return
+        try:
+            async with self._write() as session:
+                await store_days(session, plan)
+        except Exception:  # the report stands without its cache
+            return
 
 
 async def _status_record(

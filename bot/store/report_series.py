@@ -4,11 +4,15 @@ Observations are stored in coins; orders and fills in the venue's unit, contract
 contract (a spot order's amount is coins). A perp fill becomes coins here, with the
 contract size stored with the observation its order was decided on (NULL on rows stored
 before revision 0007: taken as 1, what every earlier report assumed).
+
+Given the report's time, whole days already summed are taken from ``report_days``
+(bot/store/report_days.py) instead of their observations, and the days computed from
+rows are kept in ``ReportSeries.days`` for the caller to store after the read.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -17,6 +21,7 @@ from typing import Any, TypeVar
 from sqlalchemy import Dialect, Select, Text, cast, select, type_coerce
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
+from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.types import NullType
 
 from bot.domain.models import ONE
@@ -28,9 +33,11 @@ from bot.domain.report import (
     ReportFill,
     ReportFunding,
     ReportPoint,
+    SeriesItem,
     pair_report,
 )
 from bot.domain.symbols import Symbol
+from bot.store.report_days import DayPlan, blocked_days, day_window, fill_prints, plan_days
 from bot.store.tables import FillRow, FundingPaymentRow, Money, ObservationRow, OrderRow
 
 _Query = TypeVar("_Query", bound=Select[*tuple[Any, ...]])  # each loader's own row type
@@ -38,14 +45,17 @@ _Query = TypeVar("_Query", bound=Select[*tuple[Any, ...]])  # each loader's own 
 
 @dataclass
 class ReportSeries:
-    """Per pair: observations, fills (coins) and funding; the pair's coin and quote; and
-    per quote the stored prices of other assets its fees or funding were paid in."""
+    """Per pair: observations (or whole days summed), fills (coins) and funding; the
+    pair's coin and quote; per quote the stored prices of other assets its fees or
+    funding were paid in; and the stored days taken or to store."""
 
-    points: dict[str, list[ReportPoint]] = field(default_factory=dict)
+    points: dict[str, list[SeriesItem]] = field(default_factory=dict)
     fills: dict[str, list[ReportFill]] = field(default_factory=dict)
     funding: dict[str, list[ReportFunding]] = field(default_factory=dict)
     assets: dict[str, PairAssets] = field(default_factory=dict)
     books: dict[str, PriceBook] = field(default_factory=dict)
+    days: DayPlan | None = None
+    fill_ids: list[tuple[str, datetime, int]] = field(default_factory=list)  # (pair, at, id)
 
     def reports(self, since: datetime | None, until: datetime) -> list[PairReport]:
         names = sorted(set(self.points) | set(self.fills) | set(self.funding))
@@ -151,19 +161,37 @@ _POINT_NUMBERS = (
 
 
 async def _load_points(
-    session: AsyncSession, series: ReportSeries, pair: str | None, since: datetime | None
-) -> None:
+    session: AsyncSession,
+    series: ReportSeries,
+    pair: str | None,
+    since: datetime | None,
+    wanted: ColumnElement[bool] | None = None,
+) -> tuple[dict[str, list[ReportPoint]], dict[str, list[str]]]:
+    """The observations per pair, oldest first, and their ids."""
     # Through the connection (Core) with raw values: ORM result handling and per-value
     # type processing would cost more than the report of a month of observations.
     connection = await session.connection()
     dialect = connection.dialect
     query = select(
         ObservationRow.pair,
+        ObservationRow.id,
         _raw(ObservationRow.observed_at),
         *(_raw_number(c, dialect) for c in _POINT_NUMBERS),
         ObservationRow.spot_symbol,
-    ).order_by(ObservationRow.pair, ObservationRow.observed_at, ObservationRow.id)
-    query = _in_period(query, ObservationRow.observed_at, ObservationRow.pair, pair, since)
+    )
+    # With ``wanted``, its ranges bound the period (with ``since`` too, SQLite walks the
+    # time index from ``since`` instead of the ranges).
+    after = since if wanted is None else None
+    query = _in_period(query, ObservationRow.observed_at, ObservationRow.pair, pair, after)
+    order: tuple[Any, ...] = (ObservationRow.pair, ObservationRow.observed_at, ObservationRow.id)
+    if wanted is not None:
+        # Ordered by an expression: ordered by the index's columns, SQLite walks the
+        # whole index in order rather than the wanted ranges and a sort of what they hold.
+        query = query.where(wanted)
+        order = (ObservationRow.pair.concat(""), *order[1:])
+    query = query.order_by(*order)
+    read: dict[str, list[ReportPoint]] = {}
+    ids: dict[str, list[str]] = {}
     values = _RawValues(dialect)
     # ``known(raw) or number(raw)``: the cached Decimal without a call (a zero, falsy,
     # takes the call and gets the same).
@@ -173,10 +201,15 @@ async def _load_points(
         values.optional,
         values.moment,
     )
-    current, points = None, []  # the rows come pair by pair
-    for name, at, spot, perp, price, spot_price, spot_symbol in await connection.execute(query):
+    current: str | None = None
+    points: list[ReportPoint] = []  # the rows come pair by pair
+    unused: list[str] = []
+    keep: Callable[[str], None] = unused.append
+    rows = await connection.execute(query)
+    for name, row_id, at, spot, perp, price, spot_price, spot_symbol in rows:
         if name != current:
-            current, points = name, series.points.setdefault(name, [])
+            current, points = name, read.setdefault(name, [])
+            keep = ids.setdefault(name, []).append
             if name not in series.assets:
                 series.assets[name] = _assets(spot_symbol)
         spot, perp, price = (
@@ -185,6 +218,8 @@ async def _load_points(
             known(price) or number(price),
         )
         points.append(ReportPoint(moment(at), spot, perp, price, optional(spot_price)))
+        keep(row_id)
+    return read, ids
 
 
 async def _load_fills(
@@ -195,6 +230,7 @@ async def _load_fills(
     query = (
         select(
             OrderRow.pair,
+            FillRow.id,
             OrderRow.symbol,
             _raw(FillRow.filled_at),
             FillRow.side,
@@ -209,9 +245,8 @@ async def _load_fills(
     query = _in_period(query, FillRow.filled_at, OrderRow.pair, pair, since)
     values = _RawValues(dialect)
     spot_symbols: dict[str, bool] = {}
-    for name, symbol, at, side, amount, price, fee, fee_asset, size in await connection.execute(
-        query
-    ):
+    rows = await connection.execute(query)
+    for name, fill_id, symbol, at, side, amount, price, fee, fee_asset, size in rows:
         spot = spot_symbols.get(symbol)
         if spot is None:
             spot = spot_symbols[symbol] = Symbol.parse(symbol).is_spot
@@ -223,6 +258,7 @@ async def _load_fills(
             values.moment(at), signed, values.number(price), values.number(fee), fee_asset, spot
         )
         series.fills.setdefault(name, []).append(fill)
+        series.fill_ids.append((name, fill.at, fill_id))
         if name not in series.assets:
             series.assets[name] = _assets(symbol)
 
@@ -278,12 +314,31 @@ async def _load_books(
 
 
 async def load_report_series(
-    session: AsyncSession, pair: str | None, since: datetime | None
+    session: AsyncSession,
+    pair: str | None,
+    since: datetime | None,
+    until: datetime | None = None,
 ) -> ReportSeries:
-    """What a report of ``pair`` (or every pair) since ``since`` reads, in coins."""
+    """What a report of ``pair`` (or every pair) since ``since`` reads, in coins; with
+    the report's time ``until``, the whole days before it taken stored where they are."""
     series = ReportSeries()
-    await _load_points(session, series, pair, since)
     await _load_fills(session, series, pair, since)
     await _load_funding(session, series, pair, since)
+    window = None if until is None else day_window(since, until)
+    if window is None:
+        read, _ = await _load_points(session, series, pair, since)
+        series.points.update((name, list(points)) for name, points in read.items())
+    else:
+        blocked = set().union(
+            *(blocked_days(n, pays, series.assets.get(n)) for n, pays in series.funding.items())
+        )
+        fills = fill_prints(series.fill_ids)
+        plan = series.days = await plan_days(session, pair, window, blocked, fills)
+        read, ids = await _load_points(session, series, pair, since, plan.rows_wanted(since))
+        for name in sorted(set(read) | {name for name, _ in plan.cached}):
+            found = read.get(name, [])
+            series.points[name] = plan.fold(
+                name, found, ids.get(name, []), series.fills.get(name, [])
+            )
     await _load_books(session, series, series.foreign_assets())
     return series

@@ -6,14 +6,15 @@ observations they were made on, each pair's latest decision, and every audit eve
 the ``decision`` and ``decision.heartbeat`` events of pruned decisions (so orders,
 denials, pauses, targets, starts and stops stay in the log). Where a run of events is
 removed, the next kept event's ``prev_hash`` is recorded in ``audit_checkpoints``, from
-which ``audit verify`` walks on. A prune is itself audited (``db.pruned``).
+which ``audit verify`` walks on. A prune is itself audited (``db.pruned``). The report's
+stored days (``report_days``, a cache) up to the cutoff's day go with their observations.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import delete, func, select
@@ -27,6 +28,7 @@ from bot.store.tables import (
     MarginTransferRow,
     ObservationRow,
     OrderRow,
+    ReportDayRow,
 )
 
 PRUNABLE_KINDS = ("decision", "decision.heartbeat")
@@ -64,6 +66,10 @@ class Retention(StoreBase):
     async def prune(self, cutoff: datetime, batch: int = BATCH, vacuum: bool = True) -> PruneReport:
         """Remove what is older than ``cutoff`` (see the module), ``batch`` rows a commit."""
         decisions = await self._prune_decisions(cutoff, batch)
+        async with self._write() as session:
+            await session.execute(
+                delete(ReportDayRow).where(ReportDayRow.day <= cutoff.astimezone(UTC).date())
+            )
         events, checkpoints = await self._prune_audit(cutoff, batch)
         report = PruneReport(cutoff, decisions, decisions, events, checkpoints)
         await self.append_pruned(report)

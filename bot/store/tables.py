@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Date,
     DateTime,
     Dialect,
     ForeignKey,
@@ -117,6 +118,8 @@ class ObservationRow(Base):
     __table_args__ = (
         Index("ix_observations_pair_id", "pair", "id"),  # the latest observation per pair
         Index("ix_observations_observed_at", "observed_at"),  # the report's period
+        # The report's series pair by pair and its stored days' check (count, max id a day).
+        Index("ix_observations_pair_observed_at_id", "pair", "observed_at", "id"),
     )
 
 
@@ -233,6 +236,34 @@ class AuditCheckpointRow(Base):
     prev_hash: Mapped[str] = mapped_column(String(64))
     removed: Mapped[int] = mapped_column(Integer)  # events removed just before it
     pruned_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class ReportDayRow(Base):
+    """The report's sums of one pair's whole UTC day (bot/store/report_days.py): a cache,
+    not history (not audited; deleting it changes no report). The figures are text, exact
+    at any precision; ``obs_*`` and ``fill_*`` are what they were computed from (count
+    and max id of the day's observations and of its fills), checked at each read."""
+
+    __tablename__ = "report_days"
+
+    pair: Mapped[str] = mapped_column(String(64), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    # The day's bounds, for the check's index range over the observations.
+    starts_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    ends_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    obs_count: Mapped[int] = mapped_column(Integer)
+    obs_max_id: Mapped[str] = mapped_column(String(32))
+    fill_count: Mapped[int] = mapped_column(Integer)
+    fill_max_id: Mapped[int] = mapped_column(BigInteger)  # 0 without fills
+    unpriced_spot: Mapped[int] = mapped_column(Integer)
+    intervals: Mapped[int] = mapped_column(Integer)
+    unhedged: Mapped[str] = mapped_column(Text)
+    unhedged_squares: Mapped[str] = mapped_column(Text)
+    hedged: Mapped[str] = mapped_column(Text)
+    hedged_squares: Mapped[str] = mapped_column(Text)
+    # The day's first and last observation: at|spot_qty|perp_qty|price|spot_price (text).
+    first_point: Mapped[str] = mapped_column(Text)
+    last_point: Mapped[str] = mapped_column(Text)
 
 
 class PairCycleRow(Base):

@@ -6,19 +6,26 @@ the intervals' ends, and funding."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
+from decimal import Decimal, localcontext
 from itertools import pairwise
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.domain.report import ReportFill, ReportFunding, ReportPoint, pair_report, value_changes
+from bot.domain.report import (
+    EXACT,
+    ReportFill,
+    ReportFunding,
+    ReportPoint,
+    pair_report,
+    value_changes,
+)
 
 D = Decimal
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 # Eight decimals on prices and quantities: the squares pass Decimal's 28 digits, so the
-# sums round, and only the same additions in the same order give the same digits.
+# sums are exact only in the report's ``EXACT`` precision.
 prices = st.integers(min_value=100_000_000, max_value=10_000_000_000_000).map(
     lambda n: D(n) / 10**8
 )
@@ -72,8 +79,10 @@ def reference_changes(
 
 
 def reference_variance(values: list[Decimal]) -> Decimal:
-    total = sum(values, D(0))
-    return len(values) * sum((v * v for v in values), D(0)) - total * total
+    """n^2 x the variance, exact (the report's ``EXACT`` precision)."""
+    with localcontext(EXACT):
+        total = sum(values, D(0))
+        return len(values) * sum((v * v for v in values), D(0)) - total * total
 
 
 def reference_effectiveness(spot: list[Decimal], hedge: list[Decimal]) -> Decimal | None:
