@@ -226,14 +226,17 @@ class HedgeDaemon:
         log.info("daemon.stopped", reason=reason)
 
     async def claim_pairs(self) -> list[str]:
-        """Renew, take over and give back pair leases; returns the pairs newly held."""
-        claim = await self.pair_state.claim()
+        """Renew (when due), take over and give back pair leases; returns the pairs newly
+        held."""
+        claim = await self.pair_state.renew()
         self._active = claim.active
         taken = list(claim.taken)
         if taken:
             # Another daemon may have traded these since this one last did: start afresh
             # from what the store says.
             self.inflight.forget(taken)
+            self._executor.unresolved.forget()
+            self._margin.unresolved.forget()
             await self.reconcile.restore(taken)
             await self.targets.restore([p for p in self._pairs if p.name in taken])
         return taken
