@@ -158,10 +158,15 @@ class PairState:
 
     # Pauses, caps and failures -------------------------------------------------------------
 
-    async def load_risk_state(self, now: datetime) -> None:
-        """Pauses (one small query, so `hedgebot pause` acts on the next cycle) and, when a
-        pair caps it, this UTC day's traded notional per pair."""
-        self._controls = await self._repo.pair_controls()
+    async def load_risk_state(
+        self, now: datetime, controls: Mapping[str, PairControl] | None = None
+    ) -> None:
+        """Pauses (read each cycle, so `hedgebot pause` acts on the next one; ``controls``
+        when the caller read them already) and, when a pair caps it, this UTC day's
+        traded notional per pair."""
+        self._controls = (
+            dict(controls) if controls is not None else await self._repo.pair_controls()
+        )
         if any(p.max_daily_notional is not None for p in self._pairs):
             midnight = now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
             self._traded_today = await self._repo.traded_notional_since(midnight)
