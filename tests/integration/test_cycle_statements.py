@@ -14,7 +14,6 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import pytest
 import pytest_asyncio
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -45,12 +44,14 @@ async def sqlite_engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
 
 
 @contextmanager
-def counted(engine: AsyncEngine) -> Iterator[list[str]]:
-    """The statements the engine sends while the block runs (BEGIN included)."""
+def counted(engine: AsyncEngine, full: bool = False) -> Iterator[list[str]]:
+    """The statements the engine sends while the block runs (BEGIN included): their
+    first word, or ``full`` text on one line."""
     statements: list[str] = []
 
     def on_execute(*args: Any) -> None:
-        statements.append(str(args[2]).split()[0])
+        words = str(args[2]).split()
+        statements.append(" ".join(words) if full else words[0])
 
     event.listen(engine.sync_engine, "before_cursor_execute", on_execute)
     try:
@@ -116,3 +117,38 @@ async def test_a_pause_and_a_target_set_between_steady_cycles_act_on_the_next_on
     assert report.actions["ETH"] == "order filled"
     orders = await repository.orders()
     assert [o.pair for o in orders[orders_before:]] == ["ETH"]
+
+
+def reads(statements: list[str], where: str) -> int:
+    return sum(1 for s in statements if s.startswith("SELECT") and where in s)
+
+
+async def test_after_an_order_or_a_lost_lease_the_next_cycle_reads_and_claims_again(
+    sqlite_engine: AsyncEngine, clock: FakeClock
+) -> None:
+    repository = Repository(sqlite_engine, clock)
+    daemon = await steady_daemon(repository, clock)
+    await repository.set_pair_target("ETH", D("0.5"), None, "half")
+    seen = []
+    for cycle in (4, 5, 6):
+        clock.advance(1)
+        with counted(sqlite_engine, full=True) as statements:
+            report = await daemon.run_cycle(cycle)
+        seen.append(
+            (
+                report.actions["ETH"],
+                reads(statements, "FROM orders WHERE orders.status IN"),
+                statements,
+            )
+        )
+    # The order's cycle stored an intent: the next one reads what is unresolved, once.
+    assert [(action, orders) for action, orders, _ in seen] == [
+        ("order filled", 0),
+        ("none", 1),
+        ("none", 0),
+    ]
+    daemon.pair_state.lost("BTC")
+    clock.advance(1)
+    with counted(sqlite_engine, full=True) as statements:
+        await daemon.run_cycle(7)
+    assert reads(statements, "FROM pair_leases") == 1
