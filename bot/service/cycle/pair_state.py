@@ -112,11 +112,13 @@ class PairState:
         """Renew, take over and give back pair leases."""
         names = sorted(p.name for p in self._pairs)
         self._claimed_at = None  # a failed claim is retried at the next cycle
+        # Taken before the claim: the renewal counts from no later than its start.
+        started, started_at = time.monotonic(), self._clock.now()
         held, plan, live = await self._repo.claim_leases(
             self.instance_id, names, self.lease_period, alone=self._alone
         )
-        self._leases_renewed_at = time.monotonic()
-        self._claimed_at = self._clock.now()
+        self._leases_renewed_at = started
+        self._claimed_at = started_at
         self._short = len(held) < fair_share(len(names), 1 if self._alone else live)
         self._leases = held
         taken = [t.pair for t in plan.take]
