@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -62,6 +62,39 @@ class Execution:
     reason: str | None = None
 
 
+class UnresolvedWatch:
+    """Whether this process knows that no order (or transfer) of its pairs waits to be
+    resolved, so a cycle can skip reading them.
+
+    Unknown at start: the first read after a start finds what a previous process left.
+    Known clear after a read that resolved everything it found (an item of a pair another
+    daemon holds keeps the reads going). Unknown again as soon as this process stores an
+    intent (``touched``) or takes a pair over (``forget``): only this process stores
+    intents for the pairs it holds, so nothing else can make one unresolved."""
+
+    def __init__(self) -> None:
+        self._clear = False
+        self._generation = 0  # bumped by every touch: a read that overlapped one proves nothing
+
+    @property
+    def clear(self) -> bool:
+        return self._clear
+
+    def touched(self) -> None:
+        self._clear = False
+        self._generation += 1
+
+    forget = touched
+
+    def began(self) -> int:
+        return self._generation
+
+    def read(self, generation: int, all_resolved: bool) -> None:
+        """A read begun at ``generation`` ended: ``all_resolved`` when nothing it found is
+        still unresolved or was left to the daemon holding its pair."""
+        self._clear = all_resolved and generation == self._generation
+
+
 class Executor:
     """Sends intents through a gateway and records each step."""
 
@@ -72,6 +105,7 @@ class Executor:
         # How long an order the venue has never heard of may still turn up there
         # (a request in flight when we crashed) before we call it lost.
         self._settle_after = settle_after
+        self.unresolved = UnresolvedWatch()
 
     async def execute(
         self,
@@ -100,6 +134,7 @@ class Executor:
             price=plan.price,
         )
         # If this raises (database down), nothing has been sent: the caller audits it.
+        self.unresolved.touched()
         await self._repo.insert_order_intent(
             decision_id, pair, gateway.name, request, lease=lease, lease_margin=lease_margin
         )
@@ -186,9 +221,26 @@ class Executor:
         skip_pairs: Collection[str] = (),
     ) -> dict[str, list[StoredOrder]]:
         """Look up every order of unknown outcome, except those of ``skip_pairs``;
-        return those still unresolved, by pair."""
+        return those still unresolved, by pair. No read when this process knows there
+        is none (``UnresolvedWatch``)."""
+        if self.unresolved.clear:
+            return {}
+        generation = self.unresolved.began()
+        orders = await self._repo.unresolved_orders()
+        still_open = await self._resolve(orders, gateways, now, skip_pairs)
+        skipped = any(o.pair in skip_pairs for o in orders)
+        self.unresolved.read(generation, not still_open and not skipped)
+        return still_open
+
+    async def _resolve(
+        self,
+        orders: Sequence[StoredOrder],
+        gateways: Mapping[str, ExchangeGateway],
+        now: datetime,
+        skip_pairs: Collection[str],
+    ) -> dict[str, list[StoredOrder]]:
         still_open: dict[str, list[StoredOrder]] = {}
-        for order in await self._repo.unresolved_orders():
+        for order in orders:
             pair = order.pair
             if pair in skip_pairs:
                 continue  # another daemon holds it and follows its orders

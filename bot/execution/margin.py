@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -38,6 +38,7 @@ from bot.exchange.gateway import (
     RateLimitedError,
     RetryableError,
 )
+from bot.execution.executor import UnresolvedWatch
 from bot.store.leases import Lease
 from bot.store.repository import MarginTransferIntent, Repository, StoredMarginTransfer
 
@@ -62,6 +63,7 @@ class MarginExecutor:
         self._repo = repository
         # How long after its intent a transfer may still turn up in the venue's history.
         self._settle_after = settle_after
+        self.unresolved = UnresolvedWatch()
 
     async def transfer(
         self,
@@ -86,6 +88,7 @@ class MarginExecutor:
             asset=settle_asset(symbol),
         )
         # If this raises (database down, lease lost), nothing has been sent.
+        self.unresolved.touched()
         stored = await self._repo.insert_margin_intent(intent, lease, lease_margin)
         if send_by is not None and time.monotonic() > send_by:
             reason = "not sent: the pair's lease could have lapsed before sending"
@@ -178,9 +181,26 @@ class MarginExecutor:
         skip_pairs: Collection[str] = (),
     ) -> dict[str, list[StoredMarginTransfer]]:
         """Resolve every transfer of unknown outcome, except those of ``skip_pairs``;
-        return those still unresolved, by pair (those pairs send no other transfer)."""
+        return those still unresolved, by pair (those pairs send no other transfer). No
+        read when this process knows there is none (``UnresolvedWatch``)."""
+        if self.unresolved.clear:
+            return {}
+        generation = self.unresolved.began()
+        transfers = await self._repo.unresolved_margin_transfers()
+        still_open = await self._resolve(transfers, gateways, now, skip_pairs)
+        skipped = any(t.pair in skip_pairs for t in transfers)
+        self.unresolved.read(generation, not still_open and not skipped)
+        return still_open
+
+    async def _resolve(
+        self,
+        transfers: Sequence[StoredMarginTransfer],
+        gateways: Mapping[str, ExchangeGateway],
+        now: datetime,
+        skip_pairs: Collection[str],
+    ) -> dict[str, list[StoredMarginTransfer]]:
         still_open: dict[str, list[StoredMarginTransfer]] = {}
-        for transfer in await self._repo.unresolved_margin_transfers():
+        for transfer in transfers:
             if transfer.pair in skip_pairs:
                 continue  # another daemon holds the pair and follows its transfers
             if transfer.state == TransferState.INTENT.value:

@@ -226,14 +226,17 @@ class HedgeDaemon:
         log.info("daemon.stopped", reason=reason)
 
     async def claim_pairs(self) -> list[str]:
-        """Renew, take over and give back pair leases; returns the pairs newly held."""
-        claim = await self.pair_state.claim()
+        """Renew (when due), take over and give back pair leases; returns the pairs newly
+        held."""
+        claim = await self.pair_state.renew()
         self._active = claim.active
         taken = list(claim.taken)
         if taken:
             # Another daemon may have traded these since this one last did: start afresh
             # from what the store says.
             self.inflight.forget(taken)
+            self._executor.unresolved.forget()
+            self._margin.unresolved.forget()
             await self.reconcile.restore(taken)
             await self.targets.restore([p for p in self._pairs if p.name in taken])
         return taken
@@ -259,7 +262,10 @@ class HedgeDaemon:
             return report
         snapshots, pending = observed
         now = self._clock.now()
-        await self.pair_state.load_risk_state(now)
+        # `hedgebot set-target` and `hedgebot pause` act on the next cycle: one read of both.
+        overrides, controls = await self._repo.run_time_controls()
+        self.targets.use_overrides(overrides)
+        await self.pair_state.load_risk_state(now, controls)
         report.auto_paused = self.pair_state.auto_paused(self._active)
         assessed = await self._assess_stage(cycle, snapshots, pending, now, report)
         holds = [a for a in assessed if a.send is None]
@@ -274,7 +280,7 @@ class HedgeDaemon:
         self, cycle: int, report: CycleReport
     ) -> tuple[dict[str, AccountSnapshot], Unresolved] | None:
         """Markets, orders and margin transfers of unknown outcome, snapshots, foreign
-        orders, funding, targets; None (and every pair errored) when the venue cannot be
+        orders, funding; None (and every pair errored) when the venue cannot be
         observed."""
         structlog.contextvars.bind_contextvars(cycle=cycle)
         try:
@@ -291,7 +297,6 @@ class HedgeDaemon:
             snapshots = await self.observe()
             await self.reconcile.foreign_orders(self._active)
             report.funding = await self.observing.collect_funding(self._active)
-            await self.targets.load_overrides()
         except GatewayError as exc:
             report.exchange_errors.append(type(exc).__name__)
             reason = f"observing the venue failed: {exc}"

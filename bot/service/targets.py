@@ -91,7 +91,11 @@ class TargetSource:
 
     async def load_overrides(self) -> None:
         """Read the targets set with ``hedgebot set-target`` (each cycle, one query)."""
-        self._overrides = await self._repo.pair_targets()
+        self.use_overrides(await self._repo.pair_targets())
+
+    def use_overrides(self, overrides: Mapping[str, PairTarget]) -> None:
+        """The targets set with ``hedgebot set-target``, as read this cycle."""
+        self._overrides = overrides
 
     def overridden(self, pair: PairConfig) -> bool:
         """True when the pair's target now comes from ``hedgebot set-target``."""

@@ -79,6 +79,13 @@ class Controls(StoreBase):
             rows = (await session.execute(select(PairTargetRow))).scalars()
             return {r.pair: PairTarget(r.pair, r.ratio, r.outlook, r.set_at) for r in rows}
 
+    async def run_time_controls(self) -> tuple[dict[str, PairTarget], dict[str, PairControl]]:
+        """The run-time targets and the pauses, in one read (the daemon's, each cycle)."""
+        async with self._read() as session:
+            rows = (await session.execute(select(PairTargetRow))).scalars()
+            targets = {r.pair: PairTarget(r.pair, r.ratio, r.outlook, r.set_at) for r in rows}
+            return targets, await load_controls(session)
+
     async def pair_controls(self) -> dict[str, PairControl]:
         """Every stored pause or resume, by pair name ("*": every pair); one small query."""
         async with self._read() as session:

@@ -102,6 +102,16 @@ def _stored_inputs(record: DecisionRecord) -> dict[str, Any]:
     return inputs
 
 
+def _cycle_values(seen: PairCycle) -> dict[str, Any]:
+    return {
+        "pair": seen.pair,
+        "cycle": seen.cycle,
+        "at": seen.at,
+        "action": seen.action,
+        "recorded": seen.recorded,
+    }
+
+
 class Decisions(StoreBase):
     """Writes and reads of the decisions and their observations."""
 
@@ -128,8 +138,8 @@ class Decisions(StoreBase):
             return
         now = self._clock.now()
         async with self._write() as session:
-            for seen in cycles:  # before the audit rows, which are chained at the commit
-                await session.execute(self._upsert_cycle(seen))
+            if cycles:  # before the audit rows, which are chained at the commit
+                await session.execute(self._upsert_cycles(), [_cycle_values(c) for c in cycles])
             if records:
                 observations = [_observation_values(r) for r in records]
                 decisions = [_decision_values(r, now) for r in records]
@@ -137,12 +147,11 @@ class Decisions(StoreBase):
                 await session.execute(insert(DecisionRow), decisions)
                 session.add_all([self._decision_audit(r, now) for r in records])
 
-    def _upsert_cycle(self, seen: PairCycle) -> Any:
-        dialect = self._dialect()
-        values = {"cycle": seen.cycle, "at": seen.at, "action": seen.action}
-        values["recorded"] = seen.recorded
-        statement = dialect.insert(PairCycleRow).values(pair=seen.pair, **values)
-        return statement.on_conflict_do_update(index_elements=[PairCycleRow.pair], set_=values)
+    def _upsert_cycles(self) -> Any:
+        """One upsert of the pairs' cycle rows, executed with every pair's values at once."""
+        statement = self._dialect().insert(PairCycleRow)
+        changed = {name: statement.excluded[name] for name in ("cycle", "at", "action", "recorded")}
+        return statement.on_conflict_do_update(index_elements=[PairCycleRow.pair], set_=changed)
 
     async def pair_cycles(self) -> dict[str, PairCycle]:
         """Each pair's latest cycle (pairs that ran since revision 0008)."""

@@ -1,6 +1,7 @@
 """Pair leases: several daemons share one database, and each pair has one holder at a time.
 
-A daemon claims its pairs at the start of every cycle. A lease is held until
+A daemon claims its pairs at the start of a cycle once a quarter of the lease period
+has passed since its last claim (``PairState.claim_due``). A lease is held until
 ``expires_at`` (database time, so the hosts' clocks do not matter) and renewed by each
 claim; a daemon that dies stops renewing, and after the lease period another one takes
 the pair over with a higher ``token``. Before an order's intent is stored the holder
@@ -241,14 +242,26 @@ class Leases(StoreBase):
     async def _lock_lease_rows(
         self, session: AsyncSession, pairs: Sequence[str]
     ) -> dict[str, PairLeaseRow]:
-        """The pairs' lease rows (created free if missing) this transaction could lock."""
+        """The pairs' lease rows (created free if missing) this transaction could lock.
+
+        The rows exist after a pair's first claim: they are inserted only when the lock
+        did not return them (missing, or locked by another daemon's claim right now)."""
+        by_pair = await self._lock_rows(session, pairs)
+        missing = [p for p in pairs if p not in by_pair]
+        if not missing:
+            return by_pair
         epoch = datetime(1970, 1, 1, tzinfo=UTC)
         new_rows = [
             {"pair": p, "holder": None, "token": 0, "expires_at": epoch, "acquired_at": epoch}
-            for p in pairs
+            for p in missing
         ]
-        if new_rows:
-            await session.execute(self._insert_ignore(PairLeaseRow).values(new_rows))
+        await session.execute(self._insert_ignore(PairLeaseRow).values(new_rows))
+        by_pair |= await self._lock_rows(session, missing)
+        return dict(sorted(by_pair.items()))  # plan_claims takes them in a stable order
+
+    async def _lock_rows(
+        self, session: AsyncSession, pairs: Sequence[str]
+    ) -> dict[str, PairLeaseRow]:
         rows = (
             await session.execute(
                 select(PairLeaseRow)

@@ -23,7 +23,7 @@ from bot.domain.models import ZERO, Market
 from bot.domain.words import plural, utc_time
 from bot.service.basis import live_contracts
 from bot.store.instance import runs_alone
-from bot.store.leases import Lease
+from bot.store.leases import Lease, fair_share
 from bot.store.repository import Repository
 
 log = structlog.get_logger(__name__)
@@ -63,6 +63,10 @@ class PairState:
         # before the lease, as renewed, could have lapsed by this daemon's own clock.
         self.lease_margin = self.lease_period / 3
         self._leases_renewed_at = float("-inf")
+        # When the last claim succeeded by the injected clock (None: claim at the next
+        # cycle), and whether that claim left this daemon short of its fair share.
+        self._claimed_at: datetime | None = None
+        self._short = True
         # On SQLite, and for a paper daemon, the caller holds the only-daemon lock: a
         # lease someone else holds was left by a dead process and is taken at once.
         self._alone = runs_alone(settings.database_url, settings.mode)
@@ -77,13 +81,45 @@ class PairState:
 
     # Leases ------------------------------------------------------------------------------
 
+    def claim_due(self) -> bool:
+        """Whether this cycle claims: at the first cycle, after a lost lease, while short
+        of the fair share, and once a quarter of the lease period has passed since the
+        last claim by either clock (monotonic, or the injected one).
+
+        Why a quarter is safe: a cycle that does not claim starts less than ``P/4``
+        after the last renewal, so its intents are checked (``check_lease``, under the
+        row's lock) at most ``P/4 + one cycle`` after it: the lease still has
+        ``3P/4 - one cycle`` left, more than the margin ``P/3`` while a cycle takes
+        less than ``5P/12``; a slower one is refused by ``check_lease`` or ``send_by``
+        (from the last renewal, as before), never sent unsafely. A pair another daemon
+        gives back, or whose holder died, is taken at this daemon's next claim: up to
+        ``P/4`` later than when every cycle claimed (at once while short of its share)."""
+        if self._short or self._claimed_at is None:
+            return True
+        quarter = self.lease_period / 4
+        return (
+            time.monotonic() - self._leases_renewed_at >= quarter.total_seconds()
+            or self._clock.now() - self._claimed_at >= quarter
+        )
+
+    async def renew(self) -> Claim:
+        """Claim when due (``claim_due``); otherwise run the pairs of the last claim."""
+        if self.claim_due():
+            return await self.claim()
+        return Claim(self.unfinished([p for p in self._pairs if p.name in self._leases]), ())
+
     async def claim(self) -> Claim:
         """Renew, take over and give back pair leases."""
         names = sorted(p.name for p in self._pairs)
+        self._claimed_at = None  # a failed claim is retried at the next cycle
+        # Taken before the claim: the renewal counts from no later than its start.
+        started, started_at = time.monotonic(), self._clock.now()
         held, plan, live = await self._repo.claim_leases(
             self.instance_id, names, self.lease_period, alone=self._alone
         )
-        self._leases_renewed_at = time.monotonic()
+        self._leases_renewed_at = started
+        self._claimed_at = started_at
+        self._short = len(held) < fair_share(len(names), 1 if self._alone else live)
         self._leases = held
         taken = [t.pair for t in plan.take]
         if taken:
@@ -105,8 +141,9 @@ class PairState:
         return self._leases_renewed_at + (self.lease_period - self.lease_margin).total_seconds()
 
     def lost(self, pair: str) -> None:
-        """Another daemon holds the pair now."""
+        """Another daemon holds the pair now: the next cycle claims again."""
         self._leases.pop(pair, None)
+        self._claimed_at = None
 
     async def release(self) -> None:
         """Give back every lease (they lapse by themselves if this fails)."""
@@ -115,6 +152,7 @@ class PairState:
         except Exception as exc:
             log.warning("lease.release_failed", error=str(exc))
         self._leases = {}
+        self._claimed_at = None
 
     def skipped(self) -> set[str]:
         """The pairs another daemon holds: their orders are not this daemon's to resolve."""
@@ -122,10 +160,15 @@ class PairState:
 
     # Pauses, caps and failures -------------------------------------------------------------
 
-    async def load_risk_state(self, now: datetime) -> None:
-        """Pauses (one small query, so `hedgebot pause` acts on the next cycle) and, when a
-        pair caps it, this UTC day's traded notional per pair."""
-        self._controls = await self._repo.pair_controls()
+    async def load_risk_state(
+        self, now: datetime, controls: Mapping[str, PairControl] | None = None
+    ) -> None:
+        """Pauses (read each cycle, so `hedgebot pause` acts on the next one; ``controls``
+        when the caller read them already) and, when a pair caps it, this UTC day's
+        traded notional per pair."""
+        self._controls = (
+            dict(controls) if controls is not None else await self._repo.pair_controls()
+        )
         if any(p.max_daily_notional is not None for p in self._pairs):
             midnight = now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
             self._traded_today = await self._repo.traded_notional_since(midnight)
