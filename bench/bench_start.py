@@ -46,23 +46,10 @@ def _emulator(venue: str) -> tuple[Any, list[str], Any]:
     """The emulator with ~600+600 markets, the coins that have both, and how to fund one."""
     if venue == "binance":
         from tests.support.emulators.binance import BinanceEmulator
-        from tests.support.emulators.binance._binance_models import (
-            DEFAULT_MARKETS,
-            EmulatedMarket,
-        )
+        from tests.support.emulators.binance._binance_models import DEFAULT_MARKETS
+        from tests.support.emulators.binance.binance_emulator import made_up_markets
 
-        made = [
-            EmulatedMarket(
-                base=f"C{i:04d}",
-                price=Decimal(100),
-                step_size=Decimal("0.01"),
-                tick_size=Decimal("0.01"),
-                min_qty=Decimal("0.01"),
-                min_notional=Decimal(5),
-                level_qty=Decimal(1000),
-            )
-            for i in range(MARKETS - len(DEFAULT_MARKETS))
-        ]
+        made = made_up_markets(MARKETS - len(DEFAULT_MARKETS))
         emulator = BinanceEmulator(markets=[*DEFAULT_MARKETS, *made])
         emulator.set_futures_balance("USDT", MARGIN)
         return emulator, [m.base for m in made], emulator.set_spot_balance

@@ -55,6 +55,7 @@ from bot.logging import configure_logging  # noqa: E402
 from bot.service.wiring import BuiltDaemon, build_daemon  # noqa: E402
 from bot.store.migrate import upgrade  # noqa: E402
 from bot.store.repository import Repository, create_engine  # noqa: E402
+from tests.support import builders  # noqa: E402
 
 VENUES = ("binance", "bybit", "okx")
 REAL_SIZE = 600  # spot and linear markets each, about Bybit's list
@@ -197,14 +198,7 @@ async def running(venue: str, markets: int) -> AsyncIterator[VenueEmulator]:
 
 
 def pair(coin: str) -> dict[str, Any]:
-    return {
-        "name": coin,
-        "spot_symbol": f"{coin}/USDT",
-        "perp_symbol": f"{coin}/USDT:USDT",
-        "target_ratio": "1",
-        "band": "0.05",
-        "max_order_notional": "100000",
-    }
+    return builders.pair(coin, band="0.05", max_order_notional="100000", leverage="1")
 
 
 def settings_for(account: dict[str, Any], coins: list[str], database_url: str) -> Settings:

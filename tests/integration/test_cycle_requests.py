@@ -23,6 +23,7 @@ from bot.exchange.ccxt_gateway import CcxtGateway
 from bot.exchange.ccxt_parse import funding_rates, tickers
 from bot.service.wiring import build_daemon
 from bot.store.repository import Repository
+from tests.support import builders
 from tests.support.emulators.binance import BinanceEmulator
 from tests.support.emulators.binance._binance_models import DEFAULT_MARKETS, EmulatedMarket
 from tests.support.emulators.bybit import BybitEmulator
@@ -107,15 +108,7 @@ async def venue(request: pytest.FixtureRequest) -> AsyncIterator[Harness]:
 
 
 def pair(coin: str) -> dict[str, Any]:
-    return {
-        "name": coin,
-        "spot_symbol": f"{coin}/USDT",
-        "perp_symbol": f"{coin}/USDT:USDT",
-        "target_ratio": "1",
-        "band": "0.05",
-        "max_order_notional": "10000000",
-        "leverage": "2",
-    }
+    return builders.pair(coin, band="0.05", max_order_notional="10000000", leverage="2")
 
 
 def requests_since(venue: Harness, start: int) -> Counter[tuple[str, str]]:

@@ -24,7 +24,8 @@ from bot.service.wiring import build_daemon
 from bot.store.repository import Repository
 from tests.support.builders import emulator_pair
 from tests.support.emulators.binance import BinanceEmulator
-from tests.support.emulators.binance._binance_models import DEFAULT_MARKETS, EmulatedMarket
+from tests.support.emulators.binance._binance_models import DEFAULT_MARKETS
+from tests.support.emulators.binance.binance_emulator import made_up_markets
 from tests.support.emulators.bybit import BybitEmulator
 from tests.support.emulators.bybit.bybit_emulator import generated_markets
 from tests.support.emulators.okx import OkxEmulator
@@ -54,18 +55,7 @@ class Venue:
 
 
 async def binance_venue() -> Venue:
-    made = [
-        EmulatedMarket(
-            base=f"C{i:03d}",
-            price=D(100),
-            step_size=D("0.01"),
-            tick_size=D("0.01"),
-            min_qty=D("0.01"),
-            min_notional=D(5),
-            level_qty=D(1000),
-        )
-        for i in range(PAIRS)
-    ]
+    made = made_up_markets(PAIRS)
     emulator = BinanceEmulator(markets=[*DEFAULT_MARKETS, *made])
     await emulator.start()
     emulator.set_futures_balance("USDT", D(1_000_000))

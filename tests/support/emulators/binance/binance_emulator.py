@@ -85,6 +85,24 @@ def _linear_error_classes() -> dict[str, Any]:
     return table
 
 
+def made_up_markets(count: int) -> list[EmulatedMarket]:
+    """``count`` made-up coins (C0000, C0001, …), each a spot pair and a perp at 100 with
+    0.01 steps and a min notional of 5, for real-sized market lists (the coins beside
+    :data:`DEFAULT_MARKETS`)."""
+    return [
+        EmulatedMarket(
+            base=f"C{i:04d}",
+            price=Decimal(100),
+            step_size=Decimal("0.01"),
+            tick_size=Decimal("0.01"),
+            min_qty=Decimal("0.01"),
+            min_notional=Decimal(5),
+            level_qty=Decimal(1000),
+        )
+        for i in range(count)
+    ]
+
+
 class BinanceEmulator(LoopbackServer):
     """Binance spot + USDⓈ-M futures REST emulator served by aiohttp on loopback."""
 
