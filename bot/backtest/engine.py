@@ -26,6 +26,7 @@ import numpy as np
 
 from bot.backtest.path import RecordedPath
 from bot.config import PairConfig, Settings
+from bot.domain.margin_transfers import TransferState
 from bot.exchange.feeds import base_coin
 from bot.exchange.paper import PaperVenue
 from bot.service.daemon import HedgeDaemon
@@ -63,6 +64,8 @@ class Snapshots:
     spot: dict[str, list[float]] = field(default_factory=dict)  # by pair
     perp: dict[str, list[float]] = field(default_factory=dict)  # by pair, signed base qty
     entry: dict[str, list[float]] = field(default_factory=dict)  # by pair
+    # The position's liquidation price by pair (nan: no position).
+    liquidation: dict[str, list[float]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +76,8 @@ class BacktestRun:
     path: RecordedPath
     snapshots: Snapshots = field(repr=False)
     targets: Mapping[str, list[tuple[datetime, Decimal]]] = field(repr=False)  # by pair
+    # Margin the daemon moved that the venue carried out: (when, pair, quote amount).
+    margin_moves: list[tuple[datetime, str, Decimal]] = field(repr=False)
     orders: list[StoredOrder] = field(repr=False)
     cycles: int
     quiet_steps: int
@@ -106,7 +111,7 @@ def _snapshot(shots: Snapshots, index: int, venue: PaperVenue, settings: Setting
     if shots.steps and shots.steps[-1] == index:
         for values in (shots.quote, *shots.spot.values(), *shots.perp.values()):
             values.pop()
-        for values in shots.entry.values():
+        for values in (*shots.entry.values(), *shots.liquidation.values()):
             values.pop()
         shots.steps.pop()
     shots.steps.append(index)
@@ -117,6 +122,10 @@ def _snapshot(shots: Snapshots, index: int, venue: PaperVenue, settings: Setting
         shots.perp.setdefault(pair.name, []).append(float(position.qty) if position else 0.0)
         shots.entry.setdefault(pair.name, []).append(
             float(position.entry_price) if position else 0.0
+        )
+        liquidation = venue.liquidation_price(pair.perp_symbol)
+        shots.liquidation.setdefault(pair.name, []).append(
+            math.nan if liquidation is None else float(liquidation)
         )
 
 
@@ -162,6 +171,11 @@ async def _run(
         targets: dict[str, list[tuple[datetime, Decimal]]] = {p.name: [] for p in settings.pairs}
         for pair_name, created_at, target in await repository.decision_targets():
             targets.setdefault(pair_name, []).append((created_at, target))
+        moves = [
+            (t.venue_time or t.updated_at, t.pair, t.amount)
+            for t in await repository.margin_transfers()
+            if t.state == TransferState.DONE
+        ]
     finally:
         await engine.dispose()
     state = venue.state
@@ -178,6 +192,7 @@ async def _run(
         path=path,
         snapshots=shots,
         targets=targets,
+        margin_moves=moves,
         orders=orders,
         cycles=cycles,
         quiet_steps=len(steps) - cycles,

@@ -35,6 +35,9 @@ class Series:
     targets: dict[str, Floats]
     hedged: Floats
     unhedged: Floats
+    # |liquidation - price| / price of the pair's position (nan: no position).
+    distances: dict[str, Floats]
+    margin_moved: Floats  # quote moved into positions by the daemon so far (cumulative)
 
 
 def _expand(run: BacktestRun, values: list[float], segment: npt.NDArray[np.intp]) -> Floats:
@@ -52,6 +55,7 @@ def series(run: BacktestRun) -> Series:
     ratios: dict[str, Floats] = {}
     targets: dict[str, Floats] = {}
     by_coin: dict[str, Floats] = {}
+    distances: dict[str, Floats] = {}
     hedged = _expand(run, shots.quote, segment)
     quote_asset = settings.paper.quote_asset
     unhedged = np.full(len(times), float(run.initial_balances.get(quote_asset, ZERO)))
@@ -65,6 +69,8 @@ def series(run: BacktestRun) -> Series:
         perp = _expand(run, shots.perp[pair.name], segment)
         entry = _expand(run, shots.entry[pair.name], segment)
         hedged = hedged + perp * (price - entry)
+        liquidation = _expand(run, shots.liquidation[pair.name], segment)
+        distances[pair.name] = np.abs(liquidation - price) / price
         with np.errstate(divide="ignore", invalid="ignore"):
             ratios[pair.name] = np.where(spot > 0, -perp / np.where(spot > 0, spot, 1.0), np.nan)
         decided = run.targets.get(pair.name) or [(run.path.steps[0], pair.target_ratio)]
@@ -80,7 +86,19 @@ def series(run: BacktestRun) -> Series:
         price = prices[pair.name]
         hedged = hedged + _expand(run, shots.spot[pair.name], segment) * price
         unhedged = unhedged + float(run.initial_balances.get(pair.spot_base, ZERO)) * price
-    return Series(times, prices, ratios, targets, hedged, unhedged)
+    return Series(
+        times, prices, ratios, targets, hedged, unhedged, distances, _margin_moved(run, times)
+    )
+
+
+def _margin_moved(run: BacktestRun, times: Floats) -> Floats:
+    """At each step, the margin the daemon had moved by then (every pair)."""
+    moves = sorted((at.timestamp(), float(amount)) for at, _, amount in run.margin_moves)
+    if not moves:
+        return np.zeros(len(times))
+    at = np.asarray([t for t, _ in moves], dtype=np.float64)
+    total = np.concatenate(([0.0], np.cumsum([a for _, a in moves])))
+    return total[np.searchsorted(at, times, side="right")]
 
 
 def _weights(times: Floats) -> Floats:
@@ -117,6 +135,12 @@ def _stat(value: float | None) -> float | None:
     return None if value is None or not np.isfinite(value) else round(value, 6)
 
 
+def _least(values: Floats) -> float | None:
+    """The smallest known value (None: none known)."""
+    known = values[np.isfinite(values)]
+    return _stat(float(known.min())) if len(known) else None
+
+
 def _pair_figures(
     run: BacktestRun, values: Series, weights: Floats, pair: PairConfig
 ) -> tuple[dict[str, Any], float, float]:
@@ -139,6 +163,8 @@ def _pair_figures(
         "orders": len(orders),
         "turnover": _money(sum((o.filled * (o.average_price or ZERO) for o in orders), ZERO)),
         "final_ratio": _stat(float(values.ratios[pair.name][-1])),
+        "min_liquidation_distance": _least(values.distances[pair.name]),
+        "margin_moved": _money(sum((m for _, p, m in run.margin_moves if p == pair.name), ZERO)),
     }
     return figures, pair_squared, pair_outside
 
@@ -197,6 +223,7 @@ def summarize(run: BacktestRun, values: Series | None = None) -> dict[str, Any]:
         "perp_pnl": _money(perp_pnl),
         "net": _money(net),
         "liquidations": run.liquidations,
+        "margin_moved": _money(sum((m for _, _, m in run.margin_moves), ZERO)),
         "value_start_unhedged": _stat(float(values.unhedged[0])),
         "value_end_hedged": _stat(float(values.hedged[-1])),
         "value_end_unhedged": _stat(float(values.unhedged[-1])),

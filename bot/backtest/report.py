@@ -1,4 +1,5 @@
-"""report.png: price, hedge ratio against target, hedged against unhedged value.
+"""report.png: price, hedge ratio against target, hedged against unhedged value, and each
+position's distance from liquidation with the margin the daemon moved.
 
 Drawn with matplotlib's Agg backend (no display) and without the PNG's software tag, so
 the same run gives the same bytes. Long paths are thinned to at most ``MAX_POINTS``
@@ -8,6 +9,7 @@ points per line; the summary's figures use every step.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -24,13 +26,13 @@ MAX_POINTS = 4000
 
 
 def write_report(values: Series, settings: Settings, out: Path) -> None:
-    """Draw the three panels into ``out`` (PNG)."""
+    """Draw the four panels into ``out`` (PNG)."""
     stride = max(1, len(values.times) // MAX_POINTS)
     pick = np.arange(0, len(values.times), stride)
     when = (values.times[pick] * 1e6).astype("datetime64[us]")
     with plt.rc_context({"svg.hashsalt": "hedgebot", "font.size": 9}):
-        figure, (prices, ratios, worth) = plt.subplots(
-            3, 1, figsize=(10, 8), sharex=True, constrained_layout=True
+        figure, (prices, ratios, worth, margin) = plt.subplots(
+            4, 1, figsize=(10, 10.5), sharex=True, constrained_layout=True
         )
         for pair in settings.pairs:
             prices.plot(when, values.prices[pair.name][pick], label=pair.name, linewidth=0.8)
@@ -58,6 +60,22 @@ def write_report(values: Series, settings: Settings, out: Path) -> None:
         worth.set_ylabel(settings.paper.quote_asset)
         worth.set_title("portfolio value")
         worth.legend(loc="upper left")
-        worth.xaxis.set_major_formatter(mdates.DateFormatter("%Y-%m-%d"))  # type: ignore[no-untyped-call]
+        _draw_margin(margin, values, settings, when, pick)
+        margin.xaxis.set_major_formatter(mdates.DateFormatter("%Y-%m-%d"))  # type: ignore[no-untyped-call]
         figure.savefig(out, format="png", dpi=100, metadata={"Software": None})
         plt.close(figure)
+
+
+def _draw_margin(axes: Any, values: Series, settings: Settings, when: Any, pick: Any) -> None:
+    """Liquidation distance per pair against the guard's threshold; margin moved."""
+    for pair in settings.pairs:
+        axes.plot(when, values.distances[pair.name][pick], label=pair.name, linewidth=0.8)
+    threshold = float(settings.risk.min_liquidation_distance)
+    axes.axhline(threshold, color="red", linestyle=":", linewidth=0.8, label="guard threshold")
+    axes.set_ylabel("distance")
+    axes.set_title("distance from liquidation ((liquidation - price) / price); margin moved")
+    axes.legend(loc="upper left")
+    moved = axes.twinx()
+    moved.plot(when, values.margin_moved[pick], color="grey", linewidth=0.9)
+    moved.set_ylim(bottom=0)
+    moved.set_ylabel(f"margin moved ({settings.paper.quote_asset})")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -262,3 +263,43 @@ def test_cli_backtest_without_a_file_for_a_coin_says_how_to_give_one(cli: CliRun
 
     assert result.exit_code == 2
     assert "no --prices file for coin BTC" in result.output
+
+
+async def test_the_summary_gives_each_pairs_least_liquidation_distance_and_the_margin_moved(
+    tmp_path: Path,
+) -> None:
+    # 10 SOL hedged at 3x isolated from 100; the price rises 2 a step to 140. The guard
+    # (threshold 0.1) adds margin each time the short comes within 10 % of liquidation.
+    settings = one_pair(leverage="3").model_copy(
+        update={
+            "risk": one_pair().risk.model_copy(
+                update={
+                    "on_liquidation_risk": "add_margin",
+                    "min_liquidation_distance": Decimal("0.1"),
+                }
+            )
+        }
+    )
+    prices = write_prices(tmp_path / "sol.csv", [str(100 + 2 * i) for i in range(21)])
+    run = await run_backtest(settings, load_path({"SOL": prices}, coins_of(settings)))
+    summary = summarize(run)
+    figures = summary["pairs"]["SOL"]
+
+    assert summary["liquidations"] == 0
+    moved = sum((amount for _, _, amount in run.margin_moves), Decimal(0))
+    assert moved > 0
+    assert summary["margin_moved"] == figures["margin_moved"] == f"{moved:.4f}"
+    # Never closer than the guard lets it come (one 2 % step past the threshold at most).
+    assert 0.08 < figures["min_liquidation_distance"] < 0.2
+
+
+async def test_a_pair_that_never_holds_a_position_has_no_liquidation_distance(
+    tmp_path: Path,
+) -> None:
+    settings = one_pair(target_ratio="0")
+    prices = write_prices(tmp_path / "sol.csv", ["100"] * 5)
+    path = load_path({"SOL": prices}, coins_of(settings))
+    summary = summarize(await run_backtest(settings, path))
+
+    assert summary["pairs"]["SOL"]["min_liquidation_distance"] is None
+    assert summary["margin_moved"] == "0.0000"

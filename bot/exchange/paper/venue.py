@@ -329,6 +329,11 @@ class PaperVenue:
             await self._settle_and_save(now)
             return self._ledger.summary(now)
 
+    def liquidation_price(self, symbol: str) -> Decimal | None:
+        """The open position's liquidation price (None: no position), from its margin."""
+        position = self.state.positions.get(symbol)
+        return None if position is None else self._ledger.liquidation_price(position)
+
     def liquidations(self) -> list[OrderResult]:
         """Liquidations still remembered among the orders, oldest first."""
         return self._ledger.liquidations()
