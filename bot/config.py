@@ -407,6 +407,14 @@ class PaperConfig(_Frozen):
     )
     funding_interval_hours: Annotated[int, Field(ge=1, le=24)] = 8
     quote_asset: str = "USDT"
+    # "classic": positions hold isolated margin in the quote asset; "unified": a unified
+    # (cross-collateral) account, as Bybit's: every asset held backs every position at
+    # its collateral_ratios entry (the quote asset at 1, a coin not listed at 0), and the
+    # account is liquidated as a whole (pairs then use margin_mode = "cross").
+    account: Literal["classic", "unified"] = "classic"
+    collateral_ratios: dict[str, Annotated[Decimal, Field(ge=0, le=1)]] = Field(
+        default_factory=lambda: {"BTC": Decimal("0.95"), "ETH": Decimal("0.95")}
+    )
     sim: SimFeedConfig = Field(default_factory=SimFeedConfig)
     replay_files: dict[str, Path] = Field(default_factory=dict)
     markets: dict[str, PaperMarketConfig] = Field(default_factory=dict)
@@ -636,6 +644,7 @@ class Settings(BaseSettings):
             self._check_live_accounts()
         self._check_one_hedge_per_coin()
         self._check_add_margin_is_isolated()
+        self._check_unified_pairs_are_cross()
         if self.lease_s is not None and self.lease_s < 2 * self.poll_interval_s:
             # Renewed once a cycle: a shorter lease would lapse between two cycles.
             raise ValueError(
@@ -739,6 +748,23 @@ class Settings(BaseSettings):
                 "risk.on_liquidation_risk 'add_margin' moves margin into isolated positions "
                 f"only, but {who} margin_mode 'cross'; "
                 "set margin_mode = 'isolated' or on_liquidation_risk = 'reduce'"
+            )
+
+    def _check_unified_pairs_are_cross(self) -> None:
+        """A unified paper account margins every position across the account."""
+        if self.mode != "paper" or self.paper.account != "unified":
+            return
+        isolated = [p.name for p in self.pairs if p.margin_mode == "isolated"]
+        if isolated:
+            who = (
+                f"pairs {', '.join(isolated)} use"
+                if len(isolated) > 1
+                else f"pair {isolated[0]} uses"
+            )
+            raise ValueError(
+                "paper.account 'unified' margins every position across the account, but "
+                f"{who} margin_mode 'isolated'; set margin_mode = 'cross' or "
+                "paper.account = 'classic'"
             )
 
     @classmethod

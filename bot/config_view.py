@@ -91,6 +91,8 @@ SHAPE: Shape = {
         "maintenance_tiers": _ANY,
         "funding_interval_hours": None,
         "quote_asset": None,
+        "account": None,
+        "collateral_ratios": {"*": None},
         "sim": dict.fromkeys(
             (
                 "initial_prices",

@@ -221,7 +221,10 @@ async def _replay(
     steps = path.steps
     pairs = list(settings.pairs)
     shots = Snapshots()
-    stepper = _Stepper(path, step_every, settings.risk.min_liquidation_distance)
+    # A unified account's liquidation price of one coin holds the other coins' prices
+    # still: with several coins moving, only visiting every step is exact.
+    unified_coins = settings.paper.account == "unified" and len(coins_of(settings)) > 1
+    stepper = _Stepper(path, step_every or unified_coins, settings.risk.min_liquidation_distance)
     cycles = 0
     seen: tuple[Decimal, ...] = ()
     index = 0

@@ -2,18 +2,18 @@
 
 ``venue`` is the facade (``PaperVenue``); ``quotes`` shows the market (rules, prices,
 book, candles), ``fills`` fills orders, ``ledger`` keeps the account's books (balances,
-positions, margin, funding, liquidation, expiry), ``rules`` holds the symbols, the price
+positions, margin, funding), ``forced`` the closes the venue makes itself (liquidation,
+expiry), ``unified`` a unified account's margin, ``rules`` holds the symbols, the price
 grid and the funding calendar. The account is saved through ``bot.exchange.paper_state``.
 """
 
 from bot.domain.paper_account import PaperAccountState, PaperAccountStore, PaperPosition
+from bot.exchange.paper.forced import LIQUIDATION_PREFIX, SETTLEMENT_PREFIX
 from bot.exchange.paper.ledger import (
-    LIQUIDATION_PREFIX,
     MAX_LEVERAGE,
     MAX_PENDING_FUNDING,
     MAX_REMEMBERED_ORDERS,
     MIN_LEVERAGE,
-    SETTLEMENT_PREFIX,
     AccountSummary,
 )
 from bot.exchange.paper.quotes import SECONDS_PER_YEAR

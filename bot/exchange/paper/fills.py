@@ -34,7 +34,8 @@ from bot.domain.models import (
 )
 from bot.domain.paper_account import PaperPosition
 from bot.exchange.gateway import DuplicateOrderError, OrderRejectedError
-from bot.exchange.paper.ledger import PaperLedger, QuoteFn, filled_order
+from bot.exchange.paper.forced import filled_order
+from bot.exchange.paper.ledger import PaperLedger, QuoteFn
 from bot.exchange.paper.quotes import PaperQuotes
 from bot.exchange.paper.rules import settle_asset
 
@@ -166,7 +167,7 @@ class PaperMatcher:
         notional = request.amount * price
         if request.side is Side.BUY:
             cost = notional + fee
-            free = ledger.free(market.quote)
+            free = ledger.spendable(market.quote)
             if cost > free:
                 raise OrderRejectedError(
                     f"insufficient {market.quote}: buying {request.amount:f} {market.base} "

@@ -4,12 +4,11 @@ the remembered orders, and what time does to the account without a request.
 * **Funding** is settled at every funding boundary (every ``funding_interval_hours`` on
   the UTC clock from midnight) crossed since the last settlement: ``-qty * mark * rate``,
   so a short receives when the rate is positive. A new account is not back-paid.
-* **Liquidation**: when the mark reaches a position's isolated liquidation price
-  (Binance's formula with the maintenance tiers of ``PaperConfig.maintenance``, from the
-  margin the position holds), the position is closed at that price and its whole margin
-  is lost; the event is recorded as an order ``liquidation-<n>``.
-* **Settlement**: a dated future still open at its expiry is closed at the feed's spot
-  price (its basis 0 by then), the PnL realized; recorded as an order ``settlement-<n>``.
+* **Liquidation price**: Binance's isolated formula with the maintenance tiers of
+  ``PaperConfig.maintenance``, from the margin the position holds; on a unified account
+  (``paper.account = "unified"``) the account's (``paper/unified.py``).
+* **Liquidation and settlement at expiry** are the venue's own closes
+  (``paper/forced.py``).
 
 Prices come in through ``quote`` (the venue's, so a venue that prices differently is
 settled at its own prices); nothing here saves: the venue does, after each change.
@@ -33,18 +32,21 @@ from bot.domain.models import (
     ONE,
     ZERO,
     Balance,
-    Fill,
     FundingPayment,
     Market,
     OrderResult,
-    OrderStatus,
     Position,
-    Side,
 )
 from bot.domain.paper_account import PaperAccountState, PaperPosition
 from bot.exchange.feeds import FeedQuote
 from bot.exchange.gateway import FatalError, OrderRejectedError
+from bot.exchange.paper.forced import (
+    LIQUIDATION_PREFIX,
+    ForcedCloses,
+    crossed,
+)
 from bot.exchange.paper.rules import funding_times, next_funding_time, settle_asset
+from bot.exchange.paper.unified import UnifiedBooks
 
 # Orders remembered for fetch_order and duplicate detection; older ones are forgotten.
 MAX_REMEMBERED_ORDERS = 1000
@@ -52,8 +54,6 @@ MAX_REMEMBERED_ORDERS = 1000
 MAX_PENDING_FUNDING = 10_000
 MIN_LEVERAGE = Decimal(1)
 MAX_LEVERAGE = Decimal(125)
-LIQUIDATION_PREFIX = "liquidation-"
-SETTLEMENT_PREFIX = "settlement-"
 
 QuoteFn = Callable[[str, datetime], FeedQuote]
 
@@ -76,31 +76,6 @@ class AccountSummary:
     def equity(self) -> Decimal:
         """Quote balance + spot value + unrealized PnL: what the account is worth now."""
         return self.quote_balance + self.spot_value + self.unrealized_pnl
-
-
-def filled_order(
-    client_order_id: str, exchange_order_id: str, fill: Fill, reason: str | None = None
-) -> OrderResult:
-    """An order filled completely by the one trade ``fill``."""
-    return OrderResult(
-        client_order_id=client_order_id,
-        exchange_order_id=exchange_order_id,
-        symbol=fill.symbol,
-        side=fill.side,
-        status=OrderStatus.FILLED,
-        amount=fill.amount,
-        filled=fill.amount,
-        average_price=fill.price,
-        fee=fill.fee,
-        fee_asset=fill.fee_asset,
-        fills=(fill,),
-        reason=reason,
-    )
-
-
-def crossed(qty: Decimal, mark: Decimal, liquidation: Decimal) -> bool:
-    """Whether ``mark`` has reached the liquidation price of a position of signed ``qty``."""
-    return mark >= liquidation if qty < ZERO else mark <= liquidation
 
 
 def checked_leverage(symbol: str, leverage: Decimal) -> Decimal:
@@ -141,6 +116,22 @@ class PaperLedger:
             str, tuple[tuple[Decimal, Decimal, Decimal], Decimal | None]
         ] = {}
         self._tiers: dict[str, MaintenanceTiers] = {}
+        # paper.account "unified": the account-level margin (see paper/unified.py), at the
+        # prices of the last settle (every request settles first).
+        self._unified = (
+            UnifiedBooks(state, config, quote, spot, self.maintenance)
+            if config.account == "unified"
+            else None
+        )
+        self._now: datetime | None = None
+        self._forced = ForcedCloses(
+            self,
+            quote=quote,
+            spot=spot,
+            market=market,
+            quote_asset=config.quote_asset,
+            unified=self._unified,
+        )
 
     # -- balances and orders ---------------------------------------------------------------
 
@@ -153,7 +144,10 @@ class PaperLedger:
 
     def margin_balances(self, now: datetime) -> dict[str, Balance]:
         """The wallet as a margin wallet: each asset's ``equity`` adds the unrealized PnL of
-        the positions it settles, marked at ``now``."""
+        the positions it settles, marked at ``now``; on a unified account the quote asset's
+        equity is the account's margin balance (the coins at their collateral ratios)."""
+        if self._unified is not None:
+            return self._unified_balances(self._unified, now)
         unrealized: dict[str, Decimal] = {}
         for symbol, position in self.state.positions.items():
             pnl = position.qty * (self._quote(symbol, now).price - position.entry_price)
@@ -164,6 +158,18 @@ class PaperLedger:
             for asset, balance in self.balances().items()
         }
 
+    def _unified_balances(self, books: UnifiedBooks, now: datetime) -> dict[str, Balance]:
+        quote_asset = self._config.quote_asset
+        balances = self.balances()
+        total = self.state.balances.get(quote_asset, ZERO)
+        balances[quote_asset] = Balance(
+            asset=quote_asset,
+            free=max(books.available(now), ZERO),
+            total=total,
+            equity=books.margin_balance(now),
+        )
+        return balances
+
     def locked(self, asset: str) -> Decimal:
         """Margin of ``asset`` locked in open positions."""
         return sum(
@@ -172,8 +178,20 @@ class PaperLedger:
         )
 
     def free(self, asset: str) -> Decimal:
-        """The balance of ``asset`` not locked as margin."""
+        """The balance of ``asset`` not locked as margin; on a unified account the quote
+        asset's is the account's available balance (the coins back margin too)."""
+        if self._unified is not None and self._now is not None:
+            if asset == self._config.quote_asset:
+                return self._unified.available(self._now)
         return self.state.balances.get(asset, ZERO) - self.locked(asset)
+
+    def spendable(self, asset: str) -> Decimal:
+        """What a spot buy may spend of ``asset``: its free balance, and on a unified
+        account no more than the account holds (the paper venue lends nothing to buy)."""
+        free = self.free(asset)
+        if self._unified is None:
+            return free
+        return min(free, self.state.balances.get(asset, ZERO))
 
     def credit(self, asset: str, amount: Decimal) -> None:
         """Add ``amount`` (negative: take it) to the balance of ``asset``."""
@@ -247,6 +265,11 @@ class PaperLedger:
         OrderRejectedError (nothing changed) when there is none or the amount is not free."""
         position = self.state.positions.get(symbol)
         asset = settle_asset(symbol)
+        if self._unified is not None:
+            raise OrderRejectedError(
+                "a unified account margins every position across the account: there is no "
+                f"isolated margin to add to {symbol}"
+            )
         if position is None or amount > self.free(asset):
             raise OrderRejectedError(
                 f"no open {symbol} position to add margin to"
@@ -255,8 +278,14 @@ class PaperLedger:
             )
         position.margin += amount
 
-    def liquidation_price(self, position: PaperPosition) -> Decimal | None:
-        """From the margin the position holds, so margin added later moves it."""
+    def liquidation_price(
+        self, position: PaperPosition, now: datetime | None = None
+    ) -> Decimal | None:
+        """From the margin the position holds, so margin added later moves it; on a
+        unified account the account's, for the position's coin, nearest to the mark."""
+        at = now or self._now
+        if self._unified is not None and at is not None:
+            return self._unified.liquidation_price(position, at)
         # Cached, because a backtest asks at every step and the inputs rarely change.
         key = (position.qty, position.entry_price, position.margin)
         cached = self._liquidation_at.get(position.symbol)
@@ -292,7 +321,7 @@ class PaperLedger:
             mark_price=mark,
             unrealized_pnl=position.qty * (mark - position.entry_price),
             leverage=position.leverage,
-            liquidation_price=self.liquidation_price(position),
+            liquidation_price=self.liquidation_price(position, now),
             margin=position.margin,
         )
 
@@ -329,9 +358,16 @@ class PaperLedger:
         last = self.state.last_funding_at or now
         triggers: list[tuple[str, Decimal, bool]] = []
         for position in self.state.positions.values():
-            liquidation = self.liquidation_price(position)
-            if liquidation is not None:
-                triggers.append((position.symbol, liquidation, position.qty < ZERO))
+            liquidation = self.liquidation_price(position, now)
+            if liquidation is None:
+                continue
+            # A unified account's nearest liquidation may be on either side of the mark.
+            above = (
+                liquidation > self._quote(position.symbol, now).price
+                if self._unified is not None
+                else position.qty < ZERO
+            )
+            triggers.append((position.symbol, liquidation, above))
         return min([self._next_funding(last), *self._expiries()]), triggers
 
     def _expiries(self) -> list[datetime]:
@@ -343,6 +379,7 @@ class PaperLedger:
         """Apply liquidations, funding and expiries due up to ``now``; True when the account
         changed."""
         state = self.state
+        self._now = now
         changed = False
         if state.last_funding_at is None:
             state.last_funding_at = now  # never back-pay a state that has no funding clock
@@ -351,16 +388,16 @@ class PaperLedger:
             self._pay_funding_between(state.last_funding_at, now)
             changed = True
         # An expiry between funding times is settled as soon as it is reached.
-        changed = self._settle_expired(now) or changed
-        return self._liquidate_crossed(now) or changed
+        changed = self._forced.settle_expired(now) or changed
+        return self._forced.liquidate_crossed(now) or changed
 
     def _pay_funding_between(self, last: datetime, now: datetime) -> None:
         """Every funding boundary in ``(last, now]``, in time order."""
         for boundary in funding_times(last, now, self._config.funding_interval_hours):
             # At each boundary, in time order: a contract that expired before it is settled
             # at its expiry, a position liquidated before it pays nothing.
-            self._settle_expired(boundary)
-            self._liquidate_crossed(boundary)
+            self._forced.settle_expired(boundary)
+            self._forced.liquidate_crossed(boundary)
             self._pay_funding(boundary)
             self.state.last_funding_at = boundary
 
@@ -368,74 +405,6 @@ class PaperLedger:
         if self._funding_due is None or self._funding_due[0] != last:
             self._funding_due = (last, next_funding_time(last, self._config.funding_interval_hours))
         return self._funding_due[1]
-
-    def _liquidate_crossed(self, at: datetime) -> bool:
-        liquidated = False
-        for position in list(self.state.positions.values()):
-            liquidation = self.liquidation_price(position)
-            if liquidation is None:
-                continue
-            mark = self._quote(position.symbol, at).price
-            if crossed(position.qty, mark, liquidation):
-                self._liquidate(position, liquidation, mark, at)
-                liquidated = True
-        return liquidated
-
-    def _liquidate(
-        self, position: PaperPosition, price: Decimal, mark: Decimal, at: datetime
-    ) -> None:
-        asset = settle_asset(position.symbol)
-        # Closed at the liquidation price; what the margin still held after the trading
-        # loss goes too (the venue's liquidation fee), so the whole margin is lost.
-        self.credit(asset, -position.margin)
-        self.state.realized_pnl -= position.margin
-        del self.state.positions[position.symbol]
-        self._record_forced_close(
-            position,
-            LIQUIDATION_PREFIX,
-            price,
-            at,
-            f"liquidated: mark {mark:f} crossed liquidation price {price:f} of "
-            f"{position.qty:f} at entry {position.entry_price:f} and leverage "
-            f"{position.leverage:f}; margin {position.margin:f} {asset} lost",
-        )
-
-    def _settle_expired(self, now: datetime) -> bool:
-        """Settle every dated position whose expiry has passed at the feed's spot price (the
-        future's price at expiry, its basis 0): realized PnL to the wallet, margin released."""
-        settled = False
-        for position in list(self.state.positions.values()):
-            expiry = self._market(position.symbol).expiry
-            if expiry is None or expiry > now:
-                continue
-            price = self._spot(position.symbol, expiry).price
-            realized = position.qty * (price - position.entry_price)
-            asset = settle_asset(position.symbol)
-            self.credit(asset, realized)
-            self.state.realized_pnl += realized
-            del self.state.positions[position.symbol]
-            self._record_forced_close(
-                position,
-                SETTLEMENT_PREFIX,
-                price,
-                expiry,
-                f"settled at expiry {expiry.isoformat()}: {position.qty:f} at "
-                f"{price:f}, entry {position.entry_price:f}, PnL {realized:f} {asset}",
-            )
-            settled = True
-        return settled
-
-    def _record_forced_close(
-        self, position: PaperPosition, prefix: str, price: Decimal, at: datetime, reason: str
-    ) -> None:
-        """Remember a close the venue made itself (a liquidation, a settlement at expiry)
-        as a filled, fee-less order, so look-ups and fills show it like any other."""
-        seq = self.next_seq()
-        side = Side.BUY if position.qty < ZERO else Side.SELL
-        asset = settle_asset(position.symbol)
-        fill = Fill(str(seq), position.symbol, side, abs(position.qty), price, ZERO, asset, at)
-        client_order_id = f"{prefix}{seq}"
-        self.remember(filled_order(client_order_id, client_order_id, fill, reason))
 
     def _pay_funding(self, at: datetime) -> None:
         state = self.state

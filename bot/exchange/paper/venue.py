@@ -184,11 +184,13 @@ class PaperVenue:
         return self._quotes.market_stats(symbol, self._clock.now())
 
     async def set_margin_mode(self, symbol: str, margin_mode: str) -> None:
-        """Only isolated margin is modelled; asking for cross is a configuration error."""
-        if margin_mode != "isolated":
+        """A classic paper account models isolated margin only, a unified one cross margin
+        across the account; asking for the other is a configuration error."""
+        wanted = "cross" if self._config.account == "unified" else "isolated"
+        if margin_mode != wanted:
             raise FatalError(
-                f'the paper venue models isolated margin only; set margin_mode = "isolated" '
-                f"for {symbol}"
+                f"the paper venue's {self._config.account} account models {wanted} margin "
+                f'only; set margin_mode = "{wanted}" for {symbol}'
             )
 
     async def fetch_open_orders(self, symbols: Iterable[str]) -> list[OrderResult]:
