@@ -33,10 +33,40 @@ def with_pairs(settings: Settings, **update: Any) -> Settings:
     return type(settings).model_validate(data)
 
 
+def with_margin(settings: Settings, account: str, margin_mode: str, guard: str) -> Settings:
+    """``settings`` on a paper account of kind ``account`` (classic or unified), every
+    pair on ``margin_mode`` with band rebalancing, the guard acting as ``guard``."""
+    data = settings.model_dump()
+    data["pairs"] = [{**p, "margin_mode": margin_mode, "rebalance": "band"} for p in data["pairs"]]
+    data["paper"] = {**data["paper"], "account": account}
+    data["risk"] = {**data["risk"], "on_liquidation_risk": guard}
+    return type(settings).model_validate(data)
+
+
+def margin_variants(settings: Settings) -> list[Variant]:
+    """The margin models ``--compare`` runs, band rebalancing on the config's target: a
+    classic account with isolated margin (the guard closing the short, or adding margin
+    to it) and a unified account whose coins back the short."""
+    return [
+        Variant(
+            "margin: isolated, guard reduces",
+            with_margin(settings, "classic", "isolated", "reduce"),
+        ),
+        Variant(
+            "margin: isolated, guard adds margin",
+            with_margin(settings, "classic", "isolated", "add_margin"),
+        ),
+        Variant(
+            "margin: unified, coins as collateral",
+            with_margin(settings, "unified", "cross", "reduce"),
+        ),
+    ]
+
+
 def variants(settings: Settings) -> list[Variant]:
     """The configurations ``--compare`` runs: band rebalancing and rebalancing at each
     pair's ``rebalance_interval_s`` on the config's target, then band rebalancing under
-    each market-driven strategy with its default parameters."""
+    each market-driven strategy with its default parameters, then each margin model."""
     intervals = sorted({p.rebalance_interval_s for p in settings.pairs})
     every = ", ".join(f"{s}s" for s in intervals)
     band = {"rebalance": "band", "outlook": None, "trend": None, "funding_carry": None}
@@ -46,6 +76,7 @@ def variants(settings: Settings) -> list[Variant]:
         Variant("band, outlook neutral", with_pairs(settings, **band, strategy="outlook")),
         Variant("band, trend sma 10/30 4h", with_pairs(settings, **band, strategy="trend")),
         Variant("band, funding carry", with_pairs(settings, **band, strategy="funding_carry")),
+        *margin_variants(settings),
     ]
 
 
@@ -98,6 +129,9 @@ COMPARE_COLUMNS = (
     ("max DD hedged", "max_drawdown_hedged"),
     ("max DD unhedged", "max_drawdown_unhedged"),
     ("var. reduction", "variance_reduction"),
+    ("liquidations", "liquidations"),
+    ("least liq. distance", "min_liquidation_distance"),
+    ("margin moved", "margin_moved"),
 )
 
 
@@ -111,6 +145,7 @@ def compare_row(summary: dict[str, Any]) -> list[str]:
             "max_drawdown_hedged",
             "max_drawdown_unhedged",
             "variance_reduction",
+            "min_liquidation_distance",
         ):
             cells.append(f"{value:.2%}")
         elif isinstance(value, float):

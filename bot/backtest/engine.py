@@ -23,6 +23,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 
 from bot.backtest.path import RecordedPath
 from bot.config import PairConfig, Settings
@@ -36,6 +37,8 @@ from bot.store.repository import Repository, StoredOrder
 
 ZERO = Decimal(0)
 PROGRESS_UPDATES = 200
+Floats = npt.NDArray[np.float64]
+Ints = npt.NDArray[np.intp]
 
 
 class SteppedClock:
@@ -236,7 +239,12 @@ async def _replay(
         if progress is not None and index >= next_report:
             progress(index)
             next_report = index + max(1, len(steps) // PROGRESS_UPDATES)
-        cycle_now = quiet_until is None or at >= quiet_until or index == last
+        cycle_now = (
+            quiet_until is None
+            or at >= quiet_until
+            or index == last
+            or stepper.guard_due(index, venue)
+        )
         if not cycle_now and venue.settle_due():
             # Funding paid (the balance moved) or a liquidation (the hedge moved too).
             cycle_now = _quantities(venue, pairs) != seen
@@ -282,18 +290,30 @@ class _Stepper:
         until = min(quiet_until, funding_at)
         stop = min(bisect.bisect_left(self._steps, until, lo=start), last)
         for symbol, liquidation, short in triggers:
-            window = self._path.prices(symbol)[start:stop]
-            # The guard acts once |mark - liquidation| / mark < distance: for a short at
-            # mark > liquidation / (1 + distance), for a long below liquidation / (1 - d).
-            if short:
-                level = float(liquidation) / (1 + self._guard)
-                hits = np.flatnonzero(window >= level * (1 - self.MARGIN))
-            else:
-                level = float(liquidation) / (1 - self._guard) if self._guard < 1 else math.inf
-                hits = np.flatnonzero(window <= level * (1 + self.MARGIN))
+            hits = self._guard_hits(self._path.prices(symbol)[start:stop], liquidation, short)
             if len(hits):
                 stop = start + int(hits[0])
         return stop
+
+    def guard_due(self, index: int, venue: PaperVenue) -> bool:
+        """Whether the price at step ``index`` may bring a position within the guard's
+        distance of its liquidation price: the daemon's cycle runs there, quiet or not,
+        as the live daemon's would (its guard acts before the venue liquidates)."""
+        _, triggers = venue.settle_horizon()
+        return any(
+            len(self._guard_hits(self._path.prices(symbol)[index : index + 1], level, short))
+            for symbol, level, short in triggers
+        )
+
+    def _guard_hits(self, window: Floats, liquidation: Decimal, short: bool) -> Ints:
+        """The steps of ``window`` where the guard may act on a position liquidated at
+        ``liquidation``: once |mark - liquidation| / mark < distance, for a short at mark >
+        liquidation / (1 + distance), for a long below liquidation / (1 - distance)."""
+        if short:
+            level = float(liquidation) / (1 + self._guard)
+            return np.flatnonzero(window >= level * (1 - self.MARGIN))
+        level = float(liquidation) / (1 - self._guard) if self._guard < 1 else math.inf
+        return np.flatnonzero(window <= level * (1 + self.MARGIN))
 
 
 def coins_of(settings: Settings) -> list[str]:

@@ -223,6 +223,9 @@ def summarize(run: BacktestRun, values: Series | None = None) -> dict[str, Any]:
         "perp_pnl": _money(perp_pnl),
         "net": _money(net),
         "liquidations": run.liquidations,
+        "min_liquidation_distance": _least(
+            np.concatenate([values.distances[p.name] for p in settings.pairs])
+        ),
         "margin_moved": _money(sum((m for _, _, m in run.margin_moves), ZERO)),
         "value_start_unhedged": _stat(float(values.unhedged[0])),
         "value_end_hedged": _stat(float(values.hedged[-1])),

@@ -139,8 +139,16 @@ async def test_funding_file_pays_a_short_hedge_at_each_funding_time(tmp_path: Pa
 
 
 async def test_a_liquidation_is_replayed_the_same_when_every_step_is_visited() -> None:
-    # Leverage 3 on the sample path: the rally liquidates the short, then orders are denied.
-    settings = sample_settings(leverage="3")
+    # Leverage 3 on the sample path, the guard acting only within 0.1 % of the
+    # liquidation price (hourly steps jump past that): the rally liquidates the short,
+    # then orders are denied.
+    settings = sample_settings(leverage="3").model_copy(
+        update={
+            "risk": sample_settings().risk.model_copy(
+                update={"min_liquidation_distance": Decimal("0.001")}
+            )
+        }
+    )
     fast = summarize(await run_backtest(settings, sample_path(settings)))
     slow = summarize(await run_backtest(settings, sample_path(settings), step_every=True))
 
@@ -179,8 +187,11 @@ def test_compare_runs_band_interval_and_each_strategy_over_the_same_path() -> No
         "band, outlook neutral",
         "band, trend sma 10/30 4h",
         "band, funding carry",
+        "margin: isolated, guard reduces",
+        "margin: isolated, guard adds margin",
+        "margin: unified, coins as collateral",
     ]
-    band, interval, outlook, trend, carry = (summary for _, summary in results)
+    band, interval, outlook, trend, carry = (summary for _, summary in results[:5])
     assert band["pairs"]["BTC"]["rebalance"] == "band"
     assert interval["pairs"]["BTC"]["rebalance"] == "interval"
     assert all(summary["path"] == band["path"] for _, summary in results)
@@ -303,3 +314,41 @@ async def test_a_pair_that_never_holds_a_position_has_no_liquidation_distance(
 
     assert summary["pairs"]["SOL"]["min_liquidation_distance"] is None
     assert summary["margin_moved"] == "0.0000"
+
+
+def test_compare_has_a_row_per_margin_model_and_only_the_unified_one_stays_hedged_at_3x() -> None:
+    # Leverage 3 on the sample path's 22 % rally. Isolated margin: the guard closes the
+    # short before the venue liquidates it, and reopening it is refused for lack of margin
+    # (the pair pauses itself, unhedged); or the guard moves USDT into the position. The
+    # unified account's coin backs its own short: nothing to do, never near liquidation.
+    settings = sample_settings(leverage="3")
+    rows = dict(compare(settings, sample_path(settings)))
+
+    reduces = rows["margin: isolated, guard reduces"]
+    adds = rows["margin: isolated, guard adds margin"]
+    unified = rows["margin: unified, coins as collateral"]
+    assert reduces["liquidations"] == adds["liquidations"] == unified["liquidations"] == 0
+    assert reduces["time_outside_band"] > 0.3
+    assert Decimal(adds["margin_moved"]) > 0
+    assert unified["time_outside_band"] == 0
+    assert unified["margin_moved"] == "0.0000"
+    assert unified["min_liquidation_distance"] > 5
+    assert unified["orders"] == 1
+
+
+async def test_the_guard_acts_in_a_backtest_of_a_quiet_pair_before_the_venue_liquidates() -> None:
+    # 1 BTC hedged 3x isolated on the sample path (a 22 % rally in its first half). The
+    # daemon holds quietly between its few cycles; the live daemon's guard would act once
+    # the short comes within 10 % of its liquidation price. Before the fix the backtest
+    # visited that step but ran no cycle there: the short was liquidated, margin moved 0.
+    settings = sample_settings(leverage="3").model_copy(
+        update={
+            "risk": sample_settings().risk.model_copy(update={"on_liquidation_risk": "add_margin"})
+        }
+    )
+    run = await run_backtest(settings, sample_path(settings))
+    summary = summarize(run)
+
+    assert summary["liquidations"] == 0
+    assert Decimal(summary["margin_moved"]) > 0
+    assert summary["min_liquidation_distance"] > 0.09
