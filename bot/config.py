@@ -407,11 +407,12 @@ class PaperConfig(_Frozen):
     )
     funding_interval_hours: Annotated[int, Field(ge=1, le=24)] = 8
     quote_asset: str = "USDT"
-    # "classic": positions hold isolated margin in the quote asset; "unified": a unified
-    # (cross-collateral) account, as Bybit's: every asset held backs every position at
-    # its collateral_ratios entry (the quote asset at 1, a coin not listed at 0), and the
-    # account is liquidated as a whole (pairs then use margin_mode = "cross").
-    account: Literal["classic", "unified"] = "classic"
+    # The account's margin model. "isolated": each position holds its own margin in the
+    # quote asset; "cross": the quote asset backs every position and the account is
+    # liquidated as a whole; "unified": a unified (cross-collateral) account, as Bybit's,
+    # where every asset held also backs them at its collateral_ratios entry (the quote
+    # asset at 1, a coin not listed at 0). Pairs use the matching margin_mode.
+    account: Literal["isolated", "cross", "unified"] = "isolated"
     collateral_ratios: dict[str, Annotated[Decimal, Field(ge=0, le=1)]] = Field(
         default_factory=lambda: {"BTC": Decimal("0.95"), "ETH": Decimal("0.95")}
     )
@@ -644,7 +645,7 @@ class Settings(BaseSettings):
             self._check_live_accounts()
         self._check_one_hedge_per_coin()
         self._check_add_margin_is_isolated()
-        self._check_unified_pairs_are_cross()
+        self._check_paper_margin_modes()
         if self.lease_s is not None and self.lease_s < 2 * self.poll_interval_s:
             # Renewed once a cycle: a shorter lease would lapse between two cycles.
             raise ValueError(
@@ -750,21 +751,20 @@ class Settings(BaseSettings):
                 "set margin_mode = 'isolated' or on_liquidation_risk = 'reduce'"
             )
 
-    def _check_unified_pairs_are_cross(self) -> None:
-        """A unified paper account margins every position across the account."""
-        if self.mode != "paper" or self.paper.account != "unified":
+    def _check_paper_margin_modes(self) -> None:
+        """The paper account margins its positions one way: the pairs' mode is its."""
+        if self.mode != "paper":
             return
-        isolated = [p.name for p in self.pairs if p.margin_mode == "isolated"]
-        if isolated:
-            who = (
-                f"pairs {', '.join(isolated)} use"
-                if len(isolated) > 1
-                else f"pair {isolated[0]} uses"
-            )
+        account = self.paper.account
+        wanted = "isolated" if account == "isolated" else "cross"
+        other = [p.name for p in self.pairs if p.margin_mode != wanted]
+        if other:
+            who = f"pairs {', '.join(other)} use" if len(other) > 1 else f"pair {other[0]} uses"
+            mode = "cross" if wanted == "isolated" else "isolated"
+            fix = "'cross' or 'unified'" if wanted == "isolated" else "'isolated'"
             raise ValueError(
-                "paper.account 'unified' margins every position across the account, but "
-                f"{who} margin_mode 'isolated'; set margin_mode = 'cross' or "
-                "paper.account = 'classic'"
+                f"paper.account {account!r} takes margin_mode {wanted!r}, but {who} "
+                f"margin_mode {mode!r}; set margin_mode = {wanted!r}, or paper.account = {fix}"
             )
 
     @classmethod

@@ -34,7 +34,7 @@ def with_pairs(settings: Settings, **update: Any) -> Settings:
 
 
 def with_margin(settings: Settings, account: str, margin_mode: str, guard: str) -> Settings:
-    """``settings`` on a paper account of kind ``account`` (classic or unified), every
+    """``settings`` on a paper account of margin model ``account``, every
     pair on ``margin_mode`` with band rebalancing, the guard acting as ``guard``."""
     data = settings.model_dump()
     data["pairs"] = [{**p, "margin_mode": margin_mode, "rebalance": "band"} for p in data["pairs"]]
@@ -44,18 +44,19 @@ def with_margin(settings: Settings, account: str, margin_mode: str, guard: str) 
 
 
 def margin_variants(settings: Settings) -> list[Variant]:
-    """The margin models ``--compare`` runs, band rebalancing on the config's target: a
-    classic account with isolated margin (the guard closing the short, or adding margin
-    to it) and a unified account whose coins back the short."""
+    """The margin models ``--compare`` runs, band rebalancing on the config's target:
+    isolated margin (the guard closing the short, or adding margin to it), cross margin
+    (the quote asset backs the short) and a unified account whose coins back it too."""
     return [
         Variant(
             "margin: isolated, guard reduces",
-            with_margin(settings, "classic", "isolated", "reduce"),
+            with_margin(settings, "isolated", "isolated", "reduce"),
         ),
         Variant(
             "margin: isolated, guard adds margin",
-            with_margin(settings, "classic", "isolated", "add_margin"),
+            with_margin(settings, "isolated", "isolated", "add_margin"),
         ),
+        Variant("margin: cross", with_margin(settings, "cross", "cross", "reduce")),
         Variant(
             "margin: unified, coins as collateral",
             with_margin(settings, "unified", "cross", "reduce"),

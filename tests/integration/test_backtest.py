@@ -189,6 +189,7 @@ def test_compare_runs_band_interval_and_each_strategy_over_the_same_path() -> No
         "band, funding carry",
         "margin: isolated, guard reduces",
         "margin: isolated, guard adds margin",
+        "margin: cross",
         "margin: unified, coins as collateral",
     ]
     band, interval, outlook, trend, carry = (summary for _, summary in results[:5])

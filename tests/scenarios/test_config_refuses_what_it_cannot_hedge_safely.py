@@ -125,6 +125,7 @@ def test_add_margin_is_refused_when_a_pair_uses_cross_margin(tmp_path: Path) -> 
         + 'margin_mode = "cross"\n'
         + MINIMAL.replace('"BTC"', '"ETH"').replace("BTC/", "ETH/")
         + 'margin_mode = "cross"\n'
+        + '[paper]\naccount = "cross"\n'
     )
     path = write(tmp_path, text)
     message = one_line_error(path, risk={"on_liquidation_risk": "add_margin"})

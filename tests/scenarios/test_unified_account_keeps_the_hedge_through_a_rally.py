@@ -7,7 +7,7 @@ paper account (BTC at a 0.95 collateral ratio) the daemon sends its opening shor
 nothing else: no liquidation, no guard action, the ratio at 1 after every cycle, and the
 account's liquidation price (the venue's account-level figure) never nearer than 700 %
 above the mark (BTC's maintenance tiers at the notional of that price included). The
-same holdings on a classic account at the same leverage (margin isolated in USDT) meet
+same holdings on an isolated account at the same leverage (margin isolated in USDT) meet
 the guard on the way up: it closes the short, the coin is left unhedged, and the hedge
 is reopened at a worse price.
 """
@@ -85,7 +85,7 @@ async def test_a_unified_account_keeps_a_2x_hedge_through_plus_100_and_minus_50_
     assert min(seen["distances"]) > 7  # type: ignore[type-var]
 
 
-async def test_a_classic_isolated_account_at_the_same_leverage_unhedges_on_the_rally(
+async def test_an_isolated_account_at_the_same_leverage_unhedges_on_the_rally(
     repository: Repository, clock: FakeClock
 ) -> None:
     seen = await run(repository, clock, balances={"BTC": "1", "USDT": "40000"})

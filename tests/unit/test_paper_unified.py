@@ -11,6 +11,7 @@ from pydantic import ValidationError
 
 from bot.clock import FakeClock
 from bot.config import PaperConfig
+from bot.domain.margin import MaintenanceTiers, isolated_liquidation_price_with_margin
 from bot.domain.models import OrderRequest, Side
 from bot.domain.paper_account import InMemoryPaperAccountStore
 from bot.exchange.feeds import ManualFeed
@@ -51,13 +52,13 @@ def sell(amount: str, cid: str) -> OrderRequest:
 async def test_the_coins_alone_margin_a_short_of_their_own_size_on_a_unified_account() -> None:
     # 1 BTC and no USDT: the BTC (0.95 x 60000 = 57000) backs a 2x short of 1 BTC.
     unified, _ = await venue({"BTC": "1"})
-    classic, _ = await venue({"BTC": "1"}, account="classic")
+    isolated, _ = await venue({"BTC": "1"}, account="isolated")
 
     order = await unified.create_order(sell("1", "u1"))
 
     assert order.filled == D(1)
     with pytest.raises(OrderRejectedError, match="insufficient USDT"):
-        await classic.create_order(sell("1", "c1"))
+        await isolated.create_order(sell("1", "c1"))
 
 
 @pytest.mark.asyncio
@@ -94,7 +95,7 @@ async def test_the_whole_account_is_liquidated_when_its_margin_balance_reaches_m
 
     [liquidation] = paper.liquidations()
     assert liquidation.filled == D(2)
-    assert "unified account's margin balance" in (liquidation.reason or "")
+    assert "the account's margin balance" in (liquidation.reason or "")
 
 
 @pytest.mark.asyncio
@@ -121,6 +122,36 @@ def test_a_unified_paper_account_with_an_isolated_pair_is_a_one_line_config_erro
         builders.settings([builders.pair()], account="unified")
 
     assert (
-        "paper.account 'unified' margins every position across the account, but pair BTC "
-        "uses margin_mode 'isolated'; set margin_mode = 'cross' or paper.account = 'classic'"
+        "paper.account 'unified' takes margin_mode 'cross', but pair BTC uses margin_mode "
+        "'isolated'; set margin_mode = 'cross', or paper.account = 'isolated'"
     ) in str(caught.value)
+
+
+def test_an_isolated_paper_account_with_a_cross_pair_is_a_one_line_config_error() -> None:
+    with pytest.raises(ValidationError) as caught:
+        builders.settings([builders.pair(margin_mode="cross")])
+
+    assert (
+        "paper.account 'isolated' takes margin_mode 'isolated', but pair BTC uses margin_mode "
+        "'cross'; set margin_mode = 'isolated', or paper.account = 'cross' or 'unified'"
+    ) in str(caught.value)
+
+
+@pytest.mark.asyncio
+async def test_a_cross_account_backs_the_short_with_its_quote_only() -> None:
+    # 1 BTC and 30000 USDT, 2 BTC short at 2x: the coin counts for nothing on a cross
+    # account, so the whole 30000 USDT is the short's margin (one isolated position
+    # holding the wallet), and 1 more BTC of short needs more than is available.
+    paper, _ = await venue({"BTC": "1", "USDT": "30000"}, account="cross")
+    await paper.create_order(sell("0.9", "x1"))
+
+    position = (await paper.fetch_positions([PERP]))[PERP]
+    usdt = (await paper.fetch_margin_balances())["USDT"]
+
+    assert position.liquidation_price == isolated_liquidation_price_with_margin(
+        D("-0.9"), D(60000), D(30000), MaintenanceTiers.flat(D("0.005"))
+    )
+    assert usdt.equity == D(30000)
+    assert usdt.free == D(30000) - D(27000)
+    with pytest.raises(OrderRejectedError, match="insufficient USDT"):
+        await paper.create_order(sell("0.2", "x2"))

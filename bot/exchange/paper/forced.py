@@ -1,9 +1,9 @@
 """What the paper venue closes by itself: liquidations and dated futures at expiry.
 
-* **Liquidation, classic account**: when the mark reaches a position's isolated
+* **Liquidation, isolated account**: when the mark reaches a position's isolated
   liquidation price, the position is closed at that price and its whole margin is lost
   (what the margin still held after the trading loss is the venue's liquidation fee).
-* **Liquidation, unified account**: when the account's margin balance falls to its
+* **Liquidation, cross or unified account**: when the account's margin balance falls to its
   maintenance margin, every position is closed at its mark and the maintenance margin is
   charged as the liquidation fee.
 * **Settlement**: a dated future still open at its expiry is closed at the feed's spot
@@ -135,7 +135,7 @@ class ForcedCloses:
                 mark,
                 at,
                 position.qty * (mark - position.entry_price),
-                f"liquidated: the unified account's margin balance {balance:f} reached its "
+                f"liquidated: the account's margin balance {balance:f} reached its "
                 f"maintenance margin {maintenance:f}; {position.qty:f} closed at the mark "
                 f"{mark:f} (entry {position.entry_price:f})",
             )

@@ -116,11 +116,11 @@ class PaperLedger:
             str, tuple[tuple[Decimal, Decimal, Decimal], Decimal | None]
         ] = {}
         self._tiers: dict[str, MaintenanceTiers] = {}
-        # paper.account "unified": the account-level margin (see paper/unified.py), at the
-        # prices of the last settle (every request settles first).
+        # paper.account "cross" or "unified": the account-level margin (paper/unified.py),
+        # at the prices of the last settle (every request settles first).
         self._unified = (
             UnifiedBooks(state, config, quote, spot, self.maintenance)
-            if config.account == "unified"
+            if config.account != "isolated"
             else None
         )
         self._now: datetime | None = None
@@ -267,8 +267,8 @@ class PaperLedger:
         asset = settle_asset(symbol)
         if self._unified is not None:
             raise OrderRejectedError(
-                "a unified account margins every position across the account: there is no "
-                f"isolated margin to add to {symbol}"
+                f"a {self._config.account} account margins every position across the "
+                f"account: there is no isolated margin to add to {symbol}"
             )
         if position is None or amount > self.free(asset):
             raise OrderRejectedError(

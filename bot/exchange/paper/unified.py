@@ -1,8 +1,10 @@
-"""The paper account as a unified (cross-collateral) account: ``paper.account = "unified"``.
+"""The paper account margined as a whole: ``paper.account = "cross"`` or ``"unified"``.
 
-Every asset the account holds backs every position, at ``paper.collateral_ratios`` (the
-quote asset at 1), as on Bybit's unified trading account; the arithmetic is
-``bot.domain.unified``'s. What changes against the classic account:
+On a cross account the quote asset backs every position; on a unified (cross-collateral)
+account every asset held backs them too, at ``paper.collateral_ratios`` (the quote asset
+at 1), as on Bybit's unified trading account. A cross account is a unified one whose
+coins count for nothing; the arithmetic is ``bot.domain.unified``'s. What changes
+against the isolated account:
 
 * the quote asset's ``free`` is the account's *available* balance (margin balance less
   the positions' initial margin), so an order's margin comes from the coins too; a spot
@@ -34,7 +36,8 @@ QuoteFn = Callable[[str, datetime], FeedQuote]
 
 
 class UnifiedBooks:
-    """The account-level figures of a unified paper account, valued at the feed's prices."""
+    """The account-level figures of a cross or unified paper account, valued at the feed's
+    prices."""
 
     def __init__(
         self,
@@ -59,12 +62,8 @@ class UnifiedBooks:
                 price = self._price(f"{asset}/{quote_asset}", now)
                 if price is not None:
                     prices[asset] = price
-        holdings = holdings_of(
-            self._state.balances.items(),
-            prices,
-            dict(self._config.collateral_ratios),
-            quote_asset,
-        )
+        ratios = dict(self._config.collateral_ratios) if self._config.account == "unified" else {}
+        holdings = holdings_of(self._state.balances.items(), prices, ratios, quote_asset)
         positions = tuple(self._cross(p, now) for p in self._state.positions.values())
         return UnifiedAccount(holdings, positions)
 

@@ -184,9 +184,9 @@ class PaperVenue:
         return self._quotes.market_stats(symbol, self._clock.now())
 
     async def set_margin_mode(self, symbol: str, margin_mode: str) -> None:
-        """A classic paper account models isolated margin only, a unified one cross margin
-        across the account; asking for the other is a configuration error."""
-        wanted = "cross" if self._config.account == "unified" else "isolated"
+        """An isolated paper account models isolated margin only, a cross or unified one
+        cross margin across the account; asking for the other is a configuration error."""
+        wanted = "isolated" if self._config.account == "isolated" else "cross"
         if margin_mode != wanted:
             raise FatalError(
                 f"the paper venue's {self._config.account} account models {wanted} margin "
