@@ -305,6 +305,9 @@ class PaperMarketConfig(_Frozen):
     # as a yearly rate: price = spot x (1 + basis_apr x days left / 365), 0 at expiry.
     expiry: AwareDatetime | None = None
     basis_apr: Apr = Decimal(0)
+    # An inverse contract's face value in the quote (USD) a contract; None: 100 (Binance
+    # COIN-M BTCUSD's). Its amounts are contracts: give amount_step and min_amount 1.
+    contract_size: PositiveDecimal | None = None
 
 
 class SimFeedConfig(_Frozen):
@@ -407,6 +410,9 @@ class PaperConfig(_Frozen):
     )
     funding_interval_hours: Annotated[int, Field(ge=1, le=24)] = 8
     quote_asset: str = "USDT"
+    # The coin-margin wallet (Binance COIN-M's) at the start: coins that margin inverse
+    # contracts (BTC/USD:BTC), apart from the spot wallet of `balances`.
+    coin_margin_balances: dict[str, NonNegativeDecimal] = Field(default_factory=dict)
     sim: SimFeedConfig = Field(default_factory=SimFeedConfig)
     replay_files: dict[str, Path] = Field(default_factory=dict)
     markets: dict[str, PaperMarketConfig] = Field(default_factory=dict)

@@ -62,6 +62,7 @@ _MARKET = dict.fromkeys(
         "quote_volume_24h",
         "expiry",
         "basis_apr",
+        "contract_size",
     )
 )
 SHAPE: Shape = {
@@ -91,6 +92,7 @@ SHAPE: Shape = {
         "maintenance_tiers": _ANY,
         "funding_interval_hours": None,
         "quote_asset": None,
+        "coin_margin_balances": _ANY,
         "sim": dict.fromkeys(
             (
                 "initial_prices",

@@ -44,6 +44,7 @@ from bot.domain.models import (
 from bot.domain.paper_account import PaperAccountState, PaperPosition
 from bot.exchange.feeds import FeedQuote
 from bot.exchange.gateway import FatalError, OrderRejectedError
+from bot.exchange.paper.inverse import InverseBooks
 from bot.exchange.paper.rules import funding_times, next_funding_time, settle_asset
 
 # Orders remembered for fetch_order and duplicate detection; older ones are forgotten.
@@ -141,6 +142,10 @@ class PaperLedger:
             str, tuple[tuple[Decimal, Decimal, Decimal], Decimal | None]
         ] = {}
         self._tiers: dict[str, MaintenanceTiers] = {}
+        # Coin-margined contracts keep books of their own (a wallet apart, coin PnL).
+        self.inverse = InverseBooks(
+            state, config, quote=quote, market=market, leverage=self.leverage
+        )
 
     # -- balances and orders ---------------------------------------------------------------
 
@@ -159,10 +164,11 @@ class PaperLedger:
             pnl = position.qty * (self._quote(symbol, now).price - position.entry_price)
             asset = settle_asset(symbol)
             unrealized[asset] = unrealized.get(asset, ZERO) + pnl
-        return {
+        linear = {
             asset: replace(balance, equity=balance.total + unrealized.get(asset, ZERO))
             for asset, balance in self.balances().items()
         }
+        return linear | self.inverse.wallets(now)
 
     def locked(self, asset: str) -> Decimal:
         """Margin of ``asset`` locked in open positions."""
@@ -277,11 +283,12 @@ class PaperLedger:
 
     def positions(self, symbols: set[str], now: datetime) -> dict[str, Position]:
         """Open positions among ``symbols``, marked at ``quote``; flat ones are absent."""
-        return {
+        linear = {
             symbol: self._position_view(position, now)
             for symbol, position in self.state.positions.items()
             if symbol in symbols
         }
+        return linear | self.inverse.positions(symbols, now)
 
     def _position_view(self, position: PaperPosition, now: datetime) -> Position:
         mark = self._quote(position.symbol, now).price
@@ -304,6 +311,8 @@ class PaperLedger:
         for asset, total in state.balances.items():
             if asset != quote_asset and total != ZERO:
                 spot_value += total * self._spot(f"{asset}/{quote_asset}", now).price
+        for coin, balance in self.inverse.wallets(now).items():  # the coin-margin wallet
+            spot_value += (balance.equity or ZERO) * self._spot(f"{coin}/{quote_asset}", now).price
         unrealized = ZERO
         for symbol, position in state.positions.items():
             mark = self._quote(symbol, now).price
@@ -332,6 +341,7 @@ class PaperLedger:
             liquidation = self.liquidation_price(position)
             if liquidation is not None:
                 triggers.append((position.symbol, liquidation, position.qty < ZERO))
+        triggers += self.inverse.triggers()
         return min([self._next_funding(last), *self._expiries()]), triggers
 
     def _expiries(self) -> list[datetime]:
@@ -371,6 +381,9 @@ class PaperLedger:
 
     def _liquidate_crossed(self, at: datetime) -> bool:
         liquidated = False
+        for position, price, reason in self.inverse.liquidate_crossed(at):
+            self._record_forced_close(position, LIQUIDATION_PREFIX, price, at, reason)
+            liquidated = True
         for position in list(self.state.positions.values()):
             liquidation = self.liquidation_price(position)
             if liquidation is None:
@@ -458,6 +471,7 @@ class PaperLedger:
                     timestamp=at,
                 )
             )
+        state.pending_funding += self.inverse.pay_funding(at)  # in coins, apart from the total
         if len(state.pending_funding) > MAX_PENDING_FUNDING:
             del state.pending_funding[: len(state.pending_funding) - MAX_PENDING_FUNDING]
 
