@@ -86,6 +86,28 @@ def _is_dated(text: str) -> bool:
     return symbol is not None and symbol.is_dated
 
 
+def _contract_problem(perp: Symbol, text: str, strategy: str) -> str | None:
+    """Why the pair's contract cannot hedge its spot, for what hedgebot can trade: a
+    contract settles in its quote (linear) or its base coin (inverse, coin-margined)."""
+    if perp.settle not in (perp.base, perp.quote):
+        return (
+            f"perp_symbol {text!r} settles in {perp.settle}, neither its base coin nor its "
+            f"quote: use '{perp.base}/{perp.quote}:{perp.quote}' (linear) or "
+            f"'{perp.base}/USD:{perp.base}' (inverse, coin-margined)"
+        )
+    if perp.inverse and perp.is_dated:
+        return (
+            f"perp_symbol {text!r} is a dated inverse future: coin-margined contracts are "
+            f"hedged with the perpetual only; use '{perp.base}/{perp.quote}:{perp.base}'"
+        )
+    if perp.inverse and strategy_kind(strategy).trades_dated_contracts:
+        return (
+            f"perp_symbol {text!r} is an inverse contract: strategy {strategy!r} trades "
+            "linear dated futures only"
+        )
+    return None
+
+
 class OutlookConfig(_Frozen):
     """``strategy = "outlook"``: the allocation matrix row to hedge by."""
 
@@ -284,6 +306,9 @@ class PairConfig(_Frozen):
                 f"max_order_notional {self.max_order_notional} is below "
                 f"min_notional {self.min_notional}"
             )
+        problem = _contract_problem(perp, self.perp_symbol, self.strategy)
+        if problem is not None:
+            raise ValueError(problem)
         return self
 
     @property

@@ -24,7 +24,7 @@ is second order and the hedge stays whole.
 from __future__ import annotations
 
 from dataclasses import replace
-from decimal import Decimal
+from decimal import ROUND_DOWN, Decimal, localcontext
 
 from bot.domain.margin import MaintenanceTier, MaintenanceTiers
 from bot.domain.models import ONE, ZERO, Balance, Market, Position
@@ -166,7 +166,14 @@ def in_coins(market: Market, price: Decimal) -> Market:
     coins (``face value / price``); a linear market unchanged."""
     if not market.inverse:
         return market
-    return replace(market, contract_size=coins_of(market.contract_size, price), inverse=False)
+    if price <= ZERO:
+        raise ValueError(f"price must be positive, got {price}")
+    with localcontext() as context:
+        # Rounded down in its last digit, so that the coins a whole number of contracts
+        # is worth divide back into that whole number (600 contracts, not 599.99...).
+        context.rounding = ROUND_DOWN
+        size = market.contract_size / price
+    return replace(market, contract_size=size, inverse=False)
 
 
 def position_in_coins(position: Position, market: Market) -> Position:

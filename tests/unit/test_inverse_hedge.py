@@ -1,5 +1,6 @@
 """Coin-margined (inverse) contracts: the pure arithmetic of bot.domain.inverse."""
 
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
@@ -23,8 +24,9 @@ from bot.domain.inverse import (
     usd_value,
 )
 from bot.domain.margin import MaintenanceTier, MaintenanceTiers
-from bot.domain.models import Market, Position
+from bot.domain.models import HedgeParams, Market, Observation, Position, Side
 from bot.domain.quantize import base_to_contracts, contracts_to_base
+from bot.domain.rebalance import decide
 
 D = Decimal
 BTCUSD = Market(
@@ -162,3 +164,41 @@ def test_position_in_coins_is_the_face_over_the_mark() -> None:
 def test_coins_of_refuses_a_price_of_zero() -> None:
     with pytest.raises(ValueError, match="price must be positive"):
         coins_of(D(1), D(0))
+
+
+def _observation(coins: Decimal, face: Decimal, price: Decimal) -> Observation:
+    return Observation(
+        pair="BTC",
+        spot_symbol="BTC/USDT",
+        perp_symbol="BTC/USD:BTC",
+        spot_qty=coins,
+        perp_qty=coins_of(-face, price),
+        price=price,
+        bid=price,
+        ask=price,
+        funding_rate=D(0),
+        observed_at=datetime(2026, 1, 1, tzinfo=UTC),
+    )
+
+
+def test_decide_on_the_coin_view_sizes_the_inverse_short_in_contracts() -> None:
+    params = HedgeParams(D(1), D("0.02"), D(0), D(10**6))
+    opened = decide(_observation(D(1), D(0), D(60000)), params, in_coins(BTCUSD, D(60000)))
+    assert opened.intent is not None
+    assert (opened.intent.side, opened.intent.amount) == (Side.SELL, D(600))
+    # +100%: the short lost half a coin, the coins left are worth its face: no order.
+    held = decide(_observation(D("0.5"), D(60000), D(120000)), params, in_coins(BTCUSD, D(120000)))
+    assert held.intent is None
+    assert held.ratio == D(1)
+
+
+def test_decide_on_the_coin_view_rebalances_a_half_hedge_after_a_rally() -> None:
+    # 300 contracts short at 60,000 on 1 BTC; at 120,000 the coins are 0.75 (ratio 1/3).
+    params = HedgeParams(D("0.5"), D("0.02"), D(0), D(10**6))
+    coins = D(1) + coin_pnl(D(-30000), D(60000), D(120000))
+    assert coins == D("0.75")
+    decision = decide(_observation(coins, D(30000), D(120000)), params, in_coins(BTCUSD, D(120000)))
+    assert decision.intent is not None
+    # 0.5 x 0.75 x 120,000 = 45,000 USD of face wanted: 150 more contracts.
+    assert (decision.intent.side, decision.intent.amount) == (Side.SELL, D(150))
+    assert drift_contracts(D(30000), coins, D(120000), D("0.5"), BTCUSD) == (D(150), False)

@@ -1,0 +1,41 @@
+"""An inverse (coin-margined) pair in the config: accepted where it can hedge, refused in
+one line where it cannot."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from bot.config import load_settings
+from tests.unit.test_config import one_line_error, write
+
+INVERSE_PAIR = """
+[[pairs]]
+name = "BTC-inverse"
+spot_symbol = "BTC/USDT"
+perp_symbol = "{perp}"
+"""
+
+
+def test_an_inverse_perpetual_hedging_the_spot_coin_is_accepted(tmp_path: Path) -> None:
+    settings = load_settings(write(tmp_path, INVERSE_PAIR.format(perp="BTC/USD:BTC")))
+    assert [p.perp_symbol for p in settings.pairs] == ["BTC/USD:BTC"]
+
+
+def test_a_contract_settled_in_a_third_coin_is_refused(tmp_path: Path) -> None:
+    message = one_line_error(write(tmp_path, INVERSE_PAIR.format(perp="BTC/USD:ETH")))
+    assert "perp_symbol 'BTC/USD:ETH' settles in ETH, neither its base coin nor its quote" in (
+        message
+    )
+    assert "'BTC/USD:BTC' (inverse, coin-margined)" in message
+
+
+def test_an_inverse_contract_of_another_coin_is_refused(tmp_path: Path) -> None:
+    message = one_line_error(write(tmp_path, INVERSE_PAIR.format(perp="ETH/USD:ETH")))
+    assert "does not hedge the base coin of spot_symbol 'BTC/USDT'" in message
+
+
+def test_a_dated_inverse_future_is_refused(tmp_path: Path) -> None:
+    text = INVERSE_PAIR.format(perp="BTC/USD:BTC-261225") + 'strategy = "basis"\n'
+    message = one_line_error(write(tmp_path, text))
+    assert "is a dated inverse future" in message
+    assert "use 'BTC/USD:BTC'" in message
