@@ -771,6 +771,15 @@ class Settings(BaseSettings):
                 f"only, but {who} margin_mode 'cross'; "
                 "set margin_mode = 'isolated' or on_liquidation_risk = 'reduce'"
             )
+        inverse = [p for p in self.pairs if Symbol.parse(p.perp_symbol).inverse]
+        for pair in inverse:
+            if pair.leverage > 1:
+                raise ValueError(
+                    f"pair {pair.name}: risk.on_liquidation_risk 'add_margin' adds margin in "
+                    f"the quote, but {pair.perp_symbol} is margined in "
+                    f"{Symbol.parse(pair.perp_symbol).base}; set leverage = 1 (a 1x inverse "
+                    "short cannot be liquidated) or on_liquidation_risk = 'reduce'"
+                )
 
     @classmethod
     def settings_customise_sources(

@@ -39,3 +39,15 @@ def test_a_dated_inverse_future_is_refused(tmp_path: Path) -> None:
     message = one_line_error(write(tmp_path, text))
     assert "is a dated inverse future" in message
     assert "use 'BTC/USD:BTC'" in message
+
+
+def test_add_margin_on_a_leveraged_inverse_pair_is_refused(tmp_path: Path) -> None:
+    text = INVERSE_PAIR.format(perp="BTC/USD:BTC") + 'leverage = "2"\n'
+    message = one_line_error(write(tmp_path, text), risk={"on_liquidation_risk": "add_margin"})
+    assert "pair BTC-inverse: risk.on_liquidation_risk 'add_margin' adds margin in the quote" in (
+        message
+    )
+    assert "set leverage = 1 (a 1x inverse short cannot be liquidated)" in message
+    at_1x = INVERSE_PAIR.format(perp="BTC/USD:BTC") + 'leverage = "1"\n'
+    path = write(tmp_path, at_1x + '\n[risk]\non_liquidation_risk = "add_margin"\n')
+    assert load_settings(path).pairs[0].leverage == 1
