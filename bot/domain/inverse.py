@@ -29,6 +29,7 @@ from decimal import ROUND_DOWN, Decimal, localcontext
 from bot.domain.margin import MaintenanceTier, MaintenanceTiers
 from bot.domain.models import ONE, ZERO, Balance, Market, Position
 from bot.domain.quantize import round_down
+from bot.domain.symbols import Symbol
 
 
 def face_value(contracts: Decimal, market: Market) -> Decimal:
@@ -201,3 +202,10 @@ def in_quote(market: Market, amount: Decimal | None, price: Decimal) -> Decimal 
     if amount is None or not market.inverse:
         return amount
     return usd_value(amount, price)
+
+
+def moves_with_price(perp_symbol: str) -> bool:
+    """Whether a pair hedged with ``perp_symbol`` sees its quantities in coins move with
+    the price alone (an inverse contract: its coins and its short's coins do), so a hold
+    inside the band does not repeat while the venue's books stay the same."""
+    return Symbol.parse(perp_symbol).inverse

@@ -131,3 +131,17 @@ async def test_a_half_hedge_drifts_with_the_price_and_the_band_brings_it_back(
     assert len(sells) > 1
     assert buys
     assert all(abs(ratio - D("0.5")) <= BAND for _, ratio, _ in seen)
+
+
+async def test_an_inverse_hold_promises_no_quiet_horizon_as_its_ratio_moves_with_the_price(
+    repository: Repository, clock: FakeClock
+) -> None:
+    """The backtest skips cycles that would only repeat holds while the quantities stay;
+    an inverse pair's coins and short (in coins) move with the price alone, so its hold
+    promises nothing."""
+    daemon, venue, _ = await _open(repository, clock, "0.5")
+    await daemon.run_cycle(1)
+    clock.advance(STEP_S)
+    await daemon.run_cycle(2)  # a hold: the price has not moved
+    assert len(venue.state.orders) == 1
+    assert daemon.quiet_until() is None
