@@ -18,6 +18,7 @@ from bot.backtest.metrics import summarize
 from bot.backtest.path import load_path
 from bot.cli import app
 from bot.config import Settings
+from bot.exchange.gateway import FatalError
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "examples" / "sample"
@@ -262,3 +263,11 @@ def test_cli_backtest_without_a_file_for_a_coin_says_how_to_give_one(cli: CliRun
 
     assert result.exit_code == 2
     assert "no --prices file for coin BTC" in result.output
+
+
+async def test_a_pair_on_an_inverse_contract_is_refused_in_one_line(tmp_path: Path) -> None:
+    settings = one_pair(perp_symbol="SOL/USD:SOL")
+    prices = write_prices(tmp_path / "sol.csv", ["100", "99"])
+    path = load_path({"SOL": prices}, coins_of(settings))
+    with pytest.raises(FatalError, match="pair SOL hedges with the inverse contract SOL/USD:SOL"):
+        await run_backtest(settings, path)

@@ -153,8 +153,6 @@ async def test_the_start_leverage_of_an_inverse_pair_counts_its_coin_wallet_in_u
     """The lowest leverage whose margin fits 90 % of the coin-margin wallet: 1.001 BTC of
     hedge on 0.9 x 1.001 BTC of wallet is 2x (at most the pair's 5), not the cap."""
     inverse = pair("BTC", "1", perp_symbol=BTCUSD, leverage="5", band="0.02")
-    config = settings(
-        [inverse], balances={"USDT": "0"}, coin_margin_balances={"BTC": str(COINS)}
-    )
+    config = settings([inverse], balances={"USDT": "0"}, coin_margin_balances={"BTC": str(COINS)})
     _, venue = await open_daemon(config, repository, clock, ManualFeed({"BTC": D(60000)}))
     assert venue.leverage(BTCUSD) == D(2)
