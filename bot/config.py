@@ -853,16 +853,21 @@ def paper_start_problems(settings: Settings) -> list[str]:
     problems = []
     for pair in settings.pairs:
         spot, perp = Symbol.parse(pair.spot_symbol), Symbol.parse(pair.perp_symbol)
-        if not paper.balances.get(spot.base):
+        # An inverse contract's coins may sit in the coin-margin wallet, its margin must.
+        coin_wallet = paper.coin_margin_balances if perp.inverse else {}
+        if not paper.balances.get(spot.base) and not coin_wallet.get(spot.base):
+            where = "balances or coin_margin_balances" if perp.inverse else "balances"
             problems.append(
                 f"pair {pair.name}: the paper account holds no {spot.base}, so there is "
-                f"nothing to hedge; add {spot.base} = <amount> to [paper] balances"
+                f"nothing to hedge; add {spot.base} = <amount> to [paper] {where}"
             )
         settle = perp.settle or perp.quote
-        if not paper.balances.get(settle):
+        margin = coin_wallet if perp.inverse else paper.balances
+        if not margin.get(settle):
+            wallet = "coin_margin_balances" if perp.inverse else "balances"
             problems.append(
                 f"pair {pair.name}: the paper account holds no {settle} to margin "
-                f"{pair.perp_symbol}; add {settle} = <amount> to [paper] balances"
+                f"{pair.perp_symbol}; add {settle} = <amount> to [paper] {wallet}"
             )
         if paper.feed == "replay" and pair.perp_symbol not in paper.replay_files:
             problems.append(

@@ -3,9 +3,11 @@ one line where it cannot."""
 
 from __future__ import annotations
 
+from decimal import Decimal
 from pathlib import Path
 
-from bot.config import load_settings
+from bot.cli.render import at_step
+from bot.config import load_settings, paper_start_problems
 from tests.unit.test_config import one_line_error, write
 
 INVERSE_PAIR = """
@@ -51,3 +53,30 @@ def test_add_margin_on_a_leveraged_inverse_pair_is_refused(tmp_path: Path) -> No
     at_1x = INVERSE_PAIR.format(perp="BTC/USD:BTC") + 'leverage = "1"\n'
     path = write(tmp_path, at_1x + '\n[risk]\non_liquidation_risk = "add_margin"\n')
     assert load_settings(path).pairs[0].leverage == 1
+
+
+def test_the_inverse_example_config_loads() -> None:
+    example = Path(__file__).resolve().parents[2] / "examples" / "paper-inverse.toml"
+    settings = load_settings(example)
+    assert [(p.perp_symbol, p.leverage) for p in settings.pairs] == [("BTC/USD:BTC", 1)]
+    assert settings.paper.coin_margin_balances == {"BTC": Decimal("1.001")}
+
+
+def test_paper_mode_counts_the_coin_margin_wallet_for_an_inverse_pair(tmp_path: Path) -> None:
+    example = Path(__file__).resolve().parents[2] / "examples" / "paper-inverse.toml"
+    assert paper_start_problems(load_settings(example)) == []
+    text = example.read_text().replace('coin_margin_balances = { BTC = "1.001" }', "")
+    problems = paper_start_problems(load_settings(write(tmp_path, text)))
+    assert problems == [
+        "pair BTC-coin: the paper account holds no BTC, so there is nothing to hedge; add "
+        "BTC = <amount> to [paper] balances or coin_margin_balances",
+        "pair BTC-coin: the paper account holds no BTC to margin BTC/USD:BTC; add BTC = "
+        "<amount> to [paper] coin_margin_balances",
+    ]
+
+
+def test_a_quantity_step_of_an_inverse_market_in_coins_is_shown_to_a_satoshi() -> None:
+    # 1 contract of 100 USD at 60,000 is 0.0016666… BTC: 28 places would not fit.
+    step = Decimal(100) / Decimal(60000)
+    assert at_step(Decimal("1.001"), step) == "1.00100000"
+    assert at_step(Decimal("1.001"), Decimal("0.001")) == "1.001"
