@@ -86,6 +86,28 @@ def _is_dated(text: str) -> bool:
     return symbol is not None and symbol.is_dated
 
 
+def _contract_problem(perp: Symbol, text: str, strategy: str) -> str | None:
+    """Why the pair's contract cannot hedge its spot, for what hedgebot can trade: a
+    contract settles in its quote (linear) or its base coin (inverse, coin-margined)."""
+    if perp.settle not in (perp.base, perp.quote):
+        return (
+            f"perp_symbol {text!r} settles in {perp.settle}, neither its base coin nor its "
+            f"quote: use '{perp.base}/{perp.quote}:{perp.quote}' (linear) or "
+            f"'{perp.base}/USD:{perp.base}' (inverse, coin-margined)"
+        )
+    if perp.inverse and perp.is_dated:
+        return (
+            f"perp_symbol {text!r} is a dated inverse future: coin-margined contracts are "
+            f"hedged with the perpetual only; use '{perp.base}/{perp.quote}:{perp.base}'"
+        )
+    if perp.inverse and strategy_kind(strategy).trades_dated_contracts:
+        return (
+            f"perp_symbol {text!r} is an inverse contract: strategy {strategy!r} trades "
+            "linear dated futures only"
+        )
+    return None
+
+
 class OutlookConfig(_Frozen):
     """``strategy = "outlook"``: the allocation matrix row to hedge by."""
 
@@ -284,6 +306,9 @@ class PairConfig(_Frozen):
                 f"max_order_notional {self.max_order_notional} is below "
                 f"min_notional {self.min_notional}"
             )
+        problem = _contract_problem(perp, self.perp_symbol, self.strategy)
+        if problem is not None:
+            raise ValueError(problem)
         return self
 
     @property
@@ -305,6 +330,9 @@ class PaperMarketConfig(_Frozen):
     # as a yearly rate: price = spot x (1 + basis_apr x days left / 365), 0 at expiry.
     expiry: AwareDatetime | None = None
     basis_apr: Apr = Decimal(0)
+    # An inverse contract's face value in the quote (USD) a contract; None: 100 (Binance
+    # COIN-M BTCUSD's). Its amounts are contracts: give amount_step and min_amount 1.
+    contract_size: PositiveDecimal | None = None
 
 
 class SimFeedConfig(_Frozen):
@@ -416,6 +444,9 @@ class PaperConfig(_Frozen):
     collateral_ratios: dict[str, Annotated[Decimal, Field(ge=0, le=1)]] = Field(
         default_factory=lambda: {"BTC": Decimal("0.95"), "ETH": Decimal("0.95")}
     )
+    # The coin-margin wallet (Binance COIN-M's) at the start: coins that margin inverse
+    # contracts (BTC/USD:BTC), apart from the spot wallet of `balances`.
+    coin_margin_balances: dict[str, NonNegativeDecimal] = Field(default_factory=dict)
     sim: SimFeedConfig = Field(default_factory=SimFeedConfig)
     replay_files: dict[str, Path] = Field(default_factory=dict)
     markets: dict[str, PaperMarketConfig] = Field(default_factory=dict)
@@ -750,6 +781,15 @@ class Settings(BaseSettings):
                 f"only, but {who} margin_mode 'cross'; "
                 "set margin_mode = 'isolated' or on_liquidation_risk = 'reduce'"
             )
+        inverse = [p for p in self.pairs if Symbol.parse(p.perp_symbol).inverse]
+        for pair in inverse:
+            if pair.leverage > 1:
+                raise ValueError(
+                    f"pair {pair.name}: risk.on_liquidation_risk 'add_margin' adds margin in "
+                    f"the quote, but {pair.perp_symbol} is margined in "
+                    f"{Symbol.parse(pair.perp_symbol).base}; set leverage = 1 (a 1x inverse "
+                    "short cannot be liquidated) or on_liquidation_risk = 'reduce'"
+                )
 
     def _check_paper_margin_modes(self) -> None:
         """The paper account margins its positions one way: the pairs' mode is its."""
@@ -839,16 +879,21 @@ def paper_start_problems(settings: Settings) -> list[str]:
     problems = []
     for pair in settings.pairs:
         spot, perp = Symbol.parse(pair.spot_symbol), Symbol.parse(pair.perp_symbol)
-        if not paper.balances.get(spot.base):
+        # An inverse contract's coins may sit in the coin-margin wallet, its margin must.
+        coin_wallet = paper.coin_margin_balances if perp.inverse else {}
+        if not paper.balances.get(spot.base) and not coin_wallet.get(spot.base):
+            where = "balances or coin_margin_balances" if perp.inverse else "balances"
             problems.append(
                 f"pair {pair.name}: the paper account holds no {spot.base}, so there is "
-                f"nothing to hedge; add {spot.base} = <amount> to [paper] balances"
+                f"nothing to hedge; add {spot.base} = <amount> to [paper] {where}"
             )
         settle = perp.settle or perp.quote
-        if not paper.balances.get(settle):
+        margin = coin_wallet if perp.inverse else paper.balances
+        if not margin.get(settle):
+            wallet = "coin_margin_balances" if perp.inverse else "balances"
             problems.append(
                 f"pair {pair.name}: the paper account holds no {settle} to margin "
-                f"{pair.perp_symbol}; add {settle} = <amount> to [paper] balances"
+                f"{pair.perp_symbol}; add {settle} = <amount> to [paper] {wallet}"
             )
         if paper.feed == "replay" and pair.perp_symbol not in paper.replay_files:
             problems.append(

@@ -62,6 +62,7 @@ _MARKET = dict.fromkeys(
         "quote_volume_24h",
         "expiry",
         "basis_apr",
+        "contract_size",
     )
 )
 SHAPE: Shape = {
@@ -93,6 +94,7 @@ SHAPE: Shape = {
         "quote_asset": None,
         "account": None,
         "collateral_ratios": {"*": None},
+        "coin_margin_balances": _ANY,
         "sim": dict.fromkeys(
             (
                 "initial_prices",

@@ -27,8 +27,10 @@ import numpy.typing as npt
 
 from bot.backtest.path import RecordedPath
 from bot.config import PairConfig, Settings
+from bot.domain.inverse import moves_with_price
 from bot.domain.margin_transfers import TransferState
 from bot.exchange.feeds import base_coin
+from bot.exchange.gateway import FatalError
 from bot.exchange.paper import PaperVenue
 from bot.service.daemon import HedgeDaemon
 from bot.service.database import open_fresh
@@ -143,7 +145,15 @@ async def run_backtest(
     """Replay ``path`` through the daemon's cycle on a fresh paper account.
 
     ``step_every`` visits every step (settling the venue at each, cycling where the daemon
-    made no promise): slower, the same results; the tests compare the two."""
+    made no promise): slower, the same results; the tests compare the two. FatalError for
+    a pair on an inverse contract: the backtest's values and report read linear positions."""
+    for pair in settings.pairs:
+        if moves_with_price(pair.perp_symbol):
+            raise FatalError(
+                f"pair {pair.name} hedges with the inverse contract {pair.perp_symbol}: the "
+                "backtest values linear positions only so far; run it on the paper venue "
+                "(hedgebot run in paper mode)"
+            )
     with tempfile.TemporaryDirectory(prefix="hedgebot-backtest-") as tmp:
         folder = database_dir or Path(tmp)
         url = f"sqlite+aiosqlite:///{folder / 'backtest.db'}"

@@ -49,16 +49,21 @@ def print_table(rendered: Table) -> None:
     Console(width=width).print(rendered)
 
 
+MAX_PLACES = 8  # of a quantity or price shown at its step
+
+
 def at_step(value: Any, step: Any) -> str:
     """``value`` with as many places as ``step`` has (a price at the market's tick, a
-    quantity at its step); as it is when the step is not known."""
+    quantity at its step), at most 8 (a satoshi: an inverse contract's step in coins,
+    ``face / price``, has as many as the context allows); as it is when the step is not
+    known."""
     if value is None:
         return "-"
     number = Decimal(str(value))
     if step is None or Decimal(str(step)) <= 0:
         return str(number)
     exponent = Decimal(str(step)).normalize().as_tuple().exponent
-    places = max(0, -exponent) if isinstance(exponent, int) else 0
+    places = min(max(0, -exponent), MAX_PLACES) if isinstance(exponent, int) else 0
     shown = number.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_EVEN)
     return f"{shown:f}"
 

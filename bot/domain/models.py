@@ -55,6 +55,9 @@ class Market:
     reduce_only_below_min_notional: bool = False
     # None: open for trading; else why not, in the venue's word (Binance SETTLING, BREAK).
     suspended: str | None = None
+    # A coin-margined contract (BTC/USD:BTC): contract_size is its face value in the quote
+    # (USD), its margin, PnL and funding are in the base coin (see bot.domain.inverse).
+    inverse: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -49,6 +49,10 @@ class PaperAccountState:
     # The margin history (additions to isolated positions), where a transfer whose answer
     # was lost is looked up; kept 30 days by the paper venue, as Binance keeps them.
     margin_changes: list[MarginChange] = field(default_factory=list)
+    # The coin-margin wallet (each coin's wallet balance, locked margin included) and its
+    # inverse positions, whose ``qty`` is the signed face value in USD and ``margin`` coins.
+    coin_margin: dict[str, Decimal] = field(default_factory=dict)
+    inverse_positions: dict[str, PaperPosition] = field(default_factory=dict)
 
 
 class PaperAccountStore(Protocol):
@@ -212,20 +216,35 @@ def _margin_change_from_dict(raw: dict[str, Any]) -> MarginChange:
     )
 
 
+def _position_to_dict(position: PaperPosition) -> dict[str, Any]:
+    return {
+        "symbol": position.symbol,
+        "qty": str(position.qty),
+        "entry_price": str(position.entry_price),
+        "leverage": str(position.leverage),
+        "margin": str(position.margin),
+    }
+
+
+def _position_from_dict(raw: dict[str, Any]) -> PaperPosition:
+    return PaperPosition(
+        symbol=raw["symbol"],
+        qty=Decimal(raw["qty"]),
+        entry_price=Decimal(raw["entry_price"]),
+        leverage=Decimal(raw["leverage"]),
+        margin=Decimal(raw["margin"]),
+    )
+
+
 def state_to_json(state: PaperAccountState) -> str:
     """Serialize exactly: every decimal becomes its string."""
     return json.dumps(
         {
             "balances": {k: str(v) for k, v in state.balances.items()},
-            "positions": {
-                s: {
-                    "symbol": p.symbol,
-                    "qty": str(p.qty),
-                    "entry_price": str(p.entry_price),
-                    "leverage": str(p.leverage),
-                    "margin": str(p.margin),
-                }
-                for s, p in state.positions.items()
+            "positions": {s: _position_to_dict(p) for s, p in state.positions.items()},
+            "coin_margin": {k: str(v) for k, v in state.coin_margin.items()},
+            "inverse_positions": {
+                s: _position_to_dict(p) for s, p in state.inverse_positions.items()
             },
             "fees_paid": str(state.fees_paid),
             "funding_total": str(state.funding_total),
@@ -245,15 +264,11 @@ def state_from_json(raw: str) -> PaperAccountState:
     data = json.loads(raw)
     return PaperAccountState(
         balances={k: Decimal(v) for k, v in data["balances"].items()},
-        positions={
-            s: PaperPosition(
-                symbol=p["symbol"],
-                qty=Decimal(p["qty"]),
-                entry_price=Decimal(p["entry_price"]),
-                leverage=Decimal(p["leverage"]),
-                margin=Decimal(p["margin"]),
-            )
-            for s, p in data["positions"].items()
+        positions={s: _position_from_dict(p) for s, p in data["positions"].items()},
+        # Absent from accounts saved before the paper venue had a coin-margin wallet.
+        coin_margin={k: Decimal(v) for k, v in data.get("coin_margin", {}).items()},
+        inverse_positions={
+            s: _position_from_dict(p) for s, p in data.get("inverse_positions", {}).items()
         },
         fees_paid=Decimal(data["fees_paid"]),
         funding_total=Decimal(data["funding_total"]),

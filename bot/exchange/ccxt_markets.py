@@ -1,7 +1,10 @@
 """Markets through ccxt: which market types to load, and ccxt's market dicts as Markets.
 
-Only linear contracts and spot are traded; precision comes as a tick size or a number of
-decimal places (significant digits are refused).
+Spot, linear contracts and inverse (coin-margined) contracts are parsed; precision comes
+as a tick size or a number of decimal places (significant digits are refused). An inverse
+market's amounts are contracts and its ``contract_size`` the face value in the quote (USD)
+from ccxt's ``contractSize``; it is traded only where the venue module says its coin-margin
+wallet is read (``inverse_ok``), as the hedged coins are counted there.
 """
 
 from __future__ import annotations
@@ -41,25 +44,29 @@ def markets(
     symbols: Iterable[str],
     coins_per_unit: Callable[[str], Decimal] = _coins,
     reduce_only_below_min_notional: bool = False,
+    inverse_ok: bool = False,
 ) -> dict[str, Market]:
     """The loaded markets of ``symbols``, quantities in coins (``coins_per_unit``: coins
     per ccxt amount unit); a symbol the exchange does not list (delisted) is absent, so
-    the caller drops it and only its pair errors; FatalError for an inverse contract.
-    ``reduce_only_below_min_notional``: the venue's futures take a reduce-only order under
-    the min notional (its venue module says so)."""
+    the caller drops it and only its pair errors. ``reduce_only_below_min_notional``: the
+    venue's futures take a reduce-only order under the min notional (its venue module says
+    so). An inverse contract is a FatalError unless ``inverse_ok`` (the venue module reads
+    its coin-margin wallet)."""
     result: dict[str, Market] = {}
     for symbol in symbols:
         raw = (client.markets or {}).get(symbol)
         if raw is None:
             continue
-        if raw.get("inverse"):
-            raise FatalError(f"{symbol} is an inverse contract; hedgebot trades linear ones only")
+        inverse = bool(raw.get("inverse"))
+        if inverse and not inverse_ok:
+            raise FatalError(
+                f"{symbol} is an inverse (coin-margined) contract, which hedgebot trades on "
+                f"the paper venue only so far, not on {client.id}; use a linear contract"
+            )
+        # An inverse contract's amounts are contracts on every venue: no coins per unit.
+        unit = ONE if inverse else coins_per_unit(symbol)
         result[symbol] = market(
-            raw,
-            client.precisionMode,
-            client.id,
-            coins_per_unit(symbol),
-            reduce_only_below_min_notional,
+            raw, client.precisionMode, client.id, unit, reduce_only_below_min_notional
         )
     return result
 
@@ -108,6 +115,7 @@ def market(
         taker_fee=dec_or_none(raw.get("taker")),
         reduce_only_below_min_notional=is_perp and reduce_only_below_min_notional,
         suspended=suspension(raw),
+        inverse=is_perp and bool(raw.get("inverse")),
     )
 
 

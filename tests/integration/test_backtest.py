@@ -19,6 +19,7 @@ from bot.backtest.metrics import summarize
 from bot.backtest.path import load_path
 from bot.cli import app
 from bot.config import Settings
+from bot.exchange.gateway import FatalError
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "examples" / "sample"
@@ -353,3 +354,11 @@ async def test_the_guard_acts_in_a_backtest_of_a_quiet_pair_before_the_venue_liq
     assert summary["liquidations"] == 0
     assert Decimal(summary["margin_moved"]) > 0
     assert summary["min_liquidation_distance"] > 0.09
+
+
+async def test_a_pair_on_an_inverse_contract_is_refused_in_one_line(tmp_path: Path) -> None:
+    settings = one_pair(perp_symbol="SOL/USD:SOL")
+    prices = write_prices(tmp_path / "sol.csv", ["100", "99"])
+    path = load_path({"SOL": prices}, coins_of(settings))
+    with pytest.raises(FatalError, match="pair SOL hedges with the inverse contract SOL/USD:SOL"):
+        await run_backtest(settings, path)

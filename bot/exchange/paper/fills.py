@@ -102,6 +102,22 @@ class PaperMatcher:
         price = ask if request.side is Side.BUY else bid
         if not _reaches(request, price):
             return self._expire(request, price)
+        if market.inverse:
+            fee, fee_asset = self._fill_inverse(request, market, price)
+        else:
+            fee, fee_asset = self._fill_linear(request, market, price)
+        seq = self._ledger.next_seq()
+        trade = Fill(
+            str(seq), request.symbol, request.side, request.amount, price, fee, fee_asset, now
+        )
+        result = filled_order(request.client_order_id, f"paper-{seq}", trade)
+        self._ledger.remember(result)
+        return result
+
+    def _fill_linear(
+        self, request: OrderRequest, market: Market, price: Decimal
+    ) -> tuple[Decimal, str]:
+        """Fill a spot or linear perp order; its fee (in the quote) and fee asset."""
         notional = request.amount * price
         exempt = request.reduce_only and market.reduce_only_below_min_notional
         if notional < market.min_notional and not exempt:
@@ -115,13 +131,21 @@ class PaperMatcher:
         else:
             fee_asset = self._fill_spot(request, market, price, fee)
         self._ledger.state.fees_paid += fee
-        seq = self._ledger.next_seq()
-        trade = Fill(
-            str(seq), request.symbol, request.side, request.amount, price, fee, fee_asset, now
-        )
-        result = filled_order(request.client_order_id, f"paper-{seq}", trade)
-        self._ledger.remember(result)
-        return result
+        return fee, fee_asset
+
+    def _fill_inverse(
+        self, request: OrderRequest, market: Market, price: Decimal
+    ) -> tuple[Decimal, str]:
+        """Fill a coin-margined contract order in the coin-margin wallet; its fee in the
+        coin (not added to ``fees_paid``, which is in the quote)."""
+        books = self._ledger.inverse
+        position = books.state.inverse_positions.get(request.symbol)
+        if request.reduce_only:
+            face = position.qty if position else ZERO
+            _check_reduce_only(request, face / market.contract_size)
+        trade = books.trade(request, market, price)
+        books.apply(request.symbol, trade, price)
+        return trade.fee, settle_asset(request.symbol)
 
     def _check_request(self, request: OrderRequest) -> None:
         orders = self._ledger.state.orders

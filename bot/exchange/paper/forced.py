@@ -23,6 +23,7 @@ from typing import Protocol
 from bot.domain.models import ZERO, Fill, Market, OrderResult, OrderStatus, Side
 from bot.domain.paper_account import PaperAccountState, PaperPosition
 from bot.exchange.feeds import FeedQuote
+from bot.exchange.paper.inverse import InverseBooks
 from bot.exchange.paper.rules import settle_asset
 from bot.exchange.paper.unified import UnifiedBooks
 
@@ -85,6 +86,7 @@ class ForcedCloses:
         market: Callable[[str], Market],
         quote_asset: str,
         unified: UnifiedBooks | None,
+        inverse: InverseBooks,
     ) -> None:
         self._books = books
         self._quote = quote
@@ -92,12 +94,17 @@ class ForcedCloses:
         self._market = market
         self._quote_asset = quote_asset
         self._unified = unified
+        self._inverse = inverse
 
     def liquidate_crossed(self, at: datetime) -> bool:
         """Liquidate what the prices at ``at`` liquidate; True when anything was."""
-        if self._unified is not None:
-            return self._liquidate_account(self._unified, at)
         liquidated = False
+        # Coin-margined positions are isolated in their own wallet (paper/inverse.py).
+        for position, price, reason in self._inverse.liquidate_crossed(at):
+            self._record(position, LIQUIDATION_PREFIX, price, at, reason)
+            liquidated = True
+        if self._unified is not None:
+            return self._liquidate_account(self._unified, at) or liquidated
         for position in list(self._books.state.positions.values()):
             liquidation = self._books.liquidation_price(position)
             if liquidation is None:
@@ -178,12 +185,18 @@ class ForcedCloses:
         """Close ``position`` at ``price``, ``realized`` to its settle asset, and remember
         the close as a filled, fee-less order."""
         books = self._books
-        asset = settle_asset(position.symbol)
-        books.credit(asset, realized)
+        books.credit(settle_asset(position.symbol), realized)
         books.state.realized_pnl += realized
         del books.state.positions[position.symbol]
-        seq = books.next_seq()
+        self._record(position, prefix, price, at, reason)
+
+    def _record(
+        self, position: PaperPosition, prefix: str, price: Decimal, at: datetime, reason: str
+    ) -> None:
+        """Remember a close the venue made itself as a filled, fee-less order."""
+        seq = self._books.next_seq()
         side = Side.BUY if position.qty < ZERO else Side.SELL
+        asset = settle_asset(position.symbol)
         fill = Fill(str(seq), position.symbol, side, abs(position.qty), price, ZERO, asset, at)
         client_order_id = f"{prefix}{seq}"
-        books.remember(filled_order(client_order_id, client_order_id, fill, reason))
+        self._books.remember(filled_order(client_order_id, client_order_id, fill, reason))

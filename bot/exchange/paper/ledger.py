@@ -45,6 +45,7 @@ from bot.exchange.paper.forced import (
     ForcedCloses,
     crossed,
 )
+from bot.exchange.paper.inverse import InverseBooks
 from bot.exchange.paper.rules import funding_times, next_funding_time, settle_asset
 from bot.exchange.paper.unified import UnifiedBooks
 
@@ -116,6 +117,10 @@ class PaperLedger:
             str, tuple[tuple[Decimal, Decimal, Decimal], Decimal | None]
         ] = {}
         self._tiers: dict[str, MaintenanceTiers] = {}
+        # Coin-margined contracts keep books of their own (a wallet apart, coin PnL).
+        self.inverse = InverseBooks(
+            state, config, quote=quote, market=market, leverage=self.leverage
+        )
         # paper.account "cross" or "unified": the account-level margin (paper/unified.py),
         # at the prices of the last settle (every request settles first).
         self._unified = (
@@ -131,6 +136,7 @@ class PaperLedger:
             market=market,
             quote_asset=config.quote_asset,
             unified=self._unified,
+            inverse=self.inverse,
         )
 
     # -- balances and orders ---------------------------------------------------------------
@@ -147,16 +153,17 @@ class PaperLedger:
         the positions it settles, marked at ``now``; on a unified account the quote asset's
         equity is the account's margin balance (the coins at their collateral ratios)."""
         if self._unified is not None:
-            return self._unified_balances(self._unified, now)
+            return self._unified_balances(self._unified, now) | self.inverse.wallets(now)
         unrealized: dict[str, Decimal] = {}
         for symbol, position in self.state.positions.items():
             pnl = position.qty * (self._quote(symbol, now).price - position.entry_price)
             asset = settle_asset(symbol)
             unrealized[asset] = unrealized.get(asset, ZERO) + pnl
-        return {
+        linear = {
             asset: replace(balance, equity=balance.total + unrealized.get(asset, ZERO))
             for asset, balance in self.balances().items()
         }
+        return linear | self.inverse.wallets(now)
 
     def _unified_balances(self, books: UnifiedBooks, now: datetime) -> dict[str, Balance]:
         quote_asset = self._config.quote_asset
@@ -306,11 +313,12 @@ class PaperLedger:
 
     def positions(self, symbols: set[str], now: datetime) -> dict[str, Position]:
         """Open positions among ``symbols``, marked at ``quote``; flat ones are absent."""
-        return {
+        linear = {
             symbol: self._position_view(position, now)
             for symbol, position in self.state.positions.items()
             if symbol in symbols
         }
+        return linear | self.inverse.positions(symbols, now)
 
     def _position_view(self, position: PaperPosition, now: datetime) -> Position:
         mark = self._quote(position.symbol, now).price
@@ -333,6 +341,8 @@ class PaperLedger:
         for asset, total in state.balances.items():
             if asset != quote_asset and total != ZERO:
                 spot_value += total * self._spot(f"{asset}/{quote_asset}", now).price
+        for coin, balance in self.inverse.wallets(now).items():  # the coin-margin wallet
+            spot_value += (balance.equity or ZERO) * self._spot(f"{coin}/{quote_asset}", now).price
         unrealized = ZERO
         for symbol, position in state.positions.items():
             mark = self._quote(symbol, now).price
@@ -368,6 +378,7 @@ class PaperLedger:
                 else position.qty < ZERO
             )
             triggers.append((position.symbol, liquidation, above))
+        triggers += self.inverse.triggers()
         return min([self._next_funding(last), *self._expiries()]), triggers
 
     def _expiries(self) -> list[datetime]:
@@ -427,6 +438,7 @@ class PaperLedger:
                     timestamp=at,
                 )
             )
+        state.pending_funding += self.inverse.pay_funding(at)  # in coins, apart from the total
         if len(state.pending_funding) > MAX_PENDING_FUNDING:
             del state.pending_funding[: len(state.pending_funding) - MAX_PENDING_FUNDING]
 

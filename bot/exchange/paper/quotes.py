@@ -33,6 +33,8 @@ from bot.exchange.paper.rules import delivery, next_funding_time, to_step
 
 SECONDS_PER_YEAR = Decimal(365 * 86400)
 BOOK_LEVEL_GAP = Decimal("0.0001")  # 1 bp between synthetic order-book levels
+INVERSE_FACE = Decimal(100)  # USD a contract of an inverse market, as Binance COIN-M BTCUSD
+INVERSE_RULES = PaperMarketConfig(amount_step=ONE, price_step=Decimal("0.1"), min_amount=ONE)
 
 
 class PaperQuotes:
@@ -47,9 +49,13 @@ class PaperQuotes:
         return self._config.markets.get(symbol, self._config.default_market)
 
     def market(self, symbol: str) -> Market:
-        """The symbol's trading rules as a Market; FatalError for a malformed symbol."""
+        """The symbol's trading rules as a Market; FatalError for a malformed symbol. An
+        inverse contract (``BTC/USD:BTC``) counts contracts of ``contract_size`` USD (100
+        unless its rules say), one contract the step unless listed in ``markets``."""
         parts = parse_symbol(symbol)
         rules = self.rules(symbol)
+        if parts.inverse:
+            rules = self._config.markets.get(symbol) or INVERSE_RULES
         return Market(
             symbol=symbol,
             base=parts.base,
@@ -63,6 +69,8 @@ class PaperQuotes:
             taker_fee=self._config.taker_fee_rate,
             # As on Binance USDⓈ-M: a reduce-only order may be under the min notional.
             reduce_only_below_min_notional=parts.is_contract,
+            contract_size=(rules.contract_size or INVERSE_FACE) if parts.inverse else ONE,
+            inverse=parts.inverse,
         )
 
     def quote(self, symbol: str, at: datetime) -> FeedQuote:
@@ -100,7 +108,10 @@ class PaperQuotes:
                     touch * (1 + sign * i * BOOK_LEVEL_GAP), market.price_step, ROUND_HALF_EVEN
                 )
                 amount = to_step(
-                    self._config.book_level_notional / level, market.amount_step, ROUND_DOWN
+                    self._config.book_level_notional
+                    / (market.contract_size if market.inverse else level),
+                    market.amount_step,
+                    ROUND_DOWN,
                 )
                 levels.append(BookLevel(price=level, amount=amount))
             return tuple(levels)

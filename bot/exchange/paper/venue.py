@@ -125,7 +125,11 @@ class PaperVenue:
         fresh = state is None
         if state is None:
             # last_funding_at = now: a new account owes and earns nothing for the past.
-            state = PaperAccountState(balances=dict(config.balances), last_funding_at=clock.now())
+            state = PaperAccountState(
+                balances=dict(config.balances),
+                last_funding_at=clock.now(),
+                coin_margin=dict(config.coin_margin_balances),
+            )
         elif state.feed_state:
             feed.restore(state.feed_state)
         venue = cls(config, feed, clock, store, state, account=account, leverage=leverage)
@@ -155,8 +159,10 @@ class PaperVenue:
 
     async def fetch_margin_balances(self) -> Mapping[str, Balance]:
         """The paper account has one wallet: the spot balances, each with its equity (the
-        unrealized PnL of the positions it settles added, marked at the feed price)."""
-        await self._refresh(list(self._ledger.state.positions))
+        unrealized PnL of the positions it settles added, marked at the feed price); the
+        coins of the coin-margin wallet (inverse contracts) in place of the spot ones."""
+        state = self._ledger.state
+        await self._refresh([*state.positions, *state.inverse_positions])
         async with self._lock:
             now = self._clock.now()
             await self._settle_and_save(now)

@@ -13,6 +13,7 @@ from decimal import Decimal
 from typing import Any
 
 from bot.config import PairConfig, Settings
+from bot.domain.inverse import moves_with_price
 from bot.domain.margin import MaintenanceTiers
 from bot.domain.models import (
     ZERO,
@@ -423,7 +424,7 @@ class AssessStage:
             if not _static_target(pair):
                 return now  # its target may move with the market: no quiet promise
             return interval_start(slot + 1, pair.rebalance_interval_s)
-        if not _static_target(pair):
+        if not _static_target(pair) or moves_with_price(pair.perp_symbol):
             return now
         if holds_while_unchanged(assessment.decision, assessment.observation.spot_qty):
             return FOREVER

@@ -8,6 +8,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from bot.config import PairConfig
+from bot.domain.inverse import in_quote
 from bot.domain.margin import lowest_leverage
 from bot.domain.models import ZERO, Market, settle_asset
 from bot.domain.strategies import strategy_for
@@ -69,6 +70,7 @@ def start_leverages(
     for account in accounts.gateways:
         on_account = accounts.perps_on(account, pairs)
         needs: dict[str, Decimal] = {}
+        prices: dict[str, Decimal] = {}
         for pair in on_account:
             contract = on_its_contract(pair, accounts, snapshots, markets, now)[0]
             observation = observe_pair(contract, accounts, snapshots, markets)
@@ -77,10 +79,16 @@ def start_leverages(
             )
             settle = settle_asset(pair.perp_symbol)
             needs[settle] = needs.get(settle, ZERO) + hedge * observation.price
+            prices[pair.name] = observation.price
         for pair in on_account:
             settle = settle_asset(pair.perp_symbol)
             wallet = snapshots[account].margin.get(settle)
-            available = wallet.total * MARGIN_HEADROOM if wallet else ZERO
+            market = markets.get(pair.perp_symbol)
+            # An inverse contract's wallet is in coins: in USD at the price, as the need.
+            total = wallet.total if wallet else ZERO
+            if market is not None and prices[pair.name] > ZERO:
+                total = in_quote(market, total, prices[pair.name]) or ZERO
+            available = total * MARGIN_HEADROOM
             result[pair.name] = lowest_leverage(needs[settle], available, pair.leverage)
     return result
 

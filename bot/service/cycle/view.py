@@ -11,6 +11,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from bot.config import PairConfig
+from bot.domain.inverse import hedged_coins, in_coins, in_quote, position_in_coins
 from bot.domain.liquidity import quote_problem
 from bot.domain.models import ZERO, Market, Observation, Position, Ticker, settle_asset
 from bot.exchange.gateway import RetryableError
@@ -145,21 +146,26 @@ def observe_pair(
     snapshots: Mapping[str, AccountSnapshot],
     markets: Mapping[str, Market],
 ) -> Observation:
-    """The pair's slice of its accounts' snapshots (before in-flight fills)."""
+    """The pair's slice of its accounts' snapshots (before in-flight fills). Quantities
+    are coins: an inverse contract's position in coins at its mark, and the coins hedged
+    counted across the spot and coin-margin wallets (``bot.domain.inverse``)."""
     account = accounts.perp_account(pair)
     perp = snapshots[account]
     spot_snapshot = snapshots[accounts.spot_account(pair)]
     ticker = ticker_of(pair.perp_symbol, perp.tickers, account)
     spot = spot_snapshot.balances.get(pair.spot_base)
+    market = markets.get(pair.perp_symbol)
     position = perp.positions.get(pair.perp_symbol)
+    if position is not None and market is not None:
+        position = position_in_coins(position, market)
     funding = perp.funding.get(pair.perp_symbol)
     spot_ticker = spot_snapshot.spot_tickers.get(pair.spot_symbol)
-    market = markets.get(pair.perp_symbol)
+    margin_wallet = perp.margin.get(pair.spot_base)
     return Observation(
         pair=pair.name,
         spot_symbol=pair.spot_symbol,
         perp_symbol=pair.perp_symbol,
-        spot_qty=spot.total if spot else ZERO,
+        spot_qty=hedged_coins(market, spot.total if spot else ZERO, margin_wallet),
         perp_qty=position.qty if position else ZERO,
         price=_price(position, ticker),
         bid=ticker.bid,
@@ -215,13 +221,22 @@ class ViewBuilder:
         pending_margin: Sequence[StoredMarginTransfer] = (),
     ) -> PairView:
         contract, following = on_its_contract(pair, self._accounts, snapshots, self._markets, now)
-        market = market_of(
-            contract.perp_symbol, self._markets, self._accounts.perp_account(contract)
+        account = self._accounts.perp_account(contract)
+        listed = market_of(contract.perp_symbol, self._markets, account)
+        observed = observe_pair(contract, self._accounts, snapshots, self._markets)
+        if listed.inverse and observed.price <= ZERO:
+            raise SymbolUnavailable(
+                f"no price for {listed.symbol} on account {account}: an inverse contract's "
+                "size in coins needs one; not traded this cycle"
+            )
+        # An inverse contract as the linear one it is at this cycle's price: every later
+        # stage works in coins (bot.domain.inverse); a linear market is unchanged.
+        market = in_coins(listed, observed.price)
+        observation = await self._inflight.with_unreflected_fills(contract, observed, market, now)
+        free_margin, equity = (
+            in_quote(listed, figure, observed.price)
+            for figure in margin_inputs(contract, self._accounts, snapshots)
         )
-        observation = await self._inflight.with_unreflected_fills(
-            contract, observe_pair(contract, self._accounts, snapshots, self._markets), market, now
-        )
-        free_margin, equity = margin_inputs(contract, self._accounts, snapshots)
         spot = snapshots[self._accounts.spot_account(contract)].balances.get(contract.spot_base)
         return PairView(
             pair=contract,
