@@ -413,6 +413,12 @@ class PaperConfig(_Frozen):
     book_levels: Annotated[int, Field(ge=1, le=1000)] = 20
     book_level_notional: PositiveDecimal = Decimal(250000)
     default_market: PaperMarketConfig = Field(default_factory=PaperMarketConfig)
+    # Separate wallets, as a classic Binance account: ``balances`` is then the spot wallet
+    # (coins and quote) and ``futures_balances`` the USDT-margined futures wallet, between
+    # which quote moves only by transfer (risk.on_liquidation_risk "keep" does). Off: one
+    # wallet for both.
+    separate_wallets: bool = False
+    futures_balances: dict[str, NonNegativeDecimal] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _check_replay(self) -> PaperConfig:
@@ -819,7 +825,12 @@ def paper_start_problems(settings: Settings) -> list[str]:
                 f"nothing to hedge; add {spot.base} = <amount> to [paper] balances"
             )
         settle = perp.settle or perp.quote
-        if not paper.balances.get(settle):
+        if paper.separate_wallets and not paper.futures_balances.get(settle):
+            problems.append(
+                f"pair {pair.name}: the paper futures wallet holds no {settle} to margin "
+                f"{pair.perp_symbol}; add {settle} = <amount> to [paper] futures_balances"
+            )
+        elif not paper.separate_wallets and not paper.balances.get(settle):
             problems.append(
                 f"pair {pair.name}: the paper account holds no {settle} to margin "
                 f"{pair.perp_symbol}; add {settle} = <amount> to [paper] balances"

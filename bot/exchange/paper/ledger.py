@@ -44,6 +44,7 @@ from bot.domain.models import (
 from bot.domain.paper_account import PaperAccountState, PaperPosition
 from bot.exchange.feeds import FeedQuote
 from bot.exchange.gateway import FatalError, OrderRejectedError
+from bot.exchange.paper import wallets
 from bot.exchange.paper.rules import funding_times, next_funding_time, settle_asset
 
 # Orders remembered for fetch_order and duplicate detection; older ones are forgotten.
@@ -179,6 +180,17 @@ class PaperLedger:
         """Add ``amount`` (negative: take it) to the balance of ``asset``."""
         self.state.balances[asset] = self.state.balances.get(asset, ZERO) + amount
 
+    def spot_free(self, asset: str) -> Decimal:
+        """What a spot order may spend of ``asset``: the spot wallet's (``wallets``)."""
+        if self.state.spot_wallet is None:
+            return self.free(asset)
+        return self.state.spot_wallet.get(asset, ZERO)
+
+    def spot_credit(self, asset: str, amount: Decimal) -> None:
+        """Add ``amount`` (negative: take it) to the spot wallet's ``asset``."""
+        wallet = wallets.spot_wallet(self.state)
+        wallet[asset] = wallet.get(asset, ZERO) + amount
+
     def next_seq(self) -> int:
         """The next trade / order number of the account."""
         self.state.trade_seq += 1
@@ -255,6 +267,28 @@ class PaperLedger:
             )
         position.margin += amount
 
+    def remove_margin(self, symbol: str, amount: Decimal, now: datetime) -> None:
+        """Take ``amount`` out of the isolated position of ``symbol`` into the wallet;
+        OrderRejectedError (nothing changed) when there is none, it holds less, or its
+        liquidation price would be crossed by the mark (a simpler bound than a venue's)."""
+        position = self.state.positions.get(symbol)
+        if position is None or amount >= position.margin:
+            raise OrderRejectedError(
+                f"no open {symbol} position to take margin from"
+                if position is None
+                else f"taking {amount:f} margin: the position holds {position.margin:f}"
+            )
+        liquidation = isolated_liquidation_price_with_margin(
+            position.qty, position.entry_price, position.margin - amount, self.maintenance(symbol)
+        )
+        mark = self._quote(symbol, now).price
+        if liquidation is not None and crossed(position.qty, mark, liquidation):
+            raise OrderRejectedError(
+                f"taking {amount:f} margin would put the liquidation price {liquidation:f} "
+                f"past the mark {mark:f}"
+            )
+        position.margin -= amount
+
     def liquidation_price(self, position: PaperPosition) -> Decimal | None:
         """From the margin the position holds, so margin added later moves it."""
         # Cached, because a backtest asks at every step and the inputs rarely change.
@@ -301,9 +335,16 @@ class PaperLedger:
         state = self.state
         quote_asset = self._config.quote_asset
         spot_value = ZERO
-        for asset, total in state.balances.items():
-            if asset != quote_asset and total != ZERO:
-                spot_value += total * self._spot(f"{asset}/{quote_asset}", now).price
+        quote_balance = state.balances.get(quote_asset, ZERO)
+        held = (
+            [state.balances] if state.spot_wallet is None else [state.balances, state.spot_wallet]
+        )
+        for wallet in held:
+            for asset, total in wallet.items():
+                if asset != quote_asset and total != ZERO:
+                    spot_value += total * self._spot(f"{asset}/{quote_asset}", now).price
+        if state.spot_wallet is not None:
+            quote_balance += state.spot_wallet.get(quote_asset, ZERO)
         unrealized = ZERO
         for symbol, position in state.positions.items():
             mark = self._quote(symbol, now).price
@@ -311,7 +352,7 @@ class PaperLedger:
         return AccountSummary(
             at=now,
             quote_asset=quote_asset,
-            quote_balance=state.balances.get(quote_asset, ZERO),
+            quote_balance=quote_balance,
             spot_value=spot_value,
             unrealized_pnl=unrealized,
             margin_locked=sum((p.margin for p in state.positions.values()), ZERO),
