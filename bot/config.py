@@ -454,10 +454,13 @@ class RiskConfig(_Frozen):
     # Liquidation guard: when (liquidation - mark) / mark of a position falls under this,
     # act before anything else: "reduce" closes the position with reduce-only orders (the
     # hedge reopens at the current price with fresh margin), "add_margin" moves margin
-    # into the isolated position until the distance is 1.5 x this again. The pre-trade
-    # check denies an order whose estimated liquidation price is this close after it.
+    # into the isolated position until the distance is 1.5 x this again, "keep" (separate
+    # spot and futures wallets) moves quote from the spot wallet, else sells a slice of
+    # the coins and cuts the short alike, and returns the excess when the price falls;
+    # closing stays its last resort (bot/domain/keeper.py). The pre-trade check denies
+    # an order whose estimated liquidation price is this close after it.
     min_liquidation_distance: Annotated[Decimal, Field(gt=0, lt=1)] = Decimal("0.1")
-    on_liquidation_risk: Literal["reduce", "add_margin"] = "reduce"
+    on_liquidation_risk: Literal["reduce", "add_margin", "keep"] = "reduce"
     # The venue's maintenance margin rate, one for every size, with which testnet and live
     # estimate liquidation prices (Binance's isolated formula): each pair's leverage
     # against min_liquidation_distance, the pre-trade estimate, the guard's margin top-up.
@@ -735,7 +738,11 @@ class Settings(BaseSettings):
                 )
 
     def _check_add_margin_is_isolated(self) -> None:
-        """The guard's margin transfer is the venue's isolated position-margin call."""
+        """The guard's margin transfer is the venue's isolated position-margin call; the
+        keeper's transfers need separate wallets of one account."""
+        if self.risk.on_liquidation_risk == "keep":
+            self._check_keep()
+            return
         if self.risk.on_liquidation_risk != "add_margin":
             return
         cross = [p.name for p in self.pairs if p.margin_mode == "cross"]
@@ -746,6 +753,23 @@ class Settings(BaseSettings):
                 f"only, but {who} margin_mode 'cross'; "
                 "set margin_mode = 'isolated' or on_liquidation_risk = 'reduce'"
             )
+
+    def _check_keep(self) -> None:
+        """``keep`` moves quote between one account's spot and futures wallets."""
+        if self.mode == "paper" and not self.paper.separate_wallets:
+            raise ValueError(
+                "risk.on_liquidation_risk 'keep' moves quote between separate spot and "
+                "futures wallets, but the paper account has one; set paper.separate_wallets "
+                "= true or on_liquidation_risk = 'reduce'"
+            )
+        for pair in self.pairs:
+            spot, perp = self.accounts_of(pair)
+            if spot != perp:
+                raise ValueError(
+                    f"pair {pair.name}: risk.on_liquidation_risk 'keep' transfers between the "
+                    f"wallets of one account, but its spot is on {spot!r} and its perp on "
+                    f"{perp!r}; put both on one account or set on_liquidation_risk = 'reduce'"
+                )
 
     @classmethod
     def settings_customise_sources(

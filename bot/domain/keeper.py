@@ -16,7 +16,9 @@ collateral sits apart from the coins it hedges. When a rally brings the mark wit
 3. **close** (the last resort): nothing above restores the threshold; the reason says why.
 
 When the price falls and the distance is above ``release``, the margin beyond what
-``target`` needs goes back futures -> spot (``return``).
+``target`` needs goes back futures -> spot (``return``); for isolated margin, the futures
+wallet's idle quote above ``reserve`` goes back too while the distance is above
+``threshold``. ``next_moves`` gives the transfers a cycle sends.
 
 Collateral: for isolated margin the position's own margin; for cross margin the futures
 wallet's balance (one position per wallet, as Binance's single-position cross formula).
@@ -35,6 +37,7 @@ from bot.domain.margin import (
     isolated_liquidation_price_with_margin,
     margin_at_liquidation_price,
 )
+from bot.domain.margin_transfers import MoveKind
 from bot.domain.models import ONE, ZERO
 
 RELEASE_FACTOR = Decimal(3)  # excess goes back above 3 x the threshold, down to the target
@@ -65,12 +68,19 @@ class KeeperInputs:
     target: Decimal  # the distance a top-up restores (e.g. 1.5 x threshold)
     release: Decimal  # above this distance the excess goes back to spot
     isolated: bool = True
-    sale_price: Decimal = ZERO  # the spot bid the coins sell at (0: no sale possible)
+    sale_price: Decimal = ZERO  # the spot price the coins sell at, at worst (0: no sale)
+    cut_price: Decimal = ZERO  # the price the short is cut at, at worst (0: the mark)
     fee_rate: Decimal = ZERO  # taker fee on the sale and the cut
     quote_step: Decimal = Decimal("0.01")
     sale_step: Decimal = Decimal("0.00001")  # the spot market's amount step (base)
     cut_step: Decimal = Decimal("0.001")  # the perp's amount step (base)
     can_sell: bool = True  # the pair may trade spot (allow_spot_trades)
+    # Isolated: the futures wallet's free quote kept for the rebalance's orders; above it,
+    # idle quote goes back to spot while the distance is fine.
+    reserve: Decimal = ZERO
+    # Isolated: margin the position keeps whatever the distance (its initial margin at the
+    # pair's leverage: a venue refuses to take more, and the leverage would rise past it).
+    min_collateral: Decimal = ZERO
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +142,9 @@ def keep(inputs: KeeperInputs) -> KeeperPlan:
     if distance > i.release:
         return _give_back(i, distance, now)
     if distance >= i.threshold:
+        idle = _idle(i, distance, now)
+        if idle is not None:
+            return idle
         return KeeperPlan(
             KeeperAction.NONE,
             f"{now} within [{_pct(i.threshold)}, {_pct(i.release)}]: nothing to move",
@@ -175,13 +188,31 @@ def _top_up(i: KeeperInputs, distance: Decimal, now: str) -> KeeperPlan | None:
     )
 
 
+def _idle(i: KeeperInputs, distance: Decimal, now: str) -> KeeperPlan | None:
+    """Isolated margin: the futures wallet's free quote above ``reserve`` (what a top-up
+    moved in, margin taken out of the position) goes back to spot; None when none."""
+    idle = floor_to(i.futures_free - i.reserve, i.quote_step) if i.isolated else ZERO
+    if idle <= ZERO:
+        return None
+    return KeeperPlan(
+        KeeperAction.RETURN,
+        f"{now} >= {_pct(i.threshold)}: move {idle:.2f} idle quote futures->spot (keeping "
+        f"{i.reserve:.2f} for the rebalance)",
+        distance,
+        distance,
+        transfer_out=idle,
+    )
+
+
 def _give_back(i: KeeperInputs, distance: Decimal, now: str) -> KeeperPlan:
     """The collateral beyond what ``target`` needs goes back to spot: for isolated margin
     taken out of the position, for cross at most what the futures wallet holds free."""
     needed = collateral_for(i.short, i.entry, i.mark, i.target, i.tiers)
     excess = floor_to(i.collateral - needed, i.quote_step)
-    # Never more than the position holds (isolated) or the futures wallet has free (cross).
-    excess = min(excess, floor_to(i.collateral if i.isolated else i.futures_free, i.quote_step))
+    # Never below the position's initial margin (isolated) or more than the futures wallet
+    # has free (cross).
+    most = i.collateral - i.min_collateral if i.isolated else i.futures_free
+    excess = min(excess, floor_to(most, i.quote_step))
     if excess <= ZERO:
         return KeeperPlan(
             KeeperAction.NONE, f"{now} > {_pct(i.release)}: no excess to return", distance, distance
@@ -215,7 +246,8 @@ def _after_sale(i: KeeperInputs, cut: Decimal) -> _AfterSale:
     and selling the same share of the coins (rounded down to the spot step)."""
     sale = floor_to(cut * i.spot_coins / i.short, i.sale_step)
     short = i.short - cut
-    loss = cut * (i.mark - i.entry) + cut * i.mark * i.fee_rate  # realized on the cut
+    price = i.cut_price if i.cut_price > ZERO else i.mark
+    loss = cut * (price - i.entry) + cut * price * i.fee_rate  # realized on the cut
     proceeds = sale * i.sale_price * (ONE - i.fee_rate)
     if i.isolated:
         released = i.collateral * cut / i.short  # pro rata: the liquidation price stays
@@ -317,6 +349,25 @@ def project(inputs: KeeperInputs, plan: KeeperPlan) -> Decimal | None:
         return distance_of(short, i.entry, i.mark, sold.collateral + moved, i.tiers)
     moved = plan.add_margin if i.isolated else plan.transfer_in - plan.transfer_out
     return distance_of(short, i.entry, i.mark, i.collateral + moved, i.tiers)
+
+
+def next_moves(plan: KeeperPlan) -> tuple[tuple[MoveKind, Decimal], ...]:
+    """The plan's transfers, in order, each its own decision and each sent only after the
+    one before is done: spot -> futures, then into the position; out of the position, then
+    futures -> spot; after a sale and cut (its orders first), the proceeds spot -> futures
+    and into the position. Empty for a plan that moves no quote (nothing, the close)."""
+    if plan.action in (KeeperAction.TOP_UP, KeeperAction.SELL_AND_CUT):
+        moves = []
+        if plan.transfer_in > ZERO:
+            moves.append((MoveKind.TO_FUTURES, plan.transfer_in))
+        if plan.add_margin > ZERO:
+            moves.append((MoveKind.ADD_MARGIN, plan.add_margin))
+        return tuple(moves)
+    if plan.action is KeeperAction.RETURN:
+        if plan.add_margin < ZERO:
+            return (MoveKind.REMOVE_MARGIN, -plan.add_margin), (MoveKind.TO_SPOT, plan.transfer_out)
+        return ((MoveKind.TO_SPOT, plan.transfer_out),)
+    return ()
 
 
 def _pct(value: Decimal | None) -> str:

@@ -15,6 +15,7 @@ from bot.domain.keeper import (
     distance_of,
     floor_to,
     keep,
+    next_moves,
     project,
 )
 from bot.domain.margin import (
@@ -22,6 +23,7 @@ from bot.domain.margin import (
     MaintenanceTiers,
     isolated_liquidation_price_with_margin,
 )
+from bot.domain.margin_transfers import MoveKind
 
 D = Decimal
 FLAT = MaintenanceTiers.flat(D("0.004"))
@@ -52,6 +54,8 @@ def inputs(**changes: object) -> KeeperInputs:
         "release": D("0.3"),
         "sale_price": D(79_000),
         "fee_rate": D("0.001"),
+        "reserve": D(0),
+        "min_collateral": D(0),
     }
     base.update(changes)
     return KeeperInputs(**base)  # type: ignore[arg-type]
@@ -162,6 +166,8 @@ def keeper_inputs(draw: st.DrawFn) -> KeeperInputs:
         sale_price=(mark * draw(st.decimals(D("0.98"), D(1), places=3))).quantize(D("0.01")),
         fee_rate=draw(st.sampled_from([D(0), D("0.001")])),
         can_sell=draw(st.booleans()),
+        reserve=draw(MONEY),
+        min_collateral=collateral * draw(st.sampled_from([D(0), D("0.5")])),
     )
 
 
@@ -197,11 +203,12 @@ def test_no_transfer_exceeds_what_its_source_holds_free(i: KeeperInputs) -> None
             assert plan.add_margin <= i.futures_free + plan.transfer_in
     if plan.action is KeeperAction.RETURN:
         assert D(0) < plan.transfer_out
-        if i.isolated:
-            assert plan.transfer_out <= i.collateral
+        if plan.add_margin != 0:  # taken out of an isolated position first
+            assert i.isolated
+            assert plan.transfer_out <= i.collateral - i.min_collateral
             assert plan.add_margin == -plan.transfer_out
-        else:
-            assert plan.transfer_out <= i.futures_free
+        else:  # the futures wallet's own free quote (isolated: above the reserve)
+            assert plan.transfer_out <= i.futures_free - (i.reserve if i.isolated else 0)
     for amount in (plan.transfer_in, plan.transfer_out, abs(plan.add_margin)):
         assert _on_step(amount, i.quote_step)
 
@@ -249,6 +256,43 @@ def test_the_plan_is_nothing_exactly_when_the_distance_is_inside_the_band(
     distance = distance_of(i.short, i.entry, i.mark, i.collateral, i.tiers)
     assert distance is not None
     if i.threshold <= distance <= i.release:
-        assert plan.action is KeeperAction.NONE
+        idle = i.isolated and floor_to(i.futures_free - i.reserve, i.quote_step) > 0
+        assert plan.action is (KeeperAction.RETURN if idle else KeeperAction.NONE)
     elif distance < i.threshold:
         assert plan.action in (KeeperAction.TOP_UP, KeeperAction.SELL_AND_CUT, KeeperAction.CLOSE)
+
+
+def test_idle_futures_quote_above_the_reserve_goes_back_while_the_distance_is_fine() -> None:
+    plan = keep(inputs(mark=D(60_000), release=D(1), futures_free=D(3000), reserve=D(1000)))
+    assert (plan.action, plan.transfer_out, plan.add_margin) == (
+        KeeperAction.RETURN,
+        D(2000),
+        D(0),
+    )
+    assert next_moves(plan) == ((MoveKind.TO_SPOT, D(2000)),)
+
+
+def test_the_moves_of_a_cycle_in_order() -> None:
+    top_up = keep(inputs())
+    assert next_moves(top_up) == (
+        (MoveKind.TO_FUTURES, D("11213.40")),
+        (MoveKind.ADD_MARGIN, D("11213.40")),
+    )
+    at_hand = keep(inputs(futures_free=D("11213.40"), spot_quote_free=D(0)))
+    assert next_moves(at_hand) == ((MoveKind.ADD_MARGIN, D("11213.40")),)
+    assert next_moves(keep(inputs(mark=D(55_000)))) == (
+        (MoveKind.REMOVE_MARGIN, D("16497.00")),
+        (MoveKind.TO_SPOT, D("16497.00")),
+    )
+    # A sale and cut: after its orders, the proceeds over and into the position.
+    sale = keep(inputs(spot_quote_free=D(0)))
+    assert next_moves(sale) == (
+        (MoveKind.TO_FUTURES, sale.transfer_in),
+        (MoveKind.ADD_MARGIN, sale.add_margin),
+    )
+    assert next_moves(keep(inputs(spot_quote_free=D(0), can_sell=False))) == ()  # the close
+
+
+def test_a_return_keeps_the_positions_initial_margin() -> None:
+    plan = keep(inputs(mark=D(40_000), min_collateral=D(15_000)))
+    assert plan.transfer_out == D(5000)
