@@ -14,7 +14,7 @@ from bot.config import RiskConfig
 from bot.domain.keeper import RELEASE_FACTOR, KeeperInputs, keep
 from bot.domain.margin import MaintenanceTiers, margin_at_liquidation_price
 from bot.domain.models import ONE, ZERO
-from bot.domain.risk import RESTORE_FACTOR, GuardAction, keeper_guard
+from bot.domain.risk import RESTORE_FACTOR, GuardAction, keeper_guard, liquidation_guard
 from bot.service.cycle.accounts import Accounts
 from bot.service.cycle.spot_quotes import SpotQuotes
 from bot.service.cycle.view import PairView, SymbolUnavailable, ticker_of
@@ -37,8 +37,11 @@ async def keeper_action(
         except SymbolUnavailable:
             bid = None  # no sale this cycle: a top-up, or the close
     inputs = keeper_inputs(view, risk, tiers, bid)
-    if inputs is None:
-        return None
+    if inputs is None:  # no short to keep: a long (never hedgebot's own) is the guard's
+        distance = risk.min_liquidation_distance
+        return liquidation_guard(
+            view.observation, distance, "reduce", view.market, view.free_margin, tiers
+        )
     plan = keep(inputs)
     return keeper_guard(plan, view.observation, view.market, view.pair.spot_symbol, bid or ZERO)
 
