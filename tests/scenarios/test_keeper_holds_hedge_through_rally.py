@@ -9,12 +9,13 @@ excess when the price falls; nothing is liquidated and the ratio stays in its ba
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
 
 from bot.clock import FakeClock
 from bot.config import Settings
-from bot.domain.margin_transfers import FUTURES_WALLET
+from bot.domain.margin_transfers import FUTURES_WALLET, WalletTransfer
 from bot.exchange.feeds import ManualFeed
 from bot.exchange.gateway import RetryableError
 from bot.exchange.paper import PaperVenue
@@ -72,9 +73,9 @@ async def run(
 
 
 async def test_the_keeper_holds_a_3x_short_through_plus_100pc_and_back_without_liquidation(
-    repository: Repository,
+    repository: Repository, clock: FakeClock
 ) -> None:
-    clock = FakeClock(START)
+    clock.advance((START - clock.now()).total_seconds())  # the store's clock, too
     feed = ManualFeed({"BTC": D(60000)})
     daemon, venue = await builders.open_daemon(settings(), repository, clock, feed)
     seen = await run(daemon, venue, feed, clock)
@@ -121,16 +122,16 @@ class LosesOneTransferAnswer(PaperVenue):
         self, asset: str, amount: Decimal, source: str, destination: str, client_id: str
     ) -> None:
         await super().transfer(asset, amount, source, destination, client_id)
-        if destination == FUTURES_WALLET and not LosesOneTransferAnswer.lost:
-            LosesOneTransferAnswer.lost += 1
+        if destination == FUTURES_WALLET and not type(self).lost:
+            type(self).lost += 1
             raise RetryableError("connection reset after the venue moved it")
 
 
 async def test_a_lost_transfer_answer_is_resolved_by_look_up_and_never_sent_twice(
-    repository: Repository,
+    repository: Repository, clock: FakeClock
 ) -> None:
     LosesOneTransferAnswer.lost = 0
-    clock = FakeClock(START)
+    clock.advance((START - clock.now()).total_seconds())  # the store's clock, too
     feed = ManualFeed({"BTC": D(60000)})
     daemon, venue = await builders.open_daemon(
         settings(), repository, clock, feed, LosesOneTransferAnswer
@@ -149,4 +150,40 @@ async def test_a_lost_transfer_answer_is_resolved_by_look_up_and_never_sent_twic
     assert "found in the venue's history" in resolved[0].data["reason"]
     # Sent once: the venue holds one transfer with that id.
     assert [t.client_id for t in venue.state.transfers].count(client_id) == 1
+    assert venue.liquidations() == []
+
+
+class NoTransferIds(LosesOneTransferAnswer):
+    """As Binance: the transfer history keeps no client id (matched by route, amount and
+    time), and the first spot -> futures answer is lost."""
+
+    async def fetch_transfers(self, asset: str, since: datetime) -> list[WalletTransfer]:
+        listed = await super().fetch_transfers(asset, since)
+        return [replace(t, client_id=None) for t in listed]
+
+
+async def test_a_lost_transfer_answer_is_matched_by_route_amount_and_time_without_ids(
+    repository: Repository, clock: FakeClock
+) -> None:
+    NoTransferIds.lost = 0
+    clock.advance((START - clock.now()).total_seconds())  # the store's clock, too
+    feed = ManualFeed({"BTC": D(60000)})
+    daemon, venue = await builders.open_daemon(settings(), repository, clock, feed, NoTransferIds)
+    await run(daemon, venue, feed, clock)
+
+    assert NoTransferIds.lost == 1
+    [unknown] = await repository.audit_events(kind="margin.unknown")
+    client_id = unknown.data["client_id"]
+    [resolved] = [
+        e
+        for e in await repository.audit_events(kind="margin.done")
+        if e.data["client_id"] == client_id
+    ]
+    assert "found in the venue's history" in resolved.data["reason"]
+    assert resolved.data["venue_time"] is not None
+    # Sent once: one transfer of that amount at that time in the venue's books.
+    moved = [t for t in venue.state.transfers if t.client_id == client_id]
+    assert len(moved) == 1
+    assert moved[0].amount == D(unknown.data["amount"])
+    assert await repository.audit_events(kind="margin.failed") == []
     assert venue.liquidations() == []
