@@ -13,6 +13,8 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
 
+import pytest
+
 from bot.clock import FakeClock
 from bot.config import Settings
 from bot.domain.margin_transfers import FUTURES_WALLET, WalletTransfer
@@ -127,32 +129,6 @@ class LosesOneTransferAnswer(PaperVenue):
             raise RetryableError("connection reset after the venue moved it")
 
 
-async def test_a_lost_transfer_answer_is_resolved_by_look_up_and_never_sent_twice(
-    repository: Repository, clock: FakeClock
-) -> None:
-    LosesOneTransferAnswer.lost = 0
-    clock.advance((START - clock.now()).total_seconds())  # the store's clock, too
-    feed = ManualFeed({"BTC": D(60000)})
-    daemon, venue = await builders.open_daemon(
-        settings(), repository, clock, feed, LosesOneTransferAnswer
-    )
-    await run(daemon, venue, feed, clock)
-
-    assert LosesOneTransferAnswer.lost == 1
-    [unknown] = await repository.audit_events(kind="margin.unknown")
-    client_id = unknown.data["client_id"]
-    resolved = [
-        e
-        for e in await repository.audit_events(kind="margin.done")
-        if e.data["client_id"] == client_id
-    ]
-    assert len(resolved) == 1
-    assert "found in the venue's history" in resolved[0].data["reason"]
-    # Sent once: the venue holds one transfer with that id.
-    assert [t.client_id for t in venue.state.transfers].count(client_id) == 1
-    assert venue.liquidations() == []
-
-
 class NoTransferIds(LosesOneTransferAnswer):
     """As Binance: the transfer history keeps no client id (matched by route, amount and
     time), and the first spot -> futures answer is lost."""
@@ -162,26 +138,25 @@ class NoTransferIds(LosesOneTransferAnswer):
         return [replace(t, client_id=None) for t in listed]
 
 
-async def test_a_lost_transfer_answer_is_matched_by_route_amount_and_time_without_ids(
-    repository: Repository, clock: FakeClock
+@pytest.mark.parametrize("venue_class", [LosesOneTransferAnswer, NoTransferIds])
+async def test_a_lost_transfer_answer_is_resolved_by_look_up_and_never_sent_twice(
+    repository: Repository, clock: FakeClock, venue_class: type[LosesOneTransferAnswer]
 ) -> None:
-    NoTransferIds.lost = 0
+    """By our client id where the venue keeps it, else by route, amount and time."""
+    venue_class.lost = 0
     clock.advance((START - clock.now()).total_seconds())  # the store's clock, too
     feed = ManualFeed({"BTC": D(60000)})
-    daemon, venue = await builders.open_daemon(settings(), repository, clock, feed, NoTransferIds)
+    daemon, venue = await builders.open_daemon(settings(), repository, clock, feed, venue_class)
     await run(daemon, venue, feed, clock)
 
-    assert NoTransferIds.lost == 1
+    assert venue_class.lost == 1
     [unknown] = await repository.audit_events(kind="margin.unknown")
     client_id = unknown.data["client_id"]
-    [resolved] = [
-        e
-        for e in await repository.audit_events(kind="margin.done")
-        if e.data["client_id"] == client_id
-    ]
+    done = await repository.audit_events(kind="margin.done")
+    [resolved] = [e for e in done if e.data["client_id"] == client_id]
     assert "found in the venue's history" in resolved.data["reason"]
     assert resolved.data["venue_time"] is not None
-    # Sent once: one transfer of that amount at that time in the venue's books.
+    # Sent once: one transfer with that id, of that amount, in the venue's books.
     moved = [t for t in venue.state.transfers if t.client_id == client_id]
     assert len(moved) == 1
     assert moved[0].amount == D(unknown.data["amount"])
