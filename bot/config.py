@@ -453,6 +453,12 @@ class PaperConfig(_Frozen):
     book_levels: Annotated[int, Field(ge=1, le=1000)] = 20
     book_level_notional: PositiveDecimal = Decimal(250000)
     default_market: PaperMarketConfig = Field(default_factory=PaperMarketConfig)
+    # Separate wallets, as a classic Binance account: ``balances`` is then the spot wallet
+    # (coins and quote) and ``futures_balances`` the USDT-margined futures wallet, between
+    # which quote moves only by transfer (risk.on_liquidation_risk "keep" does). Off: one
+    # wallet for both.
+    separate_wallets: bool = False
+    futures_balances: dict[str, NonNegativeDecimal] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _check_replay(self) -> PaperConfig:
@@ -488,10 +494,13 @@ class RiskConfig(_Frozen):
     # Liquidation guard: when (liquidation - mark) / mark of a position falls under this,
     # act before anything else: "reduce" closes the position with reduce-only orders (the
     # hedge reopens at the current price with fresh margin), "add_margin" moves margin
-    # into the isolated position until the distance is 1.5 x this again. The pre-trade
-    # check denies an order whose estimated liquidation price is this close after it.
+    # into the isolated position until the distance is 1.5 x this again, "keep" (separate
+    # spot and futures wallets) moves quote from the spot wallet, else sells a slice of
+    # the coins and cuts the short alike, and returns the excess when the price falls;
+    # closing stays its last resort (bot/domain/keeper.py). The pre-trade check denies
+    # an order whose estimated liquidation price is this close after it.
     min_liquidation_distance: Annotated[Decimal, Field(gt=0, lt=1)] = Decimal("0.1")
-    on_liquidation_risk: Literal["reduce", "add_margin"] = "reduce"
+    on_liquidation_risk: Literal["reduce", "add_margin", "keep"] = "reduce"
     # The venue's maintenance margin rate, one for every size, with which testnet and live
     # estimate liquidation prices (Binance's isolated formula): each pair's leverage
     # against min_liquidation_distance, the pre-trade estimate, the guard's margin top-up.
@@ -770,7 +779,11 @@ class Settings(BaseSettings):
                 )
 
     def _check_add_margin_is_isolated(self) -> None:
-        """The guard's margin transfer is the venue's isolated position-margin call."""
+        """The guard's margin transfer is the venue's isolated position-margin call; the
+        keeper's transfers need separate wallets of one account."""
+        if self.risk.on_liquidation_risk == "keep":
+            self._check_keep()
+            return
         if self.risk.on_liquidation_risk != "add_margin":
             return
         cross = [p.name for p in self.pairs if p.margin_mode == "cross"]
@@ -796,6 +809,11 @@ class Settings(BaseSettings):
         if self.mode != "paper":
             return
         account = self.paper.account
+        if account == "unified" and self.paper.separate_wallets:
+            raise ValueError(
+                "paper.account 'unified' keeps the coins and the margin in one wallet, but "
+                "paper.separate_wallets is set; set one of them"
+            )
         wanted = "isolated" if account == "isolated" else "cross"
         other = [p.name for p in self.pairs if p.margin_mode != wanted]
         if other:
@@ -806,6 +824,23 @@ class Settings(BaseSettings):
                 f"paper.account {account!r} takes margin_mode {wanted!r}, but {who} "
                 f"margin_mode {mode!r}; set margin_mode = {wanted!r}, or paper.account = {fix}"
             )
+
+    def _check_keep(self) -> None:
+        """``keep`` moves quote between one account's spot and futures wallets."""
+        if self.mode == "paper" and not self.paper.separate_wallets:
+            raise ValueError(
+                "risk.on_liquidation_risk 'keep' moves quote between separate spot and "
+                "futures wallets, but the paper account has one; set paper.separate_wallets "
+                "= true or on_liquidation_risk = 'reduce'"
+            )
+        for pair in self.pairs:
+            spot, perp = self.accounts_of(pair)
+            if spot != perp:
+                raise ValueError(
+                    f"pair {pair.name}: risk.on_liquidation_risk 'keep' transfers between the "
+                    f"wallets of one account, but its spot is on {spot!r} and its perp on "
+                    f"{perp!r}; put both on one account or set on_liquidation_risk = 'reduce'"
+                )
 
     @classmethod
     def settings_customise_sources(
@@ -888,11 +923,15 @@ def paper_start_problems(settings: Settings) -> list[str]:
                 f"nothing to hedge; add {spot.base} = <amount> to [paper] {where}"
             )
         settle = perp.settle or perp.quote
-        margin = coin_wallet if perp.inverse else paper.balances
+        if perp.inverse:
+            margin, holder, wallet = coin_wallet, "account", "coin_margin_balances"
+        elif paper.separate_wallets:
+            margin, holder, wallet = paper.futures_balances, "futures wallet", "futures_balances"
+        else:
+            margin, holder, wallet = paper.balances, "account", "balances"
         if not margin.get(settle):
-            wallet = "coin_margin_balances" if perp.inverse else "balances"
             problems.append(
-                f"pair {pair.name}: the paper account holds no {settle} to margin "
+                f"pair {pair.name}: the paper {holder} holds no {settle} to margin "
                 f"{pair.perp_symbol}; add {settle} = <amount> to [paper] {wallet}"
             )
         if paper.feed == "replay" and pair.perp_symbol not in paper.replay_files:

@@ -113,6 +113,8 @@ SHAPE: Shape = {
         "book_levels": None,
         "book_level_notional": None,
         "default_market": _MARKET,
+        "separate_wallets": None,
+        "futures_balances": _ANY,
     },
     "risk": dict.fromkeys(
         (

@@ -7,7 +7,7 @@ what it was — symbol, direction, amount and time — never sent again.
 
 The matching rule (``match_transfer``): a change in the history is our transfer when
 
-* it adds margin (``added``) to the transfer's symbol,
+* it adds margin (``added``; for a removal, takes it out) to the transfer's symbol,
 * its amount is exactly the transfer's (the venue records the amount it was sent),
 * its venue time lies in ``[stored_at - CLOCK_SKEW, stored_at + settle + CLOCK_SKEW]``,
 * and no other transfer of ours was matched to it already (``claimed``).
@@ -22,6 +22,12 @@ one of ours is looked for at a time; the guard's amounts are cent-rounded figure
 moment, so a false match needs someone else to add exactly the same amount to the same
 symbol within that minute (a hand-made transfer of the identical figure) — the one case
 the rule cannot tell apart, and then it records a transfer that did happen, just not ours.
+
+The collateral keeper's transfers between the spot and futures wallets (Binance ``POST
+/sapi/v1/asset/transfer``, no client id either) are found again the same way in the
+venue's transfer history (``GET /sapi/v1/asset/transfer``), the route (``spot->futures``
+or ``futures->spot``) standing for the symbol (``match_wallet_transfer``); a venue that
+keeps our id (the paper venue) is matched by it.
 """
 
 from __future__ import annotations
@@ -65,6 +71,72 @@ class MarginChange:
     at: datetime  # the venue's time
 
 
+class MoveKind(enum.StrEnum):
+    """What a stored transfer moves: quote into (``add_margin``) or out of
+    (``remove_margin``) an isolated position, or between the account's wallets
+    (``to_futures``: spot -> futures, ``to_spot``: futures -> spot)."""
+
+    ADD_MARGIN = "add_margin"
+    REMOVE_MARGIN = "remove_margin"
+    TO_FUTURES = "to_futures"
+    TO_SPOT = "to_spot"
+
+    @property
+    def wallets(self) -> tuple[str, str] | None:
+        """(source, destination) of a wallet transfer; None for a position's margin."""
+        return {
+            MoveKind.TO_FUTURES: (SPOT_WALLET, FUTURES_WALLET),
+            MoveKind.TO_SPOT: (FUTURES_WALLET, SPOT_WALLET),
+        }.get(self)
+
+
+SPOT_WALLET = "spot"
+FUTURES_WALLET = "futures"
+
+
+@dataclass(frozen=True, slots=True)
+class WalletTransfer:
+    """One transfer between an account's spot and futures wallets, as the venue lists it
+    (ours or anyone's); ``client_id`` where the venue keeps one (Binance does not)."""
+
+    asset: str
+    amount: Decimal  # positive
+    source: str  # SPOT_WALLET or FUTURES_WALLET
+    destination: str
+    at: datetime  # the venue's time
+    client_id: str | None = None
+
+
+def match_wallet_transfer(
+    client_id: str,
+    kind: MoveKind,
+    asset: str,
+    amount: Decimal,
+    stored_at: datetime,
+    settle: timedelta,
+    transfers: Iterable[WalletTransfer],
+    claimed: Collection[datetime] = (),
+) -> WalletTransfer | None:
+    """Our wallet transfer among ``transfers``: the one with our ``client_id`` where the
+    venue keeps ids, else by ``match_transfer``'s rule with the route (source ->
+    destination) in place of the symbol."""
+    listed = list(transfers)
+    for transfer in listed:
+        if transfer.client_id == client_id:
+            return transfer
+    route = kind.wallets
+    if route is None:
+        raise ValueError(f"{kind.value} is not a wallet transfer")
+    key = f"{route[0]}->{route[1]}"
+    by_change = {
+        MarginChange(f"{t.source}->{t.destination}", t.amount, t.asset, True, t.at): t
+        for t in listed
+        if t.asset == asset and t.client_id is None
+    }
+    found = match_transfer(key, amount, stored_at, settle, by_change, claimed)
+    return None if found is None else by_change[found]
+
+
 def margin_client_id(decision_id: str) -> str:
     """The transfer's id for a decision: the same decision always gives the same id."""
     client_id = f"{CLIENT_ID_PREFIX}{decision_id}"
@@ -80,16 +152,17 @@ def match_transfer(
     settle: timedelta,
     changes: Iterable[MarginChange],
     claimed: Collection[datetime] = (),
+    added: bool = True,
 ) -> MarginChange | None:
     """The earliest change of ``changes`` that is our transfer of ``amount`` to ``symbol``
-    whose intent was stored at ``stored_at`` (the rule in the module's docstring); None
-    when the history holds none."""
+    (``added`` False: taken out of it) whose intent was stored at ``stored_at`` (the rule
+    in the module's docstring); None when the history holds none."""
     earliest = stored_at - CLOCK_SKEW
     latest = stored_at + settle + CLOCK_SKEW
     found = [
         change
         for change in changes
-        if change.added
+        if change.added is added
         and change.symbol == symbol
         and change.amount == amount
         and earliest <= change.at <= latest

@@ -16,7 +16,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, Protocol
 
-from bot.domain.margin_transfers import MarginChange
+from bot.domain.margin_transfers import MarginChange, WalletTransfer
 from bot.domain.models import Fill, FundingPayment, OrderResult, OrderStatus, Side
 
 ZERO = Decimal(0)
@@ -53,6 +53,11 @@ class PaperAccountState:
     # inverse positions, whose ``qty`` is the signed face value in USD and ``margin`` coins.
     coin_margin: dict[str, Decimal] = field(default_factory=dict)
     inverse_positions: dict[str, PaperPosition] = field(default_factory=dict)
+    # Separate wallets (PaperConfig.separate_wallets): the spot wallet (coins and quote);
+    # ``balances`` is then the futures wallet. None: one wallet for both.
+    spot_wallet: dict[str, Decimal] | None = None
+    # Transfers between the wallets, with our client ids (kept as the margin history is).
+    transfers: list[WalletTransfer] = field(default_factory=list)
 
 
 class PaperAccountStore(Protocol):
@@ -236,6 +241,28 @@ def _position_from_dict(raw: dict[str, Any]) -> PaperPosition:
     )
 
 
+def _transfer_to_dict(transfer: WalletTransfer) -> dict[str, Any]:
+    return {
+        "asset": transfer.asset,
+        "amount": str(transfer.amount),
+        "source": transfer.source,
+        "destination": transfer.destination,
+        "at": transfer.at.isoformat(),
+        "client_id": transfer.client_id,
+    }
+
+
+def _transfer_from_dict(raw: dict[str, Any]) -> WalletTransfer:
+    return WalletTransfer(
+        asset=raw["asset"],
+        amount=Decimal(raw["amount"]),
+        source=raw["source"],
+        destination=raw["destination"],
+        at=datetime.fromisoformat(raw["at"]),
+        client_id=raw.get("client_id"),
+    )
+
+
 def state_to_json(state: PaperAccountState) -> str:
     """Serialize exactly: every decimal becomes its string."""
     return json.dumps(
@@ -254,6 +281,12 @@ def state_to_json(state: PaperAccountState) -> str:
             "feed_state": state.feed_state,
             "trade_seq": state.trade_seq,
             "margin_changes": [_margin_change_to_dict(c) for c in state.margin_changes],
+            "spot_wallet": (
+                None
+                if state.spot_wallet is None
+                else {k: str(v) for k, v in state.spot_wallet.items()}
+            ),
+            "transfers": [_transfer_to_dict(t) for t in state.transfers],
         },
         sort_keys=True,
     )
@@ -279,6 +312,13 @@ def state_from_json(raw: str) -> PaperAccountState:
         trade_seq=int(data["trade_seq"]),
         # Absent from accounts saved before the paper venue kept a margin history.
         margin_changes=[_margin_change_from_dict(c) for c in data.get("margin_changes", [])],
+        # Absent from accounts saved before the paper venue could keep separate wallets.
+        spot_wallet=(
+            None
+            if data.get("spot_wallet") is None
+            else {k: Decimal(v) for k, v in data["spot_wallet"].items()}
+        ),
+        transfers=[_transfer_from_dict(t) for t in data.get("transfers", [])],
     )
 
 

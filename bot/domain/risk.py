@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 
+from bot.domain.keeper import KeeperAction, KeeperPlan, next_moves
 from bot.domain.margin import (
     MaintenanceTiers,
     isolated_liquidation_price_with_margin,
@@ -13,6 +14,7 @@ from bot.domain.margin import (
     margin_to_move_liquidation,
     position_after_fill,
 )
+from bot.domain.margin_transfers import MoveKind
 from bot.domain.models import ONE, ZERO, Market, Observation, OrderIntent, Side
 from bot.domain.quantize import base_to_contracts
 
@@ -209,6 +211,11 @@ class GuardAction:
     reason: str
     intent: OrderIntent | None = None
     add_margin: Decimal | None = None
+    # The collateral keeper's transfers this cycle (what, how much; each after the one
+    # before is done), and its spot sale beside the cut of the short (``intent``): the
+    # cut, the sale, then the transfers.
+    moves: tuple[tuple[MoveKind, Decimal], ...] = ()
+    sale: OrderIntent | None = None
 
 
 RESTORE_FACTOR = Decimal("1.5")  # add_margin restores the distance to 1.5 x the minimum
@@ -242,7 +249,6 @@ def liquidation_guard(
         f"mark {mark} is {distance:.4f} from the liquidation price "
         f"{position.liquidation_price} < min_liquidation_distance {min_distance}"
     )
-    qty = abs(position.qty)
     if mode == "add_margin":
         short = position.qty < ZERO
         target = mark * (ONE + RESTORE_FACTOR * min_distance * (ONE if short else -ONE))
@@ -253,23 +259,57 @@ def liquidation_guard(
                 f"{where}: add {needed} margin to move it to {target:.2f}", add_margin=needed
             )
         where += f"; adding {needed} margin is not possible ({free_margin} free)"
-    side = Side.BUY if position.qty < ZERO else Side.SELL
-    amount = base_to_contracts(qty, market)
-    if amount <= ZERO:
+    return _close(
+        where, position.qty, observation, market, "the hedge reopens at the current price"
+    )
+
+
+def _close(
+    where: str, qty: Decimal, observation: Observation, market: Market, then: str
+) -> GuardAction:
+    """The reduce-only order that closes a position of signed ``qty``."""
+    intent = _reduce(qty, observation, market)
+    if intent is None:
         return GuardAction(f"{where}: position below one amount step, nothing to reduce")
+    return GuardAction(
+        f"{where}: {intent.side.value} {intent.amount:f} {market.symbol} reduce-only to close "
+        f"it ({then})",
+        intent=intent,
+    )
+
+
+def _reduce(qty: Decimal, observation: Observation, market: Market) -> OrderIntent | None:
+    """A reduce-only order taking signed base ``qty`` off the position; None below a step."""
+    side = Side.BUY if qty < ZERO else Side.SELL
+    amount = base_to_contracts(abs(qty), market)
+    if amount <= ZERO:
+        return None
     price = observation.ask if side is Side.BUY else observation.bid
-    intent = OrderIntent(
+    return OrderIntent(
         symbol=market.symbol,
         side=side,
         amount=amount,
         reduce_only=True,
-        reference_price=price if price > ZERO else mark,
+        reference_price=price if price > ZERO else observation.price,
     )
-    return GuardAction(
-        f"{where}: {side.value} {amount:f} {market.symbol} reduce-only to close it "
-        "(the hedge reopens at the current price)",
-        intent=intent,
-    )
+
+
+def keeper_guard(
+    plan: KeeperPlan, observation: Observation, market: Market, spot_symbol: str, bid: Decimal
+) -> GuardAction | None:
+    """The collateral keeper's plan as the guard's action: this cycle's transfers
+    (``next_moves``), the spot sale of ``plan.sell`` at ``bid`` beside the reduce-only cut
+    of the short, or the close as the last resort; None when it moves nothing."""
+    reason = f"collateral keeper: {plan.reason}"
+    position = observation.position
+    moves = next_moves(plan)
+    if plan.action is KeeperAction.CLOSE and position is not None:
+        return _close(reason, position.qty, observation, market, "nothing else keeps it")
+    if plan.action is KeeperAction.SELL_AND_CUT:
+        cut = _reduce(-plan.cut, observation, market)
+        sale = OrderIntent(spot_symbol, Side.SELL, plan.sell, False, bid)
+        return None if cut is None else GuardAction(reason, intent=cut, sale=sale, moves=moves)
+    return GuardAction(reason, moves=moves) if moves else None
 
 
 def check_margin_transfer(observation: Observation, limits: RiskLimits, now: datetime) -> Verdict:

@@ -23,7 +23,7 @@ import structlog
 
 from bot.clock import Clock
 from bot.config import AccountConfig, Mode
-from bot.domain.margin_transfers import MarginChange
+from bot.domain.margin_transfers import MarginChange, WalletTransfer
 from bot.domain.models import (
     ZERO,
     Balance,
@@ -38,7 +38,7 @@ from bot.domain.models import (
     Position,
     Ticker,
 )
-from bot.exchange import ccxt_margin, ccxt_markets, ccxt_parse
+from bot.exchange import ccxt_margin, ccxt_markets, ccxt_parse, ccxt_wallets
 from bot.exchange.ccxt_client import LIMITER_WAIT_S, CcxtCalls, build_client, make_throttler
 from bot.exchange.ccxt_markets import is_contract
 from bot.exchange.ccxt_parse import dec, dec_or_none
@@ -46,6 +46,7 @@ from bot.exchange.ccxt_parse import interval_hours as _interval_hours
 from bot.exchange.ccxt_translate import Secrets, translate
 from bot.exchange.gateway import (
     ContractSetting,
+    FatalError,
     OrderRejectedError,
     RetryableError,
 )
@@ -299,6 +300,41 @@ class CcxtGateway:
         twice."""
         ccxt_margin.check_precision(self._calls, self._client, symbol, amount)
         await self.venue.add_margin(symbol, amount, self.hedge_mode)
+
+    async def remove_margin(self, symbol: str, amount: Decimal) -> None:
+        """Take margin out of the isolated position (ccxt ``reduce_margin``: Binance ``POST
+        /fapi/v1/positionMargin`` type 2), the amount checked as for ``add_margin``; sent
+        once, never retried."""
+        ccxt_margin.check_precision(self._calls, self._client, symbol, amount)
+        await self._calls.call(
+            "remove_margin",
+            self._client.reduce_margin,
+            symbol,
+            float(amount),
+            self.venue.add_margin_params(self.hedge_mode),
+            retry=False,
+            for_order=True,
+        )
+
+    @property
+    def separate_wallets(self) -> bool:
+        """Whether the venue module keeps spot and futures wallets apart (Binance)."""
+        return self.venue.separate_wallets
+
+    async def transfer(
+        self, asset: str, amount: Decimal, source: str, destination: str, client_id: str
+    ) -> None:
+        """Move quote between the wallets (``ccxt_wallets``); the venue takes no client id,
+        so a lost answer is matched in ``fetch_transfers``. Sent once."""
+        if not self.separate_wallets:
+            raise FatalError(f"{self.name}: no separate wallets to transfer between")
+        await ccxt_wallets.transfer(self._calls, self._client, asset, amount, source, destination)
+
+    async def fetch_transfers(self, asset: str, since: datetime) -> list[WalletTransfer]:
+        """The transfers of ``asset`` between the wallets since ``since``, oldest first."""
+        if not self.separate_wallets:
+            return []
+        return await ccxt_wallets.transfers(self._calls, self._client, asset, since)
 
     async def fetch_margin_history(self, symbol: str, since: datetime) -> list[MarginChange]:
         """The symbol's isolated-margin changes since ``since`` (``ccxt_margin``), no

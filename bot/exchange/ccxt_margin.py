@@ -11,7 +11,7 @@ refused here, not sent as another figure (the look-up matches the exact amount).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -25,13 +25,24 @@ from bot.exchange.gateway import FatalError, OrderRejectedError
 def check_precision(calls: CcxtCalls, client: Any, symbol: str, amount: Decimal) -> None:
     """Refuse (OrderRejectedError) an amount ccxt would round before sending: the look-up
     of a lost answer matches the exact amount, so another figure must never be sent."""
-    with calls.translated("add_margin", for_order=True):
-        sent = client.amount_to_precision(symbol, str(amount))
+    refuse_rounded(
+        calls,
+        "add_margin",
+        amount,
+        lambda: client.amount_to_precision(symbol, str(amount)),
+        f"margin {amount} for {symbol} is finer than the market's amount precision",
+    )
+
+
+def refuse_rounded(
+    calls: CcxtCalls, what: str, amount: Decimal, rounded: Callable[[], str], problem: str
+) -> None:
+    """OrderRejectedError naming ``problem`` when ccxt's ``rounded()`` figure is not
+    ``amount``: a transfer matched by its amount must be sent as exactly that."""
+    with calls.translated(what, for_order=True):
+        sent = rounded()
     if Decimal(sent) != amount:
-        raise OrderRejectedError(
-            f"margin {amount} for {symbol} is finer than the market's amount precision; "
-            f"ccxt would send {sent}: not sent"
-        )
+        raise OrderRejectedError(f"{problem}; ccxt would send {sent}: not sent")
 
 
 async def margin_history(

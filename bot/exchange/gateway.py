@@ -16,7 +16,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Protocol, runtime_checkable
 
-from bot.domain.margin_transfers import MarginChange
+from bot.domain.margin_transfers import MarginChange, WalletTransfer
 from bot.domain.models import (
     Balance,
     Candle,
@@ -157,6 +157,31 @@ class ExchangeGateway(Protocol):
     async def fetch_margin_history(self, symbol: str, since: datetime) -> list[MarginChange]:
         """The isolated-margin changes of ``symbol`` the venue made since ``since`` (ours
         and anyone's, additions and reductions), oldest first."""
+        ...
+
+    async def remove_margin(self, symbol: str, amount: Decimal) -> None:
+        """Take ``amount`` of the settle asset out of the isolated position of ``symbol``
+        (into the futures wallet); sent once, a lost answer looked up in
+        ``fetch_margin_history`` (a reduction there)."""
+        ...
+
+    @property
+    def separate_wallets(self) -> bool:
+        """Whether the account keeps spot and futures in separate wallets, between which
+        ``transfer`` moves quote (the collateral keeper's condition)."""
+        ...
+
+    async def transfer(
+        self, asset: str, amount: Decimal, source: str, destination: str, client_id: str
+    ) -> None:
+        """Move ``amount`` of ``asset`` from wallet ``source`` to ``destination`` ("spot"
+        or "futures"); OrderRejectedError when refused. Sent once: a lost answer is looked
+        up in ``fetch_transfers`` (by ``client_id`` where the venue keeps it), never resent."""
+        ...
+
+    async def fetch_transfers(self, asset: str, since: datetime) -> list[WalletTransfer]:
+        """The transfers of ``asset`` between the spot and futures wallets since ``since``
+        (ours and anyone's, both ways), oldest first."""
         ...
 
     async def fetch_market_stats(self, symbol: str) -> MarketStats:

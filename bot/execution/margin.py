@@ -26,10 +26,12 @@ import structlog
 
 from bot.domain.margin_transfers import (
     CLOCK_SKEW,
+    MoveKind,
     TransferState,
     history_is_complete,
     margin_client_id,
     match_transfer,
+    match_wallet_transfer,
 )
 from bot.domain.models import settle_asset
 from bot.exchange.gateway import (
@@ -76,16 +78,21 @@ class MarginExecutor:
         lease: Lease | None = None,
         lease_margin: timedelta = timedelta(0),
         send_by: float | None = None,
+        kind: MoveKind = MoveKind.ADD_MARGIN,
     ) -> MarginOutcome:
-        """Store the intent, send the transfer once, store the outcome."""
+        """Store the intent, send the transfer once, store the outcome. ``kind``: into or
+        out of the position of ``symbol``, or between the wallets (stored under its route,
+        in ``symbol``'s settle asset)."""
+        route = kind.wallets
         intent = MarginTransferIntent(
             client_id=margin_client_id(decision_id),
             decision_id=decision_id,
             pair=pair,
             venue=gateway.name,
-            symbol=symbol,
+            symbol=symbol if route is None else f"{route[0]}->{route[1]}",
             amount=amount,
             asset=settle_asset(symbol),
+            kind=kind.value,
         )
         # If this raises (database down, lease lost), nothing has been sent.
         self.unresolved.touched()
@@ -101,7 +108,7 @@ class MarginExecutor:
         self, transfer: StoredMarginTransfer, gateway: ExchangeGateway
     ) -> MarginOutcome:
         try:
-            await gateway.add_margin(transfer.symbol, transfer.amount)
+            await _send_move(transfer, gateway)
         except asyncio.CancelledError:
             # Shutdown cut the wait short: the margin may have moved. Say so (shielded from
             # the cancellation) so the next start looks it up instead of guessing.
@@ -124,8 +131,7 @@ class MarginExecutor:
         except GatewayError as exc:
             # Refused (no position, not enough free margin) or impossible: not executed.
             return await self._outcome(transfer, TransferState.FAILED, str(exc))
-        reason = f"added {transfer.amount} {transfer.asset} margin to {transfer.symbol}"
-        return await self._outcome(transfer, TransferState.DONE, reason)
+        return await self._outcome(transfer, TransferState.DONE, _done(transfer))
 
     async def _outcome(
         self,
@@ -143,35 +149,24 @@ class MarginExecutor:
         """Find the transfer in the venue's margin history: done when there, never sent
         when the history would surely show it by ``now`` and does not, else unknown."""
         try:
-            changes = await gateway.fetch_margin_history(
-                transfer.symbol, transfer.created_at - CLOCK_SKEW
+            claimed = await self._repo.claimed_margin_changes(
+                transfer.venue, transfer.symbol, transfer.kind
             )
+            found = await _find(transfer, gateway, self._settle_after, claimed)
         except GatewayError as exc:
             reason = f"look-up failed: {exc}; looked up again next cycle"
             log.warning("margin.lookup_failed", client_id=transfer.client_id, error=str(exc))
             return MarginOutcome(transfer.client_id, TransferState.UNKNOWN, reason)
-        claimed = await self._repo.claimed_margin_changes(transfer.venue, transfer.symbol)
-        found = match_transfer(
-            transfer.symbol,
-            transfer.amount,
-            transfer.created_at,
-            self._settle_after,
-            changes,
-            claimed,
-        )
         if found is not None:
-            reason = (
-                f"added {transfer.amount} {transfer.asset} margin to {transfer.symbol} "
-                f"(found in the venue's margin history at {found.at.isoformat()})"
-            )
-            return await self._outcome(transfer, TransferState.DONE, reason, found.at)
+            reason = f"{_done(transfer)} (found in the venue's history at {found.isoformat()})"
+            return await self._outcome(transfer, TransferState.DONE, reason, found)
         if history_is_complete(transfer.created_at, self._settle_after, now):
             reason = (
-                f"not sent: not in the venue's margin history "
+                f"not sent: not in the venue's history "
                 f"{int(self._settle_after.total_seconds())}s after its intent was stored"
             )
             return await self._outcome(transfer, TransferState.FAILED, reason)
-        reason = "not in the venue's margin history yet; looked up again next cycle"
+        reason = "not in the venue's history yet; looked up again next cycle"
         return MarginOutcome(transfer.client_id, TransferState.UNKNOWN, reason)
 
     async def resolve_unresolved(
@@ -215,3 +210,61 @@ class MarginExecutor:
             if outcome is None or outcome.state is TransferState.UNKNOWN:
                 still_open.setdefault(transfer.pair, []).append(transfer)
         return still_open
+
+
+async def _send_move(transfer: StoredMarginTransfer, gateway: ExchangeGateway) -> None:
+    """The venue call of the transfer's kind."""
+    kind = MoveKind(transfer.kind)
+    route = kind.wallets
+    if kind is MoveKind.ADD_MARGIN:
+        await gateway.add_margin(transfer.symbol, transfer.amount)
+    elif kind is MoveKind.REMOVE_MARGIN:
+        await gateway.remove_margin(transfer.symbol, transfer.amount)
+    elif route is not None:
+        source, destination = route
+        await gateway.transfer(
+            transfer.asset, transfer.amount, source, destination, transfer.client_id
+        )
+
+
+async def _find(
+    transfer: StoredMarginTransfer,
+    gateway: ExchangeGateway,
+    settle: timedelta,
+    claimed: Collection[datetime],
+) -> datetime | None:
+    """The venue time of our transfer in the history of its kind (``match_transfer``,
+    ``match_wallet_transfer``); None when it is not there."""
+    kind = MoveKind(transfer.kind)
+    since = transfer.created_at - CLOCK_SKEW
+    if kind.wallets is not None:
+        transfers = await gateway.fetch_transfers(transfer.asset, since)
+        moved = match_wallet_transfer(
+            transfer.client_id,
+            kind,
+            transfer.asset,
+            transfer.amount,
+            transfer.created_at,
+            settle,
+            transfers,
+            claimed,
+        )
+        return None if moved is None else moved.at
+    changes = await gateway.fetch_margin_history(transfer.symbol, since)
+    found = match_transfer(
+        transfer.symbol,
+        transfer.amount,
+        transfer.created_at,
+        settle,
+        changes,
+        claimed,
+        added=kind is MoveKind.ADD_MARGIN,
+    )
+    return None if found is None else found.at
+
+
+def _done(transfer: StoredMarginTransfer) -> str:
+    """The done transfer in words (the guard's as before: ``added 5 USDT margin to X``)."""
+    if transfer.kind == MoveKind.ADD_MARGIN.value:
+        return f"added {transfer.amount} {transfer.asset} margin to {transfer.symbol}"
+    return f"done: {transfer.describe()}"

@@ -42,7 +42,7 @@ from bot.service.cycle.pair_state import PairState
 from bot.service.cycle.reconcile import ReconcileStage
 from bot.service.cycle.record import decision_record, observation_inputs
 from bot.service.cycle.recording import RecordStage
-from bot.service.cycle.send import Send, SendStage, fmt_ratio
+from bot.service.cycle.send import Send, SendStage, fmt_ratio, sends_of
 from bot.service.cycle.view import Unresolved, ViewBuilder
 from bot.service.targets import TargetSource, target_inputs
 from bot.store.errors import StoreUnavailable
@@ -370,17 +370,7 @@ class HedgeDaemon:
         )
         if target is not None:
             await self._audit_target(pair, target)
-        send = None
-        if assessment.order is not None or assessment.add_margin is not None:
-            send = Send(view.pair, record, assessment.order, assessment.add_margin)
-        spot_sell = None
-        sale = assessment.spot_sell
-        if sale is not None and sale.order is not None:
-            # Its own decision (and so its own client order id), sent beside the hedge.
-            sale_record = decision_record(
-                str(ULID.from_datetime(now)), view, sale, cycle=cycle, mode=mode, context=context
-            )
-            spot_sell = Send(view.pair, sale_record, sale.order)
+        send, spot_sell = sends_of(view, assessment, record, cycle, mode, now, context)
         return _Assessed(pair, record, send, spot_sell)
 
     async def _audit_target(self, pair: PairConfig, target: Target) -> None:

@@ -15,7 +15,7 @@ from decimal import Decimal
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.domain.margin_transfers import UNRESOLVED_STATES, TransferState
+from bot.domain.margin_transfers import UNRESOLVED_STATES, MoveKind, TransferState
 from bot.store.database import StoreBase
 from bot.store.leases import Lease, check_lease
 from bot.store.tables import MarginTransferRow
@@ -29,9 +29,23 @@ class MarginTransferIntent:
     decision_id: str
     pair: str
     venue: str
-    symbol: str
+    symbol: str  # a wallet transfer: its route ("spot->futures"), the history's key
     amount: Decimal
     asset: str
+    kind: str  # MoveKind
+
+    def describe(self) -> str:
+        """What the transfer moves, in words."""
+        return describe_move(MoveKind(self.kind), self.amount, self.asset, self.symbol)
+
+
+def describe_move(kind: MoveKind, amount: Decimal, asset: str, symbol: str) -> str:
+    """``add 5 USDT margin to BTC/USDT:USDT``, ``move 5 USDT spot->futures``."""
+    if kind is MoveKind.ADD_MARGIN:
+        return f"add {amount} {asset} margin to {symbol}"
+    if kind is MoveKind.REMOVE_MARGIN:
+        return f"take {amount} {asset} margin out of {symbol}"
+    return f"move {amount} {asset} {symbol}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +68,7 @@ def _stored(row: MarginTransferRow) -> StoredMarginTransfer:
         symbol=row.symbol,
         amount=row.amount,
         asset=row.asset,
+        kind=row.kind,
         state=row.state,
         reason=row.reason,
         venue_time=row.venue_time,
@@ -86,6 +101,7 @@ class MarginTransfers(StoreBase):
                 symbol=intent.symbol,
                 amount=intent.amount,
                 asset=intent.asset,
+                kind=intent.kind,
                 state=TransferState.INTENT.value,
                 reason=None,
                 venue_time=None,
@@ -97,14 +113,14 @@ class MarginTransfers(StoreBase):
             session.add(
                 self._audit_row(
                     "margin.intent",
-                    f"intent add {intent.amount} {intent.asset} margin to {intent.symbol} "
-                    f"as {intent.client_id}",
+                    f"intent {intent.describe()} as {intent.client_id}",
                     {
                         "client_id": intent.client_id,
                         "symbol": intent.symbol,
                         "amount": intent.amount,
                         "asset": intent.asset,
                         "venue": intent.venue,
+                        "kind": intent.kind,
                     },
                     pair=intent.pair,
                     decision_id=intent.decision_id,
@@ -130,7 +146,7 @@ class MarginTransfers(StoreBase):
                 transfer,
                 TransferState.SENT,
                 (TransferState.INTENT,),
-                f"sending {transfer.amount} {transfer.asset} margin to {transfer.symbol}",
+                f"sending: {transfer.describe()}",
             )
 
     async def resolve_margin_transfer(
@@ -180,6 +196,7 @@ class MarginTransfers(StoreBase):
                     "state": state.value,
                     "reason": reason,
                     "venue_time": venue_time,
+                    "kind": transfer.kind,
                 },
                 pair=transfer.pair,
                 decision_id=transfer.decision_id,
@@ -207,11 +224,15 @@ class MarginTransfers(StoreBase):
         async with self._read() as session:
             return [_stored(r) for r in (await session.execute(query)).scalars()]
 
-    async def claimed_margin_changes(self, venue: str, symbol: str) -> set[datetime]:
-        """The venue times of the history entries already matched to our transfers."""
+    async def claimed_margin_changes(
+        self, venue: str, symbol: str, kind: str = MoveKind.ADD_MARGIN.value
+    ) -> set[datetime]:
+        """The venue times of the history entries already matched to our transfers of
+        ``kind`` on ``symbol`` (a wallet transfer's: its route)."""
         query = select(MarginTransferRow.venue_time).where(
             MarginTransferRow.venue == venue,
             MarginTransferRow.symbol == symbol,
+            MarginTransferRow.kind == kind,
             MarginTransferRow.venue_time.is_not(None),
         )
         async with self._read() as session:

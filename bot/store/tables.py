@@ -345,7 +345,8 @@ class PairControlRow(Base):
 
 
 class MarginTransferRow(Base):
-    """The liquidation guard's margin transfer: stored as an intent before it is sent."""
+    """A margin transfer of the liquidation guard or the collateral keeper: stored as an
+    intent before it is sent."""
 
     __tablename__ = "margin_transfers"
 
@@ -354,10 +355,12 @@ class MarginTransferRow(Base):
     decision_id: Mapped[str] = mapped_column(ForeignKey("decisions.id"), unique=True)
     pair: Mapped[str] = mapped_column(String(64), index=True)
     venue: Mapped[str] = mapped_column(String(64))
-    symbol: Mapped[str] = mapped_column(String(64))
+    symbol: Mapped[str] = mapped_column(String(64))  # a wallet transfer: its route
     amount: Mapped[Decimal] = mapped_column(Money)
     asset: Mapped[str] = mapped_column(String(16))
     state: Mapped[str] = mapped_column(String(16), index=True)
+    # MoveKind: add_margin, remove_margin, to_futures, to_spot.
+    kind: Mapped[str] = mapped_column(String(16), server_default="add_margin")
     reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     venue_time: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)

@@ -42,3 +42,34 @@ async def test_add_margin_is_refused_at_start_on_a_venue_without_margin_history(
         "risk.on_liquidation_risk = 'reduce'"
     )
     assert await repository.orders() == []
+
+
+class OneWallet(PaperVenue):
+    """A venue without separate wallets to transfer between (as ccxt's bybit, okx)."""
+
+    @property
+    def separate_wallets(self) -> bool:
+        return False
+
+
+async def test_keep_is_refused_at_start_on_a_venue_without_separate_wallets(
+    repository: Repository, clock: FakeClock
+) -> None:
+    config = builders.settings(
+        [builders.pair("BTC")],
+        {"on_liquidation_risk": "keep"},
+        separate_wallets=True,
+        futures_balances={"USDT": "10000"},
+    )
+    built = await build_daemon(config, repository, clock, venue_class=OneWallet)
+    try:
+        with pytest.raises(FatalError) as refused:
+            await built.daemon.start()
+    finally:
+        await built.close_gateways()
+    assert str(refused.value) == (
+        "account paper: on_liquidation_risk 'keep' moves quote between separate spot and "
+        "futures wallets, and this venue keeps none hedgebot can transfer between; set "
+        "risk.on_liquidation_risk = 'reduce'"
+    )
+    assert await repository.orders() == []

@@ -34,6 +34,7 @@ from bot.domain.models import (
 )
 from bot.domain.paper_account import PaperPosition
 from bot.exchange.gateway import DuplicateOrderError, OrderRejectedError
+from bot.exchange.paper import wallets
 from bot.exchange.paper.forced import filled_order
 from bot.exchange.paper.ledger import PaperLedger, QuoteFn
 from bot.exchange.paper.quotes import PaperQuotes
@@ -191,22 +192,22 @@ class PaperMatcher:
         notional = request.amount * price
         if request.side is Side.BUY:
             cost = notional + fee
-            free = ledger.spendable(market.quote)
+            free = ledger.spot_free(market.quote)
             if cost > free:
                 raise OrderRejectedError(
                     f"insufficient {market.quote}: buying {request.amount:f} {market.base} "
                     f"costs {cost:f} with fee, {free:f} free"
                 )
-            ledger.credit(market.quote, -cost)
-            ledger.credit(market.base, request.amount)
+            ledger.spot_credit(market.quote, -cost)
+            ledger.spot_credit(market.base, request.amount)
         else:
-            held = ledger.state.balances.get(market.base, ZERO)
+            held = wallets.spot_wallet(ledger.state).get(market.base, ZERO)
             if request.amount > held:
                 raise OrderRejectedError(
                     f"insufficient {market.base}: selling {request.amount:f}, {held:f} held"
                 )
-            ledger.credit(market.base, -request.amount)
-            ledger.credit(market.quote, notional - fee)
+            ledger.spot_credit(market.base, -request.amount)
+            ledger.spot_credit(market.quote, notional - fee)
         return market.quote
 
     def _fill_perp(self, request: OrderRequest, price: Decimal, fee: Decimal) -> str:

@@ -40,6 +40,7 @@ from bot.domain.models import (
 from bot.domain.paper_account import PaperAccountState, PaperPosition
 from bot.exchange.feeds import FeedQuote
 from bot.exchange.gateway import FatalError, OrderRejectedError
+from bot.exchange.paper import wallets
 from bot.exchange.paper.forced import (
     LIQUIDATION_PREFIX,
     ForcedCloses,
@@ -153,7 +154,7 @@ class PaperLedger:
         the positions it settles, marked at ``now``; on a unified account the quote asset's
         equity is the account's margin balance (the coins at their collateral ratios)."""
         if self._unified is not None:
-            return self._unified_balances(self._unified, now) | self.inverse.wallets(now)
+            return self._unified.margin_balances(self.balances(), now) | self.inverse.wallets(now)
         unrealized: dict[str, Decimal] = {}
         for symbol, position in self.state.positions.items():
             pnl = position.qty * (self._quote(symbol, now).price - position.entry_price)
@@ -164,18 +165,6 @@ class PaperLedger:
             for asset, balance in self.balances().items()
         }
         return linear | self.inverse.wallets(now)
-
-    def _unified_balances(self, books: UnifiedBooks, now: datetime) -> dict[str, Balance]:
-        quote_asset = self._config.quote_asset
-        balances = self.balances()
-        total = self.state.balances.get(quote_asset, ZERO)
-        balances[quote_asset] = Balance(
-            asset=quote_asset,
-            free=max(books.available(now), ZERO),
-            total=total,
-            equity=books.margin_balance(now),
-        )
-        return balances
 
     def locked(self, asset: str) -> Decimal:
         """Margin of ``asset`` locked in open positions."""
@@ -192,17 +181,25 @@ class PaperLedger:
                 return self._unified.available(self._now)
         return self.state.balances.get(asset, ZERO) - self.locked(asset)
 
-    def spendable(self, asset: str) -> Decimal:
-        """What a spot buy may spend of ``asset``: its free balance, and on a unified
-        account no more than the account holds (the paper venue lends nothing to buy)."""
+    def credit(self, asset: str, amount: Decimal) -> None:
+        """Add ``amount`` (negative: take it) to the balance of ``asset``."""
+        self.state.balances[asset] = self.state.balances.get(asset, ZERO) + amount
+
+    def spot_free(self, asset: str) -> Decimal:
+        """What a spot order may spend of ``asset``: the spot wallet's (``wallets``); with
+        one wallet its free balance, and on a cross or unified account no more than the
+        account holds (the paper venue lends nothing to buy)."""
+        if self.state.spot_wallet is not None:
+            return self.state.spot_wallet.get(asset, ZERO)
         free = self.free(asset)
         if self._unified is None:
             return free
         return min(free, self.state.balances.get(asset, ZERO))
 
-    def credit(self, asset: str, amount: Decimal) -> None:
-        """Add ``amount`` (negative: take it) to the balance of ``asset``."""
-        self.state.balances[asset] = self.state.balances.get(asset, ZERO) + amount
+    def spot_credit(self, asset: str, amount: Decimal) -> None:
+        """Add ``amount`` (negative: take it) to the spot wallet's ``asset``."""
+        wallet = wallets.spot_wallet(self.state)
+        wallet[asset] = wallet.get(asset, ZERO) + amount
 
     def next_seq(self) -> int:
         """The next trade / order number of the account."""
@@ -285,6 +282,28 @@ class PaperLedger:
             )
         position.margin += amount
 
+    def remove_margin(self, symbol: str, amount: Decimal, now: datetime) -> None:
+        """Take ``amount`` out of the isolated position of ``symbol`` into the wallet;
+        OrderRejectedError (nothing changed) when there is none, it holds less, or its
+        liquidation price would be crossed by the mark (a simpler bound than a venue's)."""
+        position = self.state.positions.get(symbol)
+        if position is None or amount >= position.margin:
+            raise OrderRejectedError(
+                f"no open {symbol} position to take margin from"
+                if position is None
+                else f"taking {amount:f} margin: the position holds {position.margin:f}"
+            )
+        liquidation = isolated_liquidation_price_with_margin(
+            position.qty, position.entry_price, position.margin - amount, self.maintenance(symbol)
+        )
+        mark = self._quote(symbol, now).price
+        if liquidation is not None and crossed(position.qty, mark, liquidation):
+            raise OrderRejectedError(
+                f"taking {amount:f} margin would put the liquidation price {liquidation:f} "
+                f"past the mark {mark:f}"
+            )
+        position.margin -= amount
+
     def liquidation_price(
         self, position: PaperPosition, now: datetime | None = None
     ) -> Decimal | None:
@@ -338,9 +357,16 @@ class PaperLedger:
         state = self.state
         quote_asset = self._config.quote_asset
         spot_value = ZERO
-        for asset, total in state.balances.items():
-            if asset != quote_asset and total != ZERO:
-                spot_value += total * self._spot(f"{asset}/{quote_asset}", now).price
+        quote_balance = state.balances.get(quote_asset, ZERO)
+        held = (
+            [state.balances] if state.spot_wallet is None else [state.balances, state.spot_wallet]
+        )
+        for wallet in held:
+            for asset, total in wallet.items():
+                if asset != quote_asset and total != ZERO:
+                    spot_value += total * self._spot(f"{asset}/{quote_asset}", now).price
+        if state.spot_wallet is not None:
+            quote_balance += state.spot_wallet.get(quote_asset, ZERO)
         for coin, balance in self.inverse.wallets(now).items():  # the coin-margin wallet
             spot_value += (balance.equity or ZERO) * self._spot(f"{coin}/{quote_asset}", now).price
         unrealized = ZERO
@@ -350,7 +376,7 @@ class PaperLedger:
         return AccountSummary(
             at=now,
             quote_asset=quote_asset,
-            quote_balance=state.balances.get(quote_asset, ZERO),
+            quote_balance=quote_balance,
             spot_value=spot_value,
             unrealized_pnl=unrealized,
             margin_locked=sum((p.margin for p in state.positions.values()), ZERO),

@@ -26,7 +26,7 @@ from decimal import Decimal
 
 from bot.config import PaperConfig
 from bot.domain.margin import MaintenanceTiers
-from bot.domain.models import ZERO
+from bot.domain.models import ZERO, Balance
 from bot.domain.paper_account import PaperAccountState, PaperPosition
 from bot.domain.symbols import Symbol
 from bot.domain.unified import CrossPosition, UnifiedAccount, holdings_of
@@ -96,8 +96,19 @@ class UnifiedBooks:
         coin = Symbol.parse(position.symbol).base
         return self.account(now).liquidation_prices(coin, mark).nearest(mark)
 
-    def margin_balance(self, now: datetime) -> Decimal:
-        return self.account(now).margin_balance
+    def margin_balances(self, balances: dict[str, Balance], now: datetime) -> dict[str, Balance]:
+        """``balances`` (the wallet's) as a margin wallet: the quote asset's ``free`` is the
+        account's available balance, its ``equity`` the account's margin balance."""
+        quote_asset = self._config.quote_asset
+        account = self.account(now)
+        held = sum((p.margin for p in self._state.positions.values()), ZERO)
+        balances[quote_asset] = Balance(
+            asset=quote_asset,
+            free=max(account.margin_balance - held, ZERO),
+            total=self._state.balances.get(quote_asset, ZERO),
+            equity=account.margin_balance,
+        )
+        return balances
 
     def liquidated(self, now: datetime) -> tuple[bool, Decimal, Decimal]:
         """Whether the account is liquidated now, with its margin balance and maintenance."""

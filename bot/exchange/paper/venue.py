@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 from bot.clock import Clock
 from bot.config import PaperConfig
-from bot.domain.margin_transfers import MarginChange
+from bot.domain.margin_transfers import MarginChange, WalletTransfer
 from bot.domain.models import (
     ZERO,
     Balance,
@@ -50,6 +50,7 @@ from bot.exchange.gateway import (
     OrderRejectedError,
     parse_symbol,
 )
+from bot.exchange.paper import wallets
 from bot.exchange.paper.fills import PaperMatcher
 from bot.exchange.paper.ledger import AccountSummary, PaperLedger, checked_leverage
 from bot.exchange.paper.quotes import PaperQuotes
@@ -130,6 +131,8 @@ class PaperVenue:
                 last_funding_at=clock.now(),
                 coin_margin=dict(config.coin_margin_balances),
             )
+            if config.separate_wallets:  # balances: the spot wallet; the futures wallet apart
+                state.spot_wallet, state.balances = state.balances, dict(config.futures_balances)
         elif state.feed_state:
             feed.restore(state.feed_state)
         venue = cls(config, feed, clock, store, state, account=account, leverage=leverage)
@@ -155,12 +158,14 @@ class PaperVenue:
         """Wallet balances; the settle asset's ``free`` excludes locked isolated margin."""
         async with self._lock:
             await self._settle_and_save(self._clock.now())
+            if wallets.separate(self.state):
+                return wallets.spot_balances(self.state)
             return self._ledger.balances()
 
     async def fetch_margin_balances(self) -> Mapping[str, Balance]:
-        """The paper account has one wallet: the spot balances, each with its equity (the
-        unrealized PnL of the positions it settles added, marked at the feed price); the
-        coins of the coin-margin wallet (inverse contracts) in place of the spot ones."""
+        """The futures wallet (with one wallet: the spot balances), each asset with its
+        equity (the unrealized PnL of the positions it settles added, at the feed price);
+        the coins of the coin-margin wallet (inverse contracts) in place of the spot ones."""
         state = self._ledger.state
         await self._refresh([*state.positions, *state.inverse_positions])
         async with self._lock:
@@ -306,11 +311,54 @@ class PaperVenue:
             raise OrderRejectedError(f"margin to add must be positive, got {amount:f}")
         async with self._change() as change:
             self._ledger.add_margin(symbol, amount)
-            history = self.state.margin_changes
-            kept = change.now - MARGIN_HISTORY
-            history[:] = [c for c in history if c.at >= kept]
-            history.append(MarginChange(symbol, amount, settle_asset(symbol), True, change.now))
+            self._remember_margin(
+                MarginChange(symbol, amount, settle_asset(symbol), True, change.now)
+            )
             change.changed = True
+
+    async def remove_margin(self, symbol: str, amount: Decimal) -> None:
+        """Take ``amount`` out of the isolated position of ``symbol`` (a reduction in the
+        margin history)."""
+        if amount <= ZERO:
+            raise OrderRejectedError(f"margin to take must be positive, got {amount:f}")
+        async with self._change() as change:
+            self._ledger.remove_margin(symbol, amount, change.now)
+            self._remember_margin(
+                MarginChange(symbol, amount, settle_asset(symbol), False, change.now)
+            )
+            change.changed = True
+
+    @property
+    def separate_wallets(self) -> bool:
+        """Whether the account was opened with separate spot and futures wallets."""
+        return wallets.separate(self.state)
+
+    async def transfer(
+        self, asset: str, amount: Decimal, source: str, destination: str, client_id: str
+    ) -> None:
+        """Move quote between the spot and futures wallets (``wallets.transfer``)."""
+        async with self._change() as change:
+            wallets.transfer(
+                self.state,
+                self._ledger.free(asset),
+                asset,
+                amount,
+                source,
+                destination,
+                client_id,
+                change.now,
+            )
+            change.changed = True
+
+    async def fetch_transfers(self, asset: str, since: datetime) -> list[WalletTransfer]:
+        """The transfers of ``asset`` since ``since``, with our client ids."""
+        return wallets.transfers_since(self.state, asset, since)
+
+    def _remember_margin(self, change: MarginChange) -> None:
+        history = self.state.margin_changes
+        kept = change.at - MARGIN_HISTORY
+        history[:] = [c for c in history if c.at >= kept]
+        history.append(change)
 
     @property
     def hedge_mode(self) -> bool:

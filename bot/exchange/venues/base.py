@@ -433,6 +433,9 @@ class CcxtVenue:
             self.add_margin_params(hedge_mode),
         )
 
+    # Spot and futures apart, with transfers between them (``ccxt_wallets``): Binance.
+    separate_wallets: ClassVar[bool] = False
+
     async def _send_once(self, what: str, fn: Callable[..., Any], *args: Any) -> Any:
         """A write a repeat would do twice: never retried, an unknown failure a refusal."""
         return await self.calls.call(what, fn, *args, retry=False, for_order=True)

@@ -102,6 +102,8 @@ class BinanceVenue(CcxtVenue):
             params["positionSide"] = "SHORT"  # our hedge is the short side
         return params
 
+    separate_wallets: ClassVar[bool] = True  # a classic account: spot and USDⓈ-M apart
+
     def add_margin_params(self, hedge_mode: bool) -> dict[str, Any]:
         """Hedge mode: the margin goes to the short side."""
         return {"positionSide": "SHORT"} if hedge_mode else {}

@@ -15,6 +15,7 @@ from typing import Any
 from bot.config import PairConfig, Settings
 from bot.domain.inverse import moves_with_price
 from bot.domain.margin import MaintenanceTiers
+from bot.domain.margin_transfers import MoveKind
 from bot.domain.models import (
     ZERO,
     Decision,
@@ -46,6 +47,7 @@ from bot.domain.strategies import Target, strategy_kind
 from bot.domain.symbols import Symbol
 from bot.execution.executor import OrderPlan
 from bot.service.cycle.accounts import Accounts
+from bot.service.cycle.keeper import keeper_action
 from bot.service.cycle.market_checks import MarketChecks
 from bot.service.cycle.pair_state import PairState
 from bot.service.cycle.spot_quotes import SpotQuotes
@@ -63,11 +65,16 @@ class Assessment:
     observation: Observation
     decision: Decision
     verdict: Verdict | None
-    action: str  # none | order | denied | waiting | liquidity_wait | add_margin
+    # none | order | denied | waiting | liquidity_wait | add_margin (and the keeper's
+    # remove_margin | to_futures | to_spot)
+    action: str
     summary: str
     order: OrderPlan | None = None
     target: Target | None = None
     add_margin: Decimal | None = None  # the liquidation guard moves this much margin in
+    # The collateral keeper's other transfer (out of the position, between the wallets).
+    move: tuple[MoveKind, Decimal] | None = None
+    then: tuple[tuple[MoveKind, Decimal], ...] = ()  # its next transfers, each once done
     liquidity: Mapping[str, Any] | None = None  # the book walk, when one was made
     # The bearish sell-down's spot sell sent beside this order (its own decision).
     spot_sell: Assessment | None = None
@@ -132,15 +139,22 @@ class AssessStage:
         if view.price_problem is not None:
             return self._bad_quotes(view, params, target, view.price_problem)
         risk = self._settings.risk
-        guard = liquidation_guard(
-            observation,
-            risk.min_liquidation_distance,
-            risk.on_liquidation_risk,
-            view.market,
-            view.free_margin,
-            self._maintenance(view.market.symbol),
-        )
-        sale = None if guard is not None else await self._spot_sell(view, params, target, now)
+        if risk.on_liquidation_risk == "keep":
+            tiers = self._maintenance(view.market.symbol)
+            guard = await keeper_action(view, risk, tiers, self._spot_quotes, self._accounts)
+        else:
+            guard = liquidation_guard(
+                observation,
+                risk.min_liquidation_distance,
+                risk.on_liquidation_risk,
+                view.market,
+                view.free_margin,
+                self._maintenance(view.market.symbol),
+            )
+        if guard is not None and guard.sale is not None:
+            sale: Assessment | None = self._keeper_sale(view, params, guard.sale, now)
+        else:
+            sale = None if guard is not None else await self._spot_sell(view, params, target, now)
         sold = sale.order.intent if sale is not None and sale.order is not None else None
         missed = sold is not None and self._pair_state.sale_missed(pair.name)
         decision = self._decide(_after_sale(view, None if missed else sold), params, now)
@@ -155,6 +169,21 @@ class AssessStage:
         # A denied or skipped sell-down does not hold the hedge back.
         summary = f"spot sell {sale.summary}; {assessment.summary}"
         return replace(assessment, target=target, summary=summary)
+
+    def _keeper_sale(
+        self, view: PairView, params: HedgeParams, intent: OrderIntent, now: datetime
+    ) -> Assessment:
+        """The keeper's spot sale (its own decision), beside the cut of the short: the spot
+        sell's risk gate, then the order plan."""
+        observation, base = view.observation, view.pair.spot_base
+        reason = f"collateral keeper: sell {intent.amount:f} {base} beside the cut"
+        decision = replace(held(observation, params, reason), action="order", intent=intent)
+        verdict = check_spot_sell(intent, observation, self.risk_limits(view), now)
+        if not verdict.approved:
+            summary = f"denied: {verdict.reason}"
+            return Assessment(view.pair.name, observation, decision, verdict, "denied", summary)
+        plan = self._order_plan(view, intent)
+        return Assessment(view.pair.name, observation, decision, verdict, "order", reason, plan)
 
     def _bad_quotes(
         self, view: PairView, params: HedgeParams, target: Target, problem: str
@@ -288,8 +317,16 @@ class AssessStage:
         assessment = Assessment(
             view.pair.name, observation, decision, None, decision.action, decision.reason
         )
+        if guard is not None and guard.intent is not None and guard.moves:
+            # A sale and cut: its transfers follow the orders (``then``, each once done).
+            assessment = replace(assessment, then=guard.moves)
         if guard is not None and guard.add_margin is not None:
-            assessment = self._margin_transfer(view, assessment, guard.add_margin, now)
+            move = (MoveKind.ADD_MARGIN, guard.add_margin)
+            assessment = self._margin_transfer(view, assessment, move, now)
+        elif guard is not None and guard.moves and guard.intent is None:
+            assessment = self._margin_transfer(view, assessment, guard.moves[0], now)
+            if assessment.move is not None or assessment.add_margin is not None:
+                assessment = replace(assessment, then=guard.moves[1:])
         elif decision.intent is not None and view.pending:
             summary = f"{decision.reason}; waiting: {_unresolved(view)}"
             assessment = replace(assessment, action="waiting", summary=summary)
@@ -304,7 +341,11 @@ class AssessStage:
         return assessment
 
     def _margin_transfer(
-        self, view: PairView, assessment: Assessment, amount: Decimal, now: datetime
+        self,
+        view: PairView,
+        assessment: Assessment,
+        move: tuple[MoveKind, Decimal],
+        now: datetime,
     ) -> Assessment:
         if view.pending_margin:
             transfer = view.pending_margin[0].client_id
@@ -314,7 +355,10 @@ class AssessStage:
             return replace(assessment, action="waiting", summary=summary)
         verdict = check_margin_transfer(view.observation, self.risk_limits(view), now)
         if verdict.approved:
-            return replace(assessment, verdict=verdict, action="add_margin", add_margin=amount)
+            kind, amount = move
+            if kind is MoveKind.ADD_MARGIN:
+                return replace(assessment, verdict=verdict, action=kind.value, add_margin=amount)
+            return replace(assessment, verdict=verdict, action=kind.value, move=move)
         summary = f"{assessment.summary}; denied: {verdict.reason}"
         return replace(assessment, verdict=verdict, action="denied", summary=summary)
 

@@ -45,14 +45,22 @@ def refuse_add_margin_without_history(
     """FatalError (one line) when the guard may move margin on an account whose venue
     cannot list its margin changes: a transfer whose answer was lost could not be looked
     up, and would be sent blind."""
-    if on_liquidation_risk != "add_margin":
+    if on_liquidation_risk not in ("add_margin", "keep"):
         return
     for pair in pairs:
-        if not accounts.perp_gateway(pair).has_margin_history:
+        gateway = accounts.perp_gateway(pair)
+        if on_liquidation_risk == "keep" and not gateway.separate_wallets:
             raise FatalError(
-                f"account {accounts.perp_account(pair)}: on_liquidation_risk 'add_margin' "
-                "needs the venue's margin history to look up a transfer whose answer was "
-                "lost, and ccxt reads none there; set risk.on_liquidation_risk = 'reduce'"
+                f"account {accounts.perp_account(pair)}: on_liquidation_risk 'keep' moves "
+                "quote between separate spot and futures wallets, and this venue keeps none "
+                "hedgebot can transfer between; set risk.on_liquidation_risk = 'reduce'"
+            )
+        if not gateway.has_margin_history:
+            raise FatalError(
+                f"account {accounts.perp_account(pair)}: on_liquidation_risk "
+                f"'{on_liquidation_risk}' needs the venue's margin history to look up a "
+                "transfer whose answer was lost, and ccxt reads none there; set "
+                "risk.on_liquidation_risk = 'reduce'"
             )
 
 

@@ -68,6 +68,11 @@ def decision_record(
             "lease": context["lease"],
             "liquidity": assessment.liquidity,
             "add_margin": assessment.add_margin,
+            **(
+                {"move": {"kind": assessment.move[0].value, "amount": assessment.move[1]}}
+                if assessment.move is not None
+                else {}
+            ),
             "params": {
                 "target_ratio": pair.target_ratio,
                 "band": pair.band,

@@ -5,21 +5,27 @@ margin transfer in the venue's margin history), never by sending again."""
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 import structlog
+from ulid import ULID
 
 from bot.clock import Clock
 from bot.config import PairConfig
-from bot.domain.margin_transfers import TransferState
+from bot.domain.margin_transfers import MoveKind, TransferState
 from bot.domain.models import OrderStatus
 from bot.execution.executor import Execution, Executor, OrderPlan
 from bot.execution.margin import MarginExecutor
 from bot.service.cycle.accounts import Accounts
+from bot.service.cycle.assess import Assessment
 from bot.service.cycle.inflight import InflightStage
 from bot.service.cycle.pair_state import PairState
 from bot.service.cycle.reconcile import ReconcileStage
+from bot.service.cycle.record import decision_record
+from bot.service.cycle.view import PairView
 from bot.store.errors import StoreUnavailable
 from bot.store.leases import Lease, LeaseLostError
 from bot.store.repository import DecisionRecord, Repository
@@ -38,6 +44,8 @@ class Send:
     record: DecisionRecord
     plan: OrderPlan | None = None
     add_margin: Decimal | None = None
+    move: tuple[MoveKind, Decimal] | None = None  # the collateral keeper's other transfers
+    then: Send | None = None  # the keeper's next transfer (its own decision), once done
 
     @property
     def spot_sell(self) -> bool:
@@ -79,9 +87,22 @@ class SendStage:
             reason=item.record.summary,
         )
         if item.plan is not None:
-            return await self._order(item.pair, item.record, item.plan)
-        if item.add_margin is not None:
-            return await self._margin(item.pair, item.record, item.add_margin)
+            execution = await self._order(item.pair, item.record, item.plan)
+            if (
+                item.then is not None
+                and isinstance(execution, Execution)
+                and execution.status is OrderStatus.FILLED
+            ):
+                await self.send(item.then)  # the keeper's sale or transfer after its cut
+            return execution
+        move = item.move
+        if move is None and item.add_margin is not None:
+            move = (MoveKind.ADD_MARGIN, item.add_margin)
+        if move is not None:
+            done = await self._margin(item.pair, item.record, *move)
+            if item.then is not None and done.endswith(TransferState.DONE.value):
+                await self.send(item.then)
+            return done
         raise ValueError(f"nothing to send for pair {item.pair.name}")
 
     async def _order(
@@ -164,9 +185,12 @@ class SendStage:
         )
         return "lease lost"
 
-    async def _margin(self, pair: PairConfig, record: DecisionRecord, amount: Decimal) -> str:
-        """The liquidation guard's margin transfer: intent stored first, sent once, its
-        outcome (``margin.done`` / ``failed`` / ``unknown``) stored and audited."""
+    async def _margin(
+        self, pair: PairConfig, record: DecisionRecord, kind: MoveKind, amount: Decimal
+    ) -> str:
+        """The liquidation guard's margin transfer, or the collateral keeper's (``kind``):
+        intent stored first, sent once, its outcome (``margin.done`` / ``failed`` /
+        ``unknown``) stored and audited."""
         lease = self._pair_state.lease(pair.name)
         try:
             outcome = await self._margin_executor.transfer(
@@ -178,11 +202,12 @@ class SendStage:
                 lease=lease,
                 lease_margin=self._pair_state.lease_margin,
                 send_by=self._pair_state.send_by(),
+                kind=kind,
             )
         except LeaseLostError as exc:
             return await self._lease_lost(pair, record, lease, exc, "margin transfer")
         if outcome.state is TransferState.FAILED:
-            await self._pair_state.failed(pair.name, f"add_margin: {outcome.reason}")
+            await self._pair_state.failed(pair.name, f"{kind.value}: {outcome.reason}")
         elif outcome.state is TransferState.DONE:
             self._pair_state.succeeded(pair.name)
         log.info(
@@ -191,8 +216,65 @@ class SendStage:
             state=outcome.state.value,
             reason=outcome.reason,
         )
-        return f"add_margin {outcome.state.value}"
+        return f"{kind.value} {outcome.state.value}"
 
 
 def fmt_ratio(value: Decimal | None) -> str | None:
     return None if value is None else f"{value:.4f}"
+
+
+def keeper_chain(
+    view: PairView,
+    assessment: Assessment,
+    cycle: int,
+    mode: str,
+    now: datetime,
+    context: dict[str, Any],
+    index: int = 0,
+) -> Send | None:
+    """The collateral keeper's next transfers after the assessment's own (``then``), each
+    its own decision, chained: each is sent only once the one before is done."""
+    if index >= len(assessment.then):
+        return None
+    kind, amount = assessment.then[index]
+    step = replace(
+        assessment,
+        action=kind.value,
+        move=(kind, amount),
+        add_margin=None,
+        then=(),
+        summary=f"{assessment.summary} (then: {kind.value} {amount})",
+    )
+    record = decision_record(
+        str(ULID.from_datetime(now)), view, step, cycle=cycle, mode=mode, context=context
+    )
+    following = keeper_chain(view, assessment, cycle, mode, now, context, index + 1)
+    return Send(view.pair, record, move=(kind, amount), then=following)
+
+
+def sends_of(
+    view: PairView,
+    assessment: Assessment,
+    record: DecisionRecord,
+    cycle: int,
+    mode: str,
+    now: datetime,
+    context: dict[str, Any],
+) -> tuple[Send | None, Send | None]:
+    """What the assessment sends: its order or transfer (the keeper's next transfers
+    chained after it), and a spot sell beside it (its own decision, so its own client
+    order id); the keeper's sale is chained instead: the cut, the sale, the transfers."""
+    then = keeper_chain(view, assessment, cycle, mode, now, context)
+    spot_sell = None
+    sale = assessment.spot_sell
+    if sale is not None and sale.order is not None:
+        sale_record = decision_record(
+            str(ULID.from_datetime(now)), view, sale, cycle=cycle, mode=mode, context=context
+        )
+        spot_sell = Send(view.pair, sale_record, sale.order)
+        if assessment.then:
+            then, spot_sell = replace(spot_sell, then=then), None
+    if assessment.order is None and assessment.add_margin is None and assessment.move is None:
+        return None, spot_sell
+    send = Send(view.pair, record, assessment.order, assessment.add_margin, assessment.move, then)
+    return send, spot_sell

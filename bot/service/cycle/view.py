@@ -105,6 +105,7 @@ class PairView:
     spot_free: Decimal = ZERO  # the spot coin not locked in open orders (a sale's most)
     price_problem: str | None = None  # why the quotes cannot price an order: held
     pending_margin: Sequence[StoredMarginTransfer] = ()  # our margin transfers, likewise
+    spot_quote_free: Decimal = ZERO  # the spot wallet's free quote (the keeper's source)
 
     def market_of(self, symbol: str) -> Market:
         """The rules of the perp or, for a spot sell, of the spot market."""
@@ -237,7 +238,9 @@ class ViewBuilder:
             in_quote(listed, figure, observed.price)
             for figure in margin_inputs(contract, self._accounts, snapshots)
         )
-        spot = snapshots[self._accounts.spot_account(contract)].balances.get(contract.spot_base)
+        spot_balances = snapshots[self._accounts.spot_account(contract)].balances
+        spot = spot_balances.get(contract.spot_base)
+        quote = spot_balances.get(settle_asset(contract.perp_symbol))
         return PairView(
             pair=contract,
             observation=observation,
@@ -252,4 +255,5 @@ class ViewBuilder:
                 contract, self._accounts, snapshots, observation, self._max_deviation
             ),
             pending_margin=tuple(pending_margin),
+            spot_quote_free=quote.free if quote else ZERO,
         )

@@ -126,6 +126,9 @@ class BinanceApi:
                 self.fut_position_margin_history, signed=True
             ),
             ("GET", f"{f}/v1/positionSide/dual"): Route(self.fut_get_dual, signed=True),
+            # wallets: transfers between spot (MAIN) and USDⓈ-M futures (UMFUTURE)
+            ("POST", "/sapi/v1/asset/transfer"): Route(self.wallet_transfer, signed=True),
+            ("GET", "/sapi/v1/asset/transfer"): Route(self.wallet_transfers, signed=True),
             ("POST", f"{f}/v1/positionSide/dual"): Route(self.fut_set_dual, signed=True),
             ("POST", f"{f}/v1/order"): Route(self.fut_create, signed=True, creates_order="futures"),
             ("GET", f"{f}/v1/order"): Route(self.fut_get_order, signed=True),
@@ -1084,6 +1087,43 @@ class BinanceApi:
             and (end is None or c.time_ms <= end)
         ]
         return rows[:limit]
+
+    def wallet_transfer(self, params: Params, ctx: RequestContext) -> JSON:
+        """POST /sapi/v1/asset/transfer (``type``, ``asset``, ``amount``): ``{"tranId"}``."""
+        amount = parse_decimal(params, "amount", required=True)
+        tran_id = self.engine.wallet_transfer(
+            params.get("asset"), amount or Decimal(0), params.get("type")
+        )
+        return {"tranId": tran_id}
+
+    def wallet_transfers(self, params: Params, ctx: RequestContext) -> JSON:
+        """GET /sapi/v1/asset/transfer: one ``type``'s transfers, newest first (``startTime``
+        and ``endTime``, default the last 7 days; ``current`` page from 1, ``size`` default
+        10, at most 100), as ``{"total", "rows"}``."""
+        kind = params.get("type")
+        if not kind:
+            raise BinanceError(400, -1102, "Mandatory parameter 'type' was not sent.")
+        end = self._int(params, "endTime", self.engine.now_ms()) or self.engine.now_ms()
+        start = self._int(params, "startTime", end - 7 * 86_400_000)
+        size = min(self._int(params, "size", 10) or 10, 100)
+        page = max(self._int(params, "current", 1) or 1, 1)
+        found = [
+            t
+            for t in reversed(self.engine.wallet_transfers)
+            if t.type == kind and (start is None or t.time_ms >= start) and t.time_ms <= end
+        ]
+        rows = [
+            {
+                "asset": t.asset,
+                "amount": fmt(t.amount),
+                "type": t.type,
+                "status": t.status,
+                "tranId": t.tran_id,
+                "timestamp": t.time_ms,
+            }
+            for t in found[(page - 1) * size : page * size]
+        ]
+        return {"total": len(found), "rows": rows}
 
     def fut_get_dual(self, params: Params, ctx: RequestContext) -> JSON:
         """GET /fapi/v1/positionSide/dual."""

@@ -23,6 +23,7 @@ from tests.support.emulators.binance._binance_models import (
     MarginChange,
     PositionState,
     Venue,
+    WalletTransferRow,
     ceil_to,
     decimals_of,
     floor_to,
@@ -234,6 +235,7 @@ class Engine:
         self.client_ids: dict[tuple[Venue, str], int] = {}
         self.income: list[IncomeEntry] = []
         self.margin_history: list[MarginChange] = []
+        self.wallet_transfers: list[WalletTransferRow] = []
         # Per (venue, symbol id): a status other than TRADING (suspended), or delisted.
         self.status: dict[tuple[Venue, str], str] = {}
         self.delisted: set[tuple[Venue, str]] = set()
@@ -986,6 +988,37 @@ class Engine:
             MarginChange(market.symbol_id, 1, amount, market.quote, state.update_ms, position_side)
         )
         return market, amount
+
+    def wallet_transfer(self, asset: str | None, amount: Decimal, kind: str | None) -> int:
+        """POST /sapi/v1/asset/transfer between the spot (MAIN) and USDⓈ-M (UMFUTURE)
+        wallets; the transfer's ``tranId``. Binance takes no client id here."""
+        if kind not in ("MAIN_UMFUTURE", "UMFUTURE_MAIN"):
+            raise BinanceError(
+                400, -1102, "Only types MAIN_UMFUTURE and UMFUTURE_MAIN are emulated."
+            )
+        if not asset or amount <= 0:
+            raise BinanceError(
+                400, -1102, "Mandatory parameter 'amount' was not sent, or malformed."
+            )
+        if kind == "MAIN_UMFUTURE":
+            if amount > self.spot_free.get(asset, ZERO):
+                raise BinanceError(400, -5013, "Asset transfer failed: insufficient balance")
+            self._snapshot_spot()
+            self.spot_free[asset] = self.spot_free.get(asset, ZERO) - amount
+            self.spot_update_ms = self.now_ms()
+            self._snapshot_futures()
+            self._credit_wallet(asset, amount, lagged=False)
+        else:
+            if amount > self.futures_view(lagged=False).available:
+                raise BinanceError(400, -5013, "Asset transfer failed: insufficient balance")
+            self._snapshot_futures()
+            self._credit_wallet(asset, -amount, lagged=False)
+            self._snapshot_spot()
+            self.spot_free[asset] = self.spot_free.get(asset, ZERO) + amount
+            self.spot_update_ms = self.now_ms()
+        tran_id = 13_526_853_623 + len(self.wallet_transfers)
+        self.wallet_transfers.append(WalletTransferRow(asset, amount, kind, self.now_ms(), tran_id))
+        return tran_id
 
     def set_margin_type(self, symbol: str | None, raw: str | None) -> None:
         """POST /fapi/v1/marginType."""

@@ -218,6 +218,18 @@ class MarginChange:
     delta_type: str = "USER_ADJUST"
 
 
+@dataclass(frozen=True)
+class WalletTransferRow:
+    """One transfer between the spot and USDⓈ-M wallets (``/sapi/v1/asset/transfer``)."""
+
+    asset: str
+    amount: Decimal
+    type: str  # MAIN_UMFUTURE or UMFUTURE_MAIN
+    time_ms: int
+    tran_id: int
+    status: str = "CONFIRMED"
+
+
 @dataclass
 class PositionState:
     """Signed amount, average entry and last change (ms) of one futures position side."""
