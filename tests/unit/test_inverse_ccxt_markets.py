@@ -9,7 +9,9 @@ from typing import Any
 import pytest
 from ccxt.base.decimal_to_precision import TICK_SIZE
 
+from bot.domain.inverse import position_in_coins
 from bot.exchange.ccxt_markets import markets
+from bot.exchange.ccxt_parse import positions
 from bot.exchange.gateway import FatalError
 
 D = Decimal
@@ -56,3 +58,23 @@ def test_an_inverse_market_counts_contracts_of_its_usd_face_value() -> None:
 def test_an_inverse_market_is_refused_where_the_venue_does_not_read_its_coin_wallet() -> None:
     with pytest.raises(FatalError, match=r"inverse \(coin-margined\) contract.*not on bybit"):
         markets(_client("bybit"), ["BTC/USD:BTC"])
+
+
+def test_a_coin_m_position_from_ccxt_is_its_face_value_then_coins_at_the_mark() -> None:
+    # ccxt's Binance COIN-M short of 600 BTCUSD_PERP contracts (100 USD each).
+    raw = {
+        "symbol": "BTC/USD:BTC",
+        "contracts": 600.0,
+        "contractSize": 100.0,
+        "side": "short",
+        "entryPrice": 60000.0,
+        "markPrice": 120000.0,
+        "unrealizedPnl": -0.5,
+        "leverage": 1.0,
+        "liquidationPrice": None,
+        "initialMargin": 1.0,
+    }
+    position = positions([raw], ["BTC/USD:BTC"], hedge_mode=False)["BTC/USD:BTC"]
+    assert position.qty == D(-60000)  # the signed face value, as the paper venue gives it
+    market = markets(_client(), ["BTC/USD:BTC"], inverse_ok=True)["BTC/USD:BTC"]
+    assert position_in_coins(position, market).qty == D("-0.5")
