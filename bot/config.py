@@ -217,6 +217,22 @@ class PairConfig(_Frozen):
     basis: BasisConfig | None = None
     # May the bot sell spot (the bearish outlook's sell-down, on the pair's spot account)?
     allow_spot_trades: bool = False
+    # Where the coins it hedges are counted: the spot wallet of the spot account, and
+    # "futures": the perp account's futures wallet too (coins moved there as collateral,
+    # e.g. Binance's multi-assets mode). On a venue with one wallet it is counted once.
+    coin_wallets: tuple[Literal["spot", "futures"], ...] = ("spot",)
+
+    @field_validator("coin_wallets")
+    @classmethod
+    def _wallets_once(
+        cls, wallets: tuple[Literal["spot", "futures"], ...]
+    ) -> tuple[Literal["spot", "futures"], ...]:
+        if not wallets or len(set(wallets)) != len(wallets):
+            raise ValueError(
+                f"coin_wallets {list(wallets)} must name each wallet once, at least one: "
+                '["spot"], ["futures"] or ["spot", "futures"]'
+            )
+        return wallets
 
     @model_validator(mode="after")
     def _check_strategy(self) -> PairConfig:

@@ -155,3 +155,15 @@ async def test_a_cross_account_backs_the_short_with_its_quote_only() -> None:
     assert usdt.free == D(30000) - D(27000)
     with pytest.raises(OrderRejectedError, match="insufficient USDT"):
         await paper.create_order(sell("0.2", "x2"))
+
+
+def test_a_unified_paper_account_with_separate_wallets_is_a_one_line_config_error() -> None:
+    with pytest.raises(ValidationError) as caught:
+        builders.settings(
+            [builders.pair(margin_mode="cross")], account="unified", separate_wallets=True
+        )
+
+    assert (
+        "paper.account 'unified' keeps the coins and the margin in one wallet, but "
+        "paper.separate_wallets is set; set one of them"
+    ) in str(caught.value)

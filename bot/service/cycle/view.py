@@ -14,6 +14,7 @@ from bot.config import PairConfig
 from bot.domain.inverse import hedged_coins, in_coins, in_quote, position_in_coins
 from bot.domain.liquidity import quote_problem
 from bot.domain.models import ZERO, Market, Observation, Position, Ticker, settle_asset
+from bot.domain.symbols import Symbol
 from bot.exchange.gateway import RetryableError
 from bot.service.basis import contract_for
 from bot.service.cycle.accounts import Accounts
@@ -154,7 +155,6 @@ def observe_pair(
     perp = snapshots[account]
     spot_snapshot = snapshots[accounts.spot_account(pair)]
     ticker = ticker_of(pair.perp_symbol, perp.tickers, account)
-    spot = spot_snapshot.balances.get(pair.spot_base)
     market = markets.get(pair.perp_symbol)
     position = perp.positions.get(pair.perp_symbol)
     if position is not None and market is not None:
@@ -166,7 +166,7 @@ def observe_pair(
         pair=pair.name,
         spot_symbol=pair.spot_symbol,
         perp_symbol=pair.perp_symbol,
-        spot_qty=hedged_coins(market, spot.total if spot else ZERO, margin_wallet),
+        spot_qty=hedged_coins(market, named_coins(pair, accounts, snapshots), margin_wallet),
         perp_qty=position.qty if position else ZERO,
         price=_price(position, ticker),
         bid=ticker.bid,
@@ -178,6 +178,32 @@ def observe_pair(
         spot_price=spot_ticker.mid if spot_ticker and _sane(spot_ticker) else None,
         expiry=market.expiry if market else None,
     )
+
+
+def named_coins(
+    pair: PairConfig, accounts: Accounts, snapshots: Mapping[str, AccountSnapshot]
+) -> Decimal:
+    """The pair's coins in the wallets it names (``coin_wallets``): the spot account's
+    spot wallet, the perp account's futures wallet. Where the venue keeps one wallet for
+    both (a unified account, the paper account without separate wallets) it is counted
+    once. An inverse contract's coin-margin wallet is counted by ``hedged_coins``."""
+    total = ZERO
+    if "spot" in pair.coin_wallets:
+        spot = snapshots[accounts.spot_account(pair)].balances.get(pair.spot_base)
+        total += spot.total if spot else ZERO
+    one_wallet = (
+        accounts.spot_account(pair) == accounts.perp_account(pair)
+        and not accounts.perp_gateway(pair).separate_wallets
+    )
+    counted = one_wallet and "spot" in pair.coin_wallets
+    if (
+        "futures" in pair.coin_wallets
+        and not counted
+        and not Symbol.parse(pair.perp_symbol).inverse
+    ):
+        futures = snapshots[accounts.perp_account(pair)].margin.get(pair.spot_base)
+        total += futures.total if futures else ZERO
+    return total
 
 
 def _price(position: Position | None, ticker: Ticker) -> Decimal:
