@@ -105,10 +105,12 @@ class PriceBook:
 
 @dataclass(frozen=True, slots=True)
 class PairAssets:
-    """The pair's coin and the quote its figures are in."""
+    """The pair's coin and the quote its figures are in; ``inverse``: its contract is
+    coin-margined (its size in coins moves with the price: see ``pair_report``)."""
 
     base: str
     quote: str
+    inverse: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,11 +194,15 @@ SeriesItem = ReportPoint | ReportDay
 
 
 def summarize_day(
-    day: date, points: Sequence[ReportPoint], fills: Sequence[ReportFill] = ()
+    day: date,
+    points: Sequence[ReportPoint],
+    fills: Sequence[ReportFill] = (),
+    coin: str | None = None,
 ) -> ReportDay:
     """``points`` (one day's, oldest first, at least one) as a ``ReportDay``."""
     unpriced = sum(1 for p in points if p.spot_price is None)
-    return ReportDay(day, points[0], points[-1], len(points), unpriced, change_sums(points, fills))
+    sums = change_sums(points, fills, coin)
+    return ReportDay(day, points[0], points[-1], len(points), unpriced, sums)
 
 
 def _ends(item: SeriesItem) -> tuple[ReportPoint, ReportPoint]:
@@ -215,12 +221,14 @@ def _steps(items: Sequence[SeriesItem]) -> Iterator[tuple[ReportPoint, ReportPoi
 
 
 def interval_changes(
-    points: Sequence[SeriesItem], fills: Sequence[ReportFill] = ()
+    points: Sequence[SeriesItem], fills: Sequence[ReportFill] = (), coin: str | None = None
 ) -> Iterator[tuple[Decimal, Decimal]]:
     """Per interval between consecutive observations (those inside a ``ReportDay``
     excepted), the spot leg's and the hedge leg's value change: quantity held x its own
     price change, plus each fill of that leg inside the interval (``[before, after)``)
-    marked from its price to the interval's end. Exact when run in ``EXACT``."""
+    marked from its price to the interval's end. A fee paid in the pair's ``coin`` (an
+    inverse contract's) leaves the coins held at its fill: it is marked out of the spot
+    leg from the fill's price to the interval's end. Exact when run in ``EXACT``."""
     ordered = sorted(fills, key=lambda f: f.at)
     first, last = 0, len(ordered)  # the fills before ``first`` were before every interval
     for before, after in _steps(points):
@@ -238,13 +246,17 @@ def interval_changes(
                 spot_change += fill.qty * (spot_end - fill.price)
             else:
                 hedge_change += fill.qty * (hedge_end - fill.price)
+            if coin is not None and fill.fee_asset == coin:
+                spot_change -= fill.fee * (spot_end - fill.price)
             index += 1
         yield spot_change, hedge_change
 
 
-def change_sums(points: Sequence[SeriesItem], fills: Sequence[ReportFill] = ()) -> ChangeSums:
-    """The sums of ``interval_changes(points, fills)`` as they come, without keeping the
-    changes, plus each ``ReportDay``'s: exact (``EXACT``), so in any order the same."""
+def change_sums(
+    points: Sequence[SeriesItem], fills: Sequence[ReportFill] = (), coin: str | None = None
+) -> ChangeSums:
+    """The sums of ``interval_changes(points, fills, coin)`` as they come, without keeping
+    the changes, plus each ``ReportDay``'s: exact (``EXACT``), so in any order the same."""
     count, unhedged, unhedged_squares, hedged, hedged_squares = 0, ZERO, ZERO, ZERO, ZERO
     with localcontext(EXACT):
         for day in points:
@@ -254,7 +266,7 @@ def change_sums(points: Sequence[SeriesItem], fills: Sequence[ReportFill] = ()) 
                 unhedged_squares += day.sums.unhedged_squares
                 hedged += day.sums.hedged
                 hedged_squares += day.sums.hedged_squares
-        for spot_change, hedge_change in interval_changes(points, fills):
+        for spot_change, hedge_change in interval_changes(points, fills, coin):
             both = spot_change + hedge_change
             count += 1
             unhedged += spot_change
@@ -360,7 +372,7 @@ def pair_report(
     A payment in the pair's coin without its mark price is converted at the nearest
     observation given as a point: the days around it must not be given summed.
     """
-    sums = change_sums(points, fills)
+    sums = change_sums(points, fills, assets.base if assets is not None else None)
     realized = unrealized = ZERO
     start_price = end_price = None
     if points:
@@ -369,6 +381,12 @@ def pair_report(
         # The first observation's position is the starting point: fills before it are in it.
         later = [f for f in fills if f.at >= first.at and not f.spot]
         realized, unrealized = _perp_pnl(first.perp_qty, first.price, later, last.price)
+        if assets is not None and assets.inverse:
+            # An inverse short's size in coins grows as the price falls without a fill,
+            # so average cost in coins misses most of its PnL. Its total is the hedge
+            # leg's marked changes, exact; the split keeps the unrealized at average cost.
+            with localcontext(EXACT):
+                realized = sums.hedged - sums.unhedged - unrealized
     plain = [p for p in points if isinstance(p, ReportPoint)]
     days = [d for d in points if isinstance(d, ReportDay)]
     convert = _Converter(plain, assets, prices or PriceBook())

@@ -125,6 +125,7 @@ class DayPlan:
         points: Sequence[ReportPoint],
         ids: Sequence[str],
         fills: Sequence[ReportFill],
+        coin: str | None = None,
     ) -> list[SeriesItem]:
         """``points`` read (oldest first, ``ids`` theirs) with the pair's stored days in
         their places; the whole days of the window among them are summed and kept in
@@ -138,7 +139,7 @@ class DayPlan:
             if key in self.blocked or not self.window.holds(day):
                 pieces.extend(group)
             else:
-                summary = summarize_day(day, group, fills)
+                summary = summarize_day(day, group, fills, coin)
                 # max() of ULIDs (digits, capitals) orders as the database's max(id); a
                 # collation ordering them otherwise would only recompute the day each time.
                 made_of = replace(

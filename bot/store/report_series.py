@@ -105,7 +105,13 @@ def _codes(assets: PairAssets) -> tuple[str, str]:
 
 def _assets(symbol: str) -> PairAssets:
     parsed = Symbol.parse(symbol)
-    return PairAssets(parsed.base, parsed.quote)
+    return PairAssets(parsed.base, parsed.quote, parsed.inverse)
+
+
+def _pair_assets(spot_symbol: str, perp_symbol: str) -> PairAssets:
+    """The pair's coin and quote (its spot's), and whether its contract is inverse."""
+    spot = Symbol.parse(spot_symbol)
+    return PairAssets(spot.base, spot.quote, Symbol.parse(perp_symbol).inverse)
 
 
 class _RawValues:
@@ -172,24 +178,6 @@ async def _load_points(
     # type processing would cost more than the report of a month of observations.
     connection = await session.connection()
     dialect = connection.dialect
-    query = select(
-        ObservationRow.pair,
-        ObservationRow.id,
-        _raw(ObservationRow.observed_at),
-        *(_raw_number(c, dialect) for c in _POINT_NUMBERS),
-        ObservationRow.spot_symbol,
-    )
-    # With ``wanted``, its ranges bound the period (with ``since`` too, SQLite walks the
-    # time index from ``since`` instead of the ranges).
-    after = since if wanted is None else None
-    query = _in_period(query, ObservationRow.observed_at, ObservationRow.pair, pair, after)
-    order: tuple[Any, ...] = (ObservationRow.pair, ObservationRow.observed_at, ObservationRow.id)
-    if wanted is not None:
-        # Ordered by an expression: ordered by the index's columns, SQLite walks the
-        # whole index in order rather than the wanted ranges and a sort of what they hold.
-        query = query.where(wanted)
-        order = (ObservationRow.pair.concat(""), *order[1:])
-    query = query.order_by(*order)
     read: dict[str, list[ReportPoint]] = {}
     ids: dict[str, list[str]] = {}
     values = _RawValues(dialect)
@@ -205,13 +193,14 @@ async def _load_points(
     points: list[ReportPoint] = []  # the rows come pair by pair
     unused: list[str] = []
     keep: Callable[[str], None] = unused.append
-    rows = await connection.execute(query)
-    for name, row_id, at, spot, perp, price, spot_price, spot_symbol in rows:
+    rows = await connection.execute(_points_query(dialect, pair, since, wanted))
+    for name, row_id, at, spot, perp, price, spot_price, spot_symbol, perp_symbol in rows:
         if name != current:
             current, points = name, read.setdefault(name, [])
             keep = ids.setdefault(name, []).append
-            if name not in series.assets:
-                series.assets[name] = _assets(spot_symbol)
+            # The observations name both legs: they say what the pair is, over the
+            # fills' or payments' symbol read before them.
+            series.assets[name] = _pair_assets(spot_symbol, perp_symbol)
         spot, perp, price = (
             known(spot) or number(spot),
             known(perp) or number(perp),
@@ -220,6 +209,34 @@ async def _load_points(
         points.append(ReportPoint(moment(at), spot, perp, price, optional(spot_price)))
         keep(row_id)
     return read, ids
+
+
+def _points_query(
+    dialect: Dialect,
+    pair: str | None,
+    since: datetime | None,
+    wanted: ColumnElement[bool] | None,
+) -> Select[Any]:
+    """The observations' columns a report reads, raw, pair by pair and oldest first."""
+    query = select(
+        ObservationRow.pair,
+        ObservationRow.id,
+        _raw(ObservationRow.observed_at),
+        *(_raw_number(c, dialect) for c in _POINT_NUMBERS),
+        ObservationRow.spot_symbol,
+        ObservationRow.perp_symbol,
+    )
+    # With ``wanted``, its ranges bound the period (with ``since`` too, SQLite walks the
+    # time index from ``since`` instead of the ranges).
+    after = since if wanted is None else None
+    query = _in_period(query, ObservationRow.observed_at, ObservationRow.pair, pair, after)
+    order: tuple[Any, ...] = (ObservationRow.pair, ObservationRow.observed_at, ObservationRow.id)
+    if wanted is not None:
+        # Ordered by an expression: ordered by the index's columns, SQLite walks the
+        # whole index in order rather than the wanted ranges and a sort of what they hold.
+        query = query.where(wanted)
+        order = (ObservationRow.pair.concat(""), *order[1:])
+    return query.order_by(*order)
 
 
 async def _load_fills(
@@ -337,8 +354,13 @@ async def load_report_series(
         read, ids = await _load_points(session, series, pair, since, plan.rows_wanted(since))
         for name in sorted(set(read) | {name for name, _ in plan.cached}):
             found = read.get(name, [])
+            assets = series.assets.get(name)
             series.points[name] = plan.fold(
-                name, found, ids.get(name, []), series.fills.get(name, [])
+                name,
+                found,
+                ids.get(name, []),
+                series.fills.get(name, []),
+                assets.base if assets is not None else None,
             )
     await _load_books(session, series, series.foreign_assets())
     return series
