@@ -6,6 +6,7 @@ import asyncio
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -36,17 +37,55 @@ def with_pairs(settings: Settings, **update: Any) -> Settings:
 def with_margin(settings: Settings, account: str, margin_mode: str, guard: str) -> Settings:
     """``settings`` on a paper account of margin model ``account``, every
     pair on ``margin_mode`` with band rebalancing, the guard acting as ``guard``."""
+    return type(settings).model_validate(_margin_data(settings, account, margin_mode, guard))
+
+
+def _margin_data(settings: Settings, account: str, margin_mode: str, guard: str) -> Any:
     data = settings.model_dump()
     data["pairs"] = [{**p, "margin_mode": margin_mode, "rebalance": "band"} for p in data["pairs"]]
     data["paper"] = {**data["paper"], "account": account}
     data["risk"] = {**data["risk"], "on_liquidation_risk": guard}
+    return data
+
+
+def with_keeper(settings: Settings, account: str, margin_mode: str, margin: Decimal) -> Settings:
+    """``with_margin`` with the collateral keeper on separate spot and futures wallets:
+    ``margin`` of the quote asset in the futures wallet (at most all of it), the rest and
+    the coins on spot, and the pairs allowed to sell coins (the keeper's last step before
+    closing the short)."""
+    data = _margin_data(settings, account, margin_mode, "keep")
+    quote = data["paper"]["quote_asset"]
+    balances = dict(data["paper"]["balances"])
+    futures = min(margin, balances.get(quote, Decimal(0)))
+    balances[quote] = balances.get(quote, Decimal(0)) - futures
+    data["paper"] = {
+        **data["paper"],
+        "balances": balances,
+        "separate_wallets": True,
+        "futures_balances": {quote: futures},
+    }
+    data["pairs"] = [{**p, "allow_spot_trades": True} for p in data["pairs"]]
     return type(settings).model_validate(data)
 
 
-def margin_variants(settings: Settings) -> list[Variant]:
+def opening_margin(settings: Settings, path: RecordedPath) -> Decimal:
+    """The quote the pairs' opening shorts lock at the path's first prices (their coins
+    x target x price / leverage), with a fifth more for fees and the first moves."""
+    total = Decimal(0)
+    for pair in settings.pairs:
+        price = path.feed.quote(pair.perp_symbol, path.steps[0]).price
+        coins = settings.paper.balances.get(pair.spot_base, Decimal(0))
+        total += coins * pair.target_ratio * price / pair.leverage
+    return (total * Decimal("1.2")).quantize(Decimal("0.01"))
+
+
+def margin_variants(settings: Settings, path: RecordedPath) -> list[Variant]:
     """The margin models ``--compare`` runs, band rebalancing on the config's target:
-    isolated margin (the guard closing the short, or adding margin to it), cross margin
-    (the quote asset backs the short) and a unified account whose coins back it too."""
+    isolated margin (the guard closing the short, adding margin to it, or the collateral
+    keeper on separate wallets), cross margin (the quote asset backs the short; alone or
+    with the keeper) and a unified account whose coins back it too. The keeper's futures
+    wallet starts with the opening margin (``opening_margin``), the rest on spot."""
+    margin = opening_margin(settings, path)
     return [
         Variant(
             "margin: isolated, guard reduces",
@@ -56,7 +95,9 @@ def margin_variants(settings: Settings) -> list[Variant]:
             "margin: isolated, guard adds margin",
             with_margin(settings, "isolated", "isolated", "add_margin"),
         ),
+        Variant("margin: isolated, keeper", with_keeper(settings, "isolated", "isolated", margin)),
         Variant("margin: cross", with_margin(settings, "cross", "cross", "reduce")),
+        Variant("margin: cross, keeper", with_keeper(settings, "cross", "cross", margin)),
         Variant(
             "margin: unified, coins as collateral",
             with_margin(settings, "unified", "cross", "reduce"),
@@ -64,7 +105,7 @@ def margin_variants(settings: Settings) -> list[Variant]:
     ]
 
 
-def variants(settings: Settings) -> list[Variant]:
+def variants(settings: Settings, path: RecordedPath) -> list[Variant]:
     """The configurations ``--compare`` runs: band rebalancing and rebalancing at each
     pair's ``rebalance_interval_s`` on the config's target, then band rebalancing under
     each market-driven strategy with its default parameters, then each margin model."""
@@ -77,7 +118,7 @@ def variants(settings: Settings) -> list[Variant]:
         Variant("band, outlook neutral", with_pairs(settings, **band, strategy="outlook")),
         Variant("band, trend sma 10/30 4h", with_pairs(settings, **band, strategy="trend")),
         Variant("band, funding carry", with_pairs(settings, **band, strategy="funding_carry")),
-        *margin_variants(settings),
+        *margin_variants(settings, path),
     ]
 
 
@@ -108,7 +149,7 @@ def compare(
 ) -> list[tuple[str, dict[str, Any]]]:
     """Run every variant over the same path; (name, summary) per variant."""
     results: list[tuple[str, dict[str, Any]]] = []
-    for variant in variants(settings):
+    for variant in variants(settings, path):
 
         def step(index: int, name: str = variant.name) -> None:
             if progress is not None:

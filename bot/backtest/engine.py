@@ -31,7 +31,7 @@ from bot.domain.inverse import moves_with_price
 from bot.domain.margin_transfers import TransferState
 from bot.exchange.feeds import base_coin
 from bot.exchange.gateway import FatalError
-from bot.exchange.paper import PaperVenue
+from bot.exchange.paper import PaperAccountState, PaperVenue
 from bot.service.daemon import HedgeDaemon
 from bot.service.database import open_fresh
 from bot.service.wiring import open_daemon
@@ -101,11 +101,19 @@ def backtest_settings(settings: Settings, database_url: str) -> Settings:
     return settings.model_copy(update={"mode": "paper", "database_url": database_url})
 
 
+def held(state: PaperAccountState) -> dict[str, Decimal]:
+    """Every asset the account holds, its spot and futures wallets together."""
+    total = dict(state.balances)
+    for asset, amount in (state.spot_wallet or {}).items():
+        total[asset] = total.get(asset, ZERO) + amount
+    return total
+
+
 def _quantities(venue: PaperVenue, pairs: list[PairConfig]) -> tuple[Decimal, ...]:
     state = venue.state
     values: list[Decimal] = []
     for pair in pairs:
-        values.append(state.balances.get(pair.spot_base, ZERO))
+        values.append(held(state).get(pair.spot_base, ZERO))
         position = state.positions.get(pair.perp_symbol)
         values.append(position.qty if position else ZERO)
     return tuple(values)
@@ -120,10 +128,11 @@ def _snapshot(shots: Snapshots, index: int, venue: PaperVenue, settings: Setting
             values.pop()
         shots.steps.pop()
     shots.steps.append(index)
-    shots.quote.append(float(state.balances.get(settings.paper.quote_asset, ZERO)))
+    wallets = held(state)
+    shots.quote.append(float(wallets.get(settings.paper.quote_asset, ZERO)))
     for pair in settings.pairs:
         position = state.positions.get(pair.perp_symbol)
-        shots.spot.setdefault(pair.name, []).append(float(state.balances.get(pair.spot_base, ZERO)))
+        shots.spot.setdefault(pair.name, []).append(float(wallets.get(pair.spot_base, ZERO)))
         shots.perp.setdefault(pair.name, []).append(float(position.qty) if position else 0.0)
         shots.entry.setdefault(pair.name, []).append(
             float(position.entry_price) if position else 0.0
@@ -175,7 +184,7 @@ async def _run(
             settings, clock=clock, repository=repository, feed=path.feed
         ) as built:
             venue = built.venue
-            initial = dict(venue.state.balances)
+            initial = held(venue.state)
             shots, cycles = await _replay(
                 settings, built.daemon, venue, clock, path, progress, step_every
             )
@@ -210,7 +219,7 @@ async def _run(
         cycles=cycles,
         quiet_steps=len(steps) - cycles,
         initial_balances=initial,
-        final_balances=dict(state.balances),
+        final_balances=held(state),
         fees=state.fees_paid,
         funding=state.funding_total,
         realized_pnl=state.realized_pnl,

@@ -190,7 +190,9 @@ def test_compare_runs_band_interval_and_each_strategy_over_the_same_path() -> No
         "band, funding carry",
         "margin: isolated, guard reduces",
         "margin: isolated, guard adds margin",
+        "margin: isolated, keeper",
         "margin: cross",
+        "margin: cross, keeper",
         "margin: unified, coins as collateral",
     ]
     band, interval, outlook, trend, carry = (summary for _, summary in results[:5])
@@ -333,6 +335,11 @@ def test_compare_has_a_row_per_margin_model_and_only_the_unified_one_stays_hedge
     assert reduces["time_outside_band"] > 0.3
     assert Decimal(adds["margin_moved"]) > 0
     assert unified["time_outside_band"] == 0
+    for keeper in ("margin: isolated, keeper", "margin: cross, keeper"):
+        kept = rows[keeper]
+        assert kept["liquidations"] == 0
+        assert kept["time_outside_band"] == 0
+        assert Decimal(kept["margin_moved"]) > 0
     assert unified["margin_moved"] == "0.0000"
     assert unified["min_liquidation_distance"] > 5
     assert unified["orders"] == 1
