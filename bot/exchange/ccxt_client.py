@@ -10,11 +10,11 @@ from contextlib import contextmanager
 from decimal import Decimal
 from typing import Any
 
-import ccxt.async_support as ccxt_async
 import structlog
 from ccxt.base import errors as ccxt_errors
 
 from bot.config import AccountConfig
+from bot.exchange.ccxt_lazy import exchange_class
 from bot.exchange.ccxt_limits import Limiter, RateLimits
 from bot.exchange.ccxt_translate import Secrets, translate
 from bot.exchange.gateway import FatalError, GatewayError, RetryableError
@@ -29,7 +29,8 @@ Translator = Callable[[Exception, str, bool, Callable[[str], str], "float | None
 def build_client(account: AccountConfig, *, with_keys: bool = True) -> Any:
     """A ccxt client for the account: keys and ``ccxt_config`` (the testnet switch is the
     venue module's, ``CcxtVenue.enable_testnet``)."""
-    if account.exchange not in ccxt_async.exchanges:
+    exchange = exchange_class(account.exchange)
+    if exchange is None:
         raise FatalError(f"exchange {account.exchange!r} is not a ccxt exchange id")
     config: dict[str, Any] = {"enableRateLimit": True, "options": {"fetchCurrencies": False}}
     if with_keys:
@@ -41,7 +42,7 @@ def build_client(account: AccountConfig, *, with_keys: bool = True) -> Any:
             if secret is not None:
                 config[key] = secret.get_secret_value()
     config = _deep_merge(config, account.ccxt_config)
-    return getattr(ccxt_async, account.exchange)(config)
+    return exchange(config)
 
 
 def _deep_merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
