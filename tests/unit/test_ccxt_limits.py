@@ -115,3 +115,12 @@ async def test_a_window_lets_a_later_burst_through_once_the_first_has_left() -> 
     assert await window.take()  # held until the first three are 1.1 s old
     assert clock.now == pytest.approx(1001.1, abs=0.01)
     assert not await window.take(2)
+
+
+async def test_bybit_orders_go_no_faster_than_its_documented_10_a_second() -> None:
+    clock = FakeClock()
+    client = FakeClient(20, {"v5/order/create": 2.5})  # ccxt's cost: 20 a second
+    limiter = Limiter(client, BybitVenue.rate_limits, clock=clock, sleep=clock.sleep)
+    limiter.watch(client)
+    held = [await request(limiter, client, "v5/order/create") for _ in range(10)]
+    assert held == [False] * 9 + [True]

@@ -71,8 +71,12 @@ class BybitVenue(CcxtVenue):
     unknown_outcome_codes: ClassVar[frozenset[str]] = frozenset({"10016", "10000"})
     client_id_length: ClassVar[int] = 36
     # Each endpoint per UID and rolling second, at ccxt's rate for it (set-leverage and
-    # set-margin-mode: 10 a second, cost 5 of 50), and 600 requests per IP and 5 s.
-    rate_limits: ClassVar[RateLimits] = RateLimits(Pool(600, 5.0, by_cost=False), True)
+    # set-margin-mode: 10 a second, cost 5 of 50), a write at most 10 a second (the
+    # default futures UID limit: ccxt's cost would let orders through at 20), and 600
+    # requests per IP and 5 s.
+    rate_limits: ClassVar[RateLimits] = RateLimits(
+        Pool(600, 5.0, by_cost=False), per_endpoint=True, writes_per_s=Decimal(10)
+    )
     # ccxt's funding amount is the Funding execution's execFee: what the position paid.
     funding_sign: ClassVar[int] = -1
     # /v5/execution/list: startTime at most 7 days before endTime (now, when not sent).
