@@ -12,7 +12,13 @@ and ``ccxt_async_config``. Prints:
   counted from the second loop;
 - the requests it sent by endpoint, and those the emulator has no route for.
 
-Run: ``.venv/bin/python bench/bench_freqtrade.py [--loops 20] [--runs 3]``.
+With ``--hedgebot``, each freqtrade start is followed by two of hedgebot's on the same
+emulator (``bench_venues.start_up``: ``hedgebot run`` from its launch to its first
+completed cycle, 2 pairs with the coins not held): on a fresh account (leverage and
+margin mode to set, a new database) and a restart; so both are measured under the same
+load, and the ratios are printed.
+
+Run: ``.venv/bin/python bench/bench_freqtrade.py [--loops 20] [--runs 3] [--hedgebot]``.
 """
 
 from __future__ import annotations
@@ -32,7 +38,16 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 
-from bench_venues import REAL_SIZE, VenueEmulator, cpu_seconds, endpoints, running  # noqa: E402
+from bench_venues import (  # noqa: E402
+    MARGIN,
+    REAL_SIZE,
+    VenueEmulator,
+    cpu_seconds,
+    endpoints,
+    made_up_coins,
+    running,
+    start_up,
+)
 from machine import machine_line  # noqa: E402
 
 FREQTRADE = "freqtrade==2026.9"
@@ -174,11 +189,28 @@ async def watch_loops(
     return ends[0], cpu_marks[-1] - cpu_marks[1]
 
 
-async def main(loops: int, runs: int) -> None:
+async def hedgebot_starts(emulator: VenueEmulator, run: int, tmp: Path) -> tuple[float, float]:
+    """hedgebot's 2-pair start on a fresh account (coins no run has touched, a new
+    database), then its restart: seconds from launch to the first completed cycle."""
+    coins = made_up_coins("bybit", REAL_SIZE)[2 * run : 2 * run + 2]
+    database = tmp / f"hedgebot{run}.db"
+    fresh = await start_up(emulator, coins, database, restart=False)
+    again = await start_up(emulator, coins, database, restart=True)
+    return fresh.wall_s, again.wall_s
+
+
+async def main(loops: int, runs: int, hedgebot: bool) -> None:
     print(machine_line())
     freqtrade_bin()
+    results: list[Run] = []
+    ours: list[tuple[float, float]] = []
     async with running("bybit", REAL_SIZE) as emulator:
-        results = [await run_once(emulator, loops) for _ in range(runs)]
+        await emulator.set_coin("USDT", MARGIN)
+        with tempfile.TemporaryDirectory() as tmp:
+            for run in range(runs):
+                results.append(await run_once(emulator, loops))
+                if hedgebot:
+                    ours.append(await hedgebot_starts(emulator, run, Path(tmp)))
     for i, run in enumerate(results, 1):
         print(
             f"freqtrade run {i}: first loop {run.first_loop_s:.2f} s after launch; "
@@ -191,6 +223,16 @@ async def main(loops: int, runs: int) -> None:
         f"{REAL_SIZE}+{REAL_SIZE} markets: launch to first loop median {first:.2f} s; "
         f"CPU per loop median {cpu:.1f} ms ({runs} runs)"
     )
+    if ours:
+        for i, (fresh, again) in enumerate(ours, 1):
+            print(f"hedgebot run {i}: fresh account {fresh:.2f} s, restart {again:.2f} s")
+        fresh = statistics.median(f for f, _ in ours)
+        again = statistics.median(a for _, a in ours)
+        print(
+            f"hedgebot 2 pairs, launch to first completed cycle, median: fresh account "
+            f"{fresh:.2f} s ({fresh / first:.2f} x freqtrade's), restart {again:.2f} s "
+            f"({again / first:.2f} x)"
+        )
     last = results[-1]
     print(f"freqtrade requests (last run): {endpoints(last.requests)}")
     print(f"requests the emulator does not know: {endpoints(last.unknown) or 'none'}")
@@ -201,5 +243,8 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--loops", type=int, default=20, help="loops to measure CPU over")
     parser.add_argument("--runs", type=int, default=3, help="freqtrade starts")
+    parser.add_argument(
+        "--hedgebot", action="store_true", help="hedgebot's 2-pair starts after each"
+    )
     args = parser.parse_args()
-    asyncio.run(main(args.loops, args.runs))
+    asyncio.run(main(args.loops, args.runs, args.hedgebot))

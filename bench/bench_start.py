@@ -9,7 +9,9 @@ restart: everything already holds, the hedges are open). The client uses ccxt's 
 (the account sets no ``rate_limit_per_s``).
 
 Prints per venue and run: the wall time of start (gateways, markets, start checks,
-leverage) and of the first cycle, and the start's requests by endpoint.
+leverage) and of the first cycle, this process's CPU time over both (the emulator's work
+is in the child), the requests the account's limiter held back (waits) and the start's
+requests by endpoint.
 
 Run: `.venv/bin/python bench/bench_start.py --venues binance,bybit,okx --pairs 200`.
 """
@@ -23,6 +25,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from dataclasses import dataclass
 from decimal import Decimal
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -138,26 +141,43 @@ def _log(conn: Connection) -> list[tuple[str, str]]:
     return list(conn.recv())
 
 
-async def _one_start(
-    settings: Settings, repository: Repository, conn: Connection
-) -> tuple[float, float, int, list[tuple[str, str]], list[tuple[str, str]]]:
+@dataclass
+class Run:
+    start_s: float
+    cycle_s: float
+    cpu_s: float
+    waits: int
+    errors: int
+    start_log: list[tuple[str, str]]
+    cycle_log: list[tuple[str, str]]
+
+
+async def _one_start(settings: Settings, repository: Repository, conn: Connection) -> Run:
     from bot.service.wiring import build_daemon
 
     before = _log(conn)
-    began = time.perf_counter()
+    began, cpu = time.perf_counter(), time.process_time()
     built = await build_daemon(settings, repository, SystemClock())
     try:
         await built.daemon.start()
-        started = time.perf_counter()
+        started, cpu_start = time.perf_counter(), time.process_time() - cpu
         middle = _log(conn)
-        resumed = time.perf_counter()
+        resumed, cpu = time.perf_counter(), time.process_time()
         report = await built.daemon.run_cycle(await repository.last_cycle() + 1)
-        cycled = time.perf_counter()
+        cycled, cpu_cycle = time.perf_counter(), time.process_time() - cpu
+        waits = sum(getattr(g, "limiter_waits", 0) for g in built.gateways.values())
     finally:
         await built.close_gateways()
     after = _log(conn)
-    start_log, cycle_log = middle[len(before) :], after[len(middle) :]
-    return started - began, cycled - resumed, len(report.errors), start_log, cycle_log
+    return Run(
+        started - began,
+        cycled - resumed,
+        cpu_start + cpu_cycle,
+        waits,
+        len(report.errors),
+        middle[len(before) :],
+        after[len(middle) :],
+    )
 
 
 def _by_endpoint(log: list[tuple[str, str]]) -> str:
@@ -174,17 +194,17 @@ async def _bench(
         await upgrade(engine, url)
         repository = Repository(engine, SystemClock())
         settings = _settings(venue, config, coins, url)
-        for run in ("fresh account", "restart"):
-            start_s, cycle_s, errors, start_log, cycle_log = await _one_start(
-                settings, repository, conn
-            )
+        for kind in ("fresh account", "restart"):
+            run = await _one_start(settings, repository, conn)
             print(
-                f"{venue} {pairs} pairs, {run}: start {start_s:.2f} s + first cycle "
-                f"{cycle_s:.2f} s = {start_s + cycle_s:.2f} s to the first completed cycle; "
-                f"{errors} pair errors; requests: start {len(start_log)}, cycle {len(cycle_log)}"
+                f"{venue} {pairs} pairs, {kind}: start {run.start_s:.2f} s + first cycle "
+                f"{run.cycle_s:.2f} s = {run.start_s + run.cycle_s:.2f} s to the first "
+                f"completed cycle (CPU {run.cpu_s:.2f} s, limiter waits {run.waits}); "
+                f"{run.errors} pair errors; requests: start {len(run.start_log)}, "
+                f"cycle {len(run.cycle_log)}"
             )
-            print(f"  start's requests by endpoint: {_by_endpoint(start_log)}")
-            print(f"  first cycle's requests by endpoint: {_by_endpoint(cycle_log)}")
+            print(f"  start's requests by endpoint: {_by_endpoint(run.start_log)}")
+            print(f"  first cycle's requests by endpoint: {_by_endpoint(run.cycle_log)}")
         await engine.dispose()
 
 

@@ -5,42 +5,32 @@ context, ccxt's exceptions translated, one bounded retry policy)."""
 from __future__ import annotations
 
 import decimal
-import math
-import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager
 from decimal import Decimal
 from typing import Any
 
-import ccxt.async_support as ccxt_async
 import structlog
-from asyncio_throttle.throttler import Throttler
 from ccxt.base import errors as ccxt_errors
 
 from bot.config import AccountConfig
+from bot.exchange.ccxt_lazy import exchange_class
+from bot.exchange.ccxt_limits import Limiter, RateLimits
 from bot.exchange.ccxt_translate import Secrets, translate
 from bot.exchange.gateway import FatalError, GatewayError, RetryableError
 from bot.exchange.retry import RetryPolicy, with_retries
 
 log = structlog.get_logger(__name__)
 
-LIMITER_WAIT_S = 0.001  # a request held longer than this by the limiter counts as a wait
-
 #: How a ccxt exception becomes the bot's: (exception, what, for_order, scrub, retry_after).
 Translator = Callable[[Exception, str, bool, Callable[[str], str], "float | None"], GatewayError]
-
-
-def make_throttler(requests_per_s: Decimal) -> Throttler:
-    """asyncio-throttle's sliding window for a (possibly fractional) request rate."""
-    if requests_per_s >= 1:
-        return Throttler(rate_limit=int(requests_per_s), period=1.0)
-    return Throttler(rate_limit=1, period=float(1 / requests_per_s))
 
 
 def build_client(account: AccountConfig, *, with_keys: bool = True) -> Any:
     """A ccxt client for the account: keys and ``ccxt_config`` (the testnet switch is the
     venue module's, ``CcxtVenue.enable_testnet``)."""
-    if account.exchange not in ccxt_async.exchanges:
+    exchange = exchange_class(account.exchange)
+    if exchange is None:
         raise FatalError(f"exchange {account.exchange!r} is not a ccxt exchange id")
     config: dict[str, Any] = {"enableRateLimit": True, "options": {"fetchCurrencies": False}}
     if with_keys:
@@ -52,7 +42,7 @@ def build_client(account: AccountConfig, *, with_keys: bool = True) -> Any:
             if secret is not None:
                 config[key] = secret.get_secret_value()
     config = _deep_merge(config, account.ccxt_config)
-    return getattr(ccxt_async, account.exchange)(config)
+    return exchange(config)
 
 
 def _deep_merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
@@ -69,7 +59,8 @@ class CcxtCalls:
     """Every request of one account's ``client``.
 
     One limiter, ours, per account: ccxt's own would space calls again and busy-poll
-    while it waits, so its throttle hook is routed through ours. ``requests`` and
+    while it waits, so its throttle hook is routed through ours, sized from the venue's
+    documented ``limits`` (``bot.exchange.ccxt_limits``). ``requests`` and
     ``limiter_waits`` count what went through it and what it held back.
     """
 
@@ -83,6 +74,7 @@ class CcxtCalls:
         account: AccountConfig | None = None,
         sleep: Callable[[float], Awaitable[None]] | None = None,
         translator: Translator = translate,
+        limits: RateLimits | None = None,
     ) -> None:
         self._name = name
         self._translate = translator
@@ -90,21 +82,16 @@ class CcxtCalls:
         self._policy = policy or RetryPolicy()
         self._secrets = Secrets(account)
         self._sleep = sleep
-        rate = requests_per_s or Decimal(1000) / Decimal(str(client.rateLimit or 100))
-        self.throttler = make_throttler(rate)
-        self.requests_per_s = rate
+        self.limiter = Limiter(client, limits or RateLimits(), requests_per_s)
+        self.requests_per_s = self.limiter.requests_per_s
         self.limiter_waits = 0
         self.requests = 0
         client.enableRateLimit = True
+        self.limiter.watch(client)
         client.throttle = self._throttle
 
     async def _throttle(self, cost: Any = None) -> None:
-        slots = max(1, math.ceil(float(cost or 1)))
-        started = time.monotonic()
-        for _ in range(slots):
-            async with self.throttler:
-                pass
-        if time.monotonic() - started > LIMITER_WAIT_S:
+        if await self.limiter.wait(cost):
             self.limiter_waits += 1
         self.requests += 1
 

@@ -39,7 +39,7 @@ from bot.domain.models import (
     Ticker,
 )
 from bot.exchange import ccxt_margin, ccxt_markets, ccxt_parse, ccxt_wallets
-from bot.exchange.ccxt_client import LIMITER_WAIT_S, CcxtCalls, build_client, make_throttler
+from bot.exchange.ccxt_client import CcxtCalls, build_client
 from bot.exchange.ccxt_markets import is_contract
 from bot.exchange.ccxt_parse import dec, dec_or_none
 from bot.exchange.ccxt_parse import interval_hours as _interval_hours
@@ -58,14 +58,12 @@ from bot.exchange.venues.base import perpetuals
 __all__ = [
     "FUNDING_LOOKBACK",
     "FUNDING_POLL",
-    "LIMITER_WAIT_S",
     "CcxtGateway",
     "_Secrets",
     "_interval_hours",
     "build_client",
     "dec",
     "dec_or_none",
-    "make_throttler",
     "translate",
 ]
 
@@ -104,6 +102,7 @@ class CcxtGateway:
             account=account,
             sleep=sleep,
             translator=venue.translator(),
+            limits=venue.rate_limits,
         )
         self._call = self._calls.call
         self.venue = venue(client, self._calls)

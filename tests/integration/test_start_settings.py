@@ -126,13 +126,13 @@ async def venue(request: pytest.FixtureRequest) -> AsyncIterator[Venue]:
         await opened.harness.close()
 
 
-def settings(venue: Venue, coins: list[str]) -> Settings:
+def settings(venue: Venue, coins: list[str], **account: Any) -> Settings:
     return Settings(
         mode="testnet",
         poll_interval_s=1,
         lease_s=600,
         pairs=[emulator_pair(coin, margin_mode="isolated") for coin in coins],
-        accounts={"main": venue.harness.account()},
+        accounts={"main": venue.harness.account(**account)},
         risk={"max_data_age_s": "60", "order_settle_s": "2"},
     )
 
@@ -144,8 +144,8 @@ async def start(venue: Venue, engine: AsyncEngine) -> AsyncIterator[Any]:
     opened: list[Any] = []
     repository = Repository(engine, SystemClock())
 
-    async def run(cycles: int = 0, pairs: int = PAIRS) -> Counter[tuple[str, str]]:
-        config = settings(venue, venue.coins[:pairs])
+    async def run(cycles: int = 0, pairs: int = PAIRS, **account: Any) -> Counter[tuple[str, str]]:
+        config = settings(venue, venue.coins[:pairs], **account)
         built = await build_daemon(config, repository, SystemClock())
         opened.append(built)
         before = len(venue.log)
@@ -158,6 +158,7 @@ async def start(venue: Venue, engine: AsyncEngine) -> AsyncIterator[Any]:
             assert report.errors == {}
         return sent
 
+    run.opened = opened  # type: ignore[attr-defined]
     yield run
     for built in opened:
         await built.close_gateways()
@@ -195,10 +196,22 @@ async def test_only_the_contracts_whose_leverage_differs_are_set(venue: Venue, s
     changed = venue.coins[:5]
     for coin in changed:
         set_leverage(venue, coin, 3)
+    # The restart comes later: the venue's per-endpoint windows no longer hold the first
+    # start's sets (a new daemon's limiter cannot know of them; 10006 would be retried).
+    forget_recent_requests(venue)
     again = await start(pairs=HEDGED)
     leverage_path = min(venue.sets, key=lambda p: "leverage" not in p)
     assert count(again, frozenset({leverage_path})) == len(changed)
     assert count(again, venue.sets) == len(changed)
+
+
+def forget_recent_requests(venue: Venue) -> None:
+    """The venue's rate-limit windows pass (Binance's emulator keeps none)."""
+    emulator = venue.harness.emulator
+    if isinstance(emulator, OkxEmulator):
+        emulator.limiter.reset()
+    elif isinstance(emulator, BybitEmulator):
+        emulator.uid_limiter.reset()
 
 
 def set_leverage(venue: Venue, coin: str, leverage: int) -> None:
@@ -229,3 +242,60 @@ async def test_bybit_pairs_that_disagree_on_the_account_wide_margin_mode_are_ref
         await venue.harness.close()
     assert "\n" not in str(refused.value)
     assert venue.log[before:] == []  # refused before anything is read or set
+
+
+FAPI, V5, OKX = "/fapi/v1", "/v5", "/api/v5"
+#: What a 2-pair start on a fresh account sends before its first cycle, by venue: the
+#: markets, the position mode, one observation (the leverage is sized from the wallet),
+#: what the venue holds and the sets. No history (income, executions, bills) and no
+#: open orders: those come with the first cycle.
+TWO_PAIR_START = {
+    "binance": {
+        ("GET", f"{FAPI}/exchangeInfo"): 1,
+        ("GET", f"{FAPI}/leverageBracket"): 1,  # ccxt's load_markets
+        ("GET", f"{FAPI}/positionSide/dual"): 1,
+        ("GET", "/api/v3/account"): 1,
+        ("GET", "/fapi/v3/account"): 1,
+        ("GET", "/fapi/v3/positionRisk"): 1,
+        ("GET", f"{FAPI}/ticker/bookTicker"): 1,
+        ("GET", f"{FAPI}/premiumIndex"): 1,
+        ("GET", f"{FAPI}/symbolConfig"): 1,
+        ("POST", f"{FAPI}/marginType"): 2,
+        ("POST", f"{FAPI}/leverage"): 2,
+    },
+    "bybit": {
+        ("GET", f"{V5}/market/instruments-info"): 2,  # spot and linear
+        ("GET", f"{V5}/position/list"): 3,  # position mode, observation, leverages
+        ("GET", f"{V5}/account/wallet-balance"): 1,
+        ("GET", f"{V5}/market/tickers"): 1,
+        ("GET", f"{V5}/account/info"): 1,
+        ("POST", f"{V5}/account/set-margin-mode"): 1,
+        ("POST", f"{V5}/position/set-leverage"): 2,
+    },
+    "okx": {
+        ("GET", f"{OKX}/public/instruments"): 1,
+        ("GET", f"{OKX}/account/config"): 1,
+        ("GET", f"{OKX}/account/balance"): 1,
+        ("GET", f"{OKX}/account/positions"): 1,
+        ("GET", f"{OKX}/market/tickers"): 1,
+        ("GET", f"{OKX}/public/funding-rate"): 1,
+        ("GET", f"{OKX}/account/leverage-info"): 1,
+        ("POST", f"{OKX}/account/set-leverage"): 2,
+    },
+}
+
+
+async def test_a_two_pair_start_sends_these_requests_and_its_limiter_holds_none_back(
+    venue: Venue, start: Any
+) -> None:
+    # The account's limiter as the venue documents it (no rate_limit_per_s): Binance's
+    # weight per minute, Bybit's and OKX's per endpoint. ccxt's own bucket (20 a second
+    # on Binance) held the position mode (weight 30), and the first cycle's open orders
+    # (40) and income (30), for about a second each.
+    sent = await start(pairs=2, rate_limit_per_s=None)
+    assert dict(sent) == TWO_PAIR_START[venue.harness.name]
+    built = start.opened[-1]
+    report = await built.daemon.run_cycle(await built.repository.last_cycle() + 1)
+    assert report.errors == {}
+    assert len(venue.harness.accepted()) == 2  # both hedged in the first cycle
+    assert built.gateways["main"].limiter_waits == 0

@@ -39,6 +39,7 @@ from bot.domain.margin_transfers import MarginChange
 from bot.domain.models import ONE, Balance, OrderRequest
 from bot.exchange import ccxt_margin, ccxt_parse
 from bot.exchange.ccxt_client import CcxtCalls
+from bot.exchange.ccxt_limits import RateLimits
 from bot.exchange.ccxt_markets import is_contract
 from bot.exchange.ccxt_translate import order_not_found, translate
 from bot.exchange.gateway import (
@@ -55,7 +56,6 @@ from bot.exchange.venues.settings import (
     Held,
     concurrently,
     held_from_leverages,
-    set_pace,
 )
 
 Raw = Mapping[str, Any]
@@ -108,9 +108,9 @@ class CcxtVenue:
     #: Whether the venue's futures take a reduce-only order under the min notional (so a
     #: residual position below it can still be closed).
     reduce_only_below_min_notional: ClassVar[bool] = False
-    #: The documented rate (requests a second) of the venue's leverage and margin-mode
-    #: set endpoints where they have one of their own; None: the account's limiter alone.
-    set_rate_per_s: ClassVar[Decimal | None] = None
+    #: How the venue limits an account's requests (``bot.exchange.ccxt_limits``); the
+    #: default is ccxt's own rate, one bucket a second.
+    rate_limits: ClassVar[RateLimits] = RateLimits()
     #: The longest client order id the venue takes, and which characters.
     client_id_length: ClassVar[int] = 36
     client_id_pattern: ClassVar[re.Pattern[str]] = re.compile(r"[A-Za-z0-9_-]+")
@@ -120,7 +120,6 @@ class CcxtVenue:
         self.calls = calls
         self.hedge_mode = False  # as ``position_mode`` last found it
         self._kept_wallet: tuple[float, Raw] | None = None
-        self._set_pace = set_pace(self.set_rate_per_s)
 
     # -- errors ----------------------------------------------------------------------------
 
@@ -379,8 +378,7 @@ class CcxtVenue:
             if held.get(symbol, UNKNOWN).leverage != setting.leverage
         }
         await concurrently(
-            (partial(self.set_leverage, s, lever) for s, lever in sorted(levers.items())),
-            self._set_pace,
+            partial(self.set_leverage, s, lever) for s, lever in sorted(levers.items())
         )
 
     async def held_settings(self, wanted: Mapping[str, ContractSetting]) -> Mapping[str, Held]:
@@ -395,8 +393,7 @@ class CcxtVenue:
     async def set_margin_modes(self, modes: Mapping[str, str]) -> None:
         """Set each symbol's margin mode (a few at once)."""
         await concurrently(
-            (partial(self.set_margin_mode, symbol, mode) for symbol, mode in sorted(modes.items())),
-            self._set_pace,
+            partial(self.set_margin_mode, symbol, mode) for symbol, mode in sorted(modes.items())
         )
 
     async def set_leverage(self, symbol: str, leverage: Decimal) -> None:

@@ -30,6 +30,7 @@ from typing import Any, ClassVar
 
 from bot.domain.models import ZERO, Balance, OrderRequest
 from bot.exchange import ccxt_parse
+from bot.exchange.ccxt_limits import Pool, RateLimits
 from bot.exchange.ccxt_markets import is_contract
 from bot.exchange.ccxt_parse import dec_or_none
 from bot.exchange.gateway import FatalError
@@ -48,6 +49,10 @@ class BinanceVenue(CcxtVenue):
     not_modified_codes: ClassVar[frozenset[str]] = frozenset({"-4046"})
     duplicate_codes: ClassVar[frozenset[str]] = frozenset({"-4116"})
     clock_codes: ClassVar[frozenset[str]] = frozenset({"-1021"})
+    # USDⓈ-M futures: 2,400 request weight per IP and minute (/fapi/v1/exchangeInfo's
+    # REQUEST_WEIGHT), ccxt's cost being the weight there (spot's costs are a fifth of
+    # its weight, counted in the same pool: stricter than spot's own 6,000).
+    rate_limits: ClassVar[RateLimits] = RateLimits(Pool(2400, 60.0))
 
     async def margin_balances(self) -> Mapping[str, Balance]:
         """The USDⓈ-M wallet: the wallet balance and the equity per asset."""

@@ -48,6 +48,7 @@ from typing import Any, ClassVar
 
 from bot.domain.models import ZERO, Balance, OrderRequest
 from bot.exchange import ccxt_parse
+from bot.exchange.ccxt_limits import Pool, RateLimits
 from bot.exchange.ccxt_markets import is_contract
 from bot.exchange.ccxt_parse import dec_or_none
 from bot.exchange.gateway import ContractSetting, FatalError
@@ -69,8 +70,13 @@ class BybitVenue(CcxtVenue):
     clock_codes: ClassVar[frozenset[str]] = frozenset({"10002"})
     unknown_outcome_codes: ClassVar[frozenset[str]] = frozenset({"10016", "10000"})
     client_id_length: ClassVar[int] = 36
-    # /v5/position/set-leverage and /v5/account/set-margin-mode: 10 a second per UID.
-    set_rate_per_s: ClassVar[Decimal | None] = Decimal(10)
+    # Each endpoint per UID and rolling second, at ccxt's rate for it (set-leverage and
+    # set-margin-mode: 10 a second, cost 5 of 50), a write at most 10 a second (the
+    # default futures UID limit: ccxt's cost would let orders through at 20), and 600
+    # requests per IP and 5 s.
+    rate_limits: ClassVar[RateLimits] = RateLimits(
+        Pool(600, 5.0, by_cost=False), per_endpoint=True, writes_per_s=Decimal(10)
+    )
     # ccxt's funding amount is the Funding execution's execFee: what the position paid.
     funding_sign: ClassVar[int] = -1
     # /v5/execution/list: startTime at most 7 days before endTime (now, when not sent).

@@ -47,6 +47,7 @@ from typing import Any, ClassVar
 
 from bot.domain.margin_transfers import MarginChange
 from bot.domain.models import ONE, ZERO, Balance, OrderRequest
+from bot.exchange.ccxt_limits import RateLimits
 from bot.exchange.ccxt_markets import is_contract
 from bot.exchange.ccxt_parse import dec_or_none, ms_time
 from bot.exchange.gateway import ContractSetting, DuplicateOrderError, FatalError, parse_symbol
@@ -68,8 +69,9 @@ class OkxVenue(CcxtVenue):
     clock_codes: ClassVar[frozenset[str]] = frozenset({"50102"})
     fatal_codes: ClassVar[frozenset[str]] = frozenset({"59102", "59000"})
     client_id_length: ClassVar[int] = 32
-    # /account/set-leverage: 20 requests per 2 seconds per user.
-    set_rate_per_s: ClassVar[Decimal | None] = Decimal(10)
+    # Each endpoint on its own at ccxt's rate for it (/account/set-leverage: 20 per 2 s
+    # per user, ccxt 9 a second); no account-wide limit beside the order endpoints'.
+    rate_limits: ClassVar[RateLimits] = RateLimits(per_endpoint=True)
     client_id_pattern: ClassVar[re.Pattern[str]] = re.compile(r"[A-Za-z0-9]+")
     trades_order_param: ClassVar[str] = "ordId"  # /trade/fills by the venue's order id
     margin_history_window: ClassVar[timedelta | None] = timedelta(days=89)  # ccxt: 3 months

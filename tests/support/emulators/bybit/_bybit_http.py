@@ -113,6 +113,10 @@ class UidLimiter:
         seen.append(now_ms)
         return self.headers(limit, limit - len(seen), now_ms)
 
+    def reset(self) -> None:
+        """Forget every counted request (as if the windows had passed)."""
+        self._seen.clear()
+
     @staticmethod
     def headers(limit: int, left: int, reset_ms: int) -> dict[str, str]:
         """The three X-Bapi-Limit headers."""
