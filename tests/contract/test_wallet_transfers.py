@@ -21,6 +21,7 @@ from bot.domain.margin_transfers import (
     WalletTransfer,
     match_wallet_transfer,
 )
+from bot.domain.models import OrderRequest, Side
 from bot.domain.paper_account import InMemoryPaperAccountStore
 from bot.exchange.ccxt_gateway import CcxtGateway
 from bot.exchange.feeds import ManualFeed
@@ -135,3 +136,20 @@ def test_a_venue_that_keeps_our_id_is_matched_by_it_whatever_the_amount() -> Non
         "hbmours", MoveKind.TO_FUTURES, "USDT", D(6), datetime.now(UTC), SETTLE, [ours]
     )
     assert found is ours
+
+
+async def test_margin_taken_out_of_a_position_is_listed_as_a_reduction_and_freed(
+    wallets: Wallets,
+) -> None:
+    gateway = wallets.gateway
+    perp = "BTC/USDT:USDT"
+    await gateway.load_markets([perp, "BTC/USDT"])
+    await gateway.set_margin_mode(perp, "isolated")
+    await gateway.set_leverage(perp, D(2))
+    await gateway.create_order(OrderRequest(perp, Side.SELL, D("0.01"), "ckeepcut"))
+    await gateway.add_margin(perp, D(300))
+    free = (await gateway.fetch_margin_balances())["USDT"].free
+    await gateway.remove_margin(perp, D(100))
+    assert (await gateway.fetch_margin_balances())["USDT"].free == free + D(100)
+    changes = await gateway.fetch_margin_history(perp, LONG_AGO)
+    assert [(c.amount, c.added) for c in changes] == [(D(300), True), (D(100), False)]

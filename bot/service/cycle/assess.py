@@ -140,8 +140,8 @@ class AssessStage:
             return self._bad_quotes(view, params, target, view.price_problem)
         risk = self._settings.risk
         if risk.on_liquidation_risk == "keep":
-            tiers = self._maintenance(view.market.symbol)
-            guard = await keeper_action(view, risk, tiers, self._spot_quotes, self._accounts)
+            keeping = (self._maintenance(view.market.symbol), self._leverages.get(view.pair.name))
+            guard = await keeper_action(view, risk, self._spot_quotes, self._accounts, *keeping)
         else:
             guard = liquidation_guard(
                 observation,

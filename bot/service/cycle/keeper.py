@@ -23,9 +23,10 @@ from bot.service.cycle.view import PairView, SymbolUnavailable, ticker_of
 async def keeper_action(
     view: PairView,
     risk: RiskConfig,
-    tiers: MaintenanceTiers,
     spot_quotes: SpotQuotes,
     accounts: Accounts,
+    tiers: MaintenanceTiers,
+    leverage: Decimal | None = None,
 ) -> GuardAction | None:
     """The collateral keeper's action this cycle (``bot/domain/keeper.py``), as the
     liquidation guard's; None when it moves nothing."""
@@ -36,7 +37,7 @@ async def keeper_action(
             bid = ticker_of(view.pair.spot_symbol, tickers, accounts.spot_account(view.pair)).bid
         except SymbolUnavailable:
             bid = None  # no sale this cycle: a top-up, or the close
-    inputs = keeper_inputs(view, risk, tiers, bid)
+    inputs = keeper_inputs(view, risk, tiers, bid, leverage)
     if inputs is None:  # no short to keep: a long (never hedgebot's own) is the guard's
         distance = risk.min_liquidation_distance
         return liquidation_guard(
@@ -47,17 +48,24 @@ async def keeper_action(
 
 
 def keeper_inputs(
-    view: PairView, risk: RiskConfig, tiers: MaintenanceTiers, bid: Decimal | None
+    view: PairView,
+    risk: RiskConfig,
+    tiers: MaintenanceTiers,
+    bid: Decimal | None,
+    leverage: Decimal | None = None,
 ) -> KeeperInputs | None:
     """What the keeper decides on for ``view``; None without a short with a liquidation
-    price (nothing to keep). ``bid``: the spot bid, None when the pair cannot sell."""
+    price (nothing to keep). ``bid``: the spot bid, None when the pair cannot sell;
+    ``leverage``: the one set on the contract at start (Binance's v3 position rows carry
+    none), else the position's, else the pair's."""
     observation = view.observation
     position = observation.position
     if position is None or position.qty >= ZERO or position.liquidation_price is None:
         return None
     mark, threshold = observation.price, risk.min_liquidation_distance
     slip = view.pair.max_slippage_bps / Decimal(10_000)
-    leverage = position.leverage if position.leverage > ZERO else view.pair.leverage
+    if leverage is None:
+        leverage = position.leverage if position.leverage > ZERO else view.pair.leverage
     spot_step = view.spot_market.amount_step if view.spot_market is not None else ONE
     return KeeperInputs(
         short=-position.qty,

@@ -1049,17 +1049,21 @@ class BinanceApi:
         return {"code": 200, "msg": "success"}
 
     def fut_position_margin(self, params: Params, ctx: RequestContext) -> JSON:
-        """POST /fapi/v1/positionMargin (type 1 adds; reducing is not emulated)."""
+        """POST /fapi/v1/positionMargin (type 1 adds, type 2 reduces)."""
         amount = parse_decimal(params, "amount", required=True)
-        if params.get("type") != "1" or amount is None:
-            raise BinanceError(400, -1102, "Only type 1 (add margin) is emulated.")
+        kind = params.get("type")
+        if kind not in ("1", "2") or amount is None:
+            raise BinanceError(400, -1102, "Mandatory parameter 'type' must be 1 or 2.")
         side = params.get("positionSide") or "BOTH"
-        self.engine.add_position_margin(params.get("symbol"), side, amount)
+        if kind == "1":
+            self.engine.add_position_margin(params.get("symbol"), side, amount)
+        else:
+            self.engine.reduce_position_margin(params.get("symbol"), side, amount)
         return {
             "amount": float(amount),
             "code": 200,
             "msg": "Successfully modify position margin.",
-            "type": 1,
+            "type": int(kind),
         }
 
     def fut_position_margin_history(self, params: Params, ctx: RequestContext) -> JSON:

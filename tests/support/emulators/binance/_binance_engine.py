@@ -989,6 +989,27 @@ class Engine:
         )
         return market, amount
 
+    def reduce_position_margin(
+        self, symbol: str | None, position_side: str, amount: Decimal
+    ) -> tuple[EmulatedMarket, Decimal]:
+        """POST /fapi/v1/positionMargin type 2: move margin out of an isolated position back
+        to the wallet; the emulator lets out at most what was added (-4051 beyond it)."""
+        market = self.market_for(symbol, "futures")
+        if self.margin_type[market.symbol_id] != "ISOLATED":
+            raise BinanceError(400, -4048, "Cannot reduce position margin: not isolated.")
+        state = self.acct.positions.get((market.symbol_id, position_side))
+        if state is None or state.amount == 0:
+            raise BinanceError(400, -2019, "Margin is insufficient.")
+        if amount <= 0 or amount > state.added_margin:
+            raise BinanceError(400, -4051, "Isolated balance insufficient.")
+        self._snapshot_futures()
+        state.added_margin -= amount
+        state.update_ms = self.now_ms()
+        self.margin_history.append(
+            MarginChange(market.symbol_id, 2, amount, market.quote, state.update_ms, position_side)
+        )
+        return market, amount
+
     def wallet_transfer(self, asset: str | None, amount: Decimal, kind: str | None) -> int:
         """POST /sapi/v1/asset/transfer between the spot (MAIN) and USDⓈ-M (UMFUTURE)
         wallets; the transfer's ``tranId``. Binance takes no client id here."""
