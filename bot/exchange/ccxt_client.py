@@ -4,6 +4,7 @@ context, ccxt's exceptions translated, one bounded retry policy)."""
 
 from __future__ import annotations
 
+import asyncio
 import decimal
 import math
 import time
@@ -30,11 +31,45 @@ LIMITER_WAIT_S = 0.001  # a request held longer than this by the limiter counts 
 Translator = Callable[[Exception, str, bool, Callable[[str], str], "float | None"], GatewayError]
 
 
+class SlidingWindow(Throttler):
+    """asyncio-throttle's sliding window (``rate_limit`` entries a ``period``) that, when
+    full, sleeps once until its oldest entry leaves it. asyncio-throttle's own ``acquire``
+    wakes every ``retry_interval`` (10 ms) to look again: a held request cost a loop
+    iteration every 10 ms, each waiting request its own."""
+
+    def __init__(
+        self,
+        rate_limit: int,
+        period: float = 1.0,
+        *,
+        monotonic: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        super().__init__(rate_limit, period)
+        self._monotonic = monotonic
+        self._sleep = sleep
+
+    def flush(self) -> None:
+        now = self._monotonic()
+        while self._task_logs and now - self._task_logs[0] > self.period:
+            self._task_logs.popleft()
+
+    async def acquire(self) -> None:
+        while True:
+            self.flush()
+            if len(self._task_logs) < self.rate_limit:
+                break
+            # The oldest entry leaves the window just after ``period`` (``flush`` drops
+            # it when strictly older); a wake a hair early looks once more.
+            await self._sleep(self._task_logs[0] + self.period - self._monotonic() + 1e-6)
+        self._task_logs.append(self._monotonic())
+
+
 def make_throttler(requests_per_s: Decimal) -> Throttler:
-    """asyncio-throttle's sliding window for a (possibly fractional) request rate."""
+    """A sliding window for a (possibly fractional) request rate."""
     if requests_per_s >= 1:
-        return Throttler(rate_limit=int(requests_per_s), period=1.0)
-    return Throttler(rate_limit=1, period=float(1 / requests_per_s))
+        return SlidingWindow(rate_limit=int(requests_per_s), period=1.0)
+    return SlidingWindow(rate_limit=1, period=float(1 / requests_per_s))
 
 
 def build_client(account: AccountConfig, *, with_keys: bool = True) -> Any:

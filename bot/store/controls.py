@@ -24,6 +24,19 @@ class PairTarget:
     set_at: datetime
 
 
+# The daemon's per-cycle reads, built once (their compiled form is cached by SQLAlchemy).
+_TARGETS = select(
+    PairTargetRow.pair, PairTargetRow.ratio, PairTargetRow.outlook, PairTargetRow.set_at
+)
+_CONTROLS = select(
+    PairControlRow.pair,
+    PairControlRow.paused,
+    PairControlRow.reason,
+    PairControlRow.source,
+    PairControlRow.updated_at,
+)
+
+
 async def load_controls(session: AsyncSession) -> dict[str, PairControl]:
     """Every stored pause or resume, by pair name ("*": every pair)."""
     return {
@@ -80,11 +93,12 @@ class Controls(StoreBase):
             return {r.pair: PairTarget(r.pair, r.ratio, r.outlook, r.set_at) for r in rows}
 
     async def run_time_controls(self) -> tuple[dict[str, PairTarget], dict[str, PairControl]]:
-        """The run-time targets and the pauses, in one read (the daemon's, each cycle)."""
-        async with self._read() as session:
-            rows = (await session.execute(select(PairTargetRow))).scalars()
-            targets = {r.pair: PairTarget(r.pair, r.ratio, r.outlook, r.set_at) for r in rows}
-            return targets, await load_controls(session)
+        """The run-time targets and the pauses, in one read (the daemon's, each cycle):
+        Core statements built once, no mapped objects."""
+        async with self._read_core() as connection:
+            targets = {r[0]: PairTarget(*r) for r in await connection.execute(_TARGETS)}
+            controls = {r[0]: PairControl(*r) for r in await connection.execute(_CONTROLS)}
+            return targets, controls
 
     async def pair_controls(self) -> dict[str, PairControl]:
         """Every stored pause or resume, by pair name ("*": every pair); one small query."""
