@@ -39,10 +39,13 @@ from bot.logging import configure_logging  # noqa: E402
 WARM_UP = 3  # steady cycles before the measured ones
 
 
-async def profile(venue: str, cycles: int, postgres: str | None, top: int) -> None:
-    """``top`` 0: the CPU figures only (to run under ``py-spy record --idle`` off, say)."""
-    async with running(venue, REAL_SIZE) as emulator:
-        coins = made_up_coins(venue, REAL_SIZE)[:2]
+async def profile(
+    venue: str, cycles: int, postgres: str | None, top: int, markets: int = REAL_SIZE
+) -> Samples:
+    """Prints the CPU figures and (``top`` above 0) the profile; returns the samples.
+    ``top`` 0: the figures only (to run under ``py-spy record``, say)."""
+    async with running(venue, markets) as emulator:
+        coins = made_up_coins(venue, markets)[:2]
         await emulator.fund(coins)
         async with daemon_on(emulator, coins, postgres) as built:
             run = built.daemon.run_cycle
@@ -58,7 +61,7 @@ async def profile(venue: str, cycles: int, postgres: str | None, top: int) -> No
             database = "Postgres" if postgres else "SQLite"
             print(f"{venue} ({database}) 2-pair steady cycle: {samples.line()}")
             if top == 0:
-                return
+                return samples
             profiler = cProfile.Profile(time.process_time)  # CPU, not the waits
             base += cycles
             profiler.enable()
@@ -68,6 +71,7 @@ async def profile(venue: str, cycles: int, postgres: str | None, top: int) -> No
     stats = pstats.Stats(profiler, stream=sys.stdout)
     stats.strip_dirs().sort_stats("tottime").print_stats(top)
     stats.sort_stats("cumulative").print_stats(top)
+    return samples
 
 
 def main() -> None:
