@@ -54,6 +54,16 @@ class SlidingWindow(Throttler):
         while self._task_logs and now - self._task_logs[0] > self.period:
             self._task_logs.popleft()
 
+    def take(self, slots: int) -> bool:
+        """Take ``slots`` at once if the window has room for all of them now (what as many
+        ``acquire`` calls would do without waiting); False, and none taken, if not."""
+        self.flush()
+        if len(self._task_logs) + slots > self.rate_limit:
+            return False
+        now = self._monotonic()
+        self._task_logs.extend(now for _ in range(slots))
+        return True
+
     async def acquire(self) -> None:
         while True:
             self.flush()
@@ -65,7 +75,7 @@ class SlidingWindow(Throttler):
         self._task_logs.append(self._monotonic())
 
 
-def make_throttler(requests_per_s: Decimal) -> Throttler:
+def make_throttler(requests_per_s: Decimal) -> SlidingWindow:
     """A sliding window for a (possibly fractional) request rate."""
     if requests_per_s >= 1:
         return SlidingWindow(rate_limit=int(requests_per_s), period=1.0)
@@ -136,9 +146,10 @@ class CcxtCalls:
     async def _throttle(self, cost: Any = None) -> None:
         slots = max(1, math.ceil(float(cost or 1)))
         started = time.monotonic()
-        for _ in range(slots):
-            async with self.throttler:
-                pass
+        if not self.throttler.take(slots):  # a call weighs several slots: one at a time
+            for _ in range(slots):
+                async with self.throttler:
+                    pass
         if time.monotonic() - started > LIMITER_WAIT_S:
             self.limiter_waits += 1
         self.requests += 1

@@ -64,3 +64,13 @@ def test_the_account_limiter_is_the_sliding_window_at_the_configured_rate() -> N
     assert isinstance(every_second, Throttler)  # what venues/settings.py paces with
     assert (every_second.rate_limit, every_second.period) == (20, 1.0)
     assert (slow.rate_limit, slow.period) == (1, 2.0)
+
+
+def test_a_weighted_call_takes_its_slots_at_once_when_there_is_room_else_one_by_one() -> None:
+    time = FakeTime()
+    limiter = SlidingWindow(5, 1.0, monotonic=time.monotonic, sleep=time.sleep)
+    assert limiter.take(3)
+    assert not limiter.take(3)  # 2 left: none taken
+    assert limiter.take(2)
+    assert time.sleeps == []
+    assert len(limiter._task_logs) == 5
