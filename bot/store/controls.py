@@ -119,7 +119,7 @@ class Controls(StoreBase):
         built once, no mapped objects."""
         targets: dict[str, PairTarget] = {}
         controls: dict[str, PairControl] = {}
-        async with self._read_core() as connection:
+        async with self._read_one() as connection:
             rows = (await connection.execute(_RUN_TIME_CONTROLS)).all()
         for kind, pair, ratio, text, source, paused, at in rows:
             if kind == "target":

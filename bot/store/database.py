@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, a
 
 from bot.clock import Clock
 from bot.store.audit_chain import CHAIN_LOCK_KEY, GENESIS_HASH, event_hash
-from bot.store.engine import SQLITE_WRITE, database_location
+from bot.store.engine import SQLITE_ONE_STATEMENT, SQLITE_WRITE, database_location
 from bot.store.errors import is_outage, unavailable
 from bot.store.tables import AuditEventRow
 
@@ -64,6 +64,7 @@ class StoreBase:
         self._postgres = engine.dialect.name == "postgresql"
         self._sessions = async_sessionmaker(engine, expire_on_commit=False)
         self._cycles_upsert: Any = None  # Decisions' statement, built on first use
+        self._one_statement_engine = engine.execution_options(**{SQLITE_ONE_STATEMENT: True})
         self._write_engine = engine.execution_options(**{SQLITE_WRITE: True})
         self._write_sessions = async_sessionmaker(self._write_engine, expire_on_commit=False)
         # SQLite has one writer at a time; queueing writers here instead of in SQLite's
@@ -98,11 +99,12 @@ class StoreBase:
                 yield session
 
     @asynccontextmanager
-    async def _read_core(self) -> AsyncIterator[AsyncConnection]:
-        """A connection for reads without the ORM (rolled back on exit): the daemon's reads
-        of every cycle, which build no mapped objects."""
+    async def _read_one(self) -> AsyncIterator[AsyncConnection]:
+        """A connection for ONE read statement without the ORM: the daemon's reads of every
+        cycle, which build no mapped objects. On SQLite no BEGIN is sent (the statement is
+        its own snapshot); more than one statement would each see their own."""
         with self._outages():
-            async with self._engine.connect() as connection:
+            async with self._one_statement_engine.connect() as connection:
                 yield connection
 
     @asynccontextmanager

@@ -301,7 +301,7 @@ class Orders(StoreBase):
         query = _RECENT_FILLS
         if pair is not None:
             query = query.where(OrderRow.pair == pair)
-        async with self._read_core() as connection:
+        async with self._read_one() as connection:
             return [
                 StoredFill(
                     pair=fill_pair,
