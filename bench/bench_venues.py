@@ -15,7 +15,8 @@ venue's emulator in a child process with a real-sized market list (about 600 spo
   gateway makes: each ccxt method is timed where the gateway calls it, with the venue
   module's parameters.
 
-Run: ``.venv/bin/python bench/bench_venues.py [--venue bybit] [--quick]``.
+Run: ``.venv/bin/python bench/bench_venues.py [--venue bybit] [--quick] [--postgres URL]``
+(``--postgres``: the cycle's CPU on Postgres as well, in a fresh database on that server).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ import statistics
 import sys
 import tempfile
 import time
+import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -40,6 +42,8 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import asyncpg
+from sqlalchemy import make_url
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -214,11 +218,35 @@ def settings_for(account: dict[str, Any], coins: list[str], database_url: str) -
 
 
 @asynccontextmanager
-async def daemon_on(emulator: VenueEmulator, coins: list[str]) -> AsyncIterator[BuiltDaemon]:
-    """A started daemon over ``coins`` on a fresh SQLite database (its gateway closed after)."""
+async def fresh_database(postgres: str | None) -> AsyncIterator[str]:
+    """The URL of a fresh database: SQLite in a temporary directory, or a new database on
+    ``postgres``'s server (dropped after)."""
+    if postgres is None:
+        with tempfile.TemporaryDirectory() as tmp:
+            yield f"sqlite+aiosqlite:///{Path(tmp) / 'bench.db'}"
+        return
+    server = make_url(postgres)
+    name = f"bench_venues_{uuid.uuid4().hex[:12]}"
+    dsn = server.set(drivername="postgresql").render_as_string(hide_password=False)
+    connection = await asyncpg.connect(dsn)
+    try:
+        await connection.execute(f'CREATE DATABASE "{name}"')
+        try:
+            yield server.set(database=name).render_as_string(hide_password=False)
+        finally:
+            await connection.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+    finally:
+        await connection.close()
+
+
+@asynccontextmanager
+async def daemon_on(
+    emulator: VenueEmulator, coins: list[str], postgres: str | None = None
+) -> AsyncIterator[BuiltDaemon]:
+    """A started daemon over ``coins`` on a fresh database, SQLite unless ``postgres`` names
+    a server (its gateway closed after)."""
     account = await emulator.account(None)
-    with tempfile.TemporaryDirectory() as tmp:
-        url = f"sqlite+aiosqlite:///{Path(tmp) / 'bench.db'}"
+    async with fresh_database(postgres) as url:
         engine = create_engine(url)
         await upgrade(engine, url)
         clock = SystemClock()
@@ -279,10 +307,12 @@ def timing(samples: Samples) -> Iterator[None]:
         samples.cpu_ms.append((time.process_time() - c0) * 1000)
 
 
-async def cycle_cpu(emulator: VenueEmulator, coins: list[str], runs: int) -> Samples:
+async def cycle_cpu(
+    emulator: VenueEmulator, coins: list[str], runs: int, postgres: str | None = None
+) -> Samples:
     """Wall and CPU time of this process around each of ``runs`` steady cycles."""
     samples = Samples()
-    async with daemon_on(emulator, coins) as built:
+    async with daemon_on(emulator, coins, postgres) as built:
         await built.daemon.run_cycle(1)
         await built.daemon.run_cycle(2)
         for cycle in range(3, runs + 3):
@@ -496,7 +526,7 @@ class Sizes:
 QUICK = Sizes(cpu_cycles=20, ccxt_calls=30)
 
 
-async def bench_venue(venue: str, sizes: Sizes) -> None:
+async def bench_venue(venue: str, sizes: Sizes, postgres: str | None) -> None:
     async with running(venue, sizes.markets) as emulator:
         coins = made_up_coins(venue, sizes.markets)
         await emulator.fund(coins[: max(sizes.cycle_pairs)])
@@ -504,6 +534,9 @@ async def bench_venue(venue: str, sizes: Sizes) -> None:
         print_cycles(venue, rows)
         cpu = await cycle_cpu(emulator, coins[: sizes.cpu_pairs], sizes.cpu_cycles)
         print(f"{venue} cycle of {sizes.cpu_pairs} pairs, this process: {cpu.line()}")
+        if postgres is not None:
+            cpu = await cycle_cpu(emulator, coins[: sizes.cpu_pairs], sizes.cpu_cycles, postgres)
+            print(f"{venue} cycle of {sizes.cpu_pairs} pairs on Postgres: {cpu.line()}")
         for name, samples in sorted((await ccxt_costs(emulator, sizes.ccxt_calls)).items()):
             print(f"{venue} ccxt {name:<18} {samples.line()}")
     # A fresh emulator: the start-up's coins have no leverage set yet.
@@ -512,11 +545,11 @@ async def bench_venue(venue: str, sizes: Sizes) -> None:
             print_start(venue, row)
 
 
-async def main(venues: list[str], sizes: Sizes) -> None:
+async def main(venues: list[str], sizes: Sizes, postgres: str | None) -> None:
     configure_logging("json", level=logging.ERROR)
     print(machine_line())
     for venue in venues:
-        await bench_venue(venue, sizes)
+        await bench_venue(venue, sizes, postgres)
     print(machine_line().split("; ")[-1] + " at the end")
 
 
@@ -524,5 +557,12 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--venue", choices=VENUES, action="append", help="default: all three")
     parser.add_argument("--quick", action="store_true", help="fewer samples")
+    parser.add_argument(
+        "--postgres",
+        metavar="URL",
+        help="the cycle's CPU on Postgres too: a fresh database on this URL's server "
+        "(dropped after), e.g. postgresql+asyncpg://postgres@127.0.0.1:5432/test",
+    )
     args = parser.parse_args()
-    asyncio.run(main(args.venue or list(VENUES), QUICK if args.quick else Sizes()))
+    sizes = QUICK if args.quick else Sizes()
+    asyncio.run(main(args.venue or list(VENUES), sizes, args.postgres))

@@ -34,6 +34,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from asyncio_throttle.throttler import Throttler
+
 #: The share of a documented limit the limiter uses.
 SHARE = Decimal("0.9")
 #: How much later than its predecessors a request may reach the venue, beyond the gap
@@ -44,9 +46,15 @@ LATENESS_S = 0.1
 _ENDPOINT: ContextVar[str] = ContextVar("endpoint", default="")
 
 
-class Window:
+class Window(Throttler):
     """At most ``limit`` units in any ``period_s`` seconds: a sliding window, as the venues
-    count (Binance per minute, Bybit per rolling second, OKX per 2 s)."""
+    count (Binance per minute, Bybit per rolling second, OKX per 2 s).
+
+    asyncio-throttle's window (its log of entries, ``rate_limit`` a ``period``), taken
+    differently: a request of several units takes them at once when there is room, and a
+    full window sleeps once until its oldest entries leave it, where the library's
+    ``acquire`` wakes every 10 ms to look again (a held request cost a loop iteration
+    every 10 ms, each waiting request its own)."""
 
     def __init__(
         self,
@@ -55,11 +63,18 @@ class Window:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
-        self.limit = limit
-        self.period_s = period_s
+        super().__init__(rate_limit=limit, period=period_s)
         self._clock = clock
         self._sleep = sleep
-        self._taken: deque[float] = deque()
+        self._taken: deque[float] = self._task_logs
+
+    @property
+    def limit(self) -> int:
+        return int(self.rate_limit)
+
+    @property
+    def period_s(self) -> float:
+        return float(self.period)
 
     async def take(self, units: int = 1) -> bool:
         """Take ``units`` (at most the whole window), sleeping until the window has room;

@@ -5,13 +5,24 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
-from sqlalchemy import select, union
+from sqlalchemy import (
+    Boolean,
+    CompoundSelect,
+    String,
+    literal_column,
+    null,
+    select,
+    type_coerce,
+    union,
+    union_all,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.domain.controls import ALL_PAIRS, PairControl
 from bot.store.database import StoreBase
-from bot.store.tables import DecisionRow, PairControlRow, PairLeaseRow, PairTargetRow
+from bot.store.tables import DecisionRow, Money, PairControlRow, PairLeaseRow, PairTargetRow
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,6 +33,30 @@ class PairTarget:
     ratio: Decimal | None
     outlook: str | None
     set_at: datetime
+
+
+# The daemon's per-cycle read of the run-time targets and the pauses: one statement, built
+# once (its compiled form is cached). The result takes the first SELECT's column types.
+_RUN_TIME_CONTROLS: CompoundSelect[Any] = union_all(
+    select(
+        literal_column("'target'", String).label("kind"),
+        PairTargetRow.pair,
+        PairTargetRow.ratio,
+        PairTargetRow.outlook.label("text"),
+        type_coerce(null(), String).label("source"),
+        type_coerce(null(), Boolean).label("paused"),
+        PairTargetRow.set_at.label("at"),
+    ),
+    select(
+        literal_column("'control'", String),
+        PairControlRow.pair,
+        type_coerce(null(), Money),
+        PairControlRow.reason,
+        PairControlRow.source,
+        PairControlRow.paused,
+        PairControlRow.updated_at,
+    ),
+)
 
 
 async def load_controls(session: AsyncSession) -> dict[str, PairControl]:
@@ -80,11 +115,18 @@ class Controls(StoreBase):
             return {r.pair: PairTarget(r.pair, r.ratio, r.outlook, r.set_at) for r in rows}
 
     async def run_time_controls(self) -> tuple[dict[str, PairTarget], dict[str, PairControl]]:
-        """The run-time targets and the pauses, in one read (the daemon's, each cycle)."""
-        async with self._read() as session:
-            rows = (await session.execute(select(PairTargetRow))).scalars()
-            targets = {r.pair: PairTarget(r.pair, r.ratio, r.outlook, r.set_at) for r in rows}
-            return targets, await load_controls(session)
+        """The run-time targets and the pauses, in one statement (the daemon's, each cycle):
+        built once, no mapped objects."""
+        targets: dict[str, PairTarget] = {}
+        controls: dict[str, PairControl] = {}
+        async with self._read_one() as connection:
+            rows = (await connection.execute(_RUN_TIME_CONTROLS)).all()
+        for kind, pair, ratio, text, source, paused, at in rows:
+            if kind == "target":
+                targets[pair] = PairTarget(pair, ratio, text, at)
+            else:
+                controls[pair] = PairControl(pair, paused, text, source, at)
+        return targets, controls
 
     async def pair_controls(self) -> dict[str, PairControl]:
         """Every stored pause or resume, by pair name ("*": every pair); one small query."""

@@ -8,18 +8,18 @@ audit log never tells a story the tables do not, and vice versa.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator, Mapping
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager, nullcontext
 from datetime import datetime
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
 from sqlalchemy import select, text
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.clock import Clock
 from bot.store.audit_chain import CHAIN_LOCK_KEY, GENESIS_HASH, event_hash
-from bot.store.engine import SQLITE_WRITE, database_location
+from bot.store.engine import SQLITE_ONE_STATEMENT, SQLITE_WRITE, database_location
 from bot.store.errors import is_outage, unavailable
 from bot.store.tables import AuditEventRow
 
@@ -63,9 +63,10 @@ class StoreBase:
         self._clock = clock
         self._postgres = engine.dialect.name == "postgresql"
         self._sessions = async_sessionmaker(engine, expire_on_commit=False)
-        self._write_sessions = async_sessionmaker(
-            engine.execution_options(**{SQLITE_WRITE: True}), expire_on_commit=False
-        )
+        self._cycles_upsert: Any = None  # Decisions' statement, built on first use
+        self._one_statement_engine = engine.execution_options(**{SQLITE_ONE_STATEMENT: True})
+        self._write_engine = engine.execution_options(**{SQLITE_WRITE: True})
+        self._write_sessions = async_sessionmaker(self._write_engine, expire_on_commit=False)
         # SQLite has one writer at a time; queueing writers here instead of in SQLite's
         # busy handler (which sleeps and retries) keeps concurrent pairs from stalling.
         self._write_lock: asyncio.Lock | None = (
@@ -76,16 +77,43 @@ class StoreBase:
     def engine(self) -> AsyncEngine:
         return self._engine
 
-    @asynccontextmanager
-    async def _read(self) -> AsyncIterator[AsyncSession]:
-        """A session for reads (no transaction is committed)."""
+    @contextmanager
+    def _outages(self) -> Iterator[None]:
+        """An outage of the database raised as ``StoreUnavailable``; any other error as is."""
         try:
-            async with self._sessions() as session:
-                yield session
+            yield
         except Exception as exc:
             if is_outage(exc):
                 raise unavailable(database_location(self._engine), exc) from exc
             raise
+
+    def _queued(self) -> AbstractAsyncContextManager[Any]:
+        """Held around a write transaction: SQLite's writers take turns here."""
+        return self._write_lock if self._write_lock is not None else nullcontext()
+
+    @asynccontextmanager
+    async def _read(self) -> AsyncIterator[AsyncSession]:
+        """A session for reads (no transaction is committed)."""
+        with self._outages():
+            async with self._sessions() as session:
+                yield session
+
+    @asynccontextmanager
+    async def _read_one(self) -> AsyncIterator[AsyncConnection]:
+        """A connection for ONE read statement without the ORM: the daemon's reads of every
+        cycle, which build no mapped objects. On SQLite no BEGIN is sent (the statement is
+        its own snapshot); more than one statement would each see their own."""
+        with self._outages():
+            async with self._one_statement_engine.connect() as connection:
+                yield connection
+
+    @asynccontextmanager
+    async def _write_core(self) -> AsyncIterator[AsyncConnection]:
+        """A connection in a write transaction that commits on exit, without the ORM: for
+        writes that add no audit row (the audit chain needs ``_write``)."""
+        with self._outages():
+            async with self._queued(), self._write_engine.begin() as connection:
+                yield connection
 
     @asynccontextmanager
     async def _write(self) -> AsyncIterator[AsyncSession]:
@@ -93,19 +121,10 @@ class StoreBase:
 
         Audit rows added to it are chained (numbered and hashed) last, before the commit.
         """
-        try:
-            if self._write_lock is None:
-                async with self._write_sessions.begin() as session:
-                    yield session
-                    await self._chain(session)
-                return
-            async with self._write_lock, self._write_sessions.begin() as session:
+        with self._outages():
+            async with self._queued(), self._write_sessions.begin() as session:
                 yield session
                 await self._chain(session)
-        except Exception as exc:
-            if is_outage(exc):
-                raise unavailable(database_location(self._engine), exc) from exc
-            raise
 
     async def ping(self) -> None:
         """Ask the database for ``SELECT 1``; raises StoreUnavailable when it cannot answer."""

@@ -136,6 +136,10 @@ class Decisions(StoreBase):
         latest cycles in one transaction."""
         if not records and not cycles:
             return
+        if not records:  # a steady cycle's: no audit row to chain, no ORM session
+            async with self._write_core() as connection:
+                await connection.execute(self._upsert_cycles(), [_cycle_values(c) for c in cycles])
+            return
         now = self._clock.now()
         async with self._write() as session:
             if cycles:  # before the audit rows, which are chained at the commit
@@ -148,10 +152,16 @@ class Decisions(StoreBase):
                 session.add_all([self._decision_audit(r, now) for r in records])
 
     def _upsert_cycles(self) -> Any:
-        """One upsert of the pairs' cycle rows, executed with every pair's values at once."""
-        statement = self._dialect().insert(PairCycleRow)
-        changed = {name: statement.excluded[name] for name in ("cycle", "at", "action", "recorded")}
-        return statement.on_conflict_do_update(index_elements=[PairCycleRow.pair], set_=changed)
+        """One upsert of the pairs' cycle rows, executed with every pair's values at once
+        (built once per repository: building it costs more than running it)."""
+        if self._cycles_upsert is None:
+            statement = self._dialect().insert(PairCycleRow)
+            names = ("cycle", "at", "action", "recorded")
+            changed = {name: statement.excluded[name] for name in names}
+            self._cycles_upsert = statement.on_conflict_do_update(
+                index_elements=[PairCycleRow.pair], set_=changed
+            )
+        return self._cycles_upsert
 
     async def pair_cycles(self) -> dict[str, PairCycle]:
         """Each pair's latest cycle (pairs that ran since revision 0008)."""

@@ -17,6 +17,7 @@ from sqlalchemy.pool import ConnectionPoolEntry
 from bot.config_view import DatabaseUrlError, normalize_database_url
 
 __all__ = [
+    "SQLITE_ONE_STATEMENT",
     "SQLITE_WRITE",
     "AsyncEngine",
     "DatabaseUrlError",
@@ -49,9 +50,17 @@ def _sqlite_pragmas(dbapi_connection: DBAPIConnection, _record: ConnectionPoolEn
 SQLITE_WRITE = "hedgebot_write"
 
 
+# A read of one statement needs no BEGIN on SQLite: the statement is its own read
+# transaction (the driver is in autocommit mode), so its rows are one snapshot anyway.
+# The daemon's per-cycle reads skip the BEGIN and its driver round trips.
+SQLITE_ONE_STATEMENT = "hedgebot_one_statement"
+
+
 def _sqlite_begin(conn: Connection) -> None:
-    immediate = conn.get_execution_options().get(SQLITE_WRITE, False)
-    conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+    options = conn.get_execution_options()
+    if options.get(SQLITE_ONE_STATEMENT, False):
+        return
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if options.get(SQLITE_WRITE, False) else "BEGIN")
 
 
 def create_engine(database_url: str, *, schema: str | None = None) -> AsyncEngine:

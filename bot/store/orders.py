@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.domain.models import OrderRequest, OrderResult, OrderStatus
@@ -145,6 +145,25 @@ def _result_summary(result: OrderResult) -> str:
     return summary
 
 
+# The daemon's read of the fills in the settle window (each cycle in it), built once.
+_RECENT_FILLS = (
+    select(
+        OrderRow.pair,
+        FillRow.side,
+        FillRow.amount,
+        FillRow.filled_at,
+        ObservationRow.perp_qty,
+        ObservationRow.unreflected_qty,
+        OrderRow.symbol,
+    )
+    .join(OrderRow, OrderRow.id == FillRow.order_id)
+    .join(DecisionRow, DecisionRow.id == OrderRow.decision_id)
+    .join(ObservationRow, ObservationRow.id == DecisionRow.observation_id)
+    .where(FillRow.filled_at >= bindparam("since"))
+    .order_by(FillRow.filled_at)
+)
+
+
 class Orders(StoreBase):
     """Order intents, the venues' answers and fills, and the reads over them."""
 
@@ -279,25 +298,10 @@ class Orders(StoreBase):
     async def recent_fills(self, pair: str | None, since: datetime) -> list[StoredFill]:
         """Fills since ``since`` (of one pair, or all), with the position reported when
         each order was decided."""
-        query = (
-            select(
-                OrderRow.pair,
-                FillRow.side,
-                FillRow.amount,
-                FillRow.filled_at,
-                ObservationRow.perp_qty,
-                ObservationRow.unreflected_qty,
-                OrderRow.symbol,
-            )
-            .join(OrderRow, OrderRow.id == FillRow.order_id)
-            .join(DecisionRow, DecisionRow.id == OrderRow.decision_id)
-            .join(ObservationRow, ObservationRow.id == DecisionRow.observation_id)
-            .where(FillRow.filled_at >= since)
-            .order_by(FillRow.filled_at)
-        )
+        query = _RECENT_FILLS
         if pair is not None:
             query = query.where(OrderRow.pair == pair)
-        async with self._read() as session:
+        async with self._read_one() as connection:
             return [
                 StoredFill(
                     pair=fill_pair,
@@ -308,7 +312,7 @@ class Orders(StoreBase):
                     symbol=symbol,
                 )
                 for fill_pair, side, amount, filled_at, perp_qty, unreflected, symbol in (
-                    await session.execute(query)
+                    await connection.execute(query, {"since": since})
                 ).all()
             ]
 

@@ -10,6 +10,8 @@ from types import ModuleType
 
 import pytest
 
+from tests.conftest import POSTGRES_URL
+
 ROOT = Path(__file__).resolve().parents[2]
 VENUES = ["binance", "bybit", "okx"]
 TINY = 8  # markets of each kind: BTC, ETH and a few made-up coins
@@ -60,3 +62,19 @@ async def test_start_up_runs_hedgebot_to_its_first_cycle_and_counts_its_requests
     assert (fresh.restart, restart.restart) == (False, True)
     assert sum(fresh.by_endpoint.values()) > 0
     assert sum(restart.by_endpoint.values()) > 0
+
+
+async def test_the_cycle_cpu_on_postgres_and_the_profile_run_once(
+    bench: ModuleType, capsys: pytest.CaptureFixture[str]
+) -> None:
+    profiler = importlib.import_module("profile_cycle")
+    async with bench.running("bybit", TINY) as emulator:
+        coins = bench.made_up_coins("bybit", TINY)
+        await emulator.fund(coins[:2])
+        cpu = await bench.cycle_cpu(emulator, coins[:2], 1, POSTGRES_URL)
+    assert len(cpu.cpu_ms) == 1
+    samples = await profiler.profile("bybit", 2, None, 5, markets=TINY)
+    assert len(samples.cpu_ms) == 2
+    printed = capsys.readouterr().out
+    assert "bybit (SQLite) 2-pair steady cycle" in printed
+    assert "Ordered by: internal time" in printed

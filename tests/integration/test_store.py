@@ -210,3 +210,28 @@ async def test_a_batch_of_decisions_is_stored_in_order_in_one_call(repository: R
     events = await repository.audit_events(kind="decision")
     assert [e.summary for e in events] == [f"s{i}" for i in range(5)]
     assert [e.decision_id for e in events] == [f"D{i}" for i in range(5)]
+
+
+async def test_the_cycles_one_read_of_targets_and_pauses_is_what_each_read_alone_gives(
+    repository: Repository, clock: FakeClock
+) -> None:
+    assert await repository.run_time_controls() == ({}, {})
+    await repository.set_pair_target("BTC", Decimal("0.75"), None, "three quarters")
+    await repository.set_pair_target("ETH", None, "bearish", "bearish")
+    assert await repository.set_pair_paused("BTC", True, "maintenance")
+    assert await repository.set_pair_paused("*", True, "all", source="auto")
+    assert await repository.set_pair_paused("ETH", True, "later resumed")
+    assert await repository.set_pair_paused("ETH", False, "resumed")
+
+    targets, controls = await repository.run_time_controls()
+
+    assert targets == await repository.pair_targets()
+    assert controls == await repository.pair_controls()
+    assert (targets["BTC"].ratio, targets["BTC"].outlook) == (Decimal("0.75"), None)
+    assert (targets["ETH"].ratio, targets["ETH"].outlook) == (None, "bearish")
+    assert {p: (c.paused, c.source) for p, c in controls.items()} == {
+        "BTC": (True, "user"),
+        "*": (True, "auto"),
+        "ETH": (False, "user"),
+    }
+    assert all(type(c.paused) is bool for c in controls.values())

@@ -27,6 +27,7 @@ from bot.exchange.venues import (
     okx,
     venue_class,
 )
+from bot.exchange.venues.base import parse_rows, pick_rows
 from bot.execution.executor import client_order_id
 
 D = Decimal
@@ -247,3 +248,39 @@ def test_an_id_okx_would_refuse_is_not_sent() -> None:
         venue.check_client_order_id("hb-with-hyphens")
     with pytest.raises(OrderRejectedError, match="not sent"):
         venue.check_client_order_id("hb" + "0" * 31)  # 33 characters
+
+
+class _Listed:
+    """A client whose loaded markets list BTC and ETH perpetuals (what parse_rows reads)."""
+
+    markets: dict[str, dict[str, str]] = {  # noqa: RUF012
+        "BTC/USDT:USDT": {"id": "BTCUSDT", "symbol": "BTC/USDT:USDT"},
+        "ETH/USDT:USDT": {"id": "ETHUSDT", "symbol": "ETH/USDT:USDT"},
+    }
+
+
+def test_only_the_asked_rows_are_parsed_and_odd_rows_are_skipped() -> None:
+
+    rows: list[Any] = [
+        {"symbol": "C0001USDT", "bid": "1"},
+        "not a row",
+        {"symbol": "ETHUSDT", "bid": "2"},
+        {"bid": "3"},
+        {"symbol": "BTCUSDT", "bid": "4"},
+        {"symbol": "ETHUSDT", "bid": "5"},  # the later row of an id stands, as before
+    ]
+    parsed: list[str] = []
+
+    def parse(row: Any, market: Any) -> Any:
+        parsed.append(row["bid"])
+        return {"symbol": market["symbol"], "bid": row["bid"]}
+
+    asked = ["ETH/USDT:USDT", "BTC/USDT:USDT", "NOPE/USDT:USDT"]
+    result = parse_rows(_Listed(), rows, asked, parse)
+    assert result == {
+        "ETH/USDT:USDT": {"symbol": "ETH/USDT:USDT", "bid": "5"},
+        "BTC/USDT:USDT": {"symbol": "BTC/USDT:USDT", "bid": "4"},
+    }
+    assert parsed == ["2", "4", "5"]  # no row of another symbol is parsed
+    assert [r["bid"] for r in pick_rows(_Listed(), iter(rows), asked)] == ["2", "4", "5"]
+    assert parse_rows(_Listed(), rows, ["NOPE/USDT:USDT"], parse) == {}

@@ -52,7 +52,7 @@ from bot.exchange.ccxt_limits import Pool, RateLimits
 from bot.exchange.ccxt_markets import is_contract
 from bot.exchange.ccxt_parse import dec_or_none
 from bot.exchange.gateway import ContractSetting, FatalError
-from bot.exchange.venues.base import CcxtVenue, Raw, by_market_type, perpetuals
+from bot.exchange.venues.base import CcxtVenue, Raw, by_market_type, perpetuals, pick_rows
 from bot.exchange.venues.settings import Held
 
 _ORDERS_BY_LINK = ("fetch_open_orders", "fetch_canceled_and_closed_orders")
@@ -201,7 +201,8 @@ class BybitVenue(CcxtVenue):
                 self.client.publicGetV5MarketTickers,
                 request,
             )
-            rows = (answer.get("result") or {}).get("list") or []
+            # One pass over the category's rows; both parses take the pairs' rows from it.
+            rows = pick_rows(self.client, (answer.get("result") or {}).get("list") or [], wanted)
             if tickers:
                 quotes.update(self.parse_rows(rows, wanted, self.client.parse_ticker))
             if funding:
