@@ -125,7 +125,7 @@ def generated_markets(count: int) -> list[EmulatedMarket]:
 
 
 class BybitEmulator(LoopbackServer):
-    """Bybit v5 REST emulator (unified account, spot + linear) served on loopback."""
+    """Bybit v5 REST emulator (unified account: spot, linear, inverse) on loopback."""
 
     def __init__(
         self,
@@ -286,6 +286,14 @@ class BybitEmulator(LoopbackServer):
         """The accepted order with this orderLinkId, if any."""
         found = self._engine.link_ids.get((category, order_link_id))
         return self._engine.orders.get(found) if found else None
+
+    def coin_equity(self, coin: str) -> Decimal:
+        """A coin's true wallet balance plus the uPnL of the inverse contracts settled in
+        it (no lag): the coins the unified wallet is worth in that coin."""
+        engine = self._engine
+        views = engine.account.views(engine.marks(), lagged=False)
+        upnl = sum((v.unrealised for v in views if v.coin == coin), Decimal(0))
+        return engine.account.live.wallet.get(coin, Decimal(0)) + upnl
 
     def position(self, symbol: str, idx: int | None = None) -> Decimal:
         """True signed position (no lag), summed over hedge sides unless one is named."""
