@@ -150,6 +150,8 @@ class CcxtGateway:
         coins. ccxt answers from its cache once loaded: ``reload`` asks the exchange. The
         first load with keys checks what the venue can do and reads its position mode."""
         wanted = list(symbols)
+        if self.venue.inverse_type is None:
+            ccxt_markets.refuse_inverse(wanted, self._client.id)
         ccxt_markets.load_only_types(self._client, self.venue.market_types(wanted))
         await self._call("load_markets", self._client.load_markets, reload)
         result = ccxt_markets.markets(
@@ -157,6 +159,7 @@ class CcxtGateway:
             wanted,
             self.venue.coins_per_unit,
             self.venue.reduce_only_below_min_notional,
+            inverse_ok=self.venue.inverse_type is not None,
         )
         self._markets.update(result)
         # A symbol the exchange does not list is absent from the answer.
@@ -183,6 +186,11 @@ class CcxtGateway:
     def has_margin_history(self) -> bool:
         """Whether the venue module can read the margin history (Bybit: not in ccxt)."""
         return self.venue.has_margin_history
+
+    @property
+    def one_wallet(self) -> bool:
+        """Whether the spot and the margin balances are one wallet (a unified account)."""
+        return self.venue.shared_wallet
 
     # -- account ---------------------------------------------------------------------------
 

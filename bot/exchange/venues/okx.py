@@ -64,6 +64,7 @@ class OkxVenue(CcxtVenue):
     exchange_ids: ClassVar[frozenset[str]] = frozenset({"okx", "myokx", "okxus"})
     label: ClassVar[str] = "OKX"
     spot_type: ClassVar[str | None] = "spot"
+    shared_wallet: ClassVar[bool] = True
     duplicate_codes: ClassVar[frozenset[str]] = frozenset({"51016"})
     clock_codes: ClassVar[frozenset[str]] = frozenset({"50102"})
     fatal_codes: ClassVar[frozenset[str]] = frozenset({"59102", "59000"})

@@ -9,7 +9,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from tests.support.emulators._common import decimals_of, fmt
+from tests.support.emulators._common import decimals_of, floor_to, fmt
 from tests.support.emulators.bybit._bybit_engine import Engine, Params
 from tests.support.emulators.bybit._bybit_models import Instrument, params_error
 
@@ -245,6 +245,10 @@ class MarketApi:
             params, "limit", 1 if cat == "spot" else 25, 1, 200 if cat == "spot" else 500
         )
         bids, asks = self.book.book(inst.market.base, limit)
+        if inst.inverse:  # an inverse book's sizes are USD contracts
+            bids, asks = (
+                [(p, floor_to(q * p, Decimal(1))) for p, q in side] for side in (bids, asks)
+            )
         now = self.engine.now_ms()
         return {
             "s": inst.symbol,
