@@ -270,14 +270,16 @@ class CcxtGateway:
         since = self._funding_cursor or now - FUNDING_LOOKBACK
         if self.venue.funding_window is not None:  # the venue answers no further back
             since = max(since, now - self.venue.funding_window)
-        raw = await self._call(
-            "fetch_funding_history",
-            self._client.fetch_funding_history,
-            None,
-            int(since.timestamp() * 1000),
-            None,
-            self.venue.funding_history_params(),
-        )
+        raw: list[Any] = []
+        for params in self.venue.funding_history_params(sorted(wanted)):
+            raw += await self._call(
+                "fetch_funding_history",
+                self._client.fetch_funding_history,
+                None,
+                int(since.timestamp() * 1000),
+                None,
+                params,
+            )
         self._funding_polled_at = now
         payments, self._funding_fetched = ccxt_parse.funding_history(
             raw, wanted, since, self._markets, self.venue.funding_sign

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -190,3 +191,18 @@ async def test_bybit_loads_the_inverse_market_as_one_usd_contracts_settled_in_th
         await gateway.close()
     market = markets[INVERSE]
     assert (market.inverse, market.contract_size, market.amount_step) == (True, D(1), D(1))
+
+
+async def test_inverse_funding_is_recorded_once_in_the_coin(
+    open_stack: Any, emulator: BybitEmulator
+) -> None:
+    stack = await open_stack()
+    stack.gateway.funding_poll = timedelta(0)
+    await stack.cycles(2)
+    emulator.settle_funding()  # 60,120 contracts short at a 0.0001 rate: BTC received
+    await stack.cycles(2)
+    [event] = await stack.repository.audit_events(kind="funding")
+    assert event.summary.startswith("funding received")
+    received = D(60120) / START * D("0.0001")
+    assert abs(await stack.repository.funding_total("BTC-coin") - received) < D("1e-12")
+    assert "BTC" in event.summary

@@ -296,9 +296,9 @@ class CcxtVenue:
         """The 24h traded volume in the quote asset of a ccxt ticker."""
         return ccxt_parse.dec_or_none(ticker.get("quoteVolume"))
 
-    def funding_history_params(self) -> dict[str, Any]:
-        """``params`` of ``fetch_funding_history`` for every linear contract at once."""
-        return {"type": "swap", "subType": "linear"}
+    def funding_history_params(self, symbols: Iterable[str]) -> list[dict[str, Any]]:
+        """``params`` of each ``fetch_funding_history`` request: every linear contract."""
+        return [{"type": "swap", "subType": "linear"}]
 
     def open_orders_params(self) -> dict[str, Any]:
         """``params`` of ``fetch_open_orders`` without a symbol: every linear contract."""

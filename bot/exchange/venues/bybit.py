@@ -38,15 +38,16 @@ One wallet holds the spot coins and the contracts' margin. What differs from pla
   by the coin in the same unified wallet, so the wallet is read once and its coin's
   ``equity`` (wallet balance + the inverse uPnL) is the coins hedged, counted once
   (``shared_wallet``); positions of an inverse contract are listed by its settle coin with
-  ``subType`` inverse, its tickers are one more /v5/market/tickers request
-  (``category=inverse``), only when an inverse pair is traded.
+  ``subType`` inverse, its tickers and its Funding executions are one more request each
+  (``category=inverse``), only when an inverse pair is traded; ccxt labels an inverse
+  payment ``USD``: it is in the coin.
 * testnet: ``auto`` is demo trading (api-demo.bybit.com, keys made in the demo account of
   the live site); ``sandbox`` is testnet.bybit.com with its own keys.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import timedelta
 from decimal import Decimal
@@ -219,6 +220,12 @@ class BybitVenue(CcxtVenue):
                 parse = _funding_parser(self.client, answer.get("time"))
                 rates.update(self.parse_rows(rows, perpetuals(wanted), parse))
         return quotes, rates
+
+    def funding_history_params(self, symbols: Iterable[str]) -> list[dict[str, Any]]:
+        """The linear contracts' Funding executions, and the inverse ones' (one more
+        request, only when an inverse contract is traded)."""
+        sub_types = {sub for _, sub in self._settle_groups(list(symbols))} | {"linear"}
+        return [{"type": "swap", "subType": sub} for sub in sorted(sub_types, reverse=True)]
 
     def order_params(self, request: OrderRequest, hedge_mode: bool) -> dict[str, Any]:
         """Hedge mode: ``hedged`` (ccxt sends the short side's ``positionIdx``)."""

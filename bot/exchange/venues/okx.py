@@ -147,9 +147,9 @@ class OkxVenue(CcxtVenue):
         last = dec_or_none(ticker.get("last"))
         return None if coins is None or last is None else coins * last
 
-    def funding_history_params(self) -> dict[str, Any]:
+    def funding_history_params(self, symbols: Iterable[str]) -> list[dict[str, Any]]:
         """Bills of type 8 (ccxt's), nothing unified forwarded into OKX's query."""
-        return {}
+        return [{}]
 
     def open_orders_params(self) -> dict[str, Any]:
         """/trade/orders-pending without an instrument type: every pending order."""
