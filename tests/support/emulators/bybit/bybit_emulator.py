@@ -16,7 +16,10 @@ What ccxt (4.5.90) does against a unified account, for whoever writes the venue 
   ``nextPageCursor``. ccxt's default types add ``inverse`` and six ``option`` calls
   (answered empty); ``ccxt_config()`` asks for ``spot`` and ``linear`` only. Symbols:
   ``BTC/USDT`` (spot), ``BTC/USDT:USDT`` (perp, contractSize 1), dated
-  ``BTC/USDT:USDT-270326`` (id ``BTCUSDT-26MAR27``).
+  ``BTC/USDT:USDT-270326`` (id ``BTCUSDT-26MAR27``); a market built with
+  ``inverse=True`` also lists ``BTC/USD:BTC`` (id ``BTCUSD``, category ``inverse``,
+  contractSize 1 from ``minOrderQty``), margined by the coin's row of the one wallet
+  (``tests/emulator/test_bybit_inverse_with_ccxt.py``).
 - The first private call also asks /v5/user/query-api and /v5/account/info (``uta:
   1``, ``unifiedMarginStatus`` 6); ccxt then sends UTA requests
   (``accountType=UNIFIED``, ``category`` on order calls). In demo mode
