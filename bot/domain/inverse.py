@@ -185,15 +185,23 @@ def position_in_coins(position: Position, market: Market) -> Position:
     return replace(position, qty=coins_of(position.qty, position.mark_price))
 
 
-def hedged_coins(market: Market | None, spot: Decimal, margin_wallet: Balance | None) -> Decimal:
+def hedged_coins(
+    market: Market | None,
+    spot: Decimal,
+    margin_wallet: Balance | None,
+    one_wallet: bool = False,
+) -> Decimal:
     """The coins a pair hedges: the spot wallet's ``spot`` for a linear contract; for an
     inverse one, with the coin-margin wallet's balance and its positions' unrealized PnL
     (``margin_wallet``, the perp wallet's entry for the coin): coins moved between the
-    wallets, or locked as the short's margin, stay hedged."""
+    wallets, or locked as the short's margin, stay hedged. ``one_wallet``: the margin
+    wallet IS the spot wallet (a unified account), so its balance is ``spot`` already
+    and only the unrealized PnL is added: the coins are counted once."""
     if market is None or not market.inverse or margin_wallet is None:
         return spot
     equity = margin_wallet.total if margin_wallet.equity is None else margin_wallet.equity
-    return coins_held(spot, margin_wallet.total, equity - margin_wallet.total)
+    apart = ZERO if one_wallet else margin_wallet.total
+    return coins_held(spot, apart, equity - margin_wallet.total)
 
 
 def in_quote(market: Market, amount: Decimal | None, price: Decimal) -> Decimal | None:

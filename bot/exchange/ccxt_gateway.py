@@ -149,6 +149,8 @@ class CcxtGateway:
         coins. ccxt answers from its cache once loaded: ``reload`` asks the exchange. The
         first load with keys checks what the venue can do and reads its position mode."""
         wanted = list(symbols)
+        if self.venue.inverse_type is None:
+            ccxt_markets.refuse_inverse(wanted, self._client.id)
         ccxt_markets.load_only_types(self._client, self.venue.market_types(wanted))
         await self._call("load_markets", self._client.load_markets, reload)
         result = ccxt_markets.markets(
@@ -156,6 +158,7 @@ class CcxtGateway:
             wanted,
             self.venue.coins_per_unit,
             self.venue.reduce_only_below_min_notional,
+            inverse_ok=self.venue.inverse_type is not None,
         )
         self._markets.update(result)
         # A symbol the exchange does not list is absent from the answer.
@@ -182,6 +185,11 @@ class CcxtGateway:
     def has_margin_history(self) -> bool:
         """Whether the venue module can read the margin history (Bybit: not in ccxt)."""
         return self.venue.has_margin_history
+
+    @property
+    def one_wallet(self) -> bool:
+        """Whether the spot and the margin balances are one wallet (a unified account)."""
+        return self.venue.shared_wallet
 
     # -- account ---------------------------------------------------------------------------
 
@@ -261,14 +269,16 @@ class CcxtGateway:
         since = self._funding_cursor or now - FUNDING_LOOKBACK
         if self.venue.funding_window is not None:  # the venue answers no further back
             since = max(since, now - self.venue.funding_window)
-        raw = await self._call(
-            "fetch_funding_history",
-            self._client.fetch_funding_history,
-            None,
-            int(since.timestamp() * 1000),
-            None,
-            self.venue.funding_history_params(),
-        )
+        raw: list[Any] = []
+        for params in self.venue.funding_history_params(sorted(wanted)):
+            raw += await self._call(
+                "fetch_funding_history",
+                self._client.fetch_funding_history,
+                None,
+                int(since.timestamp() * 1000),
+                None,
+                params,
+            )
         self._funding_polled_at = now
         payments, self._funding_fetched = ccxt_parse.funding_history(
             raw, wanted, since, self._markets, self.venue.funding_sign

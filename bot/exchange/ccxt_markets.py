@@ -59,16 +59,30 @@ def markets(
             continue
         inverse = bool(raw.get("inverse"))
         if inverse and not inverse_ok:
-            raise FatalError(
-                f"{symbol} is an inverse (coin-margined) contract, which hedgebot trades on "
-                f"the paper venue only so far, not on {client.id}; use a linear contract"
-            )
+            raise inverse_refused(symbol, client.id)
         # An inverse contract's amounts are contracts on every venue: no coins per unit.
         unit = ONE if inverse else coins_per_unit(symbol)
         result[symbol] = market(
             raw, client.precisionMode, client.id, unit, reduce_only_below_min_notional
         )
     return result
+
+
+def inverse_refused(symbol: str, exchange: str) -> FatalError:
+    """The one line that refuses an inverse contract where the venue module does not read
+    the wallet that margins it."""
+    return FatalError(
+        f"{symbol} is an inverse (coin-margined) contract, which hedgebot trades on the "
+        f"paper venue and Bybit only so far, not on {exchange}; use a linear contract"
+    )
+
+
+def refuse_inverse(symbols: Iterable[str], exchange: str) -> None:
+    """Refuse, before any market is loaded, a symbol of an inverse contract (``X/USD:X``)
+    on a venue whose module does not trade them (its markets would not even be loaded)."""
+    for symbol in symbols:
+        if parse_symbol(symbol).inverse:
+            raise inverse_refused(symbol, exchange)
 
 
 def step(value: Any, precision_mode: Any, exchange: str) -> Decimal:

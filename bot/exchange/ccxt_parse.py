@@ -216,7 +216,7 @@ def funding_history(
             FundingPayment(
                 symbol=symbol,
                 amount=dec(item.get("amount")) * sign,
-                asset=item.get("code") or (market.quote if market else "USDT"),
+                asset=_funding_asset(item, market),
                 rate=None,  # the income history reports amounts only
                 position_qty=None,
                 mark_price=None,
@@ -224,6 +224,14 @@ def funding_history(
             )
         )
     return payments, since
+
+
+def _funding_asset(item: Mapping[str, Any], market: Market | None) -> str:
+    """What a payment is in: an inverse contract's coin (ccxt's bybit says ``USD``), else
+    ccxt's ``code``, else the quote."""
+    if market is not None and market.inverse:
+        return market.base
+    return str(item.get("code") or (market.quote if market else "USDT"))
 
 
 def market_stats(

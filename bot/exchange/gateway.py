@@ -96,6 +96,12 @@ class ExchangeGateway(Protocol):
         answer was lost cannot be looked up, so the guard may not move margin."""
         ...
 
+    @property
+    def one_wallet(self) -> bool:
+        """True when ``fetch_balances`` and ``fetch_margin_balances`` read one wallet (a
+        unified account): its coins are the spot coins and the inverse margin at once."""
+        ...
+
     async def load_markets(
         self, symbols: Iterable[str], reload: bool = False
     ) -> Mapping[str, Market]:

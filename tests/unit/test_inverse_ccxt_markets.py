@@ -56,8 +56,8 @@ def test_an_inverse_market_counts_contracts_of_its_usd_face_value() -> None:
 
 
 def test_an_inverse_market_is_refused_where_the_venue_does_not_read_its_coin_wallet() -> None:
-    with pytest.raises(FatalError, match=r"inverse \(coin-margined\) contract.*not on bybit"):
-        markets(_client("bybit"), ["BTC/USD:BTC"])
+    with pytest.raises(FatalError, match=r"inverse \(coin-margined\) contract.*not on binance"):
+        markets(_client("binance"), ["BTC/USD:BTC"])
 
 
 def test_a_coin_m_position_from_ccxt_is_its_face_value_then_coins_at_the_mark() -> None:

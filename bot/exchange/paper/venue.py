@@ -370,6 +370,11 @@ class PaperVenue:
         """The paper account keeps its margin changes."""
         return True
 
+    @property
+    def one_wallet(self) -> bool:
+        """The paper account keeps its coin-margin wallet apart from the spot coins."""
+        return False
+
     async def fetch_margin_history(self, symbol: str, since: datetime) -> list[MarginChange]:
         """The margin history of ``symbol`` since ``since``, oldest first."""
         return [c for c in self.state.margin_changes if c.symbol == symbol and c.at >= since]

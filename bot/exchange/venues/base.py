@@ -86,6 +86,10 @@ class CcxtVenue:
     #: ccxt ``fetchMarkets.types`` per kind of symbol; None: ccxt's defaults.
     contract_type: ClassVar[str | None] = None
     spot_type: ClassVar[str | None] = None
+    #: ccxt type of its inverse contracts, where their coin wallet is read; None: refused.
+    inverse_type: ClassVar[str | None] = None
+    #: The spot and the margin reads are one wallet (unified account): coins counted once.
+    shared_wallet: ClassVar[bool] = False
     #: The venue's codes for a client order id used before (the earlier order exists).
     duplicate_codes: ClassVar[frozenset[str]] = frozenset()
     #: The venue's codes for "already as asked" (margin mode, leverage, position mode).
@@ -159,13 +163,10 @@ class CcxtVenue:
 
     def market_types(self, symbols: Iterable[str]) -> list[str] | None:
         """ccxt market types (``fetchMarkets.types``) the symbols need; None: ccxt's own."""
-        types: set[str] = set()
-        for symbol in symbols:
-            kind = self.contract_type if is_contract(symbol) else self.spot_type
-            if kind is None:
-                return None
-            types.add(kind)
-        return sorted(types)
+        types = {market_type_of(self, symbol) for symbol in symbols}
+        if None in types:
+            return None
+        return sorted(t for t in types if t is not None)
 
     async def check_capabilities(self, contract: str | None) -> None:
         """Refuse, with a one-line FatalError, to trade where this venue cannot be traded
@@ -294,9 +295,9 @@ class CcxtVenue:
         """The 24h traded volume in the quote asset of a ccxt ticker."""
         return ccxt_parse.dec_or_none(ticker.get("quoteVolume"))
 
-    def funding_history_params(self) -> dict[str, Any]:
-        """``params`` of ``fetch_funding_history`` for every linear contract at once."""
-        return {"type": "swap", "subType": "linear"}
+    def funding_history_params(self, symbols: Iterable[str]) -> list[dict[str, Any]]:
+        """``params`` of each ``fetch_funding_history`` request: every linear contract."""
+        return [{"type": "swap", "subType": "linear"}]
 
     def open_orders_params(self) -> dict[str, Any]:
         """``params`` of ``fetch_open_orders`` without a symbol: every linear contract."""
@@ -523,6 +524,13 @@ def _rows_of(rows: Iterable[Any], markets: Mapping[Any, Any], id_key: str) -> li
 def perpetuals(symbols: Iterable[str]) -> list[str]:
     """The perpetuals among ``symbols`` (dated futures and spot pay no funding)."""
     return [s for s in symbols if parse_symbol(s).is_perpetual]
+
+
+def market_type_of(venue: CcxtVenue, symbol: str) -> str | None:
+    """The ccxt market type ``venue`` loads ``symbol`` with (None: ccxt's defaults)."""
+    if venue.inverse_type is not None and parse_symbol(symbol).inverse:
+        return venue.inverse_type
+    return venue.contract_type if is_contract(symbol) else venue.spot_type
 
 
 def by_market_type(client: Any, symbols: Iterable[str]) -> dict[str, list[str]]:

@@ -34,13 +34,20 @@ One wallet holds the spot coins and the contracts' margin. What differs from pla
 * errors: 10002 (timestamp outside ``recvWindow``, ccxt ``InvalidNonce``) is a clock to
   fix; 10016 (internal error or timeout) on an order leaves its outcome unknown: looked
   up, never a rejection.
+* inverse perpetuals (``BTC/USD:BTC``, category ``inverse``, 1 USD contracts): margined
+  by the coin in the same unified wallet, so the wallet is read once and its coin's
+  ``equity`` (wallet balance + the inverse uPnL) is the coins hedged, counted once
+  (``shared_wallet``); positions of an inverse contract are listed by its settle coin with
+  ``subType`` inverse, its tickers and its Funding executions are one more request each
+  (``category=inverse``), only when an inverse pair is traded; ccxt labels an inverse
+  payment ``USD``: it is in the coin.
 * testnet: ``auto`` is demo trading (api-demo.bybit.com, keys made in the demo account of
   the live site); ``sandbox`` is testnet.bybit.com with its own keys.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import timedelta
 from decimal import Decimal
@@ -59,12 +66,14 @@ _ORDERS_BY_LINK = ("fetch_open_orders", "fetch_canceled_and_closed_orders")
 
 
 class BybitVenue(CcxtVenue):
-    """Bybit v5 unified trading account: spot and USDT/USDC linear contracts."""
+    """Bybit v5 unified trading account: spot, USDT/USDC linear and inverse contracts."""
 
     exchange_ids: ClassVar[frozenset[str]] = frozenset({"bybit"})
     label: ClassVar[str] = "Bybit"
     contract_type: ClassVar[str | None] = "linear"
     spot_type: ClassVar[str | None] = "spot"
+    inverse_type: ClassVar[str | None] = "inverse"
+    shared_wallet: ClassVar[bool] = True
     not_modified_codes: ClassVar[frozenset[str]] = frozenset({"110043", "110026", "110025"})
     duplicate_codes: ClassVar[frozenset[str]] = frozenset({"110072", "170141"})
     clock_codes: ClassVar[frozenset[str]] = frozenset({"10002"})
@@ -123,12 +132,12 @@ class BybitVenue(CcxtVenue):
         )
         mode = answer.get("marginMode")
         held = dict.fromkeys(symbols, Held(None if mode is None else str(mode)))
-        for settle in sorted({self.client.market(s)["settle"] for s in symbols}):
+        for settle, sub_type in self._settle_groups(symbols):
+            params = {"settleCoin": settle, "paginate": True}
+            if sub_type == "inverse":
+                params["subType"] = sub_type
             rows = await self.calls.call(
-                f"fetch_positions({settle})",
-                self.client.fetch_positions,
-                None,
-                {"settleCoin": settle, "paginate": True},
+                f"fetch_positions({settle})", self.client.fetch_positions, None, params
             )
             for row in rows:
                 short_side = str((row.get("info") or {}).get("positionIdx", "0")) in ("0", "2")
@@ -156,16 +165,25 @@ class BybitVenue(CcxtVenue):
         """The unified wallet: ``total`` the wallet balance, ``equity`` with the uPnL."""
         return margin_balances(await self.one_wallet(keep=False))
 
+    def _settle_groups(self, symbols: Sequence[str]) -> list[tuple[str, str]]:
+        """(settle coin, ``linear`` or ``inverse``) of the contracts among ``symbols``."""
+        groups = set()
+        for symbol in symbols:
+            if is_contract(symbol):
+                market = self.client.market(symbol)
+                groups.add((market["settle"], "inverse" if market.get("inverse") else "linear"))
+        return sorted(groups)
+
     async def positions(self, symbols: Sequence[str]) -> list[Raw]:
-        """Every open linear position, one request per settle coin of ``symbols``."""
-        settles = sorted({self.client.market(s)["settle"] for s in symbols if is_contract(s)})
+        """Every open position, one request per settle coin of ``symbols`` (an inverse
+        contract's: its coin, ``subType`` inverse)."""
         result: list[Raw] = []
-        for settle in settles:
+        for settle, sub_type in self._settle_groups(symbols):
             rows = await self.calls.call(
                 f"fetch_positions({settle})",
                 self.client.fetch_positions,
                 None,
-                {"settleCoin": settle, "type": "swap", "subType": "linear"},
+                {"settleCoin": settle, "type": "swap", "subType": sub_type},
             )
             result.extend(rows)
         return result
@@ -185,15 +203,15 @@ class BybitVenue(CcxtVenue):
     async def _quotes(
         self, symbols: Sequence[str], *, tickers: bool = True, funding: bool = True
     ) -> tuple[Raw, Raw]:
-        """/v5/market/tickers once per category (``spot``, ``linear``): its rows carry the
-        bid/ask and, for a perpetual, ``fundingRate`` and ``nextFundingTime`` (what ccxt's
+        """/v5/market/tickers once per category (``spot``, ``linear``, ``inverse``): its rows
+        carry the bid/ask and, for a perpetual, ``fundingRate`` and ``nextFundingTime`` (what ccxt's
         ``fetch_funding_rates`` reads from the same endpoint), so one request serves both.
         Only the rows of ``symbols`` are parsed, by ccxt's ``parse_ticker`` and
         ``parse_funding_rate`` (the answer's ``time`` stamps the rate, as ccxt does)."""
         quotes: dict[str, Any] = {}
         rates: dict[str, Any] = {}
-        for kind, wanted in by_market_type(self.client, symbols).items():
-            request = {"category": "spot" if kind == "spot" else "linear"}
+        for category, wanted in _by_category(self.client, symbols).items():
+            request = {"category": category}
             if len(wanted) == 1:  # its row alone: the same request, a small answer
                 request["symbol"] = self.client.market(wanted[0])["id"]
             answer = await self.calls.call(
@@ -209,6 +227,12 @@ class BybitVenue(CcxtVenue):
                 parse = _funding_parser(self.client, answer.get("time"))
                 rates.update(self.parse_rows(rows, perpetuals(wanted), parse))
         return quotes, rates
+
+    def funding_history_params(self, symbols: Iterable[str]) -> list[dict[str, Any]]:
+        """The linear contracts' Funding executions, and the inverse ones' (one more
+        request, only when an inverse contract is traded)."""
+        sub_types = {sub for _, sub in self._settle_groups(list(symbols))} | {"linear"}
+        return [{"type": "swap", "subType": sub} for sub in sorted(sub_types, reverse=True)]
 
     def order_params(self, request: OrderRequest, hedge_mode: bool) -> dict[str, Any]:
         """Hedge mode: ``hedged`` (ccxt sends the short side's ``positionIdx``)."""
@@ -246,6 +270,18 @@ class BybitVenue(CcxtVenue):
             "positionIdx": 2 if hedge_mode else 0,
         }
         await self._send_once("add_margin", self.client.privatePostV5PositionAddMargin, request)
+
+
+def _by_category(client: Any, symbols: Sequence[str]) -> dict[str, list[str]]:
+    """``symbols`` by Bybit category: ``spot``, ``linear``, ``inverse`` (a request each)."""
+    grouped: dict[str, list[str]] = {}
+    for kind, wanted in by_market_type(client, symbols).items():
+        for symbol in wanted:
+            category = "spot" if kind == "spot" else "linear"
+            if category == "linear" and client.market(symbol).get("inverse"):
+                category = "inverse"
+            grouped.setdefault(category, []).append(symbol)
+    return grouped
 
 
 def _funding_parser(client: Any, time: Any) -> Callable[[Any, Any], Any]:

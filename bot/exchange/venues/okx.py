@@ -65,6 +65,7 @@ class OkxVenue(CcxtVenue):
     exchange_ids: ClassVar[frozenset[str]] = frozenset({"okx", "myokx", "okxus"})
     label: ClassVar[str] = "OKX"
     spot_type: ClassVar[str | None] = "spot"
+    shared_wallet: ClassVar[bool] = True
     duplicate_codes: ClassVar[frozenset[str]] = frozenset({"51016"})
     clock_codes: ClassVar[frozenset[str]] = frozenset({"50102"})
     fatal_codes: ClassVar[frozenset[str]] = frozenset({"59102", "59000"})
@@ -148,9 +149,9 @@ class OkxVenue(CcxtVenue):
         last = dec_or_none(ticker.get("last"))
         return None if coins is None or last is None else coins * last
 
-    def funding_history_params(self) -> dict[str, Any]:
+    def funding_history_params(self, symbols: Iterable[str]) -> list[dict[str, Any]]:
         """Bills of type 8 (ccxt's), nothing unified forwarded into OKX's query."""
-        return {}
+        return [{}]
 
     def open_orders_params(self) -> dict[str, Any]:
         """/trade/orders-pending without an instrument type: every pending order."""

@@ -38,6 +38,7 @@ class AccountSnapshot:
     tickers: Mapping[str, Ticker] = field(default_factory=dict)
     funding: Mapping[str, FundingRate] = field(default_factory=dict)
     spot_tickers: Mapping[str, Ticker] = field(default_factory=dict)  # basis pairs' spot
+    one_wallet: bool = False  # the spot and the perp wallet are one (a unified account)
 
 
 class ObserveStage:
@@ -131,7 +132,9 @@ class ObserveStage:
         margin = await gateway.fetch_margin_balances()
         positions = await gateway.fetch_positions(perps)
         tickers, funding = await gateway.fetch_contract_quotes(perps)
-        return AccountSnapshot(balances, margin, positions, tickers, funding, spot_tickers)
+        return AccountSnapshot(
+            balances, margin, positions, tickers, funding, spot_tickers, gateway.one_wallet
+        )
 
     async def snapshots(self, pairs: Sequence[PairConfig]) -> dict[str, AccountSnapshot]:
         """One snapshot per account for ``pairs`` (its requests grow with accounts)."""

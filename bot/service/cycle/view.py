@@ -162,11 +162,15 @@ def observe_pair(
     funding = perp.funding.get(pair.perp_symbol)
     spot_ticker = spot_snapshot.spot_tickers.get(pair.spot_symbol)
     margin_wallet = perp.margin.get(pair.spot_base)
+    # A unified account's margin wallet is its spot wallet: its coins are counted once.
+    one_wallet = perp.one_wallet and accounts.spot_account(pair) == account
     return Observation(
         pair=pair.name,
         spot_symbol=pair.spot_symbol,
         perp_symbol=pair.perp_symbol,
-        spot_qty=hedged_coins(market, named_coins(pair, accounts, snapshots), margin_wallet),
+        spot_qty=hedged_coins(
+            market, named_coins(pair, accounts, snapshots), margin_wallet, one_wallet
+        ),
         perp_qty=position.qty if position else ZERO,
         price=_price(position, ticker),
         bid=ticker.bid,

@@ -2,8 +2,9 @@
 
 A unified account (UTA 2.0) holds every coin in one wallet: spot trades move coins in
 it, and linear contracts draw their margin from it and settle PnL, fees and funding
-into its USDT. The margin mode is account-wide. Views that a fill changes (wallet,
-positions) can lag behind the truth by ``lag_s`` seconds.
+into its USDT; inverse contracts (sizes in USD contracts) do the same in their base
+coin, held in the same wallet as the spot coins. The margin mode is account-wide.
+Views that a fill changes (wallet, positions) can lag behind the truth by ``lag_s`` seconds.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from tests.support.emulators.bybit._bybit_models import ZERO, PositionState
 MARGIN_MODES = ("REGULAR_MARGIN", "ISOLATED_MARGIN", "PORTFOLIO_MARGIN")
 ONE_WAY, HEDGE = 0, 3
 DEFAULT_LEVERAGE = Decimal(10)
+#: symbol -> (mark, maintenance margin rate, max leverage, settle coin, inverse)
+Marks = dict[str, tuple[Decimal, Decimal, int, str, bool]]
 
 
 @dataclass
@@ -41,20 +44,26 @@ class PositionView:
     leverage: Decimal
     isolated: bool
     mmr: Decimal
+    coin: str = "USDT"
+    inverse: bool = False
 
     @property
     def size(self) -> Decimal:
-        """Signed size in base coin."""
+        """Signed size in base coin (an inverse position's in USD contracts)."""
         return self.state.size
 
     @property
     def value(self) -> Decimal:
-        """positionValue: size at the entry price."""
+        """positionValue: size at the entry price (an inverse one's in coins)."""
+        if self.inverse:
+            return abs(self.size) / self.state.entry if self.state.entry else ZERO
         return abs(self.size) * self.state.entry
 
     @property
     def unrealised(self) -> Decimal:
-        """Unrealised PnL at the mark."""
+        """Unrealised PnL at the mark (an inverse position's in its coin)."""
+        if self.inverse:
+            return self.size * (1 / self.state.entry - 1 / self.mark) if self.mark else ZERO
         return self.size * (self.mark - self.state.entry)
 
     @property
@@ -65,6 +74,8 @@ class PositionView:
     @property
     def maint_margin(self) -> Decimal:
         """positionMM at the mark."""
+        if self.inverse:
+            return abs(self.size) / self.mark * self.mmr if self.mark else ZERO
         return abs(self.size) * self.mark * self.mmr
 
     @property
@@ -77,9 +88,22 @@ class PositionView:
         if self.size == 0:
             return ZERO
         margin = self.balance if self.isolated else cross_equity
+        if self.inverse:
+            return self._inverse_liquidation(margin)
         qty = abs(self.size)
         direction = Decimal(1) if self.size > 0 else Decimal(-1)
         price = (direction * qty * self.state.entry - margin) / (direction * qty - qty * self.mmr)
+        return max(price, ZERO)
+
+    def _inverse_liquidation(self, margin: Decimal) -> Decimal:
+        """Where coin ``margin`` plus the coin PnL meets the maintenance margin:
+        ``size/entry - size/p + margin = |size| x mmr / p``; 0 when no price gets there
+        (a short at 1x margined by its coins)."""
+        size = self.size
+        below = size / self.state.entry + margin
+        if below <= 0:
+            return ZERO
+        price = (size + abs(size) * self.mmr) / below
         return max(price, ZERO)
 
 
@@ -161,20 +185,31 @@ class Account:
         """The live position state (created empty)."""
         return self.live.positions.setdefault((symbol, idx), PositionState())
 
-    def apply_fill(self, symbol: str, idx: int, signed: Decimal, price: Decimal) -> Decimal:
-        """Move a position by a fill; returns the PnL it realised (not yet credited)."""
+    def apply_fill(
+        self, symbol: str, idx: int, signed: Decimal, price: Decimal, inverse: bool = False
+    ) -> Decimal:
+        """Move a position by a fill; returns the PnL it realised (not yet credited). An
+        inverse position (``inverse``: sizes in USD contracts) averages its entry
+        harmonically and realises its PnL in the coin."""
         state = self.position(symbol, idx)
         now = self.now_ms()
         realised = ZERO
         if state.size == 0 or (state.size > 0) == (signed > 0):
             total = abs(state.size) + abs(signed)
-            state.entry = (abs(state.size) * state.entry + abs(signed) * price) / total
+            if inverse:
+                held = abs(state.size) / state.entry if state.size else ZERO
+                state.entry = total / (held + abs(signed) / price)
+            else:
+                state.entry = (abs(state.size) * state.entry + abs(signed) * price) / total
             if state.size == 0:
                 state.created_ms = now
         else:
             closed = min(abs(signed), abs(state.size))
             direction = Decimal(1) if state.size > 0 else Decimal(-1)
-            realised = closed * (price - state.entry) * direction
+            if inverse:
+                realised = closed * (1 / state.entry - 1 / price) * direction
+            else:
+                realised = closed * (price - state.entry) * direction
             before = abs(state.size)
             state.added_margin = state.added_margin * max(before - closed, ZERO) / before
             if abs(signed) > before:
@@ -190,20 +225,21 @@ class Account:
 
     def views(
         self,
-        marks: dict[str, tuple[Decimal, Decimal, int]],
+        marks: Marks,
         *,
         lagged: bool = True,
     ) -> list[PositionView]:
-        """Every held position (size ≠ 0) as seen; ``marks``: symbol → (mark, mmr, max lev)."""
+        """Every held position (size ≠ 0) as seen; ``marks``: symbol → (mark, mmr, max lev,
+        settle coin, inverse)."""
         holdings = self.view(lagged=lagged)
         isolated = self.margin_mode == "ISOLATED_MARGIN"
         rows = []
         for (symbol, idx), state in sorted(holdings.positions.items()):
             if state.size == 0 or symbol not in marks:
                 continue
-            mark, mmr, max_lev = marks[symbol]
+            mark, mmr, max_lev, coin, inverse = marks[symbol]
             lev = self.leverage_of(symbol, max_lev)
-            rows.append(PositionView(symbol, idx, state, mark, lev, isolated, mmr))
+            rows.append(PositionView(symbol, idx, state, mark, lev, isolated, mmr, coin, inverse))
         return rows
 
     def has_position(self, symbol: str | None = None) -> bool:

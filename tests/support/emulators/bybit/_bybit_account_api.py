@@ -1,7 +1,8 @@
 """Bybit v5 account endpoints of the emulator: wallet, positions, account settings.
 
-A unified account: one wallet (``accountType=UNIFIED``) holds spot coins and the
-USDT that linear contracts margin from; the margin mode is set once for the account
+A unified account: one wallet (``accountType=UNIFIED``) holds spot coins, the USDT that
+linear contracts margin from, and the coins inverse contracts margin from (their PnL
+and uPnL in that coin's row); the margin mode is set once for the account
 (/v5/account/set-margin-mode); leverage and position mode are per symbol.
 """
 
@@ -25,6 +26,7 @@ from tests.support.emulators.bybit._bybit_market_api import int_param, page
 from tests.support.emulators.bybit._bybit_models import (
     ZERO,
     BybitError,
+    Category,
     PositionState,
     params_error,
 )
@@ -153,12 +155,15 @@ class AccountApi:
         return self.engine.book.quotes[coin].last if market else ZERO
 
     def _coin_row(self, coin: str, views: list[PositionView]) -> JSON:
+        """A coin of the wallet, with the contracts settled in it (USDT: the linear ones;
+        a coin: its inverse ones, whose margin and PnL are in that coin)."""
         holdings = self.account.view()
         wallet = holdings.wallet.get(coin, ZERO)
         settles = coin == SETTLE
-        upl = sum((v.unrealised for v in views), ZERO) if settles else ZERO
-        position_im = sum((v.balance for v in views), ZERO) if settles else ZERO
-        position_mm = sum((v.maint_margin for v in views), ZERO) if settles else ZERO
+        mine = [v for v in views if v.coin == coin]
+        upl = sum((v.unrealised for v in mine), ZERO)
+        position_im = sum((v.balance for v in mine), ZERO)
+        position_mm = sum((v.maint_margin for v in mine), ZERO)
         order_im = self.engine.order_margin() if settles else ZERO
         equity = wallet + upl
         return {
@@ -176,9 +181,7 @@ class AccountApi:
             "totalPositionIM": fmt(position_im),
             "totalPositionMM": fmt(position_mm),
             "unrealisedPnl": fmt(upl),
-            "cumRealisedPnl": fmt(sum((s.cum_realised for s in holdings.positions.values()), ZERO))
-            if settles
-            else "0",
+            "cumRealisedPnl": fmt(sum((v.state.cum_realised for v in mine), ZERO)),
             "bonus": "0",
             "marginCollateral": True,
             "collateralSwitch": True,
@@ -193,9 +196,10 @@ class AccountApi:
         coins = [c for c in sorted(self.account.view().wallet) if not wanted or c in wanted]
         rows = [self._coin_row(c, views) for c in coins]
         wallet_usd = sum((Decimal(r["walletBalance"]) * self._usd(r["coin"]) for r in rows), ZERO)
-        upl = sum((v.unrealised for v in views), ZERO)
-        im = sum((v.balance for v in views), ZERO) + self.engine.order_margin()
-        mm = sum((v.maint_margin for v in views), ZERO)
+        upl = sum((v.unrealised * self._usd(v.coin) for v in views), ZERO)
+        im = sum((v.balance * self._usd(v.coin) for v in views), ZERO)
+        im += self.engine.order_margin()
+        mm = sum((v.maint_margin * self._usd(v.coin) for v in views), ZERO)
         margin_balance = wallet_usd + upl
         return {
             "list": [
@@ -217,16 +221,20 @@ class AccountApi:
         }
 
     # ------------------------------------------------------------------ positions
-    def _position_row(self, symbol: str, idx: int, view: PositionView | None) -> JSON:
-        inst = self.engine.book.instruments["linear"][symbol]
+    def _position_row(
+        self, symbol: str, idx: int, view: PositionView | None, cat: Category = "linear"
+    ) -> JSON:
+        inst = self.engine.book.instruments[cat][symbol]
         mark = self.engine.book.quotes[inst.market.base].mark
         lev = self.account.leverage_of(symbol, inst.market.max_leverage)
         state = view.state if view else PositionState()
         size = state.size
         liq = ZERO
         if view is not None:
-            liq = view.liquidation(self.engine.available(SETTLE, lagged=True))
-            liq = liq.quantize(inst.market.tick_size)
+            cross = self.engine.available(inst.settle, lagged=True)
+            if inst.inverse:  # its own margin and coins, without the PnL the formula adds
+                cross += view.balance - view.unrealised
+            liq = view.liquidation(cross).quantize(inst.market.tick_size)
         return {
             "positionIdx": idx,
             "riskId": 1,
@@ -266,7 +274,7 @@ class AccountApi:
         """GET /v5/position/list: a symbol's rows even when flat; by settleCoin, open ones."""
         book = self.engine.book
         cat = book.check_category(params.get("category"))
-        if cat != "linear":
+        if cat == "spot":
             raise params_error("params error: category only support linear, inverse, option")
         symbol, settle, base = (params.get(k) for k in ("symbol", "settleCoin", "baseCoin"))
         if not (symbol or settle or base):
@@ -277,22 +285,26 @@ class AccountApi:
         if symbol:
             book.instrument(cat, symbol)
             idxs = (1, 2) if self.account.hedged(str(symbol)) else (0,)
-            rows = [self._position_row(str(symbol), i, views.get((str(symbol), i))) for i in idxs]
-        else:
             rows = [
-                self._position_row(s, i, v)
+                self._position_row(str(symbol), i, views.get((str(symbol), i)), cat) for i in idxs
+            ]
+        else:
+            table = book.instruments[cat]
+            rows = [
+                self._position_row(s, i, v, cat)
                 for (s, i), v in views.items()
-                if (not settle or book.instruments["linear"][s].market.quote == settle)
-                and (not base or book.instruments["linear"][s].market.base == base)
+                if s in table
+                and (not settle or table[s].settle == settle)
+                and (not base or table[s].market.base == base)
             ]
         chunk, cursor = page(rows, params, 20, 200)
-        return {"category": "linear", "list": chunk, "nextPageCursor": cursor}
+        return {"category": cat, "list": chunk, "nextPageCursor": cursor}
 
     # ------------------------------------------------------------------ settings
     def set_leverage(self, params: Params) -> JSON:
         """POST /v5/position/set-leverage: 110043 "leverage not modified" when unchanged."""
         inst = self.engine.book.instrument(params.get("category"), params.get("symbol"))
-        if inst.category != "linear":
+        if inst.category == "spot":
             raise params_error("params error: category only support linear, inverse")
         buy = decimal_param(params, "buyLeverage", required=True)
         sell = decimal_param(params, "sellLeverage", required=True)

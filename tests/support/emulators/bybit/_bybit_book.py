@@ -1,7 +1,8 @@
 """The emulated Bybit instruments and prices: instrument lists, quotes, book, history.
 
-Pure state, no I/O. Spot and linear instruments of one base coin share one quote
-(bid/ask/last/mark/index), like the Binance emulator's.
+Pure state, no I/O. Spot, linear and inverse instruments of one base coin share one
+quote (bid/ask/last/mark/index), like the Binance emulator's; an inverse contract's book
+shows each level's coins as USD contracts at its price.
 """
 
 from __future__ import annotations
@@ -41,7 +42,11 @@ class Book:
     def __init__(self, markets: Sequence[EmulatedMarket], clock: Callable[[], float]) -> None:
         self.clock = clock
         self.markets: dict[str, EmulatedMarket] = {}
-        self.instruments: dict[Category, dict[str, Instrument]] = {"spot": {}, "linear": {}}
+        self.instruments: dict[Category, dict[str, Instrument]] = {
+            "spot": {},
+            "linear": {},
+            "inverse": {},
+        }
         self.quotes: dict[str, Quote] = {}
         self.history: dict[str, list[tuple[int, Decimal]]] = {}
         self.funding_rates: dict[str, Decimal] = {}
@@ -63,6 +68,10 @@ class Book:
         if market.perp:
             self.instruments["linear"][market.perp_id] = Instrument(
                 market.perp_id, "linear", market
+            )
+        if market.inverse:
+            self.instruments["inverse"][market.inverse_id] = Instrument(
+                market.inverse_id, "inverse", market
             )
         for delivery in market.futures:
             symbol = future_id(market, delivery)
@@ -96,11 +105,13 @@ class Book:
         return found
 
     def check_category(self, category: str | None) -> Category:
-        """``spot`` or ``linear``; inverse and option are listed empty, not traded."""
+        """``spot``, ``linear`` or ``inverse``; option is listed empty, not traded."""
         if category == "spot":
             return "spot"
         if category == "linear":
             return "linear"
+        if category == "inverse":
+            return "inverse"
         raise params_error(f"Illegal category: {category}")
 
     def replace_market(self, base: str, **changes: Any) -> None:
@@ -133,14 +144,23 @@ class Book:
         asks = [(quote.ask + i * market.tick_size, market.level_qty) for i in range(count)]
         return [b for b in bids if b[0] > 0], asks
 
-    def walk(self, base: str, side: str, qty: Decimal, limit: Decimal | None) -> list[Level]:
-        """Taker fills of ``qty`` against the book, up to the limit price."""
+    def walk(
+        self,
+        base: str,
+        side: str,
+        qty: Decimal,
+        limit: Decimal | None,
+        contracts: bool = False,
+    ) -> list[Level]:
+        """Taker fills of ``qty`` against the book, up to the limit price; ``contracts``:
+        ``qty`` is USD contracts (inverse), each level's coins worth so many at its price."""
         bids, asks = self.book(base, self.markets[base].depth_levels)
         fills: list[Level] = []
         remaining = qty
-        for price, size in asks if side == "Buy" else bids:
+        for price, coins in asks if side == "Buy" else bids:
             if remaining <= 0:
                 break
+            size = floor_to(coins * price, Decimal(1)) if contracts else coins
             if limit is not None and (price > limit if side == "Buy" else price < limit):
                 break
             take = min(size, remaining)

@@ -3,7 +3,9 @@
 Pure state, no I/O: the HTTP layer parses requests, calls into this engine and
 renders what it returns. Orders fill against the emulated book (market, IOC, FOK and
 the crossing part of a limit order as taker; resting limits as maker when a new price
-crosses them). Money is ``Decimal`` throughout.
+crosses them). Money is ``Decimal`` throughout. Inverse contracts (category ``inverse``)
+trade USD contracts; their fees, PnL and funding are in the base coin of the unified
+wallet (value = contracts / price).
 """
 
 from __future__ import annotations
@@ -17,9 +19,10 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from tests.support.emulators._common import floor_to, is_multiple
-from tests.support.emulators.bybit._bybit_account import Account
+from tests.support.emulators.bybit._bybit_account import Account, Marks
 from tests.support.emulators.bybit._bybit_book import Book, Level
 from tests.support.emulators.bybit._bybit_models import (
+    CONTRACTS,
     ZERO,
     BybitError,
     Category,
@@ -138,7 +141,7 @@ class Engine:
     def place(self, params: Params, partial: Decimal | None = None) -> EmulatedOrder:
         """Validate and execute POST /v5/order/create."""
         req = parse_order(self.book, params)
-        if req.inst.category == "linear":
+        if req.inst.category in CONTRACTS:
             return self._place_linear(req, partial)
         return self._place_spot(req, partial)
 
@@ -147,12 +150,12 @@ class Engine:
             raise error
 
     def _planned(self, req: OrderRequest, qty: Decimal, partial: Decimal | None) -> list[Level]:
-        step = req.inst.market.qty_step
+        step = req.inst.lot[0]
         if req.inst.category == "spot":
             step = req.inst.market.spot_base_precision
         target = qty if partial is None else floor_to(qty * partial, step)
         limit = req.price if req.order_type == "Limit" else None
-        fills = self.book.walk(req.inst.market.base, req.side, target, limit)
+        fills = self.book.walk(req.inst.market.base, req.side, target, limit, req.inst.inverse)
         filled = sum((q for _, q in fills), ZERO)
         if req.tif == "PostOnly" and fills:
             req.post_only_crossed = True
@@ -163,11 +166,12 @@ class Engine:
 
     def _check_linear_qty(self, req: OrderRequest) -> None:
         m = req.inst.market
-        if not is_multiple(req.qty, m.qty_step):
+        step, least, most = req.inst.lot
+        if not is_multiple(req.qty, step):
             raise params_error("Qty invalid")
-        if req.qty < m.min_qty:
+        if req.qty < least:
             raise params_error("The number of contracts exceeds minimum limit allowed")
-        if req.qty > m.max_qty:
+        if req.qty > most:
             raise params_error("The number of contracts exceeds maximum limit allowed")
         if req.price and not is_multiple(req.price, m.tick_size):
             raise params_error("Price invalid")
@@ -193,7 +197,9 @@ class Engine:
         qty = self._reduce_only_qty(req) if req.reduce_only else req.qty
         quote = self.book.quotes[req.inst.market.base]
         reference = req.price or (quote.ask if req.side == "Buy" else quote.bid)
-        if not req.reduce_only and qty * reference < req.inst.market.min_notional:
+        # An inverse contract has no minimum order value (its minimum is one contract).
+        small = not req.inst.inverse and qty * reference < req.inst.market.min_notional
+        if not req.reduce_only and small:
             raise BybitError(
                 110094,
                 f"Order does not meet minimum order value {req.inst.market.min_notional}USDT",
@@ -212,8 +218,9 @@ class Engine:
         if increase == 0:
             return
         lev = self.account.leverage_of(req.inst.symbol, req.inst.market.max_leverage)
-        needed = increase * reference / lev + increase * reference * LINEAR_TAKER_FEE
-        if needed > self.available(SETTLE):
+        value = increase / reference if req.inst.inverse else increase * reference
+        needed = value / lev + value * LINEAR_TAKER_FEE
+        if needed > self.available(req.inst.settle):
             raise BybitError(110007, "ab not enough for new order")
 
     def _check_spot(self, req: OrderRequest, base_qty: Decimal, reference: Decimal) -> None:
@@ -306,15 +313,17 @@ class Engine:
     def _fill(self, order: EmulatedOrder, price: Decimal, qty: Decimal, *, maker: bool) -> None:
         inst = self.book.instruments[order.category][order.symbol]
         self.account.snapshot()
-        value = price * qty
-        if order.category == "linear":
+        value = qty / price if inst.inverse else price * qty
+        if order.category in CONTRACTS:
             rate = LINEAR_MAKER_FEE if maker else LINEAR_TAKER_FEE
-            fee, fee_coin = value * rate, SETTLE
+            fee, fee_coin = value * rate, inst.settle
             signed = qty if order.side == "Buy" else -qty
             before = self.account.position(order.symbol, order.position_idx).size
-            realised = self.account.apply_fill(order.symbol, order.position_idx, signed, price)
+            realised = self.account.apply_fill(
+                order.symbol, order.position_idx, signed, price, inst.inverse
+            )
             closed = min(qty, abs(before)) if before and (before > 0) != (signed > 0) else ZERO
-            self.account.credit(SETTLE, realised - fee)
+            self.account.credit(inst.settle, realised - fee)
         else:
             rate = SPOT_FEE
             m = inst.market
@@ -325,7 +334,7 @@ class Engine:
             self.account.credit(m.quote, -sign * value - (fee if order.side == "Sell" else ZERO))
             closed = ZERO
         self._record_fill(order, price, qty, fee, rate, fee_coin, maker, closed)
-        if order.category == "linear":
+        if order.category in CONTRACTS:
             # The position changes with the execution: its updatedTime is never before
             # the execTime (both are read from the clock, a millisecond apart at times).
             state = self.account.position(order.symbol, order.position_idx)
@@ -369,9 +378,19 @@ class Engine:
         order.fills.append(execution)
         order.updated_ms = now
         self.executions.append(execution)
-        self._ledger(execution, "TRADE", -fee if fee_coin == SETTLE else ZERO)
+        if order.category == "inverse":
+            self._ledger(execution, "TRADE", -fee, coin=fee_coin)
+        else:
+            self._ledger(execution, "TRADE", -fee if fee_coin == SETTLE else ZERO)
 
-    def _ledger(self, e: Execution, kind: str, change: Decimal, funding: Decimal = ZERO) -> None:
+    def _ledger(
+        self,
+        e: Execution,
+        kind: str,
+        change: Decimal,
+        funding: Decimal = ZERO,
+        coin: str = SETTLE,
+    ) -> None:
         self.ledger.append(
             LedgerEntry(
                 entry_id=self._uuid(),
@@ -379,14 +398,14 @@ class Engine:
                 category=e.category,
                 kind=kind,
                 side=e.side,
-                coin=SETTLE,
+                coin=coin,
                 qty=e.qty,
                 price=e.price,
                 fee=e.fee if kind == "TRADE" else ZERO,
                 funding=funding,
                 cash_flow=ZERO,
                 change=change,
-                cash_balance=self.account.live.wallet.get(SETTLE, ZERO),
+                cash_balance=self.account.live.wallet.get(coin, ZERO),
                 time_ms=e.time_ms,
                 trade_id=e.exec_id,
                 order_id=e.order_id,
@@ -445,9 +464,12 @@ class Engine:
 
     # ------------------------------------------------------------------ funding
     def settle_funding(self) -> None:
-        """Charge or pay funding on every perp position at the current rate and mark."""
+        """Charge or pay funding on every perp position at the current rate and mark (an
+        inverse position's in its coin: contracts / mark x rate)."""
         now = self.now_ms()
-        for symbol, inst in self.book.instruments["linear"].items():
+        perps = [i for c in CONTRACTS for i in self.book.instruments[c].values()]
+        for inst in perps:
+            symbol = inst.symbol
             if inst.delivery_ms:
                 continue
             base = inst.market.base
@@ -456,11 +478,12 @@ class Engine:
             for (sym, _idx), state in list(self.account.live.positions.items()):
                 if sym != symbol or state.size == 0:
                     continue
-                fee = state.size * mark * rate  # positive: the position pays
-                self.account.credit(SETTLE, -fee, lagged=False)
+                # positive: the position pays
+                fee = state.size / mark * rate if inst.inverse else state.size * mark * rate
+                self.account.credit(inst.settle, -fee, lagged=False)
                 execution = Execution(
                     exec_id=self._uuid(),
-                    category="linear",
+                    category=inst.category,
                     symbol=symbol,
                     exec_type="Funding",
                     side="Buy" if state.size > 0 else "Sell",
@@ -468,24 +491,28 @@ class Engine:
                     qty=abs(state.size),
                     fee=fee,
                     fee_rate=rate,
-                    fee_coin=SETTLE,
+                    fee_coin=inst.settle,
                     is_maker=False,
                     time_ms=now,
                     mark_price=mark,
                 )
                 self.executions.append(execution)
-                self._ledger(execution, "SETTLEMENT", -fee, funding=-fee)
+                self._ledger(execution, "SETTLEMENT", -fee, funding=-fee, coin=inst.settle)
 
     # ------------------------------------------------------------------ margin
-    def marks(self) -> dict[str, tuple[Decimal, Decimal, int]]:
-        """symbol → (mark, maintenance margin rate, max leverage) of every linear contract."""
+    def marks(self) -> Marks:
+        """symbol → (mark, maintenance margin rate, max leverage, settle coin, inverse) of
+        every contract."""
         return {
-            s: (
+            i.symbol: (
                 self.book.quotes[i.market.base].mark,
                 i.market.maint_margin_ratio,
                 i.market.max_leverage,
+                i.settle,
+                i.inverse,
             )
-            for s, i in self.book.instruments["linear"].items()
+            for c in CONTRACTS
+            for i in self.book.instruments[c].values()
         }
 
     def order_margin(self) -> Decimal:
@@ -499,12 +526,14 @@ class Engine:
         return total
 
     def available(self, coin: str, *, lagged: bool = False) -> Decimal:
-        """What a new order may use of ``coin``: USDT less margin held, plus cross PnL."""
+        """What a new order may use of ``coin``: the coin less the margin its contracts
+        hold (USDT: linear, a coin: its inverse ones), plus their cross PnL."""
         holdings = self.account.view(lagged=lagged)
         free = holdings.wallet.get(coin, ZERO) - holdings.locked.get(coin, ZERO)
-        if coin != SETTLE:
+        rows = [r for r in self.account.views(self.marks(), lagged=lagged) if r.coin == coin]
+        if coin != SETTLE and not rows:
             return free
-        rows = self.account.views(self.marks(), lagged=lagged)
         used = sum((r.balance for r in rows), ZERO)
         pnl = sum((r.unrealised for r in rows if not r.isolated), ZERO)
-        return max(free + pnl - used - self.order_margin(), ZERO)
+        orders = self.order_margin() if coin == SETTLE else ZERO
+        return max(free + pnl - used - orders, ZERO)

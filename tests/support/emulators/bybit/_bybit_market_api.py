@@ -9,7 +9,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from tests.support.emulators._common import decimals_of, fmt
+from tests.support.emulators._common import decimals_of, floor_to, fmt
 from tests.support.emulators.bybit._bybit_engine import Engine, Params
 from tests.support.emulators.bybit._bybit_models import Instrument, params_error
 
@@ -20,7 +20,7 @@ INTERVALS_MS = {
     "W": 604_800_000,
     "M": 2_592_000_000,
 }
-EMPTY_CATEGORIES = ("inverse", "option")
+EMPTY_CATEGORIES = ("option",)
 LAUNCH_MS = 1_585_526_400_000
 
 
@@ -96,7 +96,7 @@ class MarketApi:
     def _linear_info(self, inst: Instrument) -> JSON:
         m = inst.market
         dated = bool(inst.delivery_ms)
-        return {
+        row = {
             "symbol": inst.symbol,
             "contractType": inst.contract_type,
             "status": "Trading",
@@ -134,6 +134,22 @@ class MarketApi:
             "preListingInfo": None,
             "displayName": "",
         }
+        return self._inverse_info(inst, row) if inst.inverse else row
+
+    def _inverse_info(self, inst: Instrument, row: JSON) -> JSON:
+        """An inverse perpetual (``BTCUSD``) as the linear row, but quoted in USD, settled
+        in the base coin, lots in USD contracts (ccxt takes ``minOrderQty`` as the
+        contract size: 1 USD) and no minimum order value."""
+        step, least, most = inst.lot
+        lots = {"maxOrderQty": fmt(most), "minOrderQty": fmt(least), "qtyStep": fmt(step)}
+        lots.update({"postOnlyMaxOrderQty": fmt(most), "maxMktOrderQty": fmt(most)})
+        row.update(
+            quoteCoin="USD",
+            settleCoin=inst.market.base,
+            copyTrading="none",
+            lotSizeFilter={**lots, "minNotionalValue": ""},
+        )
+        return row
 
     def instruments_info(self, params: Params) -> JSON:
         """GET /v5/market/instruments-info: spot in one answer, linear by cursor pages."""
@@ -153,7 +169,7 @@ class MarketApi:
             return {"category": "spot", "list": [self._spot_info(i) for i in rows]}
         chunk, cursor = page(rows, params, 500, 1000, self.page_cap)
         return {
-            "category": "linear",
+            "category": cat,
             "list": [self._linear_info(i) for i in chunk],
             "nextPageCursor": cursor,
         }
@@ -188,7 +204,9 @@ class MarketApi:
                 "markPrice": fmt(q.mark),
                 "prevPrice1h": fmt(prev),
                 "openInterest": fmt(m.open_interest),
-                "openInterestValue": fmt(m.open_interest * q.mark),
+                "openInterestValue": fmt(
+                    m.open_interest / q.mark if inst.inverse else m.open_interest * q.mark
+                ),
                 "fundingRate": "" if dated else fmt(self.book.funding_rates[m.base]),
                 "nextFundingTime": "0" if dated else str(self.book.next_funding_ms(m)),
                 "predictedDeliveryPrice": "",
@@ -227,6 +245,10 @@ class MarketApi:
             params, "limit", 1 if cat == "spot" else 25, 1, 200 if cat == "spot" else 500
         )
         bids, asks = self.book.book(inst.market.base, limit)
+        if inst.inverse:  # an inverse book's sizes are USD contracts
+            bids, asks = (
+                [(p, floor_to(q * p, Decimal(1))) for p, q in side] for side in (bids, asks)
+            )
         now = self.engine.now_ms()
         return {
             "s": inst.symbol,
@@ -274,7 +296,7 @@ class MarketApi:
     def funding_history(self, params: Params) -> JSON:
         """GET /v5/market/funding/history: settlements, newest first."""
         cat = self.book.check_category(params.get("category"))
-        if cat != "linear":
+        if cat == "spot":
             raise params_error("params error: category only support linear or inverse")
         inst = self.book.instrument(cat, params.get("symbol"), public=True)
         start = int_param(params, "startTime", 0, 0, 1 << 62)
@@ -289,7 +311,7 @@ class MarketApi:
             for e in reversed(self.book.funding_events)
             if e.symbol == inst.symbol and start <= e.time_ms <= end
         ]
-        return {"category": "linear", "list": rows[:limit]}
+        return {"category": cat, "list": rows[:limit]}
 
     def open_interest(self, params: Params) -> JSON:
         """GET /v5/market/open-interest: the configured open interest, one point."""

@@ -8,7 +8,8 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Literal
 
-Category = Literal["spot", "linear"]
+Category = Literal["spot", "linear", "inverse"]
+CONTRACTS: tuple[Category, ...] = ("linear", "inverse")
 ZERO = Decimal(0)
 MONTHS = ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")
 
@@ -64,7 +65,10 @@ class EmulatedMarket:
     and ``spot_min_amt`` (minOrderAmt in quote). The book has ``depth_levels`` levels
     of ``level_qty`` each side, one tick apart; it does not deplete. ``futures`` lists
     the delivery dates of dated USDT futures (``BTCUSDT-27MAR26``), which trade at the
-    perp's prices and pay no funding.
+    perp's prices and pay no funding. ``inverse`` lists the coin-margined perpetual
+    (category ``inverse``, ``BTCUSD``): quantities in contracts of 1 USD face
+    (``inverse_qty_step``, ``inverse_min_qty``), margin, PnL, fees and funding in the
+    base coin of the same unified wallet.
     """
 
     base: str
@@ -88,6 +92,15 @@ class EmulatedMarket:
     funding_rate: Decimal = Decimal("0.0001")
     funding_interval_min: int = 480
     open_interest: Decimal = Decimal(50000)
+    inverse: bool = False
+    inverse_qty_step: Decimal = Decimal(1)
+    inverse_min_qty: Decimal = Decimal(1)
+    inverse_max_qty: Decimal = Decimal(1_000_000)
+
+    @property
+    def inverse_id(self) -> str:
+        """Bybit's id of the inverse perpetual, e.g. ``BTCUSD``."""
+        return f"{self.base}USD"
 
     @property
     def perp_id(self) -> str:
@@ -129,7 +142,27 @@ class Instrument:
         """instruments-info ``contractType`` (empty for spot)."""
         if self.category == "spot":
             return ""
+        if self.category == "inverse":
+            return "InversePerpetual"
         return "LinearFutures" if self.delivery_ms else "LinearPerpetual"
+
+    @property
+    def inverse(self) -> bool:
+        """A coin-margined contract: quantities in USD contracts, money in the base coin."""
+        return self.category == "inverse"
+
+    @property
+    def settle(self) -> str:
+        """The coin its margin, PnL, fees and funding are in."""
+        return self.market.base if self.inverse else self.market.quote
+
+    @property
+    def lot(self) -> tuple[Decimal, Decimal, Decimal]:
+        """(qty step, min qty, max qty) of a contract: coins (linear), contracts (inverse)."""
+        m = self.market
+        if self.inverse:
+            return m.inverse_qty_step, m.inverse_min_qty, m.inverse_max_qty
+        return m.qty_step, m.min_qty, m.max_qty
 
 
 @dataclass
@@ -157,6 +190,13 @@ class Execution:
     closed_size: Decimal = ZERO
     mark_price: Decimal = ZERO
 
+    @property
+    def value(self) -> Decimal:
+        """execValue: quote (linear, spot); coins, contracts over the price (inverse)."""
+        if self.category == "inverse":
+            return self.qty / self.price if self.price else ZERO
+        return self.qty * self.price
+
 
 @dataclass
 class EmulatedOrder:
@@ -182,13 +222,13 @@ class EmulatedOrder:
 
     @property
     def cum_qty(self) -> Decimal:
-        """Base quantity filled so far."""
+        """Quantity filled so far (base coin; contracts for an inverse order)."""
         return sum((f.qty for f in self.fills), ZERO)
 
     @property
     def cum_value(self) -> Decimal:
-        """Quote value filled so far."""
-        return sum((f.qty * f.price for f in self.fills), ZERO)
+        """Value filled so far: in the quote; an inverse order's in the coin."""
+        return sum((f.value for f in self.fills), ZERO)
 
     @property
     def cum_fee(self) -> Decimal:
@@ -197,9 +237,11 @@ class EmulatedOrder:
 
     @property
     def avg_price(self) -> Decimal:
-        """Average fill price, 0 when nothing filled."""
-        qty = self.cum_qty
-        return self.cum_value / qty if qty else ZERO
+        """Average fill price, 0 when nothing filled (an inverse order's is harmonic)."""
+        qty, value = self.cum_qty, self.cum_value
+        if not qty:
+            return ZERO
+        return qty / value if self.category == "inverse" else value / qty
 
     @property
     def leaves_qty(self) -> Decimal:

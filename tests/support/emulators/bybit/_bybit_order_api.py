@@ -43,9 +43,7 @@ class OrderApi:
         """One order as realtime and history list it."""
         filled = o.cum_qty
         inst = self.book.instruments[o.category][o.symbol]
-        fee_coin = (
-            inst.market.quote if o.category == "linear" or o.side == "Sell" else inst.market.base
-        )
+        fee_coin = inst.settle if o.category != "spot" or o.side == "Sell" else inst.market.base
         row: dict[str, JSON] = {
             "orderId": o.order_id,
             "orderLinkId": o.order_link_id,
@@ -62,7 +60,9 @@ class OrderApi:
             "rejectReason": o.reject_reason,
             "avgPrice": fmt(o.avg_price),
             "leavesQty": fmt(o.leaves_qty),
-            "leavesValue": fmt(o.leaves_qty * o.price),
+            "leavesValue": fmt(
+                o.leaves_qty / o.price if inst.inverse and o.price else o.leaves_qty * o.price
+            ),
             "cumExecQty": fmt(filled),
             "cumExecValue": fmt(o.cum_value),
             "cumExecFee": fmt(o.cum_fee),
@@ -89,7 +89,7 @@ class OrderApi:
             "createdTime": str(o.created_ms),
             "updatedTime": str(o.updated_ms),
         }
-        if o.category == "linear":
+        if o.category != "spot":
             row.update({"tpslMode": "UNKNOWN", "tpLimitPrice": "0", "slLimitPrice": "0"})
         return row
 
@@ -107,7 +107,7 @@ class OrderApi:
     def cancel_all(self, params: Params) -> JSON:
         """POST /v5/order/cancel-all of a symbol, base coin or settle coin."""
         cat = self.book.check_category(params.get("category"))
-        match = self._matcher(cat, params, require=cat == "linear")
+        match = self._matcher(cat, params, require=cat != "spot")
         done = []
         for o in list(self.engine.orders.values()):
             if o.category == cat and o.is_open and match(o):
@@ -128,11 +128,11 @@ class OrderApi:
             self.book.instrument(cat, symbol)
 
         def match(o: EmulatedOrder) -> bool:
-            market = self.book.instruments[o.category][o.symbol].market
+            inst = self.book.instruments[o.category][o.symbol]
             return (
                 symbol in (None, "", o.symbol)
-                and base in (None, "", market.base)
-                and settle in (None, "", market.quote)
+                and base in (None, "", inst.market.base)
+                and settle in (None, "", inst.settle if o.category != "spot" else inst.market.quote)
             )
 
         return match
@@ -150,7 +150,7 @@ class OrderApi:
         """GET /v5/order/realtime: open orders, and recent closed ones when asked."""
         cat = self.book.check_category(params.get("category"))
         by_id = bool(params.get("orderId") or params.get("orderLinkId"))
-        match = self._matcher(cat, params, require=cat == "linear" and not by_id)
+        match = self._matcher(cat, params, require=cat != "spot" and not by_id)
         recent = self._recent_closed(cat)
         open_only = str(params.get("openOnly") or "0")
         if by_id:
@@ -216,7 +216,7 @@ class OrderApi:
             "execPrice": fmt(e.price),
             "execQty": fmt(e.qty),
             "execType": e.exec_type,
-            "execValue": fmt(e.price * e.qty),
+            "execValue": fmt(e.value),
             "execTime": str(e.time_ms),
             "feeCurrency": e.fee_coin if e.category == "spot" else "",
             "isMaker": e.is_maker,
@@ -227,7 +227,7 @@ class OrderApi:
             "indexPrice": fmt(self.book.quotes[inst.market.base].index),
             "underlyingPrice": "",
             "blockTradeId": "",
-            "closedSize": fmt(e.closed_size) if e.category == "linear" else "",
+            "closedSize": fmt(e.closed_size) if e.category != "spot" else "",
             "seq": e.time_ms,
         }
 

@@ -16,7 +16,10 @@ What ccxt (4.5.90) does against a unified account, for whoever writes the venue 
   ``nextPageCursor``. ccxt's default types add ``inverse`` and six ``option`` calls
   (answered empty); ``ccxt_config()`` asks for ``spot`` and ``linear`` only. Symbols:
   ``BTC/USDT`` (spot), ``BTC/USDT:USDT`` (perp, contractSize 1), dated
-  ``BTC/USDT:USDT-270326`` (id ``BTCUSDT-26MAR27``).
+  ``BTC/USDT:USDT-270326`` (id ``BTCUSDT-26MAR27``); a market built with
+  ``inverse=True`` also lists ``BTC/USD:BTC`` (id ``BTCUSD``, category ``inverse``,
+  contractSize 1 from ``minOrderQty``), margined by the coin's row of the one wallet
+  (``tests/emulator/test_bybit_inverse_with_ccxt.py``).
 - The first private call also asks /v5/user/query-api and /v5/account/info (``uta:
   1``, ``unifiedMarginStatus`` 6); ccxt then sends UTA requests
   (``accountType=UNIFIED``, ``category`` on order calls). In demo mode
@@ -125,7 +128,7 @@ def generated_markets(count: int) -> list[EmulatedMarket]:
 
 
 class BybitEmulator(LoopbackServer):
-    """Bybit v5 REST emulator (unified account, spot + linear) served on loopback."""
+    """Bybit v5 REST emulator (unified account: spot, linear, inverse) on loopback."""
 
     def __init__(
         self,
@@ -286,6 +289,14 @@ class BybitEmulator(LoopbackServer):
         """The accepted order with this orderLinkId, if any."""
         found = self._engine.link_ids.get((category, order_link_id))
         return self._engine.orders.get(found) if found else None
+
+    def coin_equity(self, coin: str) -> Decimal:
+        """A coin's true wallet balance plus the uPnL of the inverse contracts settled in
+        it (no lag): the coins the unified wallet is worth in that coin."""
+        engine = self._engine
+        views = engine.account.views(engine.marks(), lagged=False)
+        upnl = sum((v.unrealised for v in views if v.coin == coin), Decimal(0))
+        return engine.account.live.wallet.get(coin, Decimal(0)) + upnl
 
     def position(self, symbol: str, idx: int | None = None) -> Decimal:
         """True signed position (no lag), summed over hedge sides unless one is named."""
