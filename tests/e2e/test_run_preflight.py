@@ -40,12 +40,12 @@ def write_config(tmp_path: Path, emulator: EmulatorProcess, perp: str) -> Path:
 def test_a_symbol_the_venue_does_not_list_refuses_the_start_before_writing_a_database(
     tmp_path: Path, binance: EmulatorProcess
 ) -> None:
-    config = write_config(tmp_path, binance, "BTC/USDT:USDX")
+    config = write_config(tmp_path, binance, "BTC/USDC:USDC")
     result = hedgebot("run", "-c", str(config), "--max-cycles", "1", cwd=tmp_path)
     assert result.returncode == 2, result.stderr
     lines = result.stderr.strip().splitlines()
     assert lines == [
-        "account main lists no market BTC/USDT:USDX (pair BTC); check the pair's symbols "
+        "account main lists no market BTC/USDC:USDC (pair BTC); check the pair's symbols "
         "in the config (ccxt's unified form, e.g. BTC/USDT:USDT for a USDT perpetual)"
     ]
     assert not (tmp_path / "hb.db").exists()
