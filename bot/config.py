@@ -804,7 +804,7 @@ class Settings(BaseSettings):
             return
         cross = [p.name for p in self.pairs if p.margin_mode == "cross"]
         if cross:
-            who = f"pairs {', '.join(cross)} use" if len(cross) > 1 else f"pair {cross[0]} uses"
+            who = _pairs_use(cross)
             raise ValueError(
                 "risk.on_liquidation_risk 'add_margin' moves margin into isolated positions "
                 f"only, but {who} margin_mode 'cross'; "
@@ -833,7 +833,7 @@ class Settings(BaseSettings):
         wanted = "isolated" if account == "isolated" else "cross"
         other = [p.name for p in self.pairs if p.margin_mode != wanted]
         if other:
-            who = f"pairs {', '.join(other)} use" if len(other) > 1 else f"pair {other[0]} uses"
+            who = _pairs_use(other)
             mode = "cross" if wanted == "isolated" else "isolated"
             fix = "'cross' or 'unified'" if wanted == "isolated" else "'isolated'"
             raise ValueError(
@@ -917,6 +917,11 @@ def _describe(error: Any) -> str:
     if isinstance(value, dict | list) or location == "":
         return f"{location or 'config'}: {message}"
     return f"{location} = {value!r}: {message}"
+
+
+def _pairs_use(names: list[str]) -> str:
+    """``pair A uses`` or ``pairs A, B use``, for a one-line config error."""
+    return f"pairs {', '.join(names)} use" if len(names) > 1 else f"pair {names[0]} uses"
 
 
 def paper_start_problems(settings: Settings) -> list[str]:

@@ -86,9 +86,12 @@ class UnifiedBooks:
 
     def available(self, now: datetime) -> Decimal:
         """Margin balance less the initial margin the positions hold (their ``margin``)."""
-        account = self.account(now)
-        held = sum((p.margin for p in self._state.positions.values()), ZERO)
-        return account.margin_balance - held
+        return self._available(self.account(now))
+
+    def _available(self, account: UnifiedAccount) -> Decimal:
+        return account.margin_balance - sum(
+            (p.margin for p in self._state.positions.values()), ZERO
+        )
 
     def liquidation_price(self, position: PaperPosition, now: datetime) -> Decimal | None:
         """The account's liquidation price of the position's coin nearest to its mark."""
@@ -101,10 +104,9 @@ class UnifiedBooks:
         account's available balance, its ``equity`` the account's margin balance."""
         quote_asset = self._config.quote_asset
         account = self.account(now)
-        held = sum((p.margin for p in self._state.positions.values()), ZERO)
         balances[quote_asset] = Balance(
             asset=quote_asset,
-            free=max(account.margin_balance - held, ZERO),
+            free=max(self._available(account), ZERO),
             total=self._state.balances.get(quote_asset, ZERO),
             equity=account.margin_balance,
         )
