@@ -532,6 +532,8 @@ async def test_fetch_positions_without_symbols_lists_open_ones_by_settle_coin(
     bybit_emulator: BybitEmulator, bybit: Any
 ) -> None:
     fund(bybit_emulator)
+    # USDT alone backs the short (the BTC held would, else: no liquidation price above)
+    bybit_emulator.set_collateral("BTC", False)
     await bybit.create_order(PERP, "market", "sell", 0.01, None, {"clientOrderId": "a"})
     await bybit.create_order("ETH/USDT:USDT", "market", "buy", 0.1, None, {"clientOrderId": "b"})
     positions = await bybit.fetch_positions()

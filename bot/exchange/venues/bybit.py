@@ -27,6 +27,14 @@ One wallet holds the spot coins and the contracts' margin. What differs from pla
 * the wallet: one answer serves the spot and the margin read of an observation; ccxt's
   ``total`` is ``walletBalance`` (no uPnL), the equity the coin's ``equity`` (wallet +
   uPnL).
+* spot as collateral: on a cross (or portfolio) margin UTA every coin whose
+  ``collateralSwitch`` is on backs the USDT/USDC contracts at its tiered collateral
+  value ratio, so their margin is the account's: the same wallet answer's
+  ``totalAvailableBalance`` is the free margin and ``totalMarginBalance`` the equity
+  (ccxt keeps them only in ``info``); a cross position's ``liqPrice`` is Bybit's
+  account-level estimate ("" when no price of its coin alone gets there: the coins
+  held back the short). In isolated margin mode Bybit leaves the account-wide fields
+  empty and the USDT row is read as before.
 * positions: ccxt's ``timestamp`` is the position's ``createdTime``; its
   ``lastUpdateTimestamp`` (``updatedTime``) is when it last changed (``ccxt_parse``).
 * funding: /v5/execution/list (``execType`` Funding) within 7 days of now; ccxt's
@@ -63,6 +71,8 @@ from bot.exchange.venues.base import CcxtVenue, Raw, by_market_type, perpetuals,
 from bot.exchange.venues.settings import Held
 
 _ORDERS_BY_LINK = ("fetch_open_orders", "fetch_canceled_and_closed_orders")
+# The settle coins of linear contracts: on a cross account their margin is the account's.
+USD_SETTLED = frozenset({"USDT", "USDC"})
 
 
 class BybitVenue(CcxtVenue):
@@ -292,7 +302,11 @@ def _funding_parser(client: Any, time: Any) -> Callable[[Any, Any], Any]:
 
 def margin_balances(raw: Mapping[str, Any]) -> dict[str, Balance]:
     """ccxt's answer of a unified wallet: ``total`` the coin's ``walletBalance`` (ccxt's
-    ``total``), ``equity`` its ``equity`` (wallet + unrealised PnL)."""
+    ``total``), ``equity`` its ``equity`` (wallet + unrealised PnL). On a cross (or
+    portfolio) margin account the USD-settled contracts' margin is the account's: the
+    stable coins' ``free`` is ``totalAvailableBalance`` and their ``equity``
+    ``totalMarginBalance`` (every collateral coin at its haircut, with the uPnL), as
+    the paper unified account reports its quote asset (``account_margin``)."""
     rows = _coin_rows(raw.get("info"))
     result: dict[str, Balance] = {}
     for asset, balance in ccxt_parse.balances(raw).items():
@@ -301,14 +315,37 @@ def margin_balances(raw: Mapping[str, Any]) -> dict[str, Balance]:
         if equity is None:
             equity = balance.total + (dec_or_none(row.get("unrealisedPnl")) or ZERO)
         result[asset] = replace(balance, equity=equity)
+    figures = account_margin(raw.get("info"))
+    if figures is not None:
+        available, margin_balance = figures
+        for asset in {"USDT", *(a for a in USD_SETTLED if a in result)}:
+            total = result[asset].total if asset in result else ZERO
+            result[asset] = Balance(asset, available, total, margin_balance)
     return result
+
+
+def account_margin(info: Any) -> tuple[Decimal, Decimal] | None:
+    """``totalAvailableBalance`` and ``totalMarginBalance`` (USD) of a UTA answer; None
+    where Bybit leaves the account-wide fields empty (isolated margin mode: each
+    position margins from its own coin)."""
+    for account in _accounts(info):
+        available = dec_or_none(account.get("totalAvailableBalance"))
+        margin_balance = dec_or_none(account.get("totalMarginBalance"))
+        if account.get("accountMMRate") and available is not None and margin_balance is not None:
+            return available, margin_balance
+    return None
+
+
+def _accounts(info: Any) -> list[Mapping[str, Any]]:
+    """The accounts of /v5/account/wallet-balance's answer."""
+    result = ((info or {}).get("result") or {}).get("list") if isinstance(info, Mapping) else []
+    return [a for a in result or [] if isinstance(a, Mapping)]
 
 
 def _coin_rows(info: Any) -> dict[str, Mapping[str, Any]]:
     """The ``coin`` rows of /v5/account/wallet-balance's accounts, by coin."""
-    accounts = ((info or {}).get("result") or {}).get("list") if isinstance(info, Mapping) else []
     rows: dict[str, Mapping[str, Any]] = {}
-    for account in accounts or []:
+    for account in _accounts(info):
         for coin in account.get("coin") or []:
             if isinstance(coin, Mapping) and "coin" in coin:
                 rows[str(coin["coin"])] = coin

@@ -13,6 +13,7 @@ from typing import Any
 
 from tests.support.emulators._common import fmt
 from tests.support.emulators.bybit._bybit_account import HEDGE, MARGIN_MODES, ONE_WAY, PositionView
+from tests.support.emulators.bybit._bybit_collateral import STABLE
 from tests.support.emulators.bybit._bybit_engine import (
     LINEAR_MAKER_FEE,
     LINEAR_TAKER_FEE,
@@ -149,10 +150,7 @@ class AccountApi:
 
     # ------------------------------------------------------------------ wallet
     def _usd(self, coin: str) -> Decimal:
-        if coin in (SETTLE, "USDC"):
-            return Decimal(1)
-        market = self.engine.book.markets.get(coin)
-        return self.engine.book.quotes[coin].last if market else ZERO
+        return self.engine.margin.usd(coin)
 
     def _coin_row(self, coin: str, views: list[PositionView]) -> JSON:
         """A coin of the wallet, with the contracts settled in it (USDT: the linear ones;
@@ -183,42 +181,90 @@ class AccountApi:
             "unrealisedPnl": fmt(upl),
             "cumRealisedPnl": fmt(sum((v.state.cum_realised for v in mine), ZERO)),
             "bonus": "0",
-            "marginCollateral": True,
-            "collateralSwitch": True,
+            "marginCollateral": bool(self.engine.margin.tiers(coin) or coin in STABLE),
+            "collateralSwitch": self.engine.margin.counts(coin),
         }
 
     def wallet_balance(self, params: Params) -> JSON:
-        """GET /v5/account/wallet-balance?accountType=UNIFIED (lagged like positions)."""
+        """GET /v5/account/wallet-balance?accountType=UNIFIED (lagged like positions). The
+        account-wide figures count every collateral coin at its ratio
+        (``_bybit_collateral``); in isolated margin mode they are ""."""
         if params.get("accountType") != "UNIFIED":
             raise params_error("accountType only support UNIFIED.")
         views = self.account.views(self.engine.marks())
         wanted = {c for c in str(params.get("coin") or "").split(",") if c}
         coins = [c for c in sorted(self.account.view().wallet) if not wanted or c in wanted]
         rows = [self._coin_row(c, views) for c in coins]
-        wallet_usd = sum((Decimal(r["walletBalance"]) * self._usd(r["coin"]) for r in rows), ZERO)
-        upl = sum((v.unrealised * self._usd(v.coin) for v in views), ZERO)
-        im = sum((v.balance * self._usd(v.coin) for v in views), ZERO)
-        im += self.engine.order_margin()
-        mm = sum((v.maint_margin * self._usd(v.coin) for v in views), ZERO)
-        margin_balance = wallet_usd + upl
+        return {"list": [{"accountType": "UNIFIED", **self._account_row(), "coin": rows}]}
+
+    def _account_row(self) -> JSON:
+        figures = self.engine.margin.figures()
+        row = {
+            "accountLTV": "0",
+            "accountIMRate": fmt(figures.rate(figures.initial)),
+            "accountMMRate": fmt(figures.rate(figures.maintenance)),
+            "totalEquity": fmt(figures.equity),
+            "totalWalletBalance": fmt(figures.wallet),
+            "totalMarginBalance": fmt(figures.margin_balance),
+            "totalAvailableBalance": fmt(figures.available),
+            "totalPerpUPL": fmt(figures.upl),
+            "totalInitialMargin": fmt(figures.initial),
+            "totalMaintenanceMargin": fmt(figures.maintenance),
+        }
+        if not self.engine.margin.cross:  # account-wide fields: not for isolated margin
+            return {k: "" if k != "totalEquity" else v for k, v in row.items()}
+        return row
+
+    def collateral_info(self, params: Params) -> JSON:
+        """GET /v5/account/collateral-info: each coin, whether it may back margin
+        (``marginCollateral``) and whether the user lets it (``collateralSwitch``)."""
+        margin = self.engine.margin
+        coins = sorted({*STABLE, *self.engine.book.markets})
+        wanted = params.get("currency")
         return {
             "list": [
                 {
-                    "accountType": "UNIFIED",
-                    "accountLTV": "0",
-                    "accountIMRate": fmt(im / margin_balance) if margin_balance else "0",
-                    "accountMMRate": fmt(mm / margin_balance) if margin_balance else "0",
-                    "totalEquity": fmt(sum((Decimal(r["usdValue"]) for r in rows), ZERO)),
-                    "totalWalletBalance": fmt(wallet_usd),
-                    "totalMarginBalance": fmt(margin_balance),
-                    "totalAvailableBalance": fmt(max(margin_balance - im, ZERO)),
-                    "totalPerpUPL": fmt(upl),
-                    "totalInitialMargin": fmt(im),
-                    "totalMaintenanceMargin": fmt(mm),
-                    "coin": rows,
+                    "currency": coin,
+                    "hourlyBorrowRate": "0.0000015",
+                    "maxBorrowingAmount": "1000000",
+                    "freeBorrowingLimit": "0",
+                    "freeBorrowAmount": "0",
+                    "borrowAmount": "0",
+                    "otherBorrowAmount": "0",
+                    "availableToBorrow": "1000000",
+                    "borrowable": True,
+                    "borrowUsageRate": "0",
+                    "marginCollateral": bool(margin.tiers(coin) or coin in STABLE),
+                    "collateralSwitch": margin.counts(coin),
+                    "freeBorrowingAmount": "",
+                    "collateralRatio": fmt(margin.tiers(coin)[0][1])
+                    if margin.counts(coin)
+                    else "0",
                 }
+                for coin in coins
+                if wanted in (None, "", coin)
             ]
         }
+
+    def tiered_collateral(self, params: Params) -> JSON:
+        """GET /v5/spot-margin-trade/collateral (public): each coin's collateral value
+        ratio by range of coin quantity (``maxQty`` "" is unbounded)."""
+        wanted = params.get("currency")
+        rows = []
+        for coin, market in sorted(self.engine.book.markets.items()):
+            if wanted not in (None, "", coin):
+                continue
+            tiers = market.collateral_tiers
+            ranges = [
+                {
+                    "minQty": fmt(start),
+                    "maxQty": fmt(tiers[n + 1][0]) if n + 1 < len(tiers) else "",
+                    "collateralRatio": fmt(ratio),
+                }
+                for n, (start, ratio) in enumerate(tiers)
+            ]
+            rows.append({"currency": coin, "collateralRatioList": ranges})
+        return {"list": rows}
 
     # ------------------------------------------------------------------ positions
     def _position_row(
@@ -229,8 +275,11 @@ class AccountApi:
         lev = self.account.leverage_of(symbol, inst.market.max_leverage)
         state = view.state if view else PositionState()
         size = state.size
-        liq = ZERO
-        if view is not None:
+        liq: Decimal | None = ZERO
+        if view is not None and not inst.inverse and self.engine.margin.cross:
+            liq = self.engine.margin.liquidation_price(view)  # the account's
+            liq = None if liq is None else liq.quantize(inst.market.tick_size)
+        elif view is not None:
             cross = self.engine.available(inst.settle, lagged=True)
             if inst.inverse:  # its own margin and coins, without the PnL the formula adds
                 cross += view.balance - view.unrealised
@@ -249,7 +298,7 @@ class AccountApi:
             "positionStatus": "Normal",
             "leverage": fmt(lev),
             "markPrice": fmt(mark),
-            "liqPrice": fmt(liq) if view else "",
+            "liqPrice": fmt(liq) if view and liq is not None else "",
             "bustPrice": "",
             "positionIM": fmt(view.initial_margin) if view else "0",
             "positionMM": fmt(view.maint_margin) if view else "0",

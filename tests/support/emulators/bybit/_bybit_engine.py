@@ -21,6 +21,7 @@ from typing import Any
 from tests.support.emulators._common import floor_to, is_multiple
 from tests.support.emulators.bybit._bybit_account import Account, Marks
 from tests.support.emulators.bybit._bybit_book import Book, Level
+from tests.support.emulators.bybit._bybit_collateral import UnifiedMargin
 from tests.support.emulators.bybit._bybit_models import (
     CONTRACTS,
     ZERO,
@@ -129,6 +130,7 @@ class Engine:
         self.ledger: list[LedgerEntry] = []
         self.forgotten: set[str] = set()
         self._ids = itertools.count(1)
+        self.margin = UnifiedMargin(self)
 
     def now_ms(self) -> int:
         """Current time in ms."""
@@ -527,9 +529,14 @@ class Engine:
 
     def available(self, coin: str, *, lagged: bool = False) -> Decimal:
         """What a new order may use of ``coin``: the coin less the margin its contracts
-        hold (USDT: linear, a coin: its inverse ones), plus their cross PnL."""
+        hold (USDT: linear, a coin: its inverse ones), plus their cross PnL. On a cross
+        account USDT's is the account's available balance (every collateral coin at its
+        ratio), less the USDT resting spot buys lock."""
         holdings = self.account.view(lagged=lagged)
         free = holdings.wallet.get(coin, ZERO) - holdings.locked.get(coin, ZERO)
+        if coin == SETTLE and self.margin.cross:
+            available = self.margin.figures(lagged=lagged).available
+            return max(available - holdings.locked.get(coin, ZERO), ZERO)
         rows = [r for r in self.account.views(self.marks(), lagged=lagged) if r.coin == coin]
         if coin != SETTLE and not rows:
             return free
@@ -537,3 +544,34 @@ class Engine:
         pnl = sum((r.unrealised for r in rows if not r.isolated), ZERO)
         orders = self.order_margin() if coin == SETTLE else ZERO
         return max(free + pnl - used - orders, ZERO)
+
+    def close_all_at_mark(self) -> None:
+        """The venue's liquidation: every position closed at its mark, its PnL settled,
+        each close a ``BustTrade`` execution."""
+        for (symbol, idx), state in list(self.account.live.positions.items()):
+            if state.size == 0:
+                continue
+            inst = next(i for c in CONTRACTS if (i := self.book.instruments[c].get(symbol)))
+            mark = self.book.quotes[inst.market.base].mark
+            size = state.size
+            self.account.snapshot()
+            realised = self.account.apply_fill(symbol, idx, -size, mark, inst.inverse)
+            self.account.credit(inst.settle, realised)
+            self.executions.append(
+                Execution(
+                    exec_id=self._uuid(),
+                    category=inst.category,
+                    symbol=symbol,
+                    exec_type="BustTrade",
+                    side="Buy" if size < 0 else "Sell",
+                    price=mark,
+                    qty=abs(size),
+                    fee=ZERO,
+                    fee_rate=ZERO,
+                    fee_coin=inst.settle,
+                    is_maker=False,
+                    time_ms=self.now_ms(),
+                    closed_size=abs(size),
+                    mark_price=mark,
+                )
+            )

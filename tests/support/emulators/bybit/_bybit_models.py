@@ -68,7 +68,9 @@ class EmulatedMarket:
     perp's prices and pay no funding. ``inverse`` lists the coin-margined perpetual
     (category ``inverse``, ``BTCUSD``): quantities in contracts of 1 USD face
     (``inverse_qty_step``, ``inverse_min_qty``), margin, PnL, fees and funding in the
-    base coin of the same unified wallet.
+    base coin of the same unified wallet. ``collateral_tiers``: the coin's tiered
+    collateral value ratios on a unified cross account ((from this many coins, ratio),
+    lowest first: /v5/spot-margin-trade/collateral's ``collateralRatioList``).
     """
 
     base: str
@@ -96,6 +98,11 @@ class EmulatedMarket:
     inverse_qty_step: Decimal = Decimal(1)
     inverse_min_qty: Decimal = Decimal(1)
     inverse_max_qty: Decimal = Decimal(1_000_000)
+    collateral_tiers: tuple[tuple[Decimal, Decimal], ...] = (
+        (Decimal(0), Decimal("0.95")),
+        (Decimal(1000), Decimal("0.9")),
+        (Decimal(5000), Decimal(0)),
+    )
 
     @property
     def inverse_id(self) -> str:
@@ -172,7 +179,7 @@ class Execution:
     exec_id: str
     category: Category
     symbol: str
-    exec_type: str  # Trade | Funding
+    exec_type: str  # Trade | Funding | BustTrade (the venue closing it at liquidation)
     side: str
     price: Decimal
     qty: Decimal

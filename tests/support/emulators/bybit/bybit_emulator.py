@@ -70,6 +70,7 @@ from tests.support.emulators._common import (
     partial_fraction,
 )
 from tests.support.emulators.bybit._bybit_account_api import AccountApi
+from tests.support.emulators.bybit._bybit_collateral import AccountFigures
 from tests.support.emulators.bybit._bybit_engine import Engine
 from tests.support.emulators.bybit._bybit_http import (
     WRITE_LIMIT,
@@ -183,6 +184,7 @@ class BybitEmulator(LoopbackServer):
             "/v5/asset/coin/query-info": a.coin_info,
             "/v5/account/fee-rate": a.fee_rate,
             "/v5/account/wallet-balance": a.wallet_balance,
+            "/v5/account/collateral-info": a.collateral_info,
             "/v5/account/transaction-log": a.transaction_log,
             "/v5/position/list": a.position_list,
             "/v5/order/realtime": o.realtime,
@@ -198,6 +200,9 @@ class BybitEmulator(LoopbackServer):
             "/v5/account/set-margin-mode": a.set_margin_mode,
         }
         table = {("GET", f"/v5/market/{k}"): Route(_plain(h), False) for k, h in public.items()}
+        table[("GET", "/v5/spot-margin-trade/collateral")] = Route(
+            _plain(a.tiered_collateral), False
+        )
         table.update({("GET", p): Route(_plain(h), True) for p, h in reads.items()})
         table.update(
             {("POST", p): Route(_plain(h), True, limit=WRITE_LIMIT) for p, h in writes.items()}
@@ -246,6 +251,23 @@ class BybitEmulator(LoopbackServer):
         """Set last/mark/index and bid/ask of a coin's instruments; fills crossing limits."""
         self._engine.book.set_price(base, Decimal(price), Decimal(spread_bps))
         self._engine.match_resting(self._engine.book.resolve_base(base))
+        self._engine.margin.liquidate_if_due()
+
+    def set_collateral(self, coin: str, on: bool) -> None:
+        """A coin's collateralSwitch on the unified account (on by default)."""
+        off = self._engine.margin.collateral_off
+        if on:
+            off.discard(coin)
+        else:
+            off.add(coin)
+
+    def liquidations(self) -> list[tuple[int, Decimal, Decimal]]:
+        """The account's liquidations: (time ms, margin balance, maintenance margin)."""
+        return list(self._engine.margin.liquidations)
+
+    def account_figures(self) -> AccountFigures:
+        """The account-wide figures now (no lag), in USD."""
+        return self._engine.margin.figures(lagged=False)
 
     def set_balance(self, coin: str, amount: Decimal) -> None:
         """Set a coin's balance in the unified wallet (spot and margin share it)."""
