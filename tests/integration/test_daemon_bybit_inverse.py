@@ -61,15 +61,7 @@ def settings(emulator: BybitEmulator) -> Settings:
                 "leverage": "2",
             }
         ],
-        accounts={
-            "main": {
-                "exchange": "bybit",
-                "api_key": "k",
-                "secret": "s",
-                "ccxt_config": {**emulator.ccxt_config(), "timeout": 1000},
-                "rate_limit_per_s": "500",
-            }
-        },
+        accounts={"main": emulator.daemon_account()},
         risk={"max_data_age_s": "30", "order_settle_s": "1", "max_leverage": "5"},
     )
 

@@ -238,6 +238,17 @@ class BybitEmulator(LoopbackServer):
         }
 
     # ------------------------------------------------------------------ steering
+    def daemon_account(self) -> dict[str, Any]:
+        """A daemon account (``Settings.accounts`` entry) on this emulator's mainnet URLs
+        (testnet mode), 1 s requests, a generous limiter."""
+        return {
+            "exchange": "bybit",
+            "api_key": "k",
+            "secret": "s",
+            "ccxt_config": {**self.ccxt_config(), "timeout": 1000},
+            "rate_limit_per_s": "500",
+        }
+
     @property
     def position_view_lag_s(self) -> float:
         """Seconds before wallet-balance and position/list show a fill."""
