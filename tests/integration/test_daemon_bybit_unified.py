@@ -152,6 +152,9 @@ async def test_the_margin_view_is_the_accounts_from_the_one_wallet_request(
         assert emulator.requests_to("/v5/account/wallet-balance") == before + 1
         emulator.set_collateral("BTC", False)
         usdt_only = (await gateway.fetch_margin_balances())["USDT"]
+        emulator.set_collateral("BTC", True)
+        await gateway.set_margin_mode(PERP, "isolated")  # the account-wide fields empty
+        isolated = (await gateway.fetch_margin_balances())["USDT"]
     finally:
         await gateway.close()
     assert spot["BTC"].total == 1
@@ -162,3 +165,4 @@ async def test_the_margin_view_is_the_accounts_from_the_one_wallet_request(
         collateral,
     )
     assert (usdt_only.free, usdt_only.equity) == (USDT, USDT)
+    assert (isolated.total, isolated.equity) == (USDT, USDT)  # the USDT row, as before
