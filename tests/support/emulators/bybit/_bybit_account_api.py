@@ -215,57 +215,6 @@ class AccountApi:
             return {k: "" if k != "totalEquity" else v for k, v in row.items()}
         return row
 
-    def collateral_info(self, params: Params) -> JSON:
-        """GET /v5/account/collateral-info: each coin, whether it may back margin
-        (``marginCollateral``) and whether the user lets it (``collateralSwitch``)."""
-        margin = self.engine.margin
-        coins = sorted({*STABLE, *self.engine.book.markets})
-        wanted = params.get("currency")
-        return {
-            "list": [
-                {
-                    "currency": coin,
-                    "hourlyBorrowRate": "0.0000015",
-                    "maxBorrowingAmount": "1000000",
-                    "freeBorrowingLimit": "0",
-                    "freeBorrowAmount": "0",
-                    "borrowAmount": "0",
-                    "otherBorrowAmount": "0",
-                    "availableToBorrow": "1000000",
-                    "borrowable": True,
-                    "borrowUsageRate": "0",
-                    "marginCollateral": bool(margin.tiers(coin) or coin in STABLE),
-                    "collateralSwitch": margin.counts(coin),
-                    "freeBorrowingAmount": "",
-                    "collateralRatio": fmt(margin.tiers(coin)[0][1])
-                    if margin.counts(coin)
-                    else "0",
-                }
-                for coin in coins
-                if wanted in (None, "", coin)
-            ]
-        }
-
-    def tiered_collateral(self, params: Params) -> JSON:
-        """GET /v5/spot-margin-trade/collateral (public): each coin's collateral value
-        ratio by range of coin quantity (``maxQty`` "" is unbounded)."""
-        wanted = params.get("currency")
-        rows = []
-        for coin, market in sorted(self.engine.book.markets.items()):
-            if wanted not in (None, "", coin):
-                continue
-            tiers = market.collateral_tiers
-            ranges = [
-                {
-                    "minQty": fmt(start),
-                    "maxQty": fmt(tiers[n + 1][0]) if n + 1 < len(tiers) else "",
-                    "collateralRatio": fmt(ratio),
-                }
-                for n, (start, ratio) in enumerate(tiers)
-            ]
-            rows.append({"currency": coin, "collateralRatioList": ranges})
-        return {"list": rows}
-
     # ------------------------------------------------------------------ positions
     def _position_row(
         self, symbol: str, idx: int, view: PositionView | None, cat: Category = "linear"

@@ -24,13 +24,15 @@ from USDT alone. An independent model of the venue: it shares nothing with ``bot
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import uuid
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from tests.support.emulators._common import fmt
 from tests.support.emulators.bybit._bybit_account import PositionView
-from tests.support.emulators.bybit._bybit_models import ZERO, Category
+from tests.support.emulators.bybit._bybit_models import CONTRACTS, ZERO, Category, Execution
 
 if TYPE_CHECKING:
     from tests.support.emulators.bybit._bybit_engine import Engine
@@ -38,6 +40,8 @@ if TYPE_CHECKING:
 #: (from this many coins, the collateral value ratio of the coins from there), lowest first
 Tiers = tuple[tuple[Decimal, Decimal], ...]
 STABLE = frozenset({"USDT", "USDC"})
+JSON = Any
+Params = Mapping[str, Any]
 
 
 def collateral_qty(qty: Decimal, tiers: Tiers) -> Decimal:
@@ -173,5 +177,95 @@ class UnifiedMargin:
         self.liquidations.append(
             (self.engine.now_ms(), figures.margin_balance, figures.maintenance)
         )
-        self.engine.close_all_at_mark()
+        self.close_all_at_mark()
         return True
+
+    def close_all_at_mark(self) -> None:
+        """The venue's liquidation: every position closed at its mark, its PnL settled,
+        each close a ``BustTrade`` execution."""
+        engine = self.engine
+        for (symbol, idx), state in list(engine.account.live.positions.items()):
+            if state.size == 0:
+                continue
+            inst = next(i for c in CONTRACTS if (i := engine.book.instruments[c].get(symbol)))
+            mark = engine.book.quotes[inst.market.base].mark
+            size = state.size
+            engine.account.snapshot()
+            realised = engine.account.apply_fill(symbol, idx, -size, mark, inst.inverse)
+            engine.account.credit(inst.settle, realised)
+            engine.executions.append(
+                Execution(
+                    exec_id=str(uuid.uuid4()),
+                    category=inst.category,
+                    symbol=symbol,
+                    exec_type="BustTrade",
+                    side="Buy" if size < 0 else "Sell",
+                    price=mark,
+                    qty=abs(size),
+                    fee=ZERO,
+                    fee_rate=ZERO,
+                    fee_coin=inst.settle,
+                    is_maker=False,
+                    time_ms=engine.now_ms(),
+                    closed_size=abs(size),
+                    mark_price=mark,
+                )
+            )
+
+
+class CollateralApi:
+    """GET /v5/account/collateral-info and /v5/spot-margin-trade/collateral."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def collateral_info(self, params: Params) -> JSON:
+        """GET /v5/account/collateral-info: each coin, whether it may back margin
+        (``marginCollateral``) and whether the user lets it (``collateralSwitch``)."""
+        margin = self.engine.margin
+        coins = sorted({*STABLE, *self.engine.book.markets})
+        wanted = params.get("currency")
+        return {
+            "list": [
+                {
+                    "currency": coin,
+                    "hourlyBorrowRate": "0.0000015",
+                    "maxBorrowingAmount": "1000000",
+                    "freeBorrowingLimit": "0",
+                    "freeBorrowAmount": "0",
+                    "borrowAmount": "0",
+                    "otherBorrowAmount": "0",
+                    "availableToBorrow": "1000000",
+                    "borrowable": True,
+                    "borrowUsageRate": "0",
+                    "marginCollateral": bool(margin.tiers(coin) or coin in STABLE),
+                    "collateralSwitch": margin.counts(coin),
+                    "freeBorrowingAmount": "",
+                    "collateralRatio": fmt(margin.tiers(coin)[0][1])
+                    if margin.counts(coin)
+                    else "0",
+                }
+                for coin in coins
+                if wanted in (None, "", coin)
+            ]
+        }
+
+    def tiered_collateral(self, params: Params) -> JSON:
+        """GET /v5/spot-margin-trade/collateral (public): each coin's collateral value
+        ratio by range of coin quantity (``maxQty`` "" is unbounded)."""
+        wanted = params.get("currency")
+        rows = []
+        for coin, market in sorted(self.engine.book.markets.items()):
+            if wanted not in (None, "", coin):
+                continue
+            tiers = market.collateral_tiers
+            ranges = [
+                {
+                    "minQty": fmt(start),
+                    "maxQty": fmt(tiers[n + 1][0]) if n + 1 < len(tiers) else "",
+                    "collateralRatio": fmt(ratio),
+                }
+                for n, (start, ratio) in enumerate(tiers)
+            ]
+            rows.append({"currency": coin, "collateralRatioList": ranges})
+        return {"list": rows}

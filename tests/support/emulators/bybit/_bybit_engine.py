@@ -544,34 +544,3 @@ class Engine:
         pnl = sum((r.unrealised for r in rows if not r.isolated), ZERO)
         orders = self.order_margin() if coin == SETTLE else ZERO
         return max(free + pnl - used - orders, ZERO)
-
-    def close_all_at_mark(self) -> None:
-        """The venue's liquidation: every position closed at its mark, its PnL settled,
-        each close a ``BustTrade`` execution."""
-        for (symbol, idx), state in list(self.account.live.positions.items()):
-            if state.size == 0:
-                continue
-            inst = next(i for c in CONTRACTS if (i := self.book.instruments[c].get(symbol)))
-            mark = self.book.quotes[inst.market.base].mark
-            size = state.size
-            self.account.snapshot()
-            realised = self.account.apply_fill(symbol, idx, -size, mark, inst.inverse)
-            self.account.credit(inst.settle, realised)
-            self.executions.append(
-                Execution(
-                    exec_id=self._uuid(),
-                    category=inst.category,
-                    symbol=symbol,
-                    exec_type="BustTrade",
-                    side="Buy" if size < 0 else "Sell",
-                    price=mark,
-                    qty=abs(size),
-                    fee=ZERO,
-                    fee_rate=ZERO,
-                    fee_coin=inst.settle,
-                    is_maker=False,
-                    time_ms=self.now_ms(),
-                    closed_size=abs(size),
-                    mark_price=mark,
-                )
-            )

@@ -70,7 +70,7 @@ from tests.support.emulators._common import (
     partial_fraction,
 )
 from tests.support.emulators.bybit._bybit_account_api import AccountApi
-from tests.support.emulators.bybit._bybit_collateral import AccountFigures
+from tests.support.emulators.bybit._bybit_collateral import AccountFigures, CollateralApi
 from tests.support.emulators.bybit._bybit_engine import Engine
 from tests.support.emulators.bybit._bybit_http import (
     WRITE_LIMIT,
@@ -154,6 +154,7 @@ class BybitEmulator(LoopbackServer):
         self.market_api = MarketApi(self._engine)
         self.account_api = AccountApi(self._engine, first_key)
         self.order_api = OrderApi(self._engine)
+        self.collateral_api = CollateralApi(self._engine)
         self.routes = self._route_table()
         self.uid_limiter = UidLimiter()
         self.ip_limiter = IpLimiter()
@@ -184,7 +185,7 @@ class BybitEmulator(LoopbackServer):
             "/v5/asset/coin/query-info": a.coin_info,
             "/v5/account/fee-rate": a.fee_rate,
             "/v5/account/wallet-balance": a.wallet_balance,
-            "/v5/account/collateral-info": a.collateral_info,
+            "/v5/account/collateral-info": self.collateral_api.collateral_info,
             "/v5/account/transaction-log": a.transaction_log,
             "/v5/position/list": a.position_list,
             "/v5/order/realtime": o.realtime,
@@ -201,7 +202,7 @@ class BybitEmulator(LoopbackServer):
         }
         table = {("GET", f"/v5/market/{k}"): Route(_plain(h), False) for k, h in public.items()}
         table[("GET", "/v5/spot-margin-trade/collateral")] = Route(
-            _plain(a.tiered_collateral), False
+            _plain(self.collateral_api.tiered_collateral), False
         )
         table.update({("GET", p): Route(_plain(h), True) for p, h in reads.items()})
         table.update(
