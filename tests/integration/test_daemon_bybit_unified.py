@@ -11,7 +11,9 @@ the account's available balance and margin balance (``totalAvailableBalance``,
 account-level ``liqPrice``. Through +50 % and +100 % within a day and -50 %: no
 liquidation, the ratio back in the band after every cycle, the short never cut, and the
 report's spot + perp + funding - fees equal to the account's change in value. The same
-account with BTC's collateral switched off (the USDT-only view) cannot open the hedge.
+account with BTC's collateral switched off (the USDT-only view) cannot open the hedge,
+and with USDT enough for the short's margin alone the guard cuts it on the rally that
+the coins, counted, carry untouched.
 """
 
 from __future__ import annotations
@@ -166,3 +168,32 @@ async def test_the_margin_view_is_the_accounts_from_the_one_wallet_request(
     )
     assert (usdt_only.free, usdt_only.equity) == (USDT, USDT)
     assert (isolated.total, isolated.equity) == (USDT, USDT)  # the USDT row, as before
+
+
+@pytest.mark.parametrize("coins_count", [False, True])
+async def test_the_usdt_only_view_cuts_the_short_on_a_rally_the_coins_carry(
+    open_stack: Any, emulator: BybitEmulator, coins_count: bool
+) -> None:
+    # Enough USDT for the 2x short's margin alone: 31,000 liquidates near 90,500 without
+    # the coins, beyond 1,000,000 with them.
+    emulator.set_balance("USDT", D(31000))
+    emulator.set_collateral("BTC", coins_count)
+    stack = await open_stack("2")
+    assert await stack.cycles(2) == [{}, {}]
+    short = emulator.position("BTCUSDT")
+    assert short == -1
+    for price in (D(75000), D(85000)):
+        emulator.set_price("BTC", price)
+        await stack.cycles(1)
+    guard = [
+        e
+        for e in await stack.repository.audit_events(kind="decision")
+        if e.summary.startswith("liquidation guard")
+    ]
+    if coins_count:
+        assert guard == []
+        assert emulator.position("BTCUSDT") == short
+    else:
+        assert guard != []
+        assert emulator.position("BTCUSDT") > short  # the guard cut the hedge
+    assert emulator.liquidations() == []
