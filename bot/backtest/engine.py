@@ -229,17 +229,8 @@ async def _run(
     finally:
         await engine.dispose()
     state = venue.state
-    final_prices: dict[str, Decimal] = {}
-    unrealized = ZERO
-    for pair in settings.pairs:
-        price = path.feed.quote(pair.perp_symbol, steps[-1]).price
-        final_prices[pair.name] = price
-        position = state.positions.get(pair.perp_symbol)
-        if position is not None:
-            unrealized += position.qty * (price - position.entry_price)
-    coin_fees = sum(
-        (o.fee * (o.average_price or ZERO) for o in orders if o.symbol in leg.symbols), ZERO
-    )
+    final_prices, unrealized = _final_marks(settings, path, state)
+    coin_fees = leg.fees(orders)
     return BacktestRun(
         settings=settings,
         path=path,
@@ -262,6 +253,21 @@ async def _run(
         coin_perp_pnl=leg.perp_pnl(state, steps[-1]) + coin_fees - coin_funding,
         coin_assets=leg.coins,
     )
+
+
+def _final_marks(
+    settings: Settings, path: RecordedPath, state: PaperAccountState
+) -> tuple[dict[str, Decimal], Decimal]:
+    """Each pair's price at the last step, and the linear positions' unrealized PnL there."""
+    final_prices: dict[str, Decimal] = {}
+    unrealized = ZERO
+    for pair in settings.pairs:
+        price = path.feed.quote(pair.perp_symbol, path.steps[-1]).price
+        final_prices[pair.name] = price
+        position = state.positions.get(pair.perp_symbol)
+        if position is not None:
+            unrealized += position.qty * (price - position.entry_price)
+    return final_prices, unrealized
 
 
 class CoinLeg:
@@ -305,6 +311,11 @@ class CoinLeg:
             self.gain += self._held[coin] * (price - self._price[coin])
             self.changes += (now - self._held[coin]) * price
             self._held[coin], self._price[coin] = now, price
+
+    def fees(self, orders: list[StoredOrder]) -> Decimal:
+        """The inverse orders' fees (in the coin) at their fill price, in the quote."""
+        inverse = [o for o in orders if o.symbol in self.symbols]
+        return sum((o.fee * (o.average_price or ZERO) for o in inverse), ZERO)
 
     def perp_pnl(self, state: PaperAccountState, at: datetime) -> Decimal:
         """``changes`` and the open inverse positions' coin PnL at ``at``, in the quote."""
