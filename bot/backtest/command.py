@@ -14,6 +14,7 @@ from bot.backtest.engine import run_backtest
 from bot.backtest.metrics import series, summarize
 from bot.backtest.path import RecordedPath
 from bot.config import Settings
+from bot.exchange.feeds import base_coin
 
 SUMMARY_FILE = "summary.json"
 REPORT_FILE = "report.png"
@@ -68,6 +69,25 @@ def with_keeper(settings: Settings, account: str, margin_mode: str, margin: Deci
     return type(settings).model_validate(data)
 
 
+def with_inverse(settings: Settings) -> Settings:
+    """``with_margin`` (isolated, the guard reducing) with every pair hedged by its coin's
+    inverse perpetual (``BTC/USD:BTC``) at 1x, its coins moved from the paper balances
+    into the coin-margin wallet: the coins are the short's margin."""
+    data = _margin_data(settings, "isolated", "isolated", "reduce")
+    balances = dict(data["paper"]["balances"])
+    coin_margin = dict(data["paper"]["coin_margin_balances"])
+    pairs = []
+    for pair in data["pairs"]:
+        coin = base_coin(pair["perp_symbol"])
+        # Zeroed, not dropped: the config file's entry would come back in the merge.
+        coin_margin[coin] = coin_margin.get(coin, Decimal(0)) + balances.get(coin, Decimal(0))
+        balances[coin] = Decimal(0)
+        pairs.append({**pair, "perp_symbol": f"{coin}/USD:{coin}", "leverage": Decimal(1)})
+    data["pairs"] = pairs
+    data["paper"] = {**data["paper"], "balances": balances, "coin_margin_balances": coin_margin}
+    return type(settings).model_validate(data)
+
+
 def opening_margin(settings: Settings, path: RecordedPath) -> Decimal:
     """The quote the pairs' opening shorts lock at the path's first prices (their coins
     x target x price / leverage), with a fifth more for fees and the first moves."""
@@ -83,8 +103,9 @@ def margin_variants(settings: Settings, path: RecordedPath) -> list[Variant]:
     """The margin models ``--compare`` runs, band rebalancing on the config's target:
     isolated margin (the guard closing the short, adding margin to it, or the collateral
     keeper on separate wallets), cross margin (the quote asset backs the short; alone or
-    with the keeper) and a unified account whose coins back it too. The keeper's futures
-    wallet starts with the opening margin (``opening_margin``), the rest on spot."""
+    with the keeper), a unified account whose coins back it too, and inverse contracts at
+    1x margined by the coins (``with_inverse``). The keeper's futures wallet starts with
+    the opening margin (``opening_margin``), the rest on spot."""
     margin = opening_margin(settings, path)
     return [
         Variant(
@@ -102,6 +123,7 @@ def margin_variants(settings: Settings, path: RecordedPath) -> list[Variant]:
             "margin: unified, coins as collateral",
             with_margin(settings, "unified", "cross", "reduce"),
         ),
+        Variant("margin: inverse 1x, coins as margin", with_inverse(settings)),
     ]
 
 
@@ -192,6 +214,8 @@ def compare_row(summary: dict[str, Any]) -> list[str]:
             cells.append(f"{value:.2%}")
         elif isinstance(value, float):
             cells.append(f"{value:.4f}")
+        elif value is None and key == "min_liquidation_distance":
+            cells.append("none")  # no position had a liquidation price
         else:
             cells.append("-" if value is None else str(value))
     return cells

@@ -9,6 +9,9 @@ the same outputs.
 
 The database is a temporary SQLite file (migrated like any other), written only by the
 cycles that run: on a quiet path that is a few hundred rows, so it costs little.
+
+An inverse (coin-margined) pair's money is in its coin: the run values it in the quote
+(USD) as it goes (``CoinLeg``), so its figures read like a linear pair's.
 """
 
 from __future__ import annotations
@@ -27,10 +30,11 @@ import numpy.typing as npt
 
 from bot.backtest.path import RecordedPath
 from bot.config import PairConfig, Settings
-from bot.domain.inverse import moves_with_price
+from bot.domain.inverse import coin_pnl
 from bot.domain.margin_transfers import TransferState
+from bot.domain.paper_account import PaperPosition
+from bot.domain.symbols import Symbol
 from bot.exchange.feeds import base_coin
-from bot.exchange.gateway import FatalError
 from bot.exchange.paper import PaperAccountState, PaperVenue
 from bot.service.daemon import HedgeDaemon
 from bot.service.database import open_fresh
@@ -67,9 +71,11 @@ class Snapshots:
     steps: list[int] = field(default_factory=list)
     quote: list[float] = field(default_factory=list)
     spot: dict[str, list[float]] = field(default_factory=dict)  # by pair
-    perp: dict[str, list[float]] = field(default_factory=dict)  # by pair, signed base qty
+    # By pair, signed base qty; an inverse position's face / entry (its coins at entry:
+    # its PnL in the quote is then qty x (price - entry), as a linear position's).
+    perp: dict[str, list[float]] = field(default_factory=dict)
     entry: dict[str, list[float]] = field(default_factory=dict)  # by pair
-    # The position's liquidation price by pair (nan: no position).
+    # The position's liquidation price by pair (nan: no position; inf: none liquidates it).
     liquidation: dict[str, list[float]] = field(default_factory=dict)
 
 
@@ -88,12 +94,19 @@ class BacktestRun:
     quiet_steps: int
     initial_balances: Mapping[str, Decimal]
     final_balances: Mapping[str, Decimal]
-    fees: Decimal
-    funding: Decimal
-    realized_pnl: Decimal
-    final_unrealized: Decimal
+    fees: Decimal  # in the quote, an inverse contract's (in its coin) at its fill price
+    funding: Decimal  # in the quote, an inverse contract's at the mark it was paid at
+    realized_pnl: Decimal  # linear positions'
+    final_unrealized: Decimal  # linear positions'
     final_prices: Mapping[str, Decimal]  # by pair (base coin price at the last step)
     liquidations: int
+    # USD a contract, by inverse symbol traded (an inverse order's notional: contracts x it).
+    contract_sizes: Mapping[str, Decimal] = field(default_factory=dict)
+    # The coins that margin inverse contracts (``CoinLeg``), in the quote: their price
+    # change while held, and the PnL of the inverse positions.
+    coin_spot_pnl: Decimal = ZERO
+    coin_perp_pnl: Decimal = ZERO
+    coin_assets: frozenset[str] = frozenset()
 
 
 def backtest_settings(settings: Settings, database_url: str) -> Settings:
@@ -102,11 +115,18 @@ def backtest_settings(settings: Settings, database_url: str) -> Settings:
 
 
 def held(state: PaperAccountState) -> dict[str, Decimal]:
-    """Every asset the account holds, its spot and futures wallets together."""
+    """Every asset the account holds: its spot, futures and coin-margin wallets together
+    (a coin-margin wallet's balance counts its locked margin, not its positions' PnL)."""
     total = dict(state.balances)
-    for asset, amount in (state.spot_wallet or {}).items():
-        total[asset] = total.get(asset, ZERO) + amount
+    for wallet in (state.spot_wallet or {}, state.coin_margin):
+        for asset, amount in wallet.items():
+            total[asset] = total.get(asset, ZERO) + amount
     return total
+
+
+def _position(state: PaperAccountState, symbol: str) -> PaperPosition | None:
+    """The open position on ``symbol``, linear or inverse (``qty``: face value, USD)."""
+    return state.positions.get(symbol) or state.inverse_positions.get(symbol)
 
 
 def _quantities(venue: PaperVenue, pairs: list[PairConfig]) -> tuple[Decimal, ...]:
@@ -114,7 +134,7 @@ def _quantities(venue: PaperVenue, pairs: list[PairConfig]) -> tuple[Decimal, ..
     values: list[Decimal] = []
     for pair in pairs:
         values.append(held(state).get(pair.spot_base, ZERO))
-        position = state.positions.get(pair.perp_symbol)
+        position = _position(state, pair.perp_symbol)
         values.append(position.qty if position else ZERO)
     return tuple(values)
 
@@ -131,16 +151,29 @@ def _snapshot(shots: Snapshots, index: int, venue: PaperVenue, settings: Setting
     wallets = held(state)
     shots.quote.append(float(wallets.get(settings.paper.quote_asset, ZERO)))
     for pair in settings.pairs:
-        position = state.positions.get(pair.perp_symbol)
+        qty, entry, liquidation = _leg(venue, pair.perp_symbol)
         shots.spot.setdefault(pair.name, []).append(float(wallets.get(pair.spot_base, ZERO)))
-        shots.perp.setdefault(pair.name, []).append(float(position.qty) if position else 0.0)
-        shots.entry.setdefault(pair.name, []).append(
-            float(position.entry_price) if position else 0.0
-        )
-        liquidation = venue.liquidation_price(pair.perp_symbol)
-        shots.liquidation.setdefault(pair.name, []).append(
-            math.nan if liquidation is None else float(liquidation)
-        )
+        shots.perp.setdefault(pair.name, []).append(qty)
+        shots.entry.setdefault(pair.name, []).append(entry)
+        shots.liquidation.setdefault(pair.name, []).append(liquidation)
+
+
+def _leg(venue: PaperVenue, symbol: str) -> tuple[float, float, float]:
+    """The position on ``symbol`` for the snapshots: its quantity in coins (an inverse
+    one's at its entry price), its entry and its liquidation price (nan: no position,
+    inf: a position no price liquidates, as a 1x inverse short)."""
+    position = _position(venue.state, symbol)
+    if position is None:
+        return 0.0, 0.0, math.nan
+    qty = position.qty
+    if symbol in venue.state.inverse_positions:
+        qty = position.qty / position.entry_price
+    liquidation = venue.liquidation_price(symbol)
+    return (
+        float(qty),
+        float(position.entry_price),
+        math.inf if liquidation is None else float(liquidation),
+    )
 
 
 async def run_backtest(
@@ -154,15 +187,7 @@ async def run_backtest(
     """Replay ``path`` through the daemon's cycle on a fresh paper account.
 
     ``step_every`` visits every step (settling the venue at each, cycling where the daemon
-    made no promise): slower, the same results; the tests compare the two. FatalError for
-    a pair on an inverse contract: the backtest's values and report read linear positions."""
-    for pair in settings.pairs:
-        if moves_with_price(pair.perp_symbol):
-            raise FatalError(
-                f"pair {pair.name} hedges with the inverse contract {pair.perp_symbol}: the "
-                "backtest values linear positions only so far; run it on the paper venue "
-                "(hedgebot run in paper mode)"
-            )
+    made no promise): slower, the same results; the tests compare the two."""
     with tempfile.TemporaryDirectory(prefix="hedgebot-backtest-") as tmp:
         folder = database_dir or Path(tmp)
         url = f"sqlite+aiosqlite:///{folder / 'backtest.db'}"
@@ -185,8 +210,10 @@ async def _run(
         ) as built:
             venue = built.venue
             initial = held(venue.state)
+            leg = CoinLeg(settings, path, venue.state)
+            markets = await venue.load_markets(leg.symbols)
             shots, cycles = await _replay(
-                settings, built.daemon, venue, clock, path, progress, step_every
+                settings, built.daemon, venue, clock, path, progress, step_every, leg
             )
             await built.daemon.stop("backtest finished")
         orders = await repository.orders()
@@ -198,17 +225,12 @@ async def _run(
             for t in await repository.margin_transfers()
             if t.state == TransferState.DONE
         ]
+        coin_funding = await repository.coin_funding_value(settings.paper.quote_asset)
     finally:
         await engine.dispose()
     state = venue.state
-    final_prices: dict[str, Decimal] = {}
-    unrealized = ZERO
-    for pair in settings.pairs:
-        price = path.feed.quote(pair.perp_symbol, steps[-1]).price
-        final_prices[pair.name] = price
-        position = state.positions.get(pair.perp_symbol)
-        if position is not None:
-            unrealized += position.qty * (price - position.entry_price)
+    final_prices, unrealized = _final_marks(settings, path, state)
+    coin_fees = leg.fees(orders)
     return BacktestRun(
         settings=settings,
         path=path,
@@ -220,13 +242,88 @@ async def _run(
         quiet_steps=len(steps) - cycles,
         initial_balances=initial,
         final_balances=held(state),
-        fees=state.fees_paid,
-        funding=state.funding_total,
+        fees=state.fees_paid + coin_fees,
+        funding=state.funding_total + coin_funding,
         realized_pnl=state.realized_pnl,
         final_unrealized=unrealized,
         final_prices=final_prices,
         liquidations=len(venue.liquidations()),
+        contract_sizes={s: m.contract_size for s, m in markets.items()},
+        coin_spot_pnl=leg.gain,
+        coin_perp_pnl=leg.perp_pnl(state, steps[-1]) + coin_fees - coin_funding,
+        coin_assets=leg.coins,
     )
+
+
+def _final_marks(
+    settings: Settings, path: RecordedPath, state: PaperAccountState
+) -> tuple[dict[str, Decimal], Decimal]:
+    """Each pair's price at the last step, and the linear positions' unrealized PnL there."""
+    final_prices: dict[str, Decimal] = {}
+    unrealized = ZERO
+    for pair in settings.pairs:
+        price = path.feed.quote(pair.perp_symbol, path.steps[-1]).price
+        final_prices[pair.name] = price
+        position = state.positions.get(pair.perp_symbol)
+        if position is not None:
+            unrealized += position.qty * (price - position.entry_price)
+    return final_prices, unrealized
+
+
+class CoinLeg:
+    """The coins that margin inverse contracts, valued in the quote as the path goes
+    (Decimal, exact).
+
+    Everything that changes the account happens at a visited step, at that step's price,
+    so between two visited steps the coins held stay the same: ``gain`` (their spot PnL)
+    adds the coins held x the price change since the last visited step, ``changes`` each
+    change in the coins (coin PnL realized, fees, funding, a liquidation's lost margin)
+    at the price of its step. The inverse positions' PnL in the quote is then
+    ``changes`` and the open positions' coin PnL at the last price, less the fees and
+    funding among those changes (each valued at its own fill or mark price)."""
+
+    def __init__(self, settings: Settings, path: RecordedPath, state: PaperAccountState) -> None:
+        """Start from the account's coins at the path's first step."""
+        self._path = path
+        self.symbols = [
+            p.perp_symbol for p in settings.pairs if Symbol.parse(p.perp_symbol).inverse
+        ]
+        # Each coin that margins an inverse contract, and one such contract (its price).
+        self._by_coin = {base_coin(symbol): symbol for symbol in reversed(self.symbols)}
+        wallets = held(state)
+        self._held = {coin: wallets.get(coin, ZERO) for coin in self._by_coin}
+        self._price = {coin: self._at(coin, path.steps[0]) for coin in self._by_coin}
+        self.gain = ZERO
+        self.changes = ZERO
+
+    @property
+    def coins(self) -> frozenset[str]:
+        return frozenset(self._by_coin)
+
+    def _at(self, coin: str, at: datetime) -> Decimal:
+        return self._path.feed.quote(self._by_coin[coin], at).price
+
+    def visit(self, at: datetime, state: PaperAccountState) -> None:
+        """The step at ``at`` was visited (its cycle or settlement done)."""
+        wallets = held(state)
+        for coin in self._by_coin:
+            price, now = self._at(coin, at), wallets.get(coin, ZERO)
+            self.gain += self._held[coin] * (price - self._price[coin])
+            self.changes += (now - self._held[coin]) * price
+            self._held[coin], self._price[coin] = now, price
+
+    def fees(self, orders: list[StoredOrder]) -> Decimal:
+        """The inverse orders' fees (in the coin) at their fill price, in the quote."""
+        inverse = [o for o in orders if o.symbol in self.symbols]
+        return sum((o.fee * (o.average_price or ZERO) for o in inverse), ZERO)
+
+    def perp_pnl(self, state: PaperAccountState, at: datetime) -> Decimal:
+        """``changes`` and the open inverse positions' coin PnL at ``at``, in the quote."""
+        open_pnl = ZERO
+        for position in state.inverse_positions.values():
+            price = self._path.feed.quote(position.symbol, at).price
+            open_pnl += coin_pnl(position.qty, position.entry_price, price) * price
+        return self.changes + open_pnl
 
 
 async def _replay(
@@ -237,6 +334,7 @@ async def _replay(
     path: RecordedPath,
     progress: Callable[[int], None] | None,
     step_every: bool,
+    leg: CoinLeg,
 ) -> tuple[Snapshots, int]:
     """Step through ``path``: a cycle where the daemon made no promise, else a settle;
     returns the snapshots and how many cycles ran."""
@@ -275,6 +373,7 @@ async def _replay(
             quiet_until = daemon.quiet_until()
             seen = _quantities(venue, pairs)
             _snapshot(shots, index, venue, settings)
+        leg.visit(at, venue.state)
         if index == last:
             break
         index = stepper.next_step(index + 1, quiet_until, venue)

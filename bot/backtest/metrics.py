@@ -5,6 +5,11 @@ the stored orders. Statistics over time (tracking error, time outside the band, 
 variance reduction) are floats over per-step series, each step weighted by the time to
 the next row. Portfolio value counts the quote asset and the pairs' coins; other coins of
 the paper account have no price in the path and are left out.
+
+An inverse pair's figures are in the quote too: its coins (spot and coin-margin wallets)
+at the path's price, its position's coin PnL valued as it was realized (the open part at
+the last price), its fees at their fill price and funding at the mark it was paid at
+(``CoinLeg`` in engine.py).
 """
 
 from __future__ import annotations
@@ -18,7 +23,9 @@ import numpy.typing as npt
 
 from bot.backtest.engine import BacktestRun
 from bot.config import PairConfig
+from bot.domain.symbols import Symbol
 from bot.exchange.feeds import base_coin
+from bot.store.orders import StoredOrder
 
 Floats = npt.NDArray[np.float64]
 MONEY = Decimal("0.0001")
@@ -35,7 +42,8 @@ class Series:
     targets: dict[str, Floats]
     hedged: Floats
     unhedged: Floats
-    # |liquidation - price| / price of the pair's position (nan: no position).
+    # |liquidation - price| / price of the pair's position (nan: no position; inf: no
+    # price liquidates it, as a 1x inverse short).
     distances: dict[str, Floats]
     margin_moved: Floats  # quote moved into positions by the daemon so far (cumulative)
 
@@ -71,8 +79,13 @@ def series(run: BacktestRun) -> Series:
         hedged = hedged + perp * (price - entry)
         liquidation = _expand(run, shots.liquidation[pair.name], segment)
         distances[pair.name] = np.abs(liquidation - price) / price
-        with np.errstate(divide="ignore", invalid="ignore"):
-            ratios[pair.name] = np.where(spot > 0, -perp / np.where(spot > 0, spot, 1.0), np.nan)
+        if Symbol.parse(pair.perp_symbol).inverse:
+            ratios[pair.name] = _inverse_ratio(spot, perp, entry, price)
+        else:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                ratios[pair.name] = np.where(
+                    spot > 0, -perp / np.where(spot > 0, spot, 1.0), np.nan
+                )
         decided = run.targets.get(pair.name) or [(run.path.steps[0], pair.target_ratio)]
         decided_ts = np.asarray([at.timestamp() for at, _ in decided], dtype=np.float64)
         decided_values = np.asarray([float(t) for _, t in decided], dtype=np.float64)
@@ -89,6 +102,14 @@ def series(run: BacktestRun) -> Series:
     return Series(
         times, prices, ratios, targets, hedged, unhedged, distances, _margin_moved(run, times)
     )
+
+
+def _inverse_ratio(coins: Floats, perp: Floats, entry: Floats, price: Floats) -> Floats:
+    """An inverse pair's ratio: the short's face value (``perp`` coins at ``entry``) over
+    the USD value of the coins held, the position's PnL included (bot/domain/inverse.py)."""
+    worth = coins * price + perp * (price - entry)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(worth > 0, -perp * entry / np.where(worth > 0, worth, 1.0), np.nan)
 
 
 def _margin_moved(run: BacktestRun, times: Floats) -> Floats:
@@ -161,7 +182,7 @@ def _pair_figures(
         "time_outside_band": _stat(pair_outside / pair_time),
         "hours_outside_band": _stat(pair_outside / 3600),
         "orders": len(orders),
-        "turnover": _money(sum((o.filled * (o.average_price or ZERO) for o in orders), ZERO)),
+        "turnover": _money(_turnover(run, orders)),
         "final_ratio": _stat(float(values.ratios[pair.name][-1])),
         "min_liquidation_distance": _least(values.distances[pair.name]),
         "margin_moved": _money(sum((m for _, p, m in run.margin_moves if p == pair.name), ZERO)),
@@ -169,11 +190,29 @@ def _pair_figures(
     return figures, pair_squared, pair_outside
 
 
+def _turnover(run: BacktestRun, orders: list[StoredOrder]) -> Decimal:
+    """The orders' filled notional in the quote: an inverse order's is its contracts'
+    face value (USD)."""
+    total = ZERO
+    for order in orders:
+        size = run.contract_sizes.get(order.symbol)
+        total += order.filled * (size if size is not None else (order.average_price or ZERO))
+    return total
+
+
 def _spot_pnl(run: BacktestRun) -> Decimal:
-    """The spot coins' value change over the path (each coin once)."""
+    """The spot coins' value change over the path (each coin once), with the quote their
+    spot trades brought in or paid (a keeper's sale keeps its proceeds; the fees are apart);
+    the coins that margin inverse contracts: their price change while held
+    (``BacktestRun.coin_spot_pnl``)."""
     steps = run.path.steps
-    spot_pnl = ZERO
-    seen: set[str] = set()
+    spot_pnl = run.coin_spot_pnl
+    spot_symbols = {pair.spot_symbol for pair in run.settings.pairs}
+    for order in run.orders:
+        if order.symbol in spot_symbols:
+            cash = order.filled * (order.average_price or ZERO)
+            spot_pnl += cash if order.side == "sell" else -cash
+    seen: set[str] = set(run.coin_assets)
     for pair in run.settings.pairs:
         if pair.spot_base in seen:
             continue
@@ -200,7 +239,7 @@ def summarize(run: BacktestRun, values: Series | None = None) -> dict[str, Any]:
         squared += pair_squared
         outside += pair_outside
     spot_pnl = _spot_pnl(run)
-    perp_pnl = run.realized_pnl + run.final_unrealized
+    perp_pnl = run.realized_pnl + run.final_unrealized + run.coin_perp_pnl
     net = spot_pnl + perp_pnl - run.fees + run.funding
     count = len(settings.pairs)
     return {
@@ -216,7 +255,7 @@ def summarize(run: BacktestRun, values: Series | None = None) -> dict[str, Any]:
         "time_outside_band": _stat(outside / (total_time * count)),
         "orders": len(run.orders),
         "filled_orders": sum(1 for o in run.orders if o.filled > ZERO),
-        "turnover": _money(sum((o.filled * (o.average_price or ZERO) for o in run.orders), ZERO)),
+        "turnover": _money(_turnover(run, run.orders)),
         "fees": _money(run.fees),
         "funding": _money(run.funding),
         "spot_pnl": _money(spot_pnl),

@@ -52,7 +52,7 @@ def write_report(values: Series, settings: Settings, out: Path) -> None:
         prices.set_ylabel("price")
         prices.set_title("price")
         prices.legend(loc="upper left")
-        ratios.set_ylabel("short perp / spot")
+        ratios.set_ylabel("short / coins held")
         ratios.set_title("hedge ratio (solid) against target (dashed) and band")
         ratios.legend(loc="upper left")
         worth.plot(when, values.hedged[pick], label="hedged", linewidth=0.9)
@@ -67,9 +67,17 @@ def write_report(values: Series, settings: Settings, out: Path) -> None:
 
 
 def _draw_margin(axes: Any, values: Series, settings: Settings, when: Any, pick: Any) -> None:
-    """Liquidation distance per pair against the guard's threshold; margin moved."""
+    """Liquidation distance per pair against the guard's threshold; margin moved. A
+    position no price liquidates (a 1x inverse short) has no line, and its legend says so."""
     for pair in settings.pairs:
-        axes.plot(when, values.distances[pair.name][pick], label=pair.name, linewidth=0.8)
+        distance = values.distances[pair.name][pick]
+        unbounded = np.isinf(distance)
+        label = pair.name
+        if unbounded.any():  # inf: held, no liquidation price; nan: no position
+            some = np.isfinite(distance).any()
+            label += " (gaps: no price liquidated it)" if some else ": no price liquidates it"
+        shown = np.where(unbounded, np.nan, distance)
+        axes.plot(when, shown, label=label, linewidth=0.8)
     threshold = float(settings.risk.min_liquidation_distance)
     axes.axhline(threshold, color="red", linestyle=":", linewidth=0.8, label="guard threshold")
     axes.set_ylabel("distance")

@@ -100,3 +100,20 @@ class Funding(StoreBase):
                 )
             ).scalars()
             return sum(rows, Decimal(0))
+
+    async def coin_funding_value(self, quote: str) -> Decimal:
+        """The payments made in an asset other than ``quote`` (an inverse contract's coin),
+        valued in ``quote`` at the mark price each was paid at; ValueError without one."""
+        query = select(
+            FundingPaymentRow.amount, FundingPaymentRow.asset, FundingPaymentRow.mark_price
+        ).where(FundingPaymentRow.asset != quote)
+        async with self._read() as session:
+            total = Decimal(0)
+            for amount, asset, mark in await session.execute(query):
+                if mark is None:
+                    raise ValueError(
+                        f"a funding payment of {amount} {asset} has no mark price to value it "
+                        f"in {quote}; the venue must report the mark with each payment"
+                    )
+                total += amount * mark
+            return total

@@ -13,13 +13,16 @@ import pytest
 import structlog
 from typer.testing import CliRunner
 
-from bot.backtest.command import backtest, compare
+from bot.backtest.command import backtest, compare, margin_variants
 from bot.backtest.engine import coins_of, run_backtest
 from bot.backtest.metrics import summarize
 from bot.backtest.path import load_path
 from bot.cli import app
+from bot.clock import FakeClock
 from bot.config import Settings
-from bot.exchange.gateway import FatalError
+from bot.config_view import PAPER_ACCOUNT
+from bot.domain.inverse import coin_pnl
+from bot.store.repository import Repository, create_engine
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "examples" / "sample"
@@ -194,6 +197,7 @@ def test_compare_runs_band_interval_and_each_strategy_over_the_same_path() -> No
         "margin: cross",
         "margin: cross, keeper",
         "margin: unified, coins as collateral",
+        "margin: inverse 1x, coins as margin",
     ]
     band, interval, outlook, trend, carry = (summary for _, summary in results[:5])
     assert band["pairs"]["BTC"]["rebalance"] == "band"
@@ -343,6 +347,10 @@ def test_compare_has_a_row_per_margin_model_and_only_the_unified_one_stays_hedge
     assert unified["margin_moved"] == "0.0000"
     assert unified["min_liquidation_distance"] > 5
     assert unified["orders"] == 1
+    inverse = rows["margin: inverse 1x, coins as margin"]
+    assert inverse["liquidations"] == 0
+    assert inverse["min_liquidation_distance"] is None  # a 1x inverse short has no such price
+    assert inverse["time_outside_band"] < 0.01
 
 
 async def test_the_guard_acts_in_a_backtest_of_a_quiet_pair_before_the_venue_liquidates() -> None:
@@ -363,9 +371,53 @@ async def test_the_guard_acts_in_a_backtest_of_a_quiet_pair_before_the_venue_liq
     assert summary["min_liquidation_distance"] > 0.09
 
 
-async def test_a_pair_on_an_inverse_contract_is_refused_in_one_line(tmp_path: Path) -> None:
-    settings = one_pair(perp_symbol="SOL/USD:SOL")
-    prices = write_prices(tmp_path / "sol.csv", ["100", "99"])
-    path = load_path({"SOL": prices}, coins_of(settings))
-    with pytest.raises(FatalError, match="pair SOL hedges with the inverse contract SOL/USD:SOL"):
-        await run_backtest(settings, path)
+async def test_the_inverse_1x_row_is_never_liquidated_and_its_net_is_the_value_change(
+    tmp_path: Path,
+) -> None:
+    # The compare's inverse row on the sample path: 1 BTC in the coin-margin wallet, short
+    # BTC/USD:BTC at 1x, 30,000 USDT beside it. Its figures are in USD; its net must be the
+    # account's change in value as the paper venue left it (USDT, plus the coin-margin
+    # wallet and the short's coin PnL at the last price), less nothing.
+    settings = sample_settings(leverage="3")
+    path = sample_path(settings)
+    [inverse] = [v for v in margin_variants(settings, path) if "inverse 1x" in v.name]
+    assert inverse.settings.pairs[0].perp_symbol == "BTC/USD:BTC"
+    run = await run_backtest(inverse.settings, path, database_dir=tmp_path)
+    summary = summarize(run)
+
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'backtest.db'}")
+    try:
+        saved = await Repository(engine, FakeClock()).load_paper_account(PAPER_ACCOUNT)
+    finally:
+        await engine.dispose()
+    assert saved is not None
+    first = path.feed.quote("BTC/USD:BTC", path.steps[0]).price
+    last = path.feed.quote("BTC/USD:BTC", path.steps[-1]).price
+    [position] = saved.inverse_positions.values()
+    coins = saved.coin_margin["BTC"] + coin_pnl(position.qty, position.entry_price, last)
+    change = saved.balances["USDT"] + coins * last - (Decimal(30000) + first)
+
+    assert summary["liquidations"] == 0
+    assert summary["min_liquidation_distance"] is None
+    assert summary["filled_orders"] >= 1
+    assert abs(Decimal(summary["net"]) - change) < Decimal("0.001"), (summary["net"], change)
+    # The hedge gave the rally back: within fees and funding of flat, as the linear rows.
+    assert abs(Decimal(summary["spot_pnl"]) + Decimal(summary["perp_pnl"])) < 500
+    assert Decimal(summary["turnover"]) == -position.qty  # one sell: its face value, USD
+    assert summary["max_drawdown_hedged"] < 0.01
+
+
+async def test_a_keeper_that_sells_coins_keeps_the_sale_in_the_net() -> None:
+    # 1 BTC hedged 3x on cross margin with the keeper on the sample path, 30,000 USDT: with
+    # no quote left on spot, the keeper sells a slice of the coin (and cuts the short). The
+    # sale's USDT stays in the account, so the net is still the value change; before the
+    # fix the spot PnL counted the coins sold as lost (net -684 for a value change of +754).
+    settings = sample_settings(leverage="3")
+    path = sample_path(settings)
+    [keeper] = [v for v in margin_variants(settings, path) if v.name == "margin: cross, keeper"]
+    run = await run_backtest(keeper.settings, path)
+    summary = summarize(run)
+
+    assert any(o.symbol == "BTC/USDT" and o.filled > 0 for o in run.orders)  # a sale
+    change = summary["value_end_hedged"] - summary["value_start_unhedged"]
+    assert abs(float(summary["net"]) - change) < 0.01, (summary["net"], change)

@@ -12,37 +12,21 @@ from typing import Any
 import pytest_asyncio
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bot.clock import SystemClock
-from bot.config import Settings
-from bot.service.wiring import BuiltDaemon, build_daemon
 from bot.store.repository import Repository
-from tests.scenarios.on_binance import binance_settings
+from tests.scenarios.on_binance import binance_daemon, keeper_settings
 from tests.support.emulators.binance import BinanceEmulator
 
 D = Decimal
 PERP = "BTC/USDT:USDT"
 
 
-def keeper_settings(emulator: BinanceEmulator) -> Settings:
-    data = binance_settings(emulator, margin_mode="isolated").model_dump()
-    emulator.set_spot_balance("USDT", D(30000))
-    emulator.set_futures_balance("USDT", D(20500))
-    data["pairs"][0]["leverage"] = D(3)
-    data["risk"]["on_liquidation_risk"] = "keep"
-    return Settings.model_validate(data)
-
-
 @pytest_asyncio.fixture
 async def keeping(
     emulator: BinanceEmulator, engine: AsyncEngine
 ) -> AsyncIterator[tuple[Any, Repository]]:
-    repository = Repository(engine, SystemClock())
-    built: BuiltDaemon = await build_daemon(keeper_settings(emulator), repository, SystemClock())
-    await built.daemon.start()
-    try:
-        yield built.daemon, repository
-    finally:
-        await built.close_gateways()
+    settings = keeper_settings(emulator, 3, D(30000), D(20500), margin_mode="isolated")
+    async with binance_daemon(settings, engine) as running:
+        yield running
 
 
 async def test_the_keeper_moves_quote_in_on_a_rally_and_out_on_the_fall_on_binance(

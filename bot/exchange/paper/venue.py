@@ -391,9 +391,13 @@ class PaperVenue:
             return self._ledger.summary(now)
 
     def liquidation_price(self, symbol: str) -> Decimal | None:
-        """The open position's liquidation price (None: no position), from its margin."""
+        """The open position's liquidation price, from its margin (None: no position, or
+        an inverse one that no price liquidates)."""
         position = self.state.positions.get(symbol)
-        return None if position is None else self._ledger.liquidation_price(position)
+        if position is not None:
+            return self._ledger.liquidation_price(position)
+        inverse = self.state.inverse_positions.get(symbol)
+        return None if inverse is None else self._ledger.inverse.liquidation_price(inverse)
 
     def liquidations(self) -> list[OrderResult]:
         """Liquidations still remembered among the orders, oldest first."""

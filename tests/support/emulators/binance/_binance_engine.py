@@ -236,6 +236,8 @@ class Engine:
         self.income: list[IncomeEntry] = []
         self.margin_history: list[MarginChange] = []
         self.wallet_transfers: list[WalletTransferRow] = []
+        # Liquidated positions: (symbol id, signed amount, liquidation price, time ms).
+        self.liquidations: list[tuple[str, Decimal, Decimal, int]] = []
         # Per (venue, symbol id): a status other than TRADING (suspended), or delisted.
         self.status: dict[tuple[Venue, str], str] = {}
         self.delisted: set[tuple[Venue, str]] = set()
@@ -333,6 +335,30 @@ class Engine:
         self.quotes[base] = BookQuote(bid=bid, ask=ask, last=price, mark=price, index=price)
         self.price_history[base].append((self.now_ms(), price))
         self._match_resting(base)
+        self._liquidate(base)
+
+    def _liquidate(self, base: str) -> None:
+        """Close the positions of ``base``'s perp that the mark has taken past their
+        liquidation price, as Binance's liquidation engine does: at that price, the loss
+        and the maintenance margin left there (the insurance clearance fee) taken from
+        the position's margin: an isolated position's own, a cross one's the whole cross
+        wallet. Each is remembered in ``liquidations``."""
+        symbol = self.markets[base].symbol_id
+        for view in self.futures_view(lagged=False).positions:
+            price = view.liquidation
+            if view.symbol != symbol or price <= 0:
+                continue
+            if (view.mark < price) if view.amount < 0 else (view.mark > price):
+                continue
+            self._snapshot_futures()
+            now = self.now_ms()
+            realized = view.amount * (price - view.entry)
+            clearance = abs(view.amount) * price * view.maint_ratio
+            self.acct.positions[(view.symbol, view.position_side)] = PositionState(update_ms=now)
+            self._credit_wallet(self.quote_asset, realized - clearance, lagged=True)
+            self._add_income(view.symbol, "REALIZED_PNL", realized, now)
+            self._add_income(view.symbol, "INSURANCE_CLEAR", -clearance, now)
+            self.liquidations.append((view.symbol, view.amount, price, now))
 
     def book(
         self, base: str, levels: int
@@ -437,21 +463,24 @@ class Engine:
         """Wallet and positions as the (lagged) account and position views show them."""
         snap = self._lagged_futures() if lagged else self._current_futures()
         views = [
-            self._position_view(symbol, side, state, snap.wallet)
+            self._position_view(symbol, side, state)
             for (symbol, side), state in sorted(snap.positions.items())
             if state.amount != 0
         ]
-        return FuturesAccountView(
+        account = FuturesAccountView(
             wallet=dict(snap.wallet),
             wallet_update_ms=dict(snap.wallet_update_ms),
             positions=views,
             open_order_margin=self._open_order_margin(),
             quote_asset=self.quote_asset,
         )
+        for view in views:
+            view.liquidation = liquidation_price(
+                view.amount, view.entry, margin_balance(account, view), view.maint_ratio
+            )
+        return account
 
-    def _position_view(
-        self, symbol: str, side: str, state: PositionState, wallet: Mapping[str, Decimal]
-    ) -> PositionView:
+    def _position_view(self, symbol: str, side: str, state: PositionState) -> PositionView:
         market = self.by_id[symbol]
         leverage = self.leverage[symbol]
         isolated = self.margin_type[symbol] == "ISOLATED"
@@ -471,8 +500,6 @@ class Engine:
             liquidation=ZERO,
             update_ms=state.update_ms,
         )
-        balance = isolated_wallet if isolated else wallet.get(self.quote_asset, ZERO)
-        view.liquidation = liquidation_price(state.amount, state.entry, balance, view.maint_ratio)
         return view
 
     def _open_order_margin(self) -> Decimal:
@@ -1097,6 +1124,21 @@ class Engine:
                 payment = -state.amount * mark * rate
                 self._credit_wallet(self.quote_asset, payment, lagged=False)
                 self._add_income(symbol, "FUNDING_FEE", payment, now)
+
+
+def margin_balance(account: FuturesAccountView, view: PositionView) -> Decimal:
+    """WB of Binance's USDⓈ-M liquidation price formula for ``view``: an isolated
+    position's isolated wallet; a cross one's cross wallet balance (the wallet less the
+    isolated positions' margin) less the other cross positions' maintenance margin (TMM1)
+    plus their unrealized PnL (UPNL1)."""
+    if view.isolated:
+        return view.isolated_wallet
+    others = [p for p in account.positions if not p.isolated and p is not view]
+    return (
+        account.cross_wallet
+        - sum((p.maint_margin for p in others), ZERO)
+        + sum((p.unrealized for p in others), ZERO)
+    )
 
 
 def liquidation_price(amount: Decimal, entry: Decimal, balance: Decimal, mmr: Decimal) -> Decimal:

@@ -257,6 +257,11 @@ class BinanceEmulator(LoopbackServer):
         return self._engine.acct.wallet.get(asset, Decimal(0))
 
     @property
+    def liquidations(self) -> list[tuple[str, Decimal, Decimal, int]]:
+        """Positions the emulator liquidated: (symbol id, signed amount, price, time ms)."""
+        return self._engine.liquidations
+
+    @property
     def margin_log(self) -> list[MarginChange]:
         """Every isolated-margin change the exchange applied, oldest first."""
         return list(self._engine.margin_history)
