@@ -40,6 +40,18 @@ async def test_a_restart_finds_an_inverse_order_of_unknown_outcome_by_client_id(
     await scenario.finds_an_order_of_unknown_outcome_after_a_restart(bybit)
 
 
+async def test_a_steady_cycle_asks_the_inverse_category_once_per_endpoint(
+    bybit: InverseVenue,
+) -> None:
+    """An inverse pair alone: its settle coin's positions and its category's tickers."""
+    requests = await scenario.steady_cycle_requests(bybit)
+    assert requests == {
+        ("GET", "/v5/account/wallet-balance"): 1,  # the coins and the short's margin
+        ("GET", "/v5/position/list"): 1,  # settleCoin BTC, subType inverse
+        ("GET", "/v5/market/tickers"): 1,  # category inverse: bid/ask and funding
+    }
+
+
 async def test_inverse_funding_is_recorded_once_in_the_coin(bybit: InverseVenue) -> None:
     await scenario.records_funding_once_in_the_coin(bybit)
 

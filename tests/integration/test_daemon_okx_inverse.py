@@ -44,6 +44,21 @@ async def test_a_restart_finds_a_coin_margined_order_of_unknown_outcome_by_clien
     assert OKX_CLIENT_ID.fullmatch(client_id), client_id  # OKX: 1-32 letters and digits
 
 
+async def test_a_steady_cycle_asks_what_a_linear_pair_asks(okx: InverseVenue) -> None:
+    """No request for the inverse swap alone: positions without an instrument type, the
+    SWAP tickers and the funding rates list it with the linear swaps."""
+    requests = await scenario.steady_cycle_requests(okx)
+    assert requests == {
+        ("GET", "/api/v5/account/balance"): 1,  # the spot coins and the swap's margin
+        ("GET", "/api/v5/account/positions"): 1,
+        ("GET", "/api/v5/market/tickers"): 1,  # instType SWAP
+        ("GET", "/api/v5/public/funding-rate"): 1,
+    }
+    emulator = okx.harness.emulator
+    asked = dict(zip(emulator.request_log, emulator.request_queries, strict=True))
+    assert asked["GET", "/api/v5/market/tickers"] == {"instType": "SWAP"}
+
+
 async def test_coin_margined_funding_is_recorded_once_in_the_coin(okx: InverseVenue) -> None:
     await scenario.records_funding_once_in_the_coin(okx)
 

@@ -179,6 +179,16 @@ async def finds_an_order_of_unknown_outcome_after_a_restart(setup: InverseVenue)
     return client_id
 
 
+async def steady_cycle_requests(setup: InverseVenue) -> Counter[tuple[str, str]]:
+    """The requests of a cycle that holds inside the band, once hedged."""
+    start, venue = setup.start, setup.harness
+    stack = await start()
+    assert await stack.cycles(2) == [{}, {}]  # the hedging order, then the look at it
+    first = len(venue.emulator.request_log)
+    assert await stack.cycles(1) == [{}]
+    return Counter(venue.emulator.request_log[first:])
+
+
 async def records_funding_once_in_the_coin(setup: InverseVenue) -> None:
     """One settlement on the hedged short: received in BTC, recorded once."""
     start, venue = setup.start, setup.harness
