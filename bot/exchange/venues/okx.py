@@ -43,7 +43,7 @@ What differs from plain ccxt (ccxt 4.5.90; each point is proven against the emul
   no instrument type, the SWAP tickers and ``instId=ANY`` funding rates list the inverse
   swaps with the linear ones, and the funding bills (type 8) carry them, ``ccy`` the coin.
   Orders name ``tdMode`` cross or isolated as for a linear swap; leverage is set per
-  instrument and margin mode.
+  instrument and margin mode (``tests/emulator/test_okx_inverse_with_ccxt.py``).
 * testnet: OKX's demo trading is ccxt's sandbox (header ``x-simulated-trading: 1``),
   with a demo key made in the live site's demo-trading mode.
 """
