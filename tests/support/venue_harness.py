@@ -18,6 +18,7 @@ from tests.support.emulators.binance._binance_models import Fault as BinanceFaul
 from tests.support.emulators.binance.binance_emulator import ccxt_client as binance_client
 from tests.support.emulators.bybit import BybitEmulator
 from tests.support.emulators.bybit import Fault as BybitFault
+from tests.support.emulators.bybit._bybit_models import EmulatedMarket
 from tests.support.emulators.bybit.bybit_emulator import ccxt_client as bybit_client
 from tests.support.emulators.okx import OkxEmulator
 from tests.support.emulators.okx._okx_models import Fault as OkxFault
@@ -111,6 +112,24 @@ class Harness:
 
     async def close(self) -> None:
         await self.emulator.stop()
+
+    # -- the inverse (coin-margined) perpetual, where the venue lists one --------------
+
+    def inverse_face(self) -> Decimal:
+        """The true BTC inverse short's face value in USD (positive for a short)."""
+        raise NotImplementedError
+
+    def coin_equity(self) -> Decimal:
+        """The one wallet's BTC with the inverse short's unrealized PnL."""
+        raise NotImplementedError
+
+    def inverse_accepted(self) -> list[str]:
+        """Client ids of the inverse orders the venue accepted, in order."""
+        raise NotImplementedError
+
+    def inverse_fees(self) -> Decimal:
+        """The BTC the inverse orders paid in fees."""
+        raise NotImplementedError
 
 
 class BinanceHarness(Harness):
@@ -295,6 +314,22 @@ class BybitHarness(Harness):
         for path in ("/v5/order/realtime", "/v5/order/history"):
             self.emulator.inject(BybitFault.SERVER_ERROR, path=path, count=50)
 
+    def inverse_face(self) -> Decimal:
+        return -D(self.emulator.position("BTCUSD"))  # contracts of 1 USD
+
+    def coin_equity(self) -> Decimal:
+        return D(self.emulator.coin_equity(COIN))
+
+    def inverse_accepted(self) -> list[str]:
+        return [
+            e.order_link_id or ""
+            for e in self.emulator.order_log
+            if e.outcome == "accepted" and e.category == "inverse"
+        ]
+
+    def inverse_fees(self) -> Decimal:
+        return sum((f.fee for o in self.emulator.orders() for f in o.fills), D(0))
+
     async def user_buy_back(self, amount: Decimal) -> None:
         async with bybit_client(self.emulator) as user:
             await user.load_markets()
@@ -385,11 +420,32 @@ class OkxHarness(Harness):
         # The venue module looks the id up once before sending (OKX takes a done order's
         # id again): that look-up passes, the ones after the lost answer hit the limit.
         self.emulator.inject(OkxFault.DROP_AFTER_ACCEPT)
+        self.emulator.limiter.forget("/api/v5/trade/order")  # earlier look-ups
         self.emulator.set_rate_limit("/api/v5/trade/order", 1, 3600)
 
     def clear_faults(self) -> None:
         self.emulator.clear_faults()
         self.emulator.limiter.overrides.pop("/api/v5/trade/order", None)
+
+    INVERSE_ID = "BTC-USD-SWAP"
+    INVERSE_FACE = D(100)  # USD per contract (ctVal)
+
+    def inverse_face(self) -> Decimal:
+        return -D(self.emulator.position(self.INVERSE_ID)) * self.INVERSE_FACE
+
+    def coin_equity(self) -> Decimal:
+        return D(self.emulator.equity(COIN))
+
+    def inverse_accepted(self) -> list[str]:
+        return [
+            e.cl_ord_id or ""
+            for e in self.emulator.order_log
+            if e.outcome == "accepted" and e.inst_id == self.INVERSE_ID
+        ]
+
+    def inverse_fees(self) -> Decimal:
+        orders = self.emulator.orders()
+        return -sum((o.fee for o in orders if o.inst.inst_id == self.INVERSE_ID), D(0))
 
     async def user_buy_back(self, amount: Decimal) -> None:
         async with okx_client(self.emulator, sandbox=True) as user:
@@ -415,15 +471,18 @@ def fault_names(name: str) -> list[str]:
     return [case.name for case in unstarted.faults()]
 
 
-async def open_harness(name: str) -> Harness:
-    """A started emulator of venue ``name`` behind its harness (close() stops it)."""
+async def open_harness(name: str, *, inverse: bool = False) -> Harness:
+    """A started emulator of venue ``name`` behind its harness (close() stops it);
+    ``inverse``: Bybit lists its BTC inverse perpetual too (OKX always lists it)."""
     harness: Harness
     if name == "binance":
         binance = BinanceEmulator()
         await binance.start()
         harness = BinanceHarness(binance)
     elif name == "bybit":
-        bybit = BybitEmulator()
+        bybit = BybitEmulator(
+            markets=[EmulatedMarket(base=COIN, inverse=True)] if inverse else None
+        )
         await bybit.start()
         harness = BybitHarness(bybit)
     elif name == "okx":

@@ -196,6 +196,18 @@ def test_okx_loads_its_own_market_types_never_binances_linear() -> None:
     assert venue.market_types(["BTC/USDT:USDT-261225"]) == ["future"]
 
 
+def test_okx_counts_a_coin_margined_swap_in_contracts_and_a_linear_one_in_coins() -> None:
+    client = FakeClient("okx")
+    sizes = {PERP: 0.01, "BTC/USD:BTC": 100}
+    client.market = lambda symbol: {"contractSize": sizes[symbol]}  # type: ignore[attr-defined]
+    venue = OkxVenue(client, CcxtCalls("main", client))
+    assert venue.inverse_type == "swap"
+    assert venue.coins_per_unit(PERP) == D("0.01")
+    # 100 USD contracts stay contracts: bot.domain.inverse counts their face.
+    assert venue.coins_per_unit("BTC/USD:BTC") == 1
+    assert venue.market_types(["BTC/USD:BTC", "BTC/USDT"]) == ["spot", "swap"]
+
+
 def test_okx_refused_timestamp_and_leverage_above_the_maximum_are_not_retried() -> None:
     nonce = ccxt.InvalidNonce('okx {"code":"50102","msg":"Timestamp request expired"}')
     assert isinstance(OkxVenue.translate(nonce, "fetch_positions", False, scrub), FatalError)

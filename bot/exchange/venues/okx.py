@@ -33,6 +33,17 @@ What differs from plain ccxt (ccxt 4.5.90; each point is proven against the emul
 * errors: 50102 (timestamp expired, ccxt ``InvalidNonce``) is a clock to fix; 59102
   (leverage above the instrument's maximum) and 59000 (settings refused while positions
   are open) cannot be cured by a retry.
+* coin-margined (inverse) swaps (``BTC/USD:BTC``, OKX ``BTC-USD-SWAP``, instType SWAP,
+  ``uly`` ``BTC-USD``, ``ctType`` inverse, ``settleCcy`` BTC): ccxt's ``contractSize`` is
+  ``ctVal``, 100 USD a contract (ETH 10), so an order's size stays in contracts (no coins
+  per unit: ``bot.domain.inverse`` counts their face); their margin, PnL, fees and
+  funding are in the coin, in the same trading account as the spot coins, so the wallet
+  is read once and the coin's ``eq`` (``cashBal`` + the swap's ``upl``) is the coins
+  hedged, counted once (``shared_wallet``). No request is added: the positions read has
+  no instrument type, the SWAP tickers and ``instId=ANY`` funding rates list the inverse
+  swaps with the linear ones, and the funding bills (type 8) carry them, ``ccy`` the coin.
+  Orders name ``tdMode`` cross or isolated as for a linear swap; leverage is set per
+  instrument and margin mode (``tests/emulator/test_okx_inverse_with_ccxt.py``).
 * testnet: OKX's demo trading is ccxt's sandbox (header ``x-simulated-trading: 1``),
   with a demo key made in the live site's demo-trading mode.
 """
@@ -60,11 +71,13 @@ LEVERAGE_INFO_IDS = 20
 
 
 class OkxVenue(CcxtVenue):
-    """OKX v5 trading account: spot, USDT perpetuals and dated futures."""
+    """OKX v5 trading account: spot, USDT perpetuals, dated futures and coin-margined
+    swaps."""
 
     exchange_ids: ClassVar[frozenset[str]] = frozenset({"okx", "myokx", "okxus"})
     label: ClassVar[str] = "OKX"
     spot_type: ClassVar[str | None] = "spot"
+    inverse_type: ClassVar[str | None] = "swap"
     shared_wallet: ClassVar[bool] = True
     duplicate_codes: ClassVar[frozenset[str]] = frozenset({"51016"})
     clock_codes: ClassVar[frozenset[str]] = frozenset({"50102"})
@@ -93,8 +106,9 @@ class OkxVenue(CcxtVenue):
         return sorted(types)
 
     def coins_per_unit(self, symbol: str) -> Decimal:
-        """A contract's size for swaps and futures (ccxt counts contracts); 1 for spot."""
-        if not is_contract(symbol):
+        """A contract's size for swaps and futures (ccxt counts contracts); 1 for spot and
+        for a coin-margined swap, whose amounts stay contracts of ``contractSize`` USD."""
+        if not is_contract(symbol) or parse_symbol(symbol).inverse:
             return ONE
         return dec_or_none(self.client.market(symbol).get("contractSize")) or ONE
 

@@ -28,6 +28,7 @@ TAKER_FEE = Decimal("0.0005")
 MAKER_FEE = Decimal("0.0002")
 SPOT_FEE = Decimal("0.001")
 DEFAULT_LEVER = 10
+INV_DIGITS = Decimal("1e-18")
 PosKey = tuple[str, str, str]  # instId, mgnMode, posSide
 
 
@@ -42,7 +43,9 @@ class Snapshot:
 
 @dataclass(frozen=True)
 class PositionView:
-    """A position with the figures the positions endpoint derives from mark and leverage."""
+    """A position with the figures the positions endpoint derives from mark and leverage,
+    in its settle currency (USDT; the coin for an inverse swap). ``cash`` is that
+    currency's cash balance, a cross position's collateral."""
 
     state: PositionState
     inst: Instrument
@@ -51,28 +54,43 @@ class PositionView:
     cash: Decimal
 
     @property
+    def sign(self) -> int:
+        """-1 for a short, 1 for a long."""
+        return -1 if self.state.pos_side == "short" or self.state.pos < 0 else 1
+
+    @property
     def signed_base(self) -> Decimal:
-        """Signed position in base coins (short negative)."""
-        sign = -1 if self.state.pos_side == "short" else 1
-        return sign * self.inst.base_qty(self.state.pos)
+        """Signed position in base coins at the mark (short negative)."""
+        return self.sign * self.inst.base_qty(abs(self.state.pos), self.mark)
 
     @property
     def notional(self) -> Decimal:
-        """Absolute notional at the mark, in the quote currency."""
-        return abs(self.signed_base) * self.mark
+        """Absolute value at the mark in the settle currency."""
+        return self.inst.value(abs(self.state.pos), self.mark)
+
+    @property
+    def notional_usd(self) -> Decimal:
+        """notionalUsd: an inverse swap's face, a linear one's value at the mark."""
+        if self.inst.inverse:
+            return abs(self.state.pos) * self.inst.face
+        return self.notional
 
     @property
     def upl(self) -> Decimal:
-        """Unrealized PnL at the mark."""
-        return self.signed_base * (self.mark - self.state.avg_px)
+        """Unrealized PnL at the mark, in the settle currency."""
+        return self.sign * self.inst.long_pnl(abs(self.state.pos), self.state.avg_px, self.mark)
+
+    @property
+    def opening(self) -> Decimal:
+        """Initial margin at entry: value at the entry price over the leverage."""
+        return self.inst.value(abs(self.state.pos), self.state.avg_px) / self.lever
 
     @property
     def margin(self) -> Decimal:
         """Isolated: initial margin at entry plus margin added; cross: 0."""
         if self.state.mgn_mode != "isolated":
             return ZERO
-        opening = abs(self.signed_base) * self.state.avg_px / self.lever
-        return opening + self.state.added_margin
+        return self.opening + self.state.added_margin
 
     @property
     def imr(self) -> Decimal:
@@ -85,16 +103,35 @@ class PositionView:
         return self.notional * self.inst.market.mmr
 
     @property
+    def collateral(self) -> Decimal:
+        """What stands behind the position: its isolated margin, or the cross cash."""
+        return self.margin if self.state.mgn_mode == "isolated" else self.cash
+
+    @property
     def liq_px(self) -> Decimal:
-        """Simplified one-position liquidation price (isolated margin, or the cash)."""
-        qty = self.signed_base
-        if qty == 0:
+        """Simplified one-position liquidation price (isolated margin, or the cash); 0
+        when none (an inverse short whose coins cover its face is never liquidated)."""
+        if self.state.pos == 0:
             return ZERO
-        collateral = self.margin if self.state.mgn_mode == "isolated" else self.cash
+        if self.inst.inverse:
+            return self._inverse_liq_px()
+        qty = self.signed_base
         denominator = qty - abs(qty) * self.inst.market.mmr
         if denominator == 0:
             return ZERO
-        return max((qty * self.state.avg_px - collateral) / denominator, ZERO)
+        return max((qty * self.state.avg_px - self.collateral) / denominator, ZERO)
+
+    def _inverse_liq_px(self) -> Decimal:
+        """Where the collateral plus ``face x (1/entry - 1/P)`` meets the maintenance
+        margin ``mmr x |face| / P``: ``P = (face + mmr x |face|) / (collateral + face /
+        entry)`` with ``face`` signed (short negative); none (0) where that is not a
+        positive price (a short whose collateral covers its face)."""
+        face = self.sign * abs(self.state.pos) * self.inst.face
+        # 1e-18 coins: an isolated 1x short's margin is its face at entry, to the digit.
+        denominator = (self.collateral + face / self.state.avg_px).quantize(INV_DIGITS)
+        if denominator == 0:
+            return ZERO
+        return max((face + abs(face) * self.inst.market.mmr) / denominator, ZERO)
 
 
 class Account:
@@ -218,14 +255,13 @@ class Account:
 
     def views(self, snap: Snapshot) -> list[PositionView]:
         """Open positions of a snapshot, newest first, with their derived figures."""
-        quote_cash = snap.cash.get("USDT", ZERO)
         rows = [
             PositionView(
                 state=p,
                 inst=self.instruments[p.inst_id],
                 mark=self.mark(p.inst_id),
                 lever=self.lever(p.inst_id, p.mgn_mode, p.pos_side),
-                cash=quote_cash,
+                cash=snap.cash.get(self.instruments[p.inst_id].settle_ccy, ZERO),
             )
             for p in snap.positions.values()
             if p.pos != 0
@@ -253,7 +289,8 @@ class Account:
     def fill_contract(
         self, order: EmulatedOrder, price: Decimal, size: Decimal, maker: bool
     ) -> Fill:
-        """Update the position for a contract fill; PnL and fee settle in USDT."""
+        """Update the position for a contract fill; PnL and fee settle in the settle
+        currency (USDT; the coin for an inverse swap)."""
         self.remember()
         inst = order.inst
         state = self.position(inst.inst_id, order.td_mode, order.pos_side)
@@ -263,14 +300,13 @@ class Account:
             signed = -signed  # a short position counts up when selling
         realized = ZERO
         if state.pos == 0 or (state.pos > 0) == (signed > 0):
-            total = abs(state.pos) + size
-            state.avg_px = (abs(state.pos) * state.avg_px + size * price) / total
+            state.avg_px = inst.average(abs(state.pos), state.avg_px, size, price)
             state.pos += signed
             state.c_time = state.c_time or now
         else:
             closed = min(size, abs(state.pos))
             direction = 1 if (state.pos > 0) != (order.pos_side == "short") else -1
-            realized = inst.base_qty(closed) * (price - state.avg_px) * direction
+            realized = inst.long_pnl(closed, state.avg_px, price) * direction
             before = abs(state.pos)
             state.pos += signed
             state.added_margin = state.added_margin * abs(state.pos) / before
@@ -279,11 +315,11 @@ class Account:
             elif (state.pos > 0) == (signed > 0):
                 state.avg_px, state.added_margin, state.c_time = price, ZERO, now
         state.u_time = now
-        fee = -inst.base_qty(size) * price * (MAKER_FEE if maker else TAKER_FEE)
+        fee = -inst.value(size, price) * (MAKER_FEE if maker else TAKER_FEE)
         state.realized_pnl += realized + fee
         state.fee += fee
-        self._credit(inst.market.quote, realized + fee)
-        fill = self._record(order, price, size, maker, fee, inst.market.quote, realized)
+        self._credit(inst.settle_ccy, realized + fee)
+        fill = self._record(order, price, size, maker, fee, inst.settle_ccy, realized)
         # The position changes with the fill: its uTime is never before the fill's ts
         # (both are read from the clock, a millisecond apart at times).
         state.u_time = max(state.u_time, fill.time_ms)
@@ -300,7 +336,9 @@ class Account:
         pnl: Decimal,
     ) -> Fill:
         market = order.inst.market
-        ccy = market.quote if order.inst.is_contract or order.side == "sell" else market.base
+        ccy = market.quote if order.side == "sell" else market.base
+        if order.inst.is_contract:
+            ccy = order.inst.settle_ccy
         if order.inst.is_contract:
             change = pnl + fee
         else:  # what the spot order received, net of the fee
@@ -336,20 +374,21 @@ class Account:
 
     # ------------------------------------------------------------------ funding, margin
     def settle_funding(self, rates: Mapping[str, Decimal]) -> None:
-        """Pay or charge funding on every open perpetual position (bills type 8)."""
+        """Pay or charge funding on every open perpetual position (bills type 8), in its
+        settle currency: an inverse swap's in the coin, on its value at the mark."""
         for view in self.views(self.view(lagged=False)):
             rate = rates.get(view.inst.inst_id)
             if rate is None:
                 continue
             self.remember()
-            payment = -view.signed_base * view.mark * rate
+            payment = -view.sign * view.notional * rate
             view.state.funding_fee += payment
             view.state.realized_pnl += payment
-            self._credit(view.inst.market.quote, payment)
+            self._credit(view.inst.settle_ccy, payment)
             self.add_bill(
                 "8",
                 "174" if payment > 0 else "173",
-                view.inst.market.quote,
+                view.inst.settle_ccy,
                 payment,
                 inst_id=view.inst.inst_id,
                 inst_type=view.inst.inst_type,
@@ -366,7 +405,7 @@ class Account:
         state = self.positions.get((inst.inst_id, "isolated", pos_side))
         if state is None or state.pos == 0:
             raise OkxError("59300", "Margin call failed. Position does not exist.")
-        if kind == "add" and amount > self.available("USDT", {}):
+        if kind == "add" and amount > self.available(inst.settle_ccy, {}):
             raise OkxError("59200", "Insufficient account balance.")
         if kind == "reduce" and amount > state.added_margin:
             raise OkxError("59301", "Margin adjustment failed for exceeding the max limit.")
@@ -377,7 +416,7 @@ class Account:
         self.add_bill(
             "6",
             "160" if kind == "add" else "161",
-            inst.market.quote,
+            inst.settle_ccy,
             ZERO,
             inst_id=inst.inst_id,
             inst_type=inst.inst_type,
@@ -391,13 +430,13 @@ class Account:
         held = sum(
             (v.margin if v.state.mgn_mode == "isolated" else v.imr)
             for v in self.views(snap)
-            if v.inst.market.quote == ccy
+            if v.inst.settle_ccy == ccy
         )
         return held + ord_frozen.get(ccy, ZERO)
 
     def upl(self, ccy: str, snap: Snapshot) -> Decimal:
         """Unrealized PnL of positions settled in ``ccy``."""
-        return sum((v.upl for v in self.views(snap) if v.inst.market.quote == ccy), ZERO)
+        return sum((v.upl for v in self.views(snap) if v.inst.settle_ccy == ccy), ZERO)
 
     def available(self, ccy: str, ord_frozen: Mapping[str, Decimal]) -> Decimal:
         """Equity free for new orders (availEq), unlagged."""

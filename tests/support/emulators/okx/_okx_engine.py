@@ -68,6 +68,9 @@ class Engine:
         if market.swap:
             insts.append(Instrument(market.swap_id, "SWAP", market))
             self.funding_rates[market.swap_id] = market.funding_rate
+        if market.inverse_ct_val is not None:
+            insts.append(Instrument(market.inverse_swap_id, "SWAP", market, inverse=True))
+            self.funding_rates[market.inverse_swap_id] = market.funding_rate
         for expiry in market.futures:
             expiry_ms = int(expiry.timestamp() * 1000)
             insts.append(Instrument(market.futures_id(expiry), "FUTURES", market, expiry_ms))
@@ -136,7 +139,7 @@ class Engine:
         """``levels`` bid and ask levels, sizes in the instrument's unit (contracts)."""
         market = inst.market
         quote = self.quotes[market.base]
-        size = market.level_base / (market.contract_base if inst.is_contract else 1)
+        size = floor_to(inst.contracts(market.level_base, quote.last), inst.lot)
         count = max(1, min(levels, market.depth_levels))
         bids = [(quote.bid - i * market.tick_sz, size) for i in range(count)]
         asks = [(quote.ask + i * market.tick_sz, size) for i in range(count)]
@@ -168,7 +171,7 @@ class Engine:
             market = o.inst.market
             if o.inst.is_contract:
                 lever = self.account.lever(o.inst.inst_id, o.td_mode, o.pos_side)
-                ccy, amount = market.quote, o.inst.base_qty(o.remaining) * o.price / lever
+                ccy, amount = o.inst.settle_ccy, o.inst.value(o.remaining, o.price) / lever
             elif o.side == "buy":
                 ccy, amount = market.quote, o.remaining * o.price
             else:
@@ -314,17 +317,18 @@ class Engine:
         market = inst.market
         rests = ord_type in ("limit", "post_only")
         filled = sum((q for _, q in fills), ZERO)
-        value = sum((p * q for p, q in fills), ZERO)
+        value = sum((inst.value(q, p) for p, q in fills), ZERO)
         if rests:
-            value += (size - filled) * price
+            value += inst.value(size - filled, price)
         frozen = self.ord_frozen()
         if inst.is_contract:
             if closing is not None:
                 return
-            reference = value or size * self.quotes[market.base].ask
+            reference = value or inst.value(size, self.quotes[market.base].ask)
             lever = self.account.lever(inst.inst_id, td_mode, pos_side)
-            need = market.contract_base * (reference / lever + reference * TAKER_FEE)
-            ccy, have = market.quote, self.account.available(market.quote, frozen)
+            need = reference / lever + reference * TAKER_FEE
+            ccy = inst.settle_ccy
+            have = self.account.available(ccy, frozen)
         elif side == "buy":
             ccy, need = market.quote, value
             have = self.account.cash.get(ccy, ZERO) - frozen.get(ccy, ZERO)

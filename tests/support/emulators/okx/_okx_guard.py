@@ -120,3 +120,7 @@ class RateLimiter:
     def reset(self) -> None:
         """Forget every counted request."""
         self._hits.clear()
+
+    def forget(self, path: str) -> None:
+        """Forget the requests counted on ``path``."""
+        self._hits = {key: hits for key, hits in self._hits.items() if key[0] != path}

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -69,12 +69,15 @@ def param_empty(name: str) -> OkxError:
 
 @dataclass(frozen=True)
 class OkxMarket:
-    """One base coin's instruments: a spot pair, a USDT-margined perpetual, dated futures.
+    """One base coin's instruments: a spot pair, a USDT-margined perpetual, dated futures,
+    and a coin-margined (inverse) perpetual when ``inverse_ct_val`` is set.
 
     Contracts are not coins: one ``BTC-USDT-SWAP`` contract is ``ct_val`` (0.01) BTC, and
     ``sz`` of a swap/futures order, ``pos`` of a position and book sizes count contracts.
     ``lot_sz``/``min_sz`` are the spot ones (base coin); ``ct_lot_sz``/``ct_min_sz``
-    those of the contracts. The emulated book has ``depth_levels`` levels each side of
+    those of the contracts. One ``BTC-USD-SWAP`` contract is ``inverse_ct_val`` USD of
+    face (100; ETH-USD-SWAP 10), settled and margined in the coin (lot and minimum 1
+    contract). The emulated book has ``depth_levels`` levels each side of
     ``level_base`` coins, one tick apart; it does not deplete. ``state`` is ``live`` or
     ``suspend`` (orders refused with 51022). ``open_interest`` is everyone else's, in
     coins, per contract instrument (our positions add to it).
@@ -100,6 +103,7 @@ class OkxMarket:
     funding_rate: Decimal = Decimal("0.0001")
     state: str = "live"
     open_interest: Decimal = Decimal(50000)
+    inverse_ct_val: Decimal | None = None
 
     @property
     def spot_id(self) -> str:
@@ -110,6 +114,11 @@ class OkxMarket:
     def swap_id(self) -> str:
         """``BTC-USDT-SWAP``."""
         return f"{self.base}-{self.quote}-SWAP"
+
+    @property
+    def inverse_swap_id(self) -> str:
+        """``BTC-USD-SWAP``: the coin-margined perpetual."""
+        return f"{self.base}-USD-SWAP"
 
     def futures_id(self, expiry: datetime) -> str:
         """``BTC-USDT-261225``."""
@@ -122,7 +131,11 @@ class OkxMarket:
 
 
 DEFAULT_MARKETS: tuple[OkxMarket, ...] = (
-    OkxMarket(base="BTC", futures=(datetime(2026, 12, 25, 8, tzinfo=UTC),)),
+    OkxMarket(
+        base="BTC",
+        futures=(datetime(2026, 12, 25, 8, tzinfo=UTC),),
+        inverse_ct_val=Decimal(100),
+    ),
     OkxMarket(
         base="ETH",
         ct_val=Decimal("0.1"),
@@ -133,13 +146,15 @@ DEFAULT_MARKETS: tuple[OkxMarket, ...] = (
         level_base=Decimal(50),
         max_lever=100,
         mmr=Decimal("0.005"),
+        inverse_ct_val=Decimal(10),
     ),
 )
 
 
 def generate_markets(count: int = 600) -> list[OkxMarket]:
     """A real-sized list: BTC, ETH and ``count - 2`` made-up coins, each with a spot pair
-    and a perpetual (``count`` of each), for benchmarks of ``load_markets``."""
+    and a USDT perpetual (``count`` of each; no coin-margined swap), for benchmarks of
+    ``load_markets``."""
     made_up = [
         OkxMarket(
             base=f"C{i:04d}",
@@ -155,17 +170,20 @@ def generate_markets(count: int = 600) -> list[OkxMarket]:
         )
         for i in range(max(0, count - len(DEFAULT_MARKETS)))
     ]
-    return [*DEFAULT_MARKETS, *made_up]
+    linear_only = [replace(m, inverse_ct_val=None) for m in DEFAULT_MARKETS]
+    return [*linear_only, *made_up]
 
 
 @dataclass(frozen=True)
 class Instrument:
-    """One tradable instrument id of a market: ``SPOT``, ``SWAP`` or ``FUTURES``."""
+    """One tradable instrument id of a market: ``SPOT``, ``SWAP`` or ``FUTURES``;
+    ``inverse``: the coin-margined swap (face in USD, margin, PnL and fees in the coin)."""
 
     inst_id: str
     inst_type: str
     market: OkxMarket
     expiry_ms: int | None = None
+    inverse: bool = False
 
     @property
     def is_contract(self) -> bool:
@@ -175,16 +193,62 @@ class Instrument:
     @property
     def lot(self) -> Decimal:
         """The size step (lotSz)."""
+        if self.inverse:
+            return ONE
         return self.market.ct_lot_sz if self.is_contract else self.market.lot_sz
 
     @property
     def min_size(self) -> Decimal:
         """The smallest order size (minSz)."""
+        if self.inverse:
+            return ONE
         return self.market.ct_min_sz if self.is_contract else self.market.min_sz
 
-    def base_qty(self, size: Decimal) -> Decimal:
-        """Base coins of ``size`` (contracts for a contract, coins for spot)."""
+    @property
+    def settle_ccy(self) -> str:
+        """What margins the contract and settles its PnL and fees: the coin of an inverse
+        swap, the quote (USDT) of a linear one."""
+        return self.market.base if self.inverse else self.market.quote
+
+    @property
+    def face(self) -> Decimal:
+        """USD per contract of an inverse swap (ctVal)."""
+        return self.market.inverse_ct_val or ONE
+
+    def base_qty(self, size: Decimal, price: Decimal | None = None) -> Decimal:
+        """Base coins of ``size`` (contracts for a contract, coins for spot); an inverse
+        contract's coins depend on ``price``."""
+        if self.inverse:
+            return size * self.face / (price or self.market.price)
         return size * self.market.contract_base if self.is_contract else size
+
+    def contracts(self, coins: Decimal, price: Decimal) -> Decimal:
+        """Contracts of ``coins`` at ``price``."""
+        if self.inverse:
+            return coins * price / self.face
+        return coins / self.market.contract_base if self.is_contract else coins
+
+    def value(self, size: Decimal, price: Decimal) -> Decimal:
+        """What ``size`` is worth at ``price`` in the settle currency: USDT for a linear
+        contract, coins (face / price) for an inverse one."""
+        if self.inverse:
+            return size * self.face / price
+        return self.base_qty(size) * price
+
+    def long_pnl(self, size: Decimal, entry: Decimal, exit_price: Decimal) -> Decimal:
+        """PnL in the settle currency of ``size`` long from ``entry`` to ``exit_price``:
+        an inverse contract's is ``face x (1/entry - 1/exit)`` coins."""
+        if self.inverse:
+            return self.value(size, entry) - self.value(size, exit_price)
+        return self.value(size, exit_price) - self.value(size, entry)
+
+    def average(self, held: Decimal, avg: Decimal, size: Decimal, price: Decimal) -> Decimal:
+        """Entry price after adding ``size`` at ``price`` to ``held`` at ``avg``: the
+        harmonic mean for an inverse contract (its coins add up), else the arithmetic."""
+        total = held + size
+        if self.inverse:
+            return total / (held / avg + size / price) if held else price
+        return (held * avg + size * price) / total
 
 
 @dataclass

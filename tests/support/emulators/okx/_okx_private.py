@@ -73,7 +73,7 @@ class AccountApi:
     def _detail(self, ccy: str, snap: Snapshot, frozen_orders: dict[str, Decimal]) -> JSON:
         acct = self.account
         cash = snap.cash.get(ccy, ZERO)
-        views = [v for v in acct.views(snap) if v.inst.market.quote == ccy]
+        views = [v for v in acct.views(snap) if v.inst.settle_ccy == ccy]
         upl = sum((v.upl for v in views), ZERO)
         iso = [v for v in views if v.state.mgn_mode == "isolated"]
         imr = sum((v.imr for v in views if v.state.mgn_mode == "cross"), ZERO)
@@ -135,7 +135,7 @@ class AccountApi:
                 "isoEq": fmt(sum((Decimal(d["isoEq"]) for d in details), ZERO)),
                 "mgnRatio": fmt_ratio(total / mmr) if margin and mmr > 0 else "",
                 "mmr": _blank(mmr, margin),
-                "notionalUsd": fmt(sum((v.notional for v in self.account.views(snap)), ZERO)),
+                "notionalUsd": fmt(sum((v.notional_usd for v in self.account.views(snap)), ZERO)),
                 "ordFroz": fmt(sum(frozen.values(), ZERO)),
                 "totalEq": fmt(total),
                 "uTime": str(snap.u_time),
@@ -147,14 +147,14 @@ class AccountApi:
     def _position(self, v: PositionView) -> JSON:
         s = v.state
         iso = s.mgn_mode == "isolated"
-        opening = abs(v.signed_base) * s.avg_px / v.lever
+        opening = v.opening
         return {
             "adl": "1",
             "availPos": fmt(abs(s.pos)) if iso else "",
             "avgPx": fmt(s.avg_px),
             "bePx": fmt(s.avg_px),
             "cTime": str(s.c_time),
-            "ccy": v.inst.market.quote,
+            "ccy": v.inst.settle_ccy,
             "closeOrderAlgo": [],
             "fee": fmt(s.fee),
             "fundingFee": fmt(s.funding_fee),
@@ -168,7 +168,7 @@ class AccountApi:
             "liab": "",
             "liabCcy": "",
             "liqPenalty": "0",
-            "liqPx": fmt_ratio(v.liq_px, 2),
+            "liqPx": fmt_ratio(v.liq_px, 2) if v.liq_px > 0 else "",
             "margin": fmt(v.margin) if iso else "",
             "markPx": fmt(v.mark),
             "mgnMode": s.mgn_mode,
@@ -176,7 +176,7 @@ class AccountApi:
             if v.mmr
             else "",
             "mmr": fmt(v.mmr),
-            "notionalUsd": fmt(v.notional),
+            "notionalUsd": fmt(v.notional_usd),
             "pendingCloseOrdLiabVal": "",
             "pnl": fmt(s.realized_pnl - s.fee - s.funding_fee),
             "pos": fmt(s.pos),
@@ -319,7 +319,7 @@ class AccountApi:
         return [
             {
                 "amt": fmt(amount),
-                "ccy": inst.market.quote,
+                "ccy": inst.settle_ccy,
                 "instId": inst.inst_id,
                 "leverage": str(self.account.lever(inst.inst_id, "isolated", pos_side)),
                 "posSide": pos_side,

@@ -141,7 +141,7 @@ class PublicApi:
     def _instrument(self, inst: Instrument) -> dict[str, JSON]:
         m = inst.market
         contract = inst.is_contract
-        family = f"{m.base}-{m.quote}" if contract else ""
+        family = f"{m.base}-{'USD' if inst.inverse else m.quote}" if contract else ""
         return {
             "alias": "quarter" if inst.inst_type == "FUTURES" else "",
             "auctionEndTime": "",
@@ -149,9 +149,9 @@ class PublicApi:
             "category": "1",
             "contTdSwTime": "",
             "ctMult": fmt(m.ct_mult) if contract else "",
-            "ctType": "linear" if contract else "",
-            "ctVal": fmt(m.ct_val) if contract else "",
-            "ctValCcy": m.base if contract else "",
+            "ctType": ("inverse" if inst.inverse else "linear") if contract else "",
+            "ctVal": fmt(inst.face if inst.inverse else m.ct_val) if contract else "",
+            "ctValCcy": ("USD" if inst.inverse else m.base) if contract else "",
             "expTime": str(inst.expiry_ms) if inst.expiry_ms else "",
             "futureSettlement": False,
             "instFamily": family,
@@ -173,7 +173,7 @@ class PublicApi:
             "optType": "",
             "quoteCcy": "" if contract else m.quote,
             "ruleType": "normal",
-            "settleCcy": m.quote if contract else "",
+            "settleCcy": inst.settle_ccy if contract else "",
             "state": m.state,
             "stk": "",
             "tickSz": fmt(m.tick_sz),
@@ -360,9 +360,9 @@ class PublicApi:
                 ),
                 ZERO,
             )
-            oi += i.market.open_interest / i.market.ct_val
-            coins = i.base_qty(oi)
             mark = self.engine.mark_of(i.inst_id)
+            oi += i.contracts(i.market.open_interest, mark)
+            coins = i.base_qty(oi, mark)
             rows.append(
                 {
                     "instType": i.inst_type,

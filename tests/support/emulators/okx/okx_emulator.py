@@ -1,4 +1,5 @@
-"""An emulator of OKX's v5 REST API (trading account, spot and USDT swaps) on 127.0.0.1.
+"""An emulator of OKX's v5 REST API (trading account, spot, USDT swaps and coin-margined
+swaps) on 127.0.0.1.
 
 The real, unmodified ``ccxt.async_support.okx`` client talks to it through constructor
 URL overrides (``OkxEmulator.ccxt_config()``), so tests exercise ccxt's request signing,
@@ -6,7 +7,20 @@ parsing and error mapping without any network access. Requests are signed and ch
 as OKX checks them (``_okx_guard``), and each endpoint has OKX's rate limit. Tests steer
 it with ``set_price``, ``set_balance``, ``set_account_level``, ``set_position_mode``,
 ``inject`` (faults) and ``position_view_lag_s``, and assert on ``order_log``,
-``request_log``, ``orders()`` and ``position()``.
+``request_log``, ``orders()``, ``position()``, ``balance()`` and ``equity()``.
+
+Coin-margined (inverse) swaps, ``BTC-USD-SWAP`` (ctVal 100 USD) and ``ETH-USD-SWAP`` (10
+USD), ``ctType`` inverse, ``settleCcy`` the coin, ``uly``/``instFamily`` ``BTC-USD``: listed
+with instType SWAP (instruments, tickers, mark price, funding ``instId=ANY``), orders in
+contracts, margin, fees, PnL and funding (bills type 8) in the coin, held in the one
+trading account: the BTC ``cashBal`` is the spot coins and the swap's cash at once,
+``eq`` adds the swap's ``upl``, ``frozenBal`` its margin (isolated) or ``imr`` (cross)
+and open orders' margin, ``availEq`` is ``eq`` minus ``frozenBal``. Account level 2
+(spot and futures mode): each order names cross or isolated (``tdMode``). The
+liquidation price is the one-position inverse formula ``(face + mmr x |face|) /
+(collateral + face / entry)`` (face signed), empty when no price liquidates it (a short
+whose coins cover its face). Not emulated: coin-margined dated futures, multi-currency
+margin (acctLv 3-4 behave as 2), auto-borrow, position tiers.
 """
 
 from __future__ import annotations
@@ -265,6 +279,13 @@ class OkxEmulator:
     def balance(self, ccy: str) -> Decimal:
         """True (unlagged) cashBal of ``ccy``."""
         return self._engine.account.cash.get(ccy, ZERO)
+
+    def equity(self, ccy: str) -> Decimal:
+        """True (unlagged) ``eq`` of ``ccy``: cashBal plus the unrealized PnL of the
+        positions it settles (the coin's, for an inverse swap)."""
+        account = self._engine.account
+        snap = account.view(lagged=False)
+        return snap.cash.get(ccy, ZERO) + account.upl(ccy, snap)
 
     def requests_to(self, path: str, method: str | None = None) -> int:
         """How many requests hit ``path`` (and ``method``)."""
