@@ -1052,8 +1052,10 @@ class Engine:
     def wallet_transfer(self, asset: str | None, amount: Decimal, kind: str | None) -> int:
         """POST /sapi/v1/asset/transfer between the spot (MAIN) and USDⓈ-M (UMFUTURE)
         wallets; the transfer's ``tranId``. Binance takes no client id here."""
-        coin_margined = self.coinm is not None and kind in ("MAIN_CMFUTURE", "CMFUTURE_MAIN")
-        if kind not in ("MAIN_UMFUTURE", "UMFUTURE_MAIN") and not coin_margined:
+        coin_margined = kind in ("MAIN_CMFUTURE", "CMFUTURE_MAIN") and self.coinm is not None
+        if kind not in ("MAIN_UMFUTURE", "UMFUTURE_MAIN", "MAIN_CMFUTURE", "CMFUTURE_MAIN") or (
+            kind in ("MAIN_CMFUTURE", "CMFUTURE_MAIN") and not coin_margined
+        ):
             raise BinanceError(
                 400,
                 -1102,
