@@ -11,6 +11,7 @@ the start in one line.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from decimal import Decimal
@@ -149,3 +150,72 @@ async def test_binance_loads_coinm_as_100_usd_contracts_and_reads_its_wallet_apa
     assert emulator.requests_to("/dapi/v1/account") == 1
     assert emulator.requests_to("/dapi/v1/positionRisk") == 1
     assert emulator.coinm_position(COINM_ID) == 0
+
+
+async def test_a_steady_coinm_cycle_asks_what_a_linear_one_does_from_dapi(
+    open_stack: Any, emulator: BinanceEmulator
+) -> None:
+    """Five requests, as a USDⓈ-M pair's cycle: spot's wallet, and COIN-M's wallet,
+    positions, bid/ask and mark/funding in place of USDⓈ-M's (no /fapi read at all)."""
+    stack = await open_stack()
+    await stack.cycles(3)
+    emulator.request_log.clear()
+    assert await stack.cycles(1) == [{}]
+    assert sorted(emulator.request_log) == [
+        ("GET", "/api/v3/account"),
+        ("GET", "/dapi/v1/account"),
+        ("GET", "/dapi/v1/positionRisk"),
+        ("GET", "/dapi/v1/premiumIndex"),
+        ("GET", "/dapi/v1/ticker/bookTicker"),
+    ]
+
+
+async def test_linear_and_inverse_pairs_on_one_account_add_one_request_per_endpoint(
+    emulator: BinanceEmulator, engine: AsyncEngine
+) -> None:
+    """A BTC pair on USDⓈ-M beside an ETH pair on COIN-M (10 USD contracts): both hedged,
+    and a steady cycle asks each futures endpoint once more, on /dapi."""
+    emulator.set_spot_balance("BTC", D("0.5"))
+    emulator.set_futures_balance("USDT", D(20000))
+    emulator.set_coinm_balance("ETH", D("10.01"))
+    base = coinm_settings(
+        emulator, name="ETH-coin", spot_symbol="ETH/USDT", perp_symbol="ETH/USD:ETH"
+    )
+    linear = base.pairs[0].model_copy(
+        update={
+            "name": "BTC-linear",
+            "spot_symbol": "BTC/USDT",
+            "perp_symbol": "BTC/USDT:USDT",
+            "margin_mode": "cross",
+        }
+    )
+    settings = base.model_copy(update={"pairs": [linear, base.pairs[0]]})
+    async with daemon_stacks(Repository(engine, SystemClock())) as start:
+        stack = await start(settings)
+        assert await stack.cycles(3) == [{}, {}, {}]
+        emulator.request_log.clear()
+        assert await stack.cycles(1) == [{}]
+    assert emulator.position("BTC/USDT:USDT") == D("-0.5")
+    assert emulator.coinm_position("ETHUSD_PERP") == -3003  # 10.01 ETH at 3,000: 10 USD each
+    assert Counter(emulator.request_log) == {
+        ("GET", "/api/v3/account"): 1,
+        ("GET", "/fapi/v3/account"): 1,
+        ("GET", "/dapi/v1/account"): 1,
+        ("GET", "/fapi/v3/positionRisk"): 1,
+        ("GET", "/dapi/v1/positionRisk"): 1,
+        ("GET", "/fapi/v1/ticker/bookTicker"): 1,
+        ("GET", "/dapi/v1/ticker/bookTicker"): 1,
+        ("GET", "/fapi/v1/premiumIndex"): 1,
+        ("GET", "/dapi/v1/premiumIndex"): 1,
+    }
+
+
+async def test_coinm_in_hedge_mode_shorts_the_short_side(
+    open_stack: Any, emulator: BinanceEmulator
+) -> None:
+    emulator.coinm.set_dual_side(True)
+    stack = await open_stack()
+    assert stack.gateway.hedge_mode
+    assert await stack.cycles(2) == [{}, {}]
+    assert emulator.coinm_position(COINM_ID, "SHORT") == -601
+    assert emulator.coinm_position(COINM_ID, "LONG") == 0
