@@ -121,9 +121,9 @@ class BinanceVenue(CcxtVenue):
 
     async def tickers(self, symbols: Sequence[str]) -> Raw:
         """Bid/ask per symbol: USDⓈ-M contracts from /fapi/v1/ticker/bookTicker (one request
-        whatever the number of pairs), of which ccxt's ``parse_ticker`` parses the pairs'
-        rows only; spot from ccxt's ``fetch_bids_asks``, which names the symbols (Binance's
-        spot bookTicker answers only those)."""
+        whatever the number of pairs; COIN-M ones from /dapi's, one more), of which ccxt's
+        ``parse_ticker`` parses the pairs' rows only; spot from ccxt's ``fetch_bids_asks``,
+        which names the symbols (Binance's spot bookTicker answers only those)."""
         inverse = [s for s in symbols if Symbol.parse(s).inverse]
         contracts = [s for s in symbols if is_contract(s) and s not in inverse]
         spots = [s for s in symbols if not is_contract(s)]
@@ -140,8 +140,9 @@ class BinanceVenue(CcxtVenue):
         return result
 
     async def funding_rates(self, symbols: Sequence[str]) -> Raw:
-        """/fapi/v1/premiumIndex (every contract's mark price and funding, one request), the
-        pairs' rows only parsed by ccxt's ``parse_funding_rate``."""
+        """/fapi/v1/premiumIndex (every contract's mark price and funding, one request; COIN-M
+        ones from /dapi's, one more), the pairs' rows only parsed by ccxt's
+        ``parse_funding_rate``."""
         inverse = [s for s in symbols if Symbol.parse(s).inverse]
         linear = [s for s in symbols if s not in inverse]
         result: dict[str, Any] = {}

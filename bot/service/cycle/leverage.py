@@ -69,7 +69,7 @@ def refuse_inverse_coins_in_spot_only(
     pairs: Sequence[PairConfig], accounts: Accounts, snapshots: Mapping[str, AccountSnapshot]
 ) -> None:
     """FatalError (one line, naming the pair) when an inverse pair's coins sit in the spot
-    wallet only, on a venue whose coin-margined futures wallet is apart (Binance COIN-M):
+    wallet only, on a venue whose coin-margined futures wallet is apart from spot:
     the short's margin must be the coins there, so every order would be refused for
     margin. The coins are not moved for the user: moving them is a choice about their
     money; once moved they stay counted (spot and coin-margin wallets both)."""
