@@ -104,6 +104,11 @@ async def test_coinm_funding_is_recorded_once_in_btc(
     assert "BTC" in event.summary
     received = D(60100) / START * D("0.0001")
     assert abs(await stack.repository.funding_total("BTC-coin") - received) < D("1e-12")
+    # An inverse-only account asks COIN-M's income only, and its open orders there.
+    assert emulator.requests_to("/dapi/v1/income") >= 1
+    assert emulator.requests_to("/fapi/v1/income") == 0
+    assert emulator.requests_to("/fapi/v1/openOrders") == 0
+    assert emulator.requests_to("/dapi/v1/openOrders") >= 1
 
 
 async def test_coins_in_spot_only_stop_the_start_in_one_line(

@@ -234,8 +234,11 @@ class BinanceVenue(CcxtVenue):
 
 
 def _and_coinm(params: list[dict[str, Any]], symbols: Iterable[str]) -> list[dict[str, Any]]:
-    """``params`` and a COIN-M request's when an inverse contract is among ``symbols``."""
-    return [*params, dict(COINM)] if any(Symbol.parse(s).inverse for s in symbols) else params
+    """USDⓈ-M's ``params`` when a linear contract is among ``symbols`` (or none is
+    inverse), and a COIN-M request's when an inverse one is."""
+    inverse = [Symbol.parse(s).inverse for s in symbols]
+    linear = params if not all(inverse) or not inverse else []
+    return [*linear, dict(COINM)] if any(inverse) else linear
 
 
 def _with_side(row: Raw) -> Raw:
