@@ -450,14 +450,11 @@ class CcxtGateway:
         # One call without a symbol costs more weight than one with, but far less than
         # one per pair; ccxt warns about it unless told this is deliberate.
         self._client.options["warnOnFetchOpenOrdersWithoutSymbol"] = False
-        raw = await self._call(
-            "fetch_open_orders",
-            self._client.fetch_open_orders,
-            None,
-            None,
-            None,
-            self.venue.open_orders_params(),
-        )
+        raw: list[Any] = []
+        for params in self.venue.open_orders_requests(sorted(wanted)):
+            raw += await self._call(
+                "fetch_open_orders", self._client.fetch_open_orders, None, None, None, params
+            )
         now = self._clock.now()
         unit = self.venue.coins_per_unit
         return [

@@ -73,7 +73,7 @@ def inverse_refused(symbol: str, exchange: str) -> FatalError:
     the wallet that margins it."""
     return FatalError(
         f"{symbol} is an inverse (coin-margined) contract, which hedgebot trades on the "
-        f"paper venue, Bybit and OKX only so far, not on {exchange}; use a linear contract"
+        f"paper venue, Bybit, OKX and Binance so far, not on {exchange}; use a linear contract"
     )
 
 

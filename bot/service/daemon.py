@@ -34,6 +34,7 @@ from bot.service.cycle.inflight import InflightStage
 from bot.service.cycle.leverage import (
     apply_start_leverages,
     refuse_add_margin_without_history,
+    refuse_inverse_coins_in_spot_only,
     refuse_net_long_in_hedge_mode,
     start_leverages,
 )
@@ -202,13 +203,10 @@ class HedgeDaemon:
         await self.targets.restore(self._pairs)
         await self.targets.load_overrides()
         now = self._clock.now()
+        snapshots = await self.observe()
+        refuse_inverse_coins_in_spot_only(self._active, self.accounts, snapshots)
         leverages = start_leverages(
-            self._active,
-            self.accounts,
-            await self.observe(),
-            self.observing.markets,
-            self.targets,
-            now,
+            self._active, self.accounts, snapshots, self.observing.markets, self.targets, now
         )
         await self.pair_state.restore_failures()
         self.assessing.use_leverages(leverages)

@@ -9,14 +9,11 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from decimal import Decimal
 
-import pytest
 import pytest_asyncio
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bot.exchange.gateway import FatalError
 from tests.support import inverse_scenarios as scenario
 from tests.support.inverse_scenarios import INVERSE, InverseVenue, inverse_venue, loaded_markets
-from tests.support.venue_harness import open_harness
 
 D = Decimal
 
@@ -54,18 +51,6 @@ async def test_a_steady_cycle_asks_the_inverse_category_once_per_endpoint(
 
 async def test_inverse_funding_is_recorded_once_in_the_coin(bybit: InverseVenue) -> None:
     await scenario.records_funding_once_in_the_coin(bybit)
-
-
-async def test_an_inverse_pair_is_refused_in_one_line_on_binance() -> None:
-    harness = await open_harness("binance")
-    harness.fund()
-    try:
-        with pytest.raises(FatalError, match=r"inverse \(coin-margined\).*not on binance") as no:
-            await loaded_markets(harness, "BTC/USDT", INVERSE)
-    finally:
-        await harness.close()
-    assert "\n" not in str(no.value)
-    assert "use a linear contract" in str(no.value)
 
 
 async def test_bybit_loads_the_inverse_market_as_one_usd_contracts_settled_in_the_coin(

@@ -303,6 +303,10 @@ class CcxtVenue:
         """``params`` of ``fetch_open_orders`` without a symbol: every linear contract."""
         return {"type": "swap", "subType": "linear"}
 
+    def open_orders_requests(self, symbols: Iterable[str]) -> list[dict[str, Any]]:
+        """``params`` of each ``fetch_open_orders`` request for the contracts ``symbols``."""
+        return [self.open_orders_params()]
+
     # -- orders ----------------------------------------------------------------------------
 
     async def before_send(self, request: OrderRequest) -> None:

@@ -12,6 +12,7 @@ from bot.domain.inverse import in_quote
 from bot.domain.margin import lowest_leverage
 from bot.domain.models import ZERO, Market, settle_asset
 from bot.domain.strategies import strategy_for
+from bot.domain.symbols import Symbol
 from bot.exchange.gateway import ContractSetting, ExchangeGateway, FatalError
 from bot.service.basis import live_contracts
 from bot.service.cycle.accounts import Accounts
@@ -61,6 +62,33 @@ def refuse_add_margin_without_history(
                 f"'{on_liquidation_risk}' needs the venue's margin history to look up a "
                 "transfer whose answer was lost, and ccxt reads none there; set "
                 "risk.on_liquidation_risk = 'reduce'"
+            )
+
+
+def refuse_inverse_coins_in_spot_only(
+    pairs: Sequence[PairConfig], accounts: Accounts, snapshots: Mapping[str, AccountSnapshot]
+) -> None:
+    """FatalError (one line, naming the pair) when an inverse pair's coins sit in the spot
+    wallet only, on a venue whose coin-margined futures wallet is apart from spot:
+    the short's margin must be the coins there, so every order would be refused for
+    margin. The coins are not moved for the user: moving them is a choice about their
+    money; once moved they stay counted (spot and coin-margin wallets both)."""
+    for pair in pairs:
+        if not Symbol.parse(pair.perp_symbol).inverse:
+            continue
+        account = accounts.perp_account(pair)
+        snapshot = snapshots.get(account)
+        if snapshot is None or snapshot.one_wallet:
+            continue
+        wallet = snapshot.margin.get(pair.spot_base)
+        spot = snapshots[accounts.spot_account(pair)].balances.get(pair.spot_base)
+        if (wallet is None or wallet.total <= ZERO) and spot is not None and spot.total > ZERO:
+            raise FatalError(
+                f"pair {pair.name}: {pair.perp_symbol} is margined by {pair.spot_base} in the "
+                f"coin-margined futures wallet of account {account}, which holds none, and "
+                f"its spot wallet holds {spot.total} {pair.spot_base}; transfer the "
+                f"{pair.spot_base} to hedge from spot to the coin-margined futures wallet "
+                "(they stay counted there), then start again"
             )
 
 

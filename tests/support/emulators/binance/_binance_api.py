@@ -71,6 +71,26 @@ class Route:
     creates_order: Venue | None = None
 
 
+def futures_order_terms(o: EmulatedOrder, *, ack: bool) -> dict[str, JSON]:
+    """The fields a USDⓈ-M and a COIN-M order answer share, after the quantities."""
+    return {
+        "timeInForce": o.time_in_force,
+        "type": o.type,
+        "reduceOnly": o.reduce_only,
+        "closePosition": False,
+        "side": o.side,
+        "positionSide": o.position_side,
+        "stopPrice": "0",
+        "workingType": "CONTRACT_PRICE",
+        "priceProtect": False,
+        "origType": o.type,
+        "priceMatch": "NONE",
+        "selfTradePreventionMode": "EXPIRE_MAKER",
+        "time": o.time_ms,
+        "updateTime": o.time_ms if ack else o.update_ms,
+    }
+
+
 class BinanceApi:
     """The route table and handlers over one ``Engine``."""
 
@@ -1163,21 +1183,8 @@ class BinanceApi:
             "executedQty": fmt(executed),
             "cumQty": fmt(executed),
             "cumQuote": fmt(cum),
-            "timeInForce": o.time_in_force,
-            "type": o.type,
-            "reduceOnly": o.reduce_only,
-            "closePosition": False,
-            "side": o.side,
-            "positionSide": o.position_side,
-            "stopPrice": "0",
-            "workingType": "CONTRACT_PRICE",
-            "priceProtect": False,
-            "origType": o.type,
-            "priceMatch": "NONE",
-            "selfTradePreventionMode": "EXPIRE_MAKER",
+            **futures_order_terms(o, ack=ack),
             "goodTillDate": 0,
-            "time": o.time_ms,
-            "updateTime": o.time_ms if ack else o.update_ms,
         }
 
     def fut_create(self, params: Params, ctx: RequestContext) -> JSON:

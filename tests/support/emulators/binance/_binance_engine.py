@@ -11,6 +11,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from decimal import Decimal, InvalidOperation
+from typing import Any, Protocol
 
 from tests.support.emulators.binance._binance_models import (
     ZERO,
@@ -107,15 +108,18 @@ class PositionView:
         return abs(self.notional) * self.maint_ratio
 
 
-@dataclass
-class FuturesAccountView:
-    """Wallet and positions (possibly lagged), with derived totals."""
+class PositionTotals:
+    """The account figures summed over ``positions`` (each with ``unrealized``,
+    ``initial_margin``, ``maint_margin``, ``isolated`` and ``isolated_wallet``), of a
+    wallet of ``wallet_balance`` with ``open_order_margin`` locked: the USDⓈ-M wallet in
+    quote, a COIN-M wallet in its coin."""
 
-    wallet: dict[str, Decimal]
-    wallet_update_ms: dict[str, int]
-    positions: list[PositionView]
+    positions: Sequence[Any]
     open_order_margin: Decimal
-    quote_asset: str
+
+    @property
+    def wallet_balance(self) -> Decimal:
+        raise NotImplementedError
 
     @property
     def unrealized(self) -> Decimal:
@@ -138,11 +142,6 @@ class FuturesAccountView:
         return sum((p.isolated_wallet for p in self.positions if p.isolated), ZERO)
 
     @property
-    def wallet_balance(self) -> Decimal:
-        """Wallet balance of the quote asset."""
-        return self.wallet.get(self.quote_asset, ZERO)
-
-    @property
     def cross_wallet(self) -> Decimal:
         """Wallet balance less isolated margin."""
         return self.wallet_balance - self.isolated_wallets
@@ -158,6 +157,22 @@ class FuturesAccountView:
         cross_margin = sum((p.initial_margin for p in self.positions if not p.isolated), ZERO)
         value = self.cross_wallet + self.cross_unrealized - cross_margin - self.open_order_margin
         return max(value, ZERO)
+
+
+@dataclass
+class FuturesAccountView(PositionTotals):
+    """Wallet and positions (possibly lagged), with derived totals."""
+
+    wallet: dict[str, Decimal]
+    wallet_update_ms: dict[str, int]
+    positions: list[PositionView]
+    open_order_margin: Decimal
+    quote_asset: str
+
+    @property
+    def wallet_balance(self) -> Decimal:
+        """Wallet balance of the quote asset."""
+        return self.wallet.get(self.quote_asset, ZERO)
 
 
 @dataclass
@@ -206,6 +221,28 @@ def parse_bool(params: Mapping[str, str], name: str) -> bool:
     return params.get(name, "false").lower() == "true"
 
 
+def order_position_side(params: Mapping[str, str], dual_side: bool) -> str:
+    """An order's ``positionSide`` as the account's position mode takes it: LONG or SHORT
+    (and no ``reduceOnly``) in hedge mode, BOTH in one-way mode; -4061/-1106 else."""
+    position_side = params.get("positionSide", "BOTH")
+    if dual_side:
+        if position_side not in ("LONG", "SHORT"):
+            raise BinanceError(400, -4061, "Order's position side does not match user's setting.")
+        if "reduceOnly" in params:
+            raise BinanceError(400, -1106, "Parameter 'reduceOnly' sent when not required.")
+    elif position_side != "BOTH":
+        raise BinanceError(400, -4061, "Order's position side does not match user's setting.")
+    return position_side
+
+
+class CoinMargin(Protocol):
+    """The COIN-M wallet as a transfer sees it."""
+
+    def credit(self, asset: str, delta: Decimal) -> None: ...
+
+    def available(self, asset: str) -> Decimal: ...
+
+
 class Engine:
     """State and matching of one emulated Binance account."""
 
@@ -249,6 +286,10 @@ class Engine:
         self._next_order_id = 8_000_000_001
         self._next_trade_id = 500_000_001
         self._next_tran_id = 9_000_000_001
+        # The COIN-M wallet, where COIN-M is listed (``_binance_coinm``).
+        self.coinm: CoinMargin | None = None
+        # Called with the coin after each price change (the COIN-M book's matching).
+        self.price_listeners: list[Callable[[str], None]] = []
         for market in markets:
             self.markets[market.base] = market
             self.by_id[market.symbol_id] = market
@@ -279,6 +320,11 @@ class Engine:
     def _tran_id(self) -> int:
         self._next_tran_id += 1
         return self._next_tran_id
+
+    # One sequence of ids for every venue of the account (COIN-M takes them too).
+    next_order_id = _order_id
+    next_trade_id = _trade_id
+    next_tran_id = _tran_id
 
     # ------------------------------------------------------------------ lookup
     def resolve_base(self, symbol_or_base: str) -> str:
@@ -336,6 +382,8 @@ class Engine:
         self.price_history[base].append((self.now_ms(), price))
         self._match_resting(base)
         self._liquidate(base)
+        for listener in self.price_listeners:
+            listener(base)
 
     def _liquidate(self, base: str) -> None:
         """Close the positions of ``base``'s perp that the mark has taken past their
@@ -666,16 +714,7 @@ class Engine:
             self._check_limit_price("futures", market, params) if order_type == "LIMIT" else ZERO
         )
         reduce_only = parse_bool(params, "reduceOnly")
-        position_side = params.get("positionSide", "BOTH")
-        if self.dual_side:
-            if position_side not in ("LONG", "SHORT"):
-                raise BinanceError(
-                    400, -4061, "Order's position side does not match user's setting."
-                )
-            if "reduceOnly" in params:
-                raise BinanceError(400, -1106, "Parameter 'reduceOnly' sent when not required.")
-        elif position_side != "BOTH":
-            raise BinanceError(400, -4061, "Order's position side does not match user's setting.")
+        position_side = order_position_side(params, self.dual_side)
         client_id = self._check_client_id(
             "futures", params, BinanceError(400, -4116, "ClientOrderId is duplicated.")
         )
@@ -1040,15 +1079,23 @@ class Engine:
     def wallet_transfer(self, asset: str | None, amount: Decimal, kind: str | None) -> int:
         """POST /sapi/v1/asset/transfer between the spot (MAIN) and USDⓈ-M (UMFUTURE)
         wallets; the transfer's ``tranId``. Binance takes no client id here."""
-        if kind not in ("MAIN_UMFUTURE", "UMFUTURE_MAIN"):
+        coin_margined = kind in ("MAIN_CMFUTURE", "CMFUTURE_MAIN") and self.coinm is not None
+        if kind not in ("MAIN_UMFUTURE", "UMFUTURE_MAIN", "MAIN_CMFUTURE", "CMFUTURE_MAIN") or (
+            kind in ("MAIN_CMFUTURE", "CMFUTURE_MAIN") and not coin_margined
+        ):
             raise BinanceError(
-                400, -1102, "Only types MAIN_UMFUTURE and UMFUTURE_MAIN are emulated."
+                400,
+                -1102,
+                f"Transfer type {kind} is not emulated (MAIN_UMFUTURE, UMFUTURE_MAIN, "
+                "and MAIN_CMFUTURE, CMFUTURE_MAIN where COIN-M is listed).",
             )
         if not asset or amount <= 0:
             raise BinanceError(
                 400, -1102, "Mandatory parameter 'amount' was not sent, or malformed."
             )
-        if kind == "MAIN_UMFUTURE":
+        if coin_margined:
+            self._coin_margin_transfer(asset, amount, kind == "MAIN_CMFUTURE")
+        elif kind == "MAIN_UMFUTURE":
             if amount > self.spot_free.get(asset, ZERO):
                 raise BinanceError(400, -5013, "Asset transfer failed: insufficient balance")
             self._snapshot_spot()
@@ -1067,6 +1114,18 @@ class Engine:
         tran_id = 13_526_853_623 + len(self.wallet_transfers)
         self.wallet_transfers.append(WalletTransferRow(asset, amount, kind, self.now_ms(), tran_id))
         return tran_id
+
+    def _coin_margin_transfer(self, asset: str, amount: Decimal, to_coinm: bool) -> None:
+        """Spot (MAIN) to the COIN-M wallet or back; out of COIN-M at most its available."""
+        if self.coinm is None:  # unreachable: the caller checked
+            raise BinanceError(400, -1102, "COIN-M is not listed.")
+        source = self.spot_free.get(asset, ZERO) if to_coinm else self.coinm.available(asset)
+        if amount > source:
+            raise BinanceError(400, -5013, "Asset transfer failed: insufficient balance")
+        self._snapshot_spot()
+        self.spot_free[asset] = self.spot_free.get(asset, ZERO) + (-amount if to_coinm else amount)
+        self.spot_update_ms = self.now_ms()
+        self.coinm.credit(asset, amount if to_coinm else -amount)
 
     def set_margin_type(self, symbol: str | None, raw: str | None) -> None:
         """POST /fapi/v1/marginType."""

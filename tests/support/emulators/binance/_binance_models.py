@@ -15,7 +15,7 @@ from tests.support.emulators._common import fmt as fmt
 from tests.support.emulators._common import fmt_fixed as fmt_fixed
 from tests.support.emulators._common import is_multiple as is_multiple
 
-Venue = Literal["spot", "futures"]
+Venue = Literal["spot", "futures", "coinm"]  # coinm: the COIN-M (/dapi) futures
 ZERO = Decimal(0)
 
 

@@ -6,6 +6,12 @@ ccxt's request signing, parsing and error mapping without any network access.
 Tests steer it with ``set_price``, ``set_*_balance``, ``inject`` (faults) and
 ``position_view_lag_s``, and assert on ``order_log``, ``request_log``,
 ``orders()`` and ``position()``.
+
+COIN-M (coin-margined) perpetuals under /dapi are listed when ``coinm_markets`` are given
+(``_binance_coinm``): their wallet is apart from spot and USDⓈ-M, reached with
+``/sapi/v1/asset/transfer`` types ``MAIN_CMFUTURE`` and ``CMFUTURE_MAIN``; the
+``coinm_*`` methods steer and read it. /dapi answers carry their documented request
+weight in ``X-MBX-USED-WEIGHT-1M`` (``_binance_coinm_api.WEIGHTS``).
 """
 
 from __future__ import annotations
@@ -29,6 +35,8 @@ from tests.support.emulators._common import (
     partial_fraction,
 )
 from tests.support.emulators.binance._binance_api import BinanceApi, Params, RequestContext, Route
+from tests.support.emulators.binance._binance_coinm import CoinmEngine, CoinmMarket, Liquidation
+from tests.support.emulators.binance._binance_coinm_api import CoinmApi, weight
 from tests.support.emulators.binance._binance_engine import Engine
 from tests.support.emulators.binance._binance_models import (
     DEFAULT_MARKETS,
@@ -85,6 +93,15 @@ def _linear_error_classes() -> dict[str, Any]:
     return table
 
 
+@functools.cache
+def _futures_error_classes() -> dict[str, Any]:
+    """ccxt's COIN-M table (``exceptions['inverse']['exact']``) under the USDⓈ-M one."""
+    import ccxt.async_support as ccxt_async  # heavy import, only when asked
+
+    client = ccxt_async.binance()
+    return {**client.exceptions["inverse"]["exact"], **_linear_error_classes()}
+
+
 def made_up_markets(count: int) -> list[EmulatedMarket]:
     """``count`` made-up coins (C0000, C0001, …), each a spot pair and a perp at 100 with
     0.01 steps and a min notional of 5, for real-sized market lists (the coins beside
@@ -112,12 +129,20 @@ class BinanceEmulator(LoopbackServer):
         markets: Sequence[EmulatedMarket] | None = None,
         quote_asset: str = "USDT",
         clock: Callable[[], float] | None = None,
+        coinm_markets: Sequence[CoinmMarket] = (),
     ) -> None:
-        """Create the emulator; ``clock`` returns epoch seconds (default wall clock)."""
+        """Create the emulator; ``clock`` returns epoch seconds (default wall clock);
+        ``coinm_markets``: the COIN-M perpetuals listed under /dapi (none by default)."""
         super().__init__()
         self._clock = clock or time.time
         self._engine = Engine(markets or DEFAULT_MARKETS, quote_asset, self._clock)
         self._api = BinanceApi(self._engine)
+        self._coinm: CoinmEngine | None = None
+        self._dapi_weights: deque[tuple[float, int]] = deque()
+        self._used_weight = 0
+        if coinm_markets:
+            self._coinm = CoinmEngine(self._engine, coinm_markets)
+            self._add_coinm_routes(CoinmApi(self._coinm))
         self.order_log: list[OrderLogEntry] = []
         self.request_log: list[tuple[str, str]] = []
         self.request_queries: list[dict[str, str]] = []  # each request's query, in order
@@ -135,17 +160,74 @@ class BinanceEmulator(LoopbackServer):
         if not self.url:
             raise RuntimeError("start() the emulator first")
         urls = {name: f"{self.url}{prefix}" for name, prefix in CCXT_API_PREFIXES.items()}
+        types = ["spot", "linear", "inverse"] if self._coinm else ["spot", "linear"]
         config: dict[str, Any] = {
             "urls": {"api": dict(urls), "test": dict(urls), "demo": dict(urls)},
             "options": {
                 "fetchCurrencies": False,
                 "fetchMargins": False,
-                "fetchMarkets": {"types": ["spot", "linear"]},
+                "fetchMarkets": {"types": types},
             },
         }
         if production_error_classes:
-            config["exceptions"] = {"exact": _linear_error_classes()}
+            table = _futures_error_classes() if self._coinm else _linear_error_classes()
+            config["exceptions"] = {"exact": table}
         return config
+
+    # ------------------------------------------------------------------ COIN-M
+    def _add_coinm_routes(self, api: CoinmApi) -> None:
+        """The /dapi routes, in the emulator's Route shape (faults, order log, signing)."""
+
+        def route(handler: Callable[[Params], Any], creates: bool) -> Callable[..., Any]:
+            def run(params: Params, ctx: RequestContext) -> Any:
+                api.partial = ctx.partial if creates else None
+                body = handler(params)
+                if creates:
+                    ctx.order = api.last_order
+                return body
+
+            return run
+
+        for key, (handler, signed, creates) in api.routes.items():
+            self._api.routes[key] = Route(
+                route(handler, creates), signed=signed, creates_order="coinm" if creates else None
+            )
+
+    @property
+    def coinm(self) -> CoinmEngine:
+        """The COIN-M engine (listed only with ``coinm_markets``)."""
+        if self._coinm is None:
+            raise RuntimeError("no COIN-M markets: pass coinm_markets")
+        return self._coinm
+
+    def set_coinm_balance(self, asset: str, amount: Decimal) -> None:
+        """Set the COIN-M wallet balance of ``asset`` (a coin)."""
+        self.coinm.set_balance(asset, Decimal(amount))
+
+    def coinm_balance(self, asset: str) -> Decimal:
+        """The COIN-M wallet balance of ``asset`` (realized PnL, fees and funding in)."""
+        return self.coinm.state.wallet.get(asset, Decimal(0))
+
+    def coinm_equity(self, asset: str) -> Decimal:
+        """The COIN-M margin balance of ``asset``: wallet + unrealized PnL, in the coin."""
+        return self.coinm.wallet_view(asset).margin_balance
+
+    def coinm_position(self, symbol: str, position_side: str | None = None) -> Decimal:
+        """Signed contracts of a COIN-M symbol (``BTCUSD_PERP``), netted over sides."""
+        return self.coinm.true_position(symbol, position_side)
+
+    def set_coinm_funding_rate(self, base: str, rate: Decimal) -> None:
+        """The rate COIN-M premiumIndex reports and ``settle_funding`` applies."""
+        self.coinm.funding_rates[base] = Decimal(rate)
+
+    def set_coinm_leverage(self, symbol: str, leverage: int) -> None:
+        """Set a COIN-M symbol's leverage directly."""
+        self.coinm.leverage[symbol] = leverage
+
+    @property
+    def coinm_liquidations(self) -> list[Liquidation]:
+        """COIN-M positions the emulator closed at their liquidation price."""
+        return list(self.coinm.liquidations)
 
     # ------------------------------------------------------------------ state control
     @property
@@ -231,8 +313,11 @@ class BinanceEmulator(LoopbackServer):
         self._engine.leverage[market.symbol_id] = leverage
 
     def settle_funding(self) -> None:
-        """Pay/charge funding on open positions at the current rates (income FUNDING_FEE)."""
+        """Pay/charge funding on open positions at the current rates (income FUNDING_FEE);
+        COIN-M positions too, in their coin."""
         self._engine.settle_funding()
+        if self._coinm is not None:
+            self._coinm.settle_funding()
 
     # ------------------------------------------------------------------ assertions
     def orders(self) -> list[EmulatedOrder]:
@@ -283,6 +368,12 @@ class BinanceEmulator(LoopbackServer):
         if request.can_read_body:
             form = await request.post()
             params.update({k: v for k, v in form.items() if isinstance(v, str)})
+        self._used_weight = len(self._recent)
+        if path.startswith("/dapi/"):  # the documented weights, COIN-M's own count
+            self._dapi_weights.append((now, weight(method, path, params)))
+            while self._dapi_weights and self._dapi_weights[0][0] < now - 60:
+                self._dapi_weights.popleft()
+            self._used_weight = sum(w for _, w in self._dapi_weights)
         route = self._api.routes.get((method, path))
         if route is None:
             self.unknown_requests.append((method, path))
@@ -369,7 +460,7 @@ class BinanceEmulator(LoopbackServer):
             )
 
     def _weight_headers(self) -> dict[str, str]:
-        return {"X-MBX-USED-WEIGHT-1M": str(len(self._recent))}
+        return {"X-MBX-USED-WEIGHT-1M": str(self._used_weight)}
 
     def _error(self, exc: BinanceError, headers: dict[str, str] | None = None) -> web.Response:
         return web.Response(
