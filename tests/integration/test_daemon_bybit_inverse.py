@@ -1,7 +1,8 @@
 """The daemon hedging coins with Bybit's inverse perpetual (``BTC/USD:BTC``, 1 USD
 contracts) through the real ccxt client against the Bybit emulator, a unified account:
 the coins and the short's BTC margin are one wallet row, counted once. The scenarios are
-shared with OKX (``tests.support.inverse_scenarios``).
+shared with OKX and
+Binance (``tests.support.inverse_scenarios``).
 """
 
 from __future__ import annotations

@@ -2,9 +2,8 @@
 ``BTC-USD-SWAP``, contracts of 100 USD) through the real ccxt client against the OKX
 emulator's trading account: the spot coins and the swap's BTC margin are one row
 (``cashBal``; ``eq`` with the swap's PnL), counted once. The scenarios are shared with
-Bybit (``tests.support.inverse_scenarios``). The pair is margined cross, so every coin
-of the account stands behind the short and no price liquidates it; isolated, at the 2x
-the opening fee needs, OKX would liquidate it at 2 x entry x (1 - mmr), about 119,500.
+Bybit and Binance (``tests.support.inverse_scenarios``); the harness margins the pair
+cross (``OkxHarness.inverse_pair``).
 """
 
 from __future__ import annotations
@@ -25,7 +24,7 @@ OKX_CLIENT_ID = re.compile(r"[A-Za-z0-9]{1,32}")
 
 @pytest_asyncio.fixture
 async def okx(engine: AsyncEngine) -> AsyncIterator[InverseVenue]:
-    async with inverse_venue("okx", engine, margin_mode="cross") as setup:
+    async with inverse_venue("okx", engine) as setup:
         yield setup
 
 

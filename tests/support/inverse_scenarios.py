@@ -1,8 +1,13 @@
 """The daemon hedging coins with a venue's BTC inverse perpetual (``BTC/USD:BTC``) through
-the real ccxt client on that venue's emulator, where one wallet holds the coins and the
-short's BTC margin (Bybit's unified account, OKX's trading account): one scenario per
-property, run by ``tests/integration/test_daemon_<venue>_inverse.py`` over the venue's
-harness (``tests.support.venue_harness``).
+the real ccxt client on that venue's emulator: one scenario per property, run by
+``tests/integration/test_daemon_<venue>_inverse.py`` (Bybit, OKX) and
+``test_daemon_binance_coinm.py`` over the venue's harness (``tests.support.venue_harness``).
+
+Where the venues differ, the harness says so, not the scenario: where the coins sit
+(Bybit's unified account and OKX's trading account hold them in the one wallet that
+margins the short; Binance's user moves them from spot to the COIN-M wallet first), what
+the pair needs (``inverse_pair``: cross margin on OKX and Binance), how a lost order's
+look-ups fail.
 
 1 BTC hedged 1x: the first cycles bring the ratio into the band; through +100 % and
 -50 % the USD value of the coins holds within fees and funding, nothing is sent twice,
@@ -35,11 +40,12 @@ BAND = D("0.02")
 COINS = D("1.002")  # the coins; a thousandth or two beside the short pays its fees
 START = D(60000)
 FUNDING_RATE = D("0.0001")  # the emulators' default, received by a short
-Start = Callable[[], Awaitable[DaemonStack]]
+Start = Callable[..., Awaitable[DaemonStack]]
 
 
 def settings(venue: Harness, **pair: str) -> Settings:
-    """One pair hedging the account's BTC with the inverse perpetual, target 1."""
+    """One pair hedging the account's BTC with the inverse perpetual, target 1, as the
+    venue needs it (``venue.inverse_pair()``); ``pair`` overrides."""
     return Settings.model_validate(
         {
             "mode": "testnet",
@@ -54,6 +60,7 @@ def settings(venue: Harness, **pair: str) -> Settings:
                     "min_notional": "0",
                     "max_order_notional": "200000",
                     "leverage": "2",
+                    **venue.inverse_pair(),
                     **pair,
                 }
             ],
@@ -65,8 +72,9 @@ def settings(venue: Harness, **pair: str) -> Settings:
 
 @dataclass(frozen=True)
 class InverseVenue:
-    """A venue's harness, funded with ``COINS`` BTC and no USDT, and ``start()``, which
-    builds and starts a daemon on it (a restart after the first)."""
+    """A venue's harness, funded with ``COINS`` BTC (where the venue hedges them) and no
+    USDT, and ``start(settings=None)``, which builds and starts a daemon on it (a restart
+    after the first), with the pair of :func:`settings` unless ``settings`` is given."""
 
     harness: Harness
     start: Start
@@ -77,31 +85,38 @@ async def inverse_venue(name: str, engine: AsyncEngine, **pair: str) -> AsyncIte
     """Venue ``name``'s emulator listing its BTC inverse perpetual, with the daemon's
     ``start``; ``pair`` overrides the pair's settings (e.g. ``margin_mode``)."""
     venue = await open_harness(name, inverse=True)
-    venue.fund(COINS, D(0))
+    venue.fund_inverse(COINS)
     try:
         async with daemon_stacks(Repository(engine, SystemClock())) as start:
 
-            async def build() -> DaemonStack:
-                return await start(settings(venue, **pair))
+            async def build(given: Settings | None = None) -> DaemonStack:
+                return await start(given or settings(venue, **pair))
 
             yield InverseVenue(venue, build)
     finally:
         await venue.close()
 
 
-async def loaded_markets(venue: Harness, *symbols: str) -> tuple[Mapping[str, Market], bool]:
-    """The venue's markets of ``symbols`` as a keyed gateway loads them, and whether it
-    reads one wallet for spot and margin."""
+@asynccontextmanager
+async def keyed_gateway(venue: Harness) -> AsyncIterator[CcxtGateway]:
+    """A gateway on the venue's account, as the daemon builds it (closed after)."""
     account = AccountConfig(**venue.account())
     gateway = CcxtGateway.from_config("main", account, "testnet", SystemClock())
     try:
-        return await gateway.load_markets(symbols), gateway.one_wallet
+        yield gateway
     finally:
         await gateway.close()
 
 
+async def loaded_markets(venue: Harness, *symbols: str) -> tuple[Mapping[str, Market], bool]:
+    """The venue's markets of ``symbols`` as a keyed gateway loads them, and whether it
+    reads one wallet for spot and margin."""
+    async with keyed_gateway(venue) as gateway:
+        return await gateway.load_markets(symbols), gateway.one_wallet
+
+
 def ratio(venue: Harness, price: Decimal) -> Decimal:
-    """The short's USD face over the USD value of the coins the one wallet holds."""
+    """The short's USD face over the USD value of the coins the pair hedges."""
     return venue.inverse_face() / (venue.coin_equity() * price)
 
 
@@ -161,8 +176,8 @@ async def finds_an_order_of_unknown_outcome_after_a_restart(setup: InverseVenue)
     stack = await start()
     assert await stack.cycles(2) == [{}, {}]  # hedged
     first = venue.inverse_accepted()
-    venue.set_spot(venue.emulator.balance("BTC") + D("0.5"))
-    venue.lose_next_order_and_its_lookups()
+    venue.add_inverse_coins(D("0.5"))
+    venue.lose_next_inverse_order_and_its_lookups()
     await stack.cycles(1)
     unknown = [o for o in await stack.repository.orders() if o.status == "unknown"]
     assert len(unknown) == 1

@@ -14,6 +14,7 @@ from decimal import Decimal
 from typing import Any
 
 from tests.support.emulators.binance import BinanceEmulator
+from tests.support.emulators.binance._binance_coinm import DEFAULT_COINM_MARKETS
 from tests.support.emulators.binance._binance_models import Fault as BinanceFault
 from tests.support.emulators.binance.binance_emulator import ccxt_client as binance_client
 from tests.support.emulators.bybit import BybitEmulator
@@ -115,12 +116,30 @@ class Harness:
 
     # -- the inverse (coin-margined) perpetual, where the venue lists one --------------
 
+    def inverse_pair(self) -> dict[str, str]:
+        """What an inverse pair's settings need on this venue (e.g. its margin mode)."""
+        return {}
+
+    def fund_inverse(self, coins: Decimal) -> None:
+        """Put ``coins`` BTC where the account hedges them with the inverse perpetual
+        (here the one wallet), and no USDT."""
+        self.fund(coins, D(0))
+
+    def add_inverse_coins(self, amount: Decimal) -> None:
+        """The user adds ``amount`` BTC where ``fund_inverse`` put the coins."""
+        self.set_spot(D(self.emulator.balance(COIN)) + amount)
+
+    def lose_next_inverse_order_and_its_lookups(self) -> None:
+        """``lose_next_order_and_its_lookups`` for an inverse order."""
+        self.lose_next_order_and_its_lookups()
+
     def inverse_face(self) -> Decimal:
         """The true BTC inverse short's face value in USD (positive for a short)."""
         raise NotImplementedError
 
     def coin_equity(self) -> Decimal:
-        """The one wallet's BTC with the inverse short's unrealized PnL."""
+        """The BTC the pair hedges, as the venue holds them, with the inverse short's
+        unrealized PnL."""
         raise NotImplementedError
 
     def inverse_accepted(self) -> list[str]:
@@ -133,8 +152,12 @@ class Harness:
 
 
 class BinanceHarness(Harness):
+    """Spot and USDⓈ-M wallets apart; COIN-M's (``BTCUSD_PERP``, 100 USD contracts) a
+    third, where the user moves the coins from spot before hedging them inverse."""
+
     name = "binance"
     exchange = "binance"
+    COINM_ID = "BTCUSD_PERP"
 
     def __init__(self, emulator: BinanceEmulator) -> None:
         self.emulator = emulator
@@ -212,6 +235,44 @@ class BinanceHarness(Harness):
         self.emulator.inject(
             BinanceFault.SERVER_ERROR, path="/fapi/v1/order", method="GET", count=50
         )
+
+    def inverse_pair(self) -> dict[str, str]:
+        # Cross: the whole COIN-M wallet margins the short, which a 1x hedge never
+        # exhausts (isolated 1x needs the fee beside the coins; isolated 2x is
+        # liquidated near twice the entry).
+        return {"margin_mode": "cross"}
+
+    def fund_inverse(self, coins: Decimal) -> None:
+        self.emulator.set_coinm_balance(COIN, coins)  # moved spot -> COIN-M by the user
+
+    def add_inverse_coins(self, amount: Decimal) -> None:
+        self.emulator.set_coinm_balance(COIN, self.emulator.coinm_balance(COIN) + amount)
+
+    def lose_next_inverse_order_and_its_lookups(self) -> None:
+        self.emulator.inject(BinanceFault.DROP_AFTER_ACCEPT)
+        self.emulator.inject(
+            BinanceFault.SERVER_ERROR, path="/dapi/v1/order", method="GET", count=50
+        )
+
+    def inverse_face(self) -> Decimal:
+        contract = self.emulator.coinm.by_id[self.COINM_ID].contract_size
+        return -D(self.emulator.coinm_position(self.COINM_ID)) * D(contract)
+
+    def coin_equity(self) -> Decimal:
+        """COIN-M's margin balance (wallet + the short's PnL) and the coins left in spot:
+        the pair hedges both."""
+        return D(self.emulator.coinm_equity(COIN)) + D(self.emulator.spot_balance(COIN))
+
+    def inverse_accepted(self) -> list[str]:
+        return [
+            e.client_order_id or ""
+            for e in self.emulator.order_log
+            if e.outcome == "accepted" and e.venue == "coinm"
+        ]
+
+    def inverse_fees(self) -> Decimal:
+        orders = (o for o in self.emulator.orders() if o.venue == "coinm")
+        return sum((f.commission for o in orders for f in o.fills), D(0))
 
     async def user_buy_back(self, amount: Decimal) -> None:
         async with binance_client(self.emulator) as user:
@@ -412,6 +473,12 @@ class OkxHarness(Harness):
     async def enable_hedge_mode(self) -> None:
         self.emulator.set_position_mode("long_short_mode")
 
+    def inverse_pair(self) -> dict[str, str]:
+        # Cross: every coin of the account stands behind the short and no price
+        # liquidates it; isolated, at the 2x the opening fee needs, OKX would liquidate
+        # it at 2 x entry x (1 - mmr), about 119,500.
+        return {"margin_mode": "cross"}
+
     def settle_funding(self, rate: Decimal) -> None:
         self.emulator.set_funding_rate("BTC-USDT-SWAP", rate)
         self.emulator.settle_funding()
@@ -473,10 +540,11 @@ def fault_names(name: str) -> list[str]:
 
 async def open_harness(name: str, *, inverse: bool = False) -> Harness:
     """A started emulator of venue ``name`` behind its harness (close() stops it);
-    ``inverse``: Bybit lists its BTC inverse perpetual too (OKX always lists it)."""
+    ``inverse``: Bybit lists its BTC inverse perpetual too, Binance its COIN-M
+    perpetuals (OKX always lists them)."""
     harness: Harness
     if name == "binance":
-        binance = BinanceEmulator()
+        binance = BinanceEmulator(coinm_markets=DEFAULT_COINM_MARKETS if inverse else ())
         await binance.start()
         harness = BinanceHarness(binance)
     elif name == "bybit":
