@@ -206,7 +206,7 @@ class Decision:
     ratio: Decimal | None  # None when there is no spot to hedge
     drift_qty: Decimal  # target x spot - hedge, in base
     band: Decimal
-    action: str  # "none" | "order"
+    action: str  # "none" | "order" | "denied" (the free margin cannot pay the smallest order)
     reason: str
     intent: OrderIntent | None = None
 

@@ -6,9 +6,11 @@ drift = target * spot - hedge in base coin: positive sells perp, negative buys i
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+from bot.domain.margin_cap import MarginBudget, margin_capped, margin_denial
 from bot.domain.models import ZERO, Decision, HedgeParams, Market, Observation, OrderIntent, Side
 from bot.domain.quantize import amount_problem, base_to_contracts, contracts_to_base, round_down
 
@@ -37,24 +39,26 @@ def _num(value: Decimal, places: int = 8) -> str:
     return text.rstrip("0").rstrip(".") if "." in text else text
 
 
-def decide(observation: Observation, params: HedgeParams, market: Market) -> Decision:
-    """The order (if any) that brings the pair's hedge ratio back inside its band."""
+def decide(
+    observation: Observation,
+    params: HedgeParams,
+    market: Market,
+    margin: MarginBudget | None = None,
+) -> Decision:
+    """The order (if any) that brings the pair's hedge ratio back inside its band; one that
+    grows the position capped by what ``margin`` pays (see ``_sized``)."""
     if observation.spot_qty < ZERO:
         raise ValueError(f"spot_qty must not be negative, got {observation.spot_qty}")
     if market.symbol != observation.perp_symbol:
         raise ValueError(f"market {market.symbol} is not the perp {observation.perp_symbol}")
 
-    spot, perp, target, band = (
-        observation.spot_qty,
-        observation.perp_qty,
-        params.target_ratio,
-        params.band,
-    )
+    spot, perp = observation.spot_qty, observation.perp_qty
+    target, band = params.target_ratio, params.band
     ratio = hedge_ratio(spot, perp)
     drift_qty = drift(spot, perp, target)
 
-    def decision(reason: str, intent: OrderIntent | None = None) -> Decision:
-        action = "none" if intent is None else "order"
+    def decision(reason: str, intent: OrderIntent | None = None, action: str = "") -> Decision:
+        action = action or ("none" if intent is None else "order")
         return Decision(observation.pair, target, ratio, drift_qty, band, action, reason, intent)
 
     if ratio is None:
@@ -80,20 +84,48 @@ def decide(observation: Observation, params: HedgeParams, market: Market) -> Dec
     amount, caps = _capped(
         base_to_contracts(abs(drift_qty), market), perp, price, reduce_only, params, market
     )
-
-    what = f"{side.value} {amount:f} {market.symbol}"
+    wanted = OrderIntent(market.symbol, side, amount, reduce_only, price)
+    problem, intent, action = _sized(wanted, perp, params, market, margin, caps)
     detail = f"drift {_num(drift_qty)}"
     if caps:
         detail += "; " + ", ".join(caps)
-    closes = reduce_only and contracts_to_base(amount, market) == abs(perp)
-    problem = amount_problem(amount, price, market, params.min_notional, closes_position=closes)
-    if problem is not None:
+    what = f"{side.value} {amount if intent is None else intent.amount:f} {market.symbol}"
+    if action == "denied":
+        return decision(f"{where}: no order, {what}: {problem}", action="denied")
+    if intent is None:
         return decision(f"{where}: no order, {what}: {problem} ({detail})")
     if caps:
         detail += "; rest next cycle"
-
-    intent = OrderIntent(market.symbol, side, amount, reduce_only, price)
     return decision(f"{where}: {what} ({detail})", intent)
+
+
+def _sized(
+    wanted: OrderIntent,
+    perp: Decimal,
+    params: HedgeParams,
+    market: Market,
+    margin: MarginBudget | None,
+    caps: list[str],
+) -> tuple[str, OrderIntent | None, str]:
+    """The order after the free-margin cap (``margin``; never a reduce-only one), which
+    is added to ``caps``, and the market's minimums: (the problem in words, the order or
+    None, the action: "denied" when the margin cannot pay the smallest order the market
+    takes)."""
+    amount, price = wanted.amount, wanted.reference_price
+    if margin is not None and not wanted.reduce_only:
+        amount = margin_capped(amount, wanted.side, perp, price, market, margin)
+    closes = wanted.reduce_only and contracts_to_base(amount, market) == abs(perp)
+    problem = amount_problem(amount, price, market, params.min_notional, closes_position=closes)
+    capped = amount < wanted.amount
+    if problem is None:
+        if margin is not None and capped:
+            caps.append(f"capped by free margin {margin.free_text()} at {margin.leverage_text()}")
+        return "", replace(wanted, amount=amount), "order"
+    if margin is not None and capped:  # the wanted order's own problem, if any, else the margin
+        problem = amount_problem(wanted.amount, price, market, params.min_notional)
+        if problem is None:
+            return margin_denial(price, market, margin, params.min_notional), None, "denied"
+    return problem, None, "none"
 
 
 def _capped(

@@ -5,7 +5,8 @@ through the real ccxt client against the Bybit emulator.
 The coins back their own short at BTC's collateral value ratio (0.95), so 2x needs only
 a few hundred USDT beside them; at 1x the initial margin is the whole notional, of which
 the coins carry 95 %: a 1x hedge needs the other 5 % (3,000 USDT) in quote or other
-collateral, and Bybit refuses it (110007) without. The daemon reads
+collateral, and Bybit refuses it (110007) without: the daemon caps the short to what the
+available balance pays and says so, then denies the rest until the margin is there. The daemon reads
 the account's available balance and margin balance (``totalAvailableBalance``,
 ``totalMarginBalance``) from the one wallet request of the cycle and the position's
 account-level ``liqPrice``. Through +50 % and +100 % within a day and -50 %: no
@@ -131,11 +132,12 @@ async def test_the_usdt_only_view_refuses_the_hedge_the_coins_carry(
 ) -> None:
     emulator.set_collateral("BTC", False)  # as if the coins backed nothing
     stack = await open_stack("2")
-    await stack.cycles(1)
-    assert emulator.position("BTCUSDT") == 0
-    # The gate: 60,000 of short against 300 USDT of equity x max_leverage 5.
-    [denied] = [e for e in await stack.repository.audit_events() if "> equity" in e.summary]
-    assert "equity 300.00" in denied.summary, denied.summary
+    assert await stack.cycles(2) == [{}, {}]
+    # 300 USDT pays 0.009 BTC of short at 2x with the fee, no more; then nothing is sent.
+    assert emulator.position("BTCUSDT") == D("-0.009")
+    assert await stack.repository.audit_events(kind="order.rejected") == []
+    [denied] = await stack.repository.audit_events(kind="risk.denied")
+    assert "cannot pay the smallest order" in denied.summary, denied.summary
     emulator.set_collateral("BTC", True)
     assert await stack.cycles(2) == [{}, {}]
     assert abs(ratio(emulator) - 1) <= BAND
@@ -197,3 +199,25 @@ async def test_the_usdt_only_view_cuts_the_short_on_a_rally_the_coins_carry(
         assert guard != []
         assert emulator.position("BTCUSDT") > short  # the guard cut the hedge
     assert emulator.liquidations() == []
+
+
+async def test_a_1x_hedge_the_margin_cannot_pay_is_capped_not_refused_every_cycle(
+    open_stack: Any, emulator: BybitEmulator
+) -> None:
+    # 1 BTC and 300 USDT at 1x: the coins carry 95 % of the short's initial margin, so
+    # the available balance (57,300) pays about 0.95 BTC of short with its taker fee.
+    stack = await open_stack("1")
+    assert await stack.cycles(3) == [{}, {}, {}]
+    assert await stack.repository.audit_events(kind="order.rejected") == []
+    short = -emulator.position("BTCUSDT")
+    assert D("0.95") <= short < D("0.96"), short
+    decisions = await stack.repository.audit_events(kind="decision")
+    capped = [e for e in decisions if "capped by free margin" in e.summary]
+    assert capped, [e.summary for e in decisions]
+    assert "USDT at 1x" in capped[0].summary, capped[0].summary
+    # What is left cannot pay one more amount step: denied, saying what to do.
+    denied = await stack.repository.audit_events(kind="risk.denied")
+    assert denied, [e.summary for e in await stack.repository.audit_events()]
+    assert "free margin" in denied[-1].summary, denied[-1].summary
+    assert "raise the leverage" in denied[-1].summary, denied[-1].summary
+    assert emulator.position("BTCUSDT") == -short  # nothing more was sent

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
@@ -186,10 +187,20 @@ async def test_lost_answer_is_resolved_by_lookup_never_by_sending_again(
 async def test_rejected_order_is_audited_and_the_pair_goes_on_next_cycle(
     repository: Repository, clock: FakeClock
 ) -> None:
-    # Equity passes the risk gate (13000 x max leverage 5 > 60000) but 1x margin does not.
+    class OverstatingVenue(PaperVenue):
+        """Reports more free USDT than it holds (another client took it in between): the
+        order the free margin seemed to pay is refused."""
+
+        async def fetch_margin_balances(self) -> Any:
+            balances = await super().fetch_margin_balances()
+            usdt = balances["USDT"]
+            return {**balances, "USDT": replace(usdt, free=usdt.free + D(100000))}
+
+    # Equity passes the risk gate (13000 x max leverage 5 > 60000) but 1x margin does not;
+    # the free margin the venue reports would pay it.
     config = settings([pair("BTC", leverage="1")], balances={"BTC": "1", "USDT": "13000"})
     feed = ManualFeed({"BTC": D(60000)})
-    daemon, _venue = await open_daemon(config, repository, clock, feed)
+    daemon, _venue = await open_daemon(config, repository, clock, feed, OverstatingVenue)
     await run_cycles(daemon, clock, 2)
     rejected = await repository.audit_events(kind="order.rejected")
     assert len(rejected) == 2

@@ -37,7 +37,7 @@ def _path() -> list[Decimal]:
 
 
 async def _open(
-    repository: Repository, clock: FakeClock, target: str
+    repository: Repository, clock: FakeClock, target: str, coins: Decimal = COINS, **paper: str
 ) -> tuple[HedgeDaemon, PaperVenue, ManualFeed]:
     inverse = pair(
         "BTC",
@@ -52,7 +52,8 @@ async def _open(
         [inverse],
         risk={"max_leverage": "5", "max_data_age_s": "3600"},
         balances={"USDT": "0"},
-        coin_margin_balances={"BTC": str(COINS)},
+        coin_margin_balances={"BTC": str(coins)},
+        **paper,
     )
     feed = ManualFeed({"BTC": D(60000)}, funding_rates={"BTC": D("0.0001")})
     daemon, venue = await open_daemon(config, repository, clock, feed)
@@ -156,3 +157,22 @@ async def test_the_start_leverage_of_an_inverse_pair_counts_its_coin_wallet_in_u
     config = settings([inverse], balances={"USDT": "0"}, coin_margin_balances={"BTC": str(COINS)})
     _, venue = await open_daemon(config, repository, clock, ManualFeed({"BTC": D(60000)}))
     assert venue.leverage(BTCUSD) == D(2)
+
+
+async def test_a_1x_short_sized_on_all_the_coins_is_capped_by_them_and_accepted(
+    repository: Repository, clock: FakeClock
+) -> None:
+    """1 BTC and nothing beside it, hedged 1x: 600 contracts at the mid would lock 1.0001
+    BTC filled at the bid (2 bps spread), and the fee on top. The first order is sized on
+    what the coin-margin wallet pays, margin and fee; the venue accepts it."""
+    daemon, venue, _ = await _open(repository, clock, "1", D(1), spread_bps="2")
+    await daemon.run_cycle(1)
+    assert await repository.audit_events(kind="order.rejected") == []
+    [order] = venue.state.orders.values()
+    assert order.status.value == "filled"
+    assert _short_face(venue) == D(59900)  # 599 contracts: 0.99893 BTC of margin and fee
+    free = (await venue.fetch_margin_balances())["BTC"].free
+    assert free >= 0
+    [decision] = await repository.audit_events(kind="decision")
+    assert "capped by free margin" in decision.summary, decision.summary
+    assert "BTC at 1x" in decision.summary, decision.summary

@@ -15,6 +15,7 @@ from typing import Any
 from bot.config import PairConfig, Settings
 from bot.domain.inverse import moves_with_price
 from bot.domain.margin import MaintenanceTiers
+from bot.domain.margin_cap import MarginBudget
 from bot.domain.margin_transfers import MoveKind
 from bot.domain.models import (
     ZERO,
@@ -24,6 +25,7 @@ from bot.domain.models import (
     Observation,
     OrderIntent,
     Side,
+    settle_asset,
 )
 from bot.domain.quantize import amount_problem, ioc_limit_price, round_down
 from bot.domain.rebalance import (
@@ -314,9 +316,7 @@ class AssessStage:
                 reason=f"liquidation guard: {guard.reason}",
                 intent=guard.intent,
             )
-        assessment = Assessment(
-            view.pair.name, observation, decision, None, decision.action, decision.reason
-        )
+        assessment = _as_decided(view.pair.name, observation, decision)
         if guard is not None and guard.intent is not None and guard.moves:
             # A sale and cut: its transfers follow the orders (``then``, each once done).
             assessment = replace(assessment, then=guard.moves)
@@ -426,18 +426,19 @@ class AssessStage:
         """The rebalance policy of the pair: the band every cycle, or the target once an
         interval; a price-independent hold is reused while its inputs are unchanged."""
         pair, observation = view.pair, view.observation
+        margin = margin_budget(view, self._leverages.get(pair.name))
         if pair.rebalance == "interval":
             slot = interval_slot(now, pair.rebalance_interval_s)
             if self._interval_done.get(pair.name) == (slot, params.target_ratio):
                 next_at = interval_start(slot + 1, pair.rebalance_interval_s)
                 return wait_for_interval(observation, params, next_at)
             # Due: trade to the target itself (the min notional still applies).
-            return decide(observation, replace(params, band=ZERO), view.market)
+            return decide(observation, replace(params, band=ZERO), view.market, margin)
         key = (observation.spot_qty, observation.perp_qty, params)
         held = self._held.get(pair.name)
         if held is not None and held[0] == key:
             return held[1]
-        decision = decide(observation, params, view.market)
+        decision = decide(observation, params, view.market, margin)
         if holds_while_unchanged(decision, observation.spot_qty):
             self._held[pair.name] = (key, decision)
         return decision
@@ -480,6 +481,32 @@ class AssessStage:
         if len(self._quiet) != pair_count:
             return None
         return min(self._quiet.values())
+
+
+def _as_decided(pair: str, observation: Observation, decision: Decision) -> Assessment:
+    """The assessment of ``decision`` before the gates; "denied" (nothing is sent) where the
+    policy found that the free margin cannot pay the smallest order."""
+    if decision.action == "denied":
+        verdict = Verdict(False, decision.reason)
+        summary = f"denied: {decision.reason}"
+        return Assessment(pair, observation, decision, verdict, "denied", summary)
+    return Assessment(pair, observation, decision, None, decision.action, decision.reason)
+
+
+def margin_budget(view: PairView, venue_leverage: Decimal | None) -> MarginBudget | None:
+    """What pays the initial margin of an order that grows the position: the perp
+    wallet's free margin (an inverse contract's in its coin), at the leverage the venue
+    locks new margin at (else the pair's), with the taker fee; None where the venue
+    reports no free margin (not capped)."""
+    free, symbol = view.free_margin, view.market.symbol
+    if free is None:
+        return None
+    leverage = venue_leverage or view.pair.leverage
+    fee = view.market.taker_fee or ZERO
+    if Symbol.parse(symbol).inverse:  # the view counts the coins at this price
+        price = view.observation.price
+        return MarginBudget(free / price, settle_asset(symbol), leverage, fee, price)
+    return MarginBudget(free, settle_asset(symbol), leverage, fee)
 
 
 def _after_sale(view: PairView, sold: OrderIntent | None) -> PairView:
