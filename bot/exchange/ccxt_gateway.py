@@ -50,6 +50,7 @@ from bot.exchange.gateway import (
     OrderRejectedError,
     RetryableError,
 )
+from bot.exchange.rate_poll import FundingRatePoll
 from bot.exchange.retry import RetryPolicy
 from bot.exchange.venues import CcxtVenue, venue_class
 from bot.exchange.venues.base import perpetuals
@@ -113,6 +114,7 @@ class CcxtGateway:
         self._funding_cursor: datetime | None = None
         self._funding_fetched: datetime | None = None  # the cursor once those are stored
         self._funding_polled_at: datetime | None = None
+        self.funding_rates_kept = FundingRatePoll()
 
     @classmethod
     def from_config(
@@ -244,14 +246,18 @@ class CcxtGateway:
     ) -> tuple[Mapping[str, Ticker], Mapping[str, FundingRate]]:
         """Tickers and funding rates of an account's contracts in as few requests as the
         venue allows (one where its tickers carry the rate), each endpoint asked once for
-        every symbol; only the symbols' rows of an answer are parsed."""
+        every symbol; only the symbols' rows of an answer are parsed. The funding rates
+        are read at most once per ``funding_rates_kept.poll`` where they cost a request of
+        their own (:mod:`bot.exchange.rate_poll`)."""
         wanted = list(symbols)
-        raw_tickers, raw_funding = await self.venue.contract_quotes(wanted)
+        perps = perpetuals(wanted)
+        kept = self.funding_rates_kept
+        due = kept.due(perps, self._clock.now())
+        raw_tickers, raw_funding = await self.venue.contract_quotes(wanted, funding=due)
         now = self._clock.now()
-        return (
-            ccxt_parse.tickers(raw_tickers, wanted, now),
-            ccxt_parse.funding_rates(raw_funding, perpetuals(wanted), now),
-        )
+        if due or raw_funding:
+            kept.keep(ccxt_parse.funding_rates(raw_funding, perps, now), perps, now)
+        return ccxt_parse.tickers(raw_tickers, wanted, now), kept.rates(perps)
 
     async def fetch_funding_payments(self, symbols: Iterable[str]) -> list[FundingPayment]:
         """Funding income since the last committed payment, all symbols in one request (the
