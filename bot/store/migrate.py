@@ -112,11 +112,14 @@ def _stored_revisions(connection: Connection) -> list[str] | None:
 
 async def schema_state(engine: AsyncEngine) -> SchemaState:
     """Compare the database's revision with the newest migration. A database at the
-    newest revision is told without Alembic; anything else asks Alembic."""
+    newest revision, or with none (a new one), is told without Alembic; anything else
+    asks Alembic."""
     async with engine.connect() as connection:
         stored = await connection.run_sync(_stored_revisions)
         if stored is not None and len(stored) == 1 and stored[0] == script_head():
             return SchemaState.CURRENT
+        if not stored:  # no version table, or an empty one: nothing applied yet
+            return SchemaState.MISSING
         current = await connection.run_sync(_current_revision)
     if current is None:
         return SchemaState.MISSING
