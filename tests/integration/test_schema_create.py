@@ -14,13 +14,13 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
-from alembic import command
 from sqlalchemy import Connection, inspect, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bot.store.migrate import alembic_config, schema_state, script_head, upgrade
+from bot.store.migrate import schema_state, script_head, upgrade
 from bot.store.repository import create_engine
 from tests.conftest import Backend, _create_on_postgres, _postgres
+from tests.support.migrations import migrate_one_by_one
 
 
 @pytest.fixture
@@ -49,18 +49,6 @@ async def empty(backend: Backend) -> AsyncIterator[AsyncEngine]:
     engine = create_engine(backend.url, schema=backend.schema)
     yield engine
     await engine.dispose()
-
-
-async def migrate_one_by_one(engine: AsyncEngine, url: str, revision: str = "head") -> None:
-    """Alembic's own upgrade, every migration in turn (what ``upgrade`` did before)."""
-    config = alembic_config(url)
-
-    def run(connection: Connection) -> None:
-        config.attributes["connection"] = connection
-        command.upgrade(config, revision)
-
-    async with engine.begin() as connection:
-        await connection.run_sync(run)
 
 
 def _describe(connection: Connection) -> dict[str, Any]:

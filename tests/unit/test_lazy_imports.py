@@ -15,7 +15,6 @@ import json
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -23,6 +22,7 @@ from bot.clock import FakeClock
 from bot.domain.models import Side
 from bot.store.migrate import upgrade
 from bot.store.repository import Repository, create_engine
+from tests.support.migrations import migrate_one_by_one
 from tests.support.report_records import PERP, SPOT, T0, at, observe, trade
 
 HEAVY = ("ccxt", "matplotlib")
@@ -156,19 +156,8 @@ def test_the_read_commands_with_a_config_build_no_settings(
 
 
 async def _migrated_to(url: str, revision: str) -> None:
-    from alembic import command
-
-    from bot.store.migrate import alembic_config
-
-    config = alembic_config(url)
     engine = create_engine(url)
-
-    def run(connection: Any) -> None:
-        config.attributes["connection"] = connection
-        command.upgrade(config, revision)
-
-    async with engine.begin() as connection:
-        await connection.run_sync(run)
+    await migrate_one_by_one(engine, url, revision)
     await engine.dispose()
 
 
