@@ -1,8 +1,8 @@
 """The funding rates an account's observations use, read at most once per poll interval.
 
 A funding rate is the venue's estimate for the current funding period (paid every 1 to 8
-hours; OKX and Binance re-sample the premium it follows once a minute), so reading it
-every cycle adds nothing a minute-old read lacks. Where the rate costs a request of its
+hours), which the strategies read as a yearly rate: a minute-old read serves a decision as
+well as one of this cycle. Where the rate costs a request of its
 own (OKX's /public/funding-rate, Binance's /premiumIndex: a whole-market answer of every
 perpetual), the gateway asks for it when the last read is older than the poll interval
 or did not ask for one of the symbols, and reuses that read in between (its ``timestamp``
