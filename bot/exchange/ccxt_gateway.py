@@ -244,20 +244,16 @@ class CcxtGateway:
     async def fetch_contract_quotes(
         self, symbols: Iterable[str]
     ) -> tuple[Mapping[str, Ticker], Mapping[str, FundingRate]]:
-        """Tickers and funding rates of an account's contracts in as few requests as the
-        venue allows (one where its tickers carry the rate), each endpoint asked once for
-        every symbol; only the symbols' rows of an answer are parsed. The funding rates
-        are read at most once per ``funding_rates_kept.poll`` where they cost a request of
-        their own (:mod:`bot.exchange.rate_poll`)."""
-        wanted = list(symbols)
+        """Tickers and funding rates of an account's contracts, each endpoint asked once for
+        every symbol (one request where the tickers carry the rate; the rates, where a request
+        of their own, once a minute: :mod:`bot.exchange.rate_poll`); the symbols' rows only."""
+        wanted, kept = list(symbols), self.funding_rates_kept
         perps = perpetuals(wanted)
-        kept = self.funding_rates_kept
         due = kept.due(perps, self._clock.now())
         raw_tickers, raw_funding = await self.venue.contract_quotes(wanted, funding=due)
         now = self._clock.now()
-        if due or raw_funding:
-            kept.keep(ccxt_parse.funding_rates(raw_funding, perps, now), perps, now)
-        return ccxt_parse.tickers(raw_tickers, wanted, now), kept.rates(perps)
+        rates = kept.took(raw_funding, perps, now, asked=due)
+        return ccxt_parse.tickers(raw_tickers, wanted, now), rates
 
     async def fetch_funding_payments(self, symbols: Iterable[str]) -> list[FundingPayment]:
         """Funding income since the last committed payment, all symbols in one request (the

@@ -14,8 +14,10 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from bot.domain.models import FundingRate
+from bot.exchange import ccxt_parse
 
 #: Between two reads of an account's funding rates.
 FUNDING_RATE_POLL = timedelta(seconds=60)
@@ -39,13 +41,17 @@ class FundingRatePoll:
             return True
         return not self._asked.issuperset(symbols)
 
-    def keep(
-        self, rates: Mapping[str, FundingRate], symbols: Collection[str], now: datetime
-    ) -> None:
-        """Keep a read of ``symbols``' rates (a symbol the venue does not list is absent)."""
-        self._rates = dict(rates)
-        self._asked = frozenset(symbols)
-        self._read_at = now
+    def took(
+        self, raw: Mapping[str, Any], symbols: Collection[str], now: datetime, *, asked: bool
+    ) -> dict[str, FundingRate]:
+        """After an observation's quotes: keep the rates of ``raw`` (ccxt's, by symbol) if
+        they were ``asked`` for or came anyway (a symbol the venue does not list is absent),
+        then the kept rates of ``symbols``."""
+        if asked or raw:
+            self._rates = ccxt_parse.funding_rates(raw, symbols, now)
+            self._asked = frozenset(symbols)
+            self._read_at = now
+        return self.rates(symbols)
 
     def rates(self, symbols: Collection[str]) -> dict[str, FundingRate]:
         """The kept rates of ``symbols``."""
