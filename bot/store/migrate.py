@@ -112,11 +112,14 @@ def _stored_revisions(connection: Connection) -> list[str] | None:
 
 async def schema_state(engine: AsyncEngine) -> SchemaState:
     """Compare the database's revision with the newest migration. A database at the
-    newest revision is told without Alembic; anything else asks Alembic."""
+    newest revision, or with none (a new one), is told without Alembic; anything else
+    asks Alembic."""
     async with engine.connect() as connection:
         stored = await connection.run_sync(_stored_revisions)
         if stored is not None and len(stored) == 1 and stored[0] == script_head():
             return SchemaState.CURRENT
+        if not stored:  # no version table, or an empty one: nothing applied yet
+            return SchemaState.MISSING
         current = await connection.run_sync(_current_revision)
     if current is None:
         return SchemaState.MISSING
@@ -131,14 +134,40 @@ async def schema_state(engine: AsyncEngine) -> SchemaState:
 
 
 async def upgrade(engine: AsyncEngine, database_url: str) -> None:
-    """Apply every pending migration on the engine's database."""
-    from alembic import command
-
-    config = alembic_config(database_url)
+    """Apply every pending migration on the engine's database. An empty database (no
+    table at all) gets the newest schema in one step instead (:func:`_create_schema`)."""
+    head = script_head()
 
     def _run(connection: Connection) -> None:
+        if head is not None and not inspect(connection).get_table_names():
+            _create_schema(connection, head)
+            return
+        from alembic import command
+
+        config = alembic_config(database_url)
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
 
     async with engine.begin() as connection:
         await connection.run_sync(_run)
+
+
+def _create_schema(connection: Connection, head: str) -> None:
+    """The schema of revision ``head`` on an empty database, built from the tables'
+    metadata and stamped as Alembic stamps it (its version table, one row), without
+    loading Alembic or running the migrations one by one (0.1-0.3 s of a fresh start).
+    The schema is the migrations' own: tests/integration/test_schema_create.py compares
+    every table, column, type, default, index and constraint on SQLite and Postgres."""
+    from sqlalchemy import Column, MetaData, PrimaryKeyConstraint, String, Table
+
+    from bot.store.tables import Base
+
+    Base.metadata.create_all(connection)
+    version = Table(
+        VERSION_TABLE,
+        MetaData(),
+        Column("version_num", String(32), nullable=False),
+        PrimaryKeyConstraint("version_num", name=f"{VERSION_TABLE}_pkc"),
+    )
+    version.create(connection)
+    connection.execute(version.insert().values(version_num=head))

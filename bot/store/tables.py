@@ -232,7 +232,9 @@ class AuditCheckpointRow(Base):
 
     __tablename__ = "audit_checkpoints"
 
-    event_id: Mapped[int] = mapped_column(AutoId, primary_key=True, autoincrement=False)
+    # Always given (its event's id); revision 0008 made it a bigserial on Postgres, and so
+    # do these tables (a schema built from them is the migrations' own).
+    event_id: Mapped[int] = mapped_column(AutoId, primary_key=True)
     prev_hash: Mapped[str] = mapped_column(String(64))
     removed: Mapped[int] = mapped_column(Integer)  # events removed just before it
     pruned_at: Mapped[datetime] = mapped_column(UtcDateTime)
@@ -359,9 +361,10 @@ class MarginTransferRow(Base):
     amount: Mapped[Decimal] = mapped_column(Money)
     asset: Mapped[str] = mapped_column(String(16))
     state: Mapped[str] = mapped_column(String(16), index=True)
-    # MoveKind: add_margin, remove_margin, to_futures, to_spot.
-    kind: Mapped[str] = mapped_column(String(16), server_default="add_margin")
     reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     venue_time: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    # MoveKind: add_margin, remove_margin, to_futures, to_spot. Last, where revision 0010
+    # added it (a schema built from these tables is the migrations' own, column order too).
+    kind: Mapped[str] = mapped_column(String(16), server_default="add_margin")

@@ -17,10 +17,11 @@ import pytest
 import pytest_asyncio
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bot.clock import SystemClock
+from bot.clock import FakeClock, SystemClock
 from bot.config import AccountConfig, Settings
 from bot.exchange.ccxt_gateway import CcxtGateway
 from bot.exchange.ccxt_parse import funding_rates, tickers
+from bot.exchange.rate_poll import FUNDING_RATE_POLL
 from bot.service.wiring import build_daemon
 from bot.store.repository import Repository
 from tests.support import builders
@@ -36,6 +37,7 @@ NOW = datetime(2026, 1, 1, tzinfo=UTC)
 #: generated list makes C0001 spot-only and C0002 perp-only).
 COINS = ["BTC", "ETH", "C0000", "C0003", "C0004", "C0005", "C0006", "C0007", "C0008", "C0009"]
 LISTED = 60  # spot pairs and perpetuals each: many more than the pairs use
+PERP_BTC = "BTC/USDT:USDT"
 
 #: The requests of a steady (holding, inside the band) cycle, whatever the pairs.
 STEADY: dict[str, Counter[tuple[str, str]]] = {
@@ -45,7 +47,7 @@ STEADY: dict[str, Counter[tuple[str, str]]] = {
             ("GET", "/fapi/v3/account"): 1,  # the USDⓈ-M wallet
             ("GET", "/fapi/v3/positionRisk"): 1,
             ("GET", "/fapi/v1/ticker/bookTicker"): 1,  # bid/ask
-            ("GET", "/fapi/v1/premiumIndex"): 1,  # funding
+            # funding (/fapi/v1/premiumIndex): once a minute, FUNDING_READS below
         }
     ),
     "bybit": Counter(
@@ -60,9 +62,17 @@ STEADY: dict[str, Counter[tuple[str, str]]] = {
             ("GET", "/api/v5/account/balance"): 1,  # spot coins and margin: one account
             ("GET", "/api/v5/account/positions"): 1,
             ("GET", "/api/v5/market/tickers"): 1,
-            ("GET", "/api/v5/public/funding-rate"): 1,  # OKX's tickers carry no funding
+            # funding (/public/funding-rate: not in OKX's tickers): once a minute, below
         }
     ),
+}
+
+#: The funding rates' own request, where the tickers do not carry them: read in the
+#: first cycle, then once per ``FUNDING_RATE_POLL`` (a steady cycle inside it has none).
+FUNDING_READS: dict[str, Counter[tuple[str, str]]] = {
+    "binance": Counter({("GET", "/fapi/v1/premiumIndex"): 1}),
+    "bybit": Counter(),
+    "okx": Counter({("GET", "/api/v5/public/funding-rate"): 1}),
 }
 
 #: Of which the market data: the contracts' tickers and funding rates.
@@ -140,9 +150,11 @@ async def test_a_steady_cycle_asks_each_endpoint_once_per_account_whatever_the_p
         await built.close_gateways()
 
 
-async def gateway_of(venue: Harness, symbols: list[str]) -> CcxtGateway:
+async def gateway_of(
+    venue: Harness, symbols: list[str], clock: FakeClock | None = None
+) -> CcxtGateway:
     account = AccountConfig.model_validate(venue.account())
-    gateway = CcxtGateway.from_config("main", account, "testnet", SystemClock())
+    gateway = CcxtGateway.from_config("main", account, "testnet", clock or SystemClock())
     await gateway.load_markets(symbols)
     return gateway
 
@@ -296,5 +308,44 @@ async def test_a_symbol_the_venue_does_not_list_is_absent_and_the_others_stand(
         assert set(quotes) == set(funding) == listed
         assert set(await gateway.fetch_tickers(perps)) == listed
         assert set(await gateway.fetch_funding_rates(perps)) == listed
+    finally:
+        await gateway.close()
+
+
+async def test_the_funding_rates_are_read_once_a_poll_and_the_tickers_every_observation(
+    venue: Harness,
+) -> None:
+    perps = ["BTC/USDT:USDT", "C0000/USDT:USDT"]
+    clock = FakeClock(datetime.now(UTC))
+    gateway = await gateway_of(venue, [*perps, "ETH/USDT:USDT"], clock)
+    tickers_only = QUOTES[venue.name] - FUNDING_READS[venue.name]
+    poll_s = FUNDING_RATE_POLL.total_seconds()
+    try:
+        start = len(venue.emulator.request_log)
+        _, first = await gateway.fetch_contract_quotes(perps)
+        assert requests_since(venue, start) == QUOTES[venue.name]
+        venue.settle_funding(D("0.0007"))  # BTC's rate moves at the venue
+
+        clock.advance(poll_s - 1)
+        start = len(venue.emulator.request_log)
+        _, within = await gateway.fetch_contract_quotes(perps)
+        assert requests_since(venue, start) == tickers_only
+        # Bybit's rates come with its tickers: each read is the venue's newest.
+        assert (
+            within == first if FUNDING_READS[venue.name] else within[PERP_BTC].rate == D("0.0007")
+        )
+
+        clock.advance(1)
+        start = len(venue.emulator.request_log)
+        _, after = await gateway.fetch_contract_quotes(perps)
+        assert requests_since(venue, start) == QUOTES[venue.name]
+        assert after[PERP_BTC].rate == D("0.0007")
+        assert set(after) == set(perps)
+
+        # A symbol the last read did not ask for is read at once, with the others.
+        start = len(venue.emulator.request_log)
+        _, grown = await gateway.fetch_contract_quotes([*perps, "ETH/USDT:USDT"])
+        assert requests_since(venue, start) == QUOTES[venue.name]
+        assert set(grown) == {*perps, "ETH/USDT:USDT"}
     finally:
         await gateway.close()

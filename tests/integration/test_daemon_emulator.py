@@ -339,7 +339,7 @@ async def test_health_names_the_reason_while_the_pair_cannot_trade(
 ) -> None:
     stack = await open_stack()
     await stack.cycles(1)
-    emulator.inject(Fault.SERVER_ERROR, path="/fapi/v1/premiumIndex", count=100)
+    emulator.inject(Fault.SERVER_ERROR, path="/fapi/v1/ticker/bookTicker", count=100)
     await stack.cycles(1)
     [status] = await pair_statuses(stack.repository)
     assert status.health.startswith("exchange unreachable: observing the venue failed")

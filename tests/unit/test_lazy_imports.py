@@ -22,6 +22,7 @@ from bot.clock import FakeClock
 from bot.domain.models import Side
 from bot.store.migrate import upgrade
 from bot.store.repository import Repository, create_engine
+from tests.support.migrations import migrate_one_by_one
 from tests.support.report_records import PERP, SPOT, T0, at, observe, trade
 
 HEAVY = ("ccxt", "matplotlib")
@@ -154,11 +155,26 @@ def test_the_read_commands_with_a_config_build_no_settings(
     assert [name for name, yes in loaded.items() if yes] == []
 
 
+async def _migrated_to(url: str, revision: str) -> None:
+    engine = create_engine(url)
+    await migrate_one_by_one(engine, url, revision)
+    await engine.dispose()
+
+
 def test_the_read_probe_sees_a_command_that_loads_them(tmp_path: Path) -> None:
-    # Creating the schema of a new database takes Alembic: the probe reports it.
-    url = f"sqlite+aiosqlite:///{tmp_path / 'new.db'}"
+    # Migrating a database of an older revision takes Alembic: the probe reports it.
+    url = f"sqlite+aiosqlite:///{tmp_path / 'old.db'}"
+    asyncio.run(_migrated_to(url, "0009"))
     loaded = loaded_after(command_code(["db", "upgrade", "--database-url", url]), ("alembic",))
     assert loaded == {"alembic": True}
+
+
+def test_a_new_databases_schema_is_made_without_alembic(tmp_path: Path) -> None:
+    # What `hedgebot run` does first on a new database (prepare_database): the schema in
+    # one step from the tables (tests/integration/test_schema_create.py), no Alembic.
+    url = f"sqlite+aiosqlite:///{tmp_path / 'new.db'}"
+    loaded = loaded_after(command_code(["db", "upgrade", "--database-url", url]), ("alembic",))
+    assert loaded == {"alembic": False}
 
 
 def test_the_paper_daemon_wiring_loads_neither_ccxt_nor_matplotlib() -> None:

@@ -272,11 +272,13 @@ class CcxtVenue:
             )
         )
 
-    async def contract_quotes(self, symbols: Sequence[str]) -> tuple[Raw, Raw]:
-        """ccxt tickers of ``symbols`` and funding rates of its perpetuals, for one
-        observation: here two requests; a venue whose tickers carry the funding rate
-        answers both from one."""
-        perpetual = perpetuals(symbols)
+    async def contract_quotes(
+        self, symbols: Sequence[str], *, funding: bool = True
+    ) -> tuple[Raw, Raw]:
+        """ccxt tickers of ``symbols`` and (``funding``) funding rates of its perpetuals,
+        for one observation: here two requests (one without ``funding``); a venue whose
+        tickers carry the funding rate answers both from one, whatever ``funding`` says."""
+        perpetual = perpetuals(symbols) if funding else []
         tickers = await self.tickers(symbols)
         return tickers, (await self.funding_rates(perpetual) if perpetual else {})
 

@@ -206,8 +206,11 @@ class BybitVenue(CcxtVenue):
         """The funding rates, from the linear tickers (one request)."""
         return (await self._quotes(symbols, tickers=False))[1]
 
-    async def contract_quotes(self, symbols: Sequence[str]) -> tuple[Raw, Raw]:
-        """Tickers and funding rates from one /v5/market/tickers answer per category."""
+    async def contract_quotes(
+        self, symbols: Sequence[str], *, funding: bool = True
+    ) -> tuple[Raw, Raw]:
+        """Tickers and funding rates from one /v5/market/tickers answer per category (the
+        rates come with it, so they are parsed whatever ``funding`` says)."""
         return await self._quotes(symbols)
 
     async def _quotes(
