@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from tests.support.emulators.bybit._bybit_collateral import Tiers, collateral_qty
+from tests.support.emulators.bybit._bybit_collateral import collateral_qty
 from tests.support.emulators.okx._okx_account import TAKER_FEE, PositionView, Snapshot
 from tests.support.emulators.okx._okx_models import ZERO, fmt, fmt_ratio
 
@@ -42,6 +42,8 @@ if TYPE_CHECKING:
     from tests.support.emulators.okx._okx_engine import Engine
 
 D = Decimal
+#: (from this many coins, the discount rate of the coins from there), lowest first
+Tiers = tuple[tuple[Decimal, Decimal], ...]
 STABLE_TIERS: Tiers = ((ZERO, D(1)),)
 DISCOUNT_TIERS: dict[str, Tiers] = {
     "USDT": STABLE_TIERS,
