@@ -48,29 +48,31 @@ class UnifiedAccount:
 
 def settings(account: dict[str, Any], leverage: str) -> Settings:
     """One BTC pair at target 1, cross margin, ``leverage``, on ``account``."""
-    return Settings(
-        mode="testnet",
-        poll_interval_s=1,
-        pairs=[
-            {
-                "name": "BTC",
-                "spot_symbol": "BTC/USDT",
-                "perp_symbol": PERP,
-                "target_ratio": "1",
-                "band": str(BAND),
-                "min_notional": "0",
-                "max_order_notional": "200000",
-                "leverage": leverage,
-                "margin_mode": "cross",
-            }
-        ],
-        accounts={"main": account},
-        risk={
-            "max_data_age_s": "30",
-            "order_settle_s": "1",
-            "max_leverage": "5",
-            "min_liquidation_distance": "0.2",
-        },
+    return Settings.model_validate(
+        {
+            "mode": "testnet",
+            "poll_interval_s": 1,
+            "pairs": [
+                {
+                    "name": "BTC",
+                    "spot_symbol": "BTC/USDT",
+                    "perp_symbol": PERP,
+                    "target_ratio": "1",
+                    "band": str(BAND),
+                    "min_notional": "0",
+                    "max_order_notional": "200000",
+                    "leverage": leverage,
+                    "margin_mode": "cross",
+                }
+            ],
+            "accounts": {"main": account},
+            "risk": {
+                "max_data_age_s": "30",
+                "order_settle_s": "1",
+                "max_leverage": "5",
+                "min_liquidation_distance": "0.2",
+            },
+        }
     )
 
 
