@@ -20,7 +20,6 @@ the coins, counted, carry untouched.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -32,16 +31,12 @@ from bot.clock import SystemClock
 from bot.config import Settings
 from bot.exchange.ccxt_gateway import CcxtGateway
 from bot.store.repository import Repository
-from tests.support.daemon_stack import DaemonStack, daemon_stacks
+from tests.support import unified_scenarios as unified
 from tests.support.emulators.bybit import BybitEmulator
+from tests.support.unified_scenarios import BAND, PERP, START, UnifiedAccount
 
 D = Decimal
-PERP = "BTC/USDT:USDT"
-BAND = D("0.02")
 USDT = D(300)  # little quote: 60,000 of short at 2x margined by the coins
-START = D(60000)
-# +50 % and +100 % within a day (a cycle per step), back, then -50 % from the start.
-PATH = [D(p) for p in (75000, 90000, 105000, 120000, 90000, 60000, 45000, 30000)]
 
 
 @pytest_asyncio.fixture
@@ -53,41 +48,13 @@ async def emulator() -> AsyncIterator[BybitEmulator]:
 
 
 def settings(emulator: BybitEmulator, leverage: str) -> Settings:
-    return Settings(
-        mode="testnet",
-        poll_interval_s=1,
-        pairs=[
-            {
-                "name": "BTC",
-                "spot_symbol": "BTC/USDT",
-                "perp_symbol": PERP,
-                "target_ratio": "1",
-                "band": str(BAND),
-                "min_notional": "0",
-                "max_order_notional": "200000",
-                "leverage": leverage,
-                "margin_mode": "cross",
-            }
-        ],
-        accounts={"main": emulator.daemon_account()},
-        risk={
-            "max_data_age_s": "30",
-            "order_settle_s": "1",
-            "max_leverage": "5",
-            "min_liquidation_distance": "0.2",
-        },
-    )
+    return unified.settings(emulator.daemon_account(), leverage)
 
 
 @pytest_asyncio.fixture
 async def open_stack(emulator: BybitEmulator, engine: AsyncEngine) -> AsyncIterator[Any]:
-    async with daemon_stacks(Repository(engine, SystemClock())) as start:
-
-        async def build(leverage: str) -> DaemonStack:
-            stack = await start(settings(emulator, leverage))
-            stack.gateway.funding_poll = timedelta(0)
-            return stack
-
+    repository = Repository(engine, SystemClock())
+    async with unified.stack_builder(repository, emulator.daemon_account()) as build:
         yield build
 
 
@@ -95,36 +62,26 @@ def ratio(emulator: BybitEmulator) -> Decimal:
     return -emulator.position("BTCUSDT") / emulator.balance("BTC")
 
 
+def venue(emulator: BybitEmulator) -> UnifiedAccount:
+    return UnifiedAccount(
+        set_price=lambda price: emulator.set_price("BTC", price),
+        settle_funding=emulator.settle_funding,
+        short=lambda: -emulator.position("BTCUSDT"),
+        coins=lambda: emulator.balance("BTC"),
+        value=lambda: emulator.account_figures().equity,
+        liquidations=emulator.liquidations,
+    )
+
+
 @pytest.mark.parametrize(("leverage", "usdt"), [("2", USDT), ("1", D(3500))])
 async def test_the_coins_back_their_short_through_plus_100_and_minus_50_percent(
     open_stack: Any, emulator: BybitEmulator, leverage: str, usdt: Decimal
 ) -> None:
     emulator.set_balance("USDT", usdt)
-    start_value = emulator.account_figures().equity
     stack = await open_stack(leverage)
-    assert await stack.cycles(2) == [{}, {}]
-    assert abs(ratio(emulator) - 1) <= BAND
-    short = emulator.position("BTCUSDT")
-    distances = []
-    for price in PATH:
-        emulator.set_price("BTC", price)
-        assert await stack.cycles(1) == [{}]
-        assert abs(ratio(emulator) - 1) <= BAND, (price, ratio(emulator))
-        position = (await stack.gateway.fetch_positions([PERP]))[PERP]
-        assert position.liquidation_price is not None
-        distances.append((position.liquidation_price - price) / price)
-        emulator.settle_funding()  # the short receives the positive rate, in USDT
-    assert await stack.cycles(1) == [{}]  # the last funding recorded
-    assert emulator.liquidations() == []
-    assert emulator.position("BTCUSDT") == short  # one opening order: never cut
-    decisions = await stack.repository.audit_events(kind="decision")
-    assert [e for e in decisions if e.summary.startswith("liquidation guard")] == []
+    distances = await unified.rides_through_the_moves(stack, venue(emulator))
     # Nearest at the top (120,000): (USDT - fee + 59,994) / 0.055, over 7x the price away.
     assert min(distances) > 7, distances
-    [report] = await stack.repository.report("BTC")
-    change = emulator.account_figures().equity - start_value
-    assert report.funding > 0
-    assert abs(report.net - change) < D("0.01"), (report, change)
 
 
 async def test_the_usdt_only_view_refuses_the_hedge_the_coins_carry(

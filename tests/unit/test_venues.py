@@ -235,6 +235,19 @@ def test_okx_wallet_total_is_the_cash_balance_and_equity_adds_the_unrealised_pnl
 
 
 @pytest.mark.parametrize(
+    ("avail_eq", "adj_eq", "expected"),
+    [("57000", "58000", (D(57000), D(58000))), ("", "", None), ("", "58000", None)],
+)
+def test_okx_account_level_figures_are_read_only_where_okx_fills_them(
+    avail_eq: str, adj_eq: str, expected: tuple[Decimal, Decimal] | None
+) -> None:
+    """Level 3 (multi-currency margin) fills the account's availEq and adjEq; level 2
+    leaves them empty (and spot mode has no account-level availEq)."""
+    info = {"data": [{"availEq": avail_eq, "adjEq": adj_eq, "details": []}]}
+    assert okx.account_margin(info) == expected
+
+
+@pytest.mark.parametrize(
     ("venue", "code"),
     [(BinanceVenue, "-4116"), (BybitVenue, "110072"), (BybitVenue, "170141"), (OkxVenue, "51016")],
 )

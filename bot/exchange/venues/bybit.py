@@ -67,12 +67,11 @@ from bot.exchange.ccxt_limits import Pool, RateLimits
 from bot.exchange.ccxt_markets import is_contract
 from bot.exchange.ccxt_parse import dec_or_none
 from bot.exchange.gateway import ContractSetting, FatalError
+from bot.exchange.venues.account_margin import with_account_margin
 from bot.exchange.venues.base import CcxtVenue, Raw, by_market_type, perpetuals, pick_rows
 from bot.exchange.venues.settings import Held
 
 _ORDERS_BY_LINK = ("fetch_open_orders", "fetch_canceled_and_closed_orders")
-# The settle coins of linear contracts: on a cross account their margin is the account's.
-USD_SETTLED = frozenset({"USDT", "USDC"})
 
 
 class BybitVenue(CcxtVenue):
@@ -319,12 +318,7 @@ def margin_balances(raw: Mapping[str, Any]) -> dict[str, Balance]:
             equity = balance.total + (dec_or_none(row.get("unrealisedPnl")) or ZERO)
         result[asset] = replace(balance, equity=equity)
     figures = account_margin(raw.get("info"))
-    if figures is not None:
-        available, margin_balance = figures
-        for asset in {"USDT", *(a for a in USD_SETTLED if a in result)}:
-            total = result[asset].total if asset in result else ZERO
-            result[asset] = Balance(asset, available, total, margin_balance)
-    return result
+    return result if figures is None else with_account_margin(result, *figures)
 
 
 def account_margin(info: Any) -> tuple[Decimal, Decimal] | None:

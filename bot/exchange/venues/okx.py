@@ -44,6 +44,14 @@ What differs from plain ccxt (ccxt 4.5.90; each point is proven against the emul
   swaps with the linear ones, and the funding bills (type 8) carry them, ``ccy`` the coin.
   Orders name ``tdMode`` cross or isolated as for a linear swap; leverage is set per
   instrument and margin mode (``tests/emulator/test_okx_inverse_with_ccxt.py``).
+* multi-currency margin (account level 3; 4, portfolio margin, alike): every coin backs
+  the cross contracts at its tiered discount rate, so the USDT/USDC swaps' margin is the
+  account's: the same balance answer's account-level ``availEq`` is their free margin and
+  ``adjEq`` their equity (USD; ccxt keeps both only in ``info``), and a cross position's
+  ``liqPx`` is OKX's account-level estimate ("" when no price of its coin alone gets
+  there). At level 2 OKX leaves those fields empty and the USDT row is read as before
+  (``tests/emulator/test_okx_multi_currency_with_ccxt.py``,
+  ``tests/integration/test_daemon_okx_unified.py``).
 * testnet: OKX's demo trading is ccxt's sandbox (header ``x-simulated-trading: 1``),
   with a demo key made in the live site's demo-trading mode.
 """
@@ -62,6 +70,7 @@ from bot.exchange.ccxt_limits import RateLimits
 from bot.exchange.ccxt_markets import is_contract
 from bot.exchange.ccxt_parse import dec_or_none, ms_time
 from bot.exchange.gateway import ContractSetting, DuplicateOrderError, FatalError, parse_symbol
+from bot.exchange.venues.account_margin import with_account_margin
 from bot.exchange.venues.base import CcxtVenue, Raw, by_market_type, known_market
 from bot.exchange.venues.settings import Held
 
@@ -117,8 +126,13 @@ class OkxVenue(CcxtVenue):
         return account_balances(await self.one_wallet(keep=True))
 
     async def margin_balances(self) -> Mapping[str, Balance]:
-        """The trading account: ``total`` the cash balance, ``equity`` with the uPnL."""
-        return account_balances(await self.one_wallet(keep=False))
+        """The trading account: ``total`` the cash balance, ``equity`` with the uPnL; at
+        account level 3 the USD-settled contracts' free margin and equity are the
+        account's ``availEq`` and ``adjEq`` (the coins at their discount rates)."""
+        raw = await self.one_wallet(keep=False)
+        balances = account_balances(raw)
+        figures = account_margin(raw.get("info"))
+        return balances if figures is None else with_account_margin(balances, *figures)
 
     async def positions(self, symbols: Sequence[str]) -> list[Raw]:
         """Every open position of the account in one request."""
@@ -315,6 +329,19 @@ def account_balances(raw: Mapping[str, Any]) -> dict[str, Balance]:
             asset=asset, free=free, total=cash, equity=cash if equity is None else equity
         )
     return result
+
+
+def account_margin(info: Any) -> tuple[Decimal, Decimal] | None:
+    """The account-level ``availEq`` and ``adjEq`` (USD) of /account/balance's answer at
+    level 3 (multi-currency margin; 4, portfolio margin, alike); None where OKX leaves
+    them empty (level 2: each currency margins the contracts it settles)."""
+    data = info.get("data") if isinstance(info, Mapping) else None
+    for account in data or []:
+        available = dec_or_none(account.get("availEq"))
+        adjusted = dec_or_none(account.get("adjEq"))
+        if available is not None and adjusted is not None:
+            return available, adjusted
+    return None
 
 
 def _detail_rows(info: Any) -> list[Mapping[str, Any]]:

@@ -18,6 +18,7 @@ from typing import Any
 from tests.support.emulators.binance._binance_models import ceil_to, floor_to
 from tests.support.emulators.okx import _okx_checks as checks
 from tests.support.emulators.okx._okx_account import TAKER_FEE, Account
+from tests.support.emulators.okx._okx_collateral import MultiCurrencyMargin
 from tests.support.emulators.okx._okx_models import (
     ZERO,
     EmulatedOrder,
@@ -56,6 +57,7 @@ class Engine:
         self.orders: dict[str, EmulatedOrder] = {}
         self.client_order_id_scope = "open"
         self.account = Account(clock, self.instruments, self.mark_of)
+        self.multi = MultiCurrencyMargin(self)  # acctLv 3: the coins as collateral
         self._order_ids = itertools.count(700_000_000_000_000_001)
         for market in markets:
             self._add_market(market)
@@ -328,7 +330,7 @@ class Engine:
             lever = self.account.lever(inst.inst_id, td_mode, pos_side)
             need = reference / lever + reference * TAKER_FEE
             ccy = inst.settle_ccy
-            have = self.account.available(ccy, frozen)
+            have = self.multi.available(ccy, td_mode, frozen)
         elif side == "buy":
             ccy, need = market.quote, value
             have = self.account.cash.get(ccy, ZERO) - frozen.get(ccy, ZERO)

@@ -122,32 +122,34 @@ class AccountApi:
         frozen = self.engine.ord_frozen()
         details = [self._detail(c, snap, frozen) for c in ccys if c in snap.cash or wanted]
         total = sum((Decimal(d["eqUsd"]) for d in details), ZERO)
-        margin = self.account.acct_lv != "1"
-        imr = sum((Decimal(d["imr"] or 0) for d in details), ZERO)
-        mmr = sum((Decimal(d["mmr"] or 0) for d in details), ZERO)
-        return [
-            {
-                "adjEq": _blank(total, margin),
-                "availEq": _blank(sum((Decimal(d["availEq"] or 0) for d in details), ZERO), margin),
-                "borrowFroz": "",
-                "details": details,
-                "imr": _blank(imr, margin),
-                "isoEq": fmt(sum((Decimal(d["isoEq"]) for d in details), ZERO)),
-                "mgnRatio": fmt_ratio(total / mmr) if margin and mmr > 0 else "",
-                "mmr": _blank(mmr, margin),
-                "notionalUsd": fmt(sum((v.notional_usd for v in self.account.views(snap)), ZERO)),
-                "ordFroz": fmt(sum(frozen.values(), ZERO)),
-                "totalEq": fmt(total),
-                "uTime": str(snap.u_time),
-                "upl": fmt(sum((Decimal(d["upl"]) for d in details), ZERO)),
-            }
-        ]
+        # adjEq, availEq, imr, mmr and mgnRatio are the account's at level 3 (multi-
+        # currency margin, _okx_collateral); OKX leaves them empty at level 2.
+        row = {
+            "adjEq": "",
+            "availEq": "",
+            "borrowFroz": "",
+            "details": details,
+            "imr": "",
+            "isoEq": fmt(sum((Decimal(d["isoEq"]) for d in details), ZERO)),
+            "mgnRatio": "",
+            "mmr": "",
+            "notionalUsd": fmt(sum((v.notional_usd for v in self.account.views(snap)), ZERO)),
+            "ordFroz": fmt(sum(frozen.values(), ZERO)),
+            "totalEq": fmt(total),
+            "uTime": str(snap.u_time),
+            "upl": fmt(sum((Decimal(d["upl"]) for d in details), ZERO)),
+        }
+        if self.engine.multi.active:
+            self.engine.multi.rewrite_balance(row, snap)
+        return [row]
 
     # ------------------------------------------------------------------ positions
     def _position(self, v: PositionView) -> JSON:
         s = v.state
         iso = s.mgn_mode == "isolated"
         opening = v.opening
+        liq_px = self.engine.multi.liq_px(v)  # the account's at level 3
+        multi_ratio = self.engine.multi.margin_ratio(v)
         return {
             "adl": "1",
             "availPos": fmt(abs(s.pos)) if iso else "",
@@ -168,11 +170,13 @@ class AccountApi:
             "liab": "",
             "liabCcy": "",
             "liqPenalty": "0",
-            "liqPx": fmt_ratio(v.liq_px, 2) if v.liq_px > 0 else "",
+            "liqPx": fmt_ratio(liq_px, 2) if liq_px > 0 else "",
             "margin": fmt(v.margin) if iso else "",
             "markPx": fmt(v.mark),
             "mgnMode": s.mgn_mode,
-            "mgnRatio": fmt_ratio((v.margin + v.upl if iso else v.cash + v.upl) / v.mmr)
+            "mgnRatio": multi_ratio
+            if multi_ratio is not None
+            else fmt_ratio((v.margin + v.upl if iso else v.cash + v.upl) / v.mmr)
             if v.mmr
             else "",
             "mmr": fmt(v.mmr),

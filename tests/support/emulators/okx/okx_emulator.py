@@ -19,8 +19,12 @@ and open orders' margin, ``availEq`` is ``eq`` minus ``frozenBal``. Account leve
 (spot and futures mode): each order names cross or isolated (``tdMode``). The
 liquidation price is the one-position inverse formula ``(face + mmr x |face|) /
 (collateral + face / entry)`` (face signed), empty when no price liquidates it (a short
-whose coins cover its face). Not emulated: coin-margined dated futures, multi-currency
-margin (acctLv 3-4 behave as 2), auto-borrow, position tiers.
+whose coins cover its face). Account level 3 (multi-currency margin; 4 alike): every
+coin backs the cross positions at its tiered discount rate, the balance's account-level
+figures and a cross position's liqPx are the account's, and the venue liquidates at a
+margin ratio of 100 % (``_okx_collateral``; ``set_discount_tiers``, ``account_figures``,
+``liquidations``). Not emulated: coin-margined dated futures, auto-borrow, position
+tiers.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from typing import Any
 
 from aiohttp import web
 
+from tests.support.emulators.okx._okx_collateral import DiscountApi, MultiFigures, Tiers
 from tests.support.emulators.okx._okx_engine import Engine
 from tests.support.emulators.okx._okx_guard import Credentials, RateLimiter, authenticate
 from tests.support.emulators.okx._okx_models import (
@@ -109,6 +114,9 @@ class OkxEmulator:
             **PublicApi(self._engine).routes,
             **AccountApi(self._engine).routes,
             **TradeApi(self._engine).routes,
+            ("GET", "/api/v5/public/discount-rate-interest-free-quota"): Route(
+                DiscountApi(self._engine.multi).discount_rates, False, 2
+            ),
         }
         self.limiter = RateLimiter()
         self.url = ""
@@ -196,14 +204,34 @@ class OkxEmulator:
     def set_price(self, base_or_id: str, price: Decimal, spread_bps: Decimal = Decimal(2)) -> None:
         """Set last/mark and bid/ask of a coin's instruments; fills crossing limits."""
         self._engine.set_price(base_or_id, Decimal(price), Decimal(spread_bps))
+        self._engine.multi.liquidate_if_due()
 
     def set_balance(self, ccy: str, amount: Decimal) -> None:
         """Set the trading account's cash balance (cashBal) of ``ccy``."""
         self._engine.account.set_cash(ccy, Decimal(amount))
 
     def set_account_level(self, level: str) -> None:
-        """acctLv: ``1`` spot mode (no contracts, 51010), ``2`` spot and futures, 3-4."""
+        """acctLv: ``1`` spot mode (no contracts, 51010), ``2`` spot and futures, ``3``
+        multi-currency margin (the coins as collateral; 4 alike)."""
         self._engine.account.acct_lv = str(level)
+
+    def set_discount_tiers(self, ccy: str, tiers: Tiers) -> None:
+        """A coin's discount-rate tiers at level 3: (from this many coins, the rate)."""
+        self._engine.multi.tier_overrides[ccy] = tiers
+
+    def account_figures(self) -> MultiFigures:
+        """The account's level-3 figures now (unlagged): adjEq, imr, mmr, fees."""
+        return self._engine.multi.figures(lagged=False)
+
+    def total_eq(self) -> Decimal:
+        """True (unlagged) totalEq: every coin's equity at its full USD value."""
+        account, multi = self._engine.account, self._engine.multi
+        snap = account.view(lagged=False)
+        return sum(((snap.cash[c] + account.upl(c, snap)) * multi.usd(c) for c in snap.cash), ZERO)
+
+    def liquidations(self) -> list[tuple[int, Decimal, Decimal]]:
+        """The account's liquidations at level 3: (time ms, adjEq, mmr + fees)."""
+        return list(self._engine.multi.liquidations)
 
     def set_position_mode(self, mode: str) -> None:
         """``net_mode`` or ``long_short_mode``, without OKX's 59000 check."""
