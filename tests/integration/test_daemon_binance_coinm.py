@@ -104,14 +104,15 @@ async def test_binance_loads_coinm_as_100_usd_contracts_and_reads_its_wallet_apa
 async def test_a_steady_coinm_cycle_asks_what_a_linear_one_does_from_dapi(
     binance: InverseVenue,
 ) -> None:
-    """Five requests, as a USDⓈ-M pair's cycle: spot's wallet, and COIN-M's wallet,
-    positions, bid/ask and mark/funding in place of USDⓈ-M's (no /fapi read at all)."""
+    """Four requests, as a USDⓈ-M pair's cycle: spot's wallet, and COIN-M's wallet,
+    positions and bid/ask in place of USDⓈ-M's (no /fapi read at all); the mark/funding
+    read (/dapi/v1/premiumIndex) is once a minute, not in every steady cycle
+    (``bot.exchange.rate_poll``)."""
     requests = await scenario.steady_cycle_requests(binance)
     assert requests == {
         ("GET", "/api/v3/account"): 1,
         ("GET", "/dapi/v1/account"): 1,
         ("GET", "/dapi/v1/positionRisk"): 1,
-        ("GET", "/dapi/v1/premiumIndex"): 1,
         ("GET", "/dapi/v1/ticker/bookTicker"): 1,
     }
 
@@ -145,9 +146,7 @@ async def test_linear_and_inverse_pairs_on_one_account_add_one_request_per_endpo
         ("GET", "/dapi/v1/positionRisk"): 1,
         ("GET", "/fapi/v1/ticker/bookTicker"): 1,
         ("GET", "/dapi/v1/ticker/bookTicker"): 1,
-        ("GET", "/fapi/v1/premiumIndex"): 1,
-        ("GET", "/dapi/v1/premiumIndex"): 1,
-    }
+    }  # the funding rates (premiumIndex, both) once a minute, not in this cycle
 
 
 async def test_coinm_in_hedge_mode_shorts_the_short_side(binance: InverseVenue) -> None:

@@ -44,14 +44,14 @@ async def test_a_restart_finds_a_coin_margined_order_of_unknown_outcome_by_clien
 
 
 async def test_a_steady_cycle_asks_what_a_linear_pair_asks(okx: InverseVenue) -> None:
-    """No request for the inverse swap alone: positions without an instrument type, the
-    SWAP tickers and the funding rates list it with the linear swaps."""
+    """No request for the inverse swap alone: positions without an instrument type and
+    the SWAP tickers list it with the linear swaps (as do the funding rates, read once a
+    minute, not in every steady cycle: ``bot.exchange.rate_poll``)."""
     requests = await scenario.steady_cycle_requests(okx)
     assert requests == {
         ("GET", "/api/v5/account/balance"): 1,  # the spot coins and the swap's margin
         ("GET", "/api/v5/account/positions"): 1,
         ("GET", "/api/v5/market/tickers"): 1,  # instType SWAP
-        ("GET", "/api/v5/public/funding-rate"): 1,
     }
     emulator = okx.harness.emulator
     asked = dict(zip(emulator.request_log, emulator.request_queries, strict=True))

@@ -177,7 +177,11 @@ async def test_a_fresh_account_is_read_in_a_few_requests_and_set_once_per_contra
     assert count(sent, venue.reads, "GET") <= venue.read_bound
     sets = Counter(p for (m, p), n in sent.items() for _ in range(n) if p in venue.sets)
     leverage_path = min(venue.sets, key=lambda p: "leverage" not in p)
-    assert sets[leverage_path] == PAIRS  # every leverage differs from the venue's default
+    # Every leverage differs from the venue's default: one set per contract, plus those
+    # the venue answered with its rate-limit code and the gateway sent again (requests
+    # granted in one window can reach the venue bunched in its next, as a loaded machine
+    # or a network delay makes them; what the venue took counts once per contract).
+    assert sets[leverage_path] - venue.harness.rate_limited(leverage_path) == PAIRS
     margin_sets = sum(n for p, n in sets.items() if p != leverage_path)
     # Binance: one marginType per contract; Bybit: one for the account; OKX: none (tdMode).
     assert margin_sets == {"binance": PAIRS, "bybit": 1, "okx": 0}[venue.harness.name]

@@ -80,6 +80,10 @@ class Harness:
     def accepted(self) -> list[Accepted]:
         raise NotImplementedError
 
+    def rate_limited(self, path: str) -> int:
+        """How many requests to ``path`` the venue answered with its rate-limit code."""
+        return 0
+
     def faults(self) -> list[FaultCase]:
         raise NotImplementedError
 
@@ -311,6 +315,9 @@ class BybitHarness(Harness):
     def position(self) -> Decimal:
         return D(self.emulator.position("BTCUSDT"))
 
+    def rate_limited(self, path: str) -> int:
+        return int(self.emulator.uid_limiter.refused.count(path))
+
     def accepted(self) -> list[Accepted]:
         return [
             Accepted(
@@ -430,6 +437,9 @@ class OkxHarness(Harness):
 
     def position(self) -> Decimal:
         return D(self.emulator.position("BTC-USDT-SWAP")) * self.CONTRACT
+
+    def rate_limited(self, path: str) -> int:
+        return int(self.emulator.limiter.refused.count(path))
 
     def accepted(self) -> list[Accepted]:
         # OKX names a limit IOC order's type "ioc".

@@ -301,13 +301,10 @@ class CcxtVenue:
         """``params`` of each ``fetch_funding_history`` request: every linear contract."""
         return [{"type": "swap", "subType": "linear"}]
 
-    def open_orders_params(self) -> dict[str, Any]:
-        """``params`` of ``fetch_open_orders`` without a symbol: every linear contract."""
-        return {"type": "swap", "subType": "linear"}
-
     def open_orders_requests(self, symbols: Iterable[str]) -> list[dict[str, Any]]:
-        """``params`` of each ``fetch_open_orders`` request for the contracts ``symbols``."""
-        return [self.open_orders_params()]
+        """``params`` of each ``fetch_open_orders`` request (without a symbol) for the
+        contracts ``symbols``: one, of every linear contract."""
+        return [{"type": "swap", "subType": "linear"}]
 
     # -- orders ----------------------------------------------------------------------------
 

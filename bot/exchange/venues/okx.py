@@ -181,9 +181,9 @@ class OkxVenue(CcxtVenue):
         """Bills of type 8 (ccxt's), nothing unified forwarded into OKX's query."""
         return [{}]
 
-    def open_orders_params(self) -> dict[str, Any]:
+    def open_orders_requests(self, symbols: Iterable[str]) -> list[dict[str, Any]]:
         """/trade/orders-pending without an instrument type: every pending order."""
-        return {}
+        return [{}]
 
     async def before_send(self, request: OrderRequest) -> None:
         """OKX refuses a used ``clOrdId`` (51016) only while its order is live: a done

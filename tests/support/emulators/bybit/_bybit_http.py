@@ -100,6 +100,7 @@ class UidLimiter:
 
     limits: dict[str, int] = field(default_factory=dict)
     _seen: dict[str, deque[int]] = field(default_factory=dict)
+    refused: list[str] = field(default_factory=list)  # the path of each 10006 answer
 
     def take(self, path: str, default: int, now_ms: int) -> dict[str, str]:
         """Count a request; its X-Bapi-Limit headers, or 10006 with them when over."""
@@ -109,6 +110,7 @@ class UidLimiter:
             seen.popleft()
         if len(seen) >= limit:
             headers = self.headers(limit, 0, seen[0] + 1000)
+            self.refused.append(path)
             raise LimitExceeded(headers)
         seen.append(now_ms)
         return self.headers(limit, limit - len(seen), now_ms)

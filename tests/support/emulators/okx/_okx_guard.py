@@ -95,6 +95,7 @@ class RateLimiter:
         self.enabled = True
         self.overrides: dict[str, tuple[int, float]] = {}
         self._hits: dict[tuple[str, str], deque[float]] = {}
+        self.refused: list[str] = []  # the path of each request answered 50011
 
     def check(
         self, path: str, limit: int, window_s: float, keys: Iterable[str], now: float
@@ -112,6 +113,7 @@ class RateLimiter:
             while hits and hits[0] <= now - window_s:
                 hits.popleft()
             if len(hits) + count > limit:
+                self.refused.append(path)
                 raise OkxError("50011", RATE_LIMIT_MSG, 429)
             windows.append((hits, count))
         for hits, count in windows:
