@@ -41,6 +41,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 from bench_venues import (  # noqa: E402
     MARGIN,
     REAL_SIZE,
+    StartUp,
     VenueEmulator,
     cpu_seconds,
     endpoints,
@@ -189,21 +190,22 @@ async def watch_loops(
     return ends[0], cpu_marks[-1] - cpu_marks[1]
 
 
-async def hedgebot_starts(emulator: VenueEmulator, run: int, tmp: Path) -> tuple[float, float]:
+async def hedgebot_starts(emulator: VenueEmulator, run: int, tmp: Path) -> tuple[StartUp, StartUp]:
     """hedgebot's 2-pair start on a fresh account (coins no run has touched, a new
-    database), then its restart: seconds from launch to the first completed cycle."""
+    database), then its restart: wall and CPU seconds from launch to the first completed
+    cycle."""
     coins = made_up_coins("bybit", REAL_SIZE)[2 * run : 2 * run + 2]
     database = tmp / f"hedgebot{run}.db"
     fresh = await start_up(emulator, coins, database, restart=False)
     again = await start_up(emulator, coins, database, restart=True)
-    return fresh.wall_s, again.wall_s
+    return fresh, again
 
 
 async def main(loops: int, runs: int, hedgebot: bool) -> None:
     print(machine_line())
     freqtrade_bin()
     results: list[Run] = []
-    ours: list[tuple[float, float]] = []
+    ours: list[tuple[StartUp, StartUp]] = []
     async with running("bybit", REAL_SIZE) as emulator:
         await emulator.set_coin("USDT", MARGIN)
         with tempfile.TemporaryDirectory() as tmp:
@@ -224,14 +226,19 @@ async def main(loops: int, runs: int, hedgebot: bool) -> None:
         f"CPU per loop median {cpu:.1f} ms ({runs} runs)"
     )
     if ours:
-        for i, (fresh, again) in enumerate(ours, 1):
-            print(f"hedgebot run {i}: fresh account {fresh:.2f} s, restart {again:.2f} s")
-        fresh = statistics.median(f for f, _ in ours)
-        again = statistics.median(a for _, a in ours)
+        for i, (f, a) in enumerate(ours, 1):
+            print(
+                f"hedgebot run {i}: fresh account {f.wall_s:.2f} s (CPU {f.cpu_s:.2f} s), "
+                f"restart {a.wall_s:.2f} s (CPU {a.cpu_s:.2f} s)"
+            )
+        fresh = statistics.median(f.wall_s for f, _ in ours)
+        again = statistics.median(a.wall_s for _, a in ours)
+        fresh_cpu = statistics.median(f.cpu_s for f, _ in ours)
+        again_cpu = statistics.median(a.cpu_s for _, a in ours)
         print(
             f"hedgebot 2 pairs, launch to first completed cycle, median: fresh account "
-            f"{fresh:.2f} s ({fresh / first:.2f} x freqtrade's), restart {again:.2f} s "
-            f"({again / first:.2f} x)"
+            f"{fresh:.2f} s ({fresh / first:.2f} x freqtrade's, CPU {fresh_cpu:.2f} s), "
+            f"restart {again:.2f} s ({again / first:.2f} x, CPU {again_cpu:.2f} s)"
         )
     last = results[-1]
     print(f"freqtrade requests (last run): {endpoints(last.requests)}")

@@ -199,11 +199,17 @@ class HedgeDaemon:
         refuse_add_margin_without_history(
             self._active, self.accounts, self._settings.risk.on_liquidation_risk
         )
-        await self.reconcile.restore()
-        await self.targets.restore(self._pairs)
-        await self.targets.load_overrides()
         now = self._clock.now()
-        snapshots = await self.observe()
+        # The store's reads and the venue's are independent: the store is read during
+        # the venue's round trips instead of before them. Each error is raised as is.
+        restoring = asyncio.create_task(self._restore())
+        try:
+            snapshots = await self.observe()
+        except BaseException:
+            restoring.cancel()
+            await asyncio.gather(restoring, return_exceptions=True)
+            raise
+        await restoring
         refuse_inverse_coins_in_spot_only(self._active, self.accounts, snapshots)
         leverages = start_leverages(
             self._active, self.accounts, snapshots, self.observing.markets, self.targets, now
@@ -214,6 +220,12 @@ class HedgeDaemon:
             self._active, self.accounts, self.observing.markets, leverages, now
         )
         await _record_start(self._repo, self._settings, self.instance_id, self.accounts)
+
+    async def _restore(self) -> None:
+        """What the store says of the pairs: last seen state, regimes, set targets."""
+        await self.reconcile.restore()
+        await self.targets.restore(self._pairs)
+        await self.targets.load_overrides()
 
     async def stop(self, reason: str) -> None:
         """Give back the leases and record the stop; the caller closes venues and database."""

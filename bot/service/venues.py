@@ -2,18 +2,23 @@
 
 ccxt (``bot.exchange.ccxt_gateway``, ``bot.exchange.live_feed``) is imported only where a
 ccxt client is built: ``import ccxt.async_support`` costs about 0.6 s and 80 MB, which the
-paper daemon on simulated prices does not need.
+paper daemon on simulated prices does not need. The paper venue and its price feeds
+(``bot.exchange.paper``, ``bot.exchange.feeds``) are likewise imported only in paper mode.
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 from bot.clock import Clock
 from bot.config import Settings
 from bot.config_view import PAPER_ACCOUNT
 from bot.domain.paper_account import PaperAccountStore
-from bot.exchange.feeds import PriceFeed, feed_from_config
 from bot.exchange.gateway import ExchangeGateway
-from bot.exchange.paper import PaperVenue
+
+if TYPE_CHECKING:
+    from bot.exchange.feeds import PriceFeed
+    from bot.exchange.paper import PaperVenue
 
 
 async def open_paper_venue(
@@ -22,12 +27,15 @@ async def open_paper_venue(
     clock: Clock,
     *,
     feed: PriceFeed | None = None,
-    venue_class: type[PaperVenue] = PaperVenue,
+    venue_class: type[PaperVenue] | None = None,
 ) -> PaperVenue:
     """The paper venue, its account loaded from the store (or started from config).
 
     ``feed`` replaces the config's price source (a backtest's recorded path, a test's
     hand-set prices); ``venue_class`` a subclass of the venue (tests inject faults)."""
+    from bot.exchange.feeds import feed_from_config
+    from bot.exchange.paper import PaperVenue
+
     if feed is None:
         if settings.paper.feed == "live":
             from bot.exchange.live_feed import LiveFeed  # ccxt loads only for a live feed
@@ -35,7 +43,7 @@ async def open_paper_venue(
             feed = LiveFeed.from_config(settings.paper, clock)
         else:
             feed = feed_from_config(settings.paper)
-    return await venue_class.open(
+    return await (venue_class or PaperVenue).open(
         settings.paper,
         feed,
         clock,
@@ -51,7 +59,7 @@ async def open_gateways(
     clock: Clock,
     *,
     feed: PriceFeed | None = None,
-    venue_class: type[PaperVenue] = PaperVenue,
+    venue_class: type[PaperVenue] | None = None,
 ) -> dict[str, ExchangeGateway]:
     """Every account the pairs use, by name; in paper mode the one paper account
     (``feed`` and ``venue_class`` as for :func:`open_paper_venue`)."""

@@ -14,6 +14,7 @@ import signal
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import structlog
 
@@ -22,9 +23,7 @@ from bot.config import Settings
 from bot.config_view import PAPER_ACCOUNT
 from bot.domain.paper_account import InMemoryPaperAccountStore, PaperAccountStore
 from bot.domain.words import plural
-from bot.exchange.feeds import PriceFeed
 from bot.exchange.gateway import ExchangeGateway, FatalError
-from bot.exchange.paper import PaperVenue
 from bot.execution.executor import Executor
 from bot.service.cycle.accounts import Accounts
 from bot.service.cycle.observe import load_listed_markets
@@ -35,6 +34,10 @@ from bot.service.runtime import ServiceRuntime, check_http_port
 from bot.service.venues import open_exchange_gateways, open_gateways
 from bot.store.instance import InstanceLockedError, runs_alone, single_instance
 from bot.store.repository import Repository
+
+if TYPE_CHECKING:  # the paper venue and its feeds: imported in paper mode only (venues.py)
+    from bot.exchange.feeds import PriceFeed
+    from bot.exchange.paper import PaperVenue
 
 log = structlog.get_logger("hedgebot")
 
@@ -53,6 +56,8 @@ class BuiltDaemon:
     @property
     def venue(self) -> PaperVenue:
         """The paper account's venue (paper mode)."""
+        from bot.exchange.paper import PaperVenue
+
         gateway = self.gateways.get(PAPER_ACCOUNT)
         if not isinstance(gateway, PaperVenue):
             raise TypeError(f"no paper venue: the accounts are {sorted(self.gateways)}")
@@ -71,7 +76,7 @@ async def build_daemon(
     *,
     paper_store: PaperAccountStore | None = None,
     feed: PriceFeed | None = None,
-    venue_class: type[PaperVenue] = PaperVenue,
+    venue_class: type[PaperVenue] | None = None,
     executor: Executor | None = None,
     instance_id: str | None = None,
     runtime: ServiceRuntime | None = None,
@@ -109,7 +114,7 @@ async def open_daemon(
     repository: Repository,
     paper_store: PaperAccountStore | None = None,
     feed: PriceFeed | None = None,
-    venue_class: type[PaperVenue] = PaperVenue,
+    venue_class: type[PaperVenue] | None = None,
     instance_id: str | None = None,
     runtime: ServiceRuntime | None = None,
     start: bool = True,

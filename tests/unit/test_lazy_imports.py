@@ -187,6 +187,31 @@ def test_the_paper_daemon_wiring_loads_neither_ccxt_nor_matplotlib() -> None:
     assert loaded_after(code) == dict.fromkeys(HEAVY, False)
 
 
+def test_the_exchange_daemon_wiring_loads_no_paper_venue() -> None:
+    # `hedgebot run` on testnet or live: what the command and its wiring import before
+    # the accounts' ccxt gateways are built. The paper venue and its price feeds come
+    # with paper mode (bot.service.venues.open_paper_venue).
+    modules = ("bot.exchange.paper", "bot.exchange.feeds")
+    code = "import bot.cli.run, bot.service.wiring, bot.service.venues"
+    assert loaded_after(code, modules) == dict.fromkeys(modules, False)
+
+
+def test_the_paper_venue_still_loads_in_paper_mode() -> None:
+    # The probe sees the paper venue once a paper daemon's gateways are opened.
+    code = (
+        "import asyncio\n"
+        "from bot.clock import FakeClock\n"
+        "from bot.config import Settings\n"
+        "from bot.domain.paper_account import InMemoryPaperAccountStore\n"
+        "from bot.service.venues import open_gateways\n"
+        "settings = Settings.model_validate({'mode': 'paper', 'pairs': [{'name': 'BTC', "
+        "'spot_symbol': 'BTC/USDT', 'perp_symbol': 'BTC/USDT:USDT'}]})\n"
+        "asyncio.run(open_gateways(settings, InMemoryPaperAccountStore(), FakeClock()))"
+    )
+    modules = ("bot.exchange.paper", "bot.exchange.feeds")
+    assert loaded_after(code, modules) == dict.fromkeys(modules, True)
+
+
 @pytest.mark.parametrize(
     ("module", "library"),
     [("bot.exchange.ccxt_gateway", "ccxt"), ("bot.backtest.report", "matplotlib")],
