@@ -10,8 +10,8 @@ restart: everything already holds, the hedges are open). The client uses ccxt's 
 
 Prints per venue and run: the wall time of start (gateways, markets, start checks,
 leverage) and of the first cycle, this process's CPU time over both (the emulator's work
-is in the child), the requests the account's limiter held back (waits) and the start's
-requests by endpoint.
+is in the child), the requests the account's limiter held back (waits), those the
+emulator refused for its rate limits and the start's requests by endpoint.
 
 Run: `.venv/bin/python bench/bench_start.py --venues binance,bybit,okx --pairs 200`.
 """
@@ -102,9 +102,20 @@ async def _serve_async(venue: str, pairs: int, conn: Connection) -> None:
         command = await loop.run_in_executor(None, conn.recv)
         if command == "log":
             conn.send(list(emulator.request_log))
+        elif command == "refused":
+            conn.send(_refused(venue, emulator))
         else:
             break
     await emulator.stop()
+
+
+def _refused(venue: str, emulator: Any) -> int:
+    """The requests the emulator refused for its rate limits so far."""
+    if venue == "binance":
+        return len(emulator.fapi_limits.refused) + len(emulator.dapi_limits.refused)
+    if venue == "bybit":
+        return len(emulator.uid_limiter.refused)
+    return len(emulator.limiter.refused)
 
 
 def _account(venue: str, config: dict[str, Any]) -> dict[str, Any]:
@@ -147,6 +158,7 @@ class Run:
     cycle_s: float
     cpu_s: float
     waits: int
+    refused: int
     errors: int
     start_log: list[tuple[str, str]]
     cycle_log: list[tuple[str, str]]
@@ -169,11 +181,14 @@ async def _one_start(settings: Settings, repository: Repository, conn: Connectio
     finally:
         await built.close_gateways()
     after = _log(conn)
+    conn.send("refused")
+    refused = int(conn.recv())
     return Run(
         started - began,
         cycled - resumed,
         cpu_start + cpu_cycle,
         waits,
+        refused,
         len(report.errors),
         middle[len(before) :],
         after[len(middle) :],
@@ -199,7 +214,8 @@ async def _bench(
             print(
                 f"{venue} {pairs} pairs, {kind}: start {run.start_s:.2f} s + first cycle "
                 f"{run.cycle_s:.2f} s = {run.start_s + run.cycle_s:.2f} s to the first "
-                f"completed cycle (CPU {run.cpu_s:.2f} s, limiter waits {run.waits}); "
+                f"completed cycle (CPU {run.cpu_s:.2f} s, limiter waits {run.waits}, "
+                f"refused by the venue so far {run.refused}); "
                 f"{run.errors} pair errors; requests: start {len(run.start_log)}, "
                 f"cycle {len(run.cycle_log)}"
             )

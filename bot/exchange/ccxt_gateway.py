@@ -47,7 +47,6 @@ from bot.exchange.ccxt_translate import Secrets, translate
 from bot.exchange.gateway import (
     ContractSetting,
     FatalError,
-    OrderRejectedError,
     RetryableError,
 )
 from bot.exchange.rate_poll import FundingRatePoll
@@ -374,27 +373,8 @@ class CcxtGateway:
 
     def _check_precision(self, request: OrderRequest) -> tuple[str, str | None]:
         with self._calls.translated("create_order", for_order=True):
-            return self._on_grid(request)
-
-    def _on_grid(self, request: OrderRequest) -> tuple[str, str | None]:
-        # ccxt truncates silently to the step; refuse instead of sending something else.
-        unit = self.venue.coins_per_unit(request.symbol)
-        units = request.amount / unit
-        amount = self._client.amount_to_precision(request.symbol, f"{units:f}")
-        if Decimal(amount) != units:
-            raise OrderRejectedError(
-                f"amount {request.amount} of {request.symbol} is not on the exchange's step; "
-                f"ccxt would send {Decimal(amount) * unit}: not sent"
-            )
-        price = None
-        if request.price is not None:
-            price = self._client.price_to_precision(request.symbol, str(request.price))
-            if Decimal(price) != request.price:
-                raise OrderRejectedError(
-                    f"price {request.price} of {request.symbol} is not on the exchange's tick; "
-                    f"ccxt would send {price}: not sent"
-                )
-        return amount, price
+            unit = self.venue.coins_per_unit(request.symbol)
+            return ccxt_markets.order_on_grid(self._client, request, unit)
 
     async def create_order(self, request: OrderRequest) -> OrderResult:
         """Send once (never retried: a lost answer is looked up), then confirm the fill."""
@@ -416,6 +396,13 @@ class CcxtGateway:
         unit = self.venue.coins_per_unit(request.symbol)
         sent = dec_or_none(ack.get("amount"))
         sent = None if sent is None else sent * unit
+        if ccxt_parse.is_final(ack, request.client_order_id):
+            # The answer is the order's end state (Binance's RESULT for an IOC or market
+            # order): its trades are all that is left to read. If they can't be, the
+            # order is looked up by client id, as a lost answer is: never sent again.
+            return ccxt_parse.with_notes(
+                request, sent, await self._with_trades(request.symbol, ack)
+            )
         try:
             confirmed = await self.fetch_order(request.symbol, request.client_order_id)
         except RetryableError as exc:
@@ -424,20 +411,17 @@ class CcxtGateway:
             )
             confirmed = None
         result = confirmed or ccxt_parse.order(ack, request.symbol, [], self._clock.now(), unit)
-        if sent is not None and sent != request.amount:
-            note = f"the exchange took amount {sent}, not {request.amount}"
-            result = ccxt_parse.with_reason(result, note)
-        if result.amount != request.amount and result.reason is None:
-            result = ccxt_parse.with_reason(
-                result, f"the exchange holds amount {result.amount} (asked {request.amount})"
-            )
-        return result
+        return ccxt_parse.with_notes(request, sent, result)
 
     async def fetch_order(self, symbol: str, client_order_id: str) -> OrderResult | None:
         """The order and its fills by client order id; None when the exchange has none."""
         raw = await self.venue.find_order(symbol, client_order_id)
         if raw is None:
             return None
+        return await self._with_trades(symbol, raw)
+
+    async def _with_trades(self, symbol: str, raw: Mapping[str, Any]) -> OrderResult:
+        """A ccxt order with its fills (read when something filled)."""
         trades: list[Any] = []
         if (dec_or_none(raw.get("filled")) or ZERO) > ZERO and raw.get("id") is not None:
             trades = await self.venue.order_trades(symbol, raw)

@@ -15,9 +15,9 @@ from typing import Any
 
 from ccxt.base.decimal_to_precision import DECIMAL_PLACES, SIGNIFICANT_DIGITS
 
-from bot.domain.models import ONE, ZERO, Market
+from bot.domain.models import ONE, ZERO, Market, OrderRequest
 from bot.exchange.ccxt_parse import dec, dec_or_none, ms_time
-from bot.exchange.gateway import FatalError, parse_symbol
+from bot.exchange.gateway import FatalError, OrderRejectedError, parse_symbol
 
 
 def is_contract(symbol: str) -> bool:
@@ -139,3 +139,25 @@ def suspension(raw: Mapping[str, Any]) -> str | None:
         return None
     info = raw.get("info") or {}
     return str(info.get("status") or info.get("contractStatus") or "inactive")
+
+
+def order_on_grid(client: Any, request: OrderRequest, unit: Decimal) -> tuple[str, str | None]:
+    """The order's amount (in the venue's units, ``unit`` coins each) and price as ccxt
+    sends them; ccxt truncates silently to the step, so an amount or price off the grid is
+    refused instead of sending something else."""
+    units = request.amount / unit
+    amount = client.amount_to_precision(request.symbol, f"{units:f}")
+    if Decimal(amount) != units:
+        raise OrderRejectedError(
+            f"amount {request.amount} of {request.symbol} is not on the exchange's step; "
+            f"ccxt would send {Decimal(amount) * unit}: not sent"
+        )
+    price = None
+    if request.price is not None:
+        price = client.price_to_precision(request.symbol, str(request.price))
+        if Decimal(price) != request.price:
+            raise OrderRejectedError(
+                f"price {request.price} of {request.symbol} is not on the exchange's tick; "
+                f"ccxt would send {price}: not sent"
+            )
+    return amount, price

@@ -27,6 +27,7 @@ from bot.domain.models import (
     Market,
     MarketStats,
     OrderBook,
+    OrderRequest,
     OrderResult,
     OrderStatus,
     Position,
@@ -275,6 +276,31 @@ def _status(status: Any, filled: Decimal) -> OrderStatus:
     if status == "rejected":
         return OrderStatus.REJECTED
     return OrderStatus.PARTIALLY_FILLED if filled > ZERO else OrderStatus.ACCEPTED
+
+
+def with_notes(request: OrderRequest, sent: Decimal | None, result: OrderResult) -> OrderResult:
+    """The result, with a reason where the venue took (``sent``, in coins) or holds
+    another amount than the request's."""
+    if sent is not None and sent != request.amount:
+        result = with_reason(result, f"the exchange took amount {sent}, not {request.amount}")
+    if result.amount != request.amount and result.reason is None:
+        result = with_reason(
+            result, f"the exchange holds amount {result.amount} (asked {request.amount})"
+        )
+    return result
+
+
+def is_final(raw: Mapping[str, Any], client_order_id: str) -> bool:
+    """Whether an order's create answer is its end state: a closed, canceled, expired or
+    rejected order of this client id, its filled amount and venue id given (Binance's
+    ``newOrderRespType`` RESULT for an IOC or market order). An acknowledgement (status
+    open or none, Bybit's and OKX's ids alone) is not."""
+    return (
+        raw.get("status") in ("closed", "canceled", "expired", "rejected")
+        and raw.get("clientOrderId") == client_order_id
+        and dec_or_none(raw.get("filled")) is not None
+        and raw.get("id") is not None
+    )
 
 
 def order(

@@ -168,6 +168,13 @@ FAULTS = [
         id="timeout-before-accept",
     ),
     pytest.param(Fault.DROP_AFTER_ACCEPT, {}, id="response-dropped-after-accept"),
+    pytest.param(
+        # The order's answer is its end state (FILLED), but its trades can't be read,
+        # past every retry: the order is looked up by client id, never sent again.
+        Fault.SERVER_ERROR,
+        {"path": "/fapi/v1/userTrades", "count": 5},
+        id="5xx-on-the-filled-order-s-trades",
+    ),
     pytest.param(Fault.PARTIAL_FILL, {"fraction": "0.4"}, id="partial-fill"),
     pytest.param(
         Fault.REJECT,
@@ -202,8 +209,10 @@ async def test_each_fault_leaves_no_crash_no_duplicate_and_an_audit_trail(
     )
     if refused_order:
         assert "order.rejected" in kinds
-    if fault is Fault.DROP_AFTER_ACCEPT or params.get("accept"):
+    if fault is Fault.DROP_AFTER_ACCEPT or params.get("accept") or "userTrades" in str(params):
         assert len(accepted(emulator)) == 1  # found by its client id, never sent again
+    if "userTrades" in str(params):
+        assert emulator.requests_to("/fapi/v1/order", "GET") >= 1  # it was looked up
     if fault is Fault.PARTIAL_FILL:
         assert len(accepted(emulator)) == 2  # the IOC remainder expired; the rest followed
 

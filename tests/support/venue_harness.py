@@ -198,6 +198,10 @@ class BinanceHarness(Harness):
             if e.outcome == "accepted" and e.venue == "futures"
         ]
 
+    def rate_limited(self, path: str) -> int:
+        limits = (self.emulator.fapi_limits, self.emulator.dapi_limits)
+        return sum(1 for lim in limits for _, p, _ in lim.refused if p == path)
+
     def faults(self) -> list[FaultCase]:
         e, order = self.emulator, {"path": "/fapi/v1/order", "method": "POST"}
         return [

@@ -124,3 +124,45 @@ async def test_bybit_orders_go_no_faster_than_its_documented_10_a_second() -> No
     limiter.watch(client)
     held = [await request(limiter, client, "v5/order/create") for _ in range(10)]
     assert held == [False] * 9 + [True]
+
+
+async def ccxt_request(limiter: Limiter, client: Any, api: str, method: str, path: str) -> bool:
+    """``request`` with ccxt's own api name and method (Binance's entries name a list)."""
+    cost = client.calculate_rate_limiter_cost([api], method, path, {}, {})
+    return await limiter.wait(cost)
+
+
+async def test_a_binance_futures_order_takes_no_request_weight_but_counts_as_an_order() -> None:
+    clock = FakeClock()
+    # ccxt's table costs a USDⓈ-M new order 4; Binance: "0 on IP rate limit", 1 on the
+    # order windows (300 per 10 s, 1,200 a minute).
+    client = FakeClient(50, {"order": 4, "openOrders": 40})
+    limiter = Limiter(client, BinanceVenue.rate_limits, clock=clock, sleep=clock.sleep)
+    limiter.watch(client)
+    orders = [
+        await ccxt_request(limiter, client, "fapiPrivate", "POST", "order") for _ in range(271)
+    ]
+    # 270 orders (90% of 300) leave at once: ccxt's cost would have held the 541st weight.
+    assert orders[:270] == [False] * 270
+    assert orders[270]  # the 271st waits for the 10-second window
+    assert clock.now - 1000.0 == pytest.approx(10 + LATENESS_S, abs=0.01)
+    # ... and the orders took none of the minute's 2,160 weight: 54 reads of 40 still pass.
+    started = clock.now
+    reads = [
+        await ccxt_request(limiter, client, "fapiPrivate", "GET", "openOrders") for _ in range(54)
+    ]
+    assert reads == [False] * 54
+    assert clock.now == started
+
+
+async def test_binance_orders_past_1080_a_minute_wait_for_the_minute() -> None:
+    clock = FakeClock()
+    client = FakeClient(50, {"order": 4})
+    limiter = Limiter(client, BinanceVenue.rate_limits, clock=clock, sleep=clock.sleep)
+    limiter.watch(client)
+    for _ in range(1080):  # 90% of 1,200 a minute, 270 per 10.1 s
+        await ccxt_request(limiter, client, "dapiPrivate", "POST", "order")
+    before = clock.now
+    assert await ccxt_request(limiter, client, "fapiPrivate", "POST", "order")
+    assert clock.now - 1000.0 == pytest.approx(60 + LATENESS_S, abs=0.01)
+    assert clock.now > before

@@ -608,6 +608,7 @@ class BinanceApi:
                     "limit": 2400,
                 },
                 {"rateLimitType": "ORDERS", "interval": "MINUTE", "intervalNum": 1, "limit": 1200},
+                {"rateLimitType": "ORDERS", "interval": "SECOND", "intervalNum": 10, "limit": 300},
             ],
             "exchangeFilters": [],
             "assets": [

@@ -26,6 +26,7 @@ from tests.support.emulators.binance._binance_models import (
     decimals_of,
     fmt,
 )
+from tests.support.emulators.binance._binance_weights import listed_weight
 
 Params = Mapping[str, str]
 JSON = Any
@@ -45,7 +46,7 @@ WEIGHTS: dict[tuple[str, str], tuple[int, int]] = {
     ("GET", f"{D}/balance"): (1, 1),
     ("GET", f"{D}/positionRisk"): (1, 1),
     ("GET", "/dapi/v2/leverageBracket"): (1, 1),
-    ("POST", f"{D}/order"): (1, 1),
+    ("POST", f"{D}/order"): (0, 0),  # "0 on IP rate limit": counted as an order
     ("GET", f"{D}/order"): (1, 1),
     ("DELETE", f"{D}/order"): (1, 1),
     ("GET", f"{D}/openOrders"): (1, 40),
@@ -61,8 +62,7 @@ WEIGHTS: dict[tuple[str, str], tuple[int, int]] = {
 
 def weight(method: str, path: str, params: Params) -> int:
     """The documented weight of one /dapi request (1 where none is listed)."""
-    with_symbol, without = WEIGHTS.get((method, path), (1, 1))
-    return with_symbol if "symbol" in params else without
+    return listed_weight(WEIGHTS, method, path, params)
 
 
 class CoinmApi:

@@ -10,8 +10,14 @@ Tests steer it with ``set_price``, ``set_*_balance``, ``inject`` (faults) and
 COIN-M (coin-margined) perpetuals under /dapi are listed when ``coinm_markets`` are given
 (``_binance_coinm``): their wallet is apart from spot and USDⓈ-M, reached with
 ``/sapi/v1/asset/transfer`` types ``MAIN_CMFUTURE`` and ``CMFUTURE_MAIN``; the
-``coinm_*`` methods steer and read it. /dapi answers carry their documented request
-weight in ``X-MBX-USED-WEIGHT-1M`` (``_binance_coinm_api.WEIGHTS``).
+``coinm_*`` methods steer and read it.
+
+Rate limits (``_binance_weights``): /fapi and /dapi requests each count their documented
+request weight in a minute of their own (2,400, ``X-MBX-USED-WEIGHT-1M``); a request over
+it is answered 429 -1003 with ``Retry-After``. A new futures order takes no weight and
+counts in the order windows (USDⓈ-M 300 per 10 s and 1,200 a minute; COIN-M 1,200 a
+minute): over them, 429 -1015. ``fapi_limits.refused`` lists what was refused. Spot
+(/api) is not limited.
 """
 
 from __future__ import annotations
@@ -34,9 +40,11 @@ from tests.support.emulators._common import (
     decimal_or_none,
     partial_fraction,
 )
+from tests.support.emulators.binance import _binance_coinm_api as coinm_api
+from tests.support.emulators.binance import _binance_weights as weights
 from tests.support.emulators.binance._binance_api import BinanceApi, Params, RequestContext, Route
 from tests.support.emulators.binance._binance_coinm import CoinmEngine, CoinmMarket, Liquidation
-from tests.support.emulators.binance._binance_coinm_api import CoinmApi, weight
+from tests.support.emulators.binance._binance_coinm_api import CoinmApi
 from tests.support.emulators.binance._binance_engine import Engine
 from tests.support.emulators.binance._binance_models import (
     DEFAULT_MARKETS,
@@ -138,7 +146,13 @@ class BinanceEmulator(LoopbackServer):
         self._engine = Engine(markets or DEFAULT_MARKETS, quote_asset, self._clock)
         self._api = BinanceApi(self._engine)
         self._coinm: CoinmEngine | None = None
-        self._dapi_weights: deque[tuple[float, int]] = deque()
+        # Request weight and new orders per API, as Binance counts them (_binance_weights).
+        self.fapi_limits = weights.FuturesLimits(weights.weight, weights.ORDER_PATHS)
+        self.dapi_limits = weights.FuturesLimits(
+            coinm_api.weight,
+            frozenset({("POST", "/dapi/v1/order"), ("PUT", "/dapi/v1/order")}),
+            order_windows=((weights.ORDERS_1M, 60.0, "1 MINUTE"),),
+        )
         self._used_weight = 0
         if coinm_markets:
             self._coinm = CoinmEngine(self._engine, coinm_markets)
@@ -369,11 +383,16 @@ class BinanceEmulator(LoopbackServer):
             form = await request.post()
             params.update({k: v for k, v in form.items() if isinstance(v, str)})
         self._used_weight = len(self._recent)
-        if path.startswith("/dapi/"):  # the documented weights, COIN-M's own count
-            self._dapi_weights.append((now, weight(method, path, params)))
-            while self._dapi_weights and self._dapi_weights[0][0] < now - 60:
-                self._dapi_weights.popleft()
-            self._used_weight = sum(w for _, w in self._dapi_weights)
+        limits = self._futures_limits(path)
+        if limits is not None:  # the documented weights and order counts of that API
+            try:
+                limits.take(method, path, params)
+            except weights.Refused as exc:
+                self._used_weight = limits.used_weight
+                self._log_order(self._creates(method, path), params, f"rejected:{exc.code}", None)
+                after = {} if exc.retry_after is None else {"Retry-After": str(exc.retry_after)}
+                return self._error(BinanceError(429, exc.code, exc.msg), headers=after)
+            self._used_weight = limits.used_weight
         route = self._api.routes.get((method, path))
         if route is None:
             self.unknown_requests.append((method, path))
@@ -458,6 +477,18 @@ class BinanceEmulator(LoopbackServer):
                 -1102,
                 "Mandatory parameter 'timestamp' was not sent, was empty/null, or malformed.",
             )
+
+    def _futures_limits(self, path: str) -> weights.FuturesLimits | None:
+        """The limits a path counts in: USDⓈ-M's, COIN-M's, or none (spot)."""
+        if path.startswith("/fapi/"):
+            return self.fapi_limits
+        if path.startswith("/dapi/"):
+            return self.dapi_limits
+        return None
+
+    def _creates(self, method: str, path: str) -> Venue | None:
+        route = self._api.routes.get((method, path))
+        return None if route is None else route.creates_order
 
     def _weight_headers(self) -> dict[str, str]:
         return {"X-MBX-USED-WEIGHT-1M": str(self._used_weight)}
