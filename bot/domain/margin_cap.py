@@ -12,6 +12,11 @@ Linear contracts pay in the quote (settle) asset: ``contracts x contract size x 
 at the fill price, ``face / price x (1 / leverage + fee)``; the market the policy sees is
 the linear one the contract is at the price it was sized at (``bot.domain.inverse.in_coins``),
 so its face value is ``contract size x that price``.
+
+A venue checks a limit order's margin at its limit price (Bybit), which for an IOC order
+is up to ``max_slippage_bps`` beyond the touch: an inverse sell's coins per USD contract
+grow as the price falls, a linear buy's quote as it rises. The cap prices each contract
+at the one of the touch and that limit that costs more (:func:`margin_price`).
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from bot.domain.models import ONE, ZERO, Market, Side
-from bot.domain.quantize import amount_problem, round_down
+from bot.domain.quantize import amount_problem, ioc_limit_price, round_down
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +39,9 @@ class MarginBudget:
     fee_rate: Decimal = ZERO
     # An inverse contract: the price its market was sized in coins at (None: linear).
     inverse_at: Decimal | None = None
+    # How far beyond the touch an order's IOC limit lets it fill (the pair's
+    # max_slippage_bps): the venue may check its margin there.
+    slippage_bps: Decimal = ZERO
 
     def __post_init__(self) -> None:
         if self.leverage <= ZERO:
@@ -65,6 +73,17 @@ def cost_per_contract(price: Decimal, market: Market, budget: MarginBudget) -> D
     return face / price * rate
 
 
+def margin_price(price: Decimal, side: Side, market: Market, budget: MarginBudget) -> Decimal:
+    """The price an order's margin is paid at: of the touch ``price`` and its IOC limit
+    (``budget.slippage_bps`` beyond it, on the price grid), the one where a contract costs
+    more: the limit for an inverse sell or a linear buy, else the touch."""
+    costlier_beyond = (budget.inverse_at is not None) == (side is Side.SELL)
+    if budget.slippage_bps <= ZERO or not costlier_beyond:
+        return price
+    limit = ioc_limit_price(side, price, budget.slippage_bps, market.price_step)
+    return limit if limit > ZERO else price
+
+
 def growing_part(amount: Decimal, side: Side, perp_qty: Decimal, market: Market) -> Decimal:
     """The contracts of an order of ``amount`` on ``side`` that grow the position of
     signed base ``perp_qty`` (the rest reduces it)."""
@@ -88,7 +107,7 @@ def margin_capped(
     position whole, its part that grows it as many amount steps as the free margin pays
     with the fee. Unchanged when the margin pays it all."""
     growing = growing_part(amount, side, perp_qty, market)
-    unit = cost_per_contract(price, market, budget)
+    unit = cost_per_contract(margin_price(price, side, market, budget), market, budget)
     if growing <= ZERO or growing * unit <= budget.free:
         return amount
     reducing = amount - growing
@@ -114,12 +133,12 @@ def smallest_order(price: Decimal, market: Market, min_notional: Decimal = ZERO)
 
 
 def margin_denial(
-    price: Decimal, market: Market, budget: MarginBudget, min_notional: Decimal
+    price: Decimal, side: Side, market: Market, budget: MarginBudget, min_notional: Decimal
 ) -> str:
-    """Why not even the smallest order that grows the position can be sent: what it
-    needs, what is free, what to do (one line)."""
+    """Why not even the smallest order on ``side`` that grows the position can be sent:
+    what it needs, what is free, what to do (one line)."""
     smallest = smallest_order(price, market, min_notional)
-    needed = smallest * cost_per_contract(price, market, budget)
+    needed = smallest * cost_per_contract(margin_price(price, side, market, budget), market, budget)
     shown = f"{needed:.2f}" if budget.inverse_at is None else _plain(needed)
     return (
         f"free margin {budget.free_text()} cannot pay the smallest order's initial margin "

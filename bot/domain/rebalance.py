@@ -124,7 +124,11 @@ def _sized(
     if margin is not None and capped:  # the wanted order's own problem, if any, else the margin
         problem = amount_problem(wanted.amount, price, market, params.min_notional)
         if problem is None:
-            return margin_denial(price, market, margin, params.min_notional), None, "denied"
+            return (
+                margin_denial(price, wanted.side, market, margin, params.min_notional),
+                None,
+                "denied",
+            )
     return problem, None, "none"
 
 

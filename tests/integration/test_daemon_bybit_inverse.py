@@ -61,3 +61,24 @@ async def test_bybit_loads_the_inverse_market_as_one_usd_contracts_settled_in_th
     assert one_wallet
     market = markets[INVERSE]
     assert (market.inverse, market.contract_size, market.amount_step) == (True, D(1), D(1))
+
+
+async def test_a_1x_inverse_short_on_all_the_coins_is_sized_at_its_limit_price_and_not_refused(
+    engine: AsyncEngine,
+) -> None:
+    """At 1x the coins' margin pays the short with nothing beside it, so the free-margin
+    cap sizes it. Bybit checks an inverse limit sell's margin at its limit price (the bid
+    less max_slippage_bps), where the coins of a USD contract cost more than at the bid:
+    sized at the bid, the order was refused for margin (110007) every cycle and the
+    coins stayed unhedged."""
+    async with inverse_venue("bybit", engine, leverage="1") as bybit:
+        stack = await bybit.start()
+        assert await stack.cycles(3) == [{}, {}, {}]
+        venue = bybit.harness
+        refused = [e.outcome for e in venue.emulator.order_log if e.outcome != "accepted"]
+        assert refused == []
+        face = venue.inverse_face()
+        # capped by the free margin: nearly all of the 1.002 BTC (60,120 USD), not more
+        assert D(59000) < face <= D(60120), face
+        events = [e.summary for e in await stack.repository.audit_events()]
+        assert any("capped by free margin" in s for s in events), events

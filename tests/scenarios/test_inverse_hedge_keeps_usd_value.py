@@ -37,8 +37,16 @@ def _path() -> list[Decimal]:
 
 
 async def _open(
-    repository: Repository, clock: FakeClock, target: str, coins: Decimal = COINS, **paper: str
+    repository: Repository,
+    clock: FakeClock,
+    target: str,
+    coins: Decimal = COINS,
+    slippage_bps: str = "4",
+    **paper: str,
 ) -> tuple[HedgeDaemon, PaperVenue, ManualFeed]:
+    # The worked truth's 1.001 BTC pay 600 contracts, margin and fee, down to an IOC limit
+    # 4 bps under the bid (the free-margin cap prices them there); at the default 20 bps
+    # they pay 599.
     inverse = pair(
         "BTC",
         target,
@@ -47,6 +55,7 @@ async def _open(
         band=str(BAND),
         min_notional="0",
         max_order_notional="1000000",
+        max_slippage_bps=slippage_bps,
     )
     config = settings(
         [inverse],
@@ -164,13 +173,15 @@ async def test_a_1x_short_sized_on_all_the_coins_is_capped_by_them_and_accepted(
 ) -> None:
     """1 BTC and nothing beside it, hedged 1x: 600 contracts at the mid would lock 1.0001
     BTC filled at the bid (2 bps spread), and the fee on top. The first order is sized on
-    what the coin-margin wallet pays, margin and fee; the venue accepts it."""
-    daemon, venue, _ = await _open(repository, clock, "1", D(1), spread_bps="2")
+    what the coin-margin wallet pays, margin and fee, at its IOC limit (20 bps under the
+    bid, where a venue may check it); the venue accepts it."""
+    daemon, venue, _ = await _open(repository, clock, "1", D(1), "20", spread_bps="2")
     await daemon.run_cycle(1)
     assert await repository.audit_events(kind="order.rejected") == []
     [order] = venue.state.orders.values()
     assert order.status.value == "filled"
-    assert _short_face(venue) == D(59900)  # 599 contracts: 0.99893 BTC of margin and fee
+    # 598 contracts: 0.99926 BTC of margin and fee at the limit 59,874.0 (599: 1.00093)
+    assert _short_face(venue) == D(59800)
     free = (await venue.fetch_margin_balances())["BTC"].free
     assert free >= 0
     [decision] = await repository.audit_events(kind="decision")

@@ -12,9 +12,11 @@ from bot.domain.margin_cap import (
     cost_per_contract,
     growing_part,
     margin_capped,
+    margin_price,
     smallest_order,
 )
 from bot.domain.models import Market, Side
+from bot.domain.quantize import ioc_limit_price
 from bot.domain.rebalance import decide
 from tests.unit.test_inverse_hedge import BTCUSD as LISTED_BTCUSD
 from tests.unit.test_rebalance import market, observe, params
@@ -101,6 +103,29 @@ def test_an_inverse_short_is_capped_in_coins_at_the_fill_price() -> None:
     assert "capped by free margin 1 BTC at 1x" in decision.reason
 
 
+def test_an_inverse_short_is_paid_at_its_ioc_limit_where_the_venue_checks_its_margin() -> None:
+    price = D(60000)
+    rules = inverse_market(price)
+    touch_only = MarginBudget(D("1.002"), "BTC", D(1), D("0.00055"), inverse_at=price)
+    budget = replace(touch_only, slippage_bps=D(20))
+    limit = ioc_limit_price(Side.SELL, price, D(20), rules.price_step)
+    assert limit == D("59880.0")
+    assert margin_price(price, Side.SELL, rules, budget) == limit
+    before = margin_capped(D(70000), Side.SELL, D(0), price, rules, touch_only)
+    after = margin_capped(D(70000), Side.SELL, D(0), price, rules, budget)
+    # Sized at the bid, the short's coins at its limit price are more than the 1.002 BTC
+    # free: the venue refused it (110007) every cycle. Sized at the limit, they are not.
+    assert paid(before, limit, rules, budget) > D("1.002")
+    assert paid(after, limit, rules, budget) <= D("1.002") < paid(after + 1, limit, rules, budget)
+    assert (before, after) == (D(600), D(599))  # 100 USD contracts
+
+
+def test_a_linear_sell_is_paid_at_the_touch_its_costlier_price() -> None:
+    budget = replace(usdt("57300"), slippage_bps=D(20))
+    assert margin_price(D(60000), Side.SELL, market(), budget) == D(60000)
+    assert margin_price(D(60000), Side.BUY, market(), budget) == D("60120.0")
+
+
 def test_only_the_growing_part_of_a_flipping_order_is_capped() -> None:
     rules = market()
     # Long 0.5, selling 1.5: 0.5 closes the long, 1 opens a short.
@@ -134,6 +159,7 @@ positions = st.decimals(min_value=D(-1000), max_value=D(1000), places=4)
     fee=fees,
     free=frees,
     inverse=st.booleans(),
+    slippage=st.sampled_from([D(0), D(20), D(150)]),
 )
 def test_the_capped_orders_growing_part_never_costs_more_than_the_free_margin(
     steps: Decimal,
@@ -146,15 +172,23 @@ def test_the_capped_orders_growing_part_never_costs_more_than_the_free_margin(
     fee: Decimal,
     free: Decimal,
     inverse: bool,
+    slippage: Decimal,
 ) -> None:
     rules = market(amount_step=steps, contract_size=size)
-    budget = MarginBudget(free, "X", leverage, fee, price * D("1.0003") if inverse else None)
+    price = (price // rules.price_step) * rules.price_step or rules.price_step  # on the grid
+    at = price * D("1.0003") if inverse else None
+    budget = MarginBudget(free, "X", leverage, fee, at, slippage)
     amount = count * steps
     capped = margin_capped(amount, side, perp, price, rules, budget)
     assert capped <= amount
     grows = growing_part(capped, side, perp, rules)
+    # Paid at the touch and at the IOC limit alike, wherever the venue checks it.
+    limit = ioc_limit_price(side, price, slippage, rules.price_step)
+    price = margin_price(price, side, rules, budget)
     if grows > 0:
         assert paid(grows, price, rules, budget) <= budget.free
+        if limit > 0:
+            assert paid(grows, limit, rules, budget) <= budget.free
     # The part that reduces the position is kept (to the step).
     reducing = amount - growing_part(amount, side, perp, rules)
     assert capped >= reducing - steps

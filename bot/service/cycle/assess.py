@@ -503,10 +503,11 @@ def margin_budget(view: PairView, venue_leverage: Decimal | None) -> MarginBudge
         return None
     leverage = venue_leverage or view.pair.leverage
     fee = view.market.taker_fee or ZERO
+    slippage = view.pair.max_slippage_bps  # the IOC limit, where the venue may check it
     if Symbol.parse(symbol).inverse:  # the view counts the coins at this price
         price = view.observation.price
-        return MarginBudget(free / price, settle_asset(symbol), leverage, fee, price)
-    return MarginBudget(free, settle_asset(symbol), leverage, fee)
+        return MarginBudget(free / price, settle_asset(symbol), leverage, fee, price, slippage)
+    return MarginBudget(free, settle_asset(symbol), leverage, fee, slippage_bps=slippage)
 
 
 def _after_sale(view: PairView, sold: OrderIntent | None) -> PairView:
