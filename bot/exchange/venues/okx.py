@@ -14,7 +14,9 @@ What differs from plain ccxt (ccxt 4.5.90; each point is proven against the emul
   leverages by /account/leverage-info, 20 instruments a request, and sets those that
   differ (/account/set-leverage: 20 per 2 s).
 * an order by its client id: ``fetch_order(None, symbol, {"clientOrderId": id})``
-  (51603 "order does not exist" when none); its trades /trade/fills by ``ordId``.
+  (51603 "order does not exist" when none); its trades /trade/fills by ``ordId`` (the
+  last 3 days, 60 per 2 s; ccxt's ``fetch_my_trades`` asks /trade/fills-history, 10 per
+  2 s, which is read only for an order whose fills are older).
   Client ids are 1 to 32 letters and digits. OKX refuses a used id (51016) only while
   its order is live, so an id is looked up before it is sent (``before_send``).
 * the 24h quote volume of a contract: ccxt leaves it out; ``volCcy24h`` (base coins
@@ -194,6 +196,26 @@ class OkxVenue(CcxtVenue):
                 f"create_order: client order id {request.client_order_id} is already at OKX "
                 "(it accepts a used id once its order is done): not sent again; look it up"
             )
+
+    async def order_trades(self, symbol: str, order: Raw) -> list[Raw]:
+        """The order's trades from /trade/fills (its last 3 days: 60 requests per 2 s),
+        parsed by ccxt; from /trade/fills-history (3 months, 10 per 2 s: ccxt's
+        ``fetch_my_trades``) when they do not add up to what the order filled."""
+        market = self.client.market(symbol)
+        answer = await self.calls.call(
+            "fetch_order_trades",
+            self.client.privateGetTradeFills,
+            {
+                "instType": self.client.convert_to_instrument_type(market["type"]),
+                "instId": market["id"],
+                "ordId": order["id"],
+            },
+        )
+        trades = list(self.client.parse_trades(answer.get("data") or [], market))
+        got = sum((dec_or_none(t.get("amount")) or ZERO for t in trades), ZERO)
+        if got >= (dec_or_none(order.get("filled")) or ZERO):
+            return trades
+        return await super().order_trades(symbol, order)
 
     def order_params(self, request: OrderRequest, hedge_mode: bool) -> dict[str, Any]:
         """The pair's margin mode as ``tdMode`` (contracts); hedge mode says ``hedged``."""

@@ -31,6 +31,10 @@ MAX_BATCH = 20
 CANCELED_UNFILLED_KEPT_MS = 2 * 3600 * 1000  # orders-history drops them after 2 hours
 
 
+#: /trade/fills answers the last 3 days' fills; older ones are in /trade/fills-history.
+RECENT_FILLS_MS = 3 * 24 * 3600 * 1000
+
+
 class BatchFailed(Exception):
     """Every order of a request failed: OKX's ``code "1"`` with the per-order rows."""
 
@@ -66,7 +70,7 @@ class TradeApi:
             ("GET", f"{t}/orders-pending"): Route(self.pending, True, 60, scope="user"),
             ("GET", f"{t}/orders-history"): Route(self.history, True, 40, scope="user"),
             ("GET", f"{t}/orders-history-archive"): Route(self.history, True, 20, scope="user"),
-            ("GET", f"{t}/fills"): Route(self.fills, True, 60, scope="user"),
+            ("GET", f"{t}/fills"): Route(self.recent_fills, True, 60, scope="user"),
             ("GET", f"{t}/fills-history"): Route(self.fills, True, 10, scope="user"),
         }
 
@@ -191,8 +195,14 @@ class TradeApi:
         """GET /trade/orders-history(-archive)?instType: filled and canceled, newest first."""
         return [self._order(o) for o in self._listed(params, open_ones=False)]
 
+    def recent_fills(self, params: Params, ctx: RequestContext) -> JSON:
+        """GET /trade/fills: as /fills-history, of the last 3 days only."""
+        since = self.engine.now_ms() - RECENT_FILLS_MS
+        return [row for row in self.fills(params, ctx) if int(row["ts"]) >= since]
+
     def fills(self, params: Params, ctx: RequestContext) -> JSON:
-        """GET /trade/fills(-history): newest first; filters instType, instId, ordId."""
+        """GET /trade/fills-history (3 months): newest first; filters instType, instId,
+        ordId."""
         inst_type = inst_type_param(params, required=False)
         inst_id, ord_id = params.get("instId"), params.get("ordId")
         limit = min(int_param(params, "limit", 100) or 100, 100)
