@@ -11,7 +11,8 @@ from decimal import Decimal
 
 import pytest_asyncio
 
-from bot.domain.models import OrderRequest, OrderStatus, Side
+from bot.domain.models import OrderRequest, OrderResult, OrderStatus, Side
+from bot.exchange.ccxt_gateway import CcxtGateway
 from tests.support.inverse_scenarios import keyed_gateway
 from tests.support.venue_harness import PERP, OkxHarness, open_harness
 
@@ -32,6 +33,13 @@ async def okx() -> AsyncIterator[OkxHarness]:
         await harness.close()
 
 
+async def sell(gateway: CcxtGateway, client_order_id: str) -> OrderResult:
+    """A market sell of 0.5 BTC of the perpetual (50 contracts), through the gateway."""
+    await gateway.load_markets([PERP])
+    request = OrderRequest(PERP, Side.SELL, D("0.5"), client_order_id, order_type="market")
+    return await gateway.create_order(request)
+
+
 def reads(okx: OkxHarness, path: str) -> int:
     return sum(1 for method, p in okx.emulator.request_log if (method, p) == ("GET", path))
 
@@ -40,9 +48,7 @@ async def test_an_okx_order_s_trades_are_read_from_the_recent_fills_not_the_hist
     okx: OkxHarness,
 ) -> None:
     async with keyed_gateway(okx) as gateway:
-        await gateway.load_markets([PERP])
-        request = OrderRequest(PERP, Side.SELL, D("0.5"), "hbfills1", order_type="market")
-        result = await gateway.create_order(request)
+        result = await sell(gateway, "hbfills1")
     assert result.status is OrderStatus.FILLED
     assert result.filled == D("0.5")
     assert result.fills
@@ -55,9 +61,7 @@ async def test_the_trades_of_an_order_filled_over_three_days_ago_come_from_the_h
     okx: OkxHarness,
 ) -> None:
     async with keyed_gateway(okx) as gateway:
-        await gateway.load_markets([PERP])
-        request = OrderRequest(PERP, Side.SELL, D("0.5"), "hbfills2", order_type="market")
-        await gateway.create_order(request)
+        await sell(gateway, "hbfills2")
         [order] = okx.emulator.orders()
         order.fills[:] = [replace(f, time_ms=f.time_ms - 4 * DAY_MS) for f in order.fills]
         found = await gateway.fetch_order(PERP, "hbfills2")
