@@ -36,6 +36,7 @@ from bot.service.cycle.leverage import (
     refuse_add_margin_without_history,
     refuse_inverse_coins_in_spot_only,
     refuse_net_long_in_hedge_mode,
+    refuse_one_coin_read_for_two_wallets,
     start_leverages,
 )
 from bot.service.cycle.observe import AccountSnapshot, ObserveStage
@@ -196,6 +197,7 @@ class HedgeDaemon:
         await self.load_markets()
         self._active = self.pair_state.unfinished(self._pairs)
         refuse_net_long_in_hedge_mode(self._active, self.accounts)
+        refuse_one_coin_read_for_two_wallets(self._active, self.accounts)
         refuse_add_margin_without_history(
             self._active, self.accounts, self._settings.risk.on_liquidation_risk
         )

@@ -157,3 +157,33 @@ async def test_coinm_in_hedge_mode_shorts_the_short_side(binance: InverseVenue) 
     assert await stack.cycles(2) == [{}, {}]
     assert emulator.coinm_position(COINM_ID, "SHORT") == -601
     assert emulator.coinm_position(COINM_ID, "LONG") == 0
+
+
+async def test_a_coin_hedged_linear_from_the_futures_wallet_and_inverse_is_refused_at_start(
+    binance: InverseVenue,
+) -> None:
+    """BTC hedged with the USDⓈ-M perpetual, its coins counted in the futures wallet
+    (``coin_wallets = ["futures"]``), and with COIN-M's inverse one on the same account:
+    Binance keeps the two wallets' BTC apart, and the daemon reads one BTC row for an
+    account's futures wallets (COIN-M's, when an inverse pair is traded). The linear pair
+    would count the COIN-M coins as its own and short them a second time; the start is
+    refused in one line instead, before any order."""
+    emulator = binance.harness.emulator
+    emulator.set_futures_balance("USDT", D(100_000))
+    emulator.set_futures_balance("BTC", D("0.5"))
+    config = scenario.settings(binance.harness)
+    linear = config.pairs[0].model_copy(
+        update={
+            "name": "BTC-linear",
+            "perp_symbol": "BTC/USDT:USDT",
+            "coin_wallets": ("futures",),
+            "margin_mode": "cross",
+        }
+    )
+    config = config.model_copy(update={"pairs": [*config.pairs, linear]})
+    with pytest.raises(FatalError, match="BTC-linear") as refused:
+        stack = await binance.start(config)
+        await stack.cycles(1)
+    assert "\n" not in str(refused.value)
+    assert "coin-margined futures wallet" in str(refused.value)
+    assert [e for e in emulator.order_log if e.outcome == "accepted"] == []

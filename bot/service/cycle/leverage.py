@@ -65,6 +65,38 @@ def refuse_add_margin_without_history(
             )
 
 
+def refuse_one_coin_read_for_two_wallets(pairs: Sequence[PairConfig], accounts: Accounts) -> None:
+    """FatalError (one line, naming both pairs) when, on an account whose venue keeps its
+    futures wallets apart (Binance's USDⓈ-M and COIN-M), a linear pair counts its coins in
+    the futures wallet and an inverse pair hedges the same coin: the account's margin
+    wallets are read as one row per coin (the coin-margined one, where an inverse pair is
+    traded), so the linear pair would count the inverse pair's coins as its own and short
+    them again."""
+    inverse = {
+        (accounts.perp_account(p), p.spot_base): p
+        for p in pairs
+        if Symbol.parse(p.perp_symbol).inverse
+    }
+    for pair in pairs:
+        account = accounts.perp_account(pair)
+        other = inverse.get((account, pair.spot_base))
+        if (
+            other is None
+            or pair is other
+            or "futures" not in pair.coin_wallets
+            or not accounts.perp_gateway(pair).separate_wallets
+        ):
+            continue
+        raise FatalError(
+            f"pair {pair.name} counts {pair.spot_base} in the futures wallet of account "
+            f"{account} and pair {other.name} hedges {pair.spot_base} with "
+            f"{other.perp_symbol} there; hedgebot reads that account's {pair.spot_base} from "
+            f"its coin-margined futures wallet for both, so {pair.name} would hedge the "
+            f"other's coins again: hedge {pair.spot_base} with one of the two pairs, or set "
+            f'{pair.name}\'s coin_wallets = ["spot"]'
+        )
+
+
 def refuse_inverse_coins_in_spot_only(
     pairs: Sequence[PairConfig], accounts: Accounts, snapshots: Mapping[str, AccountSnapshot]
 ) -> None:
