@@ -61,6 +61,7 @@ from tests.support.emulators.binance._binance_models import (
     Fault,
     OrderLogEntry,
 )
+from tests.support.emulators.binance._binance_weights import WEIGHT_LIMIT
 from tests.support.emulators.binance.binance_emulator import BinanceEmulator
 
 
@@ -243,10 +244,13 @@ def markets_with(extra_bases: Sequence[str]) -> list[EmulatedMarket]:
     return [*DEFAULT_MARKETS, *extra]
 
 
-async def serve(port: int, lag_s: float, extra_bases: Sequence[str] = ()) -> None:
+async def serve(
+    port: int, lag_s: float, extra_bases: Sequence[str] = (), weight_limit: int = WEIGHT_LIMIT
+) -> None:
     """Serve until SIGTERM/SIGINT; the URL is the first stdout line."""
     emulator = RecordingEmulator(markets_with(extra_bases))
     emulator.position_view_lag_s = lag_s
+    emulator.fapi_limits.weight_limit = emulator.dapi_limits.weight_limit = weight_limit
     emulator.add_routes(control_routes(emulator))
     await serve_until_signalled(emulator, port)
 
@@ -265,6 +269,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         default="",
         help="comma-separated extra base coins (beside BTC and ETH), each priced at 100",
     )
+    parser.add_argument(
+        "--weight-limit",
+        type=int,
+        default=WEIGHT_LIMIT,
+        help="request weight a minute per futures API (Binance: 2400); a test that plays "
+        "hours of cycles in seconds may raise it",
+    )
     args = parser.parse_args(argv)
     bases = [b for b in args.bases.upper().split(",") if b]
     if any(not b.isalnum() for b in bases):
@@ -273,7 +284,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         parser.error("--port must be 0-65535")
     if args.lag < 0:
         parser.error("--lag must be >= 0")
-    asyncio.run(serve(args.port, args.lag, bases))
+    if args.weight_limit < 1:
+        parser.error("--weight-limit must be >= 1")
+    asyncio.run(serve(args.port, args.lag, bases, args.weight_limit))
 
 
 if __name__ == "__main__":
