@@ -169,12 +169,3 @@ class FuturesLimits:
     @property
     def used_weight(self) -> int:
         return self.weight.at(self.clock())
-
-    def order_counts(self) -> dict[str, str]:
-        """The X-MBX-ORDER-COUNT headers of an order answer."""
-        now = self.clock()
-        names = ("10S", "1M")
-        return {
-            f"X-MBX-ORDER-COUNT-{name}": str(window.at(now))
-            for name, window in zip(names, self._windows, strict=False)
-        }

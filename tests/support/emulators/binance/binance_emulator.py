@@ -85,10 +85,7 @@ CCXT_API_PREFIXES: dict[str, str] = {
     "papiV2": "/papi/v2",
 }
 ORDER_PATHS = ("/api/v3/order", "/fapi/v1/order")
-RATE_LIMIT_MSG = (
-    "Too much request weight used; current limit is 2400 request weight per 1 MINUTE. "
-    "Please use WebSocket Streams for live updates to avoid polling the API."
-)
+RATE_LIMIT_MSG = weights.TOO_MUCH_WEIGHT  # -1003's message (bench_scale's too)
 
 
 @functools.cache
